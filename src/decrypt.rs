@@ -1,0 +1,162 @@
+//! `decrypt`: turn encrypted columns of a cloakline output back into their values.
+//!
+//! Encrypted columns are found through the Arrow field metadata that `apply` writes
+//! (`cloakline.action = encrypt`, with the domain and source type), or named explicitly as
+//! `NAME` or `NAME=DOMAIN` (needed for CSV, which carries no metadata). Values come back in
+//! the column's original type when it is recorded, as strings otherwise.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::io::{AtomicFile, BatchWriter, Format, Input, ReadOptions, WriteOptions};
+use crate::kernels::Decryptor;
+use crate::keys::Keyring;
+use crate::plan::meta;
+
+/// Which columns to decrypt and how.
+#[derive(Debug, Clone)]
+struct Target {
+    index: usize,
+    domain: String,
+    source_type: Option<DataType>,
+}
+
+/// Decrypt `input` into `output`. `columns` are `NAME` or `NAME=DOMAIN`; when empty, every
+/// column whose metadata says it was encrypted. Returns the names of the decrypted columns.
+pub fn decrypt_file(
+    input: &Path,
+    output: &Path,
+    keyring: &Keyring,
+    columns: &[String],
+    read: &ReadOptions,
+    input_format: Option<Format>,
+    output_format: Option<Format>,
+) -> Result<Vec<String>> {
+    let fmt = input_format
+        .or_else(|| Format::from_path(input))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "cannot tell the format of {}; pass --input-format",
+                input.display()
+            ))
+        })?;
+    let out_fmt = output_format
+        .or_else(|| Format::from_path(output))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "cannot tell the format of {}; pass --output-format",
+                output.display()
+            ))
+        })?;
+    let src = Input::open(input, fmt, read, &|s: &Schema| Arc::new(s.clone()))?;
+    let schema = src.schema.clone();
+    let mut targets: HashMap<String, Target> = HashMap::new();
+    if columns.is_empty() {
+        for (i, f) in schema.fields().iter().enumerate() {
+            if f.metadata().get(meta::ACTION).map(String::as_str) == Some("encrypt") {
+                targets.insert(f.name().clone(), target_from_meta(i, f));
+            }
+        }
+        if targets.is_empty() {
+            return Err(Error::Usage(format!(
+                "{} has no column marked as encrypted; name them with --column NAME[=DOMAIN]",
+                input.display()
+            )));
+        }
+    } else {
+        for c in columns {
+            let (name, domain) = match c.split_once('=') {
+                Some((n, d)) => (n.to_string(), Some(d.to_string())),
+                None => (c.clone(), None),
+            };
+            let (i, f) = schema.column_with_name(&name).ok_or_else(|| {
+                Error::Usage(format!("{} has no column `{name}`", input.display()))
+            })?;
+            let mut t = target_from_meta(i, f);
+            if let Some(d) = domain {
+                t.domain = d;
+            }
+            targets.insert(name, t);
+        }
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match targets.get(f.name()) {
+            Some(t) => Field::new(
+                f.name(),
+                t.source_type.clone().unwrap_or(DataType::Utf8),
+                true,
+            ),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    let out_schema = Arc::new(Schema::new(fields));
+    let af = AtomicFile::create(output)?;
+    let write = WriteOptions {
+        format: out_fmt,
+        delimiter: read.delimiter,
+        ..Default::default()
+    };
+    let mut writer = BatchWriter::new(af.file()?, out_schema.clone(), &write)?;
+    let mut decryptors: HashMap<String, Decryptor> = targets
+        .iter()
+        .map(|(n, t)| (n.clone(), Decryptor::new(keyring, &t.domain)))
+        .collect();
+    for batch in src.batches()? {
+        let batch = batch?;
+        let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+        for (name, t) in &targets {
+            let dec = decryptors
+                .get_mut(name)
+                .ok_or_else(|| Error::Usage("internal: decryptor".into()))?;
+            let plain = dec.apply(&arrays[t.index]).map_err(|e| Error::Transform {
+                field: name.clone(),
+                message: e.to_string(),
+            })?;
+            arrays[t.index] = match &t.source_type {
+                Some(dt) => cast_with_options(
+                    &plain,
+                    dt,
+                    &CastOptions {
+                        safe: false,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| Error::Transform {
+                    field: name.clone(),
+                    message: format!("decrypted value does not parse as {dt}: {e}"),
+                })?,
+                None => plain,
+            };
+        }
+        writer.write(&RecordBatch::try_new(out_schema.clone(), arrays)?)?;
+    }
+    writer.finish(None)?;
+    af.commit()?;
+    let mut names: Vec<String> = targets.into_keys().collect();
+    names.sort();
+    Ok(names)
+}
+
+fn target_from_meta(index: usize, f: &Field) -> Target {
+    let m = f.metadata();
+    Target {
+        index,
+        domain: m
+            .get(meta::DOMAIN)
+            .cloned()
+            .or_else(|| m.get(meta::SOURCE).cloned())
+            .unwrap_or_else(|| f.name().clone()),
+        source_type: m
+            .get(meta::SOURCE_TYPE)
+            .and_then(|t| t.parse::<DataType>().ok()),
+    }
+}

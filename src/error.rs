@@ -1,0 +1,87 @@
+//! The crate-wide error type.
+//!
+//! Every variant says which file or field is at fault and what to do. Exit codes follow the
+//! CLI contract: 2 for a bad policy, keyring or argument (fix the input and rerun), 1 for a data
+//! or I/O failure.
+
+use std::path::PathBuf;
+
+/// Crate result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with enough context to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The policy file is not valid YAML or not a valid policy.
+    #[error("policy {path}: {message}")]
+    Policy { path: String, message: String },
+
+    /// The keyring is missing, malformed, or lacks a key. Never carries key material.
+    #[error("keyring {path}: {message}")]
+    Keyring { path: String, message: String },
+
+    /// The policy does not fit the data's schema (unknown column, action/type misfit, ...).
+    #[error("plan for {input}: {message}")]
+    Plan { input: String, message: String },
+
+    /// A command-line argument is wrong.
+    #[error("{0}")]
+    Usage(String),
+
+    /// Reading or decoding input data failed.
+    #[error("reading {path}: {message}")]
+    Data { path: String, message: String },
+
+    /// A transform failed on a value (e.g. decryption of a tampered field).
+    #[error("field {field}: {message}")]
+    Transform { field: String, message: String },
+
+    /// File-system failure.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Arrow failure not tied to a specific file.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// Parquet failure not tied to a specific file.
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 = bad policy/keyring/arguments, 1 = data or I/O.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Policy { .. } | Error::Keyring { .. } | Error::Plan { .. } | Error::Usage(_) => {
+                2
+            }
+            _ => 1,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into().display().to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn data(path: impl std::fmt::Display, message: impl std::fmt::Display) -> Self {
+        Error::Data {
+            path: path.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn plan(input: impl std::fmt::Display, message: impl std::fmt::Display) -> Self {
+        Error::Plan {
+            input: input.to_string(),
+            message: message.to_string(),
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Reading and writing record batches: Parquet, CSV and NDJSON in; Parquet or CSV out.
+//!
+//! Readers stream batch by batch. Writers write to a temporary file beside the destination,
+//! which [`AtomicFile::commit`] renames into place; dropping it uncommitted deletes it, so a
+//! failed run leaves no partial output.
+
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Error, Result};
+
+/// Data file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Parquet,
+    Csv,
+    Ndjson,
+}
+
+impl Format {
+    /// Guess from a file extension.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "parquet" | "pq" => Some(Format::Parquet),
+            "csv" | "tsv" => Some(Format::Csv),
+            "ndjson" | "jsonl" | "json" => Some(Format::Ndjson),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// Options for reading text formats.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    pub batch_size: usize,
+    pub delimiter: u8,
+    /// Rows read to infer CSV/NDJSON column types.
+    pub infer_rows: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            batch_size: 8192,
+            delimiter: b',',
+            infer_rows: 10_000,
+        }
+    }
+}
+
+/// A batch stream that can be moved to a reader thread.
+pub type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// An opened input: its schema, its batches and (when known) its row count.
+pub struct Input {
+    pub path: PathBuf,
+    pub format: Format,
+    pub schema: SchemaRef,
+    pub rows: Option<u64>,
+    file: File,
+    options: ReadOptions,
+}
+
+fn open_file(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(path, e))
+}
+
+impl Input {
+    /// Open `path` and learn its schema without reading the data (text formats read a sample
+    /// to infer types). `override_schema` adjusts the inferred text schema (policy `type:`).
+    pub fn open(
+        path: &Path,
+        format: Format,
+        options: &ReadOptions,
+        override_schema: &dyn Fn(&Schema) -> SchemaRef,
+    ) -> Result<Input> {
+        let mut file = open_file(path)?;
+        let shown = path.display().to_string();
+        let (schema, rows) = match format {
+            Format::Parquet => {
+                let b = ParquetRecordBatchReaderBuilder::try_new(
+                    file.try_clone().map_err(|e| Error::io(path, e))?,
+                )
+                .map_err(|e| Error::data(&shown, format!("not a readable Parquet file: {e}")))?;
+                let rows = b.metadata().file_metadata().num_rows() as u64;
+                (Arc::clone(b.schema()), Some(rows))
+            }
+            Format::Csv => {
+                let fmt = csv_format(options);
+                let (schema, _) = fmt
+                    .infer_schema(BufReader::new(&mut file), Some(options.infer_rows))
+                    .map_err(|e| {
+                        Error::data(&shown, format!("cannot read the CSV header and types: {e}"))
+                    })?;
+                if schema.fields().is_empty() {
+                    return Err(Error::data(&shown, "the CSV file has no header row"));
+                }
+                (override_schema(&schema), None)
+            }
+            Format::Ndjson => {
+                let (schema, _) = arrow::json::reader::infer_json_schema(
+                    BufReader::new(&mut file),
+                    Some(options.infer_rows),
+                )
+                .map_err(|e| Error::data(&shown, format!("cannot infer NDJSON types: {e}")))?;
+                (override_schema(&schema), None)
+            }
+        };
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Input {
+            path: path.to_path_buf(),
+            format,
+            schema,
+            rows,
+            file,
+            options: options.clone(),
+        })
+    }
+
+    /// Stream the batches.
+    pub fn batches(self) -> Result<BatchIter> {
+        let shown = self.path.display().to_string();
+        let opts = self.options;
+        match self.format {
+            Format::Parquet => {
+                let reader = ParquetRecordBatchReaderBuilder::try_new(self.file)
+                    .and_then(|b| b.with_batch_size(opts.batch_size).build())
+                    .map_err(|e| {
+                        Error::data(&shown, format!("not a readable Parquet file: {e}"))
+                    })?;
+                Ok(Box::new(reader.map(move |r| {
+                    r.map_err(|e| {
+                        Error::data(&shown, format!("corrupt or unreadable Parquet data: {e}"))
+                    })
+                })))
+            }
+            Format::Csv => {
+                let reader = arrow::csv::ReaderBuilder::new(self.schema)
+                    .with_format(csv_format(&opts))
+                    .with_batch_size(opts.batch_size)
+                    .build(BufReader::with_capacity(1 << 20, self.file))
+                    .map_err(|e| Error::data(&shown, e))?;
+                Ok(Box::new(reader.map(move |r| {
+                    r.map_err(|e| Error::data(&shown, format!("bad CSV data: {e}")))
+                })))
+            }
+            Format::Ndjson => {
+                let reader = arrow::json::ReaderBuilder::new(self.schema)
+                    .with_batch_size(opts.batch_size)
+                    .build(BufReader::with_capacity(1 << 20, self.file))
+                    .map_err(|e| Error::data(&shown, e))?;
+                Ok(Box::new(reader.map(move |r| {
+                    r.map_err(|e| Error::data(&shown, format!("bad NDJSON data: {e}")))
+                })))
+            }
+        }
+    }
+}
+
+fn csv_format(options: &ReadOptions) -> arrow::csv::reader::Format {
+    arrow::csv::reader::Format::default()
+        .with_header(true)
+        .with_delimiter(options.delimiter)
+}
+
+/// A file written under a temporary name and renamed into place on [`commit`](Self::commit).
+pub struct AtomicFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    file: Option<File>,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Create a temporary file beside `dest`.
+    pub fn create(dest: &Path) -> Result<AtomicFile> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(Error::io(
+                &dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "output directory does not exist",
+                ),
+            ));
+        }
+        let name = dest
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("output");
+        let tmp = dir.join(format!(
+            ".{name}.cloakline-tmp-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(AtomicFile {
+            tmp,
+            dest: dest.to_path_buf(),
+            file: Some(file),
+            committed: false,
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&self) -> Result<File> {
+        match &self.file {
+            Some(f) => f.try_clone().map_err(|e| Error::io(&self.tmp, e)),
+            None => Err(Error::io(
+                &self.tmp,
+                std::io::Error::other("already closed"),
+            )),
+        }
+    }
+
+    /// Path of the temporary file (to hash it before commit).
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Flush to disk and rename into place.
+    pub fn commit(mut self) -> Result<()> {
+        if let Some(f) = self.file.take() {
+            f.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+        }
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Write a small file atomically through a closure.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<()> {
+    let af = AtomicFile::create(path)?;
+    let mut f = af.file()?;
+    write(&mut f).map_err(|e| Error::io(path, e))?;
+    drop(f);
+    af.commit()
+}
+
+/// Output writer options.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    pub format: Format,
+    pub delimiter: u8,
+    pub zstd_level: i32,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            format: Format::Parquet,
+            delimiter: b',',
+            zstd_level: 3,
+        }
+    }
+}
+
+/// A streaming writer for one output file.
+pub enum BatchWriter {
+    Parquet(ArrowWriter<File>),
+    Csv(arrow::csv::Writer<std::io::BufWriter<File>>),
+}
+
+impl BatchWriter {
+    pub fn new(file: File, schema: SchemaRef, options: &WriteOptions) -> Result<BatchWriter> {
+        Ok(match options.format {
+            Format::Parquet => {
+                let level = ZstdLevel::try_new(options.zstd_level)?;
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(level))
+                    .set_created_by(format!("cloakline {}", env!("CARGO_PKG_VERSION")))
+                    .build();
+                BatchWriter::Parquet(ArrowWriter::try_new(file, schema, Some(props))?)
+            }
+            Format::Csv => BatchWriter::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .with_delimiter(options.delimiter)
+                    .build(std::io::BufWriter::with_capacity(1 << 20, file)),
+            ),
+            Format::Ndjson => {
+                return Err(Error::Usage(
+                    "NDJSON output is not supported; write Parquet or CSV".into(),
+                ));
+            }
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            BatchWriter::Parquet(w) => w.write(batch)?,
+            BatchWriter::Csv(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    /// Finish the file, embedding `footer` (key, value) metadata where the format allows.
+    pub fn finish(self, footer: Option<(String, String)>) -> Result<()> {
+        match self {
+            BatchWriter::Parquet(mut w) => {
+                if let Some((k, v)) = footer {
+                    w.append_key_value_metadata(KeyValue::new(k, v));
+                }
+                w.close()?;
+            }
+            BatchWriter::Csv(w) => {
+                let mut inner = w.into_inner();
+                std::io::Write::flush(&mut inner).map_err(|e| Error::io("<csv output>", e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of a file, lowercase hex, and its size.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut f = open_file(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = std::io::Read::read(&mut f, &mut buf).map_err(|e| Error::io(path, e))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}

@@ -1,0 +1,335 @@
+//! The `cloakline` command: a thin layer over the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use cloakline::apply::Apply;
+use cloakline::io::{Format, ReadOptions};
+use cloakline::keys::Keyring;
+use cloakline::policy::Policy;
+use cloakline::{Error, Result};
+
+/// Make datasets safe to share: apply a declarative privacy policy to Parquet, CSV and NDJSON
+/// files, and record what was done, with which key and on what lawful basis.
+#[derive(Parser)]
+#[command(name = "cloakline", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply a policy to a file or directory; writes the output and <OUTPUT>.provenance.json.
+    Apply(ApplyArgs),
+    /// Check a policy (and, with --input, that it fits the data's schema and the keyring).
+    Validate(ValidateArgs),
+    /// Decrypt the encrypted columns of a cloakline output.
+    Decrypt(DecryptArgs),
+    /// Manage keyrings.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the JSON Schema of the policy format (for editors).
+    Schema,
+}
+
+#[derive(Args)]
+struct KeyringArg {
+    /// Keyring file (JSON with named 256-bit keys). Create one with `cloakline keys generate`.
+    #[arg(long, env = "CLOAKLINE_KEYRING", value_name = "FILE")]
+    keyring: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct FormatArgs {
+    /// Input format; default: from the file extension (.parquet, .csv/.tsv, .ndjson/.jsonl).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    input_format: Option<Format>,
+    /// CSV field delimiter (one ASCII character; `\t` for tab). Used for CSV input and output.
+    #[arg(long, default_value = ",", value_name = "CHAR")]
+    delimiter: String,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 8192, value_name = "N")]
+    batch_size: usize,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    /// Policy file (YAML).
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    #[command(flatten)]
+    keyring: KeyringArg,
+    /// Input file, or a directory of input files (the output mirrors its layout).
+    #[arg(long, value_name = "PATH")]
+    input: PathBuf,
+    /// Output file (.parquet or .csv), or a directory when the input is one.
+    #[arg(long, value_name = "PATH")]
+    output: PathBuf,
+    #[command(flatten)]
+    formats: FormatArgs,
+    /// Output format; default: from the output extension (Parquet for directories).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    output_format: Option<Format>,
+    /// Worker threads; default: one per core.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Zstd compression level of Parquet output (1-22).
+    #[arg(long, default_value_t = 3, value_name = "LEVEL")]
+    zstd_level: i32,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    overwrite: bool,
+    /// Print a machine-readable run summary (JSON) on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Never show the progress bar (it only shows when stderr is a terminal).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// Policy file (YAML).
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// Also check the policy against this input's schema (file or directory).
+    #[arg(long, value_name = "PATH")]
+    input: Option<PathBuf>,
+    #[command(flatten)]
+    keyring: KeyringArg,
+    #[command(flatten)]
+    formats: FormatArgs,
+}
+
+#[derive(Args)]
+struct DecryptArgs {
+    #[command(flatten)]
+    keyring: KeyringArg,
+    /// A cloakline output file (.parquet or .csv).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Where to write the decrypted file.
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+    /// Column to decrypt, as NAME or NAME=DOMAIN (repeatable). Default: every column that
+    /// the file's metadata marks as encrypted (Parquet); required for CSV.
+    #[arg(long = "column", value_name = "NAME[=DOMAIN]")]
+    columns: Vec<String>,
+    #[command(flatten)]
+    formats: FormatArgs,
+    /// Output format; default: from the output extension.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    output_format: Option<Format>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new random 256-bit key to a keyring (created if missing, owner-only permissions).
+    Generate {
+        /// Id of the new key, as the policy will refer to it (A-Z a-z 0-9 . _ - :).
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        keyring: KeyringArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        cloakline::engine::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn delimiter(s: &str) -> Result<u8> {
+    match s {
+        "\\t" | "tab" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(Error::Usage(format!(
+            "--delimiter must be one ASCII character, got {s:?}"
+        ))),
+    }
+}
+
+fn read_options(f: &FormatArgs) -> Result<ReadOptions> {
+    Ok(ReadOptions {
+        batch_size: f.batch_size.max(1),
+        delimiter: delimiter(&f.delimiter)?,
+        ..Default::default()
+    })
+}
+
+/// The keyring, if the policy needs one (or an empty one when it does not).
+fn keyring_for(policy: Option<&Policy>, arg: &KeyringArg) -> Result<Keyring> {
+    match &arg.keyring {
+        Some(p) => Keyring::load(p),
+        None => {
+            let needs: Vec<&str> = policy
+                .map(|p| {
+                    p.fields
+                        .values()
+                        .filter_map(|f| f.action.key_id())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if needs.is_empty() && policy.is_some() {
+                Ok(Keyring::default())
+            } else {
+                Err(Error::Keyring {
+                    path: "(none)".into(),
+                    message: format!(
+                        "{}no keyring given; pass --keyring FILE or set CLOAKLINE_KEYRING",
+                        if needs.is_empty() {
+                            String::new()
+                        } else {
+                            format!("the policy uses key(s) {}, but ", needs.join(", "))
+                        }
+                    ),
+                })
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Apply(a) => {
+            let policy = Policy::load(&a.policy)?;
+            let keyring = keyring_for(Some(&policy), &a.keyring)?;
+            let read = read_options(&a.formats)?;
+            let mut job = Apply::new(&policy, &keyring, &a.input, &a.output)
+                .with_input_format(a.formats.input_format)
+                .with_output_format(a.output_format)
+                .with_delimiter(read.delimiter)
+                .with_batch_size(read.batch_size)
+                .with_zstd_level(a.zstd_level)
+                .with_overwrite(a.overwrite)
+                .with_progress(!a.no_progress && !a.json);
+            if let Some(t) = a.threads {
+                job = job.with_threads(t);
+            }
+            let summary = job.run()?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                );
+            } else {
+                eprintln!(
+                    "wrote {} ({} rows, {} fields, {} dropped) and {} in {:.2}s",
+                    summary.output.display(),
+                    summary.rows_out,
+                    summary.fields.len(),
+                    summary.dropped.len(),
+                    summary.provenance.display(),
+                    summary.seconds
+                );
+            }
+            Ok(())
+        }
+        Command::Validate(v) => {
+            let policy = Policy::load(&v.policy)?;
+            match &v.input {
+                None => {
+                    if let Some(k) = &v.keyring.keyring {
+                        let ring = Keyring::load(k)?;
+                        for f in policy.fields.values() {
+                            if let Some(id) = f.action.key_id() {
+                                ring.get(id)?;
+                            }
+                        }
+                    }
+                    println!(
+                        "policy {} v{} is valid: {} fields ({} reach the output), jurisdictions {}",
+                        policy.name,
+                        policy.version,
+                        policy.fields.len(),
+                        policy.output_fields().count(),
+                        policy
+                            .jurisdictions
+                            .iter()
+                            .map(|j| j.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                Some(input) => {
+                    let keyring = keyring_for(Some(&policy), &v.keyring)?;
+                    let read = read_options(&v.formats)?;
+                    let plans = Apply::new(&policy, &keyring, input, Path::new("-"))
+                        .with_input_format(v.formats.input_format)
+                        .with_delimiter(read.delimiter)
+                        .validate()?;
+                    let plan = &plans[0];
+                    println!(
+                        "policy {} v{} fits {}: {} output columns, {} dropped",
+                        policy.name,
+                        policy.version,
+                        input.display(),
+                        plan.columns.len(),
+                        plan.dropped.len()
+                    );
+                    for c in &plan.columns {
+                        println!(
+                            "  {:<20} {:<10} {} -> {}",
+                            c.rule.output_name,
+                            c.rule.action.kind().keyword(),
+                            c.input_type,
+                            c.output_field.data_type()
+                        );
+                    }
+                    for d in &plan.dropped {
+                        println!("  {:<20} dropped ({})", d.name, d.reason);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Decrypt(d) => {
+            let keyring = keyring_for(None, &d.keyring)?;
+            let read = read_options(&d.formats)?;
+            let cols = cloakline::decrypt::decrypt_file(
+                &d.input,
+                &d.output,
+                &keyring,
+                &d.columns,
+                &read,
+                d.formats.input_format,
+                d.output_format,
+            )?;
+            eprintln!("decrypted {} into {}", cols.join(", "), d.output.display());
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Generate { id, keyring },
+        } => {
+            let path = keyring.keyring.ok_or_else(|| {
+                Error::Usage(
+                    "name the keyring file with --keyring FILE (or CLOAKLINE_KEYRING)".into(),
+                )
+            })?;
+            let fp = Keyring::generate_into_file(&path, &id)?;
+            eprintln!("added key {id} (fingerprint {fp}) to {}", path.display());
+            Ok(())
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&cloakline::policy::json_schema()).unwrap_or_default()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! A policy checked against a concrete input schema and keyring: the plan.
+//!
+//! Planning happens before any data is read. It fails on a policy field the data does not
+//! have, a column the policy does not list (under `unlisted: error`), an action that does not
+//! fit the column's type, or a key the keyring lacks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
+
+use crate::error::{Error, Result};
+use crate::kernels::{Encryptor, Generalizer, KernelError, Masker, Redactor, Tokenizer};
+use crate::keys::Keyring;
+use crate::policy::{Action, Field, Policy, Unlisted};
+
+/// Arrow field-metadata keys written on every output column.
+pub mod meta {
+    pub const SOURCE: &str = "cloakline.source";
+    pub const ACTION: &str = "cloakline.action";
+    pub const STATUS: &str = "cloakline.status";
+    pub const BASIS: &str = "cloakline.basis";
+    pub const KEY_ID: &str = "cloakline.key_id";
+    pub const DOMAIN: &str = "cloakline.domain";
+    pub const SOURCE_TYPE: &str = "cloakline.source_type";
+}
+
+/// The compiled transform of one output column.
+#[derive(Debug)]
+pub enum Kernel {
+    Keep,
+    Redact(Redactor),
+    Mask(Masker),
+    Tokenize(Tokenizer),
+    // Boxed: the AES key schedule makes it far larger than the other variants.
+    Encrypt(Box<Encryptor>),
+    Generalize(Generalizer),
+}
+
+impl Kernel {
+    /// Apply to one input array.
+    pub fn apply(&self, array: &ArrayRef) -> std::result::Result<ArrayRef, KernelError> {
+        match self {
+            Kernel::Keep => Ok(Arc::clone(array)),
+            Kernel::Redact(k) => k.apply(array),
+            Kernel::Mask(k) => k.apply(array),
+            Kernel::Tokenize(k) => k.apply(array),
+            Kernel::Encrypt(k) => k.apply(array),
+            Kernel::Generalize(k) => k.apply(array),
+        }
+    }
+
+    /// Build the kernel for `action` on a column of `input` type; returns it and the output type.
+    pub fn build(
+        action: &Action,
+        input: &DataType,
+        keyring: &Keyring,
+    ) -> std::result::Result<(Kernel, DataType), KernelBuildError> {
+        Ok(match action {
+            Action::Keep => (Kernel::Keep, input.clone()),
+            Action::Drop => {
+                return Err(KernelBuildError::Kernel(KernelError::Parameter(
+                    "drop has no kernel".into(),
+                )));
+            }
+            Action::Redact { replacement } => {
+                let k = Redactor::new(input, replacement.as_deref())?;
+                (Kernel::Redact(k), input.clone())
+            }
+            Action::Mask(m) => {
+                let t = Masker::output_type(input)?;
+                (
+                    Kernel::Mask(Masker::new(m.keep_first, m.keep_last, m.mask_char)),
+                    t,
+                )
+            }
+            Action::Tokenize(t) => {
+                let out = Tokenizer::output_type(input)?;
+                let key = keyring.get(&t.key).map_err(KernelBuildError::Key)?;
+                (
+                    Kernel::Tokenize(Tokenizer::new(key, &t.domain, t.length, &t.prefix)?),
+                    out,
+                )
+            }
+            Action::Encrypt(e) => {
+                let out = Encryptor::output_type(input)?;
+                let key = keyring.get(&e.key).map_err(KernelBuildError::Key)?;
+                (
+                    Kernel::Encrypt(Box::new(Encryptor::new(key, &e.domain)?)),
+                    out,
+                )
+            }
+            Action::Generalize(spec) => {
+                let g = Generalizer::new(spec, input)?;
+                let t = g.output_type();
+                (Kernel::Generalize(g), t)
+            }
+        })
+    }
+}
+
+/// Why a kernel could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelBuildError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Key(Error),
+}
+
+/// One output column.
+#[derive(Debug)]
+pub struct ColumnPlan {
+    pub input_index: usize,
+    pub input_type: DataType,
+    pub rule: Field,
+    pub kernel: Kernel,
+    pub output_field: Arc<ArrowField>,
+    /// Fingerprint of the key used, if any.
+    pub key_fingerprint: Option<String>,
+}
+
+/// An input column left out of the output, and why.
+#[derive(Debug, Clone)]
+pub struct DroppedColumn {
+    pub name: String,
+    pub data_type: DataType,
+    /// `policy` (the policy says drop) or `unlisted` (not in the policy, `unlisted: drop`).
+    pub reason: &'static str,
+}
+
+/// A policy bound to one input schema.
+#[derive(Debug)]
+pub struct Plan {
+    pub input_schema: SchemaRef,
+    pub output_schema: SchemaRef,
+    pub columns: Vec<ColumnPlan>,
+    pub dropped: Vec<DroppedColumn>,
+}
+
+impl Plan {
+    /// Check `policy` against `schema` and build every kernel. `input` names the data in errors.
+    pub fn new(policy: &Policy, schema: SchemaRef, keyring: &Keyring, input: &str) -> Result<Plan> {
+        let mut columns = Vec::new();
+        let mut dropped = Vec::new();
+        let mut problems = Vec::new();
+        let mut seen = HashMap::new();
+        for (i, f) in schema.fields().iter().enumerate() {
+            if seen.insert(f.name().clone(), i).is_some() {
+                problems.push(format!("column `{}` appears twice in the input", f.name()));
+                continue;
+            }
+            let Some(rule) = policy.fields.get(f.name()) else {
+                match policy.unlisted {
+                    Unlisted::Drop => dropped.push(DroppedColumn {
+                        name: f.name().clone(),
+                        data_type: f.data_type().clone(),
+                        reason: "unlisted",
+                    }),
+                    Unlisted::Error => problems.push(format!(
+                        "column `{}` ({}) is not in policy {}; add a rule for it (e.g. `{}: {{ action: drop }}`) \
+                         or set `unlisted: drop`",
+                        f.name(),
+                        f.data_type(),
+                        policy.source,
+                        f.name()
+                    )),
+                }
+                continue;
+            };
+            if rule.action == Action::Drop {
+                dropped.push(DroppedColumn {
+                    name: f.name().clone(),
+                    data_type: f.data_type().clone(),
+                    reason: "policy",
+                });
+                continue;
+            }
+            match Kernel::build(&rule.action, f.data_type(), keyring) {
+                Ok((kernel, out_type)) => {
+                    let key_fingerprint = rule
+                        .action
+                        .key_id()
+                        .and_then(|id| keyring.get(id).ok())
+                        .map(|k| k.fingerprint());
+                    let output_field = Arc::new(
+                        ArrowField::new(&rule.output_name, out_type, true)
+                            .with_metadata(field_metadata(rule, f.data_type())),
+                    );
+                    columns.push(ColumnPlan {
+                        input_index: i,
+                        input_type: f.data_type().clone(),
+                        rule: rule.clone(),
+                        kernel,
+                        output_field,
+                        key_fingerprint,
+                    });
+                }
+                Err(KernelBuildError::Key(e)) => {
+                    return Err(e);
+                }
+                Err(KernelBuildError::Kernel(e)) => problems.push(format!(
+                    "field `{}` (policy line {} column {}): {e}",
+                    rule.input_name, rule.line, rule.column
+                )),
+            }
+        }
+        for (name, rule) in &policy.fields {
+            if !seen.contains_key(name) {
+                let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                problems.push(format!(
+                    "policy field `{name}` (line {} column {}) is not a column of the input; columns are: {}",
+                    rule.line,
+                    rule.column,
+                    known.join(", ")
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::plan(input, problems.join("\n  ")));
+        }
+        let output_schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Arc::clone(&c.output_field))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(Plan {
+            input_schema: schema,
+            output_schema,
+            columns,
+            dropped,
+        })
+    }
+}
+
+/// Short per-column provenance stored in the Arrow field metadata.
+fn field_metadata(rule: &Field, input_type: &DataType) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    m.insert(meta::SOURCE.into(), rule.input_name.clone());
+    m.insert(meta::ACTION.into(), rule.action.kind().keyword().into());
+    m.insert(
+        meta::STATUS.into(),
+        crate::provenance::status_of(&rule.action).into(),
+    );
+    let bases: Vec<String> = rule
+        .bases
+        .iter()
+        .filter_map(|(j, b)| b.reference(*j).map(|r| r.article.to_string()))
+        .collect();
+    m.insert(meta::BASIS.into(), bases.join("; "));
+    match &rule.action {
+        Action::Tokenize(t) => {
+            m.insert(meta::KEY_ID.into(), t.key.clone());
+            m.insert(meta::DOMAIN.into(), t.domain.clone());
+        }
+        Action::Encrypt(e) => {
+            m.insert(meta::KEY_ID.into(), e.key.clone());
+            m.insert(meta::DOMAIN.into(), e.domain.clone());
+            m.insert(meta::SOURCE_TYPE.into(), input_type.to_string());
+        }
+        _ => {}
+    }
+    m
+}
+
+/// Parse a policy `type:` name for text inputs.
+pub fn parse_type_name(name: &str) -> std::result::Result<DataType, String> {
+    let t = name.trim().to_ascii_lowercase();
+    Ok(match t.as_str() {
+        "string" | "utf8" | "text" => DataType::Utf8,
+        "int32" => DataType::Int32,
+        "int64" | "integer" | "int" => DataType::Int64,
+        "float64" | "double" | "float" => DataType::Float64,
+        "bool" | "boolean" => DataType::Boolean,
+        "date" | "date32" => DataType::Date32,
+        "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        "timestamptz" => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        _ => {
+            if let Some(inner) = t.strip_prefix("decimal(").and_then(|r| r.strip_suffix(')')) {
+                let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
+                if let [p, s] = parts.as_slice()
+                    && let (Ok(p), Ok(s)) = (p.parse::<u8>(), s.parse::<i8>())
+                    && (1..=38).contains(&p)
+                    && s >= 0
+                    && (s as u8) <= p
+                {
+                    return Ok(DataType::Decimal128(p, s));
+                }
+            }
+            return Err(format!(
+                "unknown type `{name}`; use string, int32, int64, float64, bool, date, timestamp, timestamptz or decimal(P,S)"
+            ));
+        }
+    })
+}
+
+/// Apply the policy's `type:` overrides to an inferred text-format schema.
+pub fn apply_type_overrides(policy: &Policy, schema: &Schema) -> SchemaRef {
+    let fields: Vec<ArrowField> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let dt = policy
+                .fields
+                .get(f.name())
+                .and_then(|r| r.input_type.as_deref())
+                .and_then(|t| parse_type_name(t).ok());
+            match dt {
+                Some(dt) => ArrowField::new(f.name(), dt, true),
+                None => f.as_ref().clone(),
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}

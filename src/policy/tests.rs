@@ -1,0 +1,188 @@
+use super::*;
+
+const HEAD: &str = "policy: t\nversion: 1\ncontroller: C\npurpose: p\n";
+
+fn load(jur: &str, fields: &str) -> Result<Policy> {
+    Policy::from_yaml_str(
+        &format!("{HEAD}jurisdictions: {jur}\nfields:\n{fields}"),
+        "t.yaml",
+    )
+}
+
+fn err(jur: &str, fields: &str) -> String {
+    load(jur, fields).unwrap_err().to_string()
+}
+
+#[test]
+fn sketch_from_the_issue_loads() {
+    let p = load(
+        "[CN, EU]",
+        "  email: { action: tokenize, key: k1, domain: email, basis: consent, category: email }
+  full_name: { action: drop }
+  phone: { action: mask, keep_last: 4, basis: consent, category: telephone }
+  national_id: { action: encrypt, key: k2, basis: legal_obligation, category: official_id, sensitive: true }
+  birth_date: { action: generalize, to: year, basis: contract, category: birth_date }
+  zip: { action: generalize, keep_prefix: 3, basis: contract, category: location }
+  income: { action: generalize, bin_width: 10000, basis: contract, category: income }
+  city: { action: keep, basis: contract }
+",
+    )
+    .unwrap();
+    assert_eq!(p.jurisdictions, vec![Jurisdiction::EU, Jurisdiction::CN]);
+    assert_eq!(p.unlisted, Unlisted::Error);
+    assert_eq!(p.output_fields().count(), 7);
+    let email = &p.fields["email"];
+    assert_eq!(email.category_term.as_deref(), Some("pd:EmailAddress"));
+    assert_eq!(email.bases[&Jurisdiction::CN], Basis::Consent);
+    match &email.action {
+        Action::Tokenize(t) => assert_eq!((t.domain.as_str(), t.length), ("email", 32)),
+        a => panic!("{a:?}"),
+    }
+    assert_eq!(p.sha256.len(), 64);
+}
+
+#[test]
+fn malformed_yaml_names_line_and_column() {
+    let e = Policy::from_yaml_str("policy: t\nversion: [1\n", "bad.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("policy bad.yaml:"), "{e}");
+    assert!(e.contains("line"), "{e}");
+    let e = err(
+        "[EU]",
+        "  a: { action: keep, basis: consent, colour: red }\n",
+    );
+    assert!(
+        e.contains("colour") && e.contains("line 7 column 38"),
+        "{e}"
+    );
+}
+
+#[test]
+fn legitimate_interest_is_refused_under_pipl_with_article() {
+    let e = err(
+        "[CN]",
+        "  a: { action: keep, basis: legitimate_interests }\n",
+    );
+    assert!(
+        e.contains("PIPL Art. 13") && e.contains("field `a`") && e.contains("line 7"),
+        "{e}"
+    );
+    assert!(
+        load(
+            "[EU]",
+            "  a: { action: keep, basis: legitimate_interests }\n"
+        )
+        .is_ok()
+    );
+    let ok = load(
+        "[CN, EU]",
+        "  a: { action: keep, basis: { EU: legitimate_interests, CN: contract } }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.fields["a"].bases[&Jurisdiction::EU],
+        Basis::LegitimateInterests
+    );
+    let e = err(
+        "[CN, EU]",
+        "  a: { action: keep, basis: { EU: contract } }\n",
+    );
+    assert!(e.contains("no basis for CN"), "{e}");
+}
+
+#[test]
+fn basis_rules() {
+    let e = err("[EU]", "  a: { action: keep }\n");
+    assert!(e.contains("`basis` is missing"), "{e}");
+    assert!(
+        load("[EU]", "  a: { action: drop }\n").is_ok(),
+        "dropped fields need no basis"
+    );
+    let e = err(
+        "[CN]",
+        "  a: { action: keep, basis: consent, sensitive: true }\n",
+    );
+    assert!(
+        e.contains("PIPL Art. 29") && e.contains("separate_consent"),
+        "{e}"
+    );
+    assert!(
+        load(
+            "[CN]",
+            "  a: { action: keep, basis: consent, sensitive: true, separate_consent: true }\n"
+        )
+        .is_ok()
+    );
+    let e = err(
+        "[EU]",
+        "  a: { action: keep, basis: consent, special_category: health }\n",
+    );
+    assert!(e.contains("Art. 9(2)"), "{e}");
+    assert!(
+        load("[EU]", "  a: { action: keep, basis: consent, special_category: health, art9_condition: explicit_consent }\n")
+            .is_ok()
+    );
+    let e = err("[EU]", "  a: { action: keep, basis: news_reporting }\n");
+    assert!(e.contains("GDPR Art. 6(1)"), "{e}");
+    let e = err("[EU]", "  a: { action: keep, basis: because }\n");
+    assert!(e.contains("unknown basis `because`"), "{e}");
+    let e = err("[]", "  a: { action: drop }\n");
+    assert!(e.contains("jurisdictions"), "{e}");
+}
+
+#[test]
+fn parameters_must_fit_the_action() {
+    let e = err("[EU]", "  a: { action: mask, key: k1, basis: consent }\n");
+    assert!(e.contains("`key` is not a parameter of `mask`"), "{e}");
+    let e = err("[EU]", "  a: { action: tokenize, basis: consent }\n");
+    assert!(e.contains("needs `key`"), "{e}");
+    let e = err(
+        "[EU]",
+        "  a: { action: tokenize, key: k, length: 99, basis: consent }\n",
+    );
+    assert!(e.contains("1 to 64"), "{e}");
+    let e = err(
+        "[EU]",
+        "  a: { action: generalize, to: year, bin_width: 5, basis: consent }\n",
+    );
+    assert!(e.contains("mixes"), "{e}");
+    let e = err(
+        "[EU]",
+        "  a: { action: generalize, breaks: [3, 2], basis: consent }\n",
+    );
+    assert!(e.contains("ascending"), "{e}");
+    let e = err("[EU]", "  a: { action: generalize, basis: consent }\n");
+    assert!(e.contains("needs `to`"), "{e}");
+    let e = err(
+        "[EU]",
+        "  a: { action: keep, basis: consent, category: shoe_size }\n",
+    );
+    assert!(e.contains("unknown category"), "{e}");
+    let e = err(
+        "[EU]",
+        "  a: { action: keep, basis: consent, type: varchar }\n",
+    );
+    assert!(e.contains("unknown type"), "{e}");
+    let e = err(
+        "[EU]",
+        "  a: { action: keep, basis: consent, rename: x }\n  b: { action: keep, basis: consent, rename: x }\n",
+    );
+    assert!(e.contains("both write output column `x`"), "{e}");
+}
+
+#[test]
+fn json_schema_lists_every_action_and_parameter() {
+    let s = json_schema().to_string();
+    for word in [
+        "tokenize",
+        "encrypt",
+        "generalize",
+        "keep_prefix",
+        "bin_width",
+        "legitimate_interests",
+        "unlisted",
+    ] {
+        assert!(s.contains(word), "schema lacks {word}");
+    }
+}
