@@ -430,7 +430,7 @@ impl<'a> Apply<'a> {
             std::io::Write::write_all(&mut f, b"\n").map_err(|e| Error::io(&sidecar, e))?;
         }
         if engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Usage("interrupted; no output was written".into()));
+            return Err(Error::Interrupted);
         }
         // Commit the data, then the sidecar.
         match (single_out, staging_dir) {

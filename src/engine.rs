@@ -160,7 +160,7 @@ fn write_in_order(
     let mut next = 0u64;
     for (seq, result) in done_rx {
         if INTERRUPTED.load(Ordering::Relaxed) {
-            return Err(Error::Usage("interrupted; no output was written".into()));
+            return Err(Error::Interrupted);
         }
         pending.insert(seq, result?);
         while let Some((batch, counts)) = pending.remove(&next) {
@@ -171,7 +171,7 @@ fn write_in_order(
         }
     }
     if INTERRUPTED.load(Ordering::Relaxed) {
-        return Err(Error::Usage("interrupted; no output was written".into()));
+        return Err(Error::Interrupted);
     }
     Ok(stats)
 }

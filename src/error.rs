@@ -44,6 +44,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The run was stopped by Ctrl-C; nothing was written.
+    #[error("interrupted; no output was written")]
+    Interrupted,
+
     /// Arrow failure not tied to a specific file.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
@@ -54,9 +58,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error: 2 = bad policy/keyring/arguments, 1 = data or I/O.
+    /// The process exit code for this error: 2 = bad policy/keyring/arguments (or a policy
+    /// that does not fit the data), 1 = data or I/O, 130 = interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Interrupted => 130,
             Error::Policy { .. } | Error::Keyring { .. } | Error::Plan { .. } | Error::Usage(_) => {
                 2
             }

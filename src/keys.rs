@@ -31,6 +31,7 @@ pub const KEYRING_FORMAT: &str = "cloakline-keyring/v1";
 pub struct Key {
     id: String,
     material: Zeroizing<[u8; 32]>,
+    created: Option<String>,
 }
 
 impl Key {
@@ -44,6 +45,7 @@ impl Key {
         Ok(Key {
             id,
             material: Zeroizing::new(material),
+            created: None,
         })
     }
 
@@ -90,6 +92,7 @@ impl fmt::Debug for Key {
 pub struct Keyring {
     keys: BTreeMap<String, Key>,
     source: String,
+    warning: Option<String>,
 }
 
 impl fmt::Debug for Keyring {
@@ -172,6 +175,7 @@ impl Keyring {
         let mut ring = Keyring {
             keys: BTreeMap::new(),
             source: shown.clone(),
+            warning: file.warning.clone(),
         };
         for entry in &file.keys {
             validate_key_id(&entry.id).map_err(&err)?;
@@ -192,6 +196,7 @@ impl Keyring {
                 Key {
                     id: entry.id.clone(),
                     material,
+                    created: entry.created.clone(),
                 },
             );
         }
@@ -203,11 +208,13 @@ impl Keyring {
         let mut ring = Keyring {
             keys: BTreeMap::new(),
             source: "<memory>".into(),
+            warning: None,
         };
         for id in ids {
             let key = Key {
                 id: (*id).to_string(),
                 material: random_material(),
+                created: None,
             };
             ring.keys.insert(key.id.clone(), key);
         }
@@ -264,11 +271,13 @@ impl Keyring {
             Keyring {
                 keys: BTreeMap::new(),
                 source: path.display().to_string(),
+                warning: None,
             }
         };
         let key = Key {
             id: id.to_string(),
             material: random_material(),
+            created: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         };
         let fingerprint = key.fingerprint();
         ring.insert(key)?;
@@ -279,7 +288,7 @@ impl Keyring {
     fn write(&self, path: &Path) -> Result<()> {
         let file = KeyringFile {
             format: KEYRING_FORMAT.into(),
-            warning: None,
+            warning: self.warning.clone(),
             keys: self
                 .keys
                 .values()
@@ -368,6 +377,10 @@ mod tests {
         assert!(Keyring::generate_into_file(&p, "k1").is_err());
         let ring = Keyring::load(&p).unwrap();
         assert_eq!(ring.get("k1").unwrap().fingerprint(), fp1);
+        assert!(
+            ring.get("k1").unwrap().created.is_some(),
+            "creation time kept"
+        );
         assert_eq!(ring.ids().collect::<Vec<_>>(), ["k1", "k2"]);
         let e = ring.get("nope").unwrap_err().to_string();
         assert!(e.contains("k1, k2"), "{e}");

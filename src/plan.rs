@@ -242,7 +242,7 @@ fn field_metadata(rule: &Field, input_type: &DataType) -> HashMap<String, String
     m.insert(meta::ACTION.into(), rule.action.kind().keyword().into());
     m.insert(
         meta::STATUS.into(),
-        crate::provenance::status_of(&rule.action).into(),
+        crate::provenance::status_of(&rule.action, rule.category.is_some()).into(),
     );
     let bases: Vec<String> = rule
         .bases
@@ -314,4 +314,104 @@ pub fn apply_type_overrides(policy: &Policy, schema: &Schema) -> SchemaRef {
         })
         .collect();
     Arc::new(Schema::new(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+
+    fn policy(fields: &str, unlisted: &str) -> Policy {
+        Policy::from_yaml_str(
+            &format!(
+                "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\nunlisted: {unlisted}\nfields:\n{fields}"
+            ),
+            "t.yaml",
+        )
+        .unwrap()
+    }
+
+    fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            cols.iter()
+                .map(|(n, t)| ArrowField::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    #[test]
+    fn misfits_are_all_reported_before_any_data() {
+        let p = policy(
+            "  a: { action: mask, keep_last: 2, basis: contract }\n  b: { action: generalize, to: year, basis: contract }\n  c: { action: generalize, keep_prefix: 3, basis: contract }\n  d: { action: generalize, bin_width: 10, basis: contract }\n",
+            "error",
+        );
+        let s = schema(&[
+            ("a", DataType::Date32),
+            ("b", DataType::Utf8),
+            ("c", DataType::Int64),
+            ("d", DataType::Utf8View),
+        ]);
+        let e = Plan::new(&p, s, &Keyring::default(), "in.parquet")
+            .unwrap_err()
+            .to_string();
+        for f in [
+            "field `a`",
+            "field `b`",
+            "field `c`",
+            "field `d`",
+            "in.parquet",
+            "line 8",
+        ] {
+            assert!(e.contains(f), "{f} missing in {e}");
+        }
+        assert_eq!(Error::plan("x", "y").exit_code(), 2);
+    }
+
+    #[test]
+    fn output_schema_follows_input_order_and_drops() {
+        let p = policy(
+            "  id: { action: tokenize, key: k1, basis: contract, rename: id_token }\n  secret: { action: drop }\n",
+            "drop",
+        );
+        let ring = Keyring::generate_in_memory(&["k1"]);
+        let s = schema(&[
+            ("secret", DataType::Utf8),
+            ("id", DataType::Int64),
+            ("extra", DataType::Utf8),
+        ]);
+        let plan = Plan::new(&p, s.clone(), &ring, "in").unwrap();
+        assert_eq!(plan.output_schema.fields().len(), 1);
+        assert_eq!(plan.output_schema.field(0).name(), "id_token");
+        assert_eq!(plan.output_schema.field(0).metadata()[meta::KEY_ID], "k1");
+        let reasons: Vec<_> = plan
+            .dropped
+            .iter()
+            .map(|d| (d.name.as_str(), d.reason))
+            .collect();
+        assert_eq!(reasons, [("secret", "policy"), ("extra", "unlisted")]);
+        let batch = RecordBatch::try_new(
+            s,
+            vec![
+                Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef,
+                Arc::new(Int64Array::from(vec![Some(1), None])),
+                Arc::new(StringArray::from(vec!["e", "f"])),
+            ],
+        )
+        .unwrap();
+        let (out, counts) = crate::engine::transform_batch(&plan, &batch).unwrap();
+        assert_eq!(out.num_rows(), 2);
+        assert_eq!(counts[0].transformed, 1);
+        assert_eq!(counts[0].nulls, 1);
+    }
+
+    #[test]
+    fn type_names() {
+        assert_eq!(
+            parse_type_name("decimal(12, 2)").unwrap(),
+            DataType::Decimal128(12, 2)
+        );
+        assert_eq!(parse_type_name("String").unwrap(), DataType::Utf8);
+        assert!(parse_type_name("decimal(40,2)").is_err());
+        assert!(parse_type_name("blob").is_err());
+    }
 }

@@ -21,9 +21,11 @@ pub const PARQUET_KEY: &str = "cloakline.provenance";
 /// Namespace of cloakline's own terms.
 pub const CL_NS: &str = "urn:cloakline:v1:";
 
-/// The resulting status of a field after `action`.
-pub fn status_of(action: &Action) -> &'static str {
+/// The resulting status of a field after `action`; `personal` says whether the policy gave it
+/// a personal-data category.
+pub fn status_of(action: &Action, personal: bool) -> &'static str {
     match action {
+        Action::Keep if personal => "unchanged personal data",
         Action::Keep => "unchanged",
         Action::Drop => "removed",
         Action::Redact { .. } => "redacted",
@@ -76,12 +78,12 @@ pub fn action_params(action: &Action) -> Value {
             json!({ "keepFirst": m.keep_first, "keepLast": m.keep_last, "maskChar": m.mask_char.to_string(), "unit": "grapheme" })
         }
         Action::Tokenize(t) => json!({
-            "algorithm": "HMAC-SHA256", "kdf": "HKDF-SHA256", "info": format!("cloakline/v1/tokenize/{}", t.domain),
+            "algorithm": "HMAC-SHA256", "kdf": "HKDF-SHA256", "kdf_info": format!("cloakline/v1/tokenize/{}", t.domain),
             "domain": t.domain, "length": t.length, "prefix": t.prefix, "output": "hex", "deterministic": true
         }),
         Action::Encrypt(e) => json!({
-            "algorithm": "AES-256-GCM", "kdf": "HKDF-SHA256", "info": format!("cloakline/v1/encrypt/{}", e.domain),
-            "domain": e.domain, "nonce": "random 96-bit", "envelope": "cloakline-envelope/v1 base64url", "deterministic": false
+            "algorithm": "AES-256-GCM", "kdf": "HKDF-SHA256", "kdf_info": format!("cloakline/v1/encrypt/{}", e.domain),
+            "domain": e.domain, "nonce": "random 96-bit", "envelope": "cloakline envelope v1, base64url", "deterministic": false
         }),
         Action::Generalize(g) => serde_json::to_value(g).unwrap_or(Value::Null),
     }
@@ -177,6 +179,8 @@ fn ts(t: &DateTime<Utc>) -> String {
 /// The inline JSON-LD context, so no network fetch is needed to read the document as RDF.
 pub fn context() -> Value {
     json!({
+        // Keys not defined below (inside cl:params, cl:counts, ...) are cloakline terms.
+        "@vocab": CL_NS,
         "prov": "http://www.w3.org/ns/prov#",
         "dpv": "https://w3id.org/dpv#",
         "pd": "https://w3id.org/dpv/pd#",
@@ -374,10 +378,7 @@ impl RunRecord {
         }
         legal_terms.sort();
         legal_terms.dedup();
-        let mut status = status_of(&r.action).to_string();
-        if matches!(r.action, Action::Keep) && r.category.is_some() {
-            status = "unchanged personal data".into();
-        }
+        let status = status_of(&r.action, r.category.is_some());
         let mut m = Map::new();
         m.insert("@id".into(), json!(id));
         m.insert("@type".into(), json!(types));

@@ -372,7 +372,8 @@ impl ExactBins {
             if i == br.len() {
                 return Bin::AtOrAbove(br[br.len() - 1]);
             }
-            return Bin::Range(br[i - 1], br[i]);
+            let hi = self.top.map_or(br[i], |t| br[i].min(t));
+            return Bin::Range(br[i - 1].max(self.bottom.unwrap_or(i128::MIN)), hi);
         }
         if let Some(w) = self.width {
             let lo = v.div_euclid(w) * w;
@@ -437,12 +438,20 @@ impl FloatBins {
             if i == br.len() {
                 return Bin::AtOrAbove(br[br.len() - 1]);
             }
-            return Bin::Range(br[i - 1], br[i]);
+            let hi = self.top.map_or(br[i], |t| br[i].min(t));
+            return Bin::Range(br[i - 1].max(self.bottom.unwrap_or(f64::NEG_INFINITY)), hi);
         }
         if let Some(w) = self.width {
-            let k = (v / w).floor();
-            let lo = k * w;
-            let mut hi = (k + 1.0) * w;
+            // v / w can round across a bin edge (0.3 / 0.1 = 2.9999999999999996): correct k
+            // against the rounded bounds so that a value on an edge opens its bin.
+            let mut k = (v / w).floor();
+            if self.round(k * w) > v {
+                k -= 1.0;
+            } else if self.round((k + 1.0) * w) <= v {
+                k += 1.0;
+            }
+            let lo = self.round(k * w);
+            let mut hi = self.round((k + 1.0) * w);
             if let Some(t) = self.top {
                 hi = hi.min(t);
             }
@@ -451,9 +460,19 @@ impl FloatBins {
         Bin::Value(v)
     }
 
+    /// Round to the parameters' decimals, so bounds are 0.3, not 0.30000000000000004.
+    fn round(&self, v: f64) -> f64 {
+        let f = 10f64.powi(self.decimals as i32);
+        let r = (v * f).round() / f;
+        if r == 0.0 { 0.0 } else { r }
+    }
+
     fn fmt(&self, v: f64) -> String {
         let s = format!("{:.*}", self.decimals, v);
-        if s == "-0" { "0".into() } else { s }
+        match s.strip_prefix('-') {
+            Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_string(),
+            _ => s,
+        }
     }
 
     fn label_of(&self, bin: Bin<f64>) -> String {
@@ -608,6 +627,39 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn float_values_on_bin_edges_open_their_bin() {
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![0.3, 0.7, -0.0, 0.6]));
+        let spec = nb(Some(0.1), None, None, None, LabelStyle::Range);
+        assert_eq!(
+            run(&spec, f.clone()),
+            s(&[
+                Some("[0.3, 0.4)"),
+                Some("[0.7, 0.8)"),
+                Some("[0.0, 0.1)"),
+                Some("[0.6, 0.7)")
+            ])
+        );
+        let spec = nb(Some(0.1), None, None, None, LabelStyle::Lower);
+        assert_eq!(
+            run(&spec, f),
+            s(&[Some("0.3"), Some("0.7"), Some("0.0"), Some("0.6")])
+        );
+    }
+
+    #[test]
+    fn breaks_respect_top_and_bottom() {
+        let v: ArrayRef = Arc::new(Int64Array::from(vec![40, 60, -5]));
+        let spec = nb(
+            None,
+            Some(vec![0.0, 100.0]),
+            Some(50.0),
+            None,
+            LabelStyle::Range,
+        );
+        assert_eq!(run(&spec, v), s(&[Some("0-49"), Some(">=50"), Some("<0")]));
     }
 
     #[test]

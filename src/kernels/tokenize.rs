@@ -178,6 +178,32 @@ mod tests {
             strings(&t.apply(&dates).unwrap())[0].as_deref(),
             Some(t.token("2024-01-01").as_str())
         );
+        let cases: Vec<(ArrayRef, &str)> = vec![
+            (Arc::new(BooleanArray::from(vec![true])), "true"),
+            (Arc::new(Float64Array::from(vec![2.5])), "2.5"),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![1050])
+                        .with_precision_and_scale(6, 2)
+                        .unwrap(),
+                ),
+                "10.50",
+            ),
+            (
+                Arc::new(TimestampSecondArray::from(vec![0])),
+                "1970-01-01T00:00:00",
+            ),
+            (Arc::new(LargeStringArray::from(vec!["42"])), "42"),
+        ];
+        for (arr, canonical) in cases {
+            let got = strings(&t.apply(&arr).unwrap());
+            assert_eq!(
+                got[0].as_deref(),
+                Some(t.token(canonical).as_str()),
+                "{}",
+                arr.data_type()
+            );
+        }
         let list: ArrayRef = Arc::new(arrow::array::NullArray::new(1));
         assert!(t.apply(&list).is_err());
     }
