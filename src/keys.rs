@@ -295,9 +295,7 @@ impl Keyring {
                 .map(|k| KeyEntry {
                     id: k.id.clone(),
                     secret_hex: hex::encode(k.material.as_ref()),
-                    created: Some(
-                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    ),
+                    created: k.created.clone(),
                 })
                 .collect(),
         };
