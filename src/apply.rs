@@ -21,9 +21,11 @@ use serde::Serialize;
 
 use crate::engine::{self, ColumnCounts};
 use crate::error::{Error, Result};
-use crate::io::{AtomicFile, BatchWriter, Format, Input, ReadOptions, WriteOptions, sha256_file};
+use crate::io::{
+    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, open_writer, sha256_file,
+};
 use crate::keys::Keyring;
-use crate::plan::{Plan, apply_type_overrides};
+use crate::plan::{Kernel, Plan, apply_type_overrides};
 use crate::policy::Policy;
 use crate::provenance::{self, DatasetRecord, FieldRecord, PolicySummary, RunRecord};
 
@@ -98,7 +100,7 @@ impl<'a> Apply<'a> {
             input_format: None,
             output_format: None,
             read: ReadOptions::default(),
-            zstd_level: 3,
+            zstd_level: 1,
             out_delimiter: b',',
             threads: engine::default_threads(),
             overwrite: false,
@@ -131,7 +133,8 @@ impl<'a> Apply<'a> {
         self.threads = n.max(1);
         self
     }
-    /// Zstd level for Parquet output (1-22, default 3).
+    /// Zstd level for Parquet output (1-22, default 1: higher levels cost time and gain
+    /// little on tokens and envelopes).
     pub fn with_zstd_level(mut self, level: i32) -> Self {
         self.zstd_level = level;
         self
@@ -272,10 +275,22 @@ impl<'a> Apply<'a> {
         }
         let jobs = self.plan_jobs(out_format)?;
         let run_id = provenance::new_run_id();
+        let no_dictionary = jobs
+            .first()
+            .map(|j| {
+                j.plan
+                    .columns
+                    .iter()
+                    .filter(|c| matches!(c.kernel, Kernel::Tokenize(_) | Kernel::Encrypt(_)))
+                    .map(|c| c.rule.output_name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         let write_opts = WriteOptions {
             format: out_format,
             delimiter: self.out_delimiter,
             zstd_level: self.zstd_level,
+            no_dictionary,
         };
         let policy_summary = PolicySummary::of(self.policy);
         let total_rows: Option<u64> = jobs.iter().map(|j| j.input.rows).sum();
@@ -303,34 +318,40 @@ impl<'a> Apply<'a> {
             let in_path = job.input.path.clone();
             let in_format = job.input.format;
             let in_schema = schema_pairs(&job.input.schema);
-            let (out_file, out_shown, temp_path) = match (&staging_dir, &single_out, &job.out_rel) {
+            let (out_file, out_shown) = match (&staging_dir, &single_out, &job.out_rel) {
                 (Some(dir), _, Some(rel)) => {
                     let p = dir.path.join(rel);
                     if let Some(parent) = p.parent() {
                         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                     }
                     let f = std::fs::File::create(&p).map_err(|e| Error::io(&p, e))?;
-                    (f, self.output.join(rel), p)
+                    (f, self.output.join(rel))
                 }
-                (_, Some(af), _) => (
-                    af.file()?,
-                    self.output.clone(),
-                    af.temp_path().to_path_buf(),
-                ),
+                (_, Some(af), _) => (af.file()?, self.output.clone()),
                 _ => return Err(Error::Usage("internal: no output staging".into())),
             };
-            let mut writer =
-                BatchWriter::new(out_file, job.plan.output_schema.clone(), &write_opts)?;
+            let (encoder, mut sink) =
+                open_writer(out_file, job.plan.output_schema.clone(), &write_opts)?;
             // Hash the input on another thread while the engine reads it.
             let (stats, input_hash) = std::thread::scope(|s| {
                 let hasher = s.spawn(|| sha256_file(&in_path));
                 let batches = job.input.batches()?;
-                let stats = engine::run(&job.plan, batches, self.threads, |b| {
-                    if let Some(bar) = &bar {
-                        bar.inc(b.num_rows() as u64);
-                    }
-                    writer.write(&b)
-                });
+                let stats = engine::run(
+                    &job.plan,
+                    batches,
+                    self.threads,
+                    ROW_GROUP_ROWS,
+                    |group| {
+                        let rows: usize = group.iter().map(|b| b.num_rows()).sum();
+                        encoder.encode(group).map(|e| (rows, e))
+                    },
+                    |(rows, encoded)| {
+                        if let Some(bar) = &bar {
+                            bar.inc(rows as u64);
+                        }
+                        sink.append(encoded)
+                    },
+                );
                 let hash = hasher
                     .join()
                     .unwrap_or_else(|_| Err(Error::data(in_path.display(), "hashing failed")));
@@ -383,8 +404,7 @@ impl<'a> Apply<'a> {
                     record.to_jsonld(false).to_string(),
                 )
             });
-            writer.finish(footer)?;
-            let (sha, bytes) = sha256_file(&temp_path)?;
+            let (sha, bytes) = sink.finish(footer)?;
             inputs.push(input_rec);
             outputs.push(DatasetRecord {
                 sha256: Some(sha),

@@ -19,8 +19,8 @@ use crate::plan::{Kernel, Plan};
 /// Set by the CLI's Ctrl-C handler; the engine stops at the next batch and the run fails cleanly.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// A transformed batch with its counts, or the error that stopped it.
-type Done = (u64, Result<(RecordBatch, Vec<ColumnCounts>)>);
+/// A transformed and encoded unit, or the error that stopped it.
+type Done<T> = (u64, Result<Unit<T>>);
 
 /// Per-output-column counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -40,9 +40,9 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
-    fn add(&mut self, rows: usize, counts: &[ColumnCounts]) {
+    fn add(&mut self, rows: usize, batches: usize, counts: &[ColumnCounts]) {
         self.rows += rows as u64;
-        self.batches += 1;
+        self.batches += batches as u64;
         if self.columns.len() < counts.len() {
             self.columns.resize(counts.len(), ColumnCounts::default());
         }
@@ -95,32 +95,63 @@ pub fn transform_batch(
     Ok((out, counts))
 }
 
-/// Run `batches` through `plan` on `threads` workers, handing results to `sink` in input order.
-pub fn run(
+/// Run `batches` through `plan` on `threads` workers. Batches are grouped into units of at
+/// least `group_rows` rows; a worker transforms a unit and hands it to `encode` (so encoding
+/// and compression run in parallel too); `sink` receives the encoded units in input order.
+pub fn run<T: Send>(
     plan: &Plan,
     batches: BatchIter,
     threads: usize,
-    mut sink: impl FnMut(RecordBatch) -> Result<()>,
+    group_rows: usize,
+    encode: impl Fn(&[RecordBatch]) -> Result<T> + Sync,
+    mut sink: impl FnMut(T) -> Result<()>,
 ) -> Result<StreamStats> {
     let threads = threads.max(1);
-    let in_flight = threads * 2 + 2;
+    let in_flight = threads + 2;
+    let encode = &encode;
     std::thread::scope(|scope| {
-        // Permits bound the number of batches between reader and writer.
+        // Permits bound the number of units between reader and writer.
         let (permit_tx, permit_rx) = sync_channel::<()>(in_flight);
         for _ in 0..in_flight {
             let _ = permit_tx.send(());
         }
-        let (work_tx, work_rx) = sync_channel::<(u64, Result<RecordBatch>)>(in_flight);
-        let (done_tx, done_rx) =
-            sync_channel::<(u64, Result<(RecordBatch, Vec<ColumnCounts>)>)>(in_flight);
+        let (work_tx, work_rx) = sync_channel::<(u64, Result<Vec<RecordBatch>>)>(in_flight);
+        let (done_tx, done_rx) = sync_channel::<Done<T>>(in_flight);
 
         scope.spawn(move || {
-            for (seq, item) in (0u64..).zip(batches) {
-                if permit_rx.recv().is_err() {
-                    return;
+            let mut group = Vec::new();
+            let mut rows = 0;
+            let mut seq = 0u64;
+            let mut batches = batches;
+            loop {
+                let next = batches.next();
+                let flush = match &next {
+                    Some(Ok(b)) => {
+                        rows += b.num_rows();
+                        false
+                    }
+                    _ => true,
+                };
+                let failed = matches!(next, Some(Err(_)));
+                match next {
+                    Some(Ok(b)) => group.push(b),
+                    Some(Err(e)) => {
+                        let _ = permit_rx.recv();
+                        let _ = work_tx.send((seq, Err(e)));
+                        return;
+                    }
+                    None => {}
                 }
-                let stop = item.is_err();
-                if work_tx.send((seq, item)).is_err() || stop {
+                if (flush || rows >= group_rows) && !group.is_empty() && !failed {
+                    if permit_rx.recv().is_err()
+                        || work_tx.send((seq, Ok(std::mem::take(&mut group)))).is_err()
+                    {
+                        return;
+                    }
+                    seq += 1;
+                    rows = 0;
+                }
+                if flush {
                     return;
                 }
             }
@@ -136,7 +167,7 @@ pub fn run(
                         Err(_) => return,
                     };
                     let Ok((seq, item)) = next else { return };
-                    let result = item.and_then(|b| transform_batch(plan, &b));
+                    let result = item.and_then(|group| transform_group(plan, &group, encode));
                     if done_tx.send((seq, result)).is_err() {
                         return;
                     }
@@ -148,12 +179,47 @@ pub fn run(
     })
 }
 
+/// Transform every batch of a group, then encode the group.
+fn transform_group<T>(
+    plan: &Plan,
+    group: &[RecordBatch],
+    encode: &impl Fn(&[RecordBatch]) -> Result<T>,
+) -> Result<Unit<T>> {
+    let mut out = Vec::with_capacity(group.len());
+    let mut counts = vec![ColumnCounts::default(); plan.columns.len()];
+    let mut rows = 0;
+    for b in group {
+        let (t, c) = transform_batch(plan, b)?;
+        rows += t.num_rows();
+        for (a, x) in counts.iter_mut().zip(&c) {
+            a.transformed += x.transformed;
+            a.nulls += x.nulls;
+        }
+        out.push(t);
+    }
+    let payload = encode(&out)?;
+    Ok(Unit {
+        rows,
+        batches: group.len(),
+        counts,
+        payload,
+    })
+}
+
+/// A transformed and encoded group.
+struct Unit<T> {
+    rows: usize,
+    batches: usize,
+    counts: Vec<ColumnCounts>,
+    payload: T,
+}
+
 /// Receive results, reorder them, and write. Taking ownership of `permit_tx` and `done_rx`
 /// means an early error return drops them, which unblocks and stops the other threads.
-fn write_in_order(
-    done_rx: Receiver<Done>,
+fn write_in_order<T>(
+    done_rx: Receiver<Done<T>>,
     permit_tx: SyncSender<()>,
-    sink: &mut impl FnMut(RecordBatch) -> Result<()>,
+    sink: &mut impl FnMut(T) -> Result<()>,
 ) -> Result<StreamStats> {
     let mut stats = StreamStats::default();
     let mut pending = BTreeMap::new();
@@ -163,9 +229,9 @@ fn write_in_order(
             return Err(Error::Interrupted);
         }
         pending.insert(seq, result?);
-        while let Some((batch, counts)) = pending.remove(&next) {
-            stats.add(batch.num_rows(), &counts);
-            sink(batch)?;
+        while let Some(unit) = pending.remove(&next) {
+            stats.add(unit.rows, unit.batches, &unit.counts);
+            sink(unit.payload)?;
             next += 1;
             let _ = permit_tx.send(());
         }

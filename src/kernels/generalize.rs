@@ -9,6 +9,7 @@
 //! `>=100000`, `<18`) or the bin's lower bound in the column's own type (`lower`; dates and
 //! timestamps give the period's first day as `Date32`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -65,12 +66,25 @@ struct FloatBins {
 }
 
 /// Where a value falls.
+#[derive(Clone, Copy)]
 enum Bin<T> {
     Below(T),
     AtOrAbove(T),
     Range(T, T),
     /// No binning: the (possibly clamped) value itself.
     Value(T),
+}
+
+impl<T: Copy> Bin<T> {
+    /// Identifies the bin (its kind and lower bound), for label caching.
+    fn key(&self) -> (u8, T) {
+        match *self {
+            Bin::Below(x) => (0, x),
+            Bin::AtOrAbove(x) => (1, x),
+            Bin::Range(x, _) => (2, x),
+            Bin::Value(x) => (3, x),
+        }
+    }
 }
 
 fn unsupported(data_type: &DataType, hint: &str) -> KernelError {
@@ -202,11 +216,15 @@ impl Generalizer {
         let bins = units.iter().map(|v| v.map(|v| b.bin(v)));
         let ranged = b.label == LabelStyle::Range && (b.width.is_some() || b.breaks.is_some());
         if ranged {
+            // Few distinct bins: format each label once.
+            let mut labels: HashMap<(u8, i128), String> = HashMap::new();
             let mut out = StringBuilder::with_capacity(array.len(), array.len() * 8);
             for bin in bins {
                 match bin {
                     None => out.append_null(),
-                    Some(bin) => out.append_value(b.label_of(bin)),
+                    Some(bin) => {
+                        out.append_value(labels.entry(bin.key()).or_insert_with(|| b.label_of(bin)))
+                    }
                 }
             }
             return Ok(Arc::new(out.finish()));
@@ -245,12 +263,21 @@ impl Generalizer {
         let vals = a.as_primitive::<Float64Type>();
         let ranged = b.label == LabelStyle::Range && (b.width.is_some() || b.breaks.is_some());
         if ranged {
+            let mut labels: HashMap<(u8, u64), String> = HashMap::new();
             let mut out = StringBuilder::with_capacity(vals.len(), vals.len() * 10);
             for v in vals.iter() {
                 match v {
                     None => out.append_null(),
                     Some(v) if !v.is_finite() => out.append_value(format!("{v}")),
-                    Some(v) => out.append_value(b.label_of(b.bin(v))),
+                    Some(v) => {
+                        let bin = b.bin(v);
+                        let (tag, x) = bin.key();
+                        out.append_value(
+                            labels
+                                .entry((tag, x.to_bits()))
+                                .or_insert_with(|| b.label_of(bin)),
+                        )
+                    }
                 }
             }
             return Ok(Arc::new(out.finish()));
@@ -498,6 +525,7 @@ fn generalize_dates(array: &ArrayRef, to: DateLevel, label: LabelStyle) -> Kerne
     let month_of = |i: usize| months.as_ref().map(|m| m.value(i)).unwrap_or(1);
     match label {
         LabelStyle::Range => {
+            let mut labels: HashMap<(i32, i32), String> = HashMap::new();
             let mut out = StringBuilder::with_capacity(array.len(), array.len() * 9);
             for i in 0..array.len() {
                 if years.is_null(i) {
@@ -505,15 +533,16 @@ fn generalize_dates(array: &ArrayRef, to: DateLevel, label: LabelStyle) -> Kerne
                     continue;
                 }
                 let y = years.value(i);
-                let s = match to {
+                let m = month_of(i);
+                let s = labels.entry((y, m)).or_insert_with(|| match to {
                     DateLevel::Year => format!("{y}"),
-                    DateLevel::Month => format!("{y}-{:02}", month_of(i)),
-                    DateLevel::Quarter => format!("{y}-Q{}", (month_of(i) - 1) / 3 + 1),
+                    DateLevel::Month => format!("{y}-{m:02}"),
+                    DateLevel::Quarter => format!("{y}-Q{}", (m - 1) / 3 + 1),
                     DateLevel::Decade => {
                         let d = y.div_euclid(10) * 10;
                         format!("{d}-{}", d + 9)
                     }
-                };
+                });
                 out.append_value(s);
             }
             Ok(Arc::new(out.finish()))
