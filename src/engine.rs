@@ -118,7 +118,8 @@ pub fn run<T: Send>(
         let (work_tx, work_rx) = sync_channel::<(u64, Result<Vec<RecordBatch>>)>(in_flight);
         let (done_tx, done_rx) = sync_channel::<Done<T>>(in_flight);
 
-        scope.spawn(move || {
+        let reader = std::thread::Builder::new().name("cl-reader".into());
+        let spawned = reader.spawn_scoped(scope, move || {
             let mut group = Vec::new();
             let mut rows = 0;
             let mut seq = 0u64;
@@ -156,11 +157,15 @@ pub fn run<T: Send>(
                 }
             }
         });
+        if let Err(e) = spawned {
+            return Err(Error::io("<thread>", e));
+        }
         let work_rx = Arc::new(Mutex::new(work_rx));
         for _ in 0..threads {
             let work_rx = Arc::clone(&work_rx);
             let done_tx = done_tx.clone();
-            scope.spawn(move || {
+            let worker = std::thread::Builder::new().name("cl-worker".into());
+            let spawned = worker.spawn_scoped(scope, move || {
                 loop {
                     let next = match work_rx.lock() {
                         Ok(rx) => rx.recv(),
@@ -173,6 +178,9 @@ pub fn run<T: Send>(
                     }
                 }
             });
+            if let Err(e) = spawned {
+                return Err(Error::io("<thread>", e));
+            }
         }
         drop(done_tx);
         write_in_order(done_rx, permit_tx, &mut sink)

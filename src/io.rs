@@ -16,7 +16,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
@@ -281,8 +281,8 @@ pub struct WriteOptions {
     pub format: Format,
     pub delimiter: u8,
     pub zstd_level: i32,
-    /// Columns written without dictionary encoding (high-cardinality outputs such as
-    /// tokens and envelopes, where a dictionary only costs time).
+    /// Columns written without dictionary encoding or statistics (tokens and envelopes:
+    /// high-cardinality and random-looking, so both only cost time).
     pub no_dictionary: Vec<String>,
 }
 
@@ -374,7 +374,14 @@ pub fn open_writer(
                 .set_compression(Compression::ZSTD(level))
                 .set_created_by(format!("cloakline {}", env!("CARGO_PKG_VERSION")));
             for c in &options.no_dictionary {
-                props = props.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false);
+                // Random-looking values: a dictionary never pays, and min/max statistics
+                // neither prune anything nor should reveal anything.
+                props = props
+                    .set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false)
+                    .set_column_statistics_enabled(
+                        ColumnPath::from(c.as_str()),
+                        EnabledStatistics::None,
+                    );
             }
             // A small dictionary page limit makes high-cardinality columns fall back to plain
             // encoding early, while low-cardinality ones (labels, cities) still fit.
