@@ -76,12 +76,23 @@ impl Encryptor {
         buf: &mut Vec<u8>,
         out: &mut String,
     ) -> KernelResult<()> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        self.seal(plaintext, nonce, buf, out)
+    }
+
+    /// The envelope of `plaintext` under a given nonce (which must never repeat for a key).
+    fn seal(
+        &self,
+        plaintext: &[u8],
+        nonce: [u8; NONCE_LEN],
+        buf: &mut Vec<u8>,
+        out: &mut String,
+    ) -> KernelResult<()> {
         buf.clear();
         buf.push(ENVELOPE_VERSION);
         buf.push(self.key_id.len() as u8);
         buf.extend_from_slice(self.key_id.as_bytes());
-        let mut nonce = [0u8; NONCE_LEN];
-        rng.fill_bytes(&mut nonce);
         buf.extend_from_slice(&nonce);
         let start = buf.len();
         buf.extend_from_slice(plaintext);
@@ -113,12 +124,19 @@ impl Encryptor {
         let strings = canonical_strings(array)?;
         let overhead = 2 + self.key_id.len() + NONCE_LEN + TAG_LEN;
         let hint = (super::string_bytes(strings.as_ref()) + strings.len() * overhead) * 4 / 3 + 16;
-        let mut rng = rand::rng();
+        // One call to the CSPRNG for all the array's nonces.
+        let mut nonces = vec![0u8; strings.len() * NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonces);
+        let mut nonces = nonces.chunks_exact(NONCE_LEN);
         let mut buf = Vec::with_capacity(256);
         let mut tmp = String::with_capacity(256);
         map_strings(strings.as_ref(), hint, |v, out| {
+            let nonce: [u8; NONCE_LEN] = nonces
+                .next()
+                .and_then(|n| n.try_into().ok())
+                .ok_or_else(|| KernelError::Value("internal: nonce buffer exhausted".into()))?;
             tmp.clear();
-            self.encrypt_into(v.as_bytes(), &mut rng, &mut buf, &mut tmp)?;
+            self.seal(v.as_bytes(), nonce, &mut buf, &mut tmp)?;
             out.append_value(&tmp);
             Ok(())
         })

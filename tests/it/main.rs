@@ -1,5 +1,6 @@
 //! Integration tests, built as one binary.
 
 mod cli;
+mod interop;
 mod util;
 mod vectors;
