@@ -117,7 +117,7 @@ impl Input {
                 if schema.fields().is_empty() {
                     return Err(Error::data(&shown, "the CSV file has no header row"));
                 }
-                (override_schema(&schema), None)
+                (override_schema(&nulls_as_strings(&schema)), None)
             }
             Format::Ndjson => {
                 let (schema, _) = arrow::json::reader::infer_json_schema(
@@ -178,6 +178,22 @@ impl Input {
             }
         }
     }
+}
+
+/// Columns with no values to infer from (empty file, all empty) are read as strings.
+fn nulls_as_strings(schema: &Schema) -> Schema {
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            arrow::datatypes::DataType::Null => f
+                .as_ref()
+                .clone()
+                .with_data_type(arrow::datatypes::DataType::Utf8),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new(fields)
 }
 
 fn csv_format(options: &ReadOptions) -> arrow::csv::reader::Format {

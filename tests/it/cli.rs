@@ -502,3 +502,55 @@ fn validate_schema_and_keys_commands() {
         );
     }
 }
+
+#[test]
+fn header_only_csv_and_tab_delimiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    std::fs::write(
+        &p,
+        format!("{HEAD}fields:\n  id: {{ action: tokenize, key: k1, basis: contract }}\n  name: {{ action: mask, keep_first: 1, basis: contract }}\n"),
+    )
+    .unwrap();
+    let keys = root().join("examples/demo-keyring.json");
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "id,name\n").unwrap();
+    let out = dir.path().join("e.parquet");
+    let o = run(&[
+        "apply",
+        "--policy",
+        p.to_str().unwrap(),
+        "--keyring",
+        keys.to_str().unwrap(),
+        "--input",
+        empty.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (batches, _) = read_parquet(&out);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+
+    let tsv = dir.path().join("d.tsv");
+    std::fs::write(&tsv, "id\tname\n1\tZoë\n").unwrap();
+    let out = dir.path().join("d.csv");
+    let o = run(&[
+        "apply",
+        "--policy",
+        p.to_str().unwrap(),
+        "--keyring",
+        keys.to_str().unwrap(),
+        "--input",
+        tsv.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--delimiter",
+        "\\t",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with("id\tname\n") && text.trim_end().ends_with("\tZ**"),
+        "{text}"
+    );
+}
