@@ -33,5 +33,6 @@ pub mod keys;
 pub mod plan;
 pub mod policy;
 pub mod provenance;
+pub mod sql;
 
 pub use error::{Error, Result};

@@ -35,6 +35,30 @@ enum Command {
     },
     /// Print the JSON Schema of the policy format (for editors).
     Schema,
+    /// Run SQL with the cloakline functions (tokenize, encrypt, decrypt, mask, redact,
+    /// generalize) registered; print the result or write it with a provenance sidecar.
+    Sql(SqlArgs),
+}
+
+#[derive(Args)]
+struct SqlArgs {
+    /// The query, e.g. "SELECT tokenize(email, 'k1') FROM customers".
+    query: String,
+    /// Register a file as a table (repeatable): NAME=PATH (.parquet, .csv/.tsv, .ndjson/.jsonl).
+    #[arg(long = "table", value_name = "NAME=PATH", required = true)]
+    tables: Vec<cloakline::sql::TableArg>,
+    #[command(flatten)]
+    keyring: KeyringArg,
+    /// Also register the policy's masked view of the first table, as <NAME>_shared.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Write the result to this file (.parquet or .csv) with <FILE>.provenance.json,
+    /// instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// CSV field delimiter for CSV tables and output.
+    #[arg(long, default_value = ",", value_name = "CHAR")]
+    delimiter: String,
 }
 
 #[derive(Args)]
@@ -323,6 +347,49 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             let fp = Keyring::generate_into_file(&path, &id)?;
             eprintln!("added key {id} (fingerprint {fp}) to {}", path.display());
+            Ok(())
+        }
+        Command::Sql(q) => {
+            let policy = q.policy.as_deref().map(Policy::load).transpose()?;
+            let keyring = match &q.keyring.keyring {
+                Some(p) => Keyring::load(p)?,
+                None => Keyring::default(),
+            };
+            let job = cloakline::sql::SqlJob {
+                query: q.query,
+                tables: q.tables,
+                keyring: std::sync::Arc::new(keyring),
+                policy: policy.as_ref(),
+                output: q.output,
+                read: ReadOptions {
+                    delimiter: delimiter(&q.delimiter)?,
+                    ..Default::default()
+                },
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Io {
+                    path: "<async runtime>".into(),
+                    source: e,
+                })?;
+            match rt.block_on(job.run())? {
+                cloakline::sql::QueryOutcome::Rows(batches) => {
+                    let table = arrow::util::pretty::pretty_format_batches(&batches)?;
+                    println!("{table}");
+                }
+                cloakline::sql::QueryOutcome::Written {
+                    rows,
+                    output,
+                    provenance,
+                } => {
+                    eprintln!(
+                        "wrote {} ({rows} rows) and {}",
+                        output.display(),
+                        provenance.display()
+                    );
+                }
+            }
             Ok(())
         }
         Command::Schema => {

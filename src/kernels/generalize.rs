@@ -379,28 +379,44 @@ fn float_bins(b: &NumberBins) -> FloatBins {
     }
 }
 
+/// Top/bottom coding and explicit breaks, shared by exact and float bins; `None` when the
+/// value is left to fixed-width binning (or kept).
+fn coded<T: Copy + PartialOrd>(
+    v: T,
+    top: Option<T>,
+    bottom: Option<T>,
+    breaks: Option<&[T]>,
+) -> Option<Bin<T>> {
+    let min = |a: T, b: T| if b < a { b } else { a };
+    let max = |a: T, b: T| if b > a { b } else { a };
+    if let Some(t) = top
+        && v >= t
+    {
+        return Some(Bin::AtOrAbove(t));
+    }
+    if let Some(bt) = bottom
+        && v < bt
+    {
+        return Some(Bin::Below(bt));
+    }
+    let br = breaks?;
+    let first = *br.first()?;
+    if v < first {
+        return Some(Bin::Below(first));
+    }
+    let i = br.partition_point(|b| *b <= v);
+    if i == br.len() {
+        return Some(Bin::AtOrAbove(br[br.len() - 1]));
+    }
+    let hi = top.map_or(br[i], |t| min(br[i], t));
+    let lo = bottom.map_or(br[i - 1], |b| max(br[i - 1], b));
+    Some(Bin::Range(lo, hi))
+}
+
 impl ExactBins {
     fn bin(&self, v: i128) -> Bin<i128> {
-        if let Some(t) = self.top
-            && v >= t
-        {
-            return Bin::AtOrAbove(t);
-        }
-        if let Some(bt) = self.bottom
-            && v < bt
-        {
-            return Bin::Below(bt);
-        }
-        if let Some(br) = &self.breaks {
-            if v < br[0] {
-                return Bin::Below(br[0]);
-            }
-            let i = br.partition_point(|b| *b <= v);
-            if i == br.len() {
-                return Bin::AtOrAbove(br[br.len() - 1]);
-            }
-            let hi = self.top.map_or(br[i], |t| br[i].min(t));
-            return Bin::Range(br[i - 1].max(self.bottom.unwrap_or(i128::MIN)), hi);
+        if let Some(b) = coded(v, self.top, self.bottom, self.breaks.as_deref()) {
+            return b;
         }
         if let Some(w) = self.width {
             let lo = v.div_euclid(w) * w;
@@ -447,26 +463,8 @@ impl ExactBins {
 
 impl FloatBins {
     fn bin(&self, v: f64) -> Bin<f64> {
-        if let Some(t) = self.top
-            && v >= t
-        {
-            return Bin::AtOrAbove(t);
-        }
-        if let Some(bt) = self.bottom
-            && v < bt
-        {
-            return Bin::Below(bt);
-        }
-        if let Some(br) = &self.breaks {
-            if v < br[0] {
-                return Bin::Below(br[0]);
-            }
-            let i = br.partition_point(|b| *b <= v);
-            if i == br.len() {
-                return Bin::AtOrAbove(br[br.len() - 1]);
-            }
-            let hi = self.top.map_or(br[i], |t| br[i].min(t));
-            return Bin::Range(br[i - 1].max(self.bottom.unwrap_or(f64::NEG_INFINITY)), hi);
+        if let Some(b) = coded(v, self.top, self.bottom, self.breaks.as_deref()) {
+            return b;
         }
         if let Some(w) = self.width {
             // v / w can round across a bin edge (0.3 / 0.1 = 2.9999999999999996): correct k

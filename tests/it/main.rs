@@ -2,5 +2,7 @@
 
 mod cli;
 mod interop;
+mod sql;
+mod sqllogic;
 mod util;
 mod vectors;

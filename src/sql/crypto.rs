@@ -1,0 +1,177 @@
+//! `encrypt(value, key_id [, domain])` and `decrypt(ciphertext [, domain])`.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result as DFResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+use super::tokenize::check_value_type;
+use super::{
+    KeyringRef, apply_to_value, check_arity, default_domain, exec_error, literal_string, plan_error,
+};
+use crate::kernels::{Decryptor, Encryptor, is_string_type};
+
+/// AES-256-GCM envelope of the value's canonical string (docs/FORMATS.md). Volatile: a fresh
+/// random nonce per value, so the same input encrypts differently each time.
+///
+/// ```sql
+/// SELECT encrypt(national_id, 'k2') FROM customers;   -- domain 'national_id'
+/// ```
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct EncryptFunc {
+    signature: Signature,
+    keyring: KeyringRef,
+}
+
+/// Opens envelopes made by `encrypt` (or `cloakline apply`); the key id is read from the
+/// envelope. Returns the canonical string of the original value.
+///
+/// ```sql
+/// SELECT decrypt(national_id) FROM customers_shared;            -- domain 'national_id'
+/// SELECT decrypt(nid_enc, 'national_id') FROM t;                -- explicit domain
+/// ```
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct DecryptFunc {
+    signature: Signature,
+    keyring: KeyringRef,
+}
+
+impl EncryptFunc {
+    pub fn new(keyring: KeyringRef) -> Self {
+        EncryptFunc {
+            signature: Signature::variadic_any(Volatility::Volatile),
+            keyring,
+        }
+    }
+}
+
+impl DecryptFunc {
+    pub fn new(keyring: KeyringRef) -> Self {
+        DecryptFunc {
+            signature: Signature::variadic_any(Volatility::Immutable),
+            keyring,
+        }
+    }
+}
+
+fn domain_arg(
+    f: &str,
+    position: usize,
+    fields: &[FieldRef],
+    scalars: &[Option<&ScalarValue>],
+) -> DFResult<String> {
+    match scalars.get(position - 1) {
+        Some(s) => Ok(
+            literal_string(f, position, "domain", *s)?.unwrap_or_else(|| default_domain(fields))
+        ),
+        None => Ok(default_domain(fields)),
+    }
+}
+
+fn encrypt_args(
+    fields: &[FieldRef],
+    scalars: &[Option<&ScalarValue>],
+) -> DFResult<(String, String)> {
+    let f = "encrypt";
+    let key = literal_string(f, 2, "key_id", scalars.get(1).copied().flatten())?
+        .ok_or_else(|| plan_error(f, "argument 2 (key_id) is null; name a key of the keyring"))?;
+    Ok((key, domain_arg(f, 3, fields, scalars)?))
+}
+
+impl ScalarUDFImpl for EncryptFunc {
+    fn name(&self) -> &str {
+        "encrypt"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        check_arity(
+            self.name(),
+            arg_types.len(),
+            2,
+            3,
+            "encrypt(value, key_id [, domain])",
+        )?;
+        check_value_type(self.name(), &arg_types[0])?;
+        Ok(DataType::Utf8)
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        self.return_type(&types)?;
+        let (key, _) = encrypt_args(args.arg_fields, args.scalar_arguments)?;
+        self.keyring
+            .0
+            .get(&key)
+            .map_err(|e| plan_error(self.name(), e))?;
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let sc = super::scalars(&args.args);
+        let refs: Vec<Option<&ScalarValue>> = sc.iter().map(Option::as_ref).collect();
+        let (key, domain) = encrypt_args(&args.arg_fields, &refs)?;
+        let key = self
+            .keyring
+            .0
+            .get(&key)
+            .map_err(|e| exec_error(self.name(), e))?;
+        let enc = Encryptor::new(key, &domain).map_err(|e| exec_error(self.name(), e))?;
+        apply_to_value(self.name(), &args.args[0], &DataType::Utf8, |v| {
+            enc.apply(v)
+        })
+    }
+}
+
+impl ScalarUDFImpl for DecryptFunc {
+    fn name(&self) -> &str {
+        "decrypt"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        check_arity(
+            self.name(),
+            arg_types.len(),
+            1,
+            2,
+            "decrypt(ciphertext [, domain])",
+        )?;
+        if !is_string_type(&arg_types[0]) && arg_types[0] != DataType::Null {
+            return Err(plan_error(
+                self.name(),
+                format!(
+                    "argument 1 (ciphertext) has type {}; envelopes are strings",
+                    arg_types[0]
+                ),
+            ));
+        }
+        Ok(DataType::Utf8)
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        self.return_type(&types)?;
+        domain_arg(self.name(), 2, args.arg_fields, args.scalar_arguments)?;
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let sc = super::scalars(&args.args);
+        let refs: Vec<Option<&ScalarValue>> = sc.iter().map(Option::as_ref).collect();
+        let domain = domain_arg(self.name(), 2, &args.arg_fields, &refs)?;
+        let mut dec = Decryptor::new(&self.keyring.0, &domain);
+        apply_to_value(self.name(), &args.args[0], &DataType::Utf8, |v| {
+            dec.apply(v)
+        })
+    }
+}

@@ -1,0 +1,224 @@
+//! cloakline's transforms as DataFusion SQL functions, and a policy as a masked view.
+//!
+//! Every function calls the same kernel as `cloakline apply` (one implementation per
+//! transform), on whole Arrow arrays — `Utf8View` included, which is how DataFusion reads
+//! Parquet strings — keeping nulls and accepting scalars.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> datafusion::error::Result<()> {
+//! use std::sync::Arc;
+//! use datafusion::prelude::SessionContext;
+//! use cloakline::keys::Keyring;
+//!
+//! let ctx = SessionContext::new();
+//! cloakline::sql::register(&ctx, Arc::new(Keyring::generate_in_memory(&["k1"])));
+//! let df = ctx.sql("SELECT mask('13800138000', 0, 4) AS m, generalize(DATE '1987-07-01', 'quarter') AS q").await?;
+//! let batches = df.collect().await?;
+//! assert_eq!(arrow::util::pretty::pretty_format_batches(&batches)?.to_string().lines().nth(3).unwrap(),
+//!            "| *******8000 | 1987-Q3 |");
+//! # Ok(()) }
+//! ```
+//!
+//! | function | meaning |
+//! |---|---|
+//! | `tokenize(value, key_id [, domain [, length]])` | keyed deterministic pseudonym |
+//! | `encrypt(value, key_id [, domain])` / `decrypt(ciphertext [, domain])` | AES-256-GCM envelope |
+//! | `mask(value, keep_first, keep_last [, mask_char])` | hide characters |
+//! | `redact(value [, replacement])` | null or a constant |
+//! | `generalize(value, spec)` | `'year'`, `'quarter'`, `'month'`, `'decade'`, `'bin:W'`, `'breaks:a,b,c'`, `'prefix:N'` |
+//!
+//! `domain` defaults to the name of the value's column, as in a policy.
+
+mod crypto;
+mod generalize;
+mod mask;
+mod query;
+mod tokenize;
+mod view;
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, new_null_array};
+use arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
+use datafusion::prelude::SessionContext;
+
+pub use crypto::{DecryptFunc, EncryptFunc};
+pub use generalize::{GeneralizeFunc, parse_generalize_spec};
+pub use mask::{MaskFunc, RedactFunc};
+pub use query::{QueryOutcome, SqlJob, TableArg, functions_used};
+pub use tokenize::TokenizeFunc;
+pub use view::{PolicyColumnFunc, register_policy_view};
+
+use crate::keys::Keyring;
+
+/// Register every cloakline function on `ctx`, with `keyring` for the keyed ones.
+pub fn register(ctx: &SessionContext, keyring: Arc<Keyring>) {
+    for udf in functions(keyring) {
+        ctx.register_udf(udf);
+    }
+}
+
+/// Every cloakline function, bound to `keyring`.
+pub fn functions(keyring: Arc<Keyring>) -> Vec<ScalarUDF> {
+    let ring = KeyringRef(keyring);
+    vec![
+        ScalarUDF::new_from_impl(TokenizeFunc::new(ring.clone())),
+        ScalarUDF::new_from_impl(EncryptFunc::new(ring.clone())),
+        ScalarUDF::new_from_impl(DecryptFunc::new(ring)),
+        ScalarUDF::new_from_impl(MaskFunc::new()),
+        ScalarUDF::new_from_impl(RedactFunc::new()),
+        ScalarUDF::new_from_impl(GeneralizeFunc::new()),
+    ]
+}
+
+/// Names of the functions [`register`] adds.
+pub const FUNCTION_NAMES: &[&str] = &[
+    "tokenize",
+    "encrypt",
+    "decrypt",
+    "mask",
+    "redact",
+    "generalize",
+];
+
+/// A shared keyring, compared by identity (UDFs must be `Eq + Hash`).
+#[derive(Clone, Debug)]
+pub struct KeyringRef(pub Arc<Keyring>);
+
+impl PartialEq for KeyringRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for KeyringRef {}
+impl Hash for KeyringRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
+
+pub(crate) fn plan_error(function: &str, message: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Plan(format!("{function}: {message}"))
+}
+
+pub(crate) fn exec_error(function: &str, message: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Execution(format!("{function}: {message}"))
+}
+
+/// Check the argument count (planning).
+pub(crate) fn check_arity(
+    function: &str,
+    n: usize,
+    min: usize,
+    max: usize,
+    usage: &str,
+) -> DFResult<()> {
+    if n < min || n > max {
+        return Err(plan_error(
+            function,
+            format!("takes {min} to {max} arguments, got {n}; usage: {usage}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A constant string argument (planning: from `scalar_arguments`; execution: from the value).
+pub(crate) fn literal_string(
+    function: &str,
+    position: usize,
+    what: &str,
+    scalar: Option<&ScalarValue>,
+) -> DFResult<Option<String>> {
+    match scalar {
+        Some(ScalarValue::Utf8(v))
+        | Some(ScalarValue::LargeUtf8(v))
+        | Some(ScalarValue::Utf8View(v)) => Ok(v.clone()),
+        Some(ScalarValue::Null) => Ok(None),
+        Some(other) => Err(plan_error(
+            function,
+            format!(
+                "argument {position} ({what}) must be a string, got {}",
+                other.data_type()
+            ),
+        )),
+        None => Err(plan_error(
+            function,
+            format!("argument {position} ({what}) must be a constant, not a column or expression"),
+        )),
+    }
+}
+
+/// A constant integer argument.
+pub(crate) fn literal_int(
+    function: &str,
+    position: usize,
+    what: &str,
+    scalar: Option<&ScalarValue>,
+) -> DFResult<Option<i64>> {
+    let bad = |got: String| {
+        plan_error(
+            function,
+            format!("argument {position} ({what}) must be an integer constant, got {got}"),
+        )
+    };
+    match scalar {
+        None => Err(bad("a column or expression".into())),
+        Some(ScalarValue::Null) => Ok(None),
+        Some(v) if v.data_type().is_integer() => {
+            let c = v
+                .cast_to(&DataType::Int64)
+                .map_err(|_| bad(v.to_string()))?;
+            match c {
+                ScalarValue::Int64(x) => Ok(x),
+                _ => Err(bad(v.to_string())),
+            }
+        }
+        Some(v) => Err(bad(v.data_type().to_string())),
+    }
+}
+
+/// The scalar values of constant arguments at execution time (`None` for arrays).
+pub(crate) fn scalars(args: &[ColumnarValue]) -> Vec<Option<ScalarValue>> {
+    args.iter()
+        .map(|a| match a {
+            ColumnarValue::Scalar(s) => Some(s.clone()),
+            ColumnarValue::Array(_) => None,
+        })
+        .collect()
+}
+
+/// Run `kernel` over the value argument (array or scalar); a `Null`-typed value gives nulls of `out`.
+pub(crate) fn apply_to_value(
+    function: &str,
+    value: &ColumnarValue,
+    out: &DataType,
+    kernel: impl FnOnce(&ArrayRef) -> Result<ArrayRef, crate::kernels::KernelError>,
+) -> DFResult<ColumnarValue> {
+    match value {
+        ColumnarValue::Array(a) => {
+            if a.data_type() == &DataType::Null {
+                return Ok(ColumnarValue::Array(new_null_array(out, a.len())));
+            }
+            Ok(ColumnarValue::Array(
+                kernel(a).map_err(|e| exec_error(function, e))?,
+            ))
+        }
+        ColumnarValue::Scalar(s) => {
+            if s.is_null() && s.data_type() == DataType::Null {
+                return Ok(ColumnarValue::Scalar(ScalarValue::try_from(out)?));
+            }
+            let a = s.to_array_of_size(1)?;
+            let r = kernel(&a).map_err(|e| exec_error(function, e))?;
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&r, 0)?))
+        }
+    }
+}
+
+/// The default domain: the value argument's column name.
+pub(crate) fn default_domain(fields: &[FieldRef]) -> String {
+    fields.first().map(|f| f.name().clone()).unwrap_or_default()
+}

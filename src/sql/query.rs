@@ -1,0 +1,330 @@
+//! `cloakline sql`: run a query with the functions (and optionally a policy view) registered,
+//! print the result or write it atomically with a provenance sidecar.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
+use chrono::Utc;
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::io::{
+    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, open_writer, sha256_file,
+};
+use crate::keys::Keyring;
+use crate::plan::apply_type_overrides;
+use crate::policy::Policy;
+
+/// A table to register: name and file.
+#[derive(Clone, Debug)]
+pub struct TableArg {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for TableArg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (name, path) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--table takes NAME=PATH, got {s:?}"))?;
+        let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!(
+                "table name {name:?} must use letters, digits and _"
+            ));
+        }
+        Ok(TableArg {
+            name: name.to_string(),
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+/// What a query run produced.
+pub enum QueryOutcome {
+    /// Result batches, for printing.
+    Rows(Vec<RecordBatch>),
+    /// Written to a file with a sidecar.
+    Written {
+        rows: u64,
+        output: PathBuf,
+        provenance: PathBuf,
+    },
+}
+
+/// One `cloakline sql` run.
+pub struct SqlJob<'a> {
+    pub query: String,
+    pub tables: Vec<TableArg>,
+    pub keyring: Arc<Keyring>,
+    pub policy: Option<&'a Policy>,
+    pub output: Option<PathBuf>,
+    pub read: ReadOptions,
+}
+
+fn df_err(e: datafusion::error::DataFusionError) -> Error {
+    Error::Usage(format!("SQL: {e}"))
+}
+
+impl SqlJob<'_> {
+    /// Register the tables, the functions and (with a policy) the view `<first table>_shared`.
+    pub async fn context(&self) -> Result<(SessionContext, Option<String>)> {
+        let ctx = SessionContext::new();
+        super::register(&ctx, Arc::clone(&self.keyring));
+        for t in &self.tables {
+            let path = t
+                .path
+                .to_str()
+                .ok_or_else(|| Error::Usage(format!("{} is not UTF-8", t.path.display())))?;
+            if !t.path.exists() {
+                return Err(Error::io(
+                    &t.path,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                ));
+            }
+            let fmt = Format::from_path(&t.path).ok_or_else(|| {
+                Error::Usage(format!(
+                    "cannot tell the format of {}; use .parquet, .csv/.tsv or .ndjson/.jsonl",
+                    t.path.display()
+                ))
+            })?;
+            let ext = t
+                .path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| format!(".{e}"))
+                .unwrap_or_default();
+            match fmt {
+                Format::Parquet => ctx
+                    .register_parquet(
+                        &t.name,
+                        path,
+                        ParquetReadOptions::default().file_extension(&ext),
+                    )
+                    .await
+                    .map_err(df_err)?,
+                Format::Csv => {
+                    // Infer types as `apply` does, with the policy's `type:` overrides.
+                    let schema: Schema = match self.policy {
+                        Some(p) => {
+                            let input = Input::open(&t.path, fmt, &self.read, &|s: &Schema| {
+                                apply_type_overrides(p, s)
+                            })?;
+                            input.schema.as_ref().clone()
+                        }
+                        None => Input::open(&t.path, fmt, &self.read, &|s: &Schema| {
+                            Arc::new(s.clone())
+                        })?
+                        .schema
+                        .as_ref()
+                        .clone(),
+                    };
+                    let opts = CsvReadOptions::new()
+                        .has_header(true)
+                        .delimiter(self.read.delimiter)
+                        .file_extension(&ext)
+                        .schema(&schema);
+                    ctx.register_csv(&t.name, path, opts)
+                        .await
+                        .map_err(df_err)?
+                }
+                Format::Ndjson => ctx
+                    .register_json(
+                        &t.name,
+                        path,
+                        JsonReadOptions::default().file_extension(&ext),
+                    )
+                    .await
+                    .map_err(df_err)?,
+            }
+        }
+        let mut view = None;
+        if let Some(p) = self.policy {
+            let first = self
+                .tables
+                .first()
+                .ok_or_else(|| Error::Usage("--policy needs a --table to apply to".into()))?;
+            let name = format!("{}_shared", first.name);
+            super::register_policy_view(&ctx, &first.name, p, &self.keyring, &name)
+                .await
+                .map_err(|e| Error::plan(first.path.display(), e))?;
+            view = Some(name);
+        }
+        Ok((ctx, view))
+    }
+
+    /// Run the query.
+    pub async fn run(self) -> Result<QueryOutcome> {
+        let started = Utc::now();
+        let (ctx, view) = self.context().await?;
+        let df = ctx.sql(&self.query).await.map_err(df_err)?;
+        let (functions, key_ids) = functions_used(df.logical_plan(), view.as_deref());
+        let Some(output) = self.output.clone() else {
+            let batches = df.collect().await.map_err(|e| Error::data("query", e))?;
+            return Ok(QueryOutcome::Rows(batches));
+        };
+        let format = Format::from_path(&output)
+            .filter(|f| *f != Format::Ndjson)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--output {}: use a .parquet or .csv file",
+                    output.display()
+                ))
+            })?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let af = AtomicFile::create(&output)?;
+        let (encoder, mut sink) = open_writer(
+            af.file()?,
+            schema,
+            &WriteOptions {
+                format,
+                delimiter: self.read.delimiter,
+                ..Default::default()
+            },
+        )?;
+        let mut stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| Error::data("query", e))?;
+        let mut group = Vec::new();
+        let mut group_rows = 0;
+        let mut rows = 0u64;
+        while let Some(batch) = stream.next().await {
+            if crate::engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            let batch = batch.map_err(|e| Error::data("query", e))?;
+            rows += batch.num_rows() as u64;
+            group_rows += batch.num_rows();
+            group.push(batch);
+            if group_rows >= ROW_GROUP_ROWS {
+                sink.append(encoder.encode(&group)?)?;
+                group.clear();
+                group_rows = 0;
+            }
+        }
+        if !group.is_empty() {
+            sink.append(encoder.encode(&group)?)?;
+        }
+        let (sha, bytes) = sink.finish(None)?;
+        let mut inputs = Vec::new();
+        for t in &self.tables {
+            let (h, n) = sha256_file(&t.path)?;
+            inputs.push(json!({"table": t.name, "path": t.path.display().to_string(), "sha256": h, "bytes": n}));
+        }
+        let keys: Vec<_> = key_ids
+            .iter()
+            .map(|id| json!({"keyId": id, "keyFingerprint": self.keyring.get(id).ok().map(|k| k.fingerprint())}))
+            .collect();
+        let policy = self
+            .policy
+            .map(|p| policy_summary(p, view.as_deref().unwrap_or_default()));
+        let doc = json!({
+            "@context": crate::provenance::context(),
+            "@id": format!("urn:cloakline:sql:{}", crate::provenance::new_run_id()),
+            "@type": ["prov:Activity", "cl:SqlRun"],
+            "cl:format": "cloakline-sql-provenance/v1",
+            "startedAtTime": started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "endedAtTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "wasAssociatedWith": format!("urn:cloakline:software:cloakline:{}", env!("CARGO_PKG_VERSION")),
+            "cl:query": self.query,
+            "cl:functionsUsed": functions,
+            "cl:keys": keys,
+            "cl:inputs": inputs,
+            "cl:output": {"path": output.display().to_string(), "format": format.extension(), "rows": rows, "sha256": sha, "bytes": bytes},
+            "cl:lawfulBasis": match &policy { Some(_) => json!("recorded per field of the policy view below"), None => json!("not known: no policy view was used; the query's author is responsible for the basis") },
+            "cl:policyView": policy,
+        });
+        let sidecar = crate::apply::sidecar_path(&output);
+        let side = AtomicFile::create(&sidecar)?;
+        {
+            let mut f = side.file()?;
+            let text = serde_json::to_string_pretty(&doc)
+                .map_err(|e| Error::data(sidecar.display(), e))?;
+            std::io::Write::write_all(&mut f, text.as_bytes())
+                .map_err(|e| Error::io(&sidecar, e))?;
+        }
+        af.commit()?;
+        side.commit()?;
+        Ok(QueryOutcome::Written {
+            rows,
+            output,
+            provenance: sidecar,
+        })
+    }
+}
+
+fn policy_summary(p: &Policy, view: &str) -> serde_json::Value {
+    let fields: Vec<_> = p
+        .output_fields()
+        .map(|f| {
+            json!({
+                "column": f.output_name, "sourceColumn": f.input_name, "action": f.action.kind().keyword(),
+                "params": crate::provenance::action_params(&f.action),
+                "status": crate::provenance::status_of(&f.action, f.category.is_some()),
+                "category": f.category_term,
+                "sensitive": f.sensitive,
+                "lawfulBasis": f.bases.iter().filter_map(|(j, b)| b.reference(*j).map(|r| json!({
+                    "jurisdiction": j.to_string(), "basis": b.keyword(), "article": r.article, "dpv": r.dpv, "term": r.legal_term
+                }))).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "view": view, "policy": p.name, "version": p.version, "sha256": p.sha256, "path": p.source,
+        "controller": p.controller, "purpose": p.purpose,
+        "jurisdictions": p.jurisdictions.iter().map(|j| j.to_string()).collect::<Vec<_>>(),
+        "fields": fields,
+    })
+}
+
+/// cloakline functions called by a plan (`policy view` when it reads the view `view`), and
+/// the key ids given to them as literals.
+pub fn functions_used(plan: &LogicalPlan, view: Option<&str>) -> (Vec<String>, Vec<String>) {
+    let mut names = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    let _ = plan.apply(|node| {
+        if let (LogicalPlan::TableScan(scan), Some(v)) = (node, view)
+            && scan.table_name.table() == v
+        {
+            names.insert("policy view".to_string());
+        }
+        let _ = node.apply_expressions(|e| {
+            let _ = e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    let name = f.name();
+                    if name.starts_with("cloakline_") {
+                        names.insert("policy view".to_string());
+                    } else if super::FUNCTION_NAMES.contains(&name) {
+                        names.insert(name.to_string());
+                        if matches!(name, "tokenize" | "encrypt")
+                            && let Some(Expr::Literal(ScalarValue::Utf8(Some(k)), _)) =
+                                f.args.get(1)
+                        {
+                            keys.insert(k.clone());
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+            Ok(TreeNodeRecursion::Continue)
+        });
+        Ok(TreeNodeRecursion::Continue)
+    });
+    // Views may be inlined into the plan or kept as a scan: look for the name too.
+    if let Some(v) = view
+        && plan.display_indent().to_string().contains(v)
+    {
+        names.insert("policy view".to_string());
+    }
+    (names.into_iter().collect(), keys.into_iter().collect())
+}
