@@ -100,11 +100,7 @@ impl ScalarUDFImpl for EncryptFunc {
         Ok(DataType::Utf8)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        let types: Vec<DataType> = args
-            .arg_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = super::field_types(args.arg_fields);
         self.return_type(&types)?;
         let (key, _) = encrypt_args(args.arg_fields, args.scalar_arguments)?;
         self.keyring
@@ -115,7 +111,7 @@ impl ScalarUDFImpl for EncryptFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let sc = super::scalars(&args.args);
-        let refs: Vec<Option<&ScalarValue>> = sc.iter().map(Option::as_ref).collect();
+        let refs = super::scalar_refs(&sc);
         let (key, domain) = encrypt_args(&args.arg_fields, &refs)?;
         let key = self
             .keyring
@@ -156,18 +152,14 @@ impl ScalarUDFImpl for DecryptFunc {
         Ok(DataType::Utf8)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        let types: Vec<DataType> = args
-            .arg_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = super::field_types(args.arg_fields);
         self.return_type(&types)?;
         domain_arg(self.name(), 2, args.arg_fields, args.scalar_arguments)?;
         Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let sc = super::scalars(&args.args);
-        let refs: Vec<Option<&ScalarValue>> = sc.iter().map(Option::as_ref).collect();
+        let refs = super::scalar_refs(&sc);
         let domain = domain_arg(self.name(), 2, &args.arg_fields, &refs)?;
         let mut dec = Decryptor::new(&self.keyring.0, &domain);
         apply_to_value(self.name(), &args.args[0], &DataType::Utf8, |v| {

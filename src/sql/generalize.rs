@@ -159,7 +159,7 @@ impl ScalarUDFImpl for GeneralizeFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let sc = super::scalars(&args.args);
-        let refs: Vec<Option<&ScalarValue>> = sc.iter().map(Option::as_ref).collect();
+        let refs = super::scalar_refs(&sc);
         let g = generalizer(&args.args[0].data_type(), &refs)?;
         let out = args.return_type().clone();
         match g {

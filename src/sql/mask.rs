@@ -116,18 +116,14 @@ impl ScalarUDFImpl for MaskFunc {
         Ok(DataType::Utf8)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        let types: Vec<DataType> = args
-            .arg_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = super::field_types(args.arg_fields);
         self.return_type(&types)?;
         mask_args(args.scalar_arguments)?;
         Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let sc = super::scalars(&args.args);
-        let refs: Vec<Option<&ScalarValue>> = sc.iter().map(Option::as_ref).collect();
+        let refs = super::scalar_refs(&sc);
         let m = mask_args(&refs)?;
         apply_to_value(self.name(), &args.args[0], &DataType::Utf8, |v| m.apply(v))
     }
@@ -163,11 +159,7 @@ impl ScalarUDFImpl for RedactFunc {
         Ok(arg_types[0].clone())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        let types: Vec<DataType> = args
-            .arg_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = super::field_types(args.arg_fields);
         let out = self.return_type(&types)?;
         let replacement = redact_replacement(args.scalar_arguments)?;
         Redactor::new(&out, replacement.as_deref())
@@ -176,7 +168,7 @@ impl ScalarUDFImpl for RedactFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let sc = super::scalars(&args.args);
-        let refs: Vec<Option<&ScalarValue>> = sc.iter().map(Option::as_ref).collect();
+        let refs = super::scalar_refs(&sc);
         let replacement = redact_replacement(&refs)?;
         let out = args.args[0].data_type();
         let r =

@@ -191,6 +191,16 @@ pub(crate) fn scalars(args: &[ColumnarValue]) -> Vec<Option<ScalarValue>> {
         .collect()
 }
 
+/// The planning-time shape of execution-time constants.
+pub(crate) fn scalar_refs(s: &[Option<ScalarValue>]) -> Vec<Option<&ScalarValue>> {
+    s.iter().map(Option::as_ref).collect()
+}
+
+/// The data types of argument fields.
+pub(crate) fn field_types(fields: &[FieldRef]) -> Vec<DataType> {
+    fields.iter().map(|f| f.data_type().clone()).collect()
+}
+
 /// Run `kernel` over the value argument (array or scalar); a `Null`-typed value gives nulls of `out`.
 pub(crate) fn apply_to_value(
     function: &str,

@@ -94,11 +94,7 @@ impl ScalarUDFImpl for TokenizeFunc {
         Ok(DataType::Utf8)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        let types: Vec<DataType> = args
-            .arg_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = super::field_types(args.arg_fields);
         self.return_type(&types)?;
         let a = parse(args.arg_fields, args.scalar_arguments)?;
         self.keyring
@@ -109,7 +105,7 @@ impl ScalarUDFImpl for TokenizeFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let sc = super::scalars(&args.args);
-        let refs: Vec<Option<&ScalarValue>> = sc.iter().map(Option::as_ref).collect();
+        let refs = super::scalar_refs(&sc);
         let a = parse(&args.arg_fields, &refs)?;
         let key = self
             .keyring
