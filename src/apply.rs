@@ -85,6 +85,19 @@ pub fn sidecar_path(output: &Path) -> PathBuf {
     ))
 }
 
+/// Write the provenance document for `output` under a temporary name; the caller commits it
+/// after the data, so neither appears without the other.
+pub fn stage_sidecar(output: &Path, doc: &serde_json::Value) -> Result<(PathBuf, AtomicFile)> {
+    let sidecar = sidecar_path(output);
+    let side = AtomicFile::create(&sidecar)?;
+    let mut text =
+        serde_json::to_string_pretty(doc).map_err(|e| Error::data(sidecar.display(), e))?;
+    text.push('\n');
+    let mut f = side.file()?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| Error::io(&sidecar, e))?;
+    Ok((sidecar, side))
+}
+
 impl<'a> Apply<'a> {
     pub fn new(
         policy: &'a Policy,
@@ -439,16 +452,7 @@ impl<'a> Apply<'a> {
             },
         };
         let doc = record.to_jsonld(true);
-        let sidecar = sidecar_path(&self.output);
-        let side = AtomicFile::create(&sidecar)?;
-        {
-            let mut f = side.file()?;
-            let text = serde_json::to_string_pretty(&doc)
-                .map_err(|e| Error::data(sidecar.display(), e))?;
-            std::io::Write::write_all(&mut f, text.as_bytes())
-                .map_err(|e| Error::io(&sidecar, e))?;
-            std::io::Write::write_all(&mut f, b"\n").map_err(|e| Error::io(&sidecar, e))?;
-        }
+        let (sidecar, side) = stage_sidecar(&self.output, &doc)?;
         if engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }

@@ -244,15 +244,7 @@ impl SqlJob<'_> {
             "cl:lawfulBasis": match &policy { Some(_) => json!("recorded per field of the policy view below"), None => json!("not known: no policy view was used; the query's author is responsible for the basis") },
             "cl:policyView": policy,
         });
-        let sidecar = crate::apply::sidecar_path(&output);
-        let side = AtomicFile::create(&sidecar)?;
-        {
-            let mut f = side.file()?;
-            let text = serde_json::to_string_pretty(&doc)
-                .map_err(|e| Error::data(sidecar.display(), e))?;
-            std::io::Write::write_all(&mut f, text.as_bytes())
-                .map_err(|e| Error::io(&sidecar, e))?;
-        }
+        let (sidecar, side) = crate::apply::stage_sidecar(&output, &doc)?;
         af.commit()?;
         side.commit()?;
         Ok(QueryOutcome::Written {
