@@ -27,6 +27,7 @@ use crate::io::{
 use crate::keys::Keyring;
 use crate::plan::{Kernel, Plan, apply_type_overrides};
 use crate::policy::Policy;
+use crate::privacy;
 use crate::provenance::{self, DatasetRecord, FieldRecord, PolicySummary, RunRecord};
 
 /// Builder for one `apply` run.
@@ -54,6 +55,10 @@ pub struct RunSummary {
     pub files: usize,
     pub rows_in: u64,
     pub rows_out: u64,
+    /// Records dropped by the privacy block's suppression.
+    pub suppressed: u64,
+    /// What the privacy block achieved, when the policy has one.
+    pub privacy: Option<crate::privacy::Assessment>,
     pub seconds: f64,
     pub fields: Vec<FieldSummary>,
     pub dropped: Vec<String>,
@@ -286,7 +291,31 @@ impl<'a> Apply<'a> {
                 self.output.display()
             )));
         }
-        let jobs = self.plan_jobs(out_format)?;
+        let mut jobs = self.plan_jobs(out_format)?;
+        // The privacy block: group the input, decide levels and suppression, rewrite the plan.
+        let mut privacy_evidence = None;
+        let mut privacy_assessment = None;
+        if let Some(spec) = &self.policy.privacy {
+            if is_dir || jobs.len() != 1 {
+                return Err(Error::Usage(format!(
+                    "policy {} has a `privacy:` block, which measures one table: give a single \
+                     input file, not a directory",
+                    self.policy.source
+                )));
+            }
+            let prep = privacy::prepare(
+                self.policy,
+                spec,
+                self.keyring,
+                &self.input,
+                &self.read,
+                true,
+            )?;
+            let decision = privacy::decide(&prep, spec, &self.input.display().to_string())?;
+            privacy::enforce(&mut jobs[0].plan, &prep, &decision, spec)?;
+            privacy_evidence = Some(privacy::evidence(&prep, spec, &decision));
+            privacy_assessment = Some(decision.assessment);
+        }
         let run_id = provenance::new_run_id();
         let no_dictionary = jobs
             .first()
@@ -387,7 +416,7 @@ impl<'a> Apply<'a> {
             let input_rec = DatasetRecord {
                 path: in_path.display().to_string(),
                 format: in_format.extension().into(),
-                rows: stats.rows,
+                rows: stats.rows + stats.suppressed,
                 sha256: Some(input_hash.0),
                 bytes: Some(input_hash.1),
                 schema: in_schema,
@@ -410,6 +439,7 @@ impl<'a> Apply<'a> {
                 outputs: vec![output_rec.clone()],
                 fields: fields.clone(),
                 dropped: dropped.clone(),
+                privacy: privacy_evidence.clone(),
             };
             let footer = (out_format == Format::Parquet).then(|| {
                 (
@@ -449,6 +479,7 @@ impl<'a> Apply<'a> {
                 outputs: outputs.clone(),
                 fields: fields.clone(),
                 dropped: dropped.clone(),
+                privacy: privacy_evidence.clone(),
             },
         };
         let doc = record.to_jsonld(true);
@@ -473,6 +504,8 @@ impl<'a> Apply<'a> {
             files: outputs.len(),
             rows_in,
             rows_out,
+            suppressed: rows_in - rows_out,
+            privacy: privacy_assessment,
             seconds: clock.elapsed().as_secs_f64(),
             fields: fields
                 .iter()

@@ -34,14 +34,18 @@ pub struct ColumnCounts {
 /// Totals of one stream.
 #[derive(Clone, Debug, Default)]
 pub struct StreamStats {
+    /// Rows written.
     pub rows: u64,
+    /// Rows dropped by the plan's row filter (suppressed records).
+    pub suppressed: u64,
     pub batches: u64,
     pub columns: Vec<ColumnCounts>,
 }
 
 impl StreamStats {
-    fn add(&mut self, rows: usize, batches: usize, counts: &[ColumnCounts]) {
+    fn add(&mut self, rows: usize, suppressed: usize, batches: usize, counts: &[ColumnCounts]) {
         self.rows += rows as u64;
+        self.suppressed += suppressed as u64;
         self.batches += batches as u64;
         if self.columns.len() < counts.len() {
             self.columns.resize(counts.len(), ColumnCounts::default());
@@ -65,7 +69,6 @@ pub fn transform_batch(
         });
     }
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(plan.columns.len());
-    let mut counts = Vec::with_capacity(plan.columns.len());
     for col in &plan.columns {
         let input = batch.column(col.input_index);
         if input.data_type() != &col.input_type {
@@ -82,16 +85,40 @@ pub fn transform_batch(
             field: col.rule.input_name.clone(),
             message: e.to_string(),
         })?;
-        let nulls = input.logical_null_count() as u64;
-        let transformed = match col.kernel {
-            Kernel::Keep => 0,
-            _ => input.len() as u64 - nulls,
-        };
-        counts.push(ColumnCounts { transformed, nulls });
         arrays.push(out);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    let out = RecordBatch::try_new_with_options(Arc::clone(&plan.output_schema), arrays, &options)?;
+    let mut out =
+        RecordBatch::try_new_with_options(Arc::clone(&plan.output_schema), arrays, &options)?;
+    // Rows of suppressed classes leave here; counts describe the rows released.
+    let mut mask = None;
+    if let Some(filter) = &plan.row_filter {
+        let keep = filter.keep(&out).map_err(|m| Error::Transform {
+            field: "<quasi-identifiers>".into(),
+            message: m,
+        })?;
+        out = arrow::compute::filter_record_batch(&out, &keep)?;
+        mask = Some(keep);
+    }
+    let mut counts = Vec::with_capacity(plan.columns.len());
+    for col in &plan.columns {
+        let input = batch.column(col.input_index);
+        let (len, nulls) = match &mask {
+            None => (input.len(), input.logical_null_count()),
+            Some(m) => {
+                let kept = arrow::compute::filter(input, m)?;
+                (kept.len(), kept.logical_null_count())
+            }
+        };
+        let transformed = match col.kernel {
+            Kernel::Keep => 0,
+            _ => (len - nulls) as u64,
+        };
+        counts.push(ColumnCounts {
+            transformed,
+            nulls: nulls as u64,
+        });
+    }
     Ok((out, counts))
 }
 
@@ -196,9 +223,11 @@ fn transform_group<T>(
     let mut out = Vec::with_capacity(group.len());
     let mut counts = vec![ColumnCounts::default(); plan.columns.len()];
     let mut rows = 0;
+    let mut suppressed = 0;
     for b in group {
         let (t, c) = transform_batch(plan, b)?;
         rows += t.num_rows();
+        suppressed += b.num_rows() - t.num_rows();
         for (a, x) in counts.iter_mut().zip(&c) {
             a.transformed += x.transformed;
             a.nulls += x.nulls;
@@ -208,6 +237,7 @@ fn transform_group<T>(
     let payload = encode(&out)?;
     Ok(Unit {
         rows,
+        suppressed,
         batches: group.len(),
         counts,
         payload,
@@ -217,6 +247,7 @@ fn transform_group<T>(
 /// A transformed and encoded group.
 struct Unit<T> {
     rows: usize,
+    suppressed: usize,
     batches: usize,
     counts: Vec<ColumnCounts>,
     payload: T,
@@ -238,7 +269,7 @@ fn write_in_order<T>(
         }
         pending.insert(seq, result?);
         while let Some(unit) = pending.remove(&next) {
-            stats.add(unit.rows, unit.batches, &unit.counts);
+            stats.add(unit.rows, unit.suppressed, unit.batches, &unit.counts);
             sink(unit.payload)?;
             next += 1;
             let _ = permit_tx.send(());

@@ -44,6 +44,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The data does not meet the policy's privacy models (and `on_violation` says fail, or
+    /// suppression/generalization cannot meet them). Nothing was written.
+    #[error("privacy models not met for {input}: {message}")]
+    Privacy { input: String, message: String },
+
     /// The run was stopped by Ctrl-C; nothing was written.
     #[error("interrupted; no output was written")]
     Interrupted,
@@ -59,10 +64,12 @@ pub enum Error {
 
 impl Error {
     /// The process exit code for this error: 2 = bad policy/keyring/arguments (or a policy
-    /// that does not fit the data), 1 = data or I/O, 130 = interrupted.
+    /// that does not fit the data), 1 = data or I/O, 3 = the data does not meet the privacy
+    /// models, 130 = interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Interrupted => 130,
+            Error::Privacy { .. } => 3,
             Error::Policy { .. } | Error::Keyring { .. } | Error::Plan { .. } | Error::Usage(_) => {
                 2
             }

@@ -32,6 +32,7 @@ pub mod kernels;
 pub mod keys;
 pub mod plan;
 pub mod policy;
+pub mod privacy;
 pub mod provenance;
 pub mod sql;
 

@@ -26,6 +26,10 @@ enum Command {
     Apply(ApplyArgs),
     /// Check a policy (and, with --input, that it fits the data's schema and the keyring).
     Validate(ValidateArgs),
+    /// Measure the input against the policy's privacy models (k, l, t, class sizes,
+    /// re-identification risks) without writing anything. Exit 0 when the models are met
+    /// (with suppression within the limit), 3 when not.
+    Check(CheckArgs),
     /// Decrypt the encrypted columns of a cloakline output.
     Decrypt(DecryptArgs),
     /// Manage keyrings.
@@ -129,6 +133,24 @@ struct ValidateArgs {
     keyring: KeyringArg,
     #[command(flatten)]
     formats: FormatArgs,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Policy file (YAML) with a `privacy:` block.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// Input file (.parquet, .csv/.tsv, .ndjson/.jsonl).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    #[command(flatten)]
+    keyring: KeyringArg,
+    /// CSV field delimiter (one ASCII character; `\t` for tab).
+    #[arg(long, default_value = ",", value_name = "CHAR")]
+    delimiter: String,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -252,6 +274,20 @@ fn run(cli: Cli) -> Result<()> {
                     serde_json::to_string_pretty(&summary).unwrap_or_default()
                 );
             } else {
+                if let Some(p) = &summary.privacy {
+                    let levels: Vec<String> = p
+                        .quasi_identifiers
+                        .iter()
+                        .map(|(n, l, h)| format!("{n}={l}/{}", h - 1))
+                        .collect();
+                    eprintln!(
+                        "privacy: smallest class {}, {} records suppressed ({:.2}%), levels {}",
+                        p.smallest_class,
+                        p.suppressed,
+                        p.suppressed_fraction * 100.0,
+                        levels.join(" ")
+                    );
+                }
                 eprintln!(
                     "wrote {} ({} rows, {} fields, {} dropped) and {} in {:.2}s",
                     summary.output.display(),
@@ -263,6 +299,31 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Check(c) => {
+            let policy = Policy::load(&c.policy)?;
+            let keyring = keyring_for(Some(&policy), &c.keyring)?;
+            let read = ReadOptions {
+                delimiter: delimiter(&c.delimiter)?,
+                ..Default::default()
+            };
+            let report = cloakline::privacy::check(&policy, &keyring, &c.input, &read)?;
+            if c.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.meets_with_suppression {
+                Ok(())
+            } else {
+                Err(Error::Privacy {
+                    input: c.input.display().to_string(),
+                    message: "the models are not met (see the report above)".into(),
+                })
+            }
         }
         Command::Validate(v) => {
             let policy = Policy::load(&v.policy)?;

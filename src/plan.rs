@@ -24,6 +24,10 @@ pub mod meta {
     pub const KEY_ID: &str = "cloakline.key_id";
     pub const DOMAIN: &str = "cloakline.domain";
     pub const SOURCE_TYPE: &str = "cloakline.source_type";
+    /// Quasi-identifier generalization level chosen by the privacy block, `level/max`.
+    pub const QI_LEVEL: &str = "cloakline.qi_level";
+    /// Where the quasi-identifier's hierarchy came from.
+    pub const HIERARCHY: &str = "cloakline.hierarchy";
 }
 
 /// The compiled transform of one output column.
@@ -36,6 +40,8 @@ pub enum Kernel {
     // Boxed: the AES key schedule makes it far larger than the other variants.
     Encrypt(Box<Encryptor>),
     Generalize(Generalizer),
+    /// A quasi-identifier at the generalization level the privacy block chose.
+    Level(Box<crate::privacy::LevelLookup>),
 }
 
 impl Kernel {
@@ -48,6 +54,7 @@ impl Kernel {
             Kernel::Tokenize(k) => k.apply(array),
             Kernel::Encrypt(k) => k.apply(array),
             Kernel::Generalize(k) => k.apply(array),
+            Kernel::Level(k) => k.apply(array),
         }
     }
 
@@ -137,6 +144,8 @@ pub struct Plan {
     pub output_schema: SchemaRef,
     pub columns: Vec<ColumnPlan>,
     pub dropped: Vec<DroppedColumn>,
+    /// Rows to drop (classes the privacy block suppresses), applied after the kernels.
+    pub row_filter: Option<Arc<crate::privacy::RowFilter>>,
 }
 
 impl Plan {
@@ -231,6 +240,7 @@ impl Plan {
             output_schema,
             columns,
             dropped,
+            row_filter: None,
         })
     }
 }

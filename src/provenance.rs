@@ -111,6 +111,8 @@ pub struct RunRecord {
     pub outputs: Vec<DatasetRecord>,
     pub fields: Vec<FieldRecord>,
     pub dropped: Vec<(String, String, &'static str)>,
+    /// Privacy-model evidence (`privacy::evidence`), when the policy has a privacy block.
+    pub privacy: Option<Value>,
 }
 
 /// The policy facts the record needs.
@@ -153,6 +155,8 @@ pub struct FieldRecord {
     pub input_type: String,
     pub key_fingerprint: Option<String>,
     pub counts: ColumnCounts,
+    /// For a quasi-identifier: (chosen level, highest level, hierarchy source).
+    pub quasi_identifier: Option<(usize, usize, String)>,
 }
 
 impl FieldRecord {
@@ -167,9 +171,21 @@ impl FieldRecord {
                 input_type: c.input_type.to_string(),
                 key_fingerprint: c.key_fingerprint.clone(),
                 counts: counts.get(i).cloned().unwrap_or_default(),
+                quasi_identifier: quasi_identifier(c.output_field.metadata()),
             })
             .collect()
     }
+}
+
+fn quasi_identifier(
+    md: &std::collections::HashMap<String, String>,
+) -> Option<(usize, usize, String)> {
+    let (l, m) = md.get(crate::plan::meta::QI_LEVEL)?.split_once('/')?;
+    let source = md
+        .get(crate::plan::meta::HIERARCHY)
+        .cloned()
+        .unwrap_or_default();
+    Some((l.parse().ok()?, m.parse().ok()?, source))
 }
 
 fn ts(t: &DateTime<Utc>) -> String {
@@ -329,6 +345,25 @@ impl RunRecord {
                               "cl:dataType": dtype, "cl:action": "drop", "cl:status": "removed",
                               "cl:droppedBecause": if *reason == "policy" { "the policy drops it" } else { "not listed in the policy (unlisted: drop)" }}));
         }
+        if let Some(Value::Object(p)) = &self.privacy {
+            let mut node = p.clone();
+            node.insert("@id".into(), json!(format!("{run}:privacy")));
+            node.insert(
+                "@type".into(),
+                json!(["prov:Entity", "cl:PrivacyModelEvidence"]),
+            );
+            node.insert("wasGeneratedBy".into(), json!(run));
+            node.insert(
+                "cl:about".into(),
+                json!((0..self.outputs.len()).map(output_id).collect::<Vec<_>>()),
+            );
+            graph.push(Value::Object(node));
+        }
+        let privacy_summary = self.privacy.as_ref().map(|p| {
+            let a = &p["cl:achieved"];
+            json!({"smallestClass": a["smallest_class"], "suppressedRecords": a["suppressed"],
+                   "satisfied": a["satisfied"], "levels": a["levels"]})
+        });
         json!({
             "@context": context(),
             "@id": format!("{run}:record"),
@@ -345,6 +380,7 @@ impl RunRecord {
                 "rowsOut": self.outputs.iter().map(|d| d.rows).sum::<u64>(),
                 "fieldsOut": self.fields.len(),
                 "fieldsDropped": self.dropped.len(),
+                "privacy": privacy_summary,
             },
             "@graph": graph,
         })
@@ -378,7 +414,14 @@ impl RunRecord {
         }
         legal_terms.sort();
         legal_terms.dedup();
-        let status = status_of(&r.action, r.category.is_some());
+        // A quasi-identifier the privacy block generalized is recorded as generalized.
+        let qi_generalized = matches!(f.quasi_identifier, Some((l, _, _)) if l > 0);
+        let effective = if qi_generalized && !matches!(r.action, Action::Generalize(_)) {
+            Action::Generalize(crate::policy::GeneralizeSpec::Prefix { keep_prefix: 0 })
+        } else {
+            r.action.clone()
+        };
+        let status = status_of(&effective, r.category.is_some());
         let mut m = Map::new();
         m.insert("@id".into(), json!(id));
         m.insert("@type".into(), json!(types));
@@ -387,14 +430,21 @@ impl RunRecord {
         m.insert("cl:dataType".into(), json!(f.output_type));
         m.insert("wasDerivedFrom".into(), json!([source]));
         m.insert("wasGeneratedBy".into(), json!(run));
-        m.insert("cl:action".into(), json!(r.action.kind().keyword()));
+        m.insert("cl:action".into(), json!(effective.kind().keyword()));
         m.insert("cl:params".into(), action_params(&r.action));
+        if let Some((level, max, source)) = &f.quasi_identifier {
+            m.insert(
+                "cl:quasiIdentifier".into(),
+                json!({"hierarchy": source, "level": level, "maxLevel": max,
+                       "note": "generalized to this hierarchy level by the privacy block; level 0 is the field rule's output"}),
+            );
+        }
         if let Some(k) = r.action.key_id() {
             m.insert("cl:keyId".into(), json!(k));
             m.insert("cl:keyFingerprint".into(), json!(f.key_fingerprint));
         }
         m.insert("cl:status".into(), json!(status));
-        m.insert("cl:statusNote".into(), json!(status_note(&r.action)));
+        m.insert("cl:statusNote".into(), json!(status_note(&effective)));
         m.insert("cl:lawfulBasis".into(), json!(bases));
         m.insert("cl:category".into(), json!(r.category));
         m.insert("cl:sensitive".into(), json!(r.sensitive));
@@ -429,7 +479,7 @@ impl RunRecord {
                 "cl:purpose": self.policy.purpose,
                 "hasLegalBasis": legal_terms,
                 "hasPersonalData": r.category_term.iter().collect::<Vec<_>>(),
-                "hasTechnicalMeasure": technical_measures(&r.action),
+                "hasTechnicalMeasure": technical_measures(&effective),
                 "hasDataController": controller,
                 "hasJurisdiction": r.bases.keys().map(|j| j.dpv_location()).collect::<Vec<_>>(),
             }),

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod basis;
+pub mod privacy;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,6 +31,10 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 pub use basis::{Art9Condition, Basis, BasisRef, Jurisdiction, SpecialCategory};
+pub use privacy::{
+    HierarchySource, LDiversity, LVariant, LossMetric, OnViolation, PrivacySpec, QuasiIdentifier,
+    TCloseness, TDistance,
+};
 
 use crate::error::{Error, Result};
 
@@ -69,6 +74,8 @@ pub struct PolicyFile {
     /// One rule per input column.
     #[schemars(with = "BTreeMap<String, FieldRule>")]
     pub fields: BTreeMap<String, Spanned<FieldRule>>,
+    /// Dataset-level privacy models (k-anonymity, l-diversity, t-closeness), see docs/PRIVACY.md.
+    pub privacy: Option<privacy::PrivacyBlock>,
 }
 
 /// Handling of columns the policy does not mention.
@@ -83,10 +90,11 @@ pub enum Unlisted {
 }
 
 /// The action applied to a field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     /// Copy unchanged (still personal data if it was).
+    #[default]
     Keep,
     /// Leave out of the output.
     Drop,
@@ -170,7 +178,7 @@ pub enum LabelStyle {
 }
 
 /// The rule for one column. Parameters not used by the action are rejected.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldRule {
     /// What to do with the column.
@@ -255,6 +263,8 @@ pub struct Policy {
     pub source: String,
     /// SHA-256 of the policy file's bytes, lowercase hex.
     pub sha256: String,
+    /// Dataset-level privacy requirements, if the policy sets any.
+    pub privacy: Option<PrivacySpec>,
 }
 
 /// A validated field rule.
@@ -449,6 +459,10 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
         }
         fields.insert(name.clone(), field);
     }
+    let privacy = match &file.privacy {
+        None => None,
+        Some(b) => Some(privacy::validate_privacy(b, &fields, source).map_err(perr)?),
+    };
     Ok(Policy {
         name: file.policy,
         version: file.version,
@@ -462,6 +476,7 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
         fields,
         source: source.to_string(),
         sha256,
+        privacy,
     })
 }
 

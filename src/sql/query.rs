@@ -81,71 +81,7 @@ impl SqlJob<'_> {
         let ctx = SessionContext::new();
         super::register(&ctx, Arc::clone(&self.keyring));
         for t in &self.tables {
-            let path = t
-                .path
-                .to_str()
-                .ok_or_else(|| Error::Usage(format!("{} is not UTF-8", t.path.display())))?;
-            if !t.path.exists() {
-                return Err(Error::io(
-                    &t.path,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-                ));
-            }
-            let fmt = Format::from_path(&t.path).ok_or_else(|| {
-                Error::Usage(format!(
-                    "cannot tell the format of {}; use .parquet, .csv/.tsv or .ndjson/.jsonl",
-                    t.path.display()
-                ))
-            })?;
-            let ext = t
-                .path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(|e| format!(".{e}"))
-                .unwrap_or_default();
-            match fmt {
-                Format::Parquet => ctx
-                    .register_parquet(
-                        &t.name,
-                        path,
-                        ParquetReadOptions::default().file_extension(&ext),
-                    )
-                    .await
-                    .map_err(df_err)?,
-                Format::Csv => {
-                    // Infer types as `apply` does, with the policy's `type:` overrides.
-                    let schema: Schema = match self.policy {
-                        Some(p) => {
-                            let input = Input::open(&t.path, fmt, &self.read, &|s: &Schema| {
-                                apply_type_overrides(p, s)
-                            })?;
-                            input.schema.as_ref().clone()
-                        }
-                        None => Input::open(&t.path, fmt, &self.read, &|s: &Schema| {
-                            Arc::new(s.clone())
-                        })?
-                        .schema
-                        .as_ref()
-                        .clone(),
-                    };
-                    let opts = CsvReadOptions::new()
-                        .has_header(true)
-                        .delimiter(self.read.delimiter)
-                        .file_extension(&ext)
-                        .schema(&schema);
-                    ctx.register_csv(&t.name, path, opts)
-                        .await
-                        .map_err(df_err)?
-                }
-                Format::Ndjson => ctx
-                    .register_json(
-                        &t.name,
-                        path,
-                        JsonReadOptions::default().file_extension(&ext),
-                    )
-                    .await
-                    .map_err(df_err)?,
-            }
+            register_file(&ctx, t, self.policy, &self.read).await?;
         }
         let mut view = None;
         if let Some(p) = self.policy {
@@ -319,4 +255,77 @@ pub fn functions_used(plan: &LogicalPlan, view: Option<&str>) -> (Vec<String>, V
         names.insert("policy view".to_string());
     }
     (names.into_iter().collect(), keys.into_iter().collect())
+}
+
+/// Register one file as table `t.name`: Parquet, CSV (types inferred as `apply` infers them,
+/// with the policy's `type:` overrides) or NDJSON.
+pub async fn register_file(
+    ctx: &SessionContext,
+    t: &TableArg,
+    policy: Option<&Policy>,
+    read: &ReadOptions,
+) -> Result<()> {
+    let path = t
+        .path
+        .to_str()
+        .ok_or_else(|| Error::Usage(format!("{} is not UTF-8", t.path.display())))?;
+    if !t.path.exists() {
+        return Err(Error::io(
+            &t.path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    let fmt = Format::from_path(&t.path).ok_or_else(|| {
+        Error::Usage(format!(
+            "cannot tell the format of {}; use .parquet, .csv/.tsv or .ndjson/.jsonl",
+            t.path.display()
+        ))
+    })?;
+    let ext = t
+        .path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
+    match fmt {
+        Format::Parquet => ctx
+            .register_parquet(
+                &t.name,
+                path,
+                ParquetReadOptions::default().file_extension(&ext),
+            )
+            .await
+            .map_err(df_err)?,
+        Format::Csv => {
+            // Infer types as `apply` does, with the policy's `type:` overrides.
+            let schema: Schema = match policy {
+                Some(p) => {
+                    let input =
+                        Input::open(&t.path, fmt, read, &|s: &Schema| apply_type_overrides(p, s))?;
+                    input.schema.as_ref().clone()
+                }
+                None => Input::open(&t.path, fmt, read, &|s: &Schema| Arc::new(s.clone()))?
+                    .schema
+                    .as_ref()
+                    .clone(),
+            };
+            let opts = CsvReadOptions::new()
+                .has_header(true)
+                .delimiter(read.delimiter)
+                .file_extension(&ext)
+                .schema(&schema);
+            ctx.register_csv(&t.name, path, opts)
+                .await
+                .map_err(df_err)?
+        }
+        Format::Ndjson => ctx
+            .register_json(
+                &t.name,
+                path,
+                JsonReadOptions::default().file_extension(&ext),
+            )
+            .await
+            .map_err(df_err)?,
+    }
+    Ok(())
 }

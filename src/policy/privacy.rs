@@ -1,0 +1,507 @@
+//! The policy's `privacy:` block: dataset-level models (k-anonymity, l-diversity, t-closeness),
+//! quasi-identifier hierarchies, and what to do when the data falls short.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::{Action, ActionKind, DateLevel, Field, FieldRule, GeneralizeSpec, validate_action};
+use crate::privacy::hierarchy::ArxHierarchy;
+
+/// Dataset-level privacy requirements.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyBlock {
+    /// Quasi-identifiers: input column name → its generalization hierarchy.
+    #[schemars(with = "BTreeMap<String, QiSpec>")]
+    pub quasi_identifiers: BTreeMap<String, Spanned<QiSpec>>,
+    /// k-anonymity: every combination of quasi-identifier values is shared by at least k records.
+    #[schemars(with = "Option<u64>")]
+    pub k: Option<Spanned<u64>>,
+    /// l-diversity requirements, one per sensitive attribute.
+    #[serde(default)]
+    #[schemars(with = "Vec<LDiversityRule>")]
+    pub l_diversity: Vec<Spanned<LDiversityRule>>,
+    /// t-closeness requirements, one per sensitive attribute.
+    #[serde(default)]
+    #[schemars(with = "Vec<TClosenessRule>")]
+    pub t_closeness: Vec<Spanned<TClosenessRule>>,
+    /// `fail` (default), `suppress` or `generalize`.
+    #[serde(default)]
+    pub on_violation: OnViolation,
+    /// Largest fraction of records that may be suppressed (dropped), 0 to <1. Default 0.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub max_suppression: Option<Spanned<f64>>,
+    /// Information-loss metric the search minimizes: `precision` (default), `height`,
+    /// `discernibility` or `avg_class_size`.
+    #[serde(default)]
+    pub metric: LossMetric,
+    /// Fraction of the population the data covers (0 < f <= 1), for journalist and marketer
+    /// risk. Default 1: the data is the whole population.
+    #[schemars(with = "Option<f64>")]
+    pub sampling_fraction: Option<Spanned<f64>>,
+}
+
+/// A quasi-identifier's hierarchy: an ARX hierarchy file, or generalization levels.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QiSpec {
+    /// ARX hierarchy CSV (one row per value, one column per level, last level `*`), relative
+    /// to the policy file.
+    pub hierarchy: Option<String>,
+    /// Field delimiter of the hierarchy file (default `;`, as ARX writes).
+    pub delimiter: Option<char>,
+    /// Generalization levels above the field's own rule, finest first; each takes the
+    /// parameters of `generalize` (`to`, `bin_width`, `breaks`, `top`, `bottom`, `keep_prefix`).
+    /// A final level `*` (everything in one group) is always added.
+    #[serde(default)]
+    pub levels: Vec<LevelSpec>,
+}
+
+/// One generalization level of a quasi-identifier.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LevelSpec {
+    pub to: Option<DateLevel>,
+    pub bin_width: Option<f64>,
+    pub breaks: Option<Vec<f64>>,
+    pub top: Option<f64>,
+    pub bottom: Option<f64>,
+    pub keep_prefix: Option<usize>,
+}
+
+/// An l-diversity requirement.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LDiversityRule {
+    /// The sensitive attribute (input column name).
+    pub attribute: String,
+    /// `distinct` (default), `entropy` or `recursive`.
+    #[serde(default)]
+    pub variant: LVariant,
+    /// l: at least 2 (entropy: any number above 1).
+    pub l: f64,
+    /// c, for recursive (c,l)-diversity.
+    pub c: Option<f64>,
+}
+
+/// A t-closeness requirement.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TClosenessRule {
+    /// The sensitive attribute (input column name).
+    pub attribute: String,
+    /// Largest distance allowed between a class's distribution and the whole table's, in (0, 1].
+    pub t: f64,
+    /// `equal` (categorical) or `ordered` (EMD over the sorted values). Default: `ordered`
+    /// for numeric and date columns, `equal` otherwise.
+    pub distance: Option<TDistance>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LVariant {
+    #[default]
+    Distinct,
+    Entropy,
+    Recursive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TDistance {
+    Equal,
+    Ordered,
+}
+
+/// What to do when the data does not meet the models.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnViolation {
+    /// Exit non-zero and write nothing.
+    #[default]
+    Fail,
+    /// Drop the records of violating classes, up to `max_suppression`.
+    Suppress,
+    /// Search for the least-loss generalization, with suppression up to `max_suppression`.
+    Generalize,
+}
+
+/// Information-loss metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LossMetric {
+    /// Sweeney's precision loss: the mean normalized generalization level over all cells,
+    /// suppressed records counting as fully generalized.
+    #[default]
+    Precision,
+    /// Normalized generalization height: sum of levels / sum of maximum levels.
+    Height,
+    /// Discernibility (DM*): sum of squared class sizes, each suppressed record costing the
+    /// row count.
+    Discernibility,
+    /// Average equivalence-class size relative to k, C_avg = (records / classes) / k.
+    AvgClassSize,
+}
+
+impl LossMetric {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            LossMetric::Precision => "precision",
+            LossMetric::Height => "height",
+            LossMetric::Discernibility => "discernibility",
+            LossMetric::AvgClassSize => "avg_class_size",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated model.
+// ---------------------------------------------------------------------------------------------
+
+/// A validated `privacy:` block.
+#[derive(Debug, Clone)]
+pub struct PrivacySpec {
+    pub quasi_identifiers: Vec<QuasiIdentifier>,
+    pub k: Option<u64>,
+    pub l_diversity: Vec<LDiversity>,
+    pub t_closeness: Vec<TCloseness>,
+    pub on_violation: OnViolation,
+    pub max_suppression: f64,
+    pub metric: LossMetric,
+    pub sampling_fraction: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuasiIdentifier {
+    /// Input column name.
+    pub field: String,
+    pub hierarchy: HierarchySource,
+}
+
+#[derive(Debug, Clone)]
+pub enum HierarchySource {
+    /// An ARX hierarchy file; level 0 is the value itself.
+    File(Arc<ArxHierarchy>),
+    /// Level 0 is the field rule's output (`keep` or its `generalize`); then these levels,
+    /// then `*`.
+    Levels(Vec<GeneralizeSpec>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LDiversity {
+    pub attribute: String,
+    pub variant: LVariant,
+    pub l: f64,
+    pub c: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TCloseness {
+    pub attribute: String,
+    pub t: f64,
+    /// `None`: chosen from the column type at plan time.
+    pub distance: Option<TDistance>,
+}
+
+impl PrivacySpec {
+    /// Sensitive attributes named by the models, in first-mention order, without repeats.
+    pub fn sensitive_attributes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let names = self
+            .l_diversity
+            .iter()
+            .map(|l| &l.attribute)
+            .chain(self.t_closeness.iter().map(|t| &t.attribute));
+        for a in names {
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Validate the block against the (already validated) field rules.
+pub(super) fn validate_privacy(
+    block: &PrivacyBlock,
+    fields: &BTreeMap<String, Field>,
+    source: &str,
+) -> std::result::Result<PrivacySpec, String> {
+    let at = |loc: &serde_saphyr::Location, m: String| {
+        format!("privacy (line {} column {}): {m}", loc.line(), loc.column())
+    };
+    if block.quasi_identifiers.is_empty() {
+        return Err(
+            "privacy: `quasi_identifiers` is empty; name the columns an attacker could \
+                    link (e.g. age, zip, sex)"
+                .into(),
+        );
+    }
+    let base_dir = Path::new(source)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut qis = Vec::new();
+    for (name, spanned) in &block.quasi_identifiers {
+        let loc = &spanned.referenced;
+        let q = &spanned.value;
+        let field = fields.get(name).ok_or_else(|| {
+            at(
+                loc,
+                format!(
+                    "quasi-identifier `{name}` has no rule in `fields`; add one (`keep` or `generalize`)"
+                ),
+            )
+        })?;
+        match field.action.kind() {
+            ActionKind::Keep | ActionKind::Generalize => {}
+            ActionKind::Drop => {
+                return Err(at(
+                    loc,
+                    format!(
+                        "quasi-identifier `{name}` is dropped by its field rule, so it cannot link \
+                         records; remove it from `quasi_identifiers`"
+                    ),
+                ));
+            }
+            other => {
+                return Err(at(
+                    loc,
+                    format!(
+                        "quasi-identifier `{name}` has action `{}`; use `keep` or `generalize` \
+                         (the privacy block decides how far to generalize it)",
+                        other.keyword()
+                    ),
+                ));
+            }
+        }
+        let hierarchy = match (&q.hierarchy, q.levels.is_empty()) {
+            (Some(_), false) => {
+                return Err(at(
+                    loc,
+                    format!(
+                        "quasi-identifier `{name}`: use either `hierarchy` or `levels`, not both"
+                    ),
+                ));
+            }
+            (Some(file), true) => {
+                if field.action != Action::Keep {
+                    return Err(at(
+                        loc,
+                        format!(
+                            "quasi-identifier `{name}` has an ARX hierarchy file, which maps the \
+                             original values; its field rule must be `keep`"
+                        ),
+                    ));
+                }
+                let path = resolve(&base_dir, file);
+                let delim = q.delimiter.unwrap_or(';');
+                if !delim.is_ascii() {
+                    return Err(at(
+                        loc,
+                        format!("`delimiter` {delim:?} must be one ASCII character"),
+                    ));
+                }
+                let h = ArxHierarchy::load(&path, delim as u8).map_err(|m| at(loc, m))?;
+                HierarchySource::File(Arc::new(h))
+            }
+            (None, _) => {
+                if q.delimiter.is_some() {
+                    return Err(at(
+                        loc,
+                        "`delimiter` applies to `hierarchy` files only".into(),
+                    ));
+                }
+                let mut specs = Vec::new();
+                for (i, l) in q.levels.iter().enumerate() {
+                    let rule = FieldRule {
+                        action: ActionKind::Generalize,
+                        to: l.to,
+                        bin_width: l.bin_width,
+                        breaks: l.breaks.clone(),
+                        top: l.top,
+                        bottom: l.bottom,
+                        keep_prefix: l.keep_prefix,
+                        ..FieldRule::default()
+                    };
+                    match validate_action(name, &rule) {
+                        Ok(Action::Generalize(g)) => specs.push(g),
+                        Ok(_) => {}
+                        Err(m) => {
+                            return Err(at(
+                                loc,
+                                format!("quasi-identifier `{name}`, level {}: {m}", i + 1),
+                            ));
+                        }
+                    }
+                }
+                HierarchySource::Levels(specs)
+            }
+        };
+        qis.push(QuasiIdentifier {
+            field: name.clone(),
+            hierarchy,
+        });
+    }
+
+    let k = match &block.k {
+        Some(s) if s.value < 2 => {
+            return Err(at(
+                &s.referenced,
+                format!(
+                    "k is {}; it must be at least 2 (k = 1 holds for any data)",
+                    s.value
+                ),
+            ));
+        }
+        Some(s) => Some(s.value),
+        None => None,
+    };
+    let sensitive_ok = |attr: &str, loc: &serde_saphyr::Location| -> Result<(), String> {
+        let f = fields.get(attr).ok_or_else(|| {
+            at(
+                loc,
+                format!("sensitive attribute `{attr}` has no rule in `fields`"),
+            )
+        })?;
+        if f.action == Action::Drop {
+            return Err(at(
+                loc,
+                format!(
+                    "sensitive attribute `{attr}` is dropped by its field rule; nothing can be \
+                     disclosed, so remove the model"
+                ),
+            ));
+        }
+        if block.quasi_identifiers.contains_key(attr) {
+            return Err(at(
+                loc,
+                format!(
+                    "`{attr}` is both a quasi-identifier and a sensitive attribute; choose one"
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let mut l_diversity = Vec::new();
+    for s in &block.l_diversity {
+        let r = &s.value;
+        let loc = &s.referenced;
+        sensitive_ok(&r.attribute, loc)?;
+        let min = if r.variant == LVariant::Entropy {
+            1.0
+        } else {
+            2.0
+        };
+        let bad_l = !r.l.is_finite()
+            || r.l < min
+            || (r.variant == LVariant::Entropy && r.l <= 1.0)
+            || (r.variant != LVariant::Entropy && r.l.fract() != 0.0);
+        if bad_l {
+            return Err(at(
+                loc,
+                format!(
+                    "l-diversity on `{}`: l is {}; it must be {}",
+                    r.attribute,
+                    r.l,
+                    if r.variant == LVariant::Entropy {
+                        "a number above 1"
+                    } else {
+                        "a whole number of at least 2"
+                    }
+                ),
+            ));
+        }
+        match (r.variant, r.c) {
+            (LVariant::Recursive, None) => {
+                return Err(at(
+                    loc,
+                    format!("recursive (c,l)-diversity on `{}` needs `c`", r.attribute),
+                ));
+            }
+            (LVariant::Recursive, Some(c)) if !(c.is_finite() && c > 0.0) => {
+                return Err(at(loc, format!("`c` is {c}; it must be a positive number")));
+            }
+            (LVariant::Distinct | LVariant::Entropy, Some(_)) => {
+                return Err(at(loc, "`c` applies to `variant: recursive` only".into()));
+            }
+            _ => {}
+        }
+        l_diversity.push(LDiversity {
+            attribute: r.attribute.clone(),
+            variant: r.variant,
+            l: r.l,
+            c: r.c,
+        });
+    }
+    let mut t_closeness = Vec::new();
+    for s in &block.t_closeness {
+        let r = &s.value;
+        sensitive_ok(&r.attribute, &s.referenced)?;
+        if !(r.t > 0.0 && r.t <= 1.0) {
+            return Err(at(
+                &s.referenced,
+                format!(
+                    "t-closeness on `{}`: t is {}; it must be in (0, 1]",
+                    r.attribute, r.t
+                ),
+            ));
+        }
+        t_closeness.push(TCloseness {
+            attribute: r.attribute.clone(),
+            t: r.t,
+            distance: r.distance,
+        });
+    }
+    if k.is_none() && l_diversity.is_empty() && t_closeness.is_empty() {
+        return Err("privacy: no model is set; give `k`, `l_diversity` or `t_closeness`".into());
+    }
+    let max_suppression = match &block.max_suppression {
+        None => 0.0,
+        Some(s) if !(s.value >= 0.0 && s.value < 1.0) => {
+            return Err(at(
+                &s.referenced,
+                format!(
+                    "max_suppression is {}; it must be a fraction in [0, 1)",
+                    s.value
+                ),
+            ));
+        }
+        Some(s) => s.value,
+    };
+    let sampling_fraction = match &block.sampling_fraction {
+        None => 1.0,
+        Some(s) if !(s.value > 0.0 && s.value <= 1.0) => {
+            return Err(at(
+                &s.referenced,
+                format!("sampling_fraction is {}; it must be in (0, 1]", s.value),
+            ));
+        }
+        Some(s) => s.value,
+    };
+    Ok(PrivacySpec {
+        quasi_identifiers: qis,
+        k,
+        l_diversity,
+        t_closeness,
+        on_violation: block.on_violation,
+        max_suppression,
+        metric: block.metric,
+        sampling_fraction,
+    })
+}
+
+fn resolve(base: &Path, file: &str) -> PathBuf {
+    let p = Path::new(file);
+    if p.is_absolute() || base.as_os_str().is_empty() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}

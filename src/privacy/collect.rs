@@ -1,0 +1,227 @@
+//! Grouping the input with DataFusion: one `GROUP BY` over the policy view gives the distinct
+//! quasi-identifier tuples (as the field rules release them) with counts and sensitive-value
+//! distributions, so the privacy computations never hold the records themselves. DataFusion
+//! streams the file and aggregates in parallel.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use futures::StreamExt;
+
+use super::hierarchy::{QiHierarchy, TOP};
+use super::models::Models;
+use super::table::{BaseTable, BaseTableBuilder, utf8};
+use crate::error::{Error, Result};
+use crate::io::ReadOptions;
+use crate::kernels::Generalizer;
+use crate::keys::Keyring;
+use crate::plan::Kernel;
+use crate::policy::{HierarchySource, Policy, PrivacySpec};
+use crate::sql::{TableArg, register_file, register_policy_view};
+use datafusion::prelude::SessionContext;
+
+/// The grouped input with its hierarchies and models.
+#[derive(Debug)]
+pub struct Prepared {
+    pub table: BaseTable,
+    pub qis: Vec<QiHierarchy>,
+    pub models: Models,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Group `input` for the policy's privacy block. With `hierarchies`, also build every
+/// quasi-identifier's generalization levels (needed to enforce, not to check).
+pub fn prepare(
+    policy: &Policy,
+    spec: &PrivacySpec,
+    keyring: &Keyring,
+    input: &Path,
+    read: &ReadOptions,
+    hierarchies: bool,
+) -> Result<Prepared> {
+    let table_arg = TableArg {
+        name: "input".into(),
+        path: input.to_path_buf(),
+    };
+    let shown = input.display().to_string();
+    let df_err = |e: datafusion::error::DataFusionError| Error::data(&shown, e);
+    let task = async {
+        let ctx = SessionContext::new();
+        register_file(&ctx, &table_arg, Some(policy), read).await?;
+        let view = "input_shared";
+        register_policy_view(&ctx, "input", policy, keyring, view)
+            .await
+            .map_err(|e| Error::plan(&shown, e))?;
+        let out_name = |f: &str| {
+            policy
+                .fields
+                .get(f)
+                .map(|r| r.output_name.clone())
+                .unwrap_or_else(|| f.to_string())
+        };
+        let qi_names: Vec<String> = spec
+            .quasi_identifiers
+            .iter()
+            .map(|q| q.field.clone())
+            .collect();
+        let sa_names = spec.sensitive_attributes();
+        let cols: Vec<String> = qi_names
+            .iter()
+            .chain(&sa_names)
+            .map(|f| quote(&out_name(f)))
+            .collect();
+        let list = cols.join(", ");
+        let sql = format!(
+            "SELECT {list}, COUNT(*) AS __cl_n FROM {} GROUP BY {list}",
+            quote(view)
+        );
+        let df = ctx.sql(&sql).await.map_err(df_err)?;
+        let mut stream = df.execute_stream().await.map_err(df_err)?;
+        let mut builder = BaseTableBuilder::new(qi_names.clone(), sa_names);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(df_err)?;
+            builder
+                .push_batch(&batch)
+                .map_err(|m| Error::data(&shown, m))?;
+        }
+        let table = builder.finish();
+
+        let mut qis = Vec::with_capacity(qi_names.len());
+        for (i, q) in spec.quasi_identifiers.iter().enumerate() {
+            let values = &table.qi_values[i];
+            let h = match (&q.hierarchy, hierarchies) {
+                (_, false) => QiHierarchy::build(&q.field, values, Vec::new()),
+                (HierarchySource::File(h), true) => QiHierarchy::from_arx(&q.field, values, h),
+                (HierarchySource::Levels(specs), true) => {
+                    let sql = format!("SELECT DISTINCT {} FROM input", quote(&q.field));
+                    let batches = ctx
+                        .sql(&sql)
+                        .await
+                        .map_err(df_err)?
+                        .collect()
+                        .await
+                        .map_err(df_err)?;
+                    let rule = policy.fields.get(&q.field).ok_or_else(|| {
+                        Error::Usage(format!("internal: no rule for `{}`", q.field))
+                    })?;
+                    level_labels(&q.field, rule, specs, values, &batches, keyring)
+                }
+            }
+            .map_err(|m| Error::plan(&shown, m))?;
+            qis.push(h);
+        }
+        Ok::<_, Error>((table, qis))
+    };
+    // A private runtime on its own thread, so callers may be async themselves.
+    let (table, qis) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io(input, e))?;
+            rt.block_on(task)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::data(&shown, "grouping failed")))
+    })?;
+    if let Some(k) = spec.k
+        && k > table.rows
+    {
+        return Err(Error::plan(
+            &shown,
+            format!(
+                "k = {k} exceeds the {} records in the input; no release of it can be \
+                 {k}-anonymous",
+                table.rows
+            ),
+        ));
+    }
+    let models = Models::new(spec, &table).map_err(|m| Error::plan(&shown, m))?;
+    Ok(Prepared { table, qis, models })
+}
+
+/// Levels of a quasi-identifier defined by `levels:` specs: level 0 is the field rule's
+/// output, then each spec, then `*`. Computed on the column's distinct raw values.
+fn level_labels(
+    name: &str,
+    rule: &crate::policy::Field,
+    specs: &[crate::policy::GeneralizeSpec],
+    base_values: &[Option<String>],
+    batches: &[arrow::array::RecordBatch],
+    keyring: &Keyring,
+) -> std::result::Result<QiHierarchy, String> {
+    let arrays: Vec<ArrayRef> = batches.iter().map(|b| Arc::clone(b.column(0))).collect();
+    let raw: ArrayRef = match arrays.as_slice() {
+        [] => {
+            return QiHierarchy::build(
+                name,
+                base_values,
+                vec![vec![Some(TOP.into()); base_values.len()]],
+            );
+        }
+        [one] => Arc::clone(one),
+        many => {
+            let refs: Vec<&dyn Array> = many.iter().map(|a| a.as_ref()).collect();
+            arrow::compute::concat(&refs).map_err(|e| e.to_string())?
+        }
+    };
+    let dt = raw.data_type().clone();
+    let (base_kernel, _) = Kernel::build(&rule.action, &dt, keyring)
+        .map_err(|e| format!("quasi-identifier `{name}`: {e}"))?;
+    let level0 = utf8(&base_kernel.apply(&raw).map_err(|e| e.to_string())?)?;
+    let mut levels = Vec::with_capacity(specs.len());
+    for (j, s) in specs.iter().enumerate() {
+        let g = Generalizer::new(s, &dt)
+            .map_err(|e| format!("quasi-identifier `{name}`, level {}: {e}", j + 1))?;
+        levels.push(utf8(&g.apply(&raw).map_err(|e| e.to_string())?)?);
+    }
+    let l0 = level0.as_string::<i32>();
+    let lv: Vec<_> = levels.iter().map(|a| a.as_string::<i32>()).collect();
+    let get =
+        |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    // Level-0 label -> labels above it; every raw value with that label must agree.
+    let mut above: HashMap<Option<String>, Vec<Option<String>>> = HashMap::new();
+    for i in 0..raw.len() {
+        let key = get(l0, i);
+        let labels: Vec<Option<String>> = lv.iter().map(|a| get(a, i)).collect();
+        match above.get(&key) {
+            Some(prev) => {
+                if let Some(j) = (0..labels.len()).find(|&j| prev[j] != labels[j]) {
+                    return Err(format!(
+                        "quasi-identifier `{name}`: levels do not nest: `{}` (level 0) falls in \
+                         both `{}` and `{}` at level {}; choose levels where each group lies inside \
+                         one group of the next level",
+                        key.as_deref().unwrap_or("null"),
+                        prev[j].as_deref().unwrap_or("null"),
+                        labels[j].as_deref().unwrap_or("null"),
+                        j + 1
+                    ));
+                }
+            }
+            None => {
+                above.insert(key, labels);
+            }
+        }
+    }
+    let mut higher: Vec<Vec<Option<String>>> =
+        vec![Vec::with_capacity(base_values.len()); specs.len() + 1];
+    for v in base_values {
+        let labels = above.get(v).ok_or_else(|| {
+            format!(
+                "quasi-identifier `{name}`: value `{}` appeared while grouping but not among the \
+                 column's distinct values; did the input change during the run?",
+                v.as_deref().unwrap_or("null")
+            )
+        })?;
+        for (j, l) in labels.iter().enumerate() {
+            higher[j].push(l.clone());
+        }
+        higher[specs.len()].push(Some(TOP.into()));
+    }
+    QiHierarchy::build(name, base_values, higher)
+}

@@ -1,0 +1,354 @@
+//! Deciding and applying the release: the chosen generalization levels become column kernels,
+//! and the violating classes a row filter, both run by the streaming engine.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema};
+use serde_json::{Value, json};
+
+use super::collect::Prepared;
+use super::hierarchy::TOP;
+use super::models::{Assessment, NodeEval, Scratch, assess, evaluate};
+use super::search::search;
+use super::table::utf8;
+use crate::error::{Error, Result};
+use crate::kernels::{KernelError, KernelResult};
+use crate::plan::{Kernel, Plan, meta};
+use crate::policy::{HierarchySource, OnViolation, PrivacySpec, TDistance};
+
+/// What the privacy block decided for a run.
+#[derive(Debug)]
+pub struct Decision {
+    pub eval: NodeEval,
+    /// Whether violating classes are suppressed (dropped).
+    pub suppress: bool,
+    pub assessment: Assessment,
+    /// The data as the field rules alone would release it (level 0, nothing suppressed).
+    pub before: Assessment,
+    /// Lattice size, nodes evaluated, seconds — when a search ran.
+    pub search: Option<(usize, usize, f64)>,
+}
+
+fn describe_violation(a: &Assessment, spec: &PrivacySpec) -> String {
+    let mut parts = Vec::new();
+    if let Some(k) = spec.k {
+        parts.push(format!(
+            "k = {k}: smallest class has {} record{}, {} records in {} classes are below k",
+            a.smallest_class,
+            if a.smallest_class == 1 { "" } else { "s" },
+            a.records_below_k,
+            a.classes_below_k
+        ));
+    }
+    for s in &a.sensitive {
+        for l in spec
+            .l_diversity
+            .iter()
+            .filter(|l| l.attribute == s.attribute)
+        {
+            parts.push(format!(
+                "l-diversity on `{}` ({:?}, l = {}): smallest distinct l is {}, smallest entropy l {:.3}",
+                s.attribute, l.variant, l.l, s.distinct_l, s.entropy_l
+            ));
+        }
+        for (d, t) in &s.t {
+            parts.push(format!(
+                "t-closeness on `{}` ({}): largest distance {t:.4}",
+                s.attribute,
+                match d {
+                    TDistance::Equal => "equal",
+                    TDistance::Ordered => "ordered",
+                }
+            ));
+        }
+    }
+    parts.join("; ")
+}
+
+/// Apply `on_violation` to the prepared input.
+pub fn decide(prep: &Prepared, spec: &PrivacySpec, input: &str) -> Result<Decision> {
+    let (table, qis, models) = (&prep.table, prep.qis.as_slice(), &prep.models);
+    let mut scratch = Scratch::default();
+    let zero = vec![0; qis.len()];
+    let eval0 = evaluate(table, qis, models, &zero, &mut scratch);
+    let before = assess(table, qis, models, &eval0, false);
+    let fail = |message: String| Error::Privacy {
+        input: input.to_string(),
+        message,
+    };
+    let violations = eval0.suppressed;
+    let limit = format!("{:.2}%", spec.max_suppression * 100.0);
+    let (eval, search_stats) = match spec.on_violation {
+        OnViolation::Fail if violations > 0 => {
+            return Err(fail(format!(
+                "the data does not meet the privacy models ({}); {violations} of {} records are in \
+                 violating classes. Nothing was written; use `on_violation: suppress` or \
+                 `generalize`, or generalize the quasi-identifiers further",
+                describe_violation(&before, spec),
+                table.rows
+            )));
+        }
+        OnViolation::Suppress if !eval0.ok => {
+            return Err(fail(format!(
+                "suppressing the {violations} records of violating classes ({:.2}%) would exceed \
+                 max_suppression {limit} ({}). Nothing was written; raise max_suppression or use \
+                 `on_violation: generalize`",
+                violations as f64 * 100.0 / table.rows.max(1) as f64,
+                describe_violation(&before, spec)
+            )));
+        }
+        OnViolation::Fail | OnViolation::Suppress => (eval0, None),
+        OnViolation::Generalize => {
+            let clock = Instant::now();
+            let r = search(table, qis, models).map_err(|m| Error::plan(input, m))?;
+            let secs = clock.elapsed().as_secs_f64();
+            match r.best {
+                Some(best) => (best, Some((r.lattice_size, r.evaluated, secs))),
+                None => {
+                    return Err(fail(format!(
+                        "no generalization in the lattice of {} nodes meets the privacy models \
+                         within max_suppression {limit}, not even the most general; lower k, l or \
+                         raise t or max_suppression. Nothing was written",
+                        r.lattice_size
+                    )));
+                }
+            }
+        }
+    };
+    let assessment = assess(table, qis, models, &eval, true);
+    Ok(Decision {
+        suppress: eval.suppressed > 0,
+        eval,
+        assessment,
+        before,
+        search: search_stats,
+    })
+}
+
+/// A quasi-identifier column at its chosen level: field-rule kernel, then a label lookup.
+#[derive(Debug)]
+pub struct LevelLookup {
+    base: Kernel,
+    labels: HashMap<String, Option<Arc<str>>>,
+    null_label: Option<Arc<str>>,
+}
+
+impl LevelLookup {
+    pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
+        let base = self.base.apply(array)?;
+        let s = utf8(&base).map_err(KernelError::Parameter)?;
+        let s = s.as_string::<i32>();
+        let mut b = StringBuilder::with_capacity(s.len(), s.len() * 8);
+        for i in 0..s.len() {
+            let label = if s.is_null(i) {
+                &self.null_label
+            } else {
+                self.labels.get(s.value(i)).ok_or_else(|| {
+                    KernelError::Parameter(format!(
+                        "value `{}` was not seen when the input was grouped; did the input change \
+                         during the run?",
+                        s.value(i)
+                    ))
+                })?
+            };
+            match label {
+                Some(l) => b.append_value(l),
+                None => b.append_null(),
+            }
+        }
+        Ok(Arc::new(b.finish()))
+    }
+}
+
+/// Drops the rows of suppressed classes, keyed by the released quasi-identifier labels.
+#[derive(Debug)]
+pub struct RowFilter {
+    /// Output column indices of the quasi-identifiers.
+    columns: Vec<usize>,
+    codes: Vec<HashMap<String, u32>>,
+    null_codes: Vec<u32>,
+    suppressed: HashSet<Box<[u32]>>,
+}
+
+impl RowFilter {
+    /// The rows to keep.
+    pub fn keep(&self, batch: &RecordBatch) -> std::result::Result<BooleanArray, String> {
+        let cols: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .map(|&c| utf8(batch.column(c)))
+            .collect::<std::result::Result<_, _>>()?;
+        let strs: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
+        let mut key = vec![0u32; cols.len()];
+        let keep: Vec<bool> = (0..batch.num_rows())
+            .map(|r| {
+                for (i, s) in strs.iter().enumerate() {
+                    key[i] = if s.is_null(r) {
+                        self.null_codes[i]
+                    } else {
+                        self.codes[i].get(s.value(r)).copied().unwrap_or(u32::MAX)
+                    };
+                }
+                !self.suppressed.contains(key.as_slice())
+            })
+            .collect();
+        Ok(BooleanArray::from(keep))
+    }
+}
+
+/// Rewrite `plan` so it releases the decision: quasi-identifiers at their chosen levels (as
+/// text), and the violating classes filtered out.
+pub fn enforce(
+    plan: &mut Plan,
+    prep: &Prepared,
+    decision: &Decision,
+    spec: &PrivacySpec,
+) -> Result<()> {
+    let levels = &decision.eval.levels;
+    let mut filter_cols = Vec::new();
+    let mut codes = Vec::new();
+    let mut null_codes = Vec::new();
+    for (qi_index, (q, qspec)) in prep.qis.iter().zip(&spec.quasi_identifiers).enumerate() {
+        let level = levels[qi_index];
+        let Some(pos) = plan
+            .columns
+            .iter()
+            .position(|c| c.rule.input_name == q.name)
+        else {
+            return Err(Error::plan(
+                "privacy",
+                format!("quasi-identifier `{}` is not in the output", q.name),
+            ));
+        };
+        let col = &mut plan.columns[pos];
+        let mut labels = HashMap::new();
+        let mut null_label = None;
+        for (code, v) in prep.table.qi_values[qi_index].iter().enumerate() {
+            let g = q.map[level][code] as usize;
+            let l = q.labels[level][g].clone();
+            match v {
+                Some(v) => {
+                    labels.insert(v.clone(), l);
+                }
+                None => null_label = l,
+            }
+        }
+        if null_label.is_none() && level == q.max_level() && level > 0 {
+            null_label = Some(Arc::from(TOP));
+        }
+        let base = std::mem::replace(&mut col.kernel, Kernel::Keep);
+        col.kernel = Kernel::Level(Box::new(LevelLookup {
+            base,
+            labels,
+            null_label,
+        }));
+        let mut md = col.output_field.metadata().clone();
+        md.insert(meta::QI_LEVEL.into(), format!("{level}/{}", q.max_level()));
+        if level > 0 {
+            md.insert(meta::ACTION.into(), "generalize".into());
+            md.insert(meta::STATUS.into(), "generalized personal data".into());
+        }
+        md.insert(
+            meta::HIERARCHY.into(),
+            match &qspec.hierarchy {
+                HierarchySource::File(h) => h.path.clone(),
+                HierarchySource::Levels(_) => "policy levels".into(),
+            },
+        );
+        col.output_field = Arc::new(
+            ArrowField::new(col.output_field.name(), DataType::Utf8, true).with_metadata(md),
+        );
+        // Codes of this level's labels, for the row filter.
+        let mut c = HashMap::new();
+        let mut null_code = u32::MAX;
+        for (i, l) in q.labels[level].iter().enumerate() {
+            match l {
+                Some(l) => {
+                    c.insert(l.to_string(), i as u32);
+                }
+                None => null_code = i as u32,
+            }
+        }
+        filter_cols.push(pos);
+        codes.push(c);
+        null_codes.push(null_code);
+    }
+    plan.output_schema = Arc::new(Schema::new(
+        plan.columns
+            .iter()
+            .map(|c| Arc::clone(&c.output_field))
+            .collect::<Vec<_>>(),
+    ));
+    if decision.suppress {
+        let mut suppressed = HashSet::new();
+        let cl = &decision.eval.classes;
+        let m = prep.qis.len();
+        for t in 0..prep.table.num_tuples() {
+            let class = cl.class_of[t] as usize;
+            if decision.eval.violating[class] {
+                let codes = prep.table.tuple(t);
+                let key: Vec<u32> = (0..m)
+                    .map(|i| prep.qis[i].map[levels[i]][codes[i] as usize])
+                    .collect();
+                // A null label takes the null code; keep the lookup consistent with `keep`.
+                let key: Vec<u32> = key
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &g)| match &prep.qis[i].labels[levels[i]][g as usize] {
+                        Some(_) => g,
+                        None => null_codes[i],
+                    })
+                    .collect();
+                suppressed.insert(key.into_boxed_slice());
+            }
+        }
+        plan.row_filter = Some(Arc::new(RowFilter {
+            columns: filter_cols,
+            codes,
+            null_codes,
+            suppressed,
+        }));
+    }
+    Ok(())
+}
+
+/// The provenance evidence of a decision (no data values beyond generalized level labels).
+pub fn evidence(prep: &Prepared, spec: &PrivacySpec, decision: &Decision) -> Value {
+    let qis: Vec<Value> = prep
+        .qis
+        .iter()
+        .zip(&spec.quasi_identifiers)
+        .zip(&decision.eval.levels)
+        .map(|((q, s), &l)| {
+            let (kind, source) = match &s.hierarchy {
+                HierarchySource::File(h) => ("arx-file", json!(h.path)),
+                HierarchySource::Levels(specs) => ("policy-levels", json!(specs)),
+            };
+            json!({"field": q.name, "hierarchy": kind, "source": source,
+                   "levels": q.max_level(), "chosenLevel": l})
+        })
+        .collect();
+    json!({
+        "@type": "cl:PrivacyModelEvidence",
+        "cl:note": "Dataset-level evidence about re-identification risk for the quasi-identifiers \
+                    listed. It does not by itself make the data anonymous: linkage through other \
+                    attributes or outside data is not measured.",
+        "cl:quasiIdentifiers": qis,
+        "cl:sensitiveAttributes": spec.sensitive_attributes(),
+        "cl:models": {
+            "k": spec.k,
+            "lDiversity": spec.l_diversity.iter().map(|l| json!({"attribute": l.attribute, "variant": l.variant, "l": l.l, "c": l.c})).collect::<Vec<_>>(),
+            "tCloseness": prep.models.t.iter().map(|(i, t, d)| json!({"attribute": prep.table.sensitive[*i].name, "t": t, "distance": d})).collect::<Vec<_>>(),
+        },
+        "cl:onViolation": spec.on_violation,
+        "cl:maxSuppression": spec.max_suppression,
+        "cl:metric": spec.metric.keyword(),
+        "cl:search": decision.search.map(|(size, evaluated, secs)| json!({"latticeNodes": size, "nodesEvaluated": evaluated, "seconds": secs})),
+        "cl:suppressedRecords": decision.assessment.suppressed,
+        "cl:achieved": decision.assessment,
+        "cl:beforeEnforcement": decision.before,
+    })
+}

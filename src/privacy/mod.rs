@@ -1,0 +1,208 @@
+//! Dataset-level privacy models: measure, enforce optimally, record.
+//!
+//! Column transforms alone do not stop re-identification through combinations of
+//! quasi-identifiers (age + ZIP + sex). A policy's `privacy:` block names the
+//! quasi-identifiers, the models (k-anonymity; distinct, entropy and recursive (c,l)
+//! l-diversity; t-closeness with equal or ordered distance) and what to do when the data falls
+//! short. The flow:
+//!
+//! [`collect`] groups the input on DataFusion into distinct quasi-identifier tuples
+//! ([`table::BaseTable`]) → [`models`] evaluates one generalization (classes, models,
+//! suppression, loss, risks) → [`search`] finds the least-loss generalization over the lattice
+//! → [`enforce`] turns the decision into column kernels and a row filter for the streaming
+//! engine, and into provenance evidence.
+//!
+//! ```
+//! use cloakline::privacy::{hierarchy::QiHierarchy, models, table::BaseTableBuilder};
+//! use cloakline::policy::{LossMetric, PrivacySpec};
+//! use arrow::array::{RecordBatch, StringArray, ArrayRef};
+//! use std::sync::Arc;
+//!
+//! // Four records: two share ("30-39", "100"), two are unique.
+//! let batch = RecordBatch::try_from_iter(vec![
+//!     ("age", Arc::new(StringArray::from(vec!["30-39", "30-39", "40-49", "50-59"])) as ArrayRef),
+//!     ("zip", Arc::new(StringArray::from(vec!["100", "100", "100", "200"])) as ArrayRef),
+//! ]).unwrap();
+//! let mut b = BaseTableBuilder::new(vec!["age".into(), "zip".into()], vec![]);
+//! b.push_batch(&batch).unwrap();
+//! let table = b.finish();
+//! let qis: Vec<QiHierarchy> = (0..2)
+//!     .map(|i| QiHierarchy::build(&table.qi_names[i], &table.qi_values[i], vec![]).unwrap())
+//!     .collect();
+//! let spec = PrivacySpec {
+//!     quasi_identifiers: vec![], k: Some(2), l_diversity: vec![], t_closeness: vec![],
+//!     on_violation: Default::default(), max_suppression: 0.5,
+//!     metric: LossMetric::Precision, sampling_fraction: 1.0,
+//! };
+//! let m = models::Models::new(&spec, &table).unwrap();
+//! let e = models::evaluate(&table, &qis, &m, &[0, 0], &mut Default::default());
+//! assert_eq!(e.classes.sizes, vec![2, 1, 1]);
+//! assert_eq!(e.suppressed, 2); // the two unique records
+//! assert!(e.ok); // 2 of 4 records is within max_suppression 0.5
+//! ```
+
+pub mod collect;
+pub mod enforce;
+pub mod hierarchy;
+pub mod models;
+pub mod search;
+pub mod table;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::io::ReadOptions;
+use crate::keys::Keyring;
+use crate::policy::Policy;
+pub use collect::{Prepared, prepare};
+pub use enforce::{Decision, LevelLookup, RowFilter, decide, enforce, evidence};
+pub use models::Assessment;
+
+/// What `cloakline check` reports.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub input: String,
+    pub policy: String,
+    pub quasi_identifiers: Vec<String>,
+    pub sensitive_attributes: Vec<String>,
+    pub k: Option<u64>,
+    /// Whether the data, as the field rules release it, meets every model without suppression.
+    pub meets_models: bool,
+    /// Whether it meets them once violating classes are suppressed within `max_suppression`.
+    pub meets_with_suppression: bool,
+    /// Records in classes that violate a model (what `suppress` would drop).
+    pub records_violating: u64,
+    pub max_suppression: f64,
+    pub assessment: Assessment,
+    pub seconds: f64,
+}
+
+/// Measure the input against the policy's privacy block without writing anything.
+pub fn check(
+    policy: &Policy,
+    keyring: &Keyring,
+    input: &Path,
+    read: &ReadOptions,
+) -> Result<CheckReport> {
+    let clock = std::time::Instant::now();
+    let spec = policy.privacy.as_ref().ok_or_else(|| {
+        Error::Usage(format!(
+            "policy {} has no `privacy:` block; add one naming the quasi-identifiers and models \
+             (see docs/PRIVACY.md)",
+            policy.source
+        ))
+    })?;
+    let prep = prepare(policy, spec, keyring, input, read, false)?;
+    let zero = vec![0; prep.qis.len()];
+    let eval = models::evaluate(
+        &prep.table,
+        &prep.qis,
+        &prep.models,
+        &zero,
+        &mut models::Scratch::default(),
+    );
+    let assessment = models::assess(&prep.table, &prep.qis, &prep.models, &eval, false);
+    Ok(CheckReport {
+        input: input.display().to_string(),
+        policy: format!("{} v{}", policy.name, policy.version),
+        quasi_identifiers: spec
+            .quasi_identifiers
+            .iter()
+            .map(|q| q.field.clone())
+            .collect(),
+        sensitive_attributes: spec.sensitive_attributes(),
+        k: spec.k,
+        meets_models: eval.suppressed == 0,
+        meets_with_suppression: eval.ok,
+        records_violating: eval.suppressed,
+        max_suppression: spec.max_suppression,
+        assessment,
+        seconds: clock.elapsed().as_secs_f64(),
+    })
+}
+
+impl CheckReport {
+    /// A plain-text rendering for people.
+    pub fn to_text(&self) -> String {
+        let a = &self.assessment;
+        let mut s = String::new();
+        let pct = |x: f64| format!("{:.2}%", x * 100.0);
+        s.push_str(&format!("input:              {}\n", self.input));
+        s.push_str(&format!("policy:             {}\n", self.policy));
+        s.push_str(&format!(
+            "quasi-identifiers:  {}\n",
+            self.quasi_identifiers.join(", ")
+        ));
+        if !self.sensitive_attributes.is_empty() {
+            s.push_str(&format!(
+                "sensitive:          {}\n",
+                self.sensitive_attributes.join(", ")
+            ));
+        }
+        s.push_str(&format!("records:            {}\n", a.records));
+        s.push_str(&format!(
+            "classes:            {} (sizes {}..{}, average {:.2})\n",
+            a.classes, a.smallest_class, a.largest_class, a.average_class_size
+        ));
+        s.push_str(&format!("smallest k:         {}\n", a.smallest_class));
+        if let Some(k) = self.k {
+            s.push_str(&format!(
+                "below k = {k}:        {} records in {} classes ({})\n",
+                a.records_below_k,
+                a.classes_below_k,
+                pct(a.records_below_k as f64 / a.records.max(1) as f64)
+            ));
+        }
+        for x in &a.sensitive {
+            s.push_str(&format!(
+                "l ({}):{}distinct {}, entropy {:.3}\n",
+                x.attribute,
+                " ".repeat(14usize.saturating_sub(x.attribute.len() + 4)),
+                x.distinct_l,
+                x.entropy_l
+            ));
+            for (d, t) in &x.t {
+                s.push_str(&format!("t ({}, {:?}): {:.4}\n", x.attribute, d, t));
+            }
+        }
+        let r = &a.risks;
+        s.push_str(&format!(
+            "prosecutor risk:    highest {}, average {}, records at risk {}\n",
+            pct(r.prosecutor_highest),
+            pct(r.prosecutor_average),
+            pct(r.records_at_risk)
+        ));
+        s.push_str(&format!(
+            "journalist risk:    highest {} (sampling fraction {})\n",
+            pct(r.journalist_highest),
+            r.sampling_fraction
+        ));
+        s.push_str(&format!("marketer risk:      {}\n", pct(r.marketer)));
+        s.push_str("class sizes:\n");
+        for b in &a.size_distribution {
+            if b.classes > 0 {
+                s.push_str(&format!(
+                    "  {:>9}: {} classes, {} records\n",
+                    b.size, b.classes, b.records
+                ));
+            }
+        }
+        s.push_str(&format!(
+            "verdict:            {}\n",
+            if self.meets_models {
+                "meets every model".to_string()
+            } else if self.meets_with_suppression {
+                format!(
+                    "meets the models after suppressing {} records (within max_suppression {})",
+                    self.records_violating,
+                    pct(self.max_suppression)
+                )
+            } else {
+                "does NOT meet the models".to_string()
+            }
+        ));
+        s
+    }
+}

@@ -1,0 +1,356 @@
+//! Optimal generalization: search the lattice of per-attribute generalization levels for the
+//! node that meets every model within the suppression limit with the least loss.
+//!
+//! Two properties make the search exact and fast:
+//! - **Monotone models** (k-anonymity and distinct l-diversity always; every model when no
+//!   suppression is allowed): if a node meets them, so does every generalization of it; if it
+//!   fails, so does every specialization. As in ARX's Flash, the search checks nodes by binary
+//!   search along paths from the bottom of the lattice and infers the rest.
+//! - **Monotone lower bounds** of every metric: a node whose bound is no better than the best
+//!   solution so far is skipped, and so are all its generalizations.
+//!
+//! [`brute_force`] evaluates every node; the tests use it to check optimality.
+
+use super::hierarchy::QiHierarchy;
+use super::models::{
+    Models, NodeEval, Scratch, evaluate, generalization_height, mean_normalized_level,
+};
+use super::table::BaseTable;
+use crate::policy::LossMetric;
+
+/// Largest lattice searched.
+pub const MAX_NODES: usize = 4_000_000;
+
+/// The lattice of generalization levels.
+#[derive(Debug, Clone)]
+pub struct Lattice {
+    /// Levels per quasi-identifier (level 0 included).
+    pub heights: Vec<usize>,
+    strides: Vec<usize>,
+    pub size: usize,
+}
+
+impl Lattice {
+    pub fn new(qis: &[QiHierarchy]) -> Result<Lattice, String> {
+        let heights: Vec<usize> = qis.iter().map(QiHierarchy::height).collect();
+        let mut strides = Vec::with_capacity(heights.len());
+        let mut size: usize = 1;
+        for &h in &heights {
+            strides.push(size);
+            size = size
+                .checked_mul(h)
+                .filter(|&s| s <= MAX_NODES)
+                .ok_or_else(|| {
+                    format!(
+                        "the generalization lattice has more than {MAX_NODES} nodes ({}); use \
+                         fewer quasi-identifiers or fewer levels",
+                        heights
+                            .iter()
+                            .map(|h| h.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" x ")
+                    )
+                })?;
+        }
+        Ok(Lattice {
+            heights,
+            strides,
+            size,
+        })
+    }
+
+    pub fn levels(&self, mut node: usize) -> Vec<usize> {
+        self.heights
+            .iter()
+            .map(|&h| {
+                let l = node % h;
+                node /= h;
+                l
+            })
+            .collect()
+    }
+
+    pub fn index(&self, levels: &[usize]) -> usize {
+        levels.iter().zip(&self.strides).map(|(l, s)| l * s).sum()
+    }
+
+    fn successors(&self, node: usize, levels: &[usize], out: &mut Vec<usize>) {
+        out.clear();
+        for (i, (&l, &h)) in levels.iter().zip(&self.heights).enumerate() {
+            if l + 1 < h {
+                out.push(node + self.strides[i]);
+            }
+        }
+    }
+
+    fn predecessors(&self, node: usize, levels: &[usize], out: &mut Vec<usize>) {
+        out.clear();
+        for (i, &l) in levels.iter().enumerate() {
+            if l > 0 {
+                out.push(node - self.strides[i]);
+            }
+        }
+    }
+}
+
+/// What the search found and how much work it took.
+#[derive(Debug)]
+pub struct SearchResult {
+    /// The optimal node, if any node meets the models.
+    pub best: Option<NodeEval>,
+    pub lattice_size: usize,
+    /// Nodes whose classes were computed.
+    pub evaluated: usize,
+}
+
+const UNKNOWN: u8 = 0;
+const MEETS: u8 = 1;
+const FAILS: u8 = 2;
+
+struct Search<'a> {
+    table: &'a BaseTable,
+    qis: &'a [QiHierarchy],
+    models: &'a Models,
+    lattice: Lattice,
+    /// Monotone part (k, distinct l) known to hold / fail.
+    state: Vec<u8>,
+    /// Best known lower bound of each node's loss (inherited from evaluated ancestors).
+    bound: Vec<f64>,
+    evaluated_full: Vec<bool>,
+    evaluations: usize,
+    scratch: Scratch,
+    best: Option<NodeEval>,
+    buf: Vec<usize>,
+}
+
+impl Search<'_> {
+    fn eval(&mut self, node: usize) -> NodeEval {
+        let levels = self.lattice.levels(node);
+        self.evaluations += 1;
+        let e = evaluate(
+            self.table,
+            self.qis,
+            self.models,
+            &levels,
+            &mut self.scratch,
+        );
+        self.evaluated_full[node] = true;
+        if e.lower_bound > self.bound[node] {
+            self.bound[node] = e.lower_bound;
+        }
+        if e.ok_monotone {
+            self.mark(node, MEETS);
+        } else {
+            self.mark(node, FAILS);
+        }
+        e
+    }
+
+    /// Mark `node` and, by monotonicity, all its generalizations (MEETS) or specializations
+    /// (FAILS).
+    fn mark(&mut self, node: usize, value: u8) {
+        let mut stack = vec![node];
+        let mut next = Vec::new();
+        while let Some(n) = stack.pop() {
+            if self.state[n] == value {
+                continue;
+            }
+            self.state[n] = value;
+            let levels = self.lattice.levels(n);
+            if value == MEETS {
+                self.lattice.successors(n, &levels, &mut next);
+            } else {
+                self.lattice.predecessors(n, &levels, &mut next);
+            }
+            stack.extend(next.iter().copied().filter(|&m| self.state[m] != value));
+        }
+    }
+
+    fn consider(&mut self, e: NodeEval) {
+        if !e.ok {
+            return;
+        }
+        let better = match &self.best {
+            None => true,
+            Some(b) => e.loss < b.loss,
+        };
+        if better {
+            self.best = Some(e);
+        }
+    }
+
+    /// Phase 1: classify the monotone part over the lattice with binary searches on paths.
+    fn classify(&mut self, order: &[usize]) {
+        for &start in order {
+            self.probe(start, false);
+        }
+    }
+
+    fn limit(&self) -> f64 {
+        self.best.as_ref().map_or(f64::INFINITY, |b| b.loss)
+    }
+
+    /// Classify `start` by a binary search on a path upwards through unknown nodes (with
+    /// `bounded`, only through nodes whose bound is below the best loss so far).
+    fn probe(&mut self, start: usize, bounded: bool) {
+        if self.state[start] != UNKNOWN {
+            return;
+        }
+        {
+            let mut path = vec![start];
+            let mut cur = start;
+            loop {
+                let levels = self.lattice.levels(cur);
+                let mut succ = std::mem::take(&mut self.buf);
+                self.lattice.successors(cur, &levels, &mut succ);
+                let limit = self.limit();
+                let next = succ
+                    .iter()
+                    .copied()
+                    .find(|&s| self.state[s] == UNKNOWN && (!bounded || self.bound[s] < limit));
+                self.buf = succ;
+                match next {
+                    Some(s) => {
+                        path.push(s);
+                        cur = s;
+                    }
+                    None => break,
+                }
+            }
+            let (mut lo, mut hi) = (0usize, path.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                let node = path[mid];
+                let meets = match self.state[node] {
+                    MEETS => true,
+                    FAILS => false,
+                    _ => {
+                        let e = self.eval(node);
+                        let m = e.ok_monotone;
+                        self.consider(e);
+                        m
+                    }
+                };
+                if meets {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        }
+    }
+
+    fn run(mut self) -> SearchResult {
+        let size = self.lattice.size;
+        let levels_of: Vec<Vec<usize>> = (0..size).map(|n| self.lattice.levels(n)).collect();
+        let sum = |n: usize| levels_of[n].iter().sum::<usize>();
+        // Bottom-up order (by total level), so ancestors come first.
+        let mut topo: Vec<usize> = (0..size).collect();
+        topo.sort_by_key(|&n| (sum(n), n));
+        let data_independent = matches!(
+            self.models.metric,
+            LossMetric::Height | LossMetric::Precision
+        );
+        if !data_independent {
+            self.classify(&topo);
+        }
+
+        // Phase 2: candidates that meet the monotone part, cheapest bound first when the
+        // bound is data-independent, else bottom-up with inherited bounds.
+        let apriori = |n: usize| match self.models.metric {
+            LossMetric::Height => generalization_height(self.qis, &levels_of[n]),
+            LossMetric::Precision => mean_normalized_level(self.qis, &levels_of[n]),
+            LossMetric::Discernibility | LossMetric::AvgClassSize => 0.0,
+        };
+        for n in 0..size {
+            let a = apriori(n);
+            if a > self.bound[n] {
+                self.bound[n] = a;
+            }
+        }
+        let mut order = topo.clone();
+        if data_independent {
+            order.sort_by(|&a, &b| self.bound[a].total_cmp(&self.bound[b]).then(a.cmp(&b)));
+        }
+        let mut preds = Vec::new();
+        for &n in &order {
+            // Inherit bounds from direct specializations (already visited in topo order).
+            if !data_independent {
+                self.lattice.predecessors(n, &levels_of[n], &mut preds);
+                for &p in &preds {
+                    if self.bound[p] > self.bound[n] {
+                        self.bound[n] = self.bound[p];
+                    }
+                }
+            }
+            if let Some(b) = &self.best
+                && self.bound[n] >= b.loss
+            {
+                if data_independent {
+                    break;
+                }
+                continue;
+            }
+            if data_independent {
+                // Classify only the part of the lattice that could still beat the best.
+                self.probe(n, true);
+            }
+            if self.state[n] == FAILS || self.evaluated_full[n] {
+                continue;
+            }
+            let e = self.eval(n);
+            self.consider(e);
+        }
+        SearchResult {
+            best: self.best,
+            lattice_size: size,
+            evaluated: self.evaluations,
+        }
+    }
+}
+
+/// Find the node with the least loss that meets the models within the suppression limit.
+pub fn search(
+    table: &BaseTable,
+    qis: &[QiHierarchy],
+    models: &Models,
+) -> Result<SearchResult, String> {
+    let lattice = Lattice::new(qis)?;
+    let size = lattice.size;
+    let s = Search {
+        table,
+        qis,
+        models,
+        lattice,
+        state: vec![UNKNOWN; size],
+        bound: vec![f64::NEG_INFINITY; size],
+        evaluated_full: vec![false; size],
+        evaluations: 0,
+        scratch: Scratch::default(),
+        best: None,
+        buf: Vec::new(),
+    };
+    Ok(s.run())
+}
+
+/// Evaluate every node; the optimum by exhaustive scan (for tests and small lattices).
+pub fn brute_force(
+    table: &BaseTable,
+    qis: &[QiHierarchy],
+    models: &Models,
+) -> Result<SearchResult, String> {
+    let lattice = Lattice::new(qis)?;
+    let mut scratch = Scratch::default();
+    let mut best: Option<NodeEval> = None;
+    for n in 0..lattice.size {
+        let e = evaluate(table, qis, models, &lattice.levels(n), &mut scratch);
+        if e.ok && best.as_ref().is_none_or(|b| e.loss < b.loss) {
+            best = Some(e);
+        }
+    }
+    Ok(SearchResult {
+        best,
+        lattice_size: lattice.size,
+        evaluated: lattice.size,
+    })
+}
