@@ -287,18 +287,6 @@ mod tests {
         assert!(e.contains("`d`, `é`") && e.contains("h.csv"), "{e}");
         let e = QiHierarchy::build(
             "age",
-            &s(&[Some("30-34"), Some("30-34")]),
-            vec![
-                s(&[Some("30-39"), Some("30-39")]),
-                s(&[Some("A"), Some("B")]),
-            ],
-        );
-        assert!(
-            e.is_ok(),
-            "identical level-0 codes are distinct base entries"
-        );
-        let e = QiHierarchy::build(
-            "age",
             &s(&[Some("30"), Some("31")]),
             vec![
                 s(&[Some("30-39"), Some("30-39")]),

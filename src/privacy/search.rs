@@ -354,3 +354,179 @@ pub fn brute_force(
         evaluated: lattice.size,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{LDiversity, LVariant, PrivacySpec, TCloseness, TDistance};
+    use crate::privacy::models::Models;
+    use crate::privacy::table::BaseTableBuilder;
+    use arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use std::sync::Arc;
+
+    /// A random table with 3 quasi-identifiers of nested hierarchies and one sensitive value.
+    fn random_table(seed: u64, n: usize) -> (BaseTable, Vec<QiHierarchy>) {
+        let mut x = seed;
+        let mut next = move |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        let mut cols: Vec<Vec<String>> = vec![Vec::new(); 4];
+        for _ in 0..n {
+            cols[0].push((20 + next(40)).to_string());
+            cols[1].push(format!("{:03}", next(30)));
+            cols[2].push(["F", "M"][next(2) as usize].to_string());
+            cols[3].push(["flu", "hiv", "cold", "none"][next(4) as usize].to_string());
+        }
+        let arrays: Vec<(&str, ArrayRef)> = ["age", "zip", "sex", "dx"]
+            .iter()
+            .zip(&cols)
+            .map(|(n, c)| (*n, Arc::new(StringArray::from(c.clone())) as ArrayRef))
+            .collect();
+        let batch = RecordBatch::try_from_iter(arrays).unwrap();
+        let mut b = BaseTableBuilder::new(
+            vec!["age".into(), "zip".into(), "sex".into()],
+            vec!["dx".into()],
+        );
+        b.push_batch(&batch).unwrap();
+        let t = b.finish();
+        let lv = |v: &Option<String>, f: &dyn Fn(&str) -> String| v.as_deref().map(f);
+        let age = &t.qi_values[0];
+        let zip = &t.qi_values[1];
+        let sex = &t.qi_values[2];
+        let qis = vec![
+            QiHierarchy::build(
+                "age",
+                age,
+                vec![
+                    age.iter()
+                        .map(|v| lv(v, &|s| format!("{}x", &s[..1])))
+                        .collect(),
+                    age.iter()
+                        .map(|v| {
+                            lv(v, &|s| {
+                                if s < "40" {
+                                    "<40".into()
+                                } else {
+                                    ">=40".into()
+                                }
+                            })
+                        })
+                        .collect(),
+                    vec![Some("*".into()); age.len()],
+                ],
+            )
+            .unwrap(),
+            QiHierarchy::build(
+                "zip",
+                zip,
+                vec![
+                    zip.iter().map(|v| lv(v, &|s| s[..2].to_string())).collect(),
+                    zip.iter().map(|v| lv(v, &|s| s[..1].to_string())).collect(),
+                    vec![Some("*".into()); zip.len()],
+                ],
+            )
+            .unwrap(),
+            QiHierarchy::build("sex", sex, vec![vec![Some("*".into()); sex.len()]]).unwrap(),
+        ];
+        (t, qis)
+    }
+
+    fn spec(
+        k: u64,
+        l: Option<(LVariant, f64, Option<f64>)>,
+        t: Option<f64>,
+        supp: f64,
+        metric: LossMetric,
+    ) -> PrivacySpec {
+        PrivacySpec {
+            quasi_identifiers: vec![],
+            k: Some(k),
+            l_diversity: l
+                .map(|(variant, l, c)| LDiversity {
+                    attribute: "dx".into(),
+                    variant,
+                    l,
+                    c,
+                })
+                .into_iter()
+                .collect(),
+            t_closeness: t
+                .map(|t| TCloseness {
+                    attribute: "dx".into(),
+                    t,
+                    distance: Some(TDistance::Equal),
+                })
+                .into_iter()
+                .collect(),
+            on_violation: Default::default(),
+            max_suppression: supp,
+            metric,
+            sampling_fraction: 1.0,
+        }
+    }
+
+    #[test]
+    fn search_matches_brute_force_for_every_metric_and_model() {
+        let metrics = [
+            LossMetric::Precision,
+            LossMetric::Height,
+            LossMetric::Discernibility,
+            LossMetric::AvgClassSize,
+        ];
+        let models = [
+            (3, None, None),
+            (5, None, None),
+            (2, Some((LVariant::Distinct, 2.0, None)), None),
+            (2, Some((LVariant::Entropy, 1.8, None)), None),
+            (2, Some((LVariant::Recursive, 2.0, Some(3.0))), None),
+            (2, None, Some(0.3)),
+        ];
+        let mut compared = 0;
+        for seed in [1, 7] {
+            let (t, qis) = random_table(seed, 400);
+            for &(k, l, tc) in &models {
+                for supp in [0.0, 0.05, 0.2] {
+                    for metric in metrics {
+                        let m = Models::new(&spec(k, l, tc, supp, metric), &t).unwrap();
+                        let fast = search(&t, &qis, &m).unwrap();
+                        let slow = brute_force(&t, &qis, &m).unwrap();
+                        assert_eq!(slow.lattice_size, 4 * 4 * 2);
+                        match (&fast.best, &slow.best) {
+                            (Some(a), Some(b)) => {
+                                assert_eq!(
+                                    a.loss, b.loss,
+                                    "seed {seed} k {k} l {l:?} t {tc:?} supp {supp} {metric:?}: \
+                                     search {:?} vs brute force {:?}",
+                                    a.levels, b.levels
+                                );
+                                assert!(a.ok);
+                                compared += 1;
+                            }
+                            (None, None) => {}
+                            (a, b) => panic!(
+                                "search found {:?}, brute force {:?}",
+                                a.as_ref().map(|e| &e.levels),
+                                b.as_ref().map(|e| &e.levels)
+                            ),
+                        }
+                        assert!(fast.evaluated <= slow.evaluated);
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "{compared}");
+    }
+
+    #[test]
+    fn lattice_indexing_round_trips() {
+        let (_, qis) = random_table(3, 50);
+        let l = Lattice::new(&qis).unwrap();
+        assert_eq!(l.size, 32);
+        for n in 0..l.size {
+            assert_eq!(l.index(&l.levels(n)), n);
+        }
+    }
+}

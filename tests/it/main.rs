@@ -2,6 +2,7 @@
 
 mod cli;
 mod interop;
+mod privacy;
 mod sql;
 mod sqllogic;
 mod util;
