@@ -316,6 +316,8 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", report.to_text());
             }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
             if report.meets_with_suppression {
                 Ok(())
             } else {

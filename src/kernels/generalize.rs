@@ -10,6 +10,9 @@
 //! timestamps give the period's first day as `Date32`).
 
 use std::collections::HashMap;
+
+/// Label caches are hit once per value: a fast non-cryptographic hasher suits them.
+type Cache<K> = HashMap<K, String, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -217,7 +220,7 @@ impl Generalizer {
         let ranged = b.label == LabelStyle::Range && (b.width.is_some() || b.breaks.is_some());
         if ranged {
             // Few distinct bins: format each label once.
-            let mut labels: HashMap<(u8, i128), String> = HashMap::new();
+            let mut labels: Cache<(u8, i128)> = Cache::default();
             let mut out = StringBuilder::with_capacity(array.len(), array.len() * 8);
             for bin in bins {
                 match bin {
@@ -263,7 +266,7 @@ impl Generalizer {
         let vals = a.as_primitive::<Float64Type>();
         let ranged = b.label == LabelStyle::Range && (b.width.is_some() || b.breaks.is_some());
         if ranged {
-            let mut labels: HashMap<(u8, u64), String> = HashMap::new();
+            let mut labels: Cache<(u8, u64)> = Cache::default();
             let mut out = StringBuilder::with_capacity(vals.len(), vals.len() * 10);
             for v in vals.iter() {
                 match v {
@@ -523,7 +526,7 @@ fn generalize_dates(array: &ArrayRef, to: DateLevel, label: LabelStyle) -> Kerne
     let month_of = |i: usize| months.as_ref().map(|m| m.value(i)).unwrap_or(1);
     match label {
         LabelStyle::Range => {
-            let mut labels: HashMap<(i32, i32), String> = HashMap::new();
+            let mut labels: Cache<(i32, i32)> = Cache::default();
             let mut out = StringBuilder::with_capacity(array.len(), array.len() * 9);
             for i in 0..array.len() {
                 if years.is_null(i) {

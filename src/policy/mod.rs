@@ -75,7 +75,8 @@ pub struct PolicyFile {
     #[schemars(with = "BTreeMap<String, FieldRule>")]
     pub fields: BTreeMap<String, Spanned<FieldRule>>,
     /// Dataset-level privacy models (k-anonymity, l-diversity, t-closeness), see docs/PRIVACY.md.
-    pub privacy: Option<privacy::PrivacyBlock>,
+    #[schemars(with = "Option<privacy::PrivacyBlock>")]
+    pub privacy: Option<Spanned<privacy::PrivacyBlock>>,
 }
 
 /// Handling of columns the policy does not mention.
@@ -461,7 +462,9 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
     }
     let privacy = match &file.privacy {
         None => None,
-        Some(b) => Some(privacy::validate_privacy(b, &fields, source).map_err(perr)?),
+        Some(b) => Some(
+            privacy::validate_privacy(&b.value, &b.referenced, &fields, source).map_err(perr)?,
+        ),
     };
     Ok(Policy {
         name: file.policy,

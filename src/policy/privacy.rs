@@ -230,6 +230,7 @@ impl PrivacySpec {
 /// Validate the block against the (already validated) field rules.
 pub(super) fn validate_privacy(
     block: &PrivacyBlock,
+    block_loc: &serde_saphyr::Location,
     fields: &BTreeMap<String, Field>,
     source: &str,
 ) -> std::result::Result<PrivacySpec, String> {
@@ -237,11 +238,12 @@ pub(super) fn validate_privacy(
         format!("privacy (line {} column {}): {m}", loc.line(), loc.column())
     };
     if block.quasi_identifiers.is_empty() {
-        return Err(
-            "privacy: `quasi_identifiers` is empty; name the columns an attacker could \
-                    link (e.g. age, zip, sex)"
+        return Err(at(
+            block_loc,
+            "`quasi_identifiers` is empty; name the columns an attacker could link (e.g. age, \
+             zip, sex)"
                 .into(),
-        );
+        ));
     }
     let base_dir = Path::new(source)
         .parent()
@@ -460,7 +462,10 @@ pub(super) fn validate_privacy(
         });
     }
     if k.is_none() && l_diversity.is_empty() && t_closeness.is_empty() {
-        return Err("privacy: no model is set; give `k`, `l_diversity` or `t_closeness`".into());
+        return Err(at(
+            block_loc,
+            "no model is set; give `k`, `l_diversity` or `t_closeness`".into(),
+        ));
     }
     let max_suppression = match &block.max_suppression {
         None => 0.0,

@@ -186,3 +186,79 @@ fn json_schema_lists_every_action_and_parameter() {
         assert!(s.contains(word), "schema lacks {word}");
     }
 }
+
+#[test]
+fn privacy_block_loads_and_rejects_mistakes_with_positions() {
+    let fields = "  age: { action: keep, basis: contract }\n  zip: { action: generalize, keep_prefix: 3, basis: contract }\n  dx: { action: keep, basis: contract }\n  id: { action: tokenize, key: k1, basis: contract }\n";
+    let with = |privacy: &str| {
+        Policy::from_yaml_str(
+            &format!("{HEAD}jurisdictions: [EU]\nfields:\n{fields}privacy:\n{privacy}"),
+            "t.yaml",
+        )
+    };
+    let p = with(
+        "  quasi_identifiers:\n    age: { levels: [ { bin_width: 5 }, { bin_width: 10 } ] }\n    zip: {}\n  k: 5\n  l_diversity:\n    - { attribute: dx, variant: recursive, l: 3, c: 2 }\n  t_closeness:\n    - { attribute: dx, t: 0.2, distance: equal }\n  on_violation: generalize\n  max_suppression: 0.05\n  metric: discernibility\n",
+    )
+    .unwrap();
+    let s = p.privacy.unwrap();
+    assert_eq!(s.k, Some(5));
+    assert_eq!(s.quasi_identifiers.len(), 2);
+    assert!(
+        matches!(&s.quasi_identifiers[0].hierarchy, HierarchySource::Levels(l) if l.len() == 2)
+    );
+    assert_eq!(s.sensitive_attributes(), ["dx"]);
+    assert_eq!(s.metric, LossMetric::Discernibility);
+    assert_eq!(s.on_violation, OnViolation::Generalize);
+    for (privacy, needle) in [
+        (
+            "  quasi_identifiers:\n    id: {}\n  k: 2\n",
+            "action `tokenize`",
+        ),
+        (
+            "  quasi_identifiers:\n    nope: {}\n  k: 2\n",
+            "`nope` has no rule",
+        ),
+        (
+            "  quasi_identifiers:\n    zip: { hierarchy: z.csv }\n  k: 2\n",
+            "must be `keep`",
+        ),
+        (
+            "  quasi_identifiers:\n    age: { hierarchy: missing.csv }\n  k: 2\n",
+            "hierarchy file missing.csv: cannot read it",
+        ),
+        (
+            "  quasi_identifiers:\n    age: { levels: [ { bin_width: -1 } ] }\n  k: 2\n",
+            "level 1: `bin_width` is -1",
+        ),
+        ("  quasi_identifiers:\n    age: {}\n  k: 1\n", "k is 1"),
+        ("  quasi_identifiers:\n    age: {}\n", "no model is set"),
+        (
+            "  quasi_identifiers:\n    age: {}\n  l_diversity:\n    - { attribute: dx, l: 1 }\n",
+            "l is 1",
+        ),
+        (
+            "  quasi_identifiers:\n    age: {}\n  l_diversity:\n    - { attribute: dx, variant: recursive, l: 2 }\n",
+            "needs `c`",
+        ),
+        (
+            "  quasi_identifiers:\n    age: {}\n  l_diversity:\n    - { attribute: age, l: 2 }\n",
+            "both a quasi-identifier and a sensitive",
+        ),
+        (
+            "  quasi_identifiers:\n    age: {}\n  t_closeness:\n    - { attribute: dx, t: 1.01 }\n",
+            "t is 1.01; it must be in (0, 1]",
+        ),
+        (
+            "  quasi_identifiers:\n    age: {}\n  k: 2\n  max_suppression: 1\n",
+            "max_suppression is 1",
+        ),
+        (
+            "  quasi_identifiers:\n    age: {}\n  k: 2\n  metric: entropy\n",
+            "unknown variant `entropy`",
+        ),
+    ] {
+        let e = with(privacy).unwrap_err().to_string();
+        assert!(e.contains(needle), "{needle} not in {e}");
+        assert!(e.contains("line"), "no position in {e}");
+    }
+}

@@ -7,12 +7,20 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use std::hash::{Hash, Hasher};
+use std::sync::RwLock;
+
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::datatypes::{DataType, Int64Type, UInt32Type};
+use datafusion::common::Result as DFResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use futures::StreamExt;
 
 use super::hierarchy::{QiHierarchy, TOP};
 use super::models::Models;
-use super::table::{BaseTable, BaseTableBuilder, utf8};
+use super::table::{BaseTable, BaseTableBuilder, ValueDict, utf8, value};
 use crate::error::{Error, Result};
 use crate::io::ReadOptions;
 use crate::kernels::Generalizer;
@@ -70,24 +78,60 @@ pub fn prepare(
             .map(|q| q.field.clone())
             .collect();
         let sa_names = spec.sensitive_attributes();
-        let cols: Vec<String> = qi_names
-            .iter()
-            .chain(&sa_names)
-            .map(|f| quote(&out_name(f)))
+        // Code every value into a small integer inside the scan, so that DataFusion groups
+        // on integers instead of comparing strings.
+        let m = qi_names.len();
+        let dicts: Vec<Arc<RwLock<ValueDict>>> = (0..m + sa_names.len())
+            .map(|_| Arc::new(RwLock::new(ValueDict::default())))
             .collect();
-        let list = cols.join(", ");
+        let mut inner = Vec::new();
+        let mut outer = Vec::new();
+        for (i, (col, dict)) in qi_names.iter().chain(&sa_names).zip(&dicts).enumerate() {
+            let f = format!("cloakline_code_{i}");
+            ctx.register_udf(ScalarUDF::new_from_impl(CodeFunc::new(
+                &f,
+                Arc::clone(dict),
+            )));
+            inner.push(format!("{f}({}) AS __cl_{i}", quote(&out_name(col))));
+            outer.push(format!("__cl_{i}"));
+        }
+        let list = outer.join(", ");
         let sql = format!(
-            "SELECT {list}, COUNT(*) AS __cl_n FROM {} GROUP BY {list}",
+            "SELECT {list}, COUNT(*) AS __cl_n FROM (SELECT {} FROM {}) GROUP BY {list}",
+            inner.join(", "),
             quote(view)
         );
         let df = ctx.sql(&sql).await.map_err(df_err)?;
         let mut stream = df.execute_stream().await.map_err(df_err)?;
-        let mut builder = BaseTableBuilder::new(qi_names.clone(), sa_names);
+        let mut groups: Vec<arrow::array::RecordBatch> = Vec::new();
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(df_err)?;
-            builder
-                .push_batch(&batch)
-                .map_err(|m| Error::data(&shown, m))?;
+            groups.push(batch.map_err(df_err)?);
+        }
+        let mut taken = Vec::with_capacity(dicts.len());
+        for d in &dicts {
+            let mut g = d
+                .write()
+                .map_err(|_| Error::data(&shown, "grouping failed"))?;
+            taken.push(std::mem::take(&mut *g));
+        }
+        let sa_dicts = taken.split_off(m);
+        let mut builder =
+            BaseTableBuilder::from_dicts(qi_names.clone(), sa_names.clone(), taken, sa_dicts);
+        let width = m + sa_names.len();
+        let mut codes = vec![0u32; width];
+        for batch in &groups {
+            let cols: Vec<_> = (0..width)
+                .map(|i| batch.column(i).as_primitive::<UInt32Type>())
+                .collect();
+            let n = batch.column(width).as_primitive::<Int64Type>();
+            for r in 0..batch.num_rows() {
+                for (c, col) in codes.iter_mut().zip(&cols) {
+                    *c = col.value(r);
+                }
+                builder
+                    .add_codes(&codes[..m], &codes[m..], n.value(r).max(0) as u64)
+                    .map_err(|msg| Error::data(&shown, msg))?;
+            }
         }
         let table = builder.finish();
 
@@ -224,4 +268,85 @@ fn level_labels(
         higher[specs.len()].push(Some(TOP.into()));
     }
     QiHierarchy::build(name, base_values, higher)
+}
+
+/// Codes a column's values into the shared dictionary and returns the codes.
+struct CodeFunc {
+    name: String,
+    dict: Arc<RwLock<ValueDict>>,
+    signature: Signature,
+}
+
+impl CodeFunc {
+    fn new(name: &str, dict: Arc<RwLock<ValueDict>>) -> Self {
+        CodeFunc {
+            name: name.to_string(),
+            dict,
+            signature: Signature::any(1, Volatility::Volatile),
+        }
+    }
+}
+
+impl std::fmt::Debug for CodeFunc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeFunc")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl PartialEq for CodeFunc {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.dict, &other.dict)
+    }
+}
+impl Eq for CodeFunc {}
+impl Hash for CodeFunc {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        (Arc::as_ptr(&self.dict) as usize).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for CodeFunc {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::UInt32)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let err = |m: String| {
+            datafusion::error::DataFusionError::Execution(format!("{}: {m}", self.name))
+        };
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let a = arrays
+            .first()
+            .ok_or_else(|| err("needs one argument".into()))?;
+        let s = utf8(a).map_err(err)?;
+        let s = s.as_string::<i32>();
+        // Most values are known: look them up under a shared lock (scans run in parallel),
+        // and take the exclusive lock only to add the new ones.
+        let mut out = vec![0u32; s.len()];
+        let mut missing = Vec::new();
+        {
+            let d = self.dict.read().map_err(|_| err("poisoned".into()))?;
+            for (r, o) in out.iter_mut().enumerate() {
+                match d.get(value(s, r)) {
+                    Some(c) => *o = c,
+                    None => missing.push(r),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let mut d = self.dict.write().map_err(|_| err("poisoned".into()))?;
+            for r in missing {
+                out[r] = d.code(value(s, r));
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(UInt32Array::from(out))))
+    }
 }

@@ -50,8 +50,16 @@ fn describe_violation(a: &Assessment, spec: &PrivacySpec) -> String {
             .filter(|l| l.attribute == s.attribute)
         {
             parts.push(format!(
-                "l-diversity on `{}` ({:?}, l = {}): smallest distinct l is {}, smallest entropy l {:.3}",
-                s.attribute, l.variant, l.l, s.distinct_l, s.entropy_l
+                "l-diversity on `{}` ({}, l = {}): smallest distinct l is {}, smallest entropy l {:.3}",
+                s.attribute,
+                match l.variant {
+                    crate::policy::LVariant::Distinct => "distinct",
+                    crate::policy::LVariant::Entropy => "entropy",
+                    crate::policy::LVariant::Recursive => "recursive",
+                },
+                l.l,
+                s.distinct_l,
+                s.entropy_l
             ));
         }
         for (d, t) in &s.t {

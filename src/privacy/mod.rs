@@ -164,7 +164,11 @@ impl CheckReport {
                 x.entropy_l
             ));
             for (d, t) in &x.t {
-                s.push_str(&format!("t ({}, {:?}): {:.4}\n", x.attribute, d, t));
+                let d = match d {
+                    crate::policy::TDistance::Equal => "equal",
+                    crate::policy::TDistance::Ordered => "ordered",
+                };
+                s.push_str(&format!("t ({}, {d} distance): {t:.4}\n", x.attribute));
             }
         }
         let r = &a.risks;

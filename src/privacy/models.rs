@@ -459,9 +459,9 @@ pub fn evaluate(
             if i != s {
                 continue;
             }
-            for c in 0..nc {
-                if st.distance[t_j][c] > t + 1e-12 {
-                    violating[c] = true;
+            for (v, d) in violating.iter_mut().zip(&st.distance[t_j]) {
+                if *d > t + 1e-12 {
+                    *v = true;
                 }
             }
             t_j += 1;

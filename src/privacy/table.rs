@@ -59,11 +59,13 @@ impl BaseTable {
 pub struct BaseTableBuilder {
     qi_names: Vec<String>,
     sa_names: Vec<String>,
-    qi_dicts: Vec<HashMap<Option<String>, u32>>,
+    qi_dicts: Vec<Dict>,
     qi_values: Vec<Vec<Option<String>>>,
-    sa_dicts: Vec<HashMap<Option<String>, u32>>,
+    sa_dicts: Vec<Dict>,
     sa_values: Vec<Vec<Option<String>>>,
-    tuple_index: HashMap<Box<[u32]>, u32>,
+    tuple_index: HashMap<Box<[u32]>, u32, foldhash::fast::RandomState>,
+    /// With dictionaries known up front: mixed-radix strides packing a tuple into a u64.
+    packed: Option<(Vec<u64>, HashMap<u64, u32, foldhash::fast::RandomState>)>,
     tuples: Vec<u32>,
     counts: Vec<u64>,
     /// Per sensitive attribute: (tuple, code, count).
@@ -71,18 +73,50 @@ pub struct BaseTableBuilder {
     rows: u64,
 }
 
-fn code_of(
-    dict: &mut HashMap<Option<String>, u32>,
-    values: &mut Vec<Option<String>>,
-    v: Option<&str>,
-) -> u32 {
-    // Look up without allocating; insert on a miss.
-    if let Some(&c) = dict.get(&v.map(str::to_string)) {
+/// Values and their codes, for coding a column outside the builder (e.g. inside a scan).
+#[derive(Default, Clone, Debug)]
+pub struct ValueDict {
+    dict: Dict,
+    pub values: Vec<Option<String>>,
+}
+
+impl ValueDict {
+    pub fn code(&mut self, v: Option<&str>) -> u32 {
+        code_of(&mut self.dict, &mut self.values, v)
+    }
+
+    /// The code of a value already in the dictionary.
+    pub fn get(&self, v: Option<&str>) -> Option<u32> {
+        match v {
+            Some(s) => self.dict.map.get(s).copied(),
+            None => self.dict.null,
+        }
+    }
+}
+
+/// Value -> code, with nulls apart so that lookups never allocate.
+#[derive(Default, Clone, Debug)]
+struct Dict {
+    map: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    null: Option<u32>,
+}
+
+fn code_of(dict: &mut Dict, values: &mut Vec<Option<String>>, v: Option<&str>) -> u32 {
+    let found = match v {
+        Some(s) => dict.map.get(s).copied(),
+        None => dict.null,
+    };
+    if let Some(c) = found {
         return c;
     }
     let c = values.len() as u32;
     values.push(v.map(str::to_string));
-    dict.insert(v.map(str::to_string), c);
+    match v {
+        Some(s) => {
+            dict.map.insert(s.into(), c);
+        }
+        None => dict.null = Some(c),
+    }
     c
 }
 
@@ -93,16 +127,115 @@ impl BaseTableBuilder {
         BaseTableBuilder {
             qi_names,
             sa_names,
-            qi_dicts: vec![HashMap::new(); m],
+            qi_dicts: vec![Dict::default(); m],
             qi_values: vec![Vec::new(); m],
-            sa_dicts: vec![HashMap::new(); r],
+            sa_dicts: vec![Dict::default(); r],
             sa_values: vec![Vec::new(); r],
-            tuple_index: HashMap::new(),
+            tuple_index: HashMap::default(),
+            packed: None,
             tuples: Vec::new(),
             counts: Vec::new(),
             sa_rows: vec![Vec::new(); r],
             rows: 0,
         }
+    }
+
+    /// The tuple id of one combination of quasi-identifier values (registered with count 0
+    /// when new).
+    pub fn tuple_id(&mut self, values: &[Option<&str>], key: &mut [u32]) -> u32 {
+        for (i, k) in key.iter_mut().enumerate() {
+            *k = code_of(&mut self.qi_dicts[i], &mut self.qi_values[i], values[i]);
+        }
+        match self.tuple_index.get(&*key) {
+            Some(&t) => t,
+            None => {
+                let t = self.counts.len() as u32;
+                self.tuple_index.insert(key.to_vec().into_boxed_slice(), t);
+                self.tuples.extend_from_slice(key);
+                self.counts.push(0);
+                t
+            }
+        }
+    }
+
+    /// A builder whose values were coded elsewhere ([`ValueDict`]); rows come through
+    /// [`BaseTableBuilder::add_codes`].
+    pub fn from_dicts(
+        qi_names: Vec<String>,
+        sa_names: Vec<String>,
+        qi: Vec<ValueDict>,
+        sa: Vec<ValueDict>,
+    ) -> Self {
+        let mut b = Self::new(qi_names, sa_names);
+        b.qi_values = qi.iter().map(|d| d.values.clone()).collect();
+        b.qi_dicts = qi.into_iter().map(|d| d.dict).collect();
+        b.sa_values = sa.iter().map(|d| d.values.clone()).collect();
+        b.sa_dicts = sa.into_iter().map(|d| d.dict).collect();
+        let mut strides = Vec::new();
+        let mut product: Option<u64> = Some(1);
+        for v in &b.qi_values {
+            strides.push(product.unwrap_or(0));
+            product = product.and_then(|p| p.checked_mul(v.len().max(1) as u64));
+        }
+        if product.is_some() {
+            b.packed = Some((strides, HashMap::default()));
+        }
+        b
+    }
+
+    /// Count `n` records with quasi-identifier codes `qi` and sensitive codes `sa`.
+    pub fn add_codes(&mut self, qi: &[u32], sa: &[u32], n: u64) -> Result<(), String> {
+        for (i, &c) in qi.iter().enumerate() {
+            if c as usize >= self.qi_values[i].len() {
+                return Err(format!("unknown code {c} of `{}`", self.qi_names[i]));
+            }
+        }
+        let next = self.counts.len() as u32;
+        let t = match &mut self.packed {
+            Some((strides, index)) => {
+                let key: u64 = qi
+                    .iter()
+                    .zip(strides.iter())
+                    .map(|(&c, &s)| c as u64 * s)
+                    .sum();
+                *index.entry(key).or_insert(next)
+            }
+            None => match self.tuple_index.get(qi) {
+                Some(&t) => t,
+                None => {
+                    self.tuple_index
+                        .insert(qi.to_vec().into_boxed_slice(), next);
+                    next
+                }
+            },
+        };
+        if t == next {
+            self.tuples.extend_from_slice(qi);
+            self.counts.push(0);
+        }
+        self.add(t, sa, n)
+    }
+
+    /// The code of a value of sensitive attribute `s`.
+    pub fn sensitive_code(&mut self, s: usize, value: Option<&str>) -> u32 {
+        code_of(&mut self.sa_dicts[s], &mut self.sa_values[s], value)
+    }
+
+    /// Count `n` records of tuple `t` with sensitive codes `sa`.
+    pub fn add(&mut self, t: u32, sa: &[u32], n: u64) -> Result<(), String> {
+        let count = self
+            .counts
+            .get_mut(t as usize)
+            .ok_or_else(|| format!("unknown tuple id {t}"))?;
+        *count += n;
+        self.rows += n;
+        for (s, &c) in sa.iter().enumerate() {
+            if c as usize >= self.sa_values[s].len() {
+                return Err(format!("unknown code {c} of `{}`", self.sa_names[s]));
+            }
+            self.sa_rows[s].push((t, c, n));
+        }
+        Ok(())
     }
 
     /// Add one batch: quasi-identifier columns, then sensitive columns, then an Int64 count
@@ -132,36 +265,28 @@ impl BaseTableBuilder {
         };
         let counts = count_col.as_ref().map(|c| c.as_primitive::<Int64Type>());
         let mut key = vec![0u32; m];
+        let mut vals: Vec<Option<&str>> = vec![None; m];
+        let mut sa = vec![0u32; r];
         for row in 0..batch.num_rows() {
-            for (i, k) in key.iter_mut().enumerate() {
-                let a = strs[i];
-                let v = (!a.is_null(row)).then(|| a.value(row));
-                *k = code_of(&mut self.qi_dicts[i], &mut self.qi_values[i], v);
+            for (i, v) in vals.iter_mut().enumerate() {
+                *v = value(strs[i], row);
+            }
+            let t = self.tuple_id(&vals, &mut key);
+            for (s, c) in sa.iter_mut().enumerate() {
+                *c = self.sensitive_code(s, value(strs[m + s], row));
             }
             let n = match counts {
                 Some(c) => c.value(row).max(0) as u64,
                 None => 1,
             };
-            let t = match self.tuple_index.get(key.as_slice()) {
-                Some(&t) => t,
-                None => {
-                    let t = self.counts.len() as u32;
-                    self.tuple_index.insert(key.clone().into_boxed_slice(), t);
-                    self.tuples.extend_from_slice(&key);
-                    self.counts.push(0);
-                    t
-                }
-            };
-            self.counts[t as usize] += n;
-            self.rows += n;
-            for s in 0..r {
-                let a = strs[m + s];
-                let v = (!a.is_null(row)).then(|| a.value(row));
-                let c = code_of(&mut self.sa_dicts[s], &mut self.sa_values[s], v);
-                self.sa_rows[s].push((t, c, n));
-            }
+            self.add(t, &sa, n)?;
         }
         Ok(())
+    }
+
+    /// Number of quasi-identifiers and sensitive attributes.
+    pub fn arity(&self) -> (usize, usize) {
+        (self.qi_names.len(), self.sa_names.len())
     }
 
     pub fn finish(self) -> BaseTable {
@@ -212,6 +337,11 @@ impl BaseTableBuilder {
             sensitive,
         }
     }
+}
+
+/// The value at `row`, `None` when null.
+pub fn value(a: &arrow::array::StringArray, row: usize) -> Option<&str> {
+    (!a.is_null(row)).then(|| a.value(row))
 }
 
 /// The canonical strings of `array` as a `Utf8` array.

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Privacy-model benchmarks (release build).
+#
+#   benches/privacy.sh [ROWS]
+#
+# 1. Adult (../shared/benchmarks/adult): wall time of `apply` with optimal enforcement,
+#    k = 5 with 5% suppression and with none (policies/adult.yaml), best of 5; the search's own
+#    time is read from the provenance.
+# 2. `check` on a generated customers table of ROWS rows (default 10,000,000) with five
+#    derived quasi-identifiers, coarse (birth decade, zip1, city, income/50k, signup year:
+#    ~39k classes; benches/policies/check-*-coarse.yaml) and fine (birth year, zip2: ~2.9M
+#    classes; check-k.yaml, check-klt.yaml): k only, then with l-diversity, t-closeness and
+#    risks; best of 3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-10000000}
+WORK=${BENCH_DIR:-target/bench}
+mkdir -p "$WORK"
+cargo build --release --quiet --bin cloakline --example generate
+BIN=target/release/cloakline
+KEYS=examples/demo-keyring.json
+
+best() { # best wall time (s) of N runs of a command
+  local n=$1; shift
+  local b=""
+  for _ in $(seq "$n"); do
+    local s e t
+    s=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || [ $? = 3 ]
+    e=$(date +%s.%N)
+    t=$(echo "$e - $s" | bc -l)
+    if [ -z "$b" ] || [ "$(echo "$t < $b" | bc -l)" = 1 ]; then b=$t; fi
+  done
+  printf '%.3f' "$b"
+}
+
+ADULT=../shared/benchmarks/adult/adult.csv
+if [ -f "$ADULT" ]; then
+  sed 's/max_suppression: 0.05/max_suppression: 0/' policies/adult.yaml > policies/.adult-nosupp.yaml
+  for p in policies/adult.yaml policies/.adult-nosupp.yaml; do
+    T=$(best 5 "$BIN" apply --policy "$p" --input "$ADULT" --delimiter ';' --output "$WORK/adult.parquet" --no-progress)
+    S=$(python3 -c "import json;d=json.load(open('$WORK/adult.parquet.provenance.json'));n=[x for x in d['@graph'] if 'cl:search' in x][0]['cl:search'];print('search %.3f s, %d of %d nodes evaluated' % (n['seconds'], n['nodesEvaluated'], n['latticeNodes']))")
+    echo "adult apply ($p, k=5): ${T} s wall; ${S}"
+  done
+  rm -f policies/.adult-nosupp.yaml
+  echo "adult check (k=5): $(best 5 "$BIN" check --policy policies/adult.yaml --input "$ADULT" --delimiter ';') s"
+else
+  echo "skipped Adult: $ADULT not found"
+fi
+
+DATA="$WORK/customers-$ROWS.parquet"
+[ -f "$DATA" ] || target/release/examples/generate "$ROWS" "$DATA"
+for grain in coarse fine; do
+  sfx=$([ $grain = coarse ] && echo "-coarse" || echo "")
+  echo "check, $ROWS rows, 5 QIs ($grain), k only:            $(best 3 "$BIN" check --policy benches/policies/check-k$sfx.yaml --keyring "$KEYS" --input "$DATA") s"
+  echo "check, $ROWS rows, 5 QIs ($grain), k + l + t + risks: $(best 3 "$BIN" check --policy benches/policies/check-klt$sfx.yaml --keyring "$KEYS" --input "$DATA") s"
+  "$BIN" check --policy benches/policies/check-k$sfx.yaml --keyring "$KEYS" --input "$DATA" --json \
+    | python3 -c "import json,sys;d=json.load(sys.stdin)['assessment'];print('  %d classes, smallest %d' % (d['classes'], d['smallest_class']))" || true
+done
