@@ -34,6 +34,7 @@ pub mod plan;
 pub mod policy;
 pub mod privacy;
 pub mod provenance;
+pub mod scan;
 pub mod sql;
 
 pub use error::{Error, Result};

@@ -40,6 +40,7 @@ pub enum Kernel {
     // Boxed: the AES key schedule makes it far larger than the other variants.
     Encrypt(Box<Encryptor>),
     Generalize(Generalizer),
+    Scrub(Box<crate::kernels::Scrubber>),
     /// A quasi-identifier at the generalization level the privacy block chose.
     Level(Box<crate::privacy::LevelLookup>),
 }
@@ -55,6 +56,7 @@ impl Kernel {
             Kernel::Encrypt(k) => k.apply(array),
             Kernel::Generalize(k) => k.apply(array),
             Kernel::Level(k) => k.apply(array),
+            Kernel::Scrub(k) => k.apply(array),
         }
     }
 
@@ -97,6 +99,17 @@ impl Kernel {
                     Kernel::Encrypt(Box::new(Encryptor::new(key, &e.domain)?)),
                     out,
                 )
+            }
+            Action::Scrub(spec) => {
+                let t = crate::kernels::Scrubber::output_type(input)?;
+                let k = crate::kernels::Scrubber::new(
+                    &spec.set,
+                    spec.recognizers.as_deref(),
+                    &spec.mode,
+                    keyring,
+                )
+                .map_err(KernelBuildError::Key)?;
+                (Kernel::Scrub(Box::new(k)), t)
             }
             Action::Generalize(spec) => {
                 let g = Generalizer::new(spec, input)?;
@@ -264,6 +277,12 @@ fn field_metadata(rule: &Field, input_type: &DataType) -> HashMap<String, String
         Action::Tokenize(t) => {
             m.insert(meta::KEY_ID.into(), t.key.clone());
             m.insert(meta::DOMAIN.into(), t.domain.clone());
+        }
+        Action::Scrub(s) => {
+            if let Some(k) = rule.action.key_id() {
+                m.insert(meta::KEY_ID.into(), k.to_string());
+            }
+            let _ = s;
         }
         Action::Encrypt(e) => {
             m.insert(meta::KEY_ID.into(), e.key.clone());

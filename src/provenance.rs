@@ -33,6 +33,7 @@ pub fn status_of(action: &Action, personal: bool) -> &'static str {
         Action::Tokenize(_) => "pseudonymised personal data",
         Action::Encrypt(_) => "encrypted personal data",
         Action::Generalize(_) => "generalized personal data",
+        Action::Scrub(_) => "scrubbed free text",
     }
 }
 
@@ -50,6 +51,9 @@ fn status_note(action: &Action) -> &'static str {
         Action::Encrypt(_) => {
             "Reversible by whoever holds the key: personal data protected by a security measure (GDPR Art. 32, PIPL Art. 51)."
         }
+        Action::Scrub(_) => {
+            "Free text with every entity the listed recognizers found replaced. Text around them is unchanged and may still contain personal data the recognizers do not cover (names, for one)."
+        }
         Action::Generalize(_) => {
             "Coarsened values: still personal data unless a dataset-level assessment (e.g. k-anonymity) shows otherwise; this record makes no anonymisation claim."
         }
@@ -65,6 +69,13 @@ fn technical_measures(action: &Action) -> Vec<&'static str> {
         Action::Encrypt(_) => vec!["dpv:SymmetricEncryption"],
         Action::Redact { .. } | Action::Mask(_) => vec!["dpv:DataRedaction"],
         Action::Generalize(_) => vec!["cl:Generalisation"],
+        Action::Scrub(s) => match s.mode {
+            crate::policy::ScrubMode::Token { .. } => vec![
+                "dpv:DeterministicPseudonymisation",
+                "dpv:HashMessageAuthenticationCode",
+            ],
+            _ => vec!["dpv:DataRedaction"],
+        },
         Action::Keep | Action::Drop => vec![],
     }
 }
@@ -86,6 +97,28 @@ pub fn action_params(action: &Action) -> Value {
             "domain": e.domain, "nonce": "random 96-bit", "envelope": "cloakline envelope v1, base64url", "deterministic": false
         }),
         Action::Generalize(g) => serde_json::to_value(g).unwrap_or(Value::Null),
+        Action::Scrub(s) => {
+            let names: Vec<String> = match &s.recognizers {
+                Some(n) => n.clone(),
+                None => s
+                    .set
+                    .recognizers()
+                    .iter()
+                    .filter(|r| !r.needs_context)
+                    .map(|r| r.name.clone())
+                    .collect(),
+            };
+            let mut v = serde_json::to_value(&s.mode).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("recognizers".into(), json!(names));
+                if matches!(s.mode, crate::policy::ScrubMode::Token { .. }) {
+                    m.insert("algorithm".into(), json!("HMAC-SHA256"));
+                    m.insert("kdf".into(), json!("HKDF-SHA256"));
+                    m.insert("note".into(), json!("token domain per recognizer defaults to its name; tokens equal `tokenize` output for the same key, domain, length and prefix"));
+                }
+            }
+            v
+        }
     }
 }
 
@@ -157,6 +190,8 @@ pub struct FieldRecord {
     pub counts: ColumnCounts,
     /// For a quasi-identifier: (chosen level, highest level, hierarchy source).
     pub quasi_identifier: Option<(usize, usize, String)>,
+    /// For `scrub`: entities replaced per recognizer.
+    pub entities: Vec<(String, u64)>,
 }
 
 impl FieldRecord {
@@ -172,6 +207,10 @@ impl FieldRecord {
                 key_fingerprint: c.key_fingerprint.clone(),
                 counts: counts.get(i).cloned().unwrap_or_default(),
                 quasi_identifier: quasi_identifier(c.output_field.metadata()),
+                entities: match &c.kernel {
+                    crate::plan::Kernel::Scrub(k) => k.entity_counts(),
+                    _ => Vec::new(),
+                },
             })
             .collect()
     }
@@ -472,6 +511,14 @@ impl RunRecord {
             "cl:counts".into(),
             json!({"valuesTransformed": f.counts.transformed, "nulls": f.counts.nulls}),
         );
+        if matches!(r.action, Action::Scrub(_)) {
+            let by: Map<String, Value> = f
+                .entities
+                .iter()
+                .map(|(n, c)| (n.clone(), json!(c)))
+                .collect();
+            m.insert("cl:entitiesReplaced".into(), Value::Object(by));
+        }
         m.insert(
             "hasProcess".into(),
             json!({

@@ -12,6 +12,7 @@ pub mod encrypt;
 pub mod generalize;
 pub mod mask;
 pub mod redact;
+pub mod scrub;
 pub mod tokenize;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use encrypt::{Decryptor, Encryptor};
 pub use generalize::Generalizer;
 pub use mask::Masker;
 pub use redact::Redactor;
+pub use scrub::Scrubber;
 pub use tokenize::Tokenizer;
 
 /// Errors from building or applying a kernel. The message never contains key material.

@@ -24,6 +24,7 @@ pub mod privacy;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ pub use privacy::{
 };
 
 use crate::error::{Error, Result};
+pub use crate::kernels::scrub::ScrubMode;
+use crate::scan::recognizers::RecognizerSet;
 
 // ---------------------------------------------------------------------------------------------
 // The file as written (serde model; also the source of `cloakline schema`).
@@ -74,6 +77,10 @@ pub struct PolicyFile {
     /// One rule per input column.
     #[schemars(with = "BTreeMap<String, FieldRule>")]
     pub fields: BTreeMap<String, Spanned<FieldRule>>,
+    /// Extra recognizers for `scrub` and `cloakline scan`, beside the built-in ones.
+    #[serde(default)]
+    #[schemars(with = "Vec<CustomRecognizer>")]
+    pub recognizers: Vec<Spanned<CustomRecognizer>>,
     /// Dataset-level privacy models (k-anonymity, l-diversity, t-closeness), see docs/PRIVACY.md.
     #[schemars(with = "Option<privacy::PrivacyBlock>")]
     pub privacy: Option<Spanned<privacy::PrivacyBlock>>,
@@ -110,6 +117,9 @@ pub enum ActionKind {
     /// Coarsen: dates to a period (`to`), numbers to bins (`bin_width`/`breaks`, `top`/`bottom`),
     /// strings to a prefix (`keep_prefix`).
     Generalize,
+    /// Free text: replace every recognized entity (email, phone, ID number, ...) with a
+    /// placeholder, a token or a mask (`replace_with`).
+    Scrub,
 }
 
 impl ActionKind {
@@ -122,6 +132,7 @@ impl ActionKind {
             ActionKind::Tokenize => "tokenize",
             ActionKind::Encrypt => "encrypt",
             ActionKind::Generalize => "generalize",
+            ActionKind::Scrub => "scrub",
         }
     }
 }
@@ -240,6 +251,36 @@ pub struct FieldRule {
     pub keep_prefix: Option<usize>,
     /// generalize: `range` (text label, default) or `lower` (bin lower bound in the column's type).
     pub label: Option<LabelStyle>,
+    /// scrub: `placeholder` (default, `<EMAIL>`), `token` (needs `key`) or `mask`.
+    pub replace_with: Option<ReplaceWith>,
+    /// scrub: recognizer names to run (default: all that need no column context).
+    pub recognizers: Option<Vec<String>>,
+    /// scrub with tokens: token domain per recognizer (default: the recognizer's name).
+    pub domains: Option<BTreeMap<String, String>>,
+}
+
+/// How `scrub` replaces an entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplaceWith {
+    Placeholder,
+    Token,
+    Mask,
+}
+
+/// A recognizer defined in the policy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRecognizer {
+    /// Stable name (also the placeholder: `<NAME>`, and the default token domain).
+    pub name: String,
+    /// Regular expression (Rust `regex` syntax); use `\\b` for word boundaries.
+    pub pattern: String,
+    /// A built-in validator to confirm matches: luhn, payment_card, iban, cn_resident_id,
+    /// us_ssn, ipv4, ipv6, email, e164, cn_mobile, phone, date_of_birth, ...
+    pub validator: Option<String>,
+    /// DPV personal-data term, e.g. `pd:Identifier`.
+    pub category: String,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,6 +307,8 @@ pub struct Policy {
     pub sha256: String,
     /// Dataset-level privacy requirements, if the policy sets any.
     pub privacy: Option<PrivacySpec>,
+    /// Built-in plus the policy's own recognizers.
+    pub recognizers: Arc<RecognizerSet>,
 }
 
 /// A validated field rule.
@@ -301,6 +344,24 @@ pub enum Action {
     Tokenize(TokenizeSpec),
     Encrypt(EncryptSpec),
     Generalize(GeneralizeSpec),
+    Scrub(ScrubSpec),
+}
+
+/// `scrub` parameters, with the policy's recognizers.
+#[derive(Debug, Clone)]
+pub struct ScrubSpec {
+    pub mode: ScrubMode,
+    /// Recognizers to run; `None`: every one that needs no column context.
+    pub recognizers: Option<Vec<String>>,
+    pub set: Arc<RecognizerSet>,
+}
+
+impl PartialEq for ScrubSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.mode == other.mode
+            && self.recognizers == other.recognizers
+            && Arc::ptr_eq(&self.set, &other.set)
+    }
 }
 
 impl Action {
@@ -313,6 +374,7 @@ impl Action {
             Action::Tokenize(_) => ActionKind::Tokenize,
             Action::Encrypt(_) => ActionKind::Encrypt,
             Action::Generalize(_) => ActionKind::Generalize,
+            Action::Scrub(_) => ActionKind::Scrub,
         }
     }
     /// The key id the action uses, if any.
@@ -320,6 +382,10 @@ impl Action {
         match self {
             Action::Tokenize(t) => Some(&t.key),
             Action::Encrypt(e) => Some(&e.key),
+            Action::Scrub(ScrubSpec {
+                mode: ScrubMode::Token { key, .. },
+                ..
+            }) => Some(key),
             _ => None,
         }
     }
@@ -431,6 +497,29 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
     if file.policy.trim().is_empty() {
         return Err(perr("`policy` (the policy's name) is empty".into()));
     }
+    for (key, v) in [("controller", &file.controller), ("purpose", &file.purpose)] {
+        if v.trim() == "TODO" {
+            return Err(perr(format!(
+                "`{key}` is TODO: a person must fill it in before the policy is used"
+            )));
+        }
+    }
+    let mut set = RecognizerSet::builtin()
+        .map_err(|e| perr(format!("internal: built-in recognizers: {e}")))?;
+    for r in &file.recognizers {
+        let loc = r.referenced;
+        let c = &r.value;
+        set.add_custom(&c.name, &c.pattern, c.validator.as_deref(), &c.category)
+            .map_err(|m| {
+                perr(format!(
+                    "recognizer `{}` (line {} column {}): {m}",
+                    c.name,
+                    loc.line(),
+                    loc.column()
+                ))
+            })?;
+    }
+    let set = Arc::new(set);
     let mut fields = BTreeMap::new();
     let mut outputs: BTreeMap<String, String> = BTreeMap::new();
     for (name, spanned) in &file.fields {
@@ -446,6 +535,7 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
             name,
             &spanned.value,
             &jurisdictions,
+            &set,
             loc.line(),
             loc.column(),
         )
@@ -480,6 +570,7 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
         source: source.to_string(),
         sha256,
         privacy,
+        recognizers: set,
     })
 }
 
@@ -488,10 +579,11 @@ fn validate_field(
     name: &str,
     r: &FieldRule,
     jurisdictions: &[Jurisdiction],
+    set: &Arc<RecognizerSet>,
     line: u64,
     column: u64,
 ) -> std::result::Result<Field, String> {
-    let action = validate_action(name, r)?;
+    let action = validate_action(name, r, Some(set))?;
     let reaches_output = action != Action::Drop;
 
     let mut bases = BTreeMap::new();
@@ -515,6 +607,13 @@ fn validate_field(
                     })?
                 }
             };
+            if word.trim() == "TODO" {
+                return Err(format!(
+                    "`basis` is TODO for {j} ({}): a person must choose the lawful basis; \
+                     nothing is shared on a guessed one",
+                    j.law()
+                ));
+            }
             let basis = Basis::parse(&word).ok_or_else(|| {
                 format!(
                     "unknown basis `{word}`; use one of {}",
@@ -605,7 +704,11 @@ fn validate_field(
     })
 }
 
-fn validate_action(name: &str, r: &FieldRule) -> std::result::Result<Action, String> {
+fn validate_action(
+    name: &str,
+    r: &FieldRule,
+    set: Option<&Arc<RecognizerSet>>,
+) -> std::result::Result<Action, String> {
     let kind = r.action;
     // Parameters present, by name, so that a stray one is named in the error.
     let present: Vec<(&str, bool)> = vec![
@@ -624,6 +727,9 @@ fn validate_action(name: &str, r: &FieldRule) -> std::result::Result<Action, Str
         ("bottom", r.bottom.is_some()),
         ("keep_prefix", r.keep_prefix.is_some()),
         ("label", r.label.is_some()),
+        ("replace_with", r.replace_with.is_some()),
+        ("recognizers", r.recognizers.is_some()),
+        ("domains", r.domains.is_some()),
     ];
     let allowed: &[&str] = match kind {
         ActionKind::Keep | ActionKind::Drop => &[],
@@ -631,6 +737,24 @@ fn validate_action(name: &str, r: &FieldRule) -> std::result::Result<Action, Str
         ActionKind::Mask => &["keep_first", "keep_last", "mask_char"],
         ActionKind::Tokenize => &["key", "domain", "length", "prefix"],
         ActionKind::Encrypt => &["key", "domain"],
+        ActionKind::Scrub => match r.replace_with.unwrap_or(ReplaceWith::Placeholder) {
+            ReplaceWith::Placeholder => &["replace_with", "recognizers"],
+            ReplaceWith::Token => &[
+                "replace_with",
+                "recognizers",
+                "key",
+                "domains",
+                "length",
+                "prefix",
+            ],
+            ReplaceWith::Mask => &[
+                "replace_with",
+                "recognizers",
+                "mask_char",
+                "keep_first",
+                "keep_last",
+            ],
+        },
         ActionKind::Generalize => &[
             "to",
             "bin_width",
@@ -641,8 +765,8 @@ fn validate_action(name: &str, r: &FieldRule) -> std::result::Result<Action, Str
             "label",
         ],
     };
-    for (p, set) in &present {
-        if *set && !allowed.contains(p) {
+    for (p, given) in &present {
+        if *given && !allowed.contains(p) {
             return Err(format!(
                 "`{p}` is not a parameter of `{}`{}",
                 kind.keyword(),
@@ -664,6 +788,44 @@ fn validate_action(name: &str, r: &FieldRule) -> std::result::Result<Action, Str
         })
     };
     Ok(match kind {
+        ActionKind::Scrub => {
+            let set = set.ok_or("`scrub` is not available here")?;
+            if let Some(names) = &r.recognizers {
+                if names.is_empty() {
+                    return Err(
+                        "`recognizers` is empty; list recognizer names or leave it out".into(),
+                    );
+                }
+                set.subset(names)?;
+            }
+            let mode = match r.replace_with.unwrap_or(ReplaceWith::Placeholder) {
+                ReplaceWith::Placeholder => ScrubMode::Placeholder,
+                ReplaceWith::Token => {
+                    let length = r.length.unwrap_or(32);
+                    if !(1..=64).contains(&length) {
+                        return Err(format!(
+                            "`length` is {length}; it must be 1 to 64 hex characters"
+                        ));
+                    }
+                    ScrubMode::Token {
+                        key: key()?,
+                        domains: r.domains.clone().unwrap_or_default(),
+                        length,
+                        prefix: r.prefix.clone().unwrap_or_default(),
+                    }
+                }
+                ReplaceWith::Mask => ScrubMode::Mask {
+                    mask_char: r.mask_char.unwrap_or('*'),
+                    keep_first: r.keep_first.unwrap_or(0),
+                    keep_last: r.keep_last.unwrap_or(0),
+                },
+            };
+            Action::Scrub(ScrubSpec {
+                mode,
+                recognizers: r.recognizers.clone(),
+                set: Arc::clone(set),
+            })
+        }
         ActionKind::Keep => Action::Keep,
         ActionKind::Drop => Action::Drop,
         ActionKind::Redact => Action::Redact {

@@ -332,7 +332,7 @@ pub(super) fn validate_privacy(
                         keep_prefix: l.keep_prefix,
                         ..FieldRule::default()
                     };
-                    match validate_action(name, &rule) {
+                    match validate_action(name, &rule, None) {
                         Ok(Action::Generalize(g)) => specs.push(g),
                         Ok(_) => {}
                         Err(m) => {

@@ -26,6 +26,7 @@
 //! | `encrypt(value, key_id [, domain])` / `decrypt(ciphertext [, domain])` | AES-256-GCM envelope |
 //! | `mask(value, keep_first, keep_last [, mask_char])` | hide characters |
 //! | `redact(value [, replacement])` | null or a constant |
+//! | `scrub(value [, replace_with [, key_id [, recognizers]]])` | replace PII found in free text |
 //! | `generalize(value, spec)` | `'year'`, `'quarter'`, `'month'`, `'decade'`, `'bin:W'`, `'breaks:a,b,c'`, `'prefix:N'` |
 //!
 //! `domain` defaults to the name of the value's column, as in a policy.
@@ -34,6 +35,7 @@ mod crypto;
 mod generalize;
 mod mask;
 mod query;
+mod scrub;
 mod tokenize;
 mod view;
 
@@ -50,10 +52,12 @@ pub use crypto::{DecryptFunc, EncryptFunc};
 pub use generalize::{GeneralizeFunc, parse_generalize_spec};
 pub use mask::{MaskFunc, RedactFunc};
 pub use query::{QueryOutcome, SqlJob, TableArg, functions_used, register_file};
+pub use scrub::ScrubFunc;
 pub use tokenize::TokenizeFunc;
 pub use view::{PolicyColumnFunc, register_policy_view};
 
 use crate::keys::Keyring;
+use crate::scan::recognizers::RecognizerSet;
 
 /// Register every cloakline function on `ctx`, with `keyring` for the keyed ones.
 pub fn register(ctx: &SessionContext, keyring: Arc<Keyring>) {
@@ -68,11 +72,19 @@ pub fn functions(keyring: Arc<Keyring>) -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::new_from_impl(TokenizeFunc::new(ring.clone())),
         ScalarUDF::new_from_impl(EncryptFunc::new(ring.clone())),
-        ScalarUDF::new_from_impl(DecryptFunc::new(ring)),
+        ScalarUDF::new_from_impl(DecryptFunc::new(ring.clone())),
         ScalarUDF::new_from_impl(MaskFunc::new()),
         ScalarUDF::new_from_impl(RedactFunc::new()),
         ScalarUDF::new_from_impl(GeneralizeFunc::new()),
     ]
+    .into_iter()
+    .chain(
+        // The built-in patterns are constants; they compile or the tests fail.
+        RecognizerSet::builtin()
+            .ok()
+            .map(|set| ScalarUDF::new_from_impl(ScrubFunc::new(ring, Arc::new(set)))),
+    )
+    .collect()
 }
 
 /// Names of the functions [`register`] adds.
@@ -83,6 +95,7 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "mask",
     "redact",
     "generalize",
+    "scrub",
 ];
 
 /// A shared keyring, compared by identity (UDFs must be `Eq + Hash`).

@@ -3,6 +3,7 @@
 mod cli;
 mod interop;
 mod privacy;
+mod scan;
 mod sql;
 mod sqllogic;
 mod util;

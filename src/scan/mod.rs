@@ -1,0 +1,701 @@
+//! PII discovery: run the recognizers over a sample of every column, give each column a
+//! verdict, and draft a policy a person then completes.
+//!
+//! ```no_run
+//! use cloakline::scan::{Scan, recognizers::RecognizerSet};
+//! # fn main() -> cloakline::Result<()> {
+//! let set = RecognizerSet::builtin().expect("built-in patterns compile");
+//! let report = Scan::new("examples/customers.csv").with_sample(10_000).run(&set)?;
+//! for c in &report.columns {
+//!     println!("{}: {} -> {}", c.name, c.verdict, c.proposed_action);
+//! }
+//! std::fs::write("draft.yaml", report.draft_policy("k1", &["EU"]))?;
+//! # Ok(()) }
+//! ```
+
+pub mod recognizers;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::DataType;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::io::{Format, Input, ReadOptions};
+use crate::privacy::table::utf8;
+use recognizers::{Match, RecognizerSet};
+
+/// The verdict on one column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Identifies a person on its own (email, phone, ID number, name, unique id).
+    DirectIdentifier,
+    /// Identifies in combination with others (birth date, ZIP, city, gender, age).
+    QuasiIdentifier,
+    /// Sensitive data that is not an identifier (health, income, religion, ...).
+    Sensitive,
+    /// Free text in which recognizers found personal data.
+    FreeTextWithPii,
+    /// Nothing found.
+    NoPiiFound,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::DirectIdentifier => "direct identifier",
+            Verdict::QuasiIdentifier => "quasi-identifier",
+            Verdict::Sensitive => "sensitive",
+            Verdict::FreeTextWithPii => "free text containing PII",
+            Verdict::NoPiiFound => "no PII found",
+        })
+    }
+}
+
+/// One recognizer's evidence in one column.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecognizerHit {
+    pub recognizer: String,
+    pub category: String,
+    /// Share of sampled non-null values with at least one validated match.
+    pub share_matching: f64,
+    /// Share of values that are one match from end to end (the column *is* this kind).
+    pub share_whole_value: f64,
+    pub entities: u64,
+    /// Whether the column name points at this recognizer.
+    pub name_signal: bool,
+}
+
+/// What the scan found in one column.
+#[derive(Clone, Debug, Serialize)]
+pub struct ColumnReport {
+    pub name: String,
+    pub data_type: String,
+    /// Non-null values examined.
+    pub sampled: u64,
+    pub nulls: u64,
+    pub distinct_share: f64,
+    pub average_chars: f64,
+    pub free_text: bool,
+    /// Column-name signals: recognizer names and keyword classes (`person_name`,
+    /// `identifier`, `quasi_identifier`, `sensitive`, `free_text`).
+    pub name_signals: Vec<String>,
+    pub recognizers: Vec<RecognizerHit>,
+    pub verdict: Verdict,
+    /// PIPL Art. 28 sensitive personal information (or GDPR Art. 9 data), as far as the
+    /// evidence shows.
+    pub sensitive: bool,
+    pub category: Option<String>,
+    pub proposed_action: String,
+    pub reason: String,
+}
+
+/// A scan of one file.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScanReport {
+    pub input: String,
+    pub rows: u64,
+    pub sampled_rows: u64,
+    pub columns: Vec<ColumnReport>,
+    #[serde(skip)]
+    format: Option<Format>,
+}
+
+/// Builder for one scan.
+pub struct Scan {
+    input: PathBuf,
+    format: Option<Format>,
+    read: ReadOptions,
+    sample: usize,
+    seed: u64,
+}
+
+const PERSON_NAME: &[&str] = &[
+    "name",
+    "full_name",
+    "fullname",
+    "first_name",
+    "last_name",
+    "surname",
+    "given_name",
+    "family_name",
+    "姓名",
+    "名字",
+];
+const IDENTIFIER: &[&str] = &[
+    "id", "uuid", "guid", "account", "username", "login", "编号", "账号",
+];
+const QUASI: &[&str] = &[
+    "zip",
+    "zipcode",
+    "postcode",
+    "postal",
+    "birth",
+    "dob",
+    "birthday",
+    "age",
+    "gender",
+    "sex",
+    "city",
+    "region",
+    "province",
+    "district",
+    "country",
+    "nationality",
+    "邮编",
+    "出生",
+    "年龄",
+    "性别",
+    "城市",
+    "省",
+    "地区",
+];
+const SENSITIVE: &[&str] = &[
+    "health",
+    "diagnosis",
+    "disease",
+    "medical",
+    "religion",
+    "ethnic",
+    "ethnicity",
+    "race",
+    "sexual",
+    "biometric",
+    "income",
+    "salary",
+    "wage",
+    "健康",
+    "疾病",
+    "病",
+    "宗教",
+    "民族",
+    "收入",
+    "工资",
+];
+const ZIP: &[&str] = &["zip", "zipcode", "postcode", "postal", "邮编"];
+const FREE_TEXT: &[&str] = &[
+    "note",
+    "notes",
+    "comment",
+    "comments",
+    "remark",
+    "remarks",
+    "description",
+    "memo",
+    "message",
+    "text",
+    "feedback",
+    "备注",
+    "说明",
+    "留言",
+    "评论",
+];
+
+/// Lowercase tokens of a column name (split on `_ - . space` and camelCase).
+fn tokens(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c == '_' || c == '-' || c == '.' || c.is_whitespace() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn name_has(name: &str, words: &[&str]) -> bool {
+    let toks = tokens(name);
+    let lower = name.to_lowercase();
+    words.iter().any(|w| {
+        if w.is_ascii() {
+            let wt = tokens(w);
+            toks.windows(wt.len().max(1))
+                .any(|win| win == wt.as_slice())
+        } else {
+            lower.contains(w)
+        }
+    })
+}
+
+impl Scan {
+    pub fn new(input: impl Into<PathBuf>) -> Self {
+        Scan {
+            input: input.into(),
+            format: None,
+            read: ReadOptions::default(),
+            sample: 100_000,
+            seed: 0x5ca9,
+        }
+    }
+    /// Rows examined: all rows up to this many, a uniform reservoir sample beyond it.
+    pub fn with_sample(mut self, rows: usize) -> Self {
+        self.sample = rows.max(1);
+        self
+    }
+    /// Input format (default: from the extension).
+    pub fn with_format(mut self, f: Option<Format>) -> Self {
+        self.format = f;
+        self
+    }
+    /// CSV delimiter.
+    pub fn with_delimiter(mut self, d: u8) -> Self {
+        self.read.delimiter = d;
+        self
+    }
+
+    /// Read the sample and classify every column.
+    pub fn run(self, set: &RecognizerSet) -> Result<ScanReport> {
+        let format = self
+            .format
+            .or_else(|| Format::from_path(&self.input))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "cannot tell the format of {}; pass --input-format parquet|csv|ndjson",
+                    self.input.display()
+                ))
+            })?;
+        let input = Input::open(&self.input, format, &self.read, &|s| {
+            std::sync::Arc::new(s.clone())
+        })?;
+        let schema = input.schema.clone();
+        let ncols = schema.fields().len();
+        let mut sample: Vec<Vec<Option<String>>> = vec![Vec::new(); ncols];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
+        let mut seen: u64 = 0;
+        let shown = self.input.display().to_string();
+        for batch in input.batches()? {
+            let batch = batch?;
+            let cols: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| utf8(c).map_err(|m| Error::data(&shown, m)))
+                .collect::<Result<_>>()?;
+            let strs: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
+            for r in 0..batch.num_rows() {
+                let slot = if (seen as usize) < self.sample {
+                    Some(seen as usize)
+                } else {
+                    let j = rng.random_range(0..=seen);
+                    ((j as usize) < self.sample).then_some(j as usize)
+                };
+                seen += 1;
+                let Some(slot) = slot else { continue };
+                for (c, s) in strs.iter().enumerate() {
+                    let v = (!s.is_null(r)).then(|| s.value(r).to_string());
+                    if slot < sample[c].len() {
+                        sample[c][slot] = v;
+                    } else {
+                        sample[c].push(v);
+                    }
+                }
+            }
+        }
+        let columns = schema
+            .fields()
+            .iter()
+            .zip(&sample)
+            .map(|(f, values)| classify(set, f.name(), f.data_type(), values))
+            .collect();
+        Ok(ScanReport {
+            input: shown,
+            rows: seen,
+            sampled_rows: sample.first().map_or(0, |s| s.len() as u64),
+            columns,
+            format: Some(format),
+        })
+    }
+}
+
+fn classify(
+    set: &RecognizerSet,
+    name: &str,
+    data_type: &DataType,
+    values: &[Option<String>],
+) -> ColumnReport {
+    let context = set.column_signal(name);
+    let recs = set.recognizers();
+    let mut matching = vec![0u64; recs.len()];
+    let mut whole = vec![0u64; recs.len()];
+    let mut entities = vec![0u64; recs.len()];
+    let mut matches: Vec<Match> = Vec::new();
+    let mut nonnull = 0u64;
+    let mut chars = 0u64;
+    let mut spaced = 0u64;
+    let mut distinct: HashSet<&str> = HashSet::new();
+    let mut hit = vec![false; recs.len()];
+    for v in values.iter().flatten() {
+        nonnull += 1;
+        chars += v.chars().count() as u64;
+        if v.trim().contains(char::is_whitespace) {
+            spaced += 1;
+        }
+        distinct.insert(v.as_str());
+        set.find(v, &context, &mut matches);
+        hit.iter_mut().for_each(|h| *h = false);
+        let (lo, hi) = (v.len() - v.trim_start().len(), v.trim_end().len());
+        for m in &matches {
+            entities[m.recognizer] += 1;
+            hit[m.recognizer] = true;
+            if m.start <= lo && m.end >= hi {
+                whole[m.recognizer] += 1;
+            }
+        }
+        for (i, h) in hit.iter().enumerate() {
+            if *h {
+                matching[i] += 1;
+            }
+        }
+    }
+    let n = nonnull.max(1) as f64;
+    let average_chars = chars as f64 / n;
+    let distinct_share = distinct.len() as f64 / n;
+    let mut name_signals: Vec<String> = context.iter().map(|&i| recs[i].name.clone()).collect();
+    let is_string = crate::kernels::is_string_type(data_type);
+    let classes = [
+        ("person_name", name_has(name, PERSON_NAME)),
+        ("identifier", name_has(name, IDENTIFIER)),
+        ("quasi_identifier", name_has(name, QUASI)),
+        ("sensitive", name_has(name, SENSITIVE)),
+        ("free_text", name_has(name, FREE_TEXT)),
+    ];
+    for (c, yes) in classes {
+        if yes {
+            name_signals.push(c.to_string());
+        }
+    }
+    let signal = |c: &str| name_signals.iter().any(|s| s == c);
+    let free_text = is_string
+        && (signal("free_text")
+            || (average_chars >= 25.0 && spaced as f64 / n >= 0.5 && !signal("person_name")));
+    let mut hits: Vec<RecognizerHit> = (0..recs.len())
+        .filter(|&i| matching[i] > 0)
+        .map(|i| RecognizerHit {
+            recognizer: recs[i].name.clone(),
+            category: recs[i].category.clone(),
+            share_matching: matching[i] as f64 / n,
+            share_whole_value: whole[i] as f64 / n,
+            entities: entities[i],
+            name_signal: context.contains(&i),
+        })
+        .collect();
+    hits.sort_by(|a, b| b.share_whole_value.total_cmp(&a.share_whole_value));
+    let best = hits.first().and_then(|h| {
+        let i = set.index_of(&h.recognizer)?;
+        let threshold = if h.name_signal { 0.3 } else { 0.5 };
+        (h.share_whole_value >= threshold).then_some(i)
+    });
+    let any_embedded = hits.iter().any(|h| h.share_matching >= 0.01);
+
+    let temporal = matches!(
+        data_type,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+    );
+    let numeric = data_type.is_integer() || data_type.is_floating() || data_type.is_numeric();
+    let (verdict, sensitive, category, action, reason): (
+        Verdict,
+        bool,
+        Option<String>,
+        String,
+        String,
+    ) = if let Some(i) = best.filter(|_| !free_text) {
+        let r = &recs[i];
+        let share = hits[0].share_whole_value * 100.0;
+        let verdict = if r.name == "date_of_birth" {
+            Verdict::QuasiIdentifier
+        } else {
+            Verdict::DirectIdentifier
+        };
+        let action = if verdict == Verdict::QuasiIdentifier {
+            "generalize".to_string()
+        } else {
+            "tokenize".to_string()
+        };
+        (
+            verdict,
+            r.sensitive_pipl || r.sensitive_gdpr,
+            Some(r.category.clone()),
+            action,
+            format!(
+                "{share:.0}% of values are {} (validated){}",
+                r.name,
+                if hits[0].name_signal {
+                    "; the column name agrees"
+                } else {
+                    ""
+                }
+            ),
+        )
+    } else if free_text {
+        if any_embedded {
+            let kinds: Vec<String> = hits
+                .iter()
+                .map(|h| format!("{} in {:.0}%", h.recognizer, h.share_matching * 100.0))
+                .collect();
+            (
+                Verdict::FreeTextWithPii,
+                hits.iter().any(|h| {
+                    set.index_of(&h.recognizer)
+                        .is_some_and(|i| recs[i].sensitive_pipl)
+                }),
+                None,
+                "scrub".into(),
+                format!("free text with {}", kinds.join(", ")),
+            )
+        } else {
+            (
+                Verdict::NoPiiFound,
+                false,
+                None,
+                "scrub".into(),
+                "free text; no entity found in the sample, scrubbed as a precaution".into(),
+            )
+        }
+    } else if signal("person_name") && is_string {
+        (
+            Verdict::DirectIdentifier,
+            false,
+            Some("pd:Name".into()),
+            "tokenize".into(),
+            "the column name says person names".into(),
+        )
+    } else if signal("identifier") && distinct_share >= 0.9 && nonnull > 0 {
+        (
+            Verdict::DirectIdentifier,
+            false,
+            Some("pd:Identifier".into()),
+            "tokenize".into(),
+            format!(
+                "the column name says identifier and {:.0}% of values are distinct",
+                distinct_share * 100.0
+            ),
+        )
+    } else if signal("sensitive") {
+        (
+            Verdict::Sensitive,
+            true,
+            None,
+            if numeric { "generalize" } else { "keep" }.into(),
+            "the column name suggests sensitive data; review the category".into(),
+        )
+    } else if signal("quasi_identifier") {
+        (
+            Verdict::QuasiIdentifier,
+            false,
+            None,
+            if temporal || numeric || name_has(name, ZIP) {
+                "generalize"
+            } else {
+                "keep"
+            }
+            .into(),
+            "the column name suggests a quasi-identifier".into(),
+        )
+    } else if any_embedded {
+        (
+            Verdict::FreeTextWithPii,
+            false,
+            None,
+            "scrub".into(),
+            format!(
+                "values contain {}",
+                hits.iter()
+                    .map(|h| format!("{} ({:.0}%)", h.recognizer, h.share_matching * 100.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    } else {
+        (
+            Verdict::NoPiiFound,
+            false,
+            None,
+            "keep".into(),
+            "no recognizer matched and the name gives no signal".into(),
+        )
+    };
+    ColumnReport {
+        name: name.to_string(),
+        data_type: data_type.to_string(),
+        sampled: nonnull,
+        nulls: values.len() as u64 - nonnull,
+        distinct_share,
+        average_chars,
+        free_text,
+        name_signals,
+        recognizers: hits,
+        verdict,
+        sensitive,
+        category,
+        proposed_action: action,
+        reason,
+    }
+}
+
+fn yaml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl ScanReport {
+    /// A policy with a proposed action per column and `basis: TODO` (and `controller`,
+    /// `purpose`) for a person to fill in: `cloakline validate` rejects it until then.
+    pub fn draft_policy(&self, key_id: &str, jurisdictions: &[&str]) -> String {
+        let stem = Path::new(&self.input)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("data");
+        let text_input = matches!(self.format, Some(Format::Csv) | Some(Format::Ndjson));
+        let mut y = String::new();
+        y.push_str(&format!(
+            "# Drafted by `cloakline scan` from {} ({} rows, {} sampled).\n\
+             # Review every field: the actions are proposals from pattern evidence, and every\n\
+             # TODO (lawful basis, controller, purpose) must be filled by a person before\n\
+             # `cloakline validate` accepts the policy.\n",
+            self.input, self.rows, self.sampled_rows
+        ));
+        y.push_str(&format!(
+            "policy: {}\nversion: 1\n",
+            yaml_str(&format!("{stem}-share"))
+        ));
+        y.push_str("controller: TODO\npurpose: TODO\n");
+        y.push_str(&format!("jurisdictions: [{}]\n", jurisdictions.join(", ")));
+        y.push_str("unlisted: error\nfields:\n");
+        for c in &self.columns {
+            y.push_str(&format!("  # {}: {}\n", c.verdict, c.reason));
+            let mut kv: BTreeMap<&str, String> = BTreeMap::new();
+            let mut order: Vec<&str> = vec!["action"];
+            kv.insert("action", c.proposed_action.clone());
+            let numeric_type = c.data_type.starts_with("Int")
+                || c.data_type.starts_with("UInt")
+                || c.data_type.starts_with("Float")
+                || c.data_type.starts_with("Decimal");
+            let temporal = c.data_type.starts_with("Date") || c.data_type.starts_with("Timestamp");
+            match c.proposed_action.as_str() {
+                "tokenize" => {
+                    kv.insert("key", yaml_str(key_id));
+                    order.push("key");
+                }
+                "generalize" => {
+                    let code = name_has(&c.name, ZIP);
+                    let (k, v) = if code {
+                        ("keep_prefix", "3".to_string())
+                    } else if temporal {
+                        ("to", "year".to_string())
+                    } else if numeric_type {
+                        (
+                            "bin_width",
+                            if c.name_signals.iter().any(|s| s == "sensitive") {
+                                "10000"
+                            } else {
+                                "10"
+                            }
+                            .to_string(),
+                        )
+                    } else {
+                        ("keep_prefix", "3".to_string())
+                    };
+                    kv.insert(k, v);
+                    order.push(k);
+                }
+                _ => {}
+            }
+            kv.insert("basis", "TODO".into());
+            order.push("basis");
+            if let Some(cat) = &c.category {
+                kv.insert("category", yaml_str(cat));
+                order.push("category");
+            }
+            if c.sensitive {
+                kv.insert("sensitive", "true".into());
+                order.push("sensitive");
+            }
+            // Text formats infer numbers: keep identifiers and codes as text.
+            if text_input
+                && (c.proposed_action == "tokenize" || name_has(&c.name, ZIP))
+                && !c.data_type.starts_with("Utf8")
+            {
+                kv.insert("type", "string".into());
+                order.push("type");
+            }
+            let body: Vec<String> = order.iter().map(|k| format!("{k}: {}", kv[k])).collect();
+            y.push_str(&format!(
+                "  {}: {{ {} }}\n",
+                yaml_str(&c.name),
+                body.join(", ")
+            ));
+        }
+        y
+    }
+
+    /// A plain-text table for people.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{}: {} rows, {} sampled\n\n",
+            self.input, self.rows, self.sampled_rows
+        );
+        let w = self
+            .columns
+            .iter()
+            .map(|c| c.name.chars().count())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        s.push_str(&format!(
+            "{:<w$}  {:<30}  {:<10}  evidence\n",
+            "column", "verdict", "proposed"
+        ));
+        for c in &self.columns {
+            let pad = w.saturating_sub(c.name.chars().count()) + c.name.len();
+            s.push_str(&format!(
+                "{:<pad$}  {:<30}  {:<10}  {}{}\n",
+                c.name,
+                c.verdict.to_string()
+                    + if c.sensitive && c.verdict != Verdict::Sensitive {
+                        " (sensitive)"
+                    } else {
+                        ""
+                    },
+                c.proposed_action,
+                c.reason,
+                if c.name_signals.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [name: {}]", c.name_signals.join(", "))
+                }
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_tokens_and_keywords() {
+        assert_eq!(tokens("customerId"), ["customer", "id"]);
+        assert_eq!(tokens("full_name"), ["full", "name"]);
+        assert!(name_has("customer_id", IDENTIFIER));
+        assert!(name_has("birth_date", QUASI));
+        assert!(name_has("客户备注", FREE_TEXT));
+        assert!(!name_has("paid", IDENTIFIER));
+        assert!(name_has("fullName", PERSON_NAME));
+    }
+}
