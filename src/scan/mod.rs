@@ -9,7 +9,7 @@
 //! for c in &report.columns {
 //!     println!("{}: {} -> {}", c.name, c.verdict, c.proposed_action);
 //! }
-//! std::fs::write("draft.yaml", report.draft_policy("k1", &["EU"]))?;
+//! std::fs::write("draft.yaml", report.draft_policy("k1", &["EU"])).expect("writable");
 //! # Ok(()) }
 //! ```
 
