@@ -61,6 +61,8 @@ impl std::fmt::Display for Verdict {
 pub struct RecognizerHit {
     pub recognizer: String,
     pub category: String,
+    /// Share of sampled non-null values where the pattern matched (validated or not).
+    pub share_pattern: f64,
     /// Share of sampled non-null values with at least one validated match.
     pub share_matching: f64,
     /// Share of values that are one match from end to end (the column *is* this kind).
@@ -340,6 +342,9 @@ fn classify(
     let mut spaced = 0u64;
     let mut distinct: HashSet<&str> = HashSet::new();
     let mut hit = vec![false; recs.len()];
+    let mut pattern = vec![0u64; recs.len()];
+    let mut candidate = vec![false; recs.len()];
+    let mut rejected: Vec<usize> = Vec::new();
     for v in values.iter().flatten() {
         nonnull += 1;
         chars += v.chars().count() as u64;
@@ -347,8 +352,12 @@ fn classify(
             spaced += 1;
         }
         distinct.insert(v.as_str());
-        set.find(v, &context, &mut matches);
+        set.find_with_rejects(v, &context, &mut matches, &mut rejected);
         hit.iter_mut().for_each(|h| *h = false);
+        candidate.iter_mut().for_each(|h| *h = false);
+        for &r in &rejected {
+            candidate[r] = true;
+        }
         let (lo, hi) = (v.len() - v.trim_start().len(), v.trim_end().len());
         for m in &matches {
             entities[m.recognizer] += 1;
@@ -360,6 +369,9 @@ fn classify(
         for (i, h) in hit.iter().enumerate() {
             if *h {
                 matching[i] += 1;
+            }
+            if *h || candidate[i] {
+                pattern[i] += 1;
             }
         }
     }
@@ -385,10 +397,11 @@ fn classify(
         && (signal("free_text")
             || (average_chars >= 25.0 && spaced as f64 / n >= 0.5 && !signal("person_name")));
     let mut hits: Vec<RecognizerHit> = (0..recs.len())
-        .filter(|&i| matching[i] > 0)
+        .filter(|&i| pattern[i] > 0)
         .map(|i| RecognizerHit {
             recognizer: recs[i].name.clone(),
             category: recs[i].category.clone(),
+            share_pattern: pattern[i] as f64 / n,
             share_matching: matching[i] as f64 / n,
             share_whole_value: whole[i] as f64 / n,
             entities: entities[i],
@@ -402,6 +415,7 @@ fn classify(
         (h.share_whole_value >= threshold).then_some(i)
     });
     let any_embedded = hits.iter().any(|h| h.share_matching >= 0.01);
+    // Pattern matches that never validate are reported, not counted as evidence.
 
     let temporal = matches!(
         data_type,

@@ -1533,6 +1533,29 @@ impl RecognizerSet {
     /// `column_context`: indices of recognizers whose keywords matched the
     /// column name; context-only recognizers run only when listed there.
     pub fn find(&self, text: &str, column_context: &[usize], out: &mut Vec<Match>) {
+        self.find_inner(text, column_context, out, None);
+    }
+
+    /// As [`RecognizerSet::find`], and also records in `rejected` the recognizer of every
+    /// candidate that matched a pattern but failed its validator (for scan statistics).
+    pub fn find_with_rejects(
+        &self,
+        text: &str,
+        column_context: &[usize],
+        out: &mut Vec<Match>,
+        rejected: &mut Vec<usize>,
+    ) {
+        rejected.clear();
+        self.find_inner(text, column_context, out, Some(rejected));
+    }
+
+    fn find_inner(
+        &self,
+        text: &str,
+        column_context: &[usize],
+        out: &mut Vec<Match>,
+        mut rejected: Option<&mut Vec<usize>>,
+    ) {
         out.clear();
         if text.is_empty() {
             return;
@@ -1544,7 +1567,7 @@ impl RecognizerSet {
             }
             for pat in &rec.patterns {
                 if pat.gate.allows(&profile) {
-                    run_pattern(text, &profile, ri, pat, out);
+                    run_pattern(text, &profile, ri, pat, out, rejected.as_deref_mut());
                 }
             }
         }
@@ -1756,7 +1779,14 @@ fn accept(text: &str, start: usize, mut end: usize, pat: &Pattern) -> Option<usi
     }
 }
 
-fn run_pattern(text: &str, profile: &Profile, ri: usize, pat: &Pattern, out: &mut Vec<Match>) {
+fn run_pattern(
+    text: &str,
+    profile: &Profile,
+    ri: usize,
+    pat: &Pattern,
+    out: &mut Vec<Match>,
+    mut rejected: Option<&mut Vec<usize>>,
+) {
     let validated = pat.validator != Validator::None;
     let (mut pos, hi) = pat.window.range(text, profile);
     // Built-in patterns use no look-around assertions, so cutting the haystack
@@ -1783,9 +1813,18 @@ fn run_pattern(text: &str, profile: &Profile, ri: usize, pat: &Pattern, out: &mu
                 });
                 pos = end;
             }
-            None if pat.retry && pat.boundary != Boundary::None => pos = after_word_run(text, s),
-            None if pat.retry => pos = next_char_end(text, s),
-            None => pos = e,
+            None => {
+                if let Some(r) = rejected.as_deref_mut() {
+                    r.push(ri);
+                }
+                pos = if pat.retry && pat.boundary != Boundary::None {
+                    after_word_run(text, s)
+                } else if pat.retry {
+                    next_char_end(text, s)
+                } else {
+                    e
+                };
+            }
         }
     }
 }

@@ -127,7 +127,7 @@ fn cn_id(seed: u64) -> String {
     )
 }
 
-fn luhn_card(seed: u64) -> String {
+pub(crate) fn luhn_card(seed: u64) -> String {
     let body = format!("4{:014}", seed * 7_919 % 100_000_000_000_000);
     let digits: Vec<u32> = body.chars().map(|c| c.to_digit(10).unwrap()).collect();
     let mut sum = 0;
@@ -290,4 +290,60 @@ fn scrub_replaces_every_planted_entity_and_nothing_else() {
         format!("Please call back {} today.", email.value(0))
     );
     assert_eq!(note.value(1), notes[1].0, "phones are not in `recognizers`");
+}
+
+#[test]
+fn scan_reports_pattern_matches_that_fail_validation_as_no_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("t.csv");
+    let mut csv = String::from("ref_code,客户备注,contact\n");
+    for i in 0..200u64 {
+        // 16 digits, Luhn fails for every one (check digit off by one).
+        let card = super::scan::luhn_card(i);
+        let last = card.chars().last().unwrap().to_digit(10).unwrap();
+        let bad = format!("{}{}", &card[..15], (last + 1) % 10);
+        let note = if i % 4 == 0 {
+            format!("请联系 1381234{:04}，谢谢", i)
+        } else {
+            "已处理，无需回访".to_string()
+        };
+        csv.push_str(&format!("{bad},{note},user{i}@example.org\n"));
+    }
+    std::fs::write(&data, csv).unwrap();
+    let o = run(&[
+        "scan",
+        "--input",
+        data.to_str().unwrap(),
+        "--json",
+        "--sample",
+        "50",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["rows"], 200);
+    assert_eq!(r["sampled_rows"], 50);
+    let col = |n: &str| {
+        r["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let refc = col("ref_code");
+    assert_eq!(refc["verdict"], "no_pii_found");
+    let card = refc["recognizers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["recognizer"] == "payment_card")
+        .unwrap()
+        .clone();
+    assert_eq!(card["share_pattern"], 1.0);
+    assert_eq!(card["share_matching"], 0.0);
+    let notes = col("客户备注");
+    assert_eq!(notes["verdict"], "free_text_with_pii");
+    assert_eq!(notes["proposed_action"], "scrub");
+    assert_eq!(col("contact")["verdict"], "direct_identifier");
 }
