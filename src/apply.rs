@@ -44,6 +44,7 @@ pub struct Apply<'a> {
     threads: usize,
     overwrite: bool,
     progress: bool,
+    sign_key: Option<String>,
 }
 
 /// What a run did (the CLI prints it with `--json`).
@@ -123,6 +124,7 @@ impl<'a> Apply<'a> {
             threads: engine::default_threads(),
             overwrite: false,
             progress: false,
+            sign_key: None,
         }
     }
     /// Input format (default: from the file extension).
@@ -162,6 +164,12 @@ impl<'a> Apply<'a> {
         self.overwrite = yes;
         self
     }
+    /// Sign the sidecar with this keyring key (HMAC-SHA256, see [`crate::verify`]).
+    pub fn with_sign_key(mut self, id: Option<String>) -> Self {
+        self.sign_key = id;
+        self
+    }
+
     /// Show a progress bar on stderr (only when it is a terminal).
     pub fn with_progress(mut self, yes: bool) -> Self {
         self.progress = yes;
@@ -291,6 +299,10 @@ impl<'a> Apply<'a> {
                 self.output.display()
             )));
         }
+        let sign_key = match &self.sign_key {
+            Some(id) => Some(self.keyring.get(id)?),
+            None => None,
+        };
         let mut jobs = self.plan_jobs(out_format)?;
         // The privacy block: group the input, decide levels and suppression, rewrite the plan.
         let mut privacy_evidence = None;
@@ -482,7 +494,10 @@ impl<'a> Apply<'a> {
                 privacy: privacy_evidence.clone(),
             },
         };
-        let doc = record.to_jsonld(true);
+        let mut doc = record.to_jsonld(true);
+        if let Some(key) = sign_key {
+            crate::verify::sign(&mut doc, key);
+        }
         let (sidecar, side) = stage_sidecar(&self.output, &doc)?;
         if engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Interrupted);

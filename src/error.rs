@@ -49,6 +49,10 @@ pub enum Error {
     #[error("privacy models not met for {input}: {message}")]
     Privacy { input: String, message: String },
 
+    /// `verify` found a mismatch between an output and its provenance.
+    #[error("{0}")]
+    Verification(String),
+
     /// The run was stopped by Ctrl-C; nothing was written.
     #[error("interrupted; no output was written")]
     Interrupted,
@@ -65,11 +69,12 @@ pub enum Error {
 impl Error {
     /// The process exit code for this error: 2 = bad policy/keyring/arguments (or a policy
     /// that does not fit the data), 1 = data or I/O, 3 = the data does not meet the privacy
-    /// models, 130 = interrupted.
+    /// models, 4 = `verify` found a mismatch, 130 = interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Interrupted => 130,
             Error::Privacy { .. } => 3,
+            Error::Verification(_) => 4,
             Error::Policy { .. } | Error::Keyring { .. } | Error::Plan { .. } | Error::Usage(_) => {
                 2
             }

@@ -34,7 +34,9 @@ pub mod plan;
 pub mod policy;
 pub mod privacy;
 pub mod provenance;
+pub mod ropa;
 pub mod scan;
 pub mod sql;
+pub mod verify;
 
 pub use error::{Error, Result};

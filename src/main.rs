@@ -26,6 +26,13 @@ enum Command {
     Apply(ApplyArgs),
     /// Check a policy (and, with --input, that it fits the data's schema and the keyring).
     Validate(ValidateArgs),
+    /// Check an output against its provenance: SHA-256, size, rows, schema, the embedded copy,
+    /// the policy file (--policy) and the signature (--keyring). Exit 0 when every check
+    /// passes, 4 when one fails.
+    Verify(VerifyArgs),
+    /// Records of processing activities (GDPR Art. 30(1) a-g, lawful basis per field, PIPL
+    /// Art. 55 triggers) from one or more policies.
+    Ropa(RopaArgs),
     /// Measure the input against the policy's privacy models (k, l, t, class sizes,
     /// re-identification risks) without writing anything. Exit 0 when the models are met
     /// (with suppression within the limit), 3 when not.
@@ -122,6 +129,51 @@ struct ApplyArgs {
     /// Never show the progress bar (it only shows when stderr is a terminal).
     #[arg(long)]
     no_progress: bool,
+    /// Sign the provenance sidecar with this keyring key (HMAC-SHA256 over the canonical
+    /// document); `cloakline verify --keyring` checks it.
+    #[arg(long, value_name = "KEY_ID")]
+    sign_key: Option<String>,
+}
+
+#[derive(Args)]
+struct RopaArgs {
+    /// Policy files (YAML).
+    #[arg(required = true, value_name = "POLICY")]
+    policies: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "md")]
+    format: RopaFormat,
+    /// Write here (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RopaFormat {
+    Csv,
+    Json,
+    Md,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// A cloakline output file (.parquet or .csv).
+    output: PathBuf,
+    /// The provenance document (default: <OUTPUT>.provenance.json).
+    #[arg(long, value_name = "FILE")]
+    provenance: Option<PathBuf>,
+    /// Also check that this policy file is the one the record names (by SHA-256).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Keyring holding the signing key, to check a signature.
+    #[arg(long, env = "CLOAKLINE_KEYRING", value_name = "FILE")]
+    keyring: Option<PathBuf>,
+    /// CSV field delimiter of a CSV output.
+    #[arg(long, default_value = ",", value_name = "CHAR")]
+    delimiter: String,
+    /// Print the checks as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -297,7 +349,8 @@ fn run(cli: Cli) -> Result<()> {
                 .with_batch_size(read.batch_size)
                 .with_zstd_level(a.zstd_level)
                 .with_overwrite(a.overwrite)
-                .with_progress(!a.no_progress && !a.json);
+                .with_progress(!a.no_progress && !a.json)
+                .with_sign_key(a.sign_key.clone());
             if let Some(t) = a.threads {
                 job = job.with_threads(t);
             }
@@ -333,6 +386,59 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Ropa(r) => {
+            let mut acts = Vec::new();
+            for p in &r.policies {
+                acts.push(cloakline::ropa::activity(&Policy::load(p)?));
+            }
+            let text = match r.format {
+                RopaFormat::Csv => cloakline::ropa::to_csv(&acts),
+                RopaFormat::Md => cloakline::ropa::to_markdown(&acts),
+                RopaFormat::Json => serde_json::to_string_pretty(&acts).unwrap_or_default() + "\n",
+            };
+            match &r.output {
+                Some(o) => cloakline::io::write_atomically(o, |f| {
+                    std::io::Write::write_all(f, text.as_bytes())
+                })?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Command::Verify(v) => {
+            let ring = match &v.keyring {
+                Some(p) => Some(Keyring::load(p)?),
+                None => None,
+            };
+            let read = ReadOptions {
+                delimiter: delimiter(&v.delimiter)?,
+                ..Default::default()
+            };
+            let result = cloakline::verify::verify(
+                &v.output,
+                v.provenance.as_deref(),
+                v.policy.as_deref(),
+                ring.as_ref(),
+                &read,
+            )?;
+            if v.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&result).unwrap_or_default()
+                );
+            } else {
+                print!("{}", result.to_text());
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            if result.passed() {
+                Ok(())
+            } else {
+                Err(Error::Verification(format!(
+                    "{} does not match its provenance",
+                    v.output.display()
+                )))
+            }
         }
         Command::Scan(a) => {
             let set = match &a.policy {
@@ -417,6 +523,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Validate(v) => {
             let policy = Policy::load(&v.policy)?;
+            for w in &policy.warnings {
+                eprintln!(
+                    "warning [{}] {}{}",
+                    w.rule,
+                    w.field
+                        .as_ref()
+                        .map(|f| format!("field `{f}`: "))
+                        .unwrap_or_default(),
+                    w.message
+                );
+            }
             match &v.input {
                 None => {
                     if let Some(k) = &v.keyring.keyring {

@@ -161,6 +161,8 @@ pub struct PolicySummary {
     pub recipients: Vec<String>,
     pub data_subjects: Vec<String>,
     pub retention: Option<String>,
+    pub transfers: Vec<crate::policy::rules::Transfer>,
+    pub warnings: Vec<crate::policy::rules::RuleWarning>,
 }
 
 impl PolicySummary {
@@ -176,6 +178,8 @@ impl PolicySummary {
             recipients: p.recipients.clone(),
             data_subjects: p.data_subjects.clone(),
             retention: p.retention.clone(),
+            transfers: p.transfers.clone(),
+            warnings: p.warnings.clone(),
         }
     }
 }
@@ -333,7 +337,9 @@ impl RunRecord {
                    "hasJurisdiction": self.policy.jurisdictions.iter().map(|j| format!("loc:{j}")).collect::<Vec<_>>(),
                    "cl:recipients": self.policy.recipients,
                    "cl:dataSubjects": self.policy.data_subjects,
-                   "cl:retention": self.policy.retention}),
+                   "cl:retention": self.policy.retention,
+                   "cl:transfers": self.policy.transfers,
+                   "cl:policyWarnings": self.policy.warnings}),
         ];
         let input_fields: Vec<String> = self
             .fields

@@ -21,6 +21,7 @@
 
 pub mod basis;
 pub mod privacy;
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -67,6 +68,10 @@ pub struct PolicyFile {
     /// Categories of data subjects, e.g. `customers`.
     #[serde(default)]
     pub data_subjects: Vec<String>,
+    /// Transfers to recipients in other countries, with their safeguard (docs/RULES.md).
+    #[serde(default)]
+    #[schemars(with = "Vec<rules::Transfer>")]
+    pub transfers: Vec<Spanned<rules::Transfer>>,
     /// How long recipients may keep the data, as an ISO-8601 duration (e.g. `P12M`).
     #[serde(default)]
     pub retention: Option<String>,
@@ -297,6 +302,7 @@ pub struct Policy {
     pub purpose: String,
     pub recipients: Vec<String>,
     pub data_subjects: Vec<String>,
+    pub transfers: Vec<rules::Transfer>,
     pub retention: Option<String>,
     pub unlisted: Unlisted,
     /// Rules by input column name.
@@ -309,6 +315,8 @@ pub struct Policy {
     pub privacy: Option<PrivacySpec>,
     /// Built-in plus the policy's own recognizers.
     pub recognizers: Arc<RecognizerSet>,
+    /// Rule outcomes a reviewer must see (docs/RULES.md); errors stop loading instead.
+    pub warnings: Vec<rules::RuleWarning>,
 }
 
 /// A validated field rule.
@@ -550,6 +558,20 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
         }
         fields.insert(name.clone(), field);
     }
+    let output_fields: Vec<&Field> = fields
+        .values()
+        .filter(|f| f.action != Action::Drop)
+        .collect();
+    let transfers: Vec<rules::Transfer> = file.transfers.iter().map(|t| t.value.clone()).collect();
+    let warnings = rules::check(&jurisdictions, &file.recipients, &transfers, &output_fields)
+        .map_err(|(i, m)| {
+            let loc = file.transfers[i].referenced;
+            perr(format!(
+                "transfers (line {} column {}): {m}",
+                loc.line(),
+                loc.column()
+            ))
+        })?;
     let privacy = match &file.privacy {
         None => None,
         Some(b) => Some(
@@ -564,6 +586,7 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
         purpose: file.purpose,
         recipients: file.recipients,
         data_subjects: file.data_subjects,
+        transfers,
         retention: file.retention,
         unlisted: file.unlisted,
         fields,
@@ -571,6 +594,7 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
         sha256,
         privacy,
         recognizers: set,
+        warnings,
     })
 }
 
