@@ -1,6 +1,7 @@
 //! Integration tests, built as one binary.
 
 mod cli;
+mod compliance;
 mod interop;
 mod privacy;
 mod scan;
