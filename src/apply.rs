@@ -45,6 +45,7 @@ pub struct Apply<'a> {
     overwrite: bool,
     progress: bool,
     sign_key: Option<String>,
+    openlineage: Option<(PathBuf, String)>,
 }
 
 /// What a run did (the CLI prints it with `--json`).
@@ -125,6 +126,7 @@ impl<'a> Apply<'a> {
             overwrite: false,
             progress: false,
             sign_key: None,
+            openlineage: None,
         }
     }
     /// Input format (default: from the file extension).
@@ -167,6 +169,13 @@ impl<'a> Apply<'a> {
     /// Sign the sidecar with this keyring key (HMAC-SHA256, see [`crate::verify`]).
     pub fn with_sign_key(mut self, id: Option<String>) -> Self {
         self.sign_key = id;
+        self
+    }
+
+    /// Also write an OpenLineage run event (COMPLETE, with `columnLineage` and the
+    /// `cloakline_lawfulBasis` facet) to `path`, datasets in `namespace`.
+    pub fn with_openlineage(mut self, path: Option<PathBuf>, namespace: &str) -> Self {
+        self.openlineage = path.map(|p| (p, namespace.to_string()));
         self
     }
 
@@ -499,6 +508,30 @@ impl<'a> Apply<'a> {
             crate::verify::sign(&mut doc, key);
         }
         let (sidecar, side) = stage_sidecar(&self.output, &doc)?;
+        let lineage = match &self.openlineage {
+            None => None,
+            Some((path, namespace)) => {
+                let job = format!("cloakline.{}", self.policy.name);
+                let event = crate::openlineage::try_run_event(&doc, namespace, &job).map_err(
+                    |problems| {
+                        Error::data(
+                            path.display(),
+                            format!(
+                                "cannot build the OpenLineage event: {}",
+                                problems.join("; ")
+                            ),
+                        )
+                    },
+                )?;
+                let af = AtomicFile::create(path)?;
+                let mut f = af.file()?;
+                let text = serde_json::to_string_pretty(&event)
+                    .map_err(|e| Error::data(path.display(), e))?;
+                std::io::Write::write_all(&mut f, text.as_bytes())
+                    .map_err(|e| Error::io(path, e))?;
+                Some(af)
+            }
+        };
         if engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
@@ -509,6 +542,9 @@ impl<'a> Apply<'a> {
             _ => {}
         }
         side.commit()?;
+        if let Some(af) = lineage {
+            af.commit()?;
+        }
 
         let rows_in = inputs.iter().map(|d| d.rows).sum();
         let rows_out = outputs.iter().map(|d| d.rows).sum();

@@ -30,6 +30,9 @@ enum Command {
     /// the policy file (--policy) and the signature (--keyring). Exit 0 when every check
     /// passes, 4 when one fails.
     Verify(VerifyArgs),
+    /// Render a run's provenance for a person: summary, fields with lawful bases, privacy
+    /// evidence with a class-size chart, and findings to review.
+    Report(ReportArgs),
     /// Records of processing activities (GDPR Art. 30(1) a-g, lawful basis per field, PIPL
     /// Art. 55 triggers) from one or more policies.
     Ropa(RopaArgs),
@@ -133,6 +136,32 @@ struct ApplyArgs {
     /// document); `cloakline verify --keyring` checks it.
     #[arg(long, value_name = "KEY_ID")]
     sign_key: Option<String>,
+    /// Also write an OpenLineage run event (columnLineage facet plus the custom
+    /// cloakline_lawfulBasis facet) to this file.
+    #[arg(long, value_name = "FILE")]
+    openlineage: Option<PathBuf>,
+    /// OpenLineage namespace of the job and datasets.
+    #[arg(long, default_value = "file", value_name = "NS")]
+    openlineage_namespace: String,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// A cloakline output (its <OUTPUT>.provenance.json is read, or the copy in a Parquet
+    /// footer) or a provenance document (.json).
+    input: PathBuf,
+    /// `html` (one self-contained file: inline CSS and SVG, no scripts, printable) or `md`.
+    #[arg(long, value_enum, default_value = "html")]
+    format: ReportFormat,
+    /// Write here (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Html,
+    Md,
 }
 
 #[derive(Args)]
@@ -350,7 +379,8 @@ fn run(cli: Cli) -> Result<()> {
                 .with_zstd_level(a.zstd_level)
                 .with_overwrite(a.overwrite)
                 .with_progress(!a.no_progress && !a.json)
-                .with_sign_key(a.sign_key.clone());
+                .with_sign_key(a.sign_key.clone())
+                .with_openlineage(a.openlineage.clone(), &a.openlineage_namespace);
             if let Some(t) = a.threads {
                 job = job.with_threads(t);
             }
@@ -384,6 +414,20 @@ fn run(cli: Cli) -> Result<()> {
                     summary.provenance.display(),
                     summary.seconds
                 );
+            }
+            Ok(())
+        }
+        Command::Report(r) => {
+            let doc = cloakline::report::load_record(&r.input)?;
+            let text = match r.format {
+                ReportFormat::Html => cloakline::report::render_html(&doc),
+                ReportFormat::Md => cloakline::report::render_markdown(&doc),
+            };
+            match &r.output {
+                Some(o) => cloakline::io::write_atomically(o, |f| {
+                    std::io::Write::write_all(f, text.as_bytes())
+                })?,
+                None => print!("{text}"),
             }
             Ok(())
         }

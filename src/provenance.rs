@@ -525,6 +525,8 @@ impl RunRecord {
                 .collect();
             m.insert("cl:entitiesReplaced".into(), Value::Object(by));
         }
+        // On the field itself too, so RDF consumers find it without walking the process.
+        m.insert("hasLegalBasis".into(), json!(legal_terms));
         m.insert(
             "hasProcess".into(),
             json!({

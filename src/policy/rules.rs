@@ -139,7 +139,7 @@ pub(super) fn check(
     let provides = !recipients.is_empty() || !transfers.is_empty();
     let abroad_cn = transfers
         .iter()
-        .any(|t| t.country.trim().to_ascii_uppercase() != "CN");
+        .any(|t| !t.country.trim().eq_ignore_ascii_case("CN"));
     if cn {
         for f in fields {
             if provides && consent_cn(f) && !f.separate_consent {

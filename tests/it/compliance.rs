@@ -360,3 +360,76 @@ fn ropa_from_policies() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("bad.yaml"));
 }
+
+/// `apply --openlineage` writes a RunEvent that validates against the vendored OpenLineage
+/// schemas (offline, with Python `jsonschema`; skipped with a message without it).
+#[test]
+fn openlineage_event_validates_against_the_vendored_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.parquet");
+    let event = dir.path().join("event.json");
+    let o = run(&[
+        "apply",
+        "--policy",
+        root().join("policies/customers.yaml").to_str().unwrap(),
+        "--keyring",
+        keys().to_str().unwrap(),
+        "--input",
+        root().join("examples/customers.csv").to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--openlineage",
+        event.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&event).unwrap()).unwrap();
+    assert_eq!(e["eventType"], "COMPLETE");
+    let facets = &e["outputs"][0]["facets"];
+    let lineage = &facets["columnLineage"]["fields"];
+    let email = &lineage["email"]["inputFields"][0];
+    assert_eq!(email["field"], "email");
+    assert_eq!(email["transformations"][0]["type"], "DIRECT");
+    assert_eq!(email["transformations"][0]["subtype"], "TRANSFORMATION");
+    assert_eq!(email["transformations"][0]["masking"], true);
+    let city = &lineage["city"]["inputFields"][0]["transformations"][0];
+    assert_eq!(city["subtype"], "IDENTITY");
+    assert_eq!(city["masking"], false);
+    let lb = &facets["cloakline_lawfulBasis"];
+    assert!(lb["_producer"].is_string() && lb["_schemaURL"].is_string());
+    assert!(lb.to_string().contains("GDPR Art. 6(1)(a)"));
+    assert!(!lb.to_string().contains("secret"));
+
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import jsonschema, referencing"])
+        .output();
+    if !matches!(probe, Ok(ref o) if o.status.success()) {
+        eprintln!("SKIPPED OpenLineage schema validation: pip install jsonschema");
+        return;
+    }
+    let validate = |path: &Path| {
+        std::process::Command::new("python3")
+            .arg(root().join("tests/openlineage/validate_openlineage.py"))
+            .arg(path)
+            .arg(root().join("tests/openlineage/spec"))
+            .arg(root().join("docs/openlineage/CloaklineLawfulBasisDatasetFacet.json"))
+            .output()
+            .unwrap()
+    };
+    let v = validate(&event);
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    // The validator can fail: a masking flag as a string is not an OpenLineage event.
+    let broken = std::fs::read_to_string(&event).unwrap().replacen(
+        "\"masking\": true",
+        "\"masking\": \"true\"",
+        1,
+    );
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, broken).unwrap();
+    assert!(!validate(&bad).status.success());
+}

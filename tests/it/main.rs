@@ -4,6 +4,7 @@ mod cli;
 mod compliance;
 mod interop;
 mod privacy;
+mod report;
 mod scan;
 mod sql;
 mod sqllogic;
