@@ -1799,33 +1799,9 @@ fn law_of(j: &str) -> Option<&'static str> {
     }
 }
 
-/// The DPV term of a policy category (mirrors the policy loader's table).
+/// The DPV term of a policy category: the policy loader's own table.
 fn category_term(category: &str) -> Option<String> {
-    if category.starts_with("pd:") {
-        return Some(category.to_string());
-    }
-    let term = match category {
-        "email" => "EmailAddress",
-        "telephone" | "phone" => "TelephoneNumber",
-        "name" => "Name",
-        "birth_date" => "BirthDate",
-        "age" => "Age",
-        "gender" | "sex" => "Gender",
-        "official_id" | "national_id" => "OfficialID",
-        "passport" => "Passport",
-        "identifier" => "Identifier",
-        "location" => "Location",
-        "address" => "Address",
-        "income" => "Income",
-        "health" => "HealthRecord",
-        "religion" => "Religion",
-        "biometric" => "Biometric",
-        "financial_account" => "FinancialAccount",
-        "purchase" | "transaction" => "Transaction",
-        "ip_address" => "IPAddress",
-        _ => return None,
-    };
-    Some(format!("pd:{term}"))
+    crate::policy::basis::category_term(category)
 }
 
 /// "P12M" → "P12M (12 months)"; anything it cannot read is shown as is.
@@ -1948,34 +1924,24 @@ pub fn load_record(path: &std::path::Path) -> crate::Result<Value> {
         let text = std::fs::read_to_string(&side).map_err(|e| crate::Error::io(&side, e))?;
         return parse(&text, &side);
     }
-    let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
-    use parquet::file::reader::FileReader;
-    let reader = parquet::file::reader::SerializedFileReader::new(file).map_err(|e| {
-        crate::Error::data(
+    match crate::verify::embedded(path) {
+        Ok(Some(doc)) => Ok(doc),
+        Ok(None) => Err(crate::Error::data(
             path.display(),
-            format!("no sidecar {} and not a Parquet file: {e}", side.display()),
-        )
-    })?;
-    let text = reader
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| {
-            kv.iter()
-                .find(|e| e.key == crate::provenance::PARQUET_KEY)
-                .and_then(|e| e.value.clone())
-        })
-        .ok_or_else(|| {
-            crate::Error::data(
-                path.display(),
-                format!(
-                    "no sidecar {} and no `{}` in the Parquet footer",
-                    side.display(),
-                    crate::provenance::PARQUET_KEY
-                ),
-            )
-        })?;
-    parse(&text, path)
+            format!(
+                "no sidecar {} and no `{}` in the Parquet footer",
+                side.display(),
+                crate::provenance::PARQUET_KEY
+            ),
+        )),
+        Err(e) => Err(crate::Error::data(
+            path.display(),
+            format!(
+                "no sidecar {} and cannot read a Parquet footer: {e}",
+                side.display()
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]

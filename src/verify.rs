@@ -441,7 +441,8 @@ fn strip_output_checksums(doc: &mut Value) {
     }
 }
 
-fn embedded(path: &Path) -> std::result::Result<Option<Value>, String> {
+/// The provenance copy in a Parquet file's footer, if any.
+pub fn embedded(path: &Path) -> std::result::Result<Option<Value>, String> {
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let reader = parquet::file::reader::SerializedFileReader::new(f).map_err(|e| e.to_string())?;
     use parquet::file::reader::FileReader;
