@@ -346,6 +346,43 @@ pub fn verify(
     // The copy in the Parquet footer.
     if format == Format::Parquet {
         match embedded(output) {
+            Ok(Some(emb)) if outputs_in(&doc) > 1 => {
+                // A directory run: each file embeds its own record; it must be the same run,
+                // policy and field rules as the directory's sidecar (counts are per file).
+                let key = |d: &Value| {
+                    let mut nodes: Vec<Value> = d["@graph"]
+                        .as_array()
+                        .map(|g| {
+                            g.iter()
+                                .filter(|n| {
+                                    n.get("cl:sourceColumn").is_some()
+                                        || n["@type"]
+                                            .as_array()
+                                            .is_some_and(|t| t.iter().any(|x| x == "cl:Policy"))
+                                })
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    for n in &mut nodes {
+                        if let Value::Object(m) = n {
+                            m.remove("cl:counts");
+                        }
+                    }
+                    (d["wasGeneratedBy"].clone(), nodes)
+                };
+                let ok = key(&emb) == key(&doc);
+                check(
+                    "embedded record",
+                    ok,
+                    if ok {
+                        "footer copy is this directory run's record for the file".into()
+                    } else {
+                        "footer copy names another run, policy or field rules than the sidecar"
+                            .into()
+                    },
+                );
+            }
             Ok(Some(emb)) => {
                 let mut expected = doc.clone();
                 if let Value::Object(m) = &mut expected {
@@ -423,6 +460,13 @@ pub fn verify(
         provenance: side_path.display().to_string(),
         checks,
     })
+}
+
+fn outputs_in(doc: &Value) -> usize {
+    nodes_of(doc, "cl:Dataset")
+        .into_iter()
+        .filter(|n| n.get("wasGeneratedBy").is_some())
+        .count()
 }
 
 /// The sidecar minus what the embedded copy cannot contain: the output's own checksum.

@@ -433,3 +433,65 @@ fn openlineage_event_validates_against_the_vendored_schema() {
     std::fs::write(&bad, broken).unwrap();
     assert!(!validate(&bad).status.success());
 }
+
+#[test]
+fn verify_files_of_a_directory_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("sub")).unwrap();
+    for p in ["a.csv", "sub/b.csv"] {
+        std::fs::copy(root().join("examples/customers.csv"), input.join(p)).unwrap();
+    }
+    let out = dir.path().join("out");
+    let o = run(&[
+        "apply",
+        "--policy",
+        root().join("policies/customers.yaml").to_str().unwrap(),
+        "--keyring",
+        keys().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let side = dir.path().join("out.provenance.json");
+    for f in ["a.parquet", "sub/b.parquet"] {
+        let o = run(&[
+            "verify",
+            out.join(f).to_str().unwrap(),
+            "--provenance",
+            side.to_str().unwrap(),
+        ]);
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{f}: {s}");
+        assert!(s.contains("PASS embedded record"), "{s}");
+    }
+    // A file from another run does not pass as this run's.
+    let other = dir.path().join("other.parquet");
+    let o = run(&[
+        "apply",
+        "--policy",
+        root().join("policies/customers.yaml").to_str().unwrap(),
+        "--keyring",
+        keys().to_str().unwrap(),
+        "--input",
+        input.join("a.csv").to_str().unwrap(),
+        "--output",
+        other.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    std::fs::copy(&other, out.join("a.parquet")).unwrap();
+    let o = run(&[
+        "verify",
+        out.join("a.parquet").to_str().unwrap(),
+        "--provenance",
+        side.to_str().unwrap(),
+    ]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(4), "{s}");
+    assert!(
+        s.contains("FAIL sha256") && s.contains("FAIL embedded record"),
+        "{s}"
+    );
+}
