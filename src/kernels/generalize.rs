@@ -513,16 +513,41 @@ impl FloatBins {
     }
 }
 
+/// Year and month of a day count since 1970-01-01 (proleptic Gregorian), by integer
+/// arithmetic (H. Hinnant's `civil_from_days`): far cheaper than a calendar per value.
+fn civil_from_days(days: i32) -> (i32, i32) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y as i32, m as i32)
+}
+
 fn generalize_dates(array: &ArrayRef, to: DateLevel, label: LabelStyle) -> KernelResult<ArrayRef> {
-    let years = date_part(array.as_ref(), DatePart::Year)?;
-    let years = years.as_primitive::<arrow::datatypes::Int32Type>();
-    let months: Option<Int32Array> = match to {
-        DateLevel::Month | DateLevel::Quarter => {
-            let m = date_part(array.as_ref(), DatePart::Month)?;
-            Some(m.as_primitive::<arrow::datatypes::Int32Type>().clone())
-        }
-        _ => None,
-    };
+    let want_month = matches!(to, DateLevel::Month | DateLevel::Quarter);
+    let (years, months): (Int32Array, Option<Int32Array>) =
+        match array.as_primitive_opt::<arrow::datatypes::Date32Type>() {
+            Some(d) => (
+                d.unary(|v| civil_from_days(v).0),
+                want_month.then(|| d.unary(|v| civil_from_days(v).1)),
+            ),
+            None => {
+                let y = date_part(array.as_ref(), DatePart::Year)?;
+                let y = y.as_primitive::<arrow::datatypes::Int32Type>().clone();
+                let m = if want_month {
+                    let m = date_part(array.as_ref(), DatePart::Month)?;
+                    Some(m.as_primitive::<arrow::datatypes::Int32Type>().clone())
+                } else {
+                    None
+                };
+                (y, m)
+            }
+        };
+    let years = &years;
     let month_of = |i: usize| months.as_ref().map(|m| m.value(i)).unwrap_or(1);
     match label {
         LabelStyle::Range => {
@@ -591,6 +616,23 @@ mod tests {
             bottom,
             label,
         })
+    }
+
+    #[test]
+    fn civil_from_days_matches_the_calendar() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for days in (-1_000_000..1_000_000)
+            .step_by(97)
+            .chain([-719_468, -1, 0, 59, 11_016])
+        {
+            let d = epoch + chrono::Duration::days(days as i64);
+            use chrono::Datelike;
+            assert_eq!(
+                civil_from_days(days),
+                (d.year(), d.month() as i32),
+                "{days}"
+            );
+        }
     }
 
     fn run(spec: &GeneralizeSpec, arr: ArrayRef) -> Vec<Option<String>> {

@@ -326,27 +326,50 @@ impl ScalarUDFImpl for CodeFunc {
         let a = arrays
             .first()
             .ok_or_else(|| err("needs one argument".into()))?;
-        let s = utf8(a).map_err(err)?;
-        let s = s.as_string::<i32>();
-        // Most values are known: look them up under a shared lock (scans run in parallel),
-        // and take the exclusive lock only to add the new ones.
-        let mut out = vec![0u32; s.len()];
-        let mut missing = Vec::new();
-        {
-            let d = self.dict.read().map_err(|_| err("poisoned".into()))?;
-            for (r, o) in out.iter_mut().enumerate() {
-                match d.get(value(s, r)) {
-                    Some(c) => *o = c,
-                    None => missing.push(r),
-                }
+        // Strings are read in place (Parquet gives Utf8View); other types via their text.
+        let out = match a.data_type() {
+            DataType::Utf8View => {
+                let v = a.as_string_view();
+                code_values(&self.dict, v.len(), |r| (!v.is_null(r)).then(|| v.value(r)))
+            }
+            DataType::LargeUtf8 => {
+                let v = a.as_string::<i64>();
+                code_values(&self.dict, v.len(), |r| (!v.is_null(r)).then(|| v.value(r)))
+            }
+            _ => {
+                let s = utf8(a).map_err(err)?;
+                let v = s.as_string::<i32>();
+                code_values(&self.dict, v.len(), |r| value(v, r))
             }
         }
-        if !missing.is_empty() {
-            let mut d = self.dict.write().map_err(|_| err("poisoned".into()))?;
-            for r in missing {
-                out[r] = d.code(value(s, r));
-            }
-        }
+        .map_err(err)?;
         Ok(ColumnarValue::Array(Arc::new(UInt32Array::from(out))))
     }
+}
+
+/// Code `len` values in `dict`. Most values are known: they are looked up under a shared
+/// lock (partitions scan in parallel); only new ones take the exclusive lock.
+fn code_values<'a>(
+    dict: &RwLock<ValueDict>,
+    len: usize,
+    get: impl Fn(usize) -> Option<&'a str>,
+) -> std::result::Result<Vec<u32>, String> {
+    let mut out = vec![0u32; len];
+    let mut missing = Vec::new();
+    {
+        let d = dict.read().map_err(|_| "poisoned".to_string())?;
+        for (r, o) in out.iter_mut().enumerate() {
+            match d.get(get(r)) {
+                Some(c) => *o = c,
+                None => missing.push(r),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let mut d = dict.write().map_err(|_| "poisoned".to_string())?;
+        for r in missing {
+            out[r] = d.code(get(r));
+        }
+    }
+    Ok(out)
 }
