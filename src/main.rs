@@ -53,7 +53,7 @@ enum Command {
     /// Print the JSON Schema of the policy format (for editors).
     Schema,
     /// Run SQL with the cloakline functions (tokenize, encrypt, decrypt, mask, redact,
-    /// generalize) registered; print the result or write it with a provenance sidecar.
+    /// generalize, scrub) registered; print the result or write it with a provenance sidecar.
     Sql(SqlArgs),
 }
 
