@@ -512,8 +512,26 @@ impl<'a> Apply<'a> {
             None => None,
             Some((path, namespace)) => {
                 let job = format!("cloakline.{}", self.policy.name);
-                let event = crate::openlineage::try_run_event(&doc, namespace, &job).map_err(
-                    |problems| {
+                // OpenLineage names local files by absolute path in the `file` namespace.
+                let mut lineage_doc = doc.clone();
+                if let Some(g) = lineage_doc
+                    .get_mut("@graph")
+                    .and_then(serde_json::Value::as_array_mut)
+                {
+                    for n in g {
+                        let abs = n
+                            .get("cl:path")
+                            .and_then(serde_json::Value::as_str)
+                            .map(std::path::PathBuf::from)
+                            .filter(|p| p.is_relative())
+                            .and_then(|p| std::path::absolute(p).ok());
+                        if let (Some(abs), Some(m)) = (abs, n.as_object_mut()) {
+                            m.insert("cl:path".into(), abs.display().to_string().into());
+                        }
+                    }
+                }
+                let event = crate::openlineage::try_run_event(&lineage_doc, namespace, &job)
+                    .map_err(|problems| {
                         Error::data(
                             path.display(),
                             format!(
@@ -521,8 +539,7 @@ impl<'a> Apply<'a> {
                                 problems.join("; ")
                             ),
                         )
-                    },
-                )?;
+                    })?;
                 let af = AtomicFile::create(path)?;
                 let mut f = af.file()?;
                 let text = serde_json::to_string_pretty(&event)
