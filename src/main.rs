@@ -315,6 +315,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// Print a result for machines (`--json`) or people, flushed before any error message.
+fn show<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        print!("{}", text());
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// Write `text` to `output` atomically, or to stdout.
+fn write_or_print(output: Option<&Path>, text: &str) -> Result<()> {
+    match output {
+        Some(o) => {
+            cloakline::io::write_atomically(o, |f| std::io::Write::write_all(f, text.as_bytes()))
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
 fn delimiter(s: &str) -> Result<u8> {
     match s {
         "\\t" | "tab" => Ok(b'\t'),
@@ -423,12 +450,7 @@ fn run(cli: Cli) -> Result<()> {
                 ReportFormat::Html => cloakline::report::render_html(&doc),
                 ReportFormat::Md => cloakline::report::render_markdown(&doc),
             };
-            match &r.output {
-                Some(o) => cloakline::io::write_atomically(o, |f| {
-                    std::io::Write::write_all(f, text.as_bytes())
-                })?,
-                None => print!("{text}"),
-            }
+            write_or_print(r.output.as_deref(), &text)?;
             Ok(())
         }
         Command::Ropa(r) => {
@@ -441,12 +463,7 @@ fn run(cli: Cli) -> Result<()> {
                 RopaFormat::Md => cloakline::ropa::to_markdown(&acts),
                 RopaFormat::Json => serde_json::to_string_pretty(&acts).unwrap_or_default() + "\n",
             };
-            match &r.output {
-                Some(o) => cloakline::io::write_atomically(o, |f| {
-                    std::io::Write::write_all(f, text.as_bytes())
-                })?,
-                None => print!("{text}"),
-            }
+            write_or_print(r.output.as_deref(), &text)?;
             Ok(())
         }
         Command::Verify(v) => {
@@ -465,16 +482,7 @@ fn run(cli: Cli) -> Result<()> {
                 ring.as_ref(),
                 &read,
             )?;
-            if v.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&result).unwrap_or_default()
-                );
-            } else {
-                print!("{}", result.to_text());
-            }
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
+            show(v.json, &result, || result.to_text());
             if result.passed() {
                 Ok(())
             } else {
@@ -528,14 +536,7 @@ fn run(cli: Cli) -> Result<()> {
                     d.display()
                 );
             }
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print!("{}", report.to_text());
-            }
+            show(a.json, &report, || report.to_text());
             Ok(())
         }
         Command::Check(c) => {
@@ -546,16 +547,7 @@ fn run(cli: Cli) -> Result<()> {
                 ..Default::default()
             };
             let report = cloakline::privacy::check(&policy, &keyring, &c.input, &read)?;
-            if c.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print!("{}", report.to_text());
-            }
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
+            show(c.json, &report, || report.to_text());
             if report.meets_with_suppression {
                 Ok(())
             } else {

@@ -10,7 +10,6 @@ use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use serde_json::{Value, json};
 
 use super::collect::Prepared;
-use super::hierarchy::TOP;
 use super::models::{Assessment, NodeEval, Scratch, assess, evaluate};
 use super::search::search;
 use super::table::utf8;
@@ -141,7 +140,8 @@ pub fn decide(prep: &Prepared, spec: &PrivacySpec, input: &str) -> Result<Decisi
 pub struct LevelLookup {
     base: Kernel,
     labels: HashMap<String, Option<Arc<str>>>,
-    null_label: Option<Arc<str>>,
+    /// The label of null; `None` when no null was seen while grouping.
+    null_label: Option<Option<Arc<str>>>,
 }
 
 impl LevelLookup {
@@ -152,7 +152,13 @@ impl LevelLookup {
         let mut b = StringBuilder::with_capacity(s.len(), s.len() * 8);
         for i in 0..s.len() {
             let label = if s.is_null(i) {
-                &self.null_label
+                self.null_label.as_ref().ok_or_else(|| {
+                    KernelError::Parameter(
+                        "a null was not seen when the input was grouped; did the input change \
+                         during the run?"
+                            .into(),
+                    )
+                })?
             } else {
                 self.labels.get(s.value(i)).ok_or_else(|| {
                     KernelError::Parameter(format!(
@@ -241,11 +247,8 @@ pub fn enforce(
                 Some(v) => {
                     labels.insert(v.clone(), l);
                 }
-                None => null_label = l,
+                None => null_label = Some(l),
             }
-        }
-        if null_label.is_none() && level == q.max_level() && level > 0 {
-            null_label = Some(Arc::from(TOP));
         }
         let base = std::mem::replace(&mut col.kernel, Kernel::Keep);
         col.kernel = Kernel::Level(Box::new(LevelLookup {
@@ -297,18 +300,11 @@ pub fn enforce(
         for t in 0..prep.table.num_tuples() {
             let class = cl.class_of[t] as usize;
             if decision.eval.violating[class] {
+                // The class's codes at the chosen levels; a null label's code is its index
+                // too, so `RowFilter::keep` computes the same key.
                 let codes = prep.table.tuple(t);
                 let key: Vec<u32> = (0..m)
                     .map(|i| prep.qis[i].map[levels[i]][codes[i] as usize])
-                    .collect();
-                // A null label takes the null code; keep the lookup consistent with `keep`.
-                let key: Vec<u32> = key
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &g)| match &prep.qis[i].labels[levels[i]][g as usize] {
-                        Some(_) => g,
-                        None => null_codes[i],
-                    })
                     .collect();
                 suppressed.insert(key.into_boxed_slice());
             }

@@ -521,6 +521,22 @@ mod tests {
     }
 
     #[test]
+    fn oversized_lattices_are_refused_with_the_sizes() {
+        let wide = QiHierarchy::build(
+            "q",
+            &[Some("a".into())],
+            (0..9).map(|_| vec![Some("x".to_string())]).collect(),
+        )
+        .unwrap();
+        let qis = vec![wide; 7]; // 10^7 nodes
+        let e = Lattice::new(&qis).unwrap_err();
+        assert!(
+            e.contains("10 x 10 x 10") && e.contains("fewer quasi-identifiers"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn lattice_indexing_round_trips() {
         let (_, qis) = random_table(3, 50);
         let l = Lattice::new(&qis).unwrap();

@@ -11,32 +11,7 @@ use serde_json::Value;
 use crate::util::*;
 
 fn example_apply(out: &Path, extra: &[&str]) -> std::process::Output {
-    let root = root();
-    let mut args = vec![
-        "apply",
-        "--policy",
-        root.join("policies/customers.yaml")
-            .to_str()
-            .unwrap()
-            .to_owned()
-            .leak(),
-        "--keyring",
-        root.join("examples/demo-keyring.json")
-            .to_str()
-            .unwrap()
-            .to_owned()
-            .leak(),
-        "--input",
-        root.join("examples/customers.csv")
-            .to_str()
-            .unwrap()
-            .to_owned()
-            .leak(),
-        "--output",
-        out.to_str().unwrap().to_owned().leak(),
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
+    apply_example(out, extra)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{HEAD, root, run, stderr};
+use crate::util::{HEAD, apply_example, root, run, stderr};
 
 fn keys() -> PathBuf {
     root().join("examples/demo-keyring.json")
@@ -140,17 +140,7 @@ fn verify_passes_fresh_and_fails_precisely_after_tampering() {
 fn verify_csv_output_counts_rows() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.csv");
-    let o = run(&[
-        "apply",
-        "--policy",
-        root().join("policies/customers.yaml").to_str().unwrap(),
-        "--keyring",
-        keys().to_str().unwrap(),
-        "--input",
-        root().join("examples/customers.csv").to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = apply_example(&out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(&["verify", out.to_str().unwrap()]);
     assert_eq!(
@@ -368,19 +358,7 @@ fn openlineage_event_validates_against_the_vendored_schema() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.parquet");
     let event = dir.path().join("event.json");
-    let o = run(&[
-        "apply",
-        "--policy",
-        root().join("policies/customers.yaml").to_str().unwrap(),
-        "--keyring",
-        keys().to_str().unwrap(),
-        "--input",
-        root().join("examples/customers.csv").to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--openlineage",
-        event.to_str().unwrap(),
-    ]);
+    let o = apply_example(&out, &["--openlineage", event.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&event).unwrap()).unwrap();

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{root, run, stderr};
+use crate::util::{apply_example, root, run, stderr};
 
 fn fixture(name: &str) -> PathBuf {
     root().join(format!("tests/fixtures/{name}.provenance.json"))
@@ -47,17 +47,7 @@ fn markdown_reports_match_snapshots() {
 fn report_reads_an_output_and_its_footer() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("c.parquet");
-    let o = run(&[
-        "apply",
-        "--policy",
-        root().join("policies/customers.yaml").to_str().unwrap(),
-        "--keyring",
-        root().join("examples/demo-keyring.json").to_str().unwrap(),
-        "--input",
-        root().join("examples/customers.csv").to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = apply_example(&out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let html = dir.path().join("r.html");
     let o = run(&[
@@ -69,6 +59,7 @@ fn report_reads_an_output_and_its_footer() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&html).unwrap();
     assert!(text.starts_with("<!doctype html>") || text.starts_with("<!DOCTYPE html>"));
+    assert!(text.contains("Content-Security-Policy"));
     for banned in ["<script", "http://", "<link", "<img", "@import", "url("] {
         assert!(
             !text.contains(banned),

@@ -72,3 +72,27 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
 }
 
 pub const HEAD: &str = "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\n";
+
+/// `cloakline apply` with the example policy, keyring and data, writing `out`, plus `extra`.
+pub fn apply_example(out: &Path, extra: &[&str]) -> Output {
+    let root = root();
+    let owned = [
+        root.join("policies/customers.yaml"),
+        root.join("examples/demo-keyring.json"),
+        root.join("examples/customers.csv"),
+    ];
+    let s: Vec<&str> = owned.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut args = vec![
+        "apply",
+        "--policy",
+        s[0],
+        "--keyring",
+        s[1],
+        "--input",
+        s[2],
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
