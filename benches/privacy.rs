@@ -33,7 +33,16 @@ fn bench(c: &mut Criterion) {
         )
         .unwrap();
         let spec = policy.privacy.clone().unwrap();
-        let prep = prepare(&policy, &spec, &Keyring::default(), &data, &read, true).unwrap();
+        let prep = prepare(
+            &policy,
+            &spec,
+            &Keyring::default(),
+            &data,
+            std::slice::from_ref(&data),
+            &read,
+            true,
+        )
+        .unwrap();
         g.bench_function(format!("search k=5 suppression={supp}"), |b| {
             b.iter(|| search::search(&prep.table, &prep.qis, &prep.models).unwrap())
         });
@@ -50,7 +59,18 @@ fn bench(c: &mut Criterion) {
     g.bench_function("group input (DataFusion) k=5", |b| {
         let policy = Policy::load(&root.join("policies/adult.yaml")).unwrap();
         let spec = policy.privacy.clone().unwrap();
-        b.iter(|| prepare(&policy, &spec, &Keyring::default(), &data, &read, true).unwrap())
+        b.iter(|| {
+            prepare(
+                &policy,
+                &spec,
+                &Keyring::default(),
+                &data,
+                std::slice::from_ref(&data),
+                &read,
+                true,
+            )
+            .unwrap()
+        })
     });
     g.finish();
 }

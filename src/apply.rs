@@ -22,7 +22,8 @@ use serde::Serialize;
 use crate::engine::{self, ColumnCounts};
 use crate::error::{Error, Result};
 use crate::io::{
-    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, open_writer, sha256_file,
+    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, data_files, open_writer,
+    sha256_file,
 };
 use crate::keys::Keyring;
 use crate::plan::{Kernel, Plan, apply_type_overrides};
@@ -199,22 +200,7 @@ impl<'a> Apply<'a> {
         let overrides = |s: &arrow::datatypes::Schema| apply_type_overrides(self.policy, s);
         let mut jobs = Vec::new();
         if self.input.is_dir() {
-            let mut files = Vec::new();
-            list_files(&self.input, &mut files)?;
-            files.sort();
-            let files: Vec<PathBuf> = files
-                .into_iter()
-                .filter(|p| match self.input_format {
-                    Some(f) => Format::from_path(p) == Some(f),
-                    None => Format::from_path(p).is_some(),
-                })
-                .collect();
-            if files.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{} contains no .parquet, .csv or .ndjson files",
-                    self.input.display()
-                )));
-            }
+            let files = data_files(&self.input, self.input_format)?;
             let mut first: Option<SchemaRef> = None;
             for f in files {
                 let fmt = self.input_format_of(&f)?;
@@ -317,23 +303,19 @@ impl<'a> Apply<'a> {
         let mut privacy_evidence = None;
         let mut privacy_assessment = None;
         if let Some(spec) = &self.policy.privacy {
-            if is_dir || jobs.len() != 1 {
-                return Err(Error::Usage(format!(
-                    "policy {} has a `privacy:` block, which measures one table: give a single \
-                     input file, not a directory",
-                    self.policy.source
-                )));
-            }
+            // One table, however many files: group them together, release them alike.
+            let files: Vec<PathBuf> = jobs.iter().map(|j| j.input.path.clone()).collect();
             let prep = privacy::prepare(
                 self.policy,
                 spec,
                 self.keyring,
                 &self.input,
+                &files,
                 &self.read,
                 true,
             )?;
             let decision = privacy::decide(&prep, spec, &self.input.display().to_string())?;
-            privacy::enforce(&mut jobs[0].plan, &prep, &decision, spec)?;
+            privacy::enforce(jobs.iter_mut().map(|j| &mut j.plan), &prep, &decision, spec)?;
             privacy_evidence = Some(privacy::evidence(&prep, spec, &decision));
             privacy_assessment = Some(decision.assessment);
         }
@@ -596,23 +578,6 @@ fn schema_pairs(schema: &SchemaRef) -> Vec<(String, String)> {
         .iter()
         .map(|f| (f.name().clone(), f.data_type().to_string()))
         .collect()
-}
-
-fn list_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let p = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if p.is_dir() {
-            list_files(&p, out)?;
-        } else {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -51,6 +51,44 @@ impl Format {
     }
 }
 
+/// The data files under `dir`, recursively and sorted, skipping hidden entries; only those of
+/// `format` when given. A directory without data files is an error.
+pub fn data_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let p = entry.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.retain(|p| match format {
+        Some(f) => Format::from_path(p) == Some(f),
+        None => Format::from_path(p).is_some(),
+    });
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} contains no {} files",
+            dir.display(),
+            match format {
+                Some(f) => format!(".{}", f.extension()),
+                None => ".parquet, .csv or .ndjson".into(),
+            }
+        )));
+    }
+    Ok(files)
+}
+
 /// Options for reading text formats.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {

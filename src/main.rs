@@ -62,6 +62,7 @@ struct SqlArgs {
     /// The query, e.g. "SELECT tokenize(email, 'k1') FROM customers".
     query: String,
     /// Register a file as a table (repeatable): NAME=PATH (.parquet, .csv/.tsv, .ndjson/.jsonl).
+    /// PATH may be a directory of files of one format, read as one table.
     #[arg(long = "table", value_name = "NAME=PATH", required = true)]
     tables: Vec<cloakline::sql::TableArg>,
     #[command(flatten)]
@@ -255,8 +256,9 @@ struct CheckArgs {
     /// Policy file (YAML) with a `privacy:` block.
     #[arg(long, value_name = "FILE")]
     policy: PathBuf,
-    /// Input file (.parquet, .csv/.tsv, .ndjson/.jsonl).
-    #[arg(long, value_name = "FILE")]
+    /// Input file (.parquet, .csv/.tsv, .ndjson/.jsonl), or a directory of files of one
+    /// format, measured as one table.
+    #[arg(long, value_name = "PATH")]
     input: PathBuf,
     #[command(flatten)]
     keyring: KeyringArg,

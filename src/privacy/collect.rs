@@ -4,7 +4,7 @@
 //! streams the file and aggregates in parallel.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use std::hash::{Hash, Hasher};
@@ -27,7 +27,7 @@ use crate::kernels::Generalizer;
 use crate::keys::Keyring;
 use crate::plan::Kernel;
 use crate::policy::{HierarchySource, Policy, PrivacySpec};
-use crate::sql::{TableArg, register_file, register_policy_view};
+use crate::sql::{register_files, register_policy_view};
 use datafusion::prelude::SessionContext;
 
 /// The grouped input with its hierarchies and models.
@@ -42,25 +42,23 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Group `input` for the policy's privacy block. With `hierarchies`, also build every
-/// quasi-identifier's generalization levels (needed to enforce, not to check).
+/// Group `files` (one table; `input` names it in messages) for the policy's privacy block.
+/// With `hierarchies`, also build every quasi-identifier's generalization levels (needed to
+/// enforce, not to check).
 pub fn prepare(
     policy: &Policy,
     spec: &PrivacySpec,
     keyring: &Keyring,
     input: &Path,
+    files: &[PathBuf],
     read: &ReadOptions,
     hierarchies: bool,
 ) -> Result<Prepared> {
-    let table_arg = TableArg {
-        name: "input".into(),
-        path: input.to_path_buf(),
-    };
     let shown = input.display().to_string();
     let df_err = |e: datafusion::error::DataFusionError| Error::data(&shown, e);
     let task = async {
         let ctx = SessionContext::new();
-        register_file(&ctx, &table_arg, Some(policy), read).await?;
+        register_files(&ctx, "input", files, Some(policy), read).await?;
         let view = "input_shared";
         register_policy_view(&ctx, "input", policy, keyring, view)
             .await

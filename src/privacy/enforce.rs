@@ -139,7 +139,7 @@ pub fn decide(prep: &Prepared, spec: &PrivacySpec, input: &str) -> Result<Decisi
 #[derive(Debug)]
 pub struct LevelLookup {
     base: Kernel,
-    labels: HashMap<String, Option<Arc<str>>>,
+    labels: Arc<HashMap<String, Option<Arc<str>>>>,
     /// The label of null; `None` when no null was seen while grouping.
     null_label: Option<Option<Arc<str>>>,
 }
@@ -182,9 +182,9 @@ impl LevelLookup {
 pub struct RowFilter {
     /// Output column indices of the quasi-identifiers.
     columns: Vec<usize>,
-    codes: Vec<HashMap<String, u32>>,
+    codes: Arc<Vec<HashMap<String, u32>>>,
     null_codes: Vec<u32>,
-    suppressed: HashSet<Box<[u32]>>,
+    suppressed: Arc<HashSet<Box<[u32]>>>,
 }
 
 impl RowFilter {
@@ -213,31 +213,27 @@ impl RowFilter {
     }
 }
 
-/// Rewrite `plan` so it releases the decision: quasi-identifiers at their chosen levels (as
-/// text), and the violating classes filtered out.
-pub fn enforce(
-    plan: &mut Plan,
+/// One quasi-identifier's release at its chosen level, shared by every file's plan.
+struct QiRelease {
+    labels: Arc<HashMap<String, Option<Arc<str>>>>,
+    null_label: Option<Option<Arc<str>>>,
+    /// Codes of the level's labels, for the row filter.
+    codes: HashMap<String, u32>,
+    null_code: u32,
+}
+
+/// Rewrite each plan (one per file of the table) so it releases the decision: quasi-identifiers
+/// at their chosen levels (as text), and the violating classes filtered out.
+pub fn enforce<'a>(
+    plans: impl IntoIterator<Item = &'a mut Plan>,
     prep: &Prepared,
     decision: &Decision,
     spec: &PrivacySpec,
 ) -> Result<()> {
     let levels = &decision.eval.levels;
-    let mut filter_cols = Vec::new();
-    let mut codes = Vec::new();
-    let mut null_codes = Vec::new();
-    for (qi_index, (q, qspec)) in prep.qis.iter().zip(&spec.quasi_identifiers).enumerate() {
+    let mut releases = Vec::with_capacity(prep.qis.len());
+    for (qi_index, q) in prep.qis.iter().enumerate() {
         let level = levels[qi_index];
-        let Some(pos) = plan
-            .columns
-            .iter()
-            .position(|c| c.rule.input_name == q.name)
-        else {
-            return Err(Error::plan(
-                "privacy",
-                format!("quasi-identifier `{}` is not in the output", q.name),
-            ));
-        };
-        let col = &mut plan.columns[pos];
         let mut labels = HashMap::new();
         let mut null_label = None;
         for (code, v) in prep.table.qi_values[qi_index].iter().enumerate() {
@@ -250,50 +246,24 @@ pub fn enforce(
                 None => null_label = Some(l),
             }
         }
-        let base = std::mem::replace(&mut col.kernel, Kernel::Keep);
-        col.kernel = Kernel::Level(Box::new(LevelLookup {
-            base,
-            labels,
-            null_label,
-        }));
-        let mut md = col.output_field.metadata().clone();
-        md.insert(meta::QI_LEVEL.into(), format!("{level}/{}", q.max_level()));
-        if level > 0 {
-            md.insert(meta::ACTION.into(), "generalize".into());
-            md.insert(meta::STATUS.into(), "generalized personal data".into());
-        }
-        md.insert(
-            meta::HIERARCHY.into(),
-            match &qspec.hierarchy {
-                HierarchySource::File(h) => h.path.clone(),
-                HierarchySource::Levels(_) => "policy levels".into(),
-            },
-        );
-        col.output_field = Arc::new(
-            ArrowField::new(col.output_field.name(), DataType::Utf8, true).with_metadata(md),
-        );
-        // Codes of this level's labels, for the row filter.
-        let mut c = HashMap::new();
+        let mut codes = HashMap::new();
         let mut null_code = u32::MAX;
         for (i, l) in q.labels[level].iter().enumerate() {
             match l {
                 Some(l) => {
-                    c.insert(l.to_string(), i as u32);
+                    codes.insert(l.to_string(), i as u32);
                 }
                 None => null_code = i as u32,
             }
         }
-        filter_cols.push(pos);
-        codes.push(c);
-        null_codes.push(null_code);
+        releases.push(QiRelease {
+            labels: Arc::new(labels),
+            null_label,
+            codes,
+            null_code,
+        });
     }
-    plan.output_schema = Arc::new(Schema::new(
-        plan.columns
-            .iter()
-            .map(|c| Arc::clone(&c.output_field))
-            .collect::<Vec<_>>(),
-    ));
-    if decision.suppress {
+    let suppressed = decision.suppress.then(|| {
         let mut suppressed = HashSet::new();
         let cl = &decision.eval.classes;
         let m = prep.qis.len();
@@ -309,12 +279,71 @@ pub fn enforce(
                 suppressed.insert(key.into_boxed_slice());
             }
         }
-        plan.row_filter = Some(Arc::new(RowFilter {
-            columns: filter_cols,
-            codes,
-            null_codes,
-            suppressed,
-        }));
+        Arc::new(suppressed)
+    });
+    let codes: Arc<Vec<HashMap<String, u32>>> =
+        Arc::new(releases.iter().map(|r| r.codes.clone()).collect());
+    let null_codes: Vec<u32> = releases.iter().map(|r| r.null_code).collect();
+
+    for plan in plans {
+        let mut filter_cols = Vec::with_capacity(releases.len());
+        for (qi_index, ((q, qspec), release)) in prep
+            .qis
+            .iter()
+            .zip(&spec.quasi_identifiers)
+            .zip(&releases)
+            .enumerate()
+        {
+            let level = levels[qi_index];
+            let Some(pos) = plan
+                .columns
+                .iter()
+                .position(|c| c.rule.input_name == q.name)
+            else {
+                return Err(Error::plan(
+                    "privacy",
+                    format!("quasi-identifier `{}` is not in the output", q.name),
+                ));
+            };
+            let col = &mut plan.columns[pos];
+            let base = std::mem::replace(&mut col.kernel, Kernel::Keep);
+            col.kernel = Kernel::Level(Box::new(LevelLookup {
+                base,
+                labels: Arc::clone(&release.labels),
+                null_label: release.null_label.clone(),
+            }));
+            let mut md = col.output_field.metadata().clone();
+            md.insert(meta::QI_LEVEL.into(), format!("{level}/{}", q.max_level()));
+            if level > 0 {
+                md.insert(meta::ACTION.into(), "generalize".into());
+                md.insert(meta::STATUS.into(), "generalized personal data".into());
+            }
+            md.insert(
+                meta::HIERARCHY.into(),
+                match &qspec.hierarchy {
+                    HierarchySource::File(h) => h.path.clone(),
+                    HierarchySource::Levels(_) => "policy levels".into(),
+                },
+            );
+            col.output_field = Arc::new(
+                ArrowField::new(col.output_field.name(), DataType::Utf8, true).with_metadata(md),
+            );
+            filter_cols.push(pos);
+        }
+        plan.output_schema = Arc::new(Schema::new(
+            plan.columns
+                .iter()
+                .map(|c| Arc::clone(&c.output_field))
+                .collect::<Vec<_>>(),
+        ));
+        plan.row_filter = suppressed.as_ref().map(|s| {
+            Arc::new(RowFilter {
+                columns: filter_cols,
+                codes: Arc::clone(&codes),
+                null_codes: null_codes.clone(),
+                suppressed: Arc::clone(s),
+            })
+        });
     }
     Ok(())
 }

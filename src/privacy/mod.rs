@@ -94,7 +94,12 @@ pub fn check(
             policy.source
         ))
     })?;
-    let prep = prepare(policy, spec, keyring, input, read, false)?;
+    let files = if input.is_dir() {
+        crate::io::data_files(input, None)?
+    } else {
+        vec![input.to_path_buf()]
+    };
+    let prep = prepare(policy, spec, keyring, input, &files, read, false)?;
     let zero = vec![0; prep.qis.len()];
     let eval = models::evaluate(
         &prep.table,

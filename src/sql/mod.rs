@@ -51,7 +51,7 @@ use datafusion::prelude::SessionContext;
 pub use crypto::{DecryptFunc, EncryptFunc};
 pub use generalize::{GeneralizeFunc, parse_generalize_spec};
 pub use mask::{MaskFunc, RedactFunc};
-pub use query::{QueryOutcome, SqlJob, TableArg, functions_used, register_file};
+pub use query::{QueryOutcome, SqlJob, TableArg, functions_used, register_file, register_files};
 pub use scrub::ScrubFunc;
 pub use tokenize::TokenizeFunc;
 pub use view::{PolicyColumnFunc, register_policy_view};

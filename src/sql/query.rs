@@ -2,7 +2,7 @@
 //! print the result or write it atomically with a provenance sidecar.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
@@ -17,7 +17,8 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::io::{
-    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, open_writer, sha256_file,
+    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, data_files, open_writer,
+    sha256_file,
 };
 use crate::keys::Keyring;
 use crate::plan::apply_type_overrides;
@@ -154,8 +155,15 @@ impl SqlJob<'_> {
         let (sha, bytes) = sink.finish(None)?;
         let mut inputs = Vec::new();
         for t in &self.tables {
-            let (h, n) = sha256_file(&t.path)?;
-            inputs.push(json!({"table": t.name, "path": t.path.display().to_string(), "sha256": h, "bytes": n}));
+            let files = if t.path.is_dir() {
+                data_files(&t.path, None)?
+            } else {
+                vec![t.path.clone()]
+            };
+            for f in files {
+                let (h, n) = sha256_file(&f)?;
+                inputs.push(json!({"table": t.name, "path": f.display().to_string(), "sha256": h, "bytes": n}));
+            }
         }
         let keys: Vec<_> = key_ids
             .iter()
@@ -257,75 +265,100 @@ pub fn functions_used(plan: &LogicalPlan, view: Option<&str>) -> (Vec<String>, V
     (names.into_iter().collect(), keys.into_iter().collect())
 }
 
-/// Register one file as table `t.name`: Parquet, CSV (types inferred as `apply` infers them,
-/// with the policy's `type:` overrides) or NDJSON.
+/// Register a file, or a directory of files of one format, as table `t.name`: Parquet, CSV
+/// (types inferred as `apply` infers them, with the policy's `type:` overrides) or NDJSON.
 pub async fn register_file(
     ctx: &SessionContext,
     t: &TableArg,
     policy: Option<&Policy>,
     read: &ReadOptions,
 ) -> Result<()> {
-    let path = t
-        .path
-        .to_str()
-        .ok_or_else(|| Error::Usage(format!("{} is not UTF-8", t.path.display())))?;
     if !t.path.exists() {
         return Err(Error::io(
             &t.path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
         ));
     }
-    let fmt = Format::from_path(&t.path).ok_or_else(|| {
+    let files = if t.path.is_dir() {
+        data_files(&t.path, None)?
+    } else {
+        vec![t.path.clone()]
+    };
+    register_files(ctx, &t.name, &files, policy, read).await
+}
+
+/// Register `files` as one table `name`. They must share a format, an extension and a schema.
+pub async fn register_files(
+    ctx: &SessionContext,
+    name: &str,
+    files: &[PathBuf],
+    policy: Option<&Policy>,
+    read: &ReadOptions,
+) -> Result<()> {
+    let Some(first) = files.first() else {
+        return Err(Error::Usage(format!("table {name} has no files")));
+    };
+    let fmt = Format::from_path(first).ok_or_else(|| {
         Error::Usage(format!(
             "cannot tell the format of {}; use .parquet, .csv/.tsv or .ndjson/.jsonl",
-            t.path.display()
+            first.display()
         ))
     })?;
-    let ext = t
-        .path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| format!(".{e}"))
-        .unwrap_or_default();
-    match fmt {
-        Format::Parquet => ctx
-            .register_parquet(
-                &t.name,
-                path,
-                ParquetReadOptions::default().file_extension(&ext),
-            )
-            .await
-            .map_err(df_err)?,
+    let ext_of = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(|e| format!(".{e}"))
+            .unwrap_or_default()
+    };
+    let ext = ext_of(first);
+    let overrides = |s: &Schema| match policy {
+        Some(p) => apply_type_overrides(p, s),
+        None => Arc::new(s.clone()),
+    };
+    let schema = Input::open(first, fmt, read, &overrides)?.schema;
+    let mut paths = Vec::with_capacity(files.len());
+    for f in files {
+        if ext_of(f) != ext {
+            return Err(Error::Usage(format!(
+                "{} and {} are both read as table {name}, but their extensions differ; \
+                 give the files of one table one format and extension",
+                first.display(),
+                f.display()
+            )));
+        }
+        if f != first && Input::open(f, fmt, read, &overrides)?.schema.fields() != schema.fields() {
+            return Err(Error::data(
+                f.display(),
+                format!(
+                    "its schema differs from {}; the files of one table must share a schema",
+                    first.display()
+                ),
+            ));
+        }
+        let p = f
+            .to_str()
+            .ok_or_else(|| Error::Usage(format!("{} is not UTF-8", f.display())))?;
+        paths.push(p.to_string());
+    }
+    let df = match fmt {
+        Format::Parquet => {
+            ctx.read_parquet(paths, ParquetReadOptions::default().file_extension(&ext))
+                .await
+        }
         Format::Csv => {
-            // Infer types as `apply` does, with the policy's `type:` overrides.
-            let schema: Schema = match policy {
-                Some(p) => {
-                    let input =
-                        Input::open(&t.path, fmt, read, &|s: &Schema| apply_type_overrides(p, s))?;
-                    input.schema.as_ref().clone()
-                }
-                None => Input::open(&t.path, fmt, read, &|s: &Schema| Arc::new(s.clone()))?
-                    .schema
-                    .as_ref()
-                    .clone(),
-            };
             let opts = CsvReadOptions::new()
                 .has_header(true)
                 .delimiter(read.delimiter)
                 .file_extension(&ext)
                 .schema(&schema);
-            ctx.register_csv(&t.name, path, opts)
-                .await
-                .map_err(df_err)?
+            ctx.read_csv(paths, opts).await
         }
-        Format::Ndjson => ctx
-            .register_json(
-                &t.name,
-                path,
-                JsonReadOptions::default().file_extension(&ext),
-            )
-            .await
-            .map_err(df_err)?,
+        Format::Ndjson => {
+            ctx.read_json(paths, JsonReadOptions::default().file_extension(&ext))
+                .await
+        }
     }
+    .map_err(df_err)?;
+    ctx.register_table(name, df.into_view()).map_err(df_err)?;
     Ok(())
 }
