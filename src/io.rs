@@ -89,6 +89,15 @@ pub fn data_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The files of a table given as a file or a directory of files.
+pub fn table_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_dir() {
+        data_files(path, None)
+    } else {
+        Ok(vec![path.to_path_buf()])
+    }
+}
+
 /// Options for reading text formats.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {

@@ -94,11 +94,7 @@ pub fn check(
             policy.source
         ))
     })?;
-    let files = if input.is_dir() {
-        crate::io::data_files(input, None)?
-    } else {
-        vec![input.to_path_buf()]
-    };
+    let files = crate::io::table_files(input)?;
     let prep = prepare(policy, spec, keyring, input, &files, read, false)?;
     let zero = vec![0; prep.qis.len()];
     let eval = models::evaluate(

@@ -17,8 +17,8 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::io::{
-    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, data_files, open_writer,
-    sha256_file,
+    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, open_writer, sha256_file,
+    table_files,
 };
 use crate::keys::Keyring;
 use crate::plan::apply_type_overrides;
@@ -155,12 +155,7 @@ impl SqlJob<'_> {
         let (sha, bytes) = sink.finish(None)?;
         let mut inputs = Vec::new();
         for t in &self.tables {
-            let files = if t.path.is_dir() {
-                data_files(&t.path, None)?
-            } else {
-                vec![t.path.clone()]
-            };
-            for f in files {
+            for f in table_files(&t.path)? {
                 let (h, n) = sha256_file(&f)?;
                 inputs.push(json!({"table": t.name, "path": f.display().to_string(), "sha256": h, "bytes": n}));
             }
@@ -279,12 +274,7 @@ pub async fn register_file(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
         ));
     }
-    let files = if t.path.is_dir() {
-        data_files(&t.path, None)?
-    } else {
-        vec![t.path.clone()]
-    };
-    register_files(ctx, &t.name, &files, policy, read).await
+    register_files(ctx, &t.name, &table_files(&t.path)?, policy, read).await
 }
 
 /// Register `files` as one table `name`. They must share a format, an extension and a schema.

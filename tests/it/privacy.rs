@@ -528,13 +528,8 @@ fn adult_full_lattice_brute_force() {
 
 /// Sorted quasi-identifier tuples of every Parquet file under `path` (a file or a directory).
 fn released_tuples(path: &Path) -> Vec<Vec<Option<String>>> {
-    let files = if path.is_dir() {
-        cloakline::io::data_files(path, None).unwrap()
-    } else {
-        vec![path.to_path_buf()]
-    };
     let mut tuples = Vec::new();
-    for f in files {
+    for f in cloakline::io::table_files(path).unwrap() {
         let (names, rows) = output_rows(&f);
         let idx: Vec<usize> = QIS
             .iter()
