@@ -126,9 +126,14 @@ pub fn prepare(
                 for (c, col) in codes.iter_mut().zip(&cols) {
                     *c = col.value(r);
                 }
-                builder
-                    .add_codes(&codes[..m], &codes[m..], n.value(r).max(0) as u64)
-                    .map_err(|msg| Error::data(&shown, msg))?;
+                let n = n.value(r).max(0) as u64;
+                // Without sensitive attributes the groups are exactly the distinct tuples.
+                if width == m {
+                    builder.add_distinct(&codes, n)
+                } else {
+                    builder.add_codes(&codes[..m], &codes[m..], n)
+                }
+                .map_err(|msg| Error::data(&shown, msg))?;
             }
         }
         let table = builder.finish();
