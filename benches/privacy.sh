@@ -56,4 +56,28 @@ for grain in coarse fine; do
   echo "check, $ROWS rows, 5 QIs ($grain), k + l + t + risks: $(best 3 "$BIN" check --policy benches/policies/check-klt$sfx.yaml --keyring "$KEYS" --input "$DATA") s"
   "$BIN" check --policy benches/policies/check-k$sfx.yaml --keyring "$KEYS" --input "$DATA" --json \
     | python3 -c "import json,sys;d=json.load(sys.stdin)['assessment'];print('  %d classes, smallest %d' % (d['classes'], d['smallest_class']))" || true
+  # Reference: DuckDB's GROUP BY over the same file and derivations, 2 threads, best of 3.
+  if python3 -c "import duckdb" 2>/dev/null; then
+    python3 - "$DATA" "$grain" <<'PY'
+import sys, time, duckdb
+data, grain = sys.argv[1], sys.argv[2]
+derive = {"coarse": "(year(birth_date)//10)*10, substr(zip::VARCHAR,1,1)",
+          "fine": "year(birth_date), substr(zip::VARCHAR,1,2)"}[grain]
+con = duckdb.connect()
+con.execute("SET threads=2")
+q = (f"SELECT min(c), count(*) FROM (SELECT count(*) c FROM '{data}' GROUP BY {derive}, "
+     # least() skips nulls; keep null income its own group, as cloakline does.
+     "city, CASE WHEN income IS NULL THEN -1 ELSE least(floor(income/50000),4) END, "
+     "year(signup_ts))")
+times, result = [], None
+for _ in range(3):
+    t = time.time()
+    result = con.execute(q).fetchall()[0]
+    times.append(time.time() - t)
+print(f"  duckdb {duckdb.__version__} reference, same GROUP BY: {min(times):.3f} s "
+      f"({result[1]} classes, smallest {result[0]})")
+PY
+  else
+    echo "  (pip install duckdb for a reference timing of the same GROUP BY)"
+  fi
 done
