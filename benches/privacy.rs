@@ -22,6 +22,18 @@ fn bench(c: &mut Criterion) {
         delimiter: b';',
         ..Default::default()
     };
+    let group = |policy: &Policy, spec: &cloakline::policy::PrivacySpec| {
+        prepare(
+            policy,
+            spec,
+            &Keyring::default(),
+            &data,
+            std::slice::from_ref(&data),
+            &read,
+            true,
+        )
+        .unwrap()
+    };
     let mut g = c.benchmark_group("privacy/adult");
     for supp in ["0.05", "0"] {
         let text = std::fs::read_to_string(root.join("policies/adult.yaml"))
@@ -33,16 +45,7 @@ fn bench(c: &mut Criterion) {
         )
         .unwrap();
         let spec = policy.privacy.clone().unwrap();
-        let prep = prepare(
-            &policy,
-            &spec,
-            &Keyring::default(),
-            &data,
-            std::slice::from_ref(&data),
-            &read,
-            true,
-        )
-        .unwrap();
+        let prep = group(&policy, &spec);
         g.bench_function(format!("search k=5 suppression={supp}"), |b| {
             b.iter(|| search::search(&prep.table, &prep.qis, &prep.models).unwrap())
         });
@@ -59,18 +62,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("group input (DataFusion) k=5", |b| {
         let policy = Policy::load(&root.join("policies/adult.yaml")).unwrap();
         let spec = policy.privacy.clone().unwrap();
-        b.iter(|| {
-            prepare(
-                &policy,
-                &spec,
-                &Keyring::default(),
-                &data,
-                std::slice::from_ref(&data),
-                &read,
-                true,
-            )
-            .unwrap()
-        })
+        b.iter(|| group(&policy, &spec))
     });
     g.finish();
 }

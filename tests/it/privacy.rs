@@ -66,6 +66,24 @@ fn read_opts() -> ReadOptions {
     }
 }
 
+/// `apply` an Adult policy (`;`-separated input) and return the JSON run summary.
+fn apply_adult(policy: &Path, input: &Path, out: &Path) -> serde_json::Value {
+    let o = run(&[
+        "apply",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--delimiter",
+        ";",
+        "--output",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}: {}", policy.display(), stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// Rows of the output as strings, by column name.
 fn output_rows(path: &Path) -> (Vec<String>, Vec<Vec<Option<String>>>) {
     let (batches, _) = read_parquet(path);
@@ -123,20 +141,7 @@ fn adult_enforcement_meets_k_and_is_recounted_from_the_output() {
             )
             .unwrap();
             let out = dir.path().join(format!("k{k}-{supp}.parquet"));
-            let o = run(&[
-                "apply",
-                "--policy",
-                policy.to_str().unwrap(),
-                "--input",
-                data.to_str().unwrap(),
-                "--delimiter",
-                ";",
-                "--output",
-                out.to_str().unwrap(),
-                "--json",
-            ]);
-            assert!(o.status.success(), "k={k} supp={supp}: {}", stderr(&o));
-            let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let summary = apply_adult(&policy, &data, &out);
             let levels: Vec<usize> = summary["privacy"]["levels"]
                 .as_array()
                 .unwrap()
@@ -574,24 +579,8 @@ fn a_partitioned_table_is_grouped_and_released_as_one() {
         ),
     )
     .unwrap();
-    let apply = |input: &Path, out: &Path| {
-        let o = run(&[
-            "apply",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--delimiter",
-            ";",
-            "--output",
-            out.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
-    };
-    let whole = apply(&data, &dir.path().join("whole.parquet"));
-    let split = apply(&parts, &dir.path().join("split"));
+    let whole = apply_adult(&policy, &data, &dir.path().join("whole.parquet"));
+    let split = apply_adult(&policy, &parts, &dir.path().join("split"));
     // The same table gives the same decision, whichever way it is stored.
     assert_eq!(whole["privacy"]["levels"], split["privacy"]["levels"]);
     assert_eq!(whole["suppressed"], split["suppressed"]);
@@ -621,6 +610,21 @@ fn a_partitioned_table_is_grouped_and_released_as_one() {
         doc["cl:summary"]["privacy"]["smallestClass"],
         whole["privacy"]["smallest_class"]
     );
+    // Each released file verifies against the run's sidecar.
+    for f in ["a.parquet", "late/c.parquet"] {
+        let o = run(&[
+            "verify",
+            dir.path().join("split").join(f).to_str().unwrap(),
+            "--provenance",
+            dir.path().join("split.provenance.json").to_str().unwrap(),
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{f}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
 
     // `check` on the directory measures the whole table.
     let check = |input: &Path| {
