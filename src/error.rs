@@ -57,6 +57,11 @@ pub enum Error {
     #[error("interrupted; no output was written")]
     Interrupted,
 
+    /// A bug in cloakline (a broken invariant or a worker panic). The message never carries
+    /// data values; please report it.
+    #[error("internal error (a bug in cloakline, please report it): {0}")]
+    Internal(String),
+
     /// Arrow failure not tied to a specific file.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
@@ -69,10 +74,11 @@ pub enum Error {
 impl Error {
     /// The process exit code for this error: 2 = bad policy/keyring/arguments (or a policy
     /// that does not fit the data), 1 = data or I/O, 3 = the data does not meet the privacy
-    /// models, 4 = `verify` found a mismatch, 130 = interrupted.
+    /// models, 4 = `verify` found a mismatch, 70 = internal error (a bug), 130 = interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Interrupted => 130,
+            Error::Internal(_) => 70,
             Error::Privacy { .. } => 3,
             Error::Verification(_) => 4,
             Error::Policy { .. } | Error::Keyring { .. } | Error::Plan { .. } | Error::Usage(_) => {
