@@ -53,16 +53,24 @@ impl Format {
 
 /// The data files under `dir`, recursively and sorted, skipping hidden entries; only those of
 /// `format` when given. A directory without data files is an error.
+///
+/// Symbolic links to directories are not followed: a link such as `current -> .` would read
+/// every file again and again (inflating k-anonymity classes), and a link can reach outside the
+/// input. Links to files are read like files, but a file reached twice (through a link or a
+/// hard link) is refused: its records would count twice.
 pub fn data_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
             let entry = entry.map_err(|e| Error::io(dir, e))?;
-            if entry.file_name().to_string_lossy().starts_with('.') {
+            if entry.file_name().as_encoded_bytes().starts_with(b".") {
                 continue;
             }
             let p = entry.path();
-            if p.is_dir() {
+            let kind = entry.file_type().map_err(|e| Error::io(&p, e))?;
+            if kind.is_dir() {
                 walk(&p, out)?;
+            } else if kind.is_symlink() && p.is_dir() {
+                continue;
             } else {
                 out.push(p);
             }
@@ -86,6 +94,22 @@ pub fn data_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>> {
             }
         )));
     }
+    let mut seen: std::collections::HashMap<PathBuf, &PathBuf> = Default::default();
+    for f in &files {
+        let key = match inode(f) {
+            Some((dev, ino)) => PathBuf::from(format!("{dev}:{ino}")),
+            None => identity(f),
+        };
+        if let Some(first) = seen.insert(key, f) {
+            return Err(Error::Usage(format!(
+                "{} and {} are the same file (a link); its records would be read twice. \
+                 Remove the link from {}",
+                first.display(),
+                f.display(),
+                dir.display()
+            )));
+        }
+    }
     Ok(files)
 }
 
@@ -102,6 +126,7 @@ pub fn table_files(path: &Path) -> Result<Vec<PathBuf>> {
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
     pub batch_size: usize,
+    /// CSV delimiter; `,` (the default) means tab for a `.tsv` file.
     pub delimiter: u8,
     /// Rows read to infer CSV/NDJSON column types.
     pub infer_rows: usize,
@@ -114,6 +139,39 @@ impl Default for ReadOptions {
             delimiter: b',',
             infer_rows: 10_000,
         }
+    }
+}
+
+/// Largest accepted batch size: readers allocate a batch up front, so a huge one aborts.
+pub const MAX_BATCH_ROWS: usize = 1 << 20;
+
+impl ReadOptions {
+    /// Refuse a batch size the readers cannot allocate.
+    pub fn check(&self) -> Result<()> {
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_ROWS {
+            return Err(Error::Usage(format!(
+                "--batch-size {} is out of range; use 1 to {MAX_BATCH_ROWS} rows (default 8192)",
+                self.batch_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// The delimiter of the CSV file at `path`: tab for `.tsv` unless another was chosen.
+    pub fn delimiter_for(&self, path: &Path) -> u8 {
+        default_delimiter(path, self.delimiter)
+    }
+}
+
+/// `delimiter`, except that the default `,` means tab for a `.tsv` path.
+pub fn default_delimiter(path: &Path, delimiter: u8) -> u8 {
+    let tsv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    if tsv && delimiter == b',' {
+        b'\t'
+    } else {
+        delimiter
     }
 }
 
@@ -143,6 +201,11 @@ impl Input {
         options: &ReadOptions,
         override_schema: &dyn Fn(&Schema) -> SchemaRef,
     ) -> Result<Input> {
+        options.check()?;
+        let options = &ReadOptions {
+            delimiter: options.delimiter_for(path),
+            ..options.clone()
+        };
         let mut file = open_file(path)?;
         let shown = path.display().to_string();
         let (schema, rows) = match format {
@@ -159,7 +222,13 @@ impl Input {
                 let (schema, _) = fmt
                     .infer_schema(BufReader::new(&mut file), Some(options.infer_rows))
                     .map_err(|e| {
-                        Error::data(&shown, format!("cannot read the CSV header and types: {e}"))
+                        Error::data(
+                            &shown,
+                            format!(
+                                "cannot read the CSV header and types: {}",
+                                csv_message(&e, &Schema::empty())
+                            ),
+                        )
                     })?;
                 if schema.fields().is_empty() {
                     return Err(Error::data(&shown, "the CSV file has no header row"));
@@ -171,7 +240,12 @@ impl Input {
                     BufReader::new(&mut file),
                     Some(options.infer_rows),
                 )
-                .map_err(|e| Error::data(&shown, format!("cannot infer NDJSON types: {e}")))?;
+                .map_err(|e| {
+                    Error::data(
+                        &shown,
+                        format!("cannot infer NDJSON types: {}", json_message(&e, None)),
+                    )
+                })?;
                 (override_schema(&schema), None)
             }
         };
@@ -205,26 +279,144 @@ impl Input {
                 })))
             }
             Format::Csv => {
+                let schema = self.schema.clone();
                 let reader = arrow::csv::ReaderBuilder::new(self.schema)
                     .with_format(csv_format(&opts))
                     .with_batch_size(opts.batch_size)
                     .build(BufReader::with_capacity(1 << 20, self.file))
-                    .map_err(|e| Error::data(&shown, e))?;
+                    .map_err(|e| Error::data(&shown, csv_message(&e, &schema)))?;
                 Ok(Box::new(reader.map(move |r| {
-                    r.map_err(|e| Error::data(&shown, format!("bad CSV data: {e}")))
+                    r.map_err(|e| {
+                        Error::data(
+                            &shown,
+                            format!("bad CSV data: {}", csv_message(&e, &schema)),
+                        )
+                    })
                 })))
             }
             Format::Ndjson => {
+                // Strict: a key missing from the inferred columns is an error, not dropped.
                 let reader = arrow::json::ReaderBuilder::new(self.schema)
                     .with_batch_size(opts.batch_size)
+                    .with_strict_mode(true)
                     .build(BufReader::with_capacity(1 << 20, self.file))
-                    .map_err(|e| Error::data(&shown, e))?;
-                Ok(Box::new(reader.map(move |r| {
-                    r.map_err(|e| Error::data(&shown, format!("bad NDJSON data: {e}")))
+                    .map_err(|e| Error::data(&shown, json_message(&e, None)))?;
+                let mut done = 0u64;
+                Ok(Box::new(reader.map(move |r| match r {
+                    Ok(b) => {
+                        done += b.num_rows() as u64;
+                        Ok(b)
+                    }
+                    Err(e) => {
+                        let at = (done + 1, done + opts.batch_size as u64, opts.infer_rows);
+                        Err(Error::data(
+                            &shown,
+                            format!("bad NDJSON data: {}", json_message(&e, Some(at))),
+                        ))
+                    }
                 })))
             }
         }
     }
+}
+
+/// A CSV reading error without data: Arrow's parse errors quote the value and the whole row,
+/// so only the line, the column and the expected type are kept.
+fn csv_message(e: &arrow::error::ArrowError, schema: &Schema) -> String {
+    use arrow::error::ArrowError as A;
+    match e {
+        // Positions and counts only (arrow-csv and the csv crate).
+        A::CsvError(m) => m.clone(),
+        A::IoError(..) | A::ExternalError(_) => e.to_string(),
+        A::ParseError(m) => {
+            // The templates of arrow-csv's parse errors; anything else keeps no position.
+            let at = regex::Regex::new(
+                r"^Error parsing column (\d+) at line (\d+): |' as type '[^']*' for column (\d+) at line (\d+)\. Row data: '",
+            )
+            .ok()
+            .and_then(|re| re.captures(m));
+            let num = |i: usize, j: usize| {
+                at.as_ref()
+                    .and_then(|c| c.get(i).or_else(|| c.get(j)))
+                    .and_then(|d| d.as_str().parse::<usize>().ok())
+            };
+            let (col, line) = (num(1, 3), num(2, 4));
+            let mut out = String::new();
+            if let Some(l) = line {
+                out.push_str(&format!("line {l}, "));
+            }
+            match col.and_then(|c| schema.fields().get(c).map(|f| (c, f))) {
+                Some((c, f)) => out.push_str(&format!(
+                    "column {} `{}`: a value is not a valid {}",
+                    c + 1,
+                    f.name().escape_debug(),
+                    f.data_type()
+                )),
+                None => out.push_str("a value does not fit its column's type"),
+            }
+            out.push_str(
+                " (the value is not shown); fix it, or declare the column's `type:` in the policy",
+            );
+            out
+        }
+        _ => "the data could not be decoded (details withheld: they may quote a value)".into(),
+    }
+}
+
+/// An NDJSON reading error without data. `at` is the first and last record of the failing
+/// batch and the number of records the columns were inferred from.
+fn json_message(e: &arrow::error::ArrowError, at: Option<(u64, u64, usize)>) -> String {
+    let arrow::error::ArrowError::JsonError(m) = e else {
+        return match e {
+            arrow::error::ArrowError::IoError(..) => e.to_string(),
+            _ => "the data could not be decoded (details withheld: they may quote a value)".into(),
+        };
+    };
+    let mut rest = m.as_str();
+    let mut fields = Vec::new();
+    while let Some(r) = rest.strip_prefix("whilst decoding field '") {
+        let Some(end) = r.find("': ") else { break };
+        fields.push(r[..end].escape_debug().to_string());
+        rest = &r[end + 3..];
+    }
+    let place = match at {
+        Some((a, b, _)) => format!("in records {a}-{b}: "),
+        None => String::new(),
+    };
+    let field = match fields.is_empty() {
+        true => String::new(),
+        false => format!("field `{}`: ", fields.join(".")),
+    };
+    let what = if let Some(key) = rest
+        .strip_prefix("column '")
+        .and_then(|r| r.strip_suffix("' missing from schema"))
+    {
+        let seen = at.map(|(_, _, n)| n).unwrap_or(10_000);
+        format!(
+            "key `{}` is not among the columns inferred from the first {seen} records; \
+             put a record that has every key first",
+            key.escape_debug()
+        )
+    } else if let Some(r) = rest.strip_prefix("expected ") {
+        let ty = r.split(" got ").next().unwrap_or("");
+        format!("a value is not a valid {ty} (the value is not shown)")
+    } else if rest.starts_with("failed to parse ") {
+        let ty = rest.rsplit(" as ").next().unwrap_or("");
+        format!("a value is not a valid {ty} (the value is not shown)")
+    } else if let Some(ctx) = rest
+        .strip_prefix("Encountered unexpected '")
+        .and_then(|r| r.split_once("' whilst "))
+    {
+        format!("malformed JSON: an unexpected character whilst {}", ctx.1)
+    } else if rest.starts_with("Truncated record")
+        || rest.starts_with("Incompatible type found during schema inference")
+        || rest.starts_with("Not valid JSON: ")
+    {
+        rest.to_string()
+    } else {
+        "the data could not be decoded (details withheld: they may quote a value)".into()
+    };
+    format!("{place}{field}{what}")
 }
 
 /// Columns with no values to infer from (empty file, all empty) are read as strings.
@@ -249,6 +441,73 @@ fn csv_format(options: &ReadOptions) -> arrow::csv::reader::Format {
         .with_delimiter(options.delimiter)
 }
 
+/// The directory `dest` goes into (`.` for a bare name).
+fn parent_dir(dest: &Path) -> PathBuf {
+    match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A hidden sibling of `dest`: `.NAME.cloakline-KIND-PID-RANDOM` (`.NAME.cloakline-lock` when
+/// `unique` is false). Built from the raw name, so a non-UTF-8 name stays as it is.
+fn sibling(dest: &Path, kind: &str, unique: bool) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(dest.file_name().unwrap_or(std::ffi::OsStr::new("output")));
+    name.push(".cloakline-");
+    name.push(kind);
+    if unique {
+        name.push(format!(
+            "-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+    }
+    parent_dir(dest).join(name)
+}
+
+/// A temporary name beside `dest` for this process.
+pub(crate) fn temp_sibling(dest: &Path) -> PathBuf {
+    sibling(dest, "tmp", true)
+}
+
+/// Directories created for an output; removed again (when still empty) unless kept.
+pub struct CreatedDirs {
+    dirs: Vec<PathBuf>,
+}
+
+impl CreatedDirs {
+    /// Create the missing parent directories of `dest`.
+    pub fn for_output(dest: &Path) -> Result<CreatedDirs> {
+        let dir = parent_dir(dest);
+        let mut missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && std::fs::symlink_metadata(a).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        missing.reverse();
+        let mut created = CreatedDirs { dirs: Vec::new() };
+        for d in missing {
+            std::fs::create_dir(&d).map_err(|e| Error::io(&d, e))?;
+            created.dirs.push(d);
+        }
+        Ok(created)
+    }
+
+    /// The run succeeded: keep them.
+    pub fn keep(mut self) {
+        self.dirs.clear();
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
 /// A file written under a temporary name and renamed into place on [`commit`](Self::commit).
 pub struct AtomicFile {
     tmp: PathBuf,
@@ -258,31 +517,14 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Create a temporary file beside `dest`.
+    /// Create a temporary file beside `dest`, creating missing parent directories.
     pub fn create(dest: &Path) -> Result<AtomicFile> {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = parent_dir(dest);
         if !dir.is_dir() {
-            return Err(Error::io(
-                &dir,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "output directory does not exist",
-                ),
-            ));
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
-        let name = dest
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("output");
-        let tmp = dir.join(format!(
-            ".{name}.cloakline-tmp-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let tmp = temp_sibling(dest);
+        let file = File::create_new(&tmp).map_err(|e| Error::io(&tmp, e))?;
         Ok(AtomicFile {
             tmp,
             dest: dest.to_path_buf(),
@@ -307,14 +549,18 @@ impl AtomicFile {
         &self.tmp
     }
 
-    /// Flush to disk and rename into place.
-    pub fn commit(mut self) -> Result<()> {
+    /// Flush to disk; [`commit_all`] renames it into place with the run's other outputs.
+    pub fn stage(mut self) -> Result<Staged> {
         if let Some(f) = self.file.take() {
             f.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
         }
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
         self.committed = true;
-        Ok(())
+        Ok(Staged::new(self.tmp.clone(), self.dest.clone()))
+    }
+
+    /// Flush to disk and rename into place.
+    pub fn commit(self) -> Result<()> {
+        commit_all(vec![self.stage()?])
     }
 }
 
@@ -324,6 +570,265 @@ impl Drop for AtomicFile {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// A finished temporary file or directory waiting to be renamed onto its destination.
+/// Dropping it uncommitted deletes it.
+pub struct Staged {
+    tmp: PathBuf,
+    dest: PathBuf,
+    placed: bool,
+}
+
+impl Staged {
+    pub fn new(tmp: PathBuf, dest: PathBuf) -> Staged {
+        Staged {
+            tmp,
+            dest,
+            placed: false,
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.placed {
+            remove_entry(&self.tmp);
+        }
+    }
+}
+
+/// Remove a file, a link or a directory tree (a link is removed, not followed).
+fn remove_entry(path: &Path) {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = std::fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}
+
+/// What stood at a destination before the commit.
+struct Previous {
+    backup: PathBuf,
+    /// Renamed away (directories) rather than hard-linked (files, which stay in place).
+    moved: bool,
+}
+
+/// Keep the current `dest` (if any) under a backup name until the commit is over.
+fn keep_aside(dest: &Path) -> Result<Option<Previous>> {
+    let meta = match std::fs::symlink_metadata(dest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(dest, e)),
+    };
+    let backup = sibling(dest, "old", true);
+    if !meta.is_dir() && std::fs::hard_link(dest, &backup).is_ok() {
+        return Ok(Some(Previous {
+            backup,
+            moved: false,
+        }));
+    }
+    std::fs::rename(dest, &backup).map_err(|e| Error::io(dest, e))?;
+    Ok(Some(Previous {
+        backup,
+        moved: true,
+    }))
+}
+
+/// Put `dest` back as it was: the staged item returns to its temporary name (deleted on drop)
+/// and the previous file or directory to `dest`.
+fn restore(s: &Staged, prev: Option<&Previous>, placed: bool) {
+    match prev {
+        Some(p) if !p.moved => {
+            // A file that never left: renaming the backup over `dest` restores it atomically.
+            if placed {
+                let _ = std::fs::rename(&p.backup, &s.dest);
+            } else {
+                let _ = std::fs::remove_file(&p.backup);
+            }
+        }
+        _ => {
+            if placed {
+                let _ = std::fs::rename(&s.dest, &s.tmp);
+            }
+            if let Some(p) = prev {
+                let _ = std::fs::rename(&p.backup, &s.dest);
+            }
+        }
+    }
+}
+
+/// Rename every staged output into place, all or none: what stood at each destination is kept
+/// aside first and put back if a later rename fails, so a run never leaves data without its
+/// sidecar, nor a sidecar describing other data.
+pub fn commit_all(mut staged: Vec<Staged>) -> Result<()> {
+    let mut prev: Vec<Option<Previous>> = Vec::new();
+    for s in &staged {
+        match keep_aside(&s.dest) {
+            Ok(p) => prev.push(p),
+            Err(e) => {
+                for (s, p) in staged.iter().zip(&prev) {
+                    restore(s, p.as_ref(), false);
+                }
+                return Err(e);
+            }
+        }
+    }
+    for (i, item) in staged.iter().enumerate() {
+        if let Err(e) = std::fs::rename(&item.tmp, &item.dest) {
+            for (k, (s, p)) in staged.iter().zip(&prev).enumerate() {
+                restore(s, p.as_ref(), k < i);
+            }
+            return Err(Error::io(&item.dest, e));
+        }
+    }
+    for (s, p) in staged.iter_mut().zip(prev) {
+        s.placed = true;
+        if let Some(p) = p {
+            remove_entry(&p.backup);
+        }
+        // Make the renames durable (best effort: not every platform can sync a directory).
+        if let Ok(d) = File::open(parent_dir(&s.dest)) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// An exclusive lock beside an output, held for a run: a second run on the same output fails
+/// at once instead of pairing its data with the other run's sidecar. The lock file is removed
+/// when the lock is released.
+pub struct OutputLock {
+    path: PathBuf,
+    _file: Option<File>,
+}
+
+impl OutputLock {
+    pub fn acquire(dest: &Path) -> Result<OutputLock> {
+        let path = sibling(dest, "lock", false);
+        for _ in 0..16 {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::io(
+                        dest,
+                        std::io::Error::new(
+                            std::io::ErrorKind::WouldBlock,
+                            format!(
+                                "another cloakline run is writing this output (it holds {}); \
+                                 wait for it to finish or choose another output",
+                                path.display()
+                            ),
+                        ),
+                    ));
+                }
+                // No locking on this file system: run unlocked rather than not at all.
+                Err(std::fs::TryLockError::Error(e))
+                    if e.kind() == std::io::ErrorKind::Unsupported =>
+                {
+                    return Ok(OutputLock { path, _file: None });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+            // The previous holder removes the file as it finishes; a lock on a removed file
+            // guards nothing, so lock the file now at the path instead.
+            if same_inode(&file, &path) {
+                return Ok(OutputLock {
+                    path,
+                    _file: Some(file),
+                });
+            }
+        }
+        Err(Error::io(
+            &path,
+            std::io::Error::other("the lock file keeps being replaced; retry"),
+        ))
+    }
+}
+
+#[cfg(unix)]
+fn same_inode(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_inode(_: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        // Removed while still held, so nobody locks a file that is about to vanish.
+        if self._file.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Clean up after runs that were killed (kill -9, power loss, an allocation abort) while
+/// writing `dest`: their temporary files and directories are removed, and a previous output
+/// they had set aside mid-commit is put back when `dest` is missing. Only entries of processes
+/// that no longer exist are touched; without `/proc` nothing is. Call it holding the
+/// [`OutputLock`] of `dest`.
+pub fn remove_stale_temps(dest: &Path) -> Result<()> {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return Ok(());
+    }
+    let dir = parent_dir(dest);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(dest.file_name().unwrap_or(std::ffi::OsStr::new("output")));
+    prefix.push(".cloakline-");
+    let prefix = prefix.as_encoded_bytes().to_vec();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.as_encoded_bytes().strip_prefix(prefix.as_slice()) else {
+            continue;
+        };
+        let (old, rest) = match (rest.strip_prefix(b"tmp-"), rest.strip_prefix(b"old-")) {
+            (Some(r), _) => (false, r),
+            (_, Some(r)) => (true, r),
+            _ => continue,
+        };
+        let Some((pid, tail)) = std::str::from_utf8(rest)
+            .ok()
+            .and_then(|r| r.split_once('-'))
+        else {
+            continue;
+        };
+        let well_formed = !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && tail.len() == 8
+            && tail.bytes().all(|b| b.is_ascii_hexdigit());
+        if !well_formed || proc.join(pid).exists() {
+            continue;
+        }
+        let path = entry.path();
+        if old && std::fs::symlink_metadata(dest).is_err() {
+            std::fs::rename(&path, dest).map_err(|e| Error::io(dest, e))?;
+        } else {
+            remove_entry(&path);
+        }
+    }
+    Ok(())
 }
 
 /// Write a small file atomically through a closure.
@@ -381,6 +886,8 @@ enum EncoderKind {
 /// Appends encoded groups to the output file, in order.
 pub struct Sink {
     kind: SinkKind,
+    /// Named in write errors (a full disk says which output).
+    path: PathBuf,
 }
 
 enum SinkKind {
@@ -430,6 +937,28 @@ pub fn open_writer(
     schema: SchemaRef,
     options: &WriteOptions,
 ) -> Result<(Encoder, Sink)> {
+    open_writer_at(file, Path::new("<output>"), schema, options)
+}
+
+/// A write error naming the output (Parquet wraps I/O errors such as a full disk).
+fn write_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(b) => match b.downcast::<std::io::Error>() {
+            Ok(io) => Error::io(path, *io),
+            Err(b) => Error::io(path, std::io::Error::other(b.to_string())),
+        },
+        other => Error::io(path, std::io::Error::other(other.to_string())),
+    }
+}
+
+/// [`open_writer`] for the output at `path` (named in write errors).
+pub fn open_writer_at(
+    file: File,
+    path: &Path,
+    schema: SchemaRef,
+    options: &WriteOptions,
+) -> Result<(Encoder, Sink)> {
+    let path = path.to_path_buf();
     match options.format {
         Format::Parquet => {
             let level = ZstdLevel::try_new(options.zstd_level)?;
@@ -450,8 +979,11 @@ pub fn open_writer(
             // encoding early, while low-cardinality ones (labels, cities) still fit.
             let props = props.set_dictionary_page_size_limit(128 * 1024).build();
             let writer =
-                ArrowWriter::try_new(HashingWriter::new(file), schema.clone(), Some(props))?;
-            let (file_writer, factory) = writer.into_serialized_writer()?;
+                ArrowWriter::try_new(HashingWriter::new(file), schema.clone(), Some(props))
+                    .map_err(|e| write_error(&path, e))?;
+            let (file_writer, factory) = writer
+                .into_serialized_writer()
+                .map_err(|e| write_error(&path, e))?;
             Ok((
                 Encoder {
                     kind: EncoderKind::Parquet(Arc::new(factory)),
@@ -459,6 +991,7 @@ pub fn open_writer(
                 },
                 Sink {
                     kind: SinkKind::Parquet(file_writer),
+                    path,
                 },
             ))
         }
@@ -471,7 +1004,7 @@ pub fn open_writer(
                 .build(Vec::new());
             header.write(&RecordBatch::new_empty(schema.clone()))?;
             std::io::Write::write_all(&mut out, &header.into_inner())
-                .map_err(|e| Error::io("<csv output>", e))?;
+                .map_err(|e| Error::io(&path, e))?;
             Ok((
                 Encoder {
                     kind: EncoderKind::Csv(options.delimiter),
@@ -479,6 +1012,7 @@ pub fn open_writer(
                 },
                 Sink {
                     kind: SinkKind::Csv(out),
+                    path,
                 },
             ))
         }
@@ -499,9 +1033,7 @@ impl Encoder {
                     for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
                         for leaf in compute_leaves(field, column)? {
                             let w = next.next().ok_or_else(|| {
-                                Error::Usage(
-                                    "internal: more Parquet leaves than column writers".into(),
-                                )
+                                Error::Internal("more Parquet leaves than column writers".into())
                             })?;
                             w.write(&leaf)?;
                         }
@@ -532,18 +1064,20 @@ impl Sink {
     pub fn append(&mut self, encoded: Encoded) -> Result<()> {
         match (&mut self.kind, encoded) {
             (SinkKind::Parquet(w), Encoded::Parquet(chunks)) => {
-                let mut rg = w.next_row_group()?;
+                let path = &self.path;
+                let mut rg = w.next_row_group().map_err(|e| write_error(path, e))?;
                 for c in chunks {
-                    c.append_to_row_group(&mut rg)?;
+                    c.append_to_row_group(&mut rg)
+                        .map_err(|e| write_error(path, e))?;
                 }
-                rg.close()?;
+                rg.close().map_err(|e| write_error(path, e))?;
             }
             (SinkKind::Csv(w), Encoded::Csv(bytes)) => {
-                std::io::Write::write_all(w, &bytes).map_err(|e| Error::io("<csv output>", e))?;
+                std::io::Write::write_all(w, &bytes).map_err(|e| Error::io(&self.path, e))?;
             }
             _ => {
-                return Err(Error::Usage(
-                    "internal: encoded group does not match the output format".into(),
+                return Err(Error::Internal(
+                    "encoded group does not match the output format".into(),
                 ));
             }
         }
@@ -559,13 +1093,13 @@ impl Sink {
                     w.append_key_value_metadata(KeyValue::new(k, v));
                 }
                 // Writes the footer and hands back the writer.
-                w.into_inner()?
+                w.into_inner().map_err(|e| write_error(&self.path, e))?
             }
             SinkKind::Csv(w) => w
                 .into_inner()
-                .map_err(|e| Error::io("<csv output>", e.into_error()))?,
+                .map_err(|e| Error::io(&self.path, e.into_error()))?,
         };
-        hashing.finish().map_err(|e| Error::io("<output>", e))
+        hashing.finish().map_err(|e| Error::io(&self.path, e))
     }
 }
 
@@ -632,4 +1166,272 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
         n += k as u64;
     }
     Ok((hex::encode(h.finalize()), n))
+}
+
+/// Where `path` is or would be: symlinks of existing paths resolved, and for a path that does
+/// not exist yet, its nearest existing ancestor resolved and the rest appended.
+fn identity(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    for base in abs.ancestors().skip(1) {
+        if let Ok(real) = base.canonicalize() {
+            let mut out = real;
+            for c in abs.strip_prefix(base).unwrap_or(&abs).components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::Normal(n) => out.push(n),
+                    _ => {}
+                }
+            }
+            return out;
+        }
+    }
+    abs
+}
+
+/// Device and inode of an existing path (following links), to catch hard links.
+#[cfg(unix)]
+fn inode(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn inode(_: &Path) -> Option<(u64, u64)> {
+    None
+}
+
+/// Refuse outputs that would replace or land inside an input, or each other. Each entry is a
+/// role and a path, e.g. `("--output", p)`, `("the policy", q)`. Outputs need not exist yet.
+pub fn refuse_collisions(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
+    let ins: Vec<(&str, &Path, PathBuf)> =
+        inputs.iter().map(|&(r, p)| (r, p, identity(p))).collect();
+    let outs: Vec<(&str, &Path, PathBuf)> =
+        outputs.iter().map(|&(r, p)| (r, p, identity(p))).collect();
+    let same = |a: &(&str, &Path, PathBuf), b: &(&str, &Path, PathBuf)| {
+        a.2 == b.2 || matches!((inode(a.1), inode(b.1)), (Some(x), Some(y)) if x == y)
+    };
+    for (i, o) in outs.iter().enumerate() {
+        for inp in &ins {
+            if same(o, inp) {
+                return Err(Error::Usage(format!(
+                    "{} ({}) is the same file as {} ({}); writing it would destroy {}. \
+                     Choose another path for {}",
+                    o.0,
+                    o.1.display(),
+                    inp.0,
+                    inp.1.display(),
+                    inp.0,
+                    o.0
+                )));
+            }
+            if o.2.starts_with(&inp.2) {
+                return Err(Error::Usage(format!(
+                    "{} ({}) lies inside {} ({}); write it outside the input",
+                    o.0,
+                    o.1.display(),
+                    inp.0,
+                    inp.1.display()
+                )));
+            }
+            if inp.2.starts_with(&o.2) {
+                return Err(Error::Usage(format!(
+                    "{} ({}) lies inside {} ({}); replacing {} would destroy it. \
+                     Choose an output outside the input",
+                    inp.0,
+                    inp.1.display(),
+                    o.0,
+                    o.1.display(),
+                    o.0
+                )));
+            }
+        }
+        for other in &outs[i + 1..] {
+            if same(o, other) || o.2.starts_with(&other.2) || other.2.starts_with(&o.2) {
+                return Err(Error::Usage(format!(
+                    "{} ({}) and {} ({}) name the same file (or one lies inside the other); \
+                     choose different paths",
+                    o.0,
+                    o.1.display(),
+                    other.0,
+                    other.1.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(r: Result<()>) -> String {
+        match r {
+            Err(Error::Usage(m)) => m,
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn collisions_are_refused_through_links_and_missing_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let policy = d.join("p.yaml");
+        std::fs::write(&policy, "x").unwrap();
+        let inputs = [("the policy", policy.as_path())];
+        // The same path, and the same file through a symlinked directory.
+        let m = usage(refuse_collisions(&inputs, &[("--output", &policy)]));
+        assert!(m.contains("--output") && m.contains("the policy"), "{m}");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(d, d.join("alias")).unwrap();
+            usage(refuse_collisions(
+                &inputs,
+                &[("--output", &d.join("alias/p.yaml"))],
+            ));
+            std::os::unix::fs::symlink(&policy, d.join("link.yaml")).unwrap();
+            usage(refuse_collisions(
+                &inputs,
+                &[("--output", &d.join("link.yaml"))],
+            ));
+            std::fs::hard_link(&policy, d.join("hard.yaml")).unwrap();
+            usage(refuse_collisions(
+                &inputs,
+                &[("--output", &d.join("hard.yaml"))],
+            ));
+        }
+        // A path through a directory that does not exist yet.
+        usage(refuse_collisions(
+            &inputs,
+            &[("--output", &d.join("new/../p.yaml"))],
+        ));
+        // Containment both ways.
+        let raw = d.join("project/raw");
+        std::fs::create_dir_all(&raw).unwrap();
+        let m = usage(refuse_collisions(
+            &[("--input", &raw)],
+            &[("--output", &d.join("project"))],
+        ));
+        assert!(m.contains("lies inside --output"), "{m}");
+        usage(refuse_collisions(
+            &[("--input", &raw)],
+            &[("--output", &raw.join("o.csv"))],
+        ));
+        // Outputs among themselves.
+        let o = d.join("o.parquet");
+        let m = usage(refuse_collisions(
+            &[],
+            &[("--output", &o), ("--openlineage", &o)],
+        ));
+        assert!(m.contains("--openlineage"), "{m}");
+        // Distinct paths pass, whether or not they exist.
+        refuse_collisions(
+            &inputs,
+            &[
+                ("--output", &o),
+                ("the sidecar", &d.join("o.parquet.provenance.json")),
+            ],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_failed_commit_puts_every_destination_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let a = d.join("a.parquet");
+        std::fs::write(&a, "old data").unwrap();
+        let side = d.join("a.parquet.provenance.json");
+        std::fs::write(&side, "old sidecar").unwrap();
+        let stage = |dest: &Path, text: &str| {
+            let af = AtomicFile::create(dest).unwrap();
+            std::io::Write::write_all(&mut af.file().unwrap(), text.as_bytes()).unwrap();
+            af.stage().unwrap()
+        };
+        // The third destination's directory vanishes after staging: its rename fails late.
+        let gone = d.join("gone");
+        let lineage = stage(&gone.join("event.json"), "event");
+        std::fs::remove_dir_all(&gone).unwrap();
+        let staged = vec![stage(&a, "new data"), stage(&side, "new sidecar"), lineage];
+        assert!(commit_all(staged).is_err());
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old data");
+        assert_eq!(std::fs::read_to_string(&side).unwrap(), "old sidecar");
+        let mut names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.parquet", "a.parquet.provenance.json"]);
+        // And a commit that works replaces both.
+        commit_all(vec![stage(&a, "new data"), stage(&side, "new sidecar")]).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new data");
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn the_output_lock_is_exclusive_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("o.parquet");
+        let held = OutputLock::acquire(&out).unwrap();
+        let second = OutputLock::acquire(&out);
+        assert!(
+            second
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("another cloakline run")),
+            "{:?}",
+            second.err()
+        );
+        drop(held);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        drop(OutputLock::acquire(&out).unwrap());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn write_errors_name_the_output() {
+        use arrow::array::StringArray;
+        use arrow::datatypes::{DataType, Field};
+        for format in [Format::Csv, Format::Parquet] {
+            let Ok(full) = File::options().write(true).open("/dev/full") else {
+                return;
+            };
+            let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, true)]));
+            let opts = WriteOptions {
+                format,
+                ..Default::default()
+            };
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(StringArray::from(vec!["x".repeat(3 << 20)]))],
+            )
+            .unwrap();
+            let r = open_writer_at(full, Path::new("out/o.data"), schema, &opts).and_then(
+                |(enc, mut sink)| {
+                    sink.append(enc.encode(&[batch])?)?;
+                    sink.finish(None)
+                },
+            );
+            let msg = r.unwrap_err().to_string();
+            assert!(msg.contains("out/o.data"), "{format:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn batch_sizes_are_bounded_and_tsv_means_tab() {
+        let mut o = ReadOptions::default();
+        o.check().unwrap();
+        for n in [0, MAX_BATCH_ROWS + 1, usize::MAX] {
+            o.batch_size = n;
+            assert!(matches!(o.check(), Err(Error::Usage(_))));
+        }
+        assert_eq!(o.delimiter_for(Path::new("a.TSV")), b'\t');
+        assert_eq!(o.delimiter_for(Path::new("a.csv")), b',');
+        o.delimiter = b';';
+        assert_eq!(o.delimiter_for(Path::new("a.tsv")), b';');
+    }
 }
