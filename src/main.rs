@@ -63,7 +63,7 @@ struct SqlArgs {
     query: String,
     /// Register a file as a table (repeatable): NAME=PATH (.parquet, .csv/.tsv, .ndjson/.jsonl).
     /// PATH may be a directory of files of one format, read as one table.
-    #[arg(long = "table", value_name = "NAME=PATH", required = true)]
+    #[arg(long = "table", value_name = "NAME=PATH")]
     tables: Vec<cloakline::sql::TableArg>,
     #[command(flatten)]
     keyring: KeyringArg,
@@ -77,6 +77,10 @@ struct SqlArgs {
     /// CSV field delimiter for CSV tables and output.
     #[arg(long, default_value = ",", value_name = "CHAR")]
     delimiter: String,
+    /// Also run DDL (CREATE EXTERNAL TABLE), DML (COPY … TO, INSERT) and statements (SET).
+    /// Off by default: they read and write arbitrary files with no policy and no provenance.
+    #[arg(long)]
+    allow_unsafe_sql: bool,
 }
 
 #[derive(Args)]
@@ -94,9 +98,10 @@ struct FormatArgs {
     /// CSV field delimiter (one ASCII character; `\t` for tab). Used for CSV input and output.
     #[arg(long, default_value = ",", value_name = "CHAR")]
     delimiter: String,
-    /// Rows per batch.
-    #[arg(long, default_value_t = 8192, value_name = "N")]
-    batch_size: usize,
+    /// Rows per batch (1 to 1,048,576).
+    #[arg(long, default_value_t = 8192, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    batch_size: u64,
 }
 
 #[derive(Args)]
@@ -117,12 +122,13 @@ struct ApplyArgs {
     /// Output format; default: from the output extension (Parquet for directories).
     #[arg(long, value_enum, value_name = "FORMAT")]
     output_format: Option<Format>,
-    /// Worker threads; default: one per core.
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    /// Worker threads (1 to 1024); default: one per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Option<u64>,
     /// Zstd compression level of Parquet output (1-22). Higher levels cost time and gain
     /// little on tokens and envelopes.
-    #[arg(long, default_value_t = 1, value_name = "LEVEL")]
+    #[arg(long, default_value_t = 1, value_name = "LEVEL",
+          value_parser = clap::value_parser!(i32).range(1..=22))]
     zstd_level: i32,
     /// Replace an existing output directory.
     #[arg(long)]
@@ -303,29 +309,62 @@ enum KeysCommand {
     },
 }
 
+/// `println!`/`eprintln!` with control characters escaped (see [`printable`]).
+macro_rules! outln {
+    ($($t:tt)*) => { println!("{}", printable(&format!($($t)*))) };
+}
+macro_rules! errln {
+    ($($t:tt)*) => { eprintln!("{}", printable(&format!($($t)*))) };
+}
+
 fn main() -> ExitCode {
+    // A panic's message may quote a value being processed: print where, never what.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "internal error: cloakline panicked{at} (a bug; please report it — the message is withheld because it may quote data)"
+        );
+    }));
     let cli = Cli::parse();
+    // Ctrl-C, SIGTERM and SIGHUP (the `termination` feature) all stop the run cleanly.
     let _ = ctrlc::set_handler(|| {
         cloakline::engine::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", printable(&e.to_string()));
             ExitCode::from(e.exit_code() as u8)
         }
     }
 }
 
+/// `text` with control characters (terminal escapes in column names, file names…) shown as
+/// escapes, so nothing from a file can drive the terminal. Newlines and tabs stay.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Print a result for machines (`--json`) or people, flushed before any error message.
 fn show<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         );
     } else {
-        print!("{}", text());
+        print!("{}", printable(&text()));
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -356,7 +395,7 @@ fn delimiter(s: &str) -> Result<u8> {
 
 fn read_options(f: &FormatArgs) -> Result<ReadOptions> {
     Ok(ReadOptions {
-        batch_size: f.batch_size.max(1),
+        batch_size: f.batch_size as usize,
         delimiter: delimiter(&f.delimiter)?,
         ..Default::default()
     })
@@ -411,11 +450,11 @@ fn run(cli: Cli) -> Result<()> {
                 .with_sign_key(a.sign_key.clone())
                 .with_openlineage(a.openlineage.clone(), &a.openlineage_namespace);
             if let Some(t) = a.threads {
-                job = job.with_threads(t);
+                job = job.with_threads(t as usize);
             }
             let summary = job.run()?;
             if a.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&summary).unwrap_or_default()
                 );
@@ -426,7 +465,7 @@ fn run(cli: Cli) -> Result<()> {
                         .iter()
                         .map(|(n, l, h)| format!("{n}={l}/{}", h - 1))
                         .collect();
-                    eprintln!(
+                    errln!(
                         "privacy: smallest class {}, {} records suppressed ({:.2}%), levels {}",
                         p.smallest_class,
                         p.suppressed,
@@ -434,7 +473,7 @@ fn run(cli: Cli) -> Result<()> {
                         levels.join(" ")
                     );
                 }
-                eprintln!(
+                errln!(
                     "wrote {} ({} rows, {} fields, {} dropped) and {} in {:.2}s",
                     summary.output.display(),
                     summary.rows_out,
@@ -498,7 +537,7 @@ fn run(cli: Cli) -> Result<()> {
             let set = match &a.policy {
                 Some(p) => Policy::load(p)?.recognizers.as_ref().clone(),
                 None => cloakline::scan::recognizers::RecognizerSet::builtin()
-                    .map_err(|e| Error::Usage(format!("internal: recognizers: {e}")))?,
+                    .map_err(|e| Error::Internal(format!("built-in recognizers: {e}")))?,
             };
             let jur: Vec<String> = a
                 .jurisdictions
@@ -533,7 +572,7 @@ fn run(cli: Cli) -> Result<()> {
                 cloakline::io::write_atomically(d, |f| {
                     std::io::Write::write_all(f, text.as_bytes())
                 })?;
-                eprintln!(
+                errln!(
                     "draft policy written to {} (fill in every TODO, then run `cloakline validate`)",
                     d.display()
                 );
@@ -562,7 +601,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Validate(v) => {
             let policy = Policy::load(&v.policy)?;
             for w in &policy.warnings {
-                eprintln!(
+                errln!(
                     "warning [{}] {}{}",
                     w.rule,
                     w.field
@@ -582,7 +621,7 @@ fn run(cli: Cli) -> Result<()> {
                             }
                         }
                     }
-                    println!(
+                    outln!(
                         "policy {} v{} is valid: {} fields ({} reach the output), jurisdictions {}",
                         policy.name,
                         policy.version,
@@ -604,7 +643,7 @@ fn run(cli: Cli) -> Result<()> {
                         .with_delimiter(read.delimiter)
                         .validate()?;
                     let plan = &plans[0];
-                    println!(
+                    outln!(
                         "policy {} v{} fits {}: {} output columns, {} dropped",
                         policy.name,
                         policy.version,
@@ -613,7 +652,7 @@ fn run(cli: Cli) -> Result<()> {
                         plan.dropped.len()
                     );
                     for c in &plan.columns {
-                        println!(
+                        outln!(
                             "  {:<20} {:<10} {} -> {}",
                             c.rule.output_name,
                             c.rule.action.kind().keyword(),
@@ -622,7 +661,7 @@ fn run(cli: Cli) -> Result<()> {
                         );
                     }
                     for d in &plan.dropped {
-                        println!("  {:<20} dropped ({})", d.name, d.reason);
+                        outln!("  {:<20} dropped ({})", d.name, d.reason);
                     }
                 }
             }
@@ -640,7 +679,7 @@ fn run(cli: Cli) -> Result<()> {
                 d.formats.input_format,
                 d.output_format,
             )?;
-            eprintln!("decrypted {} into {}", cols.join(", "), d.output.display());
+            errln!("decrypted {} into {}", cols.join(", "), d.output.display());
             Ok(())
         }
         Command::Keys {
@@ -652,7 +691,7 @@ fn run(cli: Cli) -> Result<()> {
                 )
             })?;
             let fp = Keyring::generate_into_file(&path, &id)?;
-            eprintln!("added key {id} (fingerprint {fp}) to {}", path.display());
+            errln!("added key {id} (fingerprint {fp}) to {}", path.display());
             Ok(())
         }
         Command::Sql(q) => {
@@ -667,6 +706,7 @@ fn run(cli: Cli) -> Result<()> {
                 keyring: std::sync::Arc::new(keyring),
                 policy: policy.as_ref(),
                 output: q.output,
+                allow_unsafe: q.allow_unsafe_sql,
                 read: ReadOptions {
                     delimiter: delimiter(&q.delimiter)?,
                     ..Default::default()
@@ -682,14 +722,14 @@ fn run(cli: Cli) -> Result<()> {
             match rt.block_on(job.run())? {
                 cloakline::sql::QueryOutcome::Rows(batches) => {
                     let table = arrow::util::pretty::pretty_format_batches(&batches)?;
-                    println!("{table}");
+                    outln!("{table}");
                 }
                 cloakline::sql::QueryOutcome::Written {
                     rows,
                     output,
                     provenance,
                 } => {
-                    eprintln!(
+                    errln!(
                         "wrote {} ({rows} rows) and {}",
                         output.display(),
                         provenance.display()
@@ -699,7 +739,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Schema => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&cloakline::policy::json_schema()).unwrap_or_default()
             );

@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
@@ -70,10 +71,39 @@ pub struct SqlJob<'a> {
     pub policy: Option<&'a Policy>,
     pub output: Option<PathBuf>,
     pub read: ReadOptions,
+    /// Allow DDL (`CREATE EXTERNAL TABLE … LOCATION`), DML (`COPY … TO`, `INSERT`) and
+    /// statements (`SET`). Off by default: they read and write files with no policy and no
+    /// provenance.
+    pub allow_unsafe: bool,
 }
 
 fn df_err(e: datafusion::error::DataFusionError) -> Error {
     Error::Usage(format!("SQL: {e}"))
+}
+
+/// An error while the query runs: DataFusion quotes the offending value (`Cannot cast string
+/// '…'`), so quoted text is withheld.
+fn exec_err(e: datafusion::error::DataFusionError) -> Error {
+    Error::data("query", withhold_quoted(&e.to_string()))
+}
+
+/// `text` with every single-quoted span replaced by `'…'`.
+pub(crate) fn withhold_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split('\'');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    let mut inside = true;
+    for p in parts {
+        if inside {
+            out.push_str("'…'");
+        } else {
+            out.push_str(p);
+        }
+        inside = !inside;
+    }
+    out
 }
 
 impl SqlJob<'_> {
@@ -103,10 +133,25 @@ impl SqlJob<'_> {
     pub async fn run(self) -> Result<QueryOutcome> {
         let started = Utc::now();
         let (ctx, view) = self.context().await?;
-        let df = ctx.sql(&self.query).await.map_err(df_err)?;
-        let (functions, key_ids) = functions_used(df.logical_plan(), view.as_deref());
+        let options = SQLOptions::new()
+            .with_allow_ddl(self.allow_unsafe)
+            .with_allow_dml(self.allow_unsafe)
+            .with_allow_statements(self.allow_unsafe);
+        let df = ctx
+            .sql_with_options(&self.query, options)
+            .await
+            .map_err(|e| match e {
+                e if !self.allow_unsafe && is_refused_statement(&e) => Error::Usage(
+                    "SQL: only queries are allowed: DDL (CREATE, DROP), DML (COPY, INSERT) and \
+                     statements (SET) read or write files without a policy or provenance. \
+                     Pass --allow-unsafe-sql to run them anyway"
+                        .into(),
+                ),
+                e => df_err(e),
+            })?;
+        let used = functions_used(df.logical_plan(), view.as_deref());
         let Some(output) = self.output.clone() else {
-            let batches = df.collect().await.map_err(|e| Error::data("query", e))?;
+            let batches = df.collect().await.map_err(exec_err)?;
             return Ok(QueryOutcome::Rows(batches));
         };
         let format = Format::from_path(&output)
@@ -128,10 +173,7 @@ impl SqlJob<'_> {
                 ..Default::default()
             },
         )?;
-        let mut stream = df
-            .execute_stream()
-            .await
-            .map_err(|e| Error::data("query", e))?;
+        let mut stream = df.execute_stream().await.map_err(exec_err)?;
         let mut group = Vec::new();
         let mut group_rows = 0;
         let mut rows = 0u64;
@@ -139,7 +181,7 @@ impl SqlJob<'_> {
             if crate::engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(Error::Interrupted);
             }
-            let batch = batch.map_err(|e| Error::data("query", e))?;
+            let batch = batch.map_err(exec_err)?;
             rows += batch.num_rows() as u64;
             group_rows += batch.num_rows();
             group.push(batch);
@@ -160,13 +202,38 @@ impl SqlJob<'_> {
                 inputs.push(json!({"table": t.name, "path": f.display().to_string(), "sha256": h, "bytes": n}));
             }
         }
+        // The policy's bases and keys describe the output only when the query read its view.
+        let view_used = used.functions.iter().any(|f| f == "policy view");
+        let mut key_ids = used.keys.clone();
+        if let (true, Some(p)) = (view_used, self.policy) {
+            key_ids.extend(
+                p.output_fields()
+                    .filter_map(|f| f.action.key_id())
+                    .map(str::to_string),
+            );
+        }
         let keys: Vec<_> = key_ids
             .iter()
             .map(|id| json!({"keyId": id, "keyFingerprint": self.keyring.get(id).ok().map(|k| k.fingerprint())}))
             .collect();
         let policy = self
             .policy
+            .filter(|_| view_used)
             .map(|p| policy_summary(p, view.as_deref().unwrap_or_default()));
+        let raw: Vec<&String> = used
+            .tables
+            .iter()
+            .filter(|t| self.tables.iter().any(|a| &a.name == *t))
+            .collect();
+        let basis = match (&policy, raw.is_empty()) {
+            (Some(_), true) => json!("recorded per field of the policy view below"),
+            (Some(_), false) => json!(
+                "recorded per field of the policy view below for columns read through it; not known for columns read from the raw tables listed in cl:rawTablesRead: the query's author is responsible for their basis"
+            ),
+            (None, _) => json!(
+                "not known: no policy view was used; the query's author is responsible for the basis"
+            ),
+        };
         let doc = json!({
             "@context": crate::provenance::context(),
             "@id": format!("urn:cloakline:sql:{}", crate::provenance::new_run_id()),
@@ -176,11 +243,12 @@ impl SqlJob<'_> {
             "endedAtTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "wasAssociatedWith": format!("urn:cloakline:software:cloakline:{}", env!("CARGO_PKG_VERSION")),
             "cl:query": self.query,
-            "cl:functionsUsed": functions,
+            "cl:functionsUsed": used.functions,
+            "cl:rawTablesRead": raw,
             "cl:keys": keys,
             "cl:inputs": inputs,
             "cl:output": {"path": output.display().to_string(), "format": format.extension(), "rows": rows, "sha256": sha, "bytes": bytes},
-            "cl:lawfulBasis": match &policy { Some(_) => json!("recorded per field of the policy view below"), None => json!("not known: no policy view was used; the query's author is responsible for the basis") },
+            "cl:lawfulBasis": basis,
             "cl:policyView": policy,
         });
         let (sidecar, side) = crate::apply::stage_sidecar(&output, &doc)?;
@@ -218,16 +286,41 @@ fn policy_summary(p: &Policy, view: &str) -> serde_json::Value {
     })
 }
 
-/// cloakline functions called by a plan (`policy view` when it reads the view `view`), and
-/// the key ids given to them as literals.
-pub fn functions_used(plan: &LogicalPlan, view: Option<&str>) -> (Vec<String>, Vec<String>) {
+/// What a query plan used: cloakline functions (`policy view` when it reads the view),
+/// the key ids given to them as literals, and the tables it scans.
+#[derive(Debug, Default)]
+pub struct PlanUse {
+    pub functions: Vec<String>,
+    pub keys: Vec<String>,
+    pub tables: Vec<String>,
+}
+
+/// What `plan` uses; `view` is the policy view's name, if one is registered.
+pub fn functions_used(plan: &LogicalPlan, view: Option<&str>) -> PlanUse {
     let mut names = BTreeSet::new();
     let mut keys = BTreeSet::new();
+    let mut tables = BTreeSet::new();
     let _ = plan.apply(|node| {
-        if let (LogicalPlan::TableScan(scan), Some(v)) = (node, view)
-            && scan.table_name.table() == v
-        {
-            names.insert("policy view".to_string());
+        match node {
+            LogicalPlan::TableScan(scan) if Some(scan.table_name.table()) == view => {
+                names.insert("policy view".to_string());
+            }
+            LogicalPlan::TableScan(scan) => {
+                tables.insert(scan.table_name.table().to_string());
+            }
+            // Registered tables are views, inlined under an alias of their name. The policy
+            // view's own scan of its raw table is not a raw read; a user's alias named like
+            // the view (over anything else) is.
+            LogicalPlan::SubqueryAlias(a)
+                if Some(a.alias.table()) == view && calls_policy_functions(&a.input) =>
+            {
+                names.insert("policy view".to_string());
+                return Ok(TreeNodeRecursion::Jump);
+            }
+            LogicalPlan::SubqueryAlias(a) => {
+                tables.insert(a.alias.table().to_string());
+            }
+            _ => {}
         }
         let _ = node.apply_expressions(|e| {
             let _ = e.apply(|e| {
@@ -237,9 +330,14 @@ pub fn functions_used(plan: &LogicalPlan, view: Option<&str>) -> (Vec<String>, V
                         names.insert("policy view".to_string());
                     } else if super::FUNCTION_NAMES.contains(&name) {
                         names.insert(name.to_string());
-                        if matches!(name, "tokenize" | "encrypt")
-                            && let Some(Expr::Literal(ScalarValue::Utf8(Some(k)), _)) =
-                                f.args.get(1)
+                        // The key id's position: tokenize/encrypt(value, key), scrub(value, with, key).
+                        let key_arg = match name {
+                            "tokenize" | "encrypt" => Some(1),
+                            "scrub" => Some(2),
+                            _ => None,
+                        };
+                        if let Some(Expr::Literal(ScalarValue::Utf8(Some(k)), _)) =
+                            key_arg.and_then(|i| f.args.get(i))
                         {
                             keys.insert(k.clone());
                         }
@@ -251,13 +349,35 @@ pub fn functions_used(plan: &LogicalPlan, view: Option<&str>) -> (Vec<String>, V
         });
         Ok(TreeNodeRecursion::Continue)
     });
-    // Views may be inlined into the plan or kept as a scan: look for the name too.
-    if let Some(v) = view
-        && plan.display_indent().to_string().contains(v)
-    {
-        names.insert("policy view".to_string());
+    PlanUse {
+        functions: names.into_iter().collect(),
+        keys: keys.into_iter().collect(),
+        tables: tables.into_iter().collect(),
     }
-    (names.into_iter().collect(), keys.into_iter().collect())
+}
+
+/// Whether `plan` calls a policy view's column functions (`cloakline_*`) at its top node.
+fn calls_policy_functions(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_expressions(|e| {
+        let _ = e.apply(|e| {
+            if let Expr::ScalarFunction(f) = e
+                && f.name().starts_with("cloakline_")
+            {
+                found = true;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// Whether DataFusion refused a statement for our `SQLOptions` (DDL, DML or a statement).
+fn is_refused_statement(e: &datafusion::error::DataFusionError) -> bool {
+    let m = e.to_string();
+    m.contains("not supported")
+        && (m.contains("DDL") || m.contains("DML") || m.contains("Statement"))
 }
 
 /// Register a file, or a directory of files of one format, as table `t.name`: Parquet, CSV
@@ -351,4 +471,19 @@ pub async fn register_files(
     .map_err(df_err)?;
     ctx.register_table(name, df.into_view()).map_err(df_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::withhold_quoted;
+
+    #[test]
+    fn quoted_spans_are_withheld() {
+        assert_eq!(
+            withhold_quoted("Cannot cast string 'a@b.c' to Int32"),
+            "Cannot cast string '…' to Int32"
+        );
+        assert_eq!(withhold_quoted("no quotes"), "no quotes");
+        assert_eq!(withhold_quoted("x 'a' y 'b"), "x '…' y '…'");
+    }
 }

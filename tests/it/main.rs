@@ -2,6 +2,7 @@
 
 mod cli;
 mod compliance;
+mod hostile_cli;
 mod interop;
 mod privacy;
 mod report;

@@ -1,0 +1,183 @@
+//! Hostile input at the CLI and SQL doors (issue 10: items 11, 12, escapes, arguments).
+
+use serde_json::Value;
+
+use crate::util::{apply_example, root, run, stderr};
+
+fn table() -> String {
+    format!(
+        "customers={}",
+        root().join("examples/customers.csv").display()
+    )
+}
+
+fn keyring() -> String {
+    root()
+        .join("examples/demo-keyring.json")
+        .display()
+        .to_string()
+}
+
+/// Item 11: DDL, DML and statements are refused unless explicitly allowed.
+#[test]
+fn sql_refuses_ddl_dml_and_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let stolen = dir.path().join("stolen.csv");
+    let copy = format!(
+        "COPY (SELECT full_name, email FROM customers) TO '{}' STORED AS CSV",
+        stolen.display()
+    );
+    let create = "CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'".to_string();
+    let set = "SET datafusion.execution.batch_size = 1".to_string();
+    for q in [&copy, &create, &set] {
+        let o = run(&["sql", q, "--table", &table()]);
+        assert_eq!(o.status.code(), Some(2), "{q}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("only queries are allowed"),
+            "{q}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(!stolen.exists(), "COPY wrote raw data");
+    // The explicit flag lets a trusted operator run them.
+    let o = run(&["sql", &copy, "--table", &table(), "--allow-unsafe-sql"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stolen.exists());
+}
+
+/// `sql "SELECT 1"` needs no table.
+#[test]
+fn sql_without_tables() {
+    let o = run(&["sql", "SELECT 1 + 1 AS two"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("| 2"));
+}
+
+fn sql_sidecar(query: &str, with_policy: bool) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.parquet");
+    let policy = root().join("policies/customers.yaml");
+    let (t, k) = (table(), keyring());
+    let mut args = vec![
+        "sql",
+        query,
+        "--table",
+        &t,
+        "--keyring",
+        &k,
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    if with_policy {
+        args.extend(["--policy", policy.to_str().unwrap()]);
+    }
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("q.parquet.provenance.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Item 12: the policy's bases are recorded only when the query read the policy view.
+#[test]
+fn sql_provenance_records_the_policy_only_when_its_view_was_read() {
+    let side = sql_sidecar("SELECT full_name, email FROM customers", true);
+    assert!(side["cl:policyView"].is_null(), "{side:#}");
+    assert!(
+        side["cl:lawfulBasis"]
+            .as_str()
+            .unwrap()
+            .starts_with("not known"),
+        "{side:#}"
+    );
+    assert_eq!(side["cl:rawTablesRead"][0], "customers");
+
+    let side = sql_sidecar("SELECT email FROM customers_shared", true);
+    assert_eq!(side["cl:policyView"]["policy"], "customers-share");
+    assert_eq!(side["cl:rawTablesRead"].as_array().unwrap().len(), 0);
+    // The view's own keys are recorded.
+    let keys: Vec<&str> = side["cl:keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["keyId"].as_str().unwrap())
+        .collect();
+    assert!(!keys.is_empty(), "{side:#}");
+}
+
+/// Item 12: the key given to `scrub(…, 'token', key)` is recorded.
+#[test]
+fn sql_provenance_records_scrub_keys() {
+    let side = sql_sidecar(
+        "SELECT scrub(email, 'token', 'k1') AS e FROM customers",
+        false,
+    );
+    assert_eq!(side["cl:keys"][0]["keyId"], "k1", "{side:#}");
+}
+
+/// Terminal escapes in column names are shown escaped, never raw.
+#[test]
+fn control_characters_in_names_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    std::fs::write(&csv, "id,\x1b[31mred\x1b[0m\n1,2\n").unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{}fields:\n  id: {{ action: keep, basis: contract }}\n",
+            crate::util::HEAD
+        ),
+    )
+    .unwrap();
+    let o = run(&[
+        "apply",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        csv.to_str().unwrap(),
+        "--output",
+        dir.path().join("o.parquet").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\x1b'), "{:?}", stderr(&o));
+    assert!(stderr(&o).contains("\\u{1b}"), "{:?}", stderr(&o));
+}
+
+/// Out-of-range arguments are usage errors (exit 2), never a panic or an abort.
+#[test]
+fn out_of_range_arguments_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.parquet");
+    for extra in [
+        ["--batch-size", "18446744073709551615"],
+        ["--batch-size", "0"],
+        ["--threads", "0"],
+        ["--zstd-level", "0"],
+        ["--zstd-level", "99"],
+    ] {
+        let o = apply_example(&out, &extra);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(!out.exists());
+    }
+}
+
+/// Item 15 at the SQL door: an error while the query runs quotes no value.
+#[test]
+fn sql_execution_errors_quote_no_values() {
+    let o = run(&[
+        "sql",
+        "SELECT CAST(email AS INT) FROM customers",
+        "--table",
+        &table(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let emails = std::fs::read_to_string(root().join("examples/customers.csv")).unwrap();
+    for line in emails.lines().skip(1) {
+        for cell in line.split(',').filter(|c| c.contains('@')) {
+            assert!(!stderr(&o).contains(cell), "{}", stderr(&o));
+        }
+    }
+    assert!(!stderr(&o).contains('@'), "{}", stderr(&o));
+}
