@@ -443,6 +443,8 @@ impl<'a> Apply<'a> {
                 fields: fields.clone(),
                 dropped: dropped.clone(),
                 privacy: privacy_evidence.clone(),
+                directory: is_dir,
+                demo_keys: self.keyring.is_demo(),
             };
             let footer = (out_format == Format::Parquet).then(|| {
                 (
@@ -483,6 +485,8 @@ impl<'a> Apply<'a> {
                 fields: fields.clone(),
                 dropped: dropped.clone(),
                 privacy: privacy_evidence.clone(),
+                directory: is_dir,
+                demo_keys: self.keyring.is_demo(),
             },
         };
         let mut doc = record.to_jsonld(true);

@@ -28,8 +28,9 @@ struct Target {
     source_type: Option<DataType>,
 }
 
-/// Decrypt `input` into `output`. `columns` are `NAME` or `NAME=DOMAIN`; when empty, every
-/// column whose metadata says it was encrypted. Returns the names of the decrypted columns.
+/// Decrypt `input` into `output` (on Unix readable by its owner only). `columns` are `NAME`
+/// or `NAME=DOMAIN`; when empty, every column whose metadata says it was encrypted. Returns
+/// the names of the decrypted columns.
 pub fn decrypt_file(
     input: &Path,
     output: &Path,
@@ -100,6 +101,15 @@ pub fn decrypt_file(
         .collect();
     let out_schema = Arc::new(Schema::new(fields));
     let af = AtomicFile::create(output)?;
+    // Plaintext personal data: owner-only before the first byte is written (the rename keeps
+    // the mode).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        af.file()?
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(af.temp_path(), e))?;
+    }
     let write = WriteOptions {
         format: out_fmt,
         delimiter: read.delimiter,

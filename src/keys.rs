@@ -27,6 +27,16 @@ use crate::error::{Error, Result};
 /// Identifies the keyring file format.
 pub const KEYRING_FORMAT: &str = "cloakline-keyring/v1";
 
+/// The marker in the `warning` of a keyring whose keys are public (`examples/demo-keyring.json`).
+pub const DEMO_MARKER: &str = "DEMO KEYS ONLY";
+
+/// Fingerprints of the keys in `examples/demo-keyring.json`: its keys are public wherever
+/// they are copied, with or without the marker.
+const DEMO_FINGERPRINTS: [&str; 2] = ["beaf4c510f29e410", "44296cb7a8b4f861"];
+
+/// Keyring files are small; a larger "keyring" is the wrong file (or `/dev/zero`).
+const MAX_KEYRING_BYTES: u64 = 1 << 20;
+
 /// One named 256-bit key.
 pub struct Key {
     id: String,
@@ -61,6 +71,11 @@ impl Key {
         hex::encode(&okm[..8])
     }
 
+    /// Whether this is one of the public keys of `examples/demo-keyring.json`.
+    pub fn is_demo(&self) -> bool {
+        DEMO_FINGERPRINTS.contains(&self.fingerprint().as_str())
+    }
+
     /// The 32-byte subkey for `action` (`tokenize` or `encrypt`) and `domain`:
     /// HKDF-SHA256(ikm = key, salt = empty, info = `cloakline/v1/<action>/<domain>`).
     pub fn subkey(&self, action: &str, domain: &str) -> Zeroizing<[u8; 32]> {
@@ -93,6 +108,8 @@ pub struct Keyring {
     keys: BTreeMap<String, Key>,
     source: String,
     warning: Option<String>,
+    /// Notices from loading (loose permissions, demo keys) for the caller to show.
+    notices: Vec<String>,
 }
 
 impl fmt::Debug for Keyring {
@@ -145,18 +162,20 @@ fn validate_key_id(id: &str) -> std::result::Result<(), String> {
 }
 
 impl Keyring {
-    /// Load a keyring file. Errors name the file and the key id, never the content.
+    /// Load a keyring file. Errors name the file and a key by its position ("key #2"), never
+    /// the file's content: an id may be a secret pasted into the wrong place.
+    ///
+    /// Refused: anything but a regular file of at most 1 MiB, a file others may write (unless
+    /// it is the public demo keyring), and degenerate keys (all bytes equal, a short repeated
+    /// pattern, a counting sequence). A file others may read loads with a notice
+    /// ([`Keyring::notices`]).
     pub fn load(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
         let err = |message: String| Error::Keyring {
             path: shown.clone(),
             message,
         };
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            err(format!(
-                "cannot read it ({e}); create one with `cloakline keys generate --id <ID> --keyring {shown}`"
-            ))
-        })?);
+        let (text, mode) = read_bounded(path).map_err(&err)?;
         let file: KeyringFile = serde_json::from_str(&text).map_err(|e| {
             // serde_json's own message can quote values, which may be secrets: report position only.
             let what = match e.classify() {
@@ -168,39 +187,72 @@ impl Keyring {
         })?;
         if file.format != KEYRING_FORMAT {
             return Err(err(format!(
-                "unknown format {:?}; expected {KEYRING_FORMAT:?}",
-                file.format
+                "unknown `format`; expected {KEYRING_FORMAT:?}"
             )));
         }
         let mut ring = Keyring {
             keys: BTreeMap::new(),
             source: shown.clone(),
             warning: file.warning.clone(),
+            notices: Vec::new(),
         };
-        for entry in &file.keys {
-            validate_key_id(&entry.id).map_err(&err)?;
-            let mut material = Zeroizing::new([0u8; 32]);
-            if entry.secret_hex.len() != 64
-                || hex::decode_to_slice(entry.secret_hex.as_bytes(), material.as_mut()).is_err()
-            {
+        for (i, entry) in file.keys.iter().enumerate() {
+            let key = key_from_entry(entry, i + 1).map_err(&err)?;
+            if ring.keys.contains_key(&key.id) {
                 return Err(err(format!(
-                    "key {:?}: secret_hex must be exactly 64 hexadecimal digits (a 256-bit key)",
-                    entry.id
+                    "key #{}: its id is used by an earlier key; ids must be unique",
+                    i + 1
                 )));
             }
-            if ring.keys.contains_key(&entry.id) {
-                return Err(err(format!("key {:?} appears twice", entry.id)));
-            }
-            ring.keys.insert(
-                entry.id.clone(),
-                Key {
-                    id: entry.id.clone(),
-                    material,
-                    created: entry.created.clone(),
-                },
-            );
+            ring.keys.insert(key.id.clone(), key);
+        }
+        ring.check_permissions(mode).map_err(&err)?;
+        if ring.is_demo() {
+            ring.notices.push(format!(
+                "{shown} holds the public DEMO keys: anything tokenized or encrypted with them is not protected; create your own with `cloakline keys generate --id k1 --keyring keys.json`"
+            ));
         }
         Ok(ring)
+    }
+
+    /// Others writing the keyring could swap keys under a run: refuse. Others reading it is
+    /// a notice (the demo keyring in git is 0644, and its keys are public anyway).
+    fn check_permissions(&mut self, mode: Option<u32>) -> std::result::Result<(), String> {
+        let Some(mode) = mode else { return Ok(()) };
+        if self.is_demo() {
+            return Ok(());
+        }
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "group or others may write it (mode {:03o}); make it owner-only with `chmod 600 {}`",
+                mode & 0o777,
+                self.source
+            ));
+        }
+        if mode & 0o044 != 0 {
+            self.notices.push(format!(
+                "keyring {}: group or others may read it (mode {:03o}); consider `chmod 600 {}`",
+                self.source,
+                mode & 0o777,
+                self.source
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the keyring's keys are public: it carries the demo marker in its `warning`,
+    /// or holds a key of `examples/demo-keyring.json`.
+    pub fn is_demo(&self) -> bool {
+        self.warning
+            .as_deref()
+            .is_some_and(|w| w.contains(DEMO_MARKER))
+            || self.keys.values().any(Key::is_demo)
+    }
+
+    /// Notices from loading, for the caller to show (e.g. on stderr): a keyring others may
+    /// read, or the demo keys. Never contains key material or ids.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// A keyring with fresh random keys, never written anywhere (tests, examples).
@@ -209,6 +261,7 @@ impl Keyring {
             keys: BTreeMap::new(),
             source: "<memory>".into(),
             warning: None,
+            notices: Vec::new(),
         };
         for id in ids {
             let key = Key {
@@ -260,10 +313,16 @@ impl Keyring {
 
     /// Create or extend the keyring at `path` with a new random key `id`; returns its fingerprint.
     /// The file is replaced atomically and, on Unix, readable by its owner only.
+    /// A symlinked keyring is updated where the link points; the link stays.
     pub fn generate_into_file(path: &Path, id: &str) -> Result<String> {
+        let shown = path.display().to_string();
         validate_key_id(id).map_err(|m| Error::Keyring {
-            path: path.display().to_string(),
+            path: shown.clone(),
             message: m,
+        })?;
+        let path = &link_target(path).map_err(|message| Error::Keyring {
+            path: shown.clone(),
+            message,
         })?;
         let mut ring = if path.exists() {
             Keyring::load(path)?
@@ -272,6 +331,7 @@ impl Keyring {
                 keys: BTreeMap::new(),
                 source: path.display().to_string(),
                 warning: None,
+                notices: Vec::new(),
             }
         };
         let key = Key {
@@ -316,6 +376,118 @@ impl Keyring {
             std::io::Write::write_all(f, b"\n")
         })
     }
+}
+
+/// The file a chain of symlinks ends at (which may not exist yet); `path` itself otherwise.
+fn link_target(path: &Path) -> std::result::Result<std::path::PathBuf, String> {
+    let mut p = path.to_path_buf();
+    // 40 links, as Linux allows before ELOOP.
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let t = std::fs::read_link(&p)
+                    .map_err(|e| format!("cannot read the symlink {} ({e})", p.display()))?;
+                p = match p.parent() {
+                    Some(dir) if t.is_relative() => dir.join(t),
+                    _ => t,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err("too many levels of symbolic links".into())
+}
+
+/// Read at most [`MAX_KEYRING_BYTES`] of a regular file; also returns its Unix mode.
+fn read_bounded(path: &Path) -> std::result::Result<(Zeroizing<String>, Option<u32>), String> {
+    let cannot = |e: std::io::Error| {
+        format!(
+            "cannot read it ({e}); create one with `cloakline keys generate --id <ID> --keyring {}`",
+            path.display()
+        )
+    };
+    // Checked before opening: opening a FIFO would block.
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err("is not a regular file; name a keyring JSON file".into());
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_KEYRING_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_KEYRING_BYTES {
+        return Err(format!(
+            "is larger than {} KiB; a keyring is a small JSON file, is this the right file?",
+            MAX_KEYRING_BYTES / 1024
+        ));
+    }
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => Zeroizing::new(t.to_string()),
+        Err(e) => {
+            return Err(format!(
+                "is not UTF-8 text (byte {}); a keyring is a JSON file",
+                e.valid_up_to()
+            ));
+        }
+    };
+    #[cfg(unix)]
+    let mode = Some(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()));
+    #[cfg(not(unix))]
+    let mode = None;
+    Ok((text, mode))
+}
+
+/// The key of one keyring entry; `n` is its 1-based position, the only way errors name it.
+fn key_from_entry(entry: &KeyEntry, n: usize) -> std::result::Result<Key, String> {
+    if validate_key_id(&entry.id).is_err() {
+        return Err(format!(
+            "key #{n}: its id is invalid; use 1 to 64 characters from A-Z a-z 0-9 . _ - :"
+        ));
+    }
+    if looks_like_material(&entry.id) {
+        return Err(format!(
+            "key #{n}: its id looks like key material (32 or more hexadecimal digits); ids are names such as k1, secrets go in secret_hex"
+        ));
+    }
+    let mut material = Zeroizing::new([0u8; 32]);
+    if entry.secret_hex.len() != 64
+        || hex::decode_to_slice(entry.secret_hex.as_bytes(), material.as_mut()).is_err()
+    {
+        return Err(format!(
+            "key #{n}: secret_hex must be exactly 64 hexadecimal digits (a 256-bit key)"
+        ));
+    }
+    if degenerate(&material) {
+        return Err(format!(
+            "key #{n}: secret_hex is not a random key (all bytes equal, a short repeated pattern or a counting sequence); replace it with `cloakline keys generate`"
+        ));
+    }
+    Ok(Key {
+        id: entry.id.clone(),
+        material,
+        created: entry.created.clone(),
+    })
+}
+
+/// A secret pasted into `id`: a long run of hexadecimal digits is no name.
+fn looks_like_material(id: &str) -> bool {
+    id.len() >= 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Keys no generator produces: fewer than 8 distinct bytes (all zero, all equal, a short
+/// repeated pattern) or a constant step (00 01 02 ...). A random key has about 30 distinct
+/// bytes; the chance it is refused is below 2^-120.
+fn degenerate(m: &[u8; 32]) -> bool {
+    let mut seen = [false; 256];
+    for &b in m {
+        seen[b as usize] = true;
+    }
+    let distinct = seen.iter().filter(|&&s| s).count();
+    let step = m[1].wrapping_sub(m[0]);
+    distinct < 8 || m.windows(2).all(|w| w[1].wrapping_sub(w[0]) == step)
 }
 
 fn random_material() -> Zeroizing<[u8; 32]> {
@@ -382,5 +554,185 @@ mod tests {
         assert_eq!(ring.ids().collect::<Vec<_>>(), ["k1", "k2"]);
         let e = ring.get("nope").unwrap_err().to_string();
         assert!(e.contains("k1, k2"), "{e}");
+    }
+
+    fn ring_file(dir: &Path, keys: &[(&str, &str)]) -> std::path::PathBuf {
+        let p = dir.join("k.json");
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|(id, hex)| format!(r#"{{"id":"{id}","secret_hex":"{hex}"}}"#))
+            .collect();
+        std::fs::write(
+            &p,
+            format!(
+                r#"{{"format":"{KEYRING_FORMAT}","keys":[{}]}}"#,
+                keys.join(",")
+            ),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        set_mode(&p, 0o600);
+        p
+    }
+
+    #[cfg(unix)]
+    fn set_mode(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// The message of a keyring error, without the path (a temporary directory's random name
+    /// could contain anything).
+    fn msg(e: Error) -> String {
+        match e {
+            Error::Keyring { message, .. } => message,
+            other => panic!("not a keyring error: {other}"),
+        }
+    }
+
+    const GOOD: &str = "0d25196dd25d92ceb34ea9073fa53d8507c41758d32ea881bc57d88051f8a468";
+
+    #[test]
+    fn errors_name_keys_by_position_never_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        // id and secret_hex swapped: the secret is in `id`.
+        let p = ring_file(dir.path(), &[("k1", GOOD), (GOOD, "k2")]);
+        let e = msg(Keyring::load(&p).unwrap_err());
+        assert!(
+            e.contains("key #2") && e.contains("looks like key material"),
+            "{e}"
+        );
+        assert!(!e.contains("0d25") && !e.contains("k2"), "{e}");
+        // A secret pasted into `format`.
+        std::fs::write(
+            &p,
+            format!(r#"{{"format":"{GOOD}","keys":[{{"id":"k1","secret_hex":"{GOOD}"}}]}}"#),
+        )
+        .unwrap();
+        let e = msg(Keyring::load(&p).unwrap_err());
+        assert!(e.contains("unknown `format`") && !e.contains("0d25"), "{e}");
+        // A bad secret_hex is named by position, not by id.
+        let p = ring_file(dir.path(), &[("name-of-a-person", "abc")]);
+        let e = msg(Keyring::load(&p).unwrap_err());
+        assert!(
+            e.contains("key #1") && !e.contains("name-of-a-person"),
+            "{e}"
+        );
+        let p = ring_file(dir.path(), &[("k1", GOOD), ("k1", GOOD)]);
+        let e = msg(Keyring::load(&p).unwrap_err());
+        assert!(e.contains("key #2") && !e.contains("\"k1\""), "{e}");
+        let p = ring_file(dir.path(), &[("bad id with spaces", GOOD)]);
+        let e = msg(Keyring::load(&p).unwrap_err());
+        assert!(e.contains("key #1") && !e.contains("spaces"), "{e}");
+    }
+
+    #[test]
+    fn degenerate_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let counting: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
+        for hex in [
+            "00".repeat(32),
+            "ff".repeat(32),
+            "deadbeef".repeat(8),
+            counting,
+        ] {
+            let p = ring_file(dir.path(), &[("k1", &hex)]);
+            let e = msg(Keyring::load(&p).unwrap_err());
+            assert!(
+                e.contains("not a random key") && !e.contains(&hex[..8]),
+                "{e}"
+            );
+        }
+        assert!(Keyring::load(&ring_file(dir.path(), &[("k1", GOOD)])).is_ok());
+        // Fresh keys are never refused.
+        for _ in 0..1000 {
+            assert!(!degenerate(&random_material()));
+        }
+    }
+
+    #[test]
+    fn demo_keyring_is_recognized() {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-keyring.json");
+        let ring = Keyring::load(&demo).unwrap();
+        assert!(ring.is_demo());
+        assert!(
+            ring.keys.values().all(Key::is_demo),
+            "DEMO_FINGERPRINTS are the demo keys'"
+        );
+        assert_eq!(ring.notices().len(), 1, "{:?}", ring.notices());
+        assert!(ring.notices()[0].contains("DEMO"));
+        // Its keys copied into a keyring without the marker are still public.
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(&demo).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let hex = v["keys"][0]["secret_hex"].as_str().unwrap();
+        let copied = Keyring::load(&ring_file(dir.path(), &[("mine", hex)])).unwrap();
+        assert!(copied.is_demo());
+        let own = Keyring::load(&ring_file(dir.path(), &[("mine", GOOD)])).unwrap();
+        assert!(!own.is_demo() && own.notices().is_empty());
+        assert!(!Keyring::generate_in_memory(&["k1"]).is_demo());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn permissions_bounds_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ring_file(dir.path(), &[("k1", GOOD)]);
+        set_mode(&p, 0o666);
+        let e = msg(Keyring::load(&p).unwrap_err());
+        assert!(e.contains("chmod 600") && e.contains("666"), "{e}");
+        set_mode(&p, 0o620);
+        assert!(Keyring::load(&p).is_err());
+        set_mode(&p, 0o644);
+        let ring = Keyring::load(&p).unwrap();
+        assert!(
+            ring.notices()[0].contains("may read"),
+            "{:?}",
+            ring.notices()
+        );
+        set_mode(&p, 0o600);
+        assert!(Keyring::load(&p).unwrap().notices().is_empty());
+
+        let e = Keyring::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = msg(Keyring::load(dir.path()).unwrap_err());
+        assert!(e.contains("not a regular file"), "{e}");
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; (MAX_KEYRING_BYTES + 1) as usize]).unwrap();
+        let e = msg(Keyring::load(&big).unwrap_err());
+        assert!(e.contains("larger than"), "{e}");
+
+        // `keys generate` through a symlink updates the target and keeps the link.
+        let target = dir.path().join("real.json");
+        Keyring::generate_into_file(&target, "k1").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        Keyring::generate_into_file(&link, "k2").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(Keyring::load(&target).unwrap().ids().count(), 2);
+        // A dangling link: the keyring is created where it points.
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink("new.json", &dangling).unwrap();
+        Keyring::generate_into_file(&dangling, "k1").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&dangling)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            Keyring::load(&dir.path().join("new.json"))
+                .unwrap()
+                .ids()
+                .count(),
+            1
+        );
     }
 }

@@ -18,6 +18,11 @@ use crate::policy::{Action, Field, Policy};
 pub const FORMAT: &str = "cloakline-provenance/v1";
 /// Parquet footer key holding the embedded document.
 pub const PARQUET_KEY: &str = "cloakline.provenance";
+/// Top-level member saying whether the run wrote one file or a directory (`file` or
+/// `directory`); `verify` reads it from the footer copy to pick its comparison.
+pub const OUTPUT_KIND: &str = "cl:outputKind";
+/// Top-level member present (`true`) when the run's keyring held public demo keys.
+pub const DEMO_KEYS: &str = "cl:demoKeys";
 /// Namespace of cloakline's own terms.
 pub const CL_NS: &str = "urn:cloakline:v1:";
 
@@ -146,6 +151,10 @@ pub struct RunRecord {
     pub dropped: Vec<(String, String, &'static str)>,
     /// Privacy-model evidence (`privacy::evidence`), when the policy has a privacy block.
     pub privacy: Option<Value>,
+    /// The input was a directory (one output file per input file).
+    pub directory: bool,
+    /// The keyring held public demo keys ([`crate::keys::Keyring::is_demo`]).
+    pub demo_keys: bool,
 }
 
 /// The policy facts the record needs.
@@ -409,11 +418,12 @@ impl RunRecord {
             json!({"smallestClass": a["smallest_class"], "suppressedRecords": a["suppressed"],
                    "satisfied": a["satisfied"], "levels": a["levels"]})
         });
-        json!({
+        let mut doc = json!({
             "@context": context(),
             "@id": format!("{run}:record"),
             "@type": ["prov:Entity", "cl:ProvenanceRecord"],
             "cl:format": FORMAT,
+            "cl:outputKind": if self.directory { "directory" } else { "file" },
             "generatedAtTime": ts(&self.ended),
             "wasGeneratedBy": run,
             "cl:summary": {
@@ -428,7 +438,13 @@ impl RunRecord {
                 "privacy": privacy_summary,
             },
             "@graph": graph,
-        })
+        });
+        if self.demo_keys
+            && let Value::Object(m) = &mut doc
+        {
+            m.insert(DEMO_KEYS.into(), json!(true));
+        }
+        doc
     }
 
     fn field_node(

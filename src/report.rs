@@ -708,6 +708,19 @@ impl<'a> Doc<'a> {
             }
         }
 
+        // Public demo keys: tokens, envelopes and a signature made with them protect nothing.
+        if self.root.get(crate::provenance::DEMO_KEYS) == Some(&Value::Bool(true)) {
+            out.push(Finding {
+                level: Level::Warning,
+                field: None,
+                text: "the run used the public demo keyring (DEMO KEYS ONLY): anyone can \
+                       recompute its tokens from guessed values, decrypt its encrypted fields \
+                       and forge its signature; re-run with your own keys \
+                       (`cloakline keys generate`)"
+                    .into(),
+            });
+        }
+
         // The privacy model itself.
         if let Some(p) = self.privacy {
             let achieved = p.get("cl:achieved");
@@ -1480,7 +1493,7 @@ fn md_cell(c: &Cell) -> String {
 }
 
 /// Escapes what would change the table structure or the inline formatting.
-fn md_text(s: &str) -> String {
+pub(crate) fn md_text(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     for (i, &c) in chars.iter().enumerate() {

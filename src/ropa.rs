@@ -169,12 +169,18 @@ pub fn activity(p: &Policy) -> Activity {
     }
 }
 
+/// One CSV cell (RFC 4180). A cell a spreadsheet would run as a formula (starting with
+/// = + - @, tab or carriage return, also their full-width forms) gets a leading `'`, as
+/// OWASP's CSV-injection guidance says; every cell is quoted.
 fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    let formula = s.starts_with([
+        '=', '+', '-', '@', '\t', '\r', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
+    ]);
+    format!(
+        "\"{}{}\"",
+        if formula { "'" } else { "" },
+        s.replace('"', "\"\"")
+    )
 }
 
 /// One CSV row per field, the activity's columns repeated.
@@ -235,8 +241,10 @@ pub fn to_csv(acts: &[Activity]) -> String {
     out
 }
 
+/// Text from a policy, escaped as `report --format md` escapes it: no HTML, links or
+/// emphasis can come through, and a cell stays one cell.
 fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    crate::report::md_text(s)
 }
 
 /// A Markdown section per activity.
@@ -282,9 +290,9 @@ pub fn to_markdown(acts: &[Activity]) -> String {
             list(&a.pia_triggers)
         ));
         s.push_str(&format!(
-            "| policy | `{}` sha256 `{}` |\n\n",
+            "| policy | {} sha256 `{}` |\n\n",
             md_cell(&a.source),
-            a.policy_sha256
+            md_cell(&a.policy_sha256)
         ));
         s.push_str(
             "| field | output | action | category | sensitive | lawful basis | condition |\n",

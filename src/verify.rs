@@ -2,8 +2,10 @@
 //!
 //! `verify` checks that the output's SHA-256, size and row count match the record, that the
 //! copy embedded in a Parquet footer agrees with the sidecar, that the output schema matches
-//! the recorded fields, optionally that a policy file is the one recorded, and the signature
-//! when there is one. Each check is reported on its own; any failure fails the whole.
+//! the recorded fields, optionally that a policy file is the one recorded, and the signature.
+//! Each check is reported on its own; any failure fails the whole. An unsigned record is a
+//! failure when a keyring is given (a stripped signature looks exactly like that) or when
+//! [`VerifyOptions::require_signature`] is set; otherwise its line says SKIP, never PASS.
 //!
 //! A signature is HMAC-SHA256 over the canonical form of the sidecar document without its
 //! `cl:signature` member (object keys sorted, no insignificant whitespace), under the subkey
@@ -13,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -21,11 +23,13 @@ use crate::apply::sidecar_path;
 use crate::error::{Error, Result};
 use crate::io::{Format, Input, ReadOptions, sha256_file};
 use crate::keys::{Key, Keyring};
-use crate::provenance::{FORMAT, PARQUET_KEY};
+use crate::provenance::{FORMAT, OUTPUT_KIND, PARQUET_KEY};
 
 /// The member holding the signature.
 pub const SIGNATURE: &str = "cl:signature";
 const KDF_INFO: &str = "cloakline/v1/sign/provenance";
+const CANONICALIZATION: &str =
+    "cloakline-canonical/v1: the document without cl:signature, object keys sorted, no whitespace";
 
 /// The canonical text of a JSON value: object keys sorted by code point, no whitespace.
 pub fn canonical_json(v: &Value) -> String {
@@ -89,7 +93,7 @@ pub fn sign(doc: &mut Value, key: &Key) {
                 "algorithm": "HMAC-SHA256",
                 "kdf": "HKDF-SHA256",
                 "kdfInfo": KDF_INFO,
-                "canonicalization": "cloakline-canonical/v1: the document without cl:signature, object keys sorted, no whitespace",
+                "canonicalization": CANONICALIZATION,
                 "keyId": key.id(),
                 "keyFingerprint": key.fingerprint(),
                 "value": value,
@@ -103,27 +107,46 @@ pub fn sign(doc: &mut Value, key: &Key) {
 pub struct Check {
     pub name: &'static str,
     pub passed: bool,
+    /// Not performed (e.g. no signature to check): neither passes nor fails the whole.
+    pub skipped: bool,
     pub detail: String,
 }
 
 /// All checks of one verification.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Verification {
     pub output: String,
     pub provenance: String,
     pub checks: Vec<Check>,
 }
 
+impl Serialize for Verification {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Verification", 4)?;
+        st.serialize_field("output", &self.output)?;
+        st.serialize_field("provenance", &self.provenance)?;
+        st.serialize_field("passed", &self.passed())?;
+        st.serialize_field("checks", &self.checks)?;
+        st.end()
+    }
+}
+
 impl Verification {
+    /// Every check that ran passed.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.passed)
+        self.checks.iter().all(|c| c.passed || c.skipped)
     }
     pub fn to_text(&self) -> String {
         let mut s = format!("{} against {}\n", self.output, self.provenance);
         for c in &self.checks {
             s.push_str(&format!(
                 "{} {:<18} {}\n",
-                if c.passed { "PASS" } else { "FAIL" },
+                match (c.skipped, c.passed) {
+                    (true, _) => "SKIP",
+                    (false, true) => "PASS",
+                    (false, false) => "FAIL",
+                },
                 c.name,
                 c.detail
             ));
@@ -137,38 +160,63 @@ impl Verification {
     }
 }
 
+/// What `verify` checks besides the output and its record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions<'a> {
+    /// The provenance document (default: the output's sidecar).
+    pub provenance: Option<&'a Path>,
+    /// Also check that this policy file is the recorded one.
+    pub policy: Option<&'a Path>,
+    /// Check the signature with this keyring; an unsigned record then fails.
+    pub keyring: Option<&'a Keyring>,
+    /// Fail an unsigned record even without a keyring (`verify --require-signature`).
+    pub require_signature: bool,
+}
+
 fn nodes_of<'a>(doc: &'a Value, ty: &str) -> Vec<&'a Value> {
     doc["@graph"]
         .as_array()
-        .map(|g| {
-            g.iter()
-                .filter(|n| match &n["@type"] {
-                    Value::String(t) => t == ty,
-                    Value::Array(a) => a.iter().any(|t| t == ty),
-                    _ => false,
-                })
-                .collect()
-        })
+        .map(|g| g.iter().filter(|n| has_type(n, ty)).collect())
         .unwrap_or_default()
 }
 
-/// The recorded output dataset node for `output`.
-fn output_node<'a>(doc: &'a Value, output: &Path) -> Option<&'a Value> {
-    let outs: Vec<&Value> = nodes_of(doc, "cl:Dataset")
-        .into_iter()
-        .filter(|n| n.get("wasGeneratedBy").is_some())
-        .collect();
+/// The recorded output dataset node for `output`: the only one, else the one whose path is
+/// the output's (or the footer copy's own output path), else the only one of that file name.
+fn output_node<'a>(doc: &'a Value, output: &Path, emb: Option<&Value>) -> Option<&'a Value> {
+    let outs = output_nodes(doc);
     if outs.len() == 1 {
         return outs.first().copied();
     }
+    let by_path = |want: &str| {
+        outs.iter()
+            .copied()
+            .find(|n| n["cl:path"].as_str() == Some(want))
+    };
+    let emb_path = emb
+        .and_then(|e| output_nodes(e).first().copied())
+        .and_then(|n| n["cl:path"].as_str());
+    if let Some(n) = by_path(&output.display().to_string()).or_else(|| emb_path.and_then(by_path)) {
+        return Some(n);
+    }
     let name = output.file_name()?;
-    outs.into_iter().find(|n| {
-        n["cl:path"]
-            .as_str()
-            .map(Path::new)
-            .and_then(Path::file_name)
-            == Some(name)
-    })
+    let named: Vec<&Value> = outs
+        .into_iter()
+        .filter(|n| {
+            n["cl:path"]
+                .as_str()
+                .map(Path::new)
+                .and_then(Path::file_name)
+                == Some(name)
+        })
+        .collect();
+    (named.len() == 1).then(|| named[0])
+}
+
+fn output_nodes(doc: &Value) -> Vec<&Value> {
+    nodes_of(doc, "cl:Dataset")
+        .into_iter()
+        .filter(|n| n.get("wasGeneratedBy").is_some())
+        .collect()
 }
 
 /// The first place two documents differ, as a JSON pointer.
@@ -179,8 +227,8 @@ fn first_difference(a: &Value, b: &Value, path: String) -> Option<String> {
             keys.sort();
             keys.dedup();
             keys.into_iter().find_map(|k| match (x.get(k), y.get(k)) {
-                (Some(p), Some(q)) => first_difference(p, q, format!("{path}/{k}")),
-                _ => Some(format!("{path}/{k}")),
+                (Some(p), Some(q)) => first_difference(p, q, format!("{path}/{}", shown(k))),
+                _ => Some(format!("{path}/{}", shown(k))),
             })
         }
         (Value::Array(x), Value::Array(y)) => {
@@ -197,7 +245,22 @@ fn first_difference(a: &Value, b: &Value, path: String) -> Option<String> {
     }
 }
 
-/// Verify `output` against its sidecar (or `provenance`).
+/// Text from a record or file as printed: control characters (terminal escapes) written as
+/// `\u{..}`.
+fn shown(k: &str) -> String {
+    k.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Verify `output` against its sidecar (or `provenance`). An unsigned record fails when
+/// `keyring` is given; see [`verify_with`] for `--require-signature`.
 pub fn verify(
     output: &Path,
     provenance: Option<&Path>,
@@ -205,256 +268,92 @@ pub fn verify(
     keyring: Option<&Keyring>,
     read: &ReadOptions,
 ) -> Result<Verification> {
-    let side_path: PathBuf = provenance
+    verify_with(
+        output,
+        read,
+        &VerifyOptions {
+            provenance,
+            policy,
+            keyring,
+            require_signature: false,
+        },
+    )
+}
+
+/// Verify `output` against its record, with the checks `opts` asks for.
+pub fn verify_with(
+    output: &Path,
+    read: &ReadOptions,
+    opts: &VerifyOptions,
+) -> Result<Verification> {
+    let side_path: PathBuf = opts
+        .provenance
         .map(Path::to_path_buf)
         .unwrap_or_else(|| sidecar_path(output));
     let text = std::fs::read_to_string(&side_path).map_err(|e| Error::io(&side_path, e))?;
-    let doc: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::data(side_path.display(), format!("not valid JSON: {e}")))?;
+    let doc = parse_strict(&text).map_err(|e| Error::data(side_path.display(), e))?;
     let mut checks = Vec::new();
-    let mut check = |name: &'static str, passed: bool, detail: String| {
-        checks.push(Check {
-            name,
-            passed,
-            detail,
-        })
-    };
-    check(
+    checks.push(check(
         "format",
         doc["cl:format"] == FORMAT,
         format!("cl:format is {}", doc["cl:format"]),
-    );
-    let node = output_node(&doc, output);
-    let Some(node) = node else {
-        check(
-            "output recorded",
-            false,
-            format!(
-                "no output dataset in the record matches {}",
-                output.display()
-            ),
-        );
-        return Ok(Verification {
-            output: output.display().to_string(),
-            provenance: side_path.display().to_string(),
-            checks,
-        });
-    };
-    // Checksum and size.
-    let (sha, bytes) = sha256_file(output)?;
-    let rec_sha = node["cl:sha256"].as_str().unwrap_or("");
-    check(
-        "sha256",
-        sha == rec_sha,
-        if sha == rec_sha {
-            sha.clone()
-        } else {
-            format!("file has {sha}, record says {rec_sha}")
-        },
-    );
-    let rec_bytes = node["cl:bytes"].as_u64();
-    check(
-        "size",
-        rec_bytes == Some(bytes),
-        format!("file has {bytes} bytes, record says {}", node["cl:bytes"]),
-    );
-    // Rows and schema, read as data.
+    ));
     let format = Format::from_path(output).ok_or_else(|| {
         Error::Usage(format!(
             "cannot tell the format of {}; use .parquet or .csv",
             output.display()
         ))
     })?;
-    let rec_rows = node["cl:rows"].as_u64();
-    match Input::open(output, format, read, &|s| std::sync::Arc::new(s.clone())) {
-        Ok(input) => {
-            let schema = input.schema.clone();
-            let mut rows = 0u64;
-            let mut read_error = None;
-            match input.batches() {
-                Ok(batches) => {
-                    for b in batches {
-                        match b {
-                            Ok(b) => rows += b.num_rows() as u64,
-                            Err(e) => {
-                                read_error = Some(e.to_string());
-                                break;
-                            }
-                        }
-                    }
-                }
-                Err(e) => read_error = Some(e.to_string()),
-            }
-            match read_error {
-                Some(e) => check("rows", false, format!("cannot read the output: {e}")),
-                None => check(
-                    "rows",
-                    rec_rows == Some(rows),
-                    format!("file has {rows} rows, record says {}", node["cl:rows"]),
-                ),
-            }
-            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            let recorded: Vec<(String, String)> = node["cl:schema"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|c| {
-                            (
-                                c["name"].as_str().unwrap_or("").to_string(),
-                                c["type"].as_str().unwrap_or("").to_string(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let rec_names: Vec<String> = recorded.iter().map(|(n, _)| n.clone()).collect();
-            // Types are compared for Parquet only: CSV carries none.
-            let types_ok = format != Format::Parquet
-                || schema
-                    .fields()
-                    .iter()
-                    .zip(&recorded)
-                    .all(|(f, (_, t))| f.data_type().to_string() == *t);
-            let fields: Vec<String> = doc["@graph"]
-                .as_array()
-                .map(|g| {
-                    g.iter()
-                        .filter(|n| n.get("cl:sourceColumn").is_some())
-                        .filter_map(|n| n["cl:column"].as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let ok = names == rec_names && types_ok && fields == names;
-            check(
-                "schema",
-                ok,
-                if ok {
-                    format!("{} columns as recorded", names.len())
-                } else {
-                    format!(
-                        "file columns [{}], recorded [{}], field records [{}]{}",
-                        names.join(", "),
-                        rec_names.join(", "),
-                        fields.join(", "),
-                        if types_ok { "" } else { "; types differ" }
-                    )
-                },
-            );
-        }
-        Err(e) => check("rows", false, format!("cannot read the output: {e}")),
-    }
-    // The copy in the Parquet footer.
-    if format == Format::Parquet {
-        match embedded(output) {
-            Ok(Some(emb)) if outputs_in(&doc) > 1 => {
-                // A directory run: each file embeds its own record; it must be the same run,
-                // policy and field rules as the directory's sidecar (counts are per file).
-                let key = |d: &Value| {
-                    let mut nodes: Vec<Value> = d["@graph"]
-                        .as_array()
-                        .map(|g| {
-                            g.iter()
-                                .filter(|n| {
-                                    n.get("cl:sourceColumn").is_some()
-                                        || n["@type"]
-                                            .as_array()
-                                            .is_some_and(|t| t.iter().any(|x| x == "cl:Policy"))
-                                })
-                                .cloned()
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    for n in &mut nodes {
-                        if let Value::Object(m) = n {
-                            m.remove("cl:counts");
-                        }
-                    }
-                    (d["wasGeneratedBy"].clone(), nodes)
-                };
-                let ok = key(&emb) == key(&doc);
-                check(
-                    "embedded record",
-                    ok,
-                    if ok {
-                        "footer copy is this directory run's record for the file".into()
-                    } else {
-                        "footer copy names another run, policy or field rules than the sidecar"
-                            .into()
-                    },
-                );
-            }
-            Ok(Some(emb)) => {
-                let mut expected = doc.clone();
-                if let Value::Object(m) = &mut expected {
-                    m.remove(SIGNATURE);
-                }
-                strip_output_checksums(&mut expected);
-                match first_difference(&emb, &expected, String::new()) {
-                    None => check("embedded record", true, "footer copy agrees".into()),
-                    Some(p) => check(
-                        "embedded record",
-                        false,
-                        format!("footer copy and sidecar differ at {p}"),
-                    ),
-                }
-            }
-            Ok(None) => check(
-                "embedded record",
-                false,
-                format!("no `{PARQUET_KEY}` in the Parquet footer"),
+    let emb = (format == Format::Parquet).then(|| embedded(output));
+    let emb_doc = match &emb {
+        Some(Ok(Some(e))) => Some(e),
+        _ => None,
+    };
+    match output_node(&doc, output, emb_doc) {
+        None => checks.push(check(
+            "output recorded",
+            false,
+            format!(
+                "no output dataset in the record matches {}",
+                output.display()
             ),
-            Err(e) => check("embedded record", false, e),
+        )),
+        Some(node) => {
+            file_checks(output, format, read, &doc, node, &mut checks)?;
+            match emb {
+                Some(Ok(Some(e))) => checks.push(embedded_check(&e, &doc, node)),
+                Some(Ok(None)) => checks.push(check(
+                    "embedded record",
+                    false,
+                    format!("no `{PARQUET_KEY}` in the Parquet footer"),
+                )),
+                Some(Err(e)) => checks.push(check("embedded record", false, e)),
+                None => {}
+            }
         }
     }
-    if let Some(p) = policy {
+    if let Some(p) = opts.policy {
         let (sha, _) = sha256_file(p)?;
         let rec = nodes_of(&doc, "cl:Policy")
             .first()
             .and_then(|n| n["cl:sha256"].as_str())
             .unwrap_or("")
             .to_string();
-        check(
+        checks.push(check(
             "policy",
             sha == rec,
             if sha == rec {
                 format!("{} is the recorded policy", p.display())
             } else {
-                format!("{} has sha256 {sha}, the record used {rec}", p.display())
+                format!(
+                    "{} has sha256 {sha}, the record used {}",
+                    p.display(),
+                    shown(&rec)
+                )
             },
-        );
+        ));
     }
-    match (&doc[SIGNATURE], keyring) {
-        (Value::Null, _) => check("signature", true, "not signed".into()),
-        (sig, None) => check(
-            "signature",
-            false,
-            format!(
-                "signed with key {} but no keyring was given to check it (--keyring)",
-                sig["keyId"]
-            ),
-        ),
-        (sig, Some(ring)) => {
-            let id = sig["keyId"].as_str().unwrap_or("");
-            match ring.get(id) {
-                Err(e) => check("signature", false, e.to_string()),
-                Ok(key) => {
-                    let ok = sig["algorithm"] == "HMAC-SHA256"
-                        && sig["value"].as_str() == Some(mac_of(key, &doc).as_str());
-                    check(
-                        "signature",
-                        ok,
-                        if ok {
-                            format!("HMAC-SHA256 with key {id} is valid")
-                        } else {
-                            format!(
-                                "HMAC-SHA256 with key {id} does not match: the record was changed after signing, or another key signed it"
-                            )
-                        },
-                    );
-                }
-            }
-        }
-    }
+    checks.push(signature_check(&doc, opts));
     Ok(Verification {
         output: output.display().to_string(),
         provenance: side_path.display().to_string(),
@@ -462,21 +361,398 @@ pub fn verify(
     })
 }
 
-fn outputs_in(doc: &Value) -> usize {
-    nodes_of(doc, "cl:Dataset")
+fn check(name: &'static str, passed: bool, detail: String) -> Check {
+    Check {
+        name,
+        passed,
+        skipped: false,
+        detail,
+    }
+}
+
+/// Checksum, size, rows and schema of the output file against its recorded node.
+fn file_checks(
+    output: &Path,
+    format: Format,
+    read: &ReadOptions,
+    doc: &Value,
+    node: &Value,
+    checks: &mut Vec<Check>,
+) -> Result<()> {
+    let (sha, bytes) = sha256_file(output)?;
+    let rec_sha = node["cl:sha256"].as_str().unwrap_or("");
+    checks.push(check(
+        "sha256",
+        sha == rec_sha,
+        if sha == rec_sha {
+            sha.clone()
+        } else {
+            format!("file has {sha}, record says {}", shown(rec_sha))
+        },
+    ));
+    checks.push(check(
+        "size",
+        node["cl:bytes"].as_u64() == Some(bytes),
+        format!("file has {bytes} bytes, record says {}", node["cl:bytes"]),
+    ));
+    let input = match Input::open(output, format, read, &|s| std::sync::Arc::new(s.clone())) {
+        Ok(input) => input,
+        Err(e) => {
+            checks.push(check("rows", false, format!("cannot read the output: {e}")));
+            return Ok(());
+        }
+    };
+    let schema = input.schema.clone();
+    let rows = input.batches().and_then(|batches| {
+        let mut rows = 0u64;
+        for b in batches {
+            rows += b?.num_rows() as u64;
+        }
+        Ok(rows)
+    });
+    checks.push(match rows {
+        Err(e) => check("rows", false, format!("cannot read the output: {e}")),
+        Ok(rows) => check(
+            "rows",
+            node["cl:rows"].as_u64() == Some(rows),
+            format!("file has {rows} rows, record says {}", node["cl:rows"]),
+        ),
+    });
+    checks.push(schema_check(&schema, format, doc, node));
+    Ok(())
+}
+
+fn schema_check(
+    schema: &arrow::datatypes::SchemaRef,
+    format: Format,
+    doc: &Value,
+    node: &Value,
+) -> Check {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let recorded: Vec<(String, String)> = node["cl:schema"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or("").to_string(),
+                        c["type"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let rec_names: Vec<String> = recorded.iter().map(|(n, _)| n.clone()).collect();
+    // Types are compared for Parquet only: CSV carries none.
+    let types_ok = format != Format::Parquet
+        || schema
+            .fields()
+            .iter()
+            .zip(&recorded)
+            .all(|(f, (_, t))| f.data_type().to_string() == *t);
+    let fields: Vec<String> = doc["@graph"]
+        .as_array()
+        .map(|g| {
+            g.iter()
+                .filter(|n| n.get("cl:sourceColumn").is_some())
+                .filter_map(|n| n["cl:column"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ok = names == rec_names && types_ok && fields == names;
+    check(
+        "schema",
+        ok,
+        if ok {
+            format!("{} columns as recorded", names.len())
+        } else {
+            format!(
+                "file columns [{}], recorded [{}], field records [{}]{}",
+                shown(&names.join(", ")),
+                shown(&rec_names.join(", ")),
+                shown(&fields.join(", ")),
+                if types_ok { "" } else { "; types differ" }
+            )
+        },
+    )
+}
+
+/// Whether the record describes a directory run. Decided by the footer copy, which travels
+/// inside the data file: a sidecar edit cannot switch the comparison to the looser one.
+fn is_directory_run(emb: &Value, doc: &Value) -> bool {
+    match emb.get(OUTPUT_KIND).and_then(Value::as_str) {
+        Some(kind) => kind == "directory",
+        // Records written before `cl:outputKind`: guess from the sidecar. The directory
+        // comparison still covers everything but counts and checksums.
+        None => output_nodes(doc).len() > 1,
+    }
+}
+
+/// The footer copy against the sidecar. A single-file run embeds the sidecar itself (minus
+/// the output's checksum and the signature); a directory run embeds a record of the same run
+/// for its one file, so only per-file counts, checksums and the lists of files may differ.
+fn embedded_check(emb: &Value, doc: &Value, node: &Value) -> Check {
+    let diff = if is_directory_run(emb, doc) {
+        directory_difference(emb, doc, node)
+    } else {
+        let mut expected = doc.clone();
+        if let Value::Object(m) = &mut expected {
+            m.remove(SIGNATURE);
+        }
+        strip_output_checksums(&mut expected);
+        first_difference(emb, &expected, String::new())
+    };
+    match diff {
+        None => check("embedded record", true, "footer copy agrees".into()),
+        Some(p) => check(
+            "embedded record",
+            false,
+            format!("footer copy and sidecar differ at {p}"),
+        ),
+    }
+}
+
+/// Where a directory run's footer copy `emb` disagrees with the directory's record `doc`;
+/// `node` is the sidecar's output node for this file.
+fn directory_difference(emb: &Value, doc: &Value, node: &Value) -> Option<String> {
+    if let Some(p) = first_difference(&run_facts(emb), &run_facts(doc), String::new()) {
+        return Some(p);
+    }
+    // This file's output node: the same but for its id, checksum and the inputs it lists.
+    let outs = output_nodes(emb);
+    let [own] = outs.as_slice() else {
+        return Some(format!(
+            "/@graph (the footer copy records {} outputs, a directory run's copy records 1)",
+            outs.len()
+        ));
+    };
+    let strip = |n: &Value| {
+        let mut n = n.clone();
+        if let Value::Object(m) = &mut n {
+            for k in ["@id", "cl:sha256", "cl:bytes", "wasDerivedFrom"] {
+                m.remove(k);
+            }
+        }
+        n
+    };
+    if let Some(p) = first_difference(&strip(own), &strip(node), "/output".into()) {
+        return Some(p);
+    }
+    // Its inputs are among the directory's inputs.
+    let inputs = |d: &Value| -> Vec<Value> {
+        nodes_of(d, "cl:Dataset")
+            .into_iter()
+            .filter(|n| n.get("wasGeneratedBy").is_none())
+            .map(|n| {
+                let mut n = n.clone();
+                if let Value::Object(m) = &mut n {
+                    m.remove("@id");
+                }
+                n
+            })
+            .collect()
+    };
+    let all = inputs(doc);
+    inputs(emb)
+        .iter()
+        .any(|i| !all.contains(i))
+        .then(|| "/input (the footer copy's input is not among the sidecar's)".to_string())
+}
+
+/// A record without what differs between the files of one directory run: datasets (and
+/// references to them), per-file counts, end times, the signature.
+fn run_facts(doc: &Value) -> Value {
+    let mut d = doc.clone();
+    let dataset_ids: Vec<Value> = nodes_of(doc, "cl:Dataset")
         .into_iter()
-        .filter(|n| n.get("wasGeneratedBy").is_some())
-        .count()
+        .filter_map(|n| n.get("@id").cloned())
+        .collect();
+    let Value::Object(m) = &mut d else {
+        return d;
+    };
+    for k in [SIGNATURE, "generatedAtTime"] {
+        m.remove(k);
+    }
+    if let Some(Value::Object(s)) = m.get_mut("cl:summary") {
+        s.remove("rowsIn");
+        s.remove("rowsOut");
+    }
+    if let Some(Value::Array(g)) = m.get_mut("@graph") {
+        g.retain(|n| !has_type(n, "cl:Dataset"));
+        for n in g.iter_mut() {
+            let Value::Object(n) = n else { continue };
+            for k in [
+                "cl:counts",
+                "cl:entitiesReplaced",
+                "endedAtTime",
+                "cl:about",
+            ] {
+                n.remove(k);
+            }
+            if let Some(Value::Array(used)) = n.get_mut("used") {
+                used.retain(|u| !dataset_ids.contains(u));
+            }
+        }
+    }
+    d
+}
+
+fn has_type(n: &Value, ty: &str) -> bool {
+    match &n["@type"] {
+        Value::String(t) => t == ty,
+        Value::Array(a) => a.iter().any(|t| t == ty),
+        _ => false,
+    }
+}
+
+/// The signature line. Every member of `cl:signature` is checked, not only the MAC, so
+/// nothing in the document can change undetected.
+fn signature_check(doc: &Value, opts: &VerifyOptions) -> Check {
+    let sig = match doc.get(SIGNATURE) {
+        None | Some(Value::Null) => {
+            return match (opts.keyring, opts.require_signature) {
+                (Some(_), _) => check(
+                    "signature",
+                    false,
+                    "the record is not signed, but a keyring was given: a record whose signature was removed looks exactly like this (verify an unsigned record without --keyring)".into(),
+                ),
+                (None, true) => check(
+                    "signature",
+                    false,
+                    "the record is not signed, and a signature is required".into(),
+                ),
+                (None, false) => Check {
+                    name: "signature",
+                    passed: false,
+                    skipped: true,
+                    detail: "the record is not signed: nothing shows it was not edited; sign with `apply --sign-key` and check with --keyring".into(),
+                },
+            };
+        }
+        Some(sig) => sig,
+    };
+    let Some(ring) = opts.keyring else {
+        return check(
+            "signature",
+            false,
+            format!(
+                "signed with key {} but no keyring was given to check it (--keyring)",
+                sig["keyId"]
+            ),
+        );
+    };
+    let Some(id) = sig["keyId"].as_str() else {
+        return check("signature", false, "cl:signature names no keyId".into());
+    };
+    let key = match ring.get(id) {
+        Ok(k) => k,
+        Err(e) => return check("signature", false, e.to_string()),
+    };
+    let expected = json!({
+        "algorithm": "HMAC-SHA256",
+        "kdf": "HKDF-SHA256",
+        "kdfInfo": KDF_INFO,
+        "canonicalization": CANONICALIZATION,
+        "keyId": id,
+        "keyFingerprint": key.fingerprint(),
+        "value": mac_of(key, doc),
+    });
+    match first_difference(sig, &expected, format!("/{SIGNATURE}")) {
+        None => check(
+            "signature",
+            true,
+            format!("HMAC-SHA256 with key {id} is valid"),
+        ),
+        Some(p) if p.ends_with("/value") => check(
+            "signature",
+            false,
+            format!(
+                "HMAC-SHA256 with key {id} does not match: the record was changed after signing, or another key signed it"
+            ),
+        ),
+        Some(p) => check(
+            "signature",
+            false,
+            format!(
+                "{p} is not what signing with key {id} writes: the signature block was changed"
+            ),
+        ),
+    }
+}
+
+/// Parse JSON, refusing an object that names a member twice: readers disagree on which copy
+/// counts, so a duplicate could show one value to a person and another to the signature.
+pub fn parse_strict(text: &str) -> std::result::Result<Value, String> {
+    serde_json::from_str::<NoDuplicates>(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => format!(
+            "a member name appears twice in one object (line {} column {})",
+            e.line(),
+            e.column()
+        ),
+        _ => format!("not valid JSON: {e}"),
+    })?;
+    serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))
+}
+
+/// Walks a document, failing on a repeated member name; builds nothing.
+struct NoDuplicates;
+
+impl<'de> Deserialize<'de> for NoDuplicates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicates)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicates {
+    type Value = NoDuplicates;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicates>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if !seen.insert(k) {
+                return Err(serde::de::Error::custom("duplicate member"));
+            }
+            map.next_value::<NoDuplicates>()?;
+        }
+        Ok(self)
+    }
 }
 
 /// The sidecar minus what the embedded copy cannot contain: the output's own checksum.
 fn strip_output_checksums(doc: &mut Value) {
     if let Some(g) = doc.get_mut("@graph").and_then(Value::as_array_mut) {
         for n in g {
-            let is_output = n.get("wasGeneratedBy").is_some()
-                && n["@type"]
-                    .as_array()
-                    .is_some_and(|t| t.iter().any(|x| x == "cl:Dataset"));
+            let is_output = n.get("wasGeneratedBy").is_some() && has_type(n, "cl:Dataset");
             if is_output && let Value::Object(m) = n {
                 m.remove("cl:sha256");
                 m.remove("cl:bytes");
@@ -497,7 +773,7 @@ pub fn embedded(path: &Path) -> std::result::Result<Option<Value>, String> {
     else {
         return Ok(None);
     };
-    serde_json::from_str(&text)
+    parse_strict(&text)
         .map(Some)
-        .map_err(|e| format!("footer record is not valid JSON: {e}"))
+        .map_err(|e| format!("footer record: {e}"))
 }

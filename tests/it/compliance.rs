@@ -340,7 +340,7 @@ fn ropa_from_policies() {
     let o = run(&["ropa", p1.to_str().unwrap(), "--format", "md"]);
     let md = String::from_utf8_lossy(&o.stdout);
     assert!(
-        md.contains("| (e) transfers | — |") && md.contains("[PIPL-23]"),
+        md.contains("| (e) transfers | — |") && md.contains("\\[PIPL-23\\]"),
         "{md}"
     );
     // A bad policy names itself.

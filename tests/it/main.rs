@@ -3,6 +3,7 @@
 mod cli;
 mod compliance;
 mod hostile_cli;
+mod hostile_compliance;
 mod interop;
 mod privacy;
 mod report;
