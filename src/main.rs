@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use cloakline::apply::Apply;
-use cloakline::io::{Format, ReadOptions};
+use cloakline::io::{Format, ReadOptions, refuse_collisions};
 use cloakline::keys::Keyring;
 use cloakline::policy::Policy;
 use cloakline::{Error, Result};
@@ -486,6 +486,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Report(r) => {
+            if let Some(o) = &r.output {
+                let side = cloakline::apply::sidecar_path(&r.input);
+                refuse_collisions(
+                    &[("the report's input", &r.input), ("its provenance", &side)],
+                    &[("--output", o)],
+                )?;
+            }
             let doc = cloakline::report::load_record(&r.input)?;
             let text = match r.format {
                 ReportFormat::Html => cloakline::report::render_html(&doc),
@@ -495,6 +502,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Ropa(r) => {
+            if let Some(o) = &r.output {
+                let ins: Vec<(&str, &Path)> = r
+                    .policies
+                    .iter()
+                    .map(|p| ("a policy", p.as_path()))
+                    .collect();
+                refuse_collisions(&ins, &[("--output", o)])?;
+            }
             let mut acts = Vec::new();
             for p in &r.policies {
                 acts.push(cloakline::ropa::activity(&Policy::load(p)?));
@@ -668,6 +683,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Decrypt(d) => {
+            let mut ins = vec![("--input", d.input.as_path())];
+            if let Some(k) = &d.keyring.keyring {
+                ins.push(("--keyring", k));
+            }
+            refuse_collisions(&ins, &[("--output", &d.output)])?;
             let keyring = keyring_for(None, &d.keyring)?;
             let read = read_options(&d.formats)?;
             let cols = cloakline::decrypt::decrypt_file(
@@ -695,6 +715,17 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Sql(q) => {
+            if let Some(o) = &q.output {
+                let mut ins: Vec<(&str, &Path)> = q
+                    .tables
+                    .iter()
+                    .map(|t| ("a --table", t.path.as_path()))
+                    .collect();
+                ins.extend(q.policy.as_deref().map(|p| ("--policy", p)));
+                ins.extend(q.keyring.keyring.as_deref().map(|k| ("--keyring", k)));
+                let side = cloakline::apply::sidecar_path(o);
+                refuse_collisions(&ins, &[("--output", o), ("its provenance", &side)])?;
+            }
             let policy = q.policy.as_deref().map(Policy::load).transpose()?;
             let keyring = match &q.keyring.keyring {
                 Some(p) => Keyring::load(p)?,

@@ -181,3 +181,44 @@ fn sql_execution_errors_quote_no_values() {
     }
     assert!(!stderr(&o).contains('@'), "{}", stderr(&o));
 }
+
+/// Item 9 at the other doors: report, ropa, decrypt and sql never write over what they read.
+#[test]
+fn outputs_never_replace_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.parquet");
+    let o = apply_example(&out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let side = dir.path().join("o.parquet.provenance.json");
+    let before = std::fs::read(&side).unwrap();
+    let data_before = std::fs::read(&out).unwrap();
+
+    let policy = dir.path().join("p.yaml");
+    std::fs::copy(root().join("policies/customers.yaml"), &policy).unwrap();
+    let policy_before = std::fs::read(&policy).unwrap();
+    let csv = dir.path().join("c.csv");
+    std::fs::copy(root().join("examples/customers.csv"), &csv).unwrap();
+    let csv_before = std::fs::read(&csv).unwrap();
+    let k = keyring();
+    let (o_s, s_s, p_s, c_s) = (
+        out.to_str().unwrap(),
+        side.to_str().unwrap(),
+        policy.to_str().unwrap(),
+        csv.to_str().unwrap(),
+    );
+    let t = format!("c={c_s}");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["report", o_s, "--format", "md", "--output", s_s],
+        vec!["ropa", p_s, "--format", "csv", "--output", p_s],
+        vec!["decrypt", "--keyring", &k, "--input", o_s, "--output", o_s],
+        vec!["sql", "SELECT * FROM c", "--table", &t, "--output", c_s],
+    ];
+    for args in cases {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(std::fs::read(&side).unwrap(), before);
+    assert_eq!(std::fs::read(&out).unwrap(), data_before);
+    assert_eq!(std::fs::read(&policy).unwrap(), policy_before);
+    assert_eq!(std::fs::read(&csv).unwrap(), csv_before);
+}
