@@ -198,7 +198,8 @@ fn directory_sidecar_edits_fail_the_embedded_check() {
     let (code, text) = verify(&file, &prov);
     assert_eq!(code, Some(0), "{text}");
 
-    let edits: [(&str, fn(&mut Value)); 3] = [
+    type Edit = (&'static str, fn(&mut Value));
+    let edits: [Edit; 3] = [
         ("purpose", |d| {
             for n in d["@graph"].as_array_mut().unwrap() {
                 if n.get("cl:purpose").is_some() && n.get("used").is_some() {
