@@ -16,18 +16,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::engine::{self, ColumnCounts};
 use crate::error::{Error, Result};
 use crate::io::{
-    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, data_files, open_writer,
-    sha256_file,
+    AtomicFile, CreatedDirs, Format, Input, OutputLock, ROW_GROUP_ROWS, ReadOptions, Staged,
+    WriteOptions, commit_all, data_files, default_delimiter, open_writer_at, refuse_collisions,
+    remove_stale_temps, sha256_file,
 };
 use crate::keys::Keyring;
 use crate::plan::{Kernel, Plan, apply_type_overrides};
-use crate::policy::Policy;
+use crate::policy::{HierarchySource, Policy};
 use crate::privacy;
 use crate::provenance::{self, DatasetRecord, FieldRecord, PolicySummary, RunRecord};
 
@@ -47,6 +48,8 @@ pub struct Apply<'a> {
     progress: bool,
     sign_key: Option<String>,
     openlineage: Option<(PathBuf, String)>,
+    /// Other files the run reads (role, path), which no output may replace.
+    read_files: Vec<(String, PathBuf)>,
 }
 
 /// What a run did (the CLI prints it with `--json`).
@@ -84,13 +87,48 @@ struct Job {
     out_rel: Option<PathBuf>,
 }
 
-/// The path of the provenance sidecar for an output path.
+/// What every file of a run shares.
+struct RunContext {
+    run_id: String,
+    started: DateTime<Utc>,
+    policy: PolicySummary,
+    privacy: Option<serde_json::Value>,
+    out_format: Format,
+    write: WriteOptions,
+    bar: Option<indicatif::ProgressBar>,
+    is_dir: bool,
+}
+
+/// What one file's transform produced.
+struct JobOutput {
+    input: DatasetRecord,
+    output: DatasetRecord,
+    fields: Vec<FieldRecord>,
+    columns: Vec<ColumnCounts>,
+    dropped: Vec<(String, String, &'static str)>,
+    record: RunRecord,
+}
+
+/// The path of the provenance sidecar for an output path (the raw name, so a non-UTF-8 name
+/// keeps its bytes).
 pub fn sidecar_path(output: &Path) -> PathBuf {
-    let s = output.as_os_str().to_string_lossy();
-    PathBuf::from(format!(
-        "{}.provenance.json",
-        s.trim_end_matches(['/', '\\'])
-    ))
+    // Components drop a trailing separator: `out/` → `out.provenance.json`.
+    let mut s = output.components().collect::<PathBuf>().into_os_string();
+    if s.is_empty() {
+        s = output.as_os_str().to_owned();
+    }
+    s.push(".provenance.json");
+    PathBuf::from(s)
+}
+
+/// Write a JSON document into a staged file.
+fn write_json(af: &AtomicFile, path: &Path, doc: &serde_json::Value, newline: bool) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(doc).map_err(|e| Error::data(path.display(), e))?;
+    if newline {
+        text.push('\n');
+    }
+    let mut f = af.file()?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 /// Write the provenance document for `output` under a temporary name; the caller commits it
@@ -98,11 +136,7 @@ pub fn sidecar_path(output: &Path) -> PathBuf {
 pub fn stage_sidecar(output: &Path, doc: &serde_json::Value) -> Result<(PathBuf, AtomicFile)> {
     let sidecar = sidecar_path(output);
     let side = AtomicFile::create(&sidecar)?;
-    let mut text =
-        serde_json::to_string_pretty(doc).map_err(|e| Error::data(sidecar.display(), e))?;
-    text.push('\n');
-    let mut f = side.file()?;
-    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| Error::io(&sidecar, e))?;
+    write_json(&side, &sidecar, doc, true)?;
     Ok((sidecar, side))
 }
 
@@ -128,6 +162,7 @@ impl<'a> Apply<'a> {
             progress: false,
             sign_key: None,
             openlineage: None,
+            read_files: Vec::new(),
         }
     }
     /// Input format (default: from the file extension).
@@ -140,15 +175,15 @@ impl<'a> Apply<'a> {
         self.output_format = f;
         self
     }
-    /// CSV delimiter for input and output.
+    /// CSV delimiter for input and output; `,` (the default) means tab for `.tsv` files.
     pub fn with_delimiter(mut self, d: u8) -> Self {
         self.read.delimiter = d;
         self.out_delimiter = d;
         self
     }
-    /// Rows per batch.
+    /// Rows per batch (1 to [`crate::io::MAX_BATCH_ROWS`]; `run` refuses others).
     pub fn with_batch_size(mut self, n: usize) -> Self {
-        self.read.batch_size = n.max(1);
+        self.read.batch_size = n;
         self
     }
     /// Worker threads (default: one per core).
@@ -162,7 +197,8 @@ impl<'a> Apply<'a> {
         self.zstd_level = level;
         self
     }
-    /// Replace an existing output directory.
+    /// Replace existing outputs: a regular file, or a directory holding only the files of a
+    /// previous release (as its sidecar lists them).
     pub fn with_overwrite(mut self, yes: bool) -> Self {
         self.overwrite = yes;
         self
@@ -177,6 +213,15 @@ impl<'a> Apply<'a> {
     /// `cloakline_lawfulBasis` facet) to `path`, datasets in `namespace`.
     pub fn with_openlineage(mut self, path: Option<PathBuf>, namespace: &str) -> Self {
         self.openlineage = path.map(|p| (p, namespace.to_string()));
+        self
+    }
+
+    /// Other files the run reads, as (role, path), e.g. `("the keyring", p)`: no output may
+    /// replace them. The policy file, a keyring loaded from a file and the policy's hierarchy
+    /// files are included without this.
+    pub fn with_input_files(mut self, files: &[(&str, &Path)]) -> Self {
+        self.read_files
+            .extend(files.iter().map(|(r, p)| (r.to_string(), p.to_path_buf())));
         self
     }
 
@@ -251,6 +296,7 @@ impl<'a> Apply<'a> {
 
     /// Check the policy against the input's schema and keyring without reading data.
     pub fn validate(&self) -> Result<Vec<Plan>> {
+        self.read.check()?;
         let out_format = self.output_format.unwrap_or(Format::Parquet);
         Ok(self
             .plan_jobs(out_format)?
@@ -259,12 +305,8 @@ impl<'a> Apply<'a> {
             .collect())
     }
 
-    /// Run: plan everything, transform, write atomically, record provenance.
-    pub fn run(self) -> Result<RunSummary> {
-        let clock = Instant::now();
-        let started = Utc::now();
-        let is_dir = self.input.is_dir();
-        let out_format = match self.output_format {
+    fn out_format(&self, is_dir: bool) -> Result<Format> {
+        let f = match self.output_format {
             Some(f) => f,
             None if is_dir => Format::Parquet,
             None => Format::from_path(&self.output).ok_or_else(|| {
@@ -274,31 +316,214 @@ impl<'a> Apply<'a> {
                 ))
             })?,
         };
-        if out_format == Format::Ndjson {
+        if f == Format::Ndjson {
             return Err(Error::Usage(
                 "NDJSON output is not supported; write Parquet or CSV".into(),
             ));
         }
-        if same_file(&self.input, &self.output) {
-            return Err(Error::Usage("--output must differ from --input".into()));
+        Ok(f)
+    }
+
+    /// Every file the run reads besides the data, with its role.
+    fn files_read(&self) -> Vec<(String, PathBuf)> {
+        let mut v = Vec::new();
+        let policy = PathBuf::from(&self.policy.source);
+        if policy.is_file() {
+            v.push(("the policy".to_string(), policy));
         }
-        if is_dir && self.output.exists() && !self.overwrite {
-            return Err(Error::Usage(format!(
-                "{} already exists; remove it or pass --overwrite",
-                self.output.display()
-            )));
+        let ring = PathBuf::from(self.keyring.source());
+        if ring.is_file() {
+            v.push(("the keyring".to_string(), ring));
         }
+        if let Some(spec) = &self.policy.privacy {
+            for q in &spec.quasi_identifiers {
+                if let HierarchySource::File(h) = &q.hierarchy {
+                    let role = format!("the hierarchy file of `{}`", q.field);
+                    v.push((role, PathBuf::from(&h.path)));
+                }
+            }
+        }
+        v.extend(self.read_files.iter().cloned());
+        v
+    }
+
+    /// Everything refused before a byte is written: outputs that collide with an input or
+    /// with each other, and destinations this run may not replace.
+    fn preflight(&self, is_dir: bool, sidecar: &Path) -> Result<()> {
         if !is_dir && self.output.is_dir() {
             return Err(Error::Usage(format!(
                 "{} is a directory; name an output file",
                 self.output.display()
             )));
         }
+        let reads = self.files_read();
+        let mut inputs: Vec<(&str, &Path)> = vec![("--input", self.input.as_path())];
+        inputs.extend(reads.iter().map(|(r, p)| (r.as_str(), p.as_path())));
+        let mut outputs = vec![
+            ("--output", self.output.as_path()),
+            ("the provenance sidecar", sidecar),
+        ];
+        if let Some((p, _)) = &self.openlineage {
+            outputs.push(("--openlineage", p.as_path()));
+        }
+        refuse_collisions(&inputs, &outputs)?;
+        self.check_destinations(is_dir, sidecar)
+    }
+
+    /// Existing destinations are replaced only with `--overwrite`, and only when they are
+    /// regular files (or, for a directory run, a previous release).
+    fn check_destinations(&self, is_dir: bool, sidecar: &Path) -> Result<()> {
+        let out = &self.output;
+        if let Ok(meta) = std::fs::symlink_metadata(out) {
+            if !self.overwrite {
+                return Err(Error::Usage(format!(
+                    "{} already exists; pass --overwrite to replace it, or choose another output",
+                    out.display()
+                )));
+            }
+            if is_dir {
+                check_previous_release(out, sidecar, &meta)?;
+            } else if !meta.file_type().is_file() {
+                return Err(Error::Usage(format!(
+                    "{} is not a regular file; --overwrite replaces only a regular file. \
+                     Choose another output",
+                    out.display()
+                )));
+            }
+        }
+        let mut others = vec![("the provenance sidecar", sidecar)];
+        if let Some((p, _)) = &self.openlineage {
+            others.push(("--openlineage", p.as_path()));
+        }
+        for (role, p) in others {
+            let Ok(meta) = std::fs::symlink_metadata(p) else {
+                continue;
+            };
+            if !meta.file_type().is_file() {
+                return Err(Error::Usage(format!(
+                    "{} ({role}) exists and is not a regular file; move it away or choose \
+                     another output",
+                    p.display()
+                )));
+            }
+            if !self.overwrite {
+                return Err(Error::Usage(format!(
+                    "{} ({role}) already exists; pass --overwrite to replace it",
+                    p.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Run: plan everything, transform, write atomically, record provenance.
+    pub fn run(self) -> Result<RunSummary> {
+        let clock = Instant::now();
+        let started = Utc::now();
+        let is_dir = self.input.is_dir();
+        self.read.check()?;
+        let out_format = self.out_format(is_dir)?;
+        let sidecar = sidecar_path(&self.output);
+        self.preflight(is_dir, &sidecar)?;
         let sign_key = match &self.sign_key {
             Some(id) => Some(self.keyring.get(id)?),
             None => None,
         };
+        // Nothing is written before this point. Dropping these on failure removes the lock
+        // and the directories created for the output.
+        let created = CreatedDirs::for_output(&self.output)?;
+        let lineage_dirs = match &self.openlineage {
+            Some((p, _)) => Some(CreatedDirs::for_output(p)?),
+            None => None,
+        };
+        let lock = OutputLock::acquire(&self.output)?;
+        remove_stale_temps(&self.output)?;
+        remove_stale_temps(&sidecar)?;
+        if let Some((p, _)) = &self.openlineage {
+            remove_stale_temps(p)?;
+        }
+        // Again under the lock: another run may have committed meanwhile.
+        self.check_destinations(is_dir, &sidecar)?;
         let mut jobs = self.plan_jobs(out_format)?;
+        let (ctx, privacy_assessment) = self.prepare_run(&mut jobs, out_format, is_dir, started)?;
+
+        // Stage every destination first: an unwritable one fails before the long part.
+        let staging = match is_dir {
+            true => Staging::Dir(StagingDir::create(&self.output)?),
+            false => Staging::File(AtomicFile::create(&self.output)?),
+        };
+        let side = AtomicFile::create(&sidecar)?;
+        let lineage = match &self.openlineage {
+            Some((p, _)) => Some(AtomicFile::create(p)?),
+            None => None,
+        };
+
+        let mut done = Vec::new();
+        for job in jobs {
+            done.push(self.write_job(job, &ctx, &staging)?);
+        }
+        if let Some(bar) = &ctx.bar {
+            bar.finish_and_clear();
+        }
+        let (record, fields) = run_record(&ctx, done, self.keyring.is_demo());
+        let mut doc = record.to_jsonld(true);
+        if let Some(key) = sign_key {
+            crate::verify::sign(&mut doc, key);
+        }
+        write_json(&side, &sidecar, &doc, true)?;
+        if let (Some(af), Some((path, namespace))) = (&lineage, &self.openlineage) {
+            let event = self.lineage_event(&doc, path, namespace)?;
+            write_json(af, path, &event, false)?;
+        }
+        if engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        // Data, sidecar and lineage event together, or none of them.
+        let mut staged = vec![staging.stage(&self.output)?, side.stage()?];
+        if let Some(af) = lineage {
+            staged.push(af.stage()?);
+        }
+        commit_all(staged)?;
+        created.keep();
+        if let Some(d) = lineage_dirs {
+            d.keep();
+        }
+        drop(lock);
+
+        let rows_in = record.inputs.iter().map(|d| d.rows).sum();
+        let rows_out = record.outputs.iter().map(|d| d.rows).sum();
+        Ok(RunSummary {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            provenance: sidecar,
+            files: record.outputs.len(),
+            rows_in,
+            rows_out,
+            suppressed: rows_in - rows_out,
+            privacy: privacy_assessment,
+            seconds: clock.elapsed().as_secs_f64(),
+            fields: fields
+                .iter()
+                .map(|f| FieldSummary {
+                    output: f.rule.output_name.clone(),
+                    source: f.rule.input_name.clone(),
+                    action: f.rule.action.kind().keyword(),
+                    transformed: f.counts.transformed,
+                    nulls: f.counts.nulls,
+                })
+                .collect(),
+            dropped: record.dropped.iter().map(|d| d.0.clone()).collect(),
+        })
+    }
+
+    /// The privacy decision (which rewrites the plans) and what every file of the run shares.
+    fn prepare_run(
+        &self,
+        jobs: &mut [Job],
+        out_format: Format,
+        is_dir: bool,
+        started: DateTime<Utc>,
+    ) -> Result<(RunContext, Option<privacy::Assessment>)> {
         // The privacy block: group the input, decide levels and suppression, rewrite the plan.
         let mut privacy_evidence = None;
         let mut privacy_assessment = None;
@@ -319,7 +544,6 @@ impl<'a> Apply<'a> {
             privacy_evidence = Some(privacy::evidence(&prep, spec, &decision));
             privacy_assessment = Some(decision.assessment);
         }
-        let run_id = provenance::new_run_id();
         let no_dictionary = jobs
             .first()
             .map(|j| {
@@ -331,249 +555,313 @@ impl<'a> Apply<'a> {
                     .collect()
             })
             .unwrap_or_default();
-        let write_opts = WriteOptions {
-            format: out_format,
-            delimiter: self.out_delimiter,
-            zstd_level: self.zstd_level,
-            no_dictionary,
-        };
-        let policy_summary = PolicySummary::of(self.policy);
         let total_rows: Option<u64> = jobs.iter().map(|j| j.input.rows).sum();
-        let bar = progress_bar(self.progress, total_rows);
-
-        // Staging: a temporary file, or a temporary directory for directory runs.
-        let staging_dir = if is_dir {
-            Some(StagingDir::create(&self.output)?)
-        } else {
-            None
+        let ctx = RunContext {
+            run_id: provenance::new_run_id(),
+            started,
+            policy: PolicySummary::of(self.policy),
+            privacy: privacy_evidence,
+            out_format,
+            write: WriteOptions {
+                format: out_format,
+                delimiter: default_delimiter(&self.output, self.out_delimiter),
+                zstd_level: self.zstd_level,
+                no_dictionary,
+            },
+            bar: progress_bar(self.progress, total_rows),
+            is_dir,
         };
-        let single_out = if is_dir {
-            None
-        } else {
-            Some(AtomicFile::create(&self.output)?)
-        };
+        Ok((ctx, privacy_assessment))
+    }
 
-        let mut inputs = Vec::new();
-        let mut outputs = Vec::new();
-        let mut totals: Vec<ColumnCounts> = Vec::new();
-        let mut field_plan: Option<Vec<FieldRecord>> = None;
-        let mut dropped = Vec::new();
-        let mut embedded_record: Option<RunRecord> = None;
-        for job in jobs {
-            let in_path = job.input.path.clone();
-            let in_format = job.input.format;
-            let in_schema = schema_pairs(&job.input.schema);
-            let (out_file, out_shown) = match (&staging_dir, &single_out, &job.out_rel) {
-                (Some(dir), _, Some(rel)) => {
-                    let p = dir.path.join(rel);
-                    if let Some(parent) = p.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                    }
-                    let f = std::fs::File::create(&p).map_err(|e| Error::io(&p, e))?;
-                    (f, self.output.join(rel))
+    /// Transform one input file into its staged output.
+    fn write_job(&self, job: Job, ctx: &RunContext, staging: &Staging) -> Result<JobOutput> {
+        let in_path = job.input.path.clone();
+        let in_format = job.input.format;
+        let in_schema = schema_pairs(&job.input.schema);
+        let (out_file, out_shown) = match (staging, &job.out_rel) {
+            (Staging::Dir(dir), Some(rel)) => {
+                let p = dir.path.join(rel);
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
-                (_, Some(af), _) => (af.file()?, self.output.clone()),
-                _ => return Err(Error::Usage("internal: no output staging".into())),
-            };
-            let (encoder, mut sink) =
-                open_writer(out_file, job.plan.output_schema.clone(), &write_opts)?;
-            // Hash the input on another thread while the engine reads it.
-            let (stats, input_hash) = std::thread::scope(|s| {
-                let hasher = s.spawn(|| sha256_file(&in_path));
-                let batches = job.input.batches()?;
-                let stats = engine::run(
-                    &job.plan,
-                    batches,
-                    self.threads,
-                    ROW_GROUP_ROWS,
-                    |group| {
-                        let rows: usize = group.iter().map(|b| b.num_rows()).sum();
-                        encoder.encode(group).map(|e| (rows, e))
-                    },
-                    |(rows, encoded)| {
-                        if let Some(bar) = &bar {
-                            bar.inc(rows as u64);
-                        }
-                        sink.append(encoded)
-                    },
-                );
-                let hash = hasher
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::data(in_path.display(), "hashing failed")));
-                Ok::<_, Error>((stats?, hash?))
-            })?;
-            let fields = FieldRecord::from_plan(&job.plan, &stats.columns);
-            if totals.len() < stats.columns.len() {
-                totals.resize(stats.columns.len(), ColumnCounts::default());
+                let f = std::fs::File::create(&p).map_err(|e| Error::io(&p, e))?;
+                (f, self.output.join(rel))
             }
-            for (t, c) in totals.iter_mut().zip(&stats.columns) {
-                t.transformed += c.transformed;
-                t.nulls += c.nulls;
+            (Staging::File(af), None) => (af.file()?, self.output.clone()),
+            _ => {
+                return Err(Error::Internal(
+                    "output staging does not fit the job".into(),
+                ));
             }
-            dropped = job
-                .plan
-                .dropped
-                .iter()
-                .map(|d| (d.name.clone(), d.data_type.to_string(), d.reason))
-                .collect();
-            let input_rec = DatasetRecord {
-                path: in_path.display().to_string(),
-                format: in_format.extension().into(),
-                rows: stats.rows + stats.suppressed,
-                sha256: Some(input_hash.0),
-                bytes: Some(input_hash.1),
-                schema: in_schema,
-            };
-            let output_rec = DatasetRecord {
-                path: out_shown.display().to_string(),
-                format: out_format.extension().into(),
-                rows: stats.rows,
-                sha256: None,
-                bytes: None,
-                schema: schema_pairs(&job.plan.output_schema),
-            };
-            // The record embedded in this file: this file's input and output, no own checksum.
-            let record = RunRecord {
-                run_id: run_id.clone(),
-                started,
-                ended: Utc::now(),
-                policy: policy_summary.clone(),
-                inputs: vec![input_rec.clone()],
-                outputs: vec![output_rec.clone()],
-                fields: fields.clone(),
-                dropped: dropped.clone(),
-                privacy: privacy_evidence.clone(),
-                directory: is_dir,
-                demo_keys: self.keyring.is_demo(),
-            };
-            let footer = (out_format == Format::Parquet).then(|| {
-                (
-                    provenance::PARQUET_KEY.to_string(),
-                    record.to_jsonld(false).to_string(),
-                )
-            });
-            let (sha, bytes) = sink.finish(footer)?;
-            inputs.push(input_rec);
-            outputs.push(DatasetRecord {
+        };
+        let (encoder, mut sink) = open_writer_at(
+            out_file,
+            &out_shown,
+            job.plan.output_schema.clone(),
+            &ctx.write,
+        )?;
+        // Hash the input on another thread while the engine reads it.
+        let (stats, input_hash) = std::thread::scope(|s| {
+            let hasher = s.spawn(|| sha256_file(&in_path));
+            let batches = job.input.batches()?;
+            let stats = engine::run(
+                &job.plan,
+                batches,
+                self.threads,
+                ROW_GROUP_ROWS,
+                |group| {
+                    let rows: usize = group.iter().map(|b| b.num_rows()).sum();
+                    encoder.encode(group).map(|e| (rows, e))
+                },
+                |(rows, encoded)| {
+                    if let Some(bar) = &ctx.bar {
+                        bar.inc(rows as u64);
+                    }
+                    sink.append(encoded)
+                },
+            );
+            let hash = hasher
+                .join()
+                .unwrap_or_else(|_| Err(Error::data(in_path.display(), "hashing failed")));
+            Ok::<_, Error>((stats?, hash?))
+        })?;
+        let fields = FieldRecord::from_plan(&job.plan, &stats.columns);
+        let dropped: Vec<(String, String, &'static str)> = job
+            .plan
+            .dropped
+            .iter()
+            .map(|d| (d.name.clone(), d.data_type.to_string(), d.reason))
+            .collect();
+        let input_rec = DatasetRecord {
+            path: in_path.display().to_string(),
+            format: in_format.extension().into(),
+            rows: stats.rows + stats.suppressed,
+            sha256: Some(input_hash.0),
+            bytes: Some(input_hash.1),
+            schema: in_schema,
+        };
+        let output_rec = DatasetRecord {
+            path: out_shown.display().to_string(),
+            format: ctx.out_format.extension().into(),
+            rows: stats.rows,
+            sha256: None,
+            bytes: None,
+            schema: schema_pairs(&job.plan.output_schema),
+        };
+        // The record embedded in this file: this file's input and output, no own checksum.
+        let record = RunRecord {
+            run_id: ctx.run_id.clone(),
+            started: ctx.started,
+            ended: Utc::now(),
+            policy: ctx.policy.clone(),
+            inputs: vec![input_rec.clone()],
+            outputs: vec![output_rec.clone()],
+            fields: fields.clone(),
+            dropped: dropped.clone(),
+            privacy: ctx.privacy.clone(),
+            directory: ctx.is_dir,
+            demo_keys: self.keyring.is_demo(),
+        };
+        let footer = (ctx.out_format == Format::Parquet).then(|| {
+            (
+                provenance::PARQUET_KEY.to_string(),
+                record.to_jsonld(false).to_string(),
+            )
+        });
+        let (sha, bytes) = sink.finish(footer)?;
+        Ok(JobOutput {
+            input: input_rec,
+            output: DatasetRecord {
                 sha256: Some(sha),
                 bytes: Some(bytes),
                 ..output_rec
-            });
-            field_plan = Some(fields);
-            embedded_record = Some(record);
-        }
-        if let Some(bar) = &bar {
-            bar.finish_and_clear();
-        }
-        let mut fields = field_plan.unwrap_or_default();
-        for (f, t) in fields.iter_mut().zip(&totals) {
-            f.counts = t.clone();
-        }
-        // For a single file the sidecar is the embedded record plus the output checksum.
-        let record = match (is_dir, embedded_record) {
-            (false, Some(mut r)) => {
-                r.outputs = outputs.clone();
-                r
-            }
-            _ => RunRecord {
-                run_id,
-                started,
-                ended: Utc::now(),
-                policy: policy_summary,
-                inputs: inputs.clone(),
-                outputs: outputs.clone(),
-                fields: fields.clone(),
-                dropped: dropped.clone(),
-                privacy: privacy_evidence.clone(),
-                directory: is_dir,
-                demo_keys: self.keyring.is_demo(),
             },
-        };
-        let mut doc = record.to_jsonld(true);
-        if let Some(key) = sign_key {
-            crate::verify::sign(&mut doc, key);
-        }
-        let (sidecar, side) = stage_sidecar(&self.output, &doc)?;
-        let lineage = match &self.openlineage {
-            None => None,
-            Some((path, namespace)) => {
-                let job = format!("cloakline.{}", self.policy.name);
-                // OpenLineage names local files by absolute path in the `file` namespace.
-                let mut lineage_doc = doc.clone();
-                if let Some(g) = lineage_doc
-                    .get_mut("@graph")
-                    .and_then(serde_json::Value::as_array_mut)
-                {
-                    for n in g {
-                        let abs = n
-                            .get("cl:path")
-                            .and_then(serde_json::Value::as_str)
-                            .map(std::path::PathBuf::from)
-                            .filter(|p| p.is_relative())
-                            .and_then(|p| std::path::absolute(p).ok());
-                        if let (Some(abs), Some(m)) = (abs, n.as_object_mut()) {
-                            m.insert("cl:path".into(), abs.display().to_string().into());
-                        }
-                    }
-                }
-                let event = crate::openlineage::try_run_event(&lineage_doc, namespace, &job)
-                    .map_err(|problems| {
-                        Error::data(
-                            path.display(),
-                            format!(
-                                "cannot build the OpenLineage event: {}",
-                                problems.join("; ")
-                            ),
-                        )
-                    })?;
-                let af = AtomicFile::create(path)?;
-                let mut f = af.file()?;
-                let text = serde_json::to_string_pretty(&event)
-                    .map_err(|e| Error::data(path.display(), e))?;
-                std::io::Write::write_all(&mut f, text.as_bytes())
-                    .map_err(|e| Error::io(path, e))?;
-                Some(af)
-            }
-        };
-        if engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
-        // Commit the data, then the sidecar.
-        match (single_out, staging_dir) {
-            (Some(af), _) => af.commit()?,
-            (None, Some(dir)) => dir.commit(&self.output, self.overwrite)?,
-            _ => {}
-        }
-        side.commit()?;
-        if let Some(af) = lineage {
-            af.commit()?;
-        }
-
-        let rows_in = inputs.iter().map(|d| d.rows).sum();
-        let rows_out = outputs.iter().map(|d| d.rows).sum();
-        Ok(RunSummary {
-            input: self.input.clone(),
-            output: self.output.clone(),
-            provenance: sidecar,
-            files: outputs.len(),
-            rows_in,
-            rows_out,
-            suppressed: rows_in - rows_out,
-            privacy: privacy_assessment,
-            seconds: clock.elapsed().as_secs_f64(),
-            fields: fields
-                .iter()
-                .map(|f| FieldSummary {
-                    output: f.rule.output_name.clone(),
-                    source: f.rule.input_name.clone(),
-                    action: f.rule.action.kind().keyword(),
-                    transformed: f.counts.transformed,
-                    nulls: f.counts.nulls,
-                })
-                .collect(),
-            dropped: dropped.iter().map(|d| d.0.clone()).collect(),
+            fields,
+            columns: stats.columns,
+            dropped,
+            record,
         })
     }
+
+    /// The OpenLineage event for the sidecar `doc`.
+    fn lineage_event(
+        &self,
+        doc: &serde_json::Value,
+        path: &Path,
+        namespace: &str,
+    ) -> Result<serde_json::Value> {
+        let job = format!("cloakline.{}", self.policy.name);
+        // OpenLineage names local files by absolute path in the `file` namespace.
+        let mut lineage_doc = doc.clone();
+        if let Some(g) = lineage_doc
+            .get_mut("@graph")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for n in g {
+                let abs = n
+                    .get("cl:path")
+                    .and_then(serde_json::Value::as_str)
+                    .map(std::path::PathBuf::from)
+                    .filter(|p| p.is_relative())
+                    .and_then(|p| std::path::absolute(p).ok());
+                if let (Some(abs), Some(m)) = (abs, n.as_object_mut()) {
+                    m.insert("cl:path".into(), abs.display().to_string().into());
+                }
+            }
+        }
+        let event = crate::openlineage::try_run_event(&lineage_doc, namespace, &job).map_err(
+            |problems| {
+                Error::data(
+                    path.display(),
+                    format!(
+                        "cannot build the OpenLineage event: {}",
+                        problems.join("; ")
+                    ),
+                )
+            },
+        )?;
+        serde_json::to_value(&event).map_err(|e| Error::data(path.display(), e))
+    }
+}
+
+/// The run's record from its files' outputs: for a single file, the embedded record plus the
+/// output checksum; for a directory, every file with the counts summed.
+fn run_record(
+    ctx: &RunContext,
+    done: Vec<JobOutput>,
+    demo_keys: bool,
+) -> (RunRecord, Vec<FieldRecord>) {
+    let mut totals: Vec<ColumnCounts> = Vec::new();
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    let mut fields = Vec::new();
+    let mut dropped = Vec::new();
+    let mut embedded = None;
+    for j in done {
+        if totals.len() < j.columns.len() {
+            totals.resize(j.columns.len(), ColumnCounts::default());
+        }
+        for (t, c) in totals.iter_mut().zip(&j.columns) {
+            t.transformed += c.transformed;
+            t.nulls += c.nulls;
+        }
+        inputs.push(j.input);
+        outputs.push(j.output);
+        fields = j.fields;
+        dropped = j.dropped;
+        embedded = Some(j.record);
+    }
+    for (f, t) in fields.iter_mut().zip(&totals) {
+        f.counts = t.clone();
+    }
+    let record = match (ctx.is_dir, embedded) {
+        (false, Some(mut r)) => {
+            r.outputs = outputs;
+            r
+        }
+        _ => RunRecord {
+            run_id: ctx.run_id.clone(),
+            started: ctx.started,
+            ended: Utc::now(),
+            policy: ctx.policy.clone(),
+            inputs,
+            outputs,
+            fields: fields.clone(),
+            dropped,
+            privacy: ctx.privacy.clone(),
+            directory: ctx.is_dir,
+            demo_keys,
+        },
+    };
+    (record, fields)
+}
+
+/// `--overwrite` replaces a directory only when it is a previous cloakline release: every
+/// file in it is one of the outputs its sidecar lists (no `.git`, no links, nothing else).
+/// Anything else may be someone's work, which replacing would delete.
+fn check_previous_release(dir: &Path, sidecar: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    let refuse = |why: String| {
+        Error::Usage(format!(
+            "{} is not a previous cloakline release ({why}); --overwrite replaces only a \
+             directory written by `cloakline apply`. Move it away or choose another output",
+            dir.display()
+        ))
+    };
+    if !meta.is_dir() {
+        return Err(refuse("it is not a directory".into()));
+    }
+    let mut files = Vec::new();
+    release_files(dir, Path::new(""), &mut files).map_err(refuse)?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    let Some(listed) = released_paths(sidecar) else {
+        return Err(refuse(format!(
+            "{} does not list its files",
+            sidecar.display()
+        )));
+    };
+    // The sidecar names files as `<output>/<rel>`, with the output as that run spelled it.
+    let name = dir.file_name().map(Path::new).unwrap_or(Path::new(""));
+    for f in &files {
+        let want = name.join(f);
+        if !listed.iter().any(|l| l.ends_with(&want)) {
+            return Err(refuse(format!(
+                "{} is not one of its outputs",
+                dir.join(f).display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The regular files under `dir` (relative to the top), refusing `.git`, links and devices.
+fn release_files(
+    dir: &Path,
+    rel: &Path,
+    out: &mut Vec<PathBuf>,
+) -> std::result::Result<(), String> {
+    let here = dir.join(rel);
+    let entries = std::fs::read_dir(&here).map_err(|e| format!("cannot list it: {e}"))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list it: {e}"))?;
+        let r = rel.join(entry.file_name());
+        if entry.file_name() == ".git" {
+            return Err(format!("{} is a Git repository", dir.join(&r).display()));
+        }
+        let kind = entry.file_type().map_err(|e| e.to_string())?;
+        if kind.is_dir() {
+            release_files(dir, &r, out)?;
+        } else if kind.is_file() {
+            out.push(r);
+        } else {
+            return Err(format!("{} is not a regular file", dir.join(&r).display()));
+        }
+    }
+    Ok(())
+}
+
+/// The output paths a sidecar lists, if it is a readable cloakline sidecar.
+fn released_paths(sidecar: &Path) -> Option<Vec<PathBuf>> {
+    let meta = std::fs::symlink_metadata(sidecar).ok()?;
+    // A sidecar is small; a huge or special file is not one.
+    if !meta.is_file() || meta.len() > 256 << 20 {
+        return None;
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(sidecar).ok()?).ok()?;
+    let paths: Vec<PathBuf> = doc
+        .get("@graph")?
+        .as_array()?
+        .iter()
+        .filter(|n| {
+            n.get("@id")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|id| id.contains(":output:"))
+        })
+        .filter_map(|n| n.get("cl:path")?.as_str().map(PathBuf::from))
+        .collect();
+    Some(paths)
 }
 
 fn schema_pairs(schema: &SchemaRef) -> Vec<(String, String)> {
@@ -582,13 +870,6 @@ fn schema_pairs(schema: &SchemaRef) -> Vec<(String, String)> {
         .iter()
         .map(|f| (f.name().clone(), f.data_type().to_string()))
         .collect()
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
 }
 
 fn progress_bar(enabled: bool, total: Option<u64>) -> Option<indicatif::ProgressBar> {
@@ -612,49 +893,44 @@ fn progress_bar(enabled: bool, total: Option<u64>) -> Option<indicatif::Progress
     Some(bar)
 }
 
-/// A temporary directory beside the destination, removed unless committed.
+/// Where a run's data is written before the commit.
+enum Staging {
+    File(AtomicFile),
+    Dir(StagingDir),
+}
+
+impl Staging {
+    fn stage(self, dest: &Path) -> Result<Staged> {
+        match self {
+            Staging::File(af) => af.stage(),
+            Staging::Dir(mut d) => {
+                d.staged = true;
+                Ok(Staged::new(d.path.clone(), dest.to_path_buf()))
+            }
+        }
+    }
+}
+
+/// A temporary directory beside the destination, removed unless staged.
 struct StagingDir {
     path: PathBuf,
-    committed: bool,
+    staged: bool,
 }
 
 impl StagingDir {
     fn create(dest: &Path) -> Result<Self> {
-        let dest_s = dest.as_os_str().to_string_lossy();
-        let dest = Path::new(dest_s.trim_end_matches(['/', '\\']));
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = dest
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("output");
-        let path = parent.join(format!(
-            ".{name}.cloakline-tmp-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        let path = crate::io::temp_sibling(dest);
+        std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
         Ok(StagingDir {
             path,
-            committed: false,
+            staged: false,
         })
-    }
-
-    fn commit(mut self, dest: &Path, overwrite: bool) -> Result<()> {
-        if dest.exists() && overwrite {
-            std::fs::remove_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-        }
-        std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
-        self.committed = true;
-        Ok(())
     }
 }
 
 impl Drop for StagingDir {
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.staged {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }

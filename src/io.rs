@@ -342,8 +342,9 @@ fn csv_message(e: &arrow::error::ArrowError, schema: &Schema) -> String {
             };
             let (col, line) = (num(1, 3), num(2, 4));
             let mut out = String::new();
+            // Arrow counts lines from 0 at the header; people count from 1.
             if let Some(l) = line {
-                out.push_str(&format!("line {l}, "));
+                out.push_str(&format!("line {}, ", l + 1));
             }
             match col.and_then(|c| schema.fields().get(c).map(|f| (c, f))) {
                 Some((c, f)) => out.push_str(&format!(

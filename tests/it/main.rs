@@ -4,6 +4,7 @@ mod cli;
 mod compliance;
 mod hostile_cli;
 mod hostile_compliance;
+mod hostile_io;
 mod interop;
 mod privacy;
 mod report;
