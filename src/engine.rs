@@ -152,7 +152,11 @@ pub fn run<T: Send>(
             let mut seq = 0u64;
             let mut batches = batches;
             loop {
-                let next = batches.next();
+                let next = guarded("reading the input", || batches.next());
+                let next = match next {
+                    Ok(n) => n,
+                    Err(e) => Some(Err(e)),
+                };
                 let flush = match &next {
                     Some(Ok(b)) => {
                         rows += b.num_rows();
@@ -199,7 +203,11 @@ pub fn run<T: Send>(
                         Err(_) => return,
                     };
                     let Ok((seq, item)) = next else { return };
-                    let result = item.and_then(|group| transform_group(plan, &group, encode));
+                    let result = item.and_then(|group| {
+                        guarded("transforming the data", || {
+                            transform_group(plan, &group, encode)
+                        })?
+                    });
                     if done_tx.send((seq, result)).is_err() {
                         return;
                     }
@@ -211,6 +219,17 @@ pub fn run<T: Send>(
         }
         drop(done_tx);
         write_in_order(done_rx, permit_tx, &mut sink)
+    })
+}
+
+/// Run `f`, turning a panic into [`Error::Internal`]. The panic's own message is dropped: it
+/// may quote a value (e.g. a string slice out of range), and errors never carry data.
+fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        Error::Internal(format!(
+            "a worker thread panicked while {what}; nothing was written (the panic message is \
+             withheld because it may contain data values)"
+        ))
     })
 }
 
@@ -286,4 +305,73 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Keyring;
+    use crate::policy::Policy;
+    use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn plan_and_batches(n: usize) -> (Plan, Vec<RecordBatch>) {
+        let policy = Policy::from_yaml_str(
+            "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\nfields:\n  a: { action: keep, basis: contract }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, true)]));
+        let plan = Plan::new(&policy, Arc::clone(&schema), &Keyring::default(), "in").unwrap();
+        let batches = (0..n)
+            .map(|_| {
+                let a: ArrayRef = Arc::new(StringArray::from(vec!["secret-value"]));
+                RecordBatch::try_new(Arc::clone(&schema), vec![a]).unwrap()
+            })
+            .collect();
+        (plan, batches)
+    }
+
+    fn assert_internal_without_data(r: Result<StreamStats>) {
+        match r {
+            Err(e @ Error::Internal(_)) => {
+                let m = e.to_string();
+                assert!(!m.contains("secret-value"), "{m}");
+                assert!(m.contains("panicked"), "{m}");
+                assert_eq!(e.exit_code(), 70);
+            }
+            other => panic!("expected an internal error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_worker_panic_is_an_internal_error_without_its_message() {
+        let (plan, batches) = plan_and_batches(4);
+        let iter: BatchIter = Box::new(batches.into_iter().map(Ok));
+        let r = run(
+            &plan,
+            iter,
+            2,
+            1,
+            |b: &[RecordBatch]| -> Result<usize> {
+                let v = b[0]
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap();
+                panic!("boom on {}", v.value(0))
+            },
+            |_| Ok(()),
+        );
+        assert_internal_without_data(r);
+    }
+
+    #[test]
+    fn a_reader_panic_is_an_internal_error() {
+        let (plan, _) = plan_and_batches(0);
+        let iter: BatchIter =
+            Box::new((0..3).map(|_| -> Result<RecordBatch> { panic!("decoder saw secret-value") }));
+        let r = run(&plan, iter, 2, 1, |_: &[RecordBatch]| Ok(()), |_| Ok(()));
+        assert_internal_without_data(r);
+    }
 }

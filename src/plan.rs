@@ -239,6 +239,14 @@ impl Plan {
                 ));
             }
         }
+        if problems.is_empty() && columns.is_empty() {
+            problems.push(format!(
+                "policy {} leaves no column in the output: every input column is dropped (by its \
+                 rule or by `unlisted: drop`), and an output without columns cannot be verified; \
+                 keep, transform or add at least one column",
+                policy.source
+            ));
+        }
         if !problems.is_empty() {
             return Err(Error::plan(input, problems.join("\n  ")));
         }
@@ -287,7 +295,9 @@ fn field_metadata(rule: &Field, input_type: &DataType) -> HashMap<String, String
         Action::Encrypt(e) => {
             m.insert(meta::KEY_ID.into(), e.key.clone());
             m.insert(meta::DOMAIN.into(), e.domain.clone());
-            m.insert(meta::SOURCE_TYPE.into(), input_type.to_string());
+            // A dictionary's values are what was encrypted; decrypt restores their type.
+            let t = crate::kernels::value_type(input_type);
+            m.insert(meta::SOURCE_TYPE.into(), t.to_string());
         }
         _ => {}
     }
@@ -431,6 +441,115 @@ mod tests {
         assert_eq!(out.num_rows(), 2);
         assert_eq!(counts[0].transformed, 1);
         assert_eq!(counts[0].nulls, 1);
+    }
+
+    #[test]
+    fn a_policy_that_drops_every_column_is_refused() {
+        let s = schema(&[("a", DataType::Utf8), ("b", DataType::Int64)]);
+        for (fields, unlisted) in [
+            ("  a: { action: drop }\n  b: { action: drop }\n", "error"),
+            ("  a: { action: drop }\n", "drop"),
+        ] {
+            let e = Plan::new(
+                &policy(fields, unlisted),
+                s.clone(),
+                &Keyring::default(),
+                "in",
+            )
+            .unwrap_err();
+            let m = e.to_string();
+            assert!(m.contains("no column in the output"), "{m}");
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn dictionary_columns_are_transformed_through_their_values() {
+        use arrow::array::{DictionaryArray, Int32Array};
+        use arrow::datatypes::Int32Type;
+        let p = policy(
+            "  t: { action: tokenize, key: k1, basis: contract }\n  e: { action: encrypt, key: k1, basis: contract }\n  m: { action: mask, keep_last: 2, basis: contract }\n  g: { action: generalize, keep_prefix: 2, basis: contract }\n  n: { action: generalize, bin_width: 10, basis: contract }\n  s: { action: scrub, basis: contract }\n",
+            "error",
+        );
+        let ring = Keyring::generate_in_memory(&["k1"]);
+        let dict = |values: Vec<Option<&str>>| -> ArrayRef {
+            let d: DictionaryArray<Int32Type> = values.into_iter().collect();
+            Arc::new(d)
+        };
+        let text = dict(vec![
+            Some("x"),
+            Some("ab@example.com"),
+            None,
+            Some("12345"),
+            Some("12345"),
+        ]);
+        let num_keys = Int32Array::from(vec![Some(0), Some(1), None, Some(1), Some(0)]);
+        let num: ArrayRef = Arc::new(
+            DictionaryArray::<Int32Type>::try_new(
+                num_keys,
+                Arc::new(Int64Array::from(vec![7, 42])),
+            )
+            .unwrap(),
+        );
+        let dt = |a: &ArrayRef| a.data_type().clone();
+        let names = ["t", "e", "m", "g", "n", "s"];
+        let s = schema(&[
+            ("t", dt(&text)),
+            ("e", dt(&text)),
+            ("m", dt(&text)),
+            ("g", dt(&text)),
+            ("n", dt(&num)),
+            ("s", dt(&text)),
+        ]);
+        let plan = Plan::new(&p, s.clone(), &ring, "in").unwrap();
+        let cols: Vec<ArrayRef> = names
+            .iter()
+            .map(|n| {
+                if *n == "n" {
+                    Arc::clone(&num)
+                } else {
+                    Arc::clone(&text)
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(s, cols).unwrap();
+        // Whole and sliced batches (a slice keeps the dictionary but offsets the keys).
+        for b in [batch.clone(), batch.slice(1, 4)] {
+            let (out, _) = crate::engine::transform_batch(&plan, &b).unwrap();
+            let strings = |i: usize| crate::kernels::test_util::strings(out.column(i));
+            let plain =
+                crate::kernels::test_util::strings(&crate::kernels::plain(b.column(0)).unwrap());
+            let off = if b.num_rows() == 5 { 0 } else { 1 };
+            // Nulls stay null; equal values give equal tokens; values never pass in clear.
+            for (i, name) in names.iter().enumerate() {
+                let col = strings(i);
+                assert_eq!(col.len(), b.num_rows());
+                assert_eq!(col[2 - off], None, "column {name}");
+            }
+            let t = strings(0);
+            assert_eq!(t[3 - off], t[4 - off]);
+            assert_ne!(t[3 - off].as_deref(), Some("12345"));
+            assert!(strings(1)[3 - off].as_deref().is_some_and(|v| v != "12345"));
+            assert_eq!(strings(2)[3 - off].as_deref(), Some("***45"));
+            assert_eq!(strings(3)[3 - off].as_deref(), Some("12"));
+            assert_eq!(strings(4)[3 - off].as_deref(), Some("40-49"));
+            assert_eq!(
+                strings(5)[1 - off]
+                    .as_deref()
+                    .map(|v| v.contains("example")),
+                Some(false)
+            );
+            let want = [
+                Some("x"),
+                Some("ab@example.com"),
+                None,
+                Some("12345"),
+                Some("12345"),
+            ];
+            let want: Vec<Option<String>> =
+                want[off..].iter().map(|v| v.map(str::to_string)).collect();
+            assert_eq!(plain, want);
+        }
     }
 
     #[test]

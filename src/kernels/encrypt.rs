@@ -57,7 +57,7 @@ impl Encryptor {
 
     /// The output type for an input type, or why it is not accepted.
     pub fn output_type(input: &DataType) -> KernelResult<DataType> {
-        if has_canonical_string(input) {
+        if has_canonical_string(super::value_type(input)) {
             Ok(DataType::Utf8)
         } else {
             Err(KernelError::UnsupportedType {
@@ -121,7 +121,7 @@ impl Encryptor {
     /// Encrypt a whole array; the result is `Utf8` with the same nulls.
     pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
         Self::output_type(array.data_type())?;
-        let strings = canonical_strings(array)?;
+        let strings = canonical_strings(&super::plain(array)?)?;
         let overhead = 2 + self.key_id.len() + NONCE_LEN + TAG_LEN;
         let hint = (super::string_bytes(strings.as_ref()) + strings.len() * overhead) * 4 / 3 + 16;
         // One call to the CSPRNG for all the array's nonces.

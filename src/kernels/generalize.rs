@@ -101,6 +101,8 @@ fn unsupported(data_type: &DataType, hint: &str) -> KernelError {
 impl Generalizer {
     /// Check the spec against the column type and prepare the kernel.
     pub fn new(spec: &GeneralizeSpec, input: &DataType) -> KernelResult<Self> {
+        // Dictionaries are generalized through their values (see `apply`).
+        let input = super::value_type(input);
         let kind = match spec {
             GeneralizeSpec::Date { to, label } => {
                 if !matches!(
@@ -128,6 +130,7 @@ impl Generalizer {
                 Kind::Prefix(*keep_prefix)
             }
             GeneralizeSpec::Number(bins) => {
+                check_number_bins(bins).map_err(KernelError::Parameter)?;
                 if input.is_integer() {
                     Kind::Exact(exact_bins(bins, 0, input)?)
                 } else if let DataType::Decimal128(_, scale) = input {
@@ -176,6 +179,7 @@ impl Generalizer {
 
     /// Generalize a whole array.
     pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
+        let array = &super::plain(array)?;
         if array.data_type() != &self.input {
             return Err(KernelError::Parameter(format!(
                 "generalize was set up for {} but got {}",
@@ -273,7 +277,7 @@ impl Generalizer {
                     None => out.append_null(),
                     Some(v) if !v.is_finite() => out.append_value(format!("{v}")),
                     Some(v) => {
-                        let bin = b.bin(v);
+                        let bin = b.bin(v)?;
                         let (tag, x) = bin.key();
                         out.append_value(
                             labels
@@ -290,14 +294,15 @@ impl Generalizer {
             .map(|v| {
                 v.map(|v| {
                     if !v.is_finite() {
-                        return v;
+                        return Ok(v);
                     }
-                    match b.bin(v) {
+                    Ok(match b.bin(v)? {
                         Bin::Below(x) | Bin::AtOrAbove(x) | Bin::Range(x, _) | Bin::Value(x) => x,
-                    }
+                    })
                 })
+                .transpose()
             })
-            .collect();
+            .collect::<KernelResult<_>>()?;
         let lowers: ArrayRef = Arc::new(lowers);
         Ok(cast_with_options(&lowers, array.data_type(), &strict())?)
     }
@@ -319,6 +324,50 @@ pub fn prefix(v: &str, n: usize) -> &str {
         Some((i, _)) => &v[..i],
         None => v,
     }
+}
+
+/// Smallest `bin_width`: narrower bins make `value / bin_width` overflow to infinity for
+/// ordinary values (5e-324 turned values into `[-inf, NaN)`).
+pub const MIN_BIN_WIDTH: f64 = 1e-9;
+
+/// Numeric parameters must be finite (a NaN `top` matched nothing and released values
+/// unchanged) and widths must not make the bin index overflow. Shared by the policy loader
+/// (which adds the YAML position) and the kernel (for other callers, e.g. SQL).
+pub fn check_number_bins(b: &NumberBins) -> Result<(), String> {
+    for (name, v) in [
+        ("top", b.top),
+        ("bottom", b.bottom),
+        ("bin_width", b.bin_width),
+    ] {
+        if let Some(v) = v
+            && !v.is_finite()
+        {
+            return Err(format!("`{name}` is {v}; it must be a finite number"));
+        }
+    }
+    // NaN was refused above, so `<` here also covers zero and negative widths.
+    if let Some(w) = b.bin_width
+        && w < MIN_BIN_WIDTH
+    {
+        return Err(format!(
+            "`bin_width` is {w}; it must be a positive number of at least {MIN_BIN_WIDTH}"
+        ));
+    }
+    if let Some(br) = &b.breaks
+        && (br.is_empty()
+            || br.iter().any(|x| !x.is_finite())
+            || br.windows(2).any(|w| w[0] >= w[1]))
+    {
+        return Err(
+            "`breaks` must be a non-empty list of strictly ascending finite numbers".into(),
+        );
+    }
+    if let (Some(t), Some(bt)) = (b.top, b.bottom)
+        && bt >= t
+    {
+        return Err(format!("`bottom` ({bt}) must be below `top` ({t})"));
+    }
+    Ok(())
 }
 
 fn to_units(x: f64, scale: i8, what: &str, input: &DataType) -> KernelResult<i128> {
@@ -372,6 +421,8 @@ fn float_bins(b: &NumberBins) -> FloatBins {
     {
         decimals = decimals.max(decimals_of(*x));
     }
+    // f64 carries about 15 significant digits; more decimals only overflow the rounding.
+    let decimals = decimals.min(15);
     FloatBins {
         width: b.bin_width,
         breaks: b.breaks.clone(),
@@ -465,14 +516,22 @@ impl ExactBins {
 }
 
 impl FloatBins {
-    fn bin(&self, v: f64) -> Bin<f64> {
+    /// The bin of a finite value; an error (without the value) when the bin index overflows.
+    fn bin(&self, v: f64) -> KernelResult<Bin<f64>> {
         if let Some(b) = coded(v, self.top, self.bottom, self.breaks.as_deref()) {
-            return b;
+            return Ok(b);
         }
         if let Some(w) = self.width {
+            let q = v / w;
+            if !q.is_finite() || q.abs() >= 2f64.powi(53) {
+                return Err(KernelError::Value(format!(
+                    "a value is too large for bin_width {w} (its bin number exceeds 2^53); \
+                     use a wider bin or top/bottom coding"
+                )));
+            }
             // v / w can round across a bin edge (0.3 / 0.1 = 2.9999999999999996): correct k
             // against the rounded bounds so that a value on an edge opens its bin.
-            let mut k = (v / w).floor();
+            let mut k = q.floor();
             if self.round(k * w) > v {
                 k -= 1.0;
             } else if self.round((k + 1.0) * w) <= v {
@@ -483,15 +542,23 @@ impl FloatBins {
             if let Some(t) = self.top {
                 hi = hi.min(t);
             }
-            return Bin::Range(lo.max(self.bottom.unwrap_or(f64::NEG_INFINITY)), hi);
+            return Ok(Bin::Range(
+                lo.max(self.bottom.unwrap_or(f64::NEG_INFINITY)),
+                hi,
+            ));
         }
-        Bin::Value(v)
+        Ok(Bin::Value(v))
     }
 
     /// Round to the parameters' decimals, so bounds are 0.3, not 0.30000000000000004.
     fn round(&self, v: f64) -> f64 {
         let f = 10f64.powi(self.decimals as i32);
-        let r = (v * f).round() / f;
+        let scaled = v * f;
+        if !scaled.is_finite() {
+            // Too large to round at this precision: already a whole number of units.
+            return v;
+        }
+        let r = scaled.round() / f;
         if r == 0.0 { 0.0 } else { r }
     }
 
@@ -817,5 +884,40 @@ mod tests {
             );
         }
         assert!(Generalizer::new(&spec, &DataType::Int64).is_err());
+    }
+
+    #[test]
+    fn non_finite_and_overflowing_parameters_are_refused() {
+        let r = LabelStyle::Range;
+        for spec in [
+            nb(None, None, Some(f64::NAN), None, r),
+            nb(None, None, None, Some(f64::INFINITY), r),
+            nb(Some(f64::NAN), None, None, None, r),
+            nb(Some(5e-324), None, None, None, r),
+            nb(None, Some(vec![1.0, f64::NAN]), None, None, r),
+        ] {
+            for dt in [DataType::Float64, DataType::Int64] {
+                let e = Generalizer::new(&spec, &dt).unwrap_err().to_string();
+                assert!(e.contains("finite") || e.contains("at least"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bin_number_that_overflows_is_an_error_without_the_value() {
+        let spec = nb(Some(1e-9), None, None, None, LabelStyle::Range);
+        let g = Generalizer::new(&spec, &DataType::Float64).unwrap();
+        let big: ArrayRef = Arc::new(Float64Array::from(vec![1.5, 123456789e300]));
+        let e = g.apply(&big).unwrap_err().to_string();
+        assert!(e.contains("too large") && !e.contains("123456789"), "{e}");
+        let lower = nb(Some(1e-9), None, None, None, LabelStyle::Lower);
+        let g = Generalizer::new(&lower, &DataType::Float64).unwrap();
+        assert!(g.apply(&big).is_err());
+        // Ordinary values still bin, and no label is ever infinite or NaN.
+        let ok: ArrayRef = Arc::new(Float64Array::from(vec![1.5, -2.25]));
+        let g = Generalizer::new(&spec, &DataType::Float64).unwrap();
+        for v in strings(&g.apply(&ok).unwrap()).into_iter().flatten() {
+            assert!(!v.contains("inf") && !v.contains("NaN"), "{v}");
+        }
     }
 }

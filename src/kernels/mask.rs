@@ -30,6 +30,7 @@ impl Masker {
 
     /// Strings, integers and decimals (e.g. phone numbers stored as integers) are accepted.
     pub fn output_type(input: &DataType) -> KernelResult<DataType> {
+        let input = super::value_type(input);
         if is_string_type(input)
             || input.is_integer()
             || matches!(input, DataType::Decimal128(..) | DataType::Decimal256(..))
@@ -47,9 +48,12 @@ impl Masker {
     /// Mask one value into `out`.
     pub fn mask_into(&self, value: &str, out: &mut String) {
         let (kf, kl) = (self.keep_first, self.keep_last);
+        // Saturating: huge parameters (from SQL or a library caller) must mask everything,
+        // never wrap around and reveal the value.
+        let kept = kf.saturating_add(kl);
         if value.is_ascii() {
             let n = value.len();
-            if kf + kl >= n {
+            if kept >= n {
                 out.extend(std::iter::repeat_n(self.mask_char, n));
             } else {
                 out.push_str(&value[..kf]);
@@ -59,7 +63,7 @@ impl Masker {
             return;
         }
         let n = value.graphemes(true).count();
-        if kf + kl >= n {
+        if kept >= n {
             out.extend(std::iter::repeat_n(self.mask_char, n));
             return;
         }
@@ -82,7 +86,7 @@ impl Masker {
     /// Mask a whole array; the result is `Utf8` with the same nulls.
     pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
         Self::output_type(array.data_type())?;
-        let strings = canonical_strings(array)?;
+        let strings = canonical_strings(&super::plain(array)?)?;
         let hint = super::string_bytes(strings.as_ref()) * self.mask_char.len_utf8();
         let mut tmp = String::new();
         map_strings(strings.as_ref(), hint, |v, out| {
@@ -126,6 +130,18 @@ mod tests {
         assert_eq!(m.mask("e\u{301}abc"), "e\u{301}••c");
         assert_eq!(m.mask("🇨🇳🇪🇺🇫🇷"), "🇨🇳•🇫🇷");
         assert_eq!(m.mask("ab"), "••", "never reveals the whole value");
+    }
+
+    #[test]
+    fn huge_parameters_mask_everything_instead_of_wrapping() {
+        // keep_first + keep_last used to wrap to 0 or 1: ASCII panicked (printing the value),
+        // non-ASCII came out in clear.
+        for (kf, kl) in [(usize::MAX, 1), (1, usize::MAX), (usize::MAX, usize::MAX)] {
+            let m = Masker::new(kf, kl, '*');
+            assert_eq!(m.mask("secret"), "******");
+            assert_eq!(m.mask("张伟明"), "***");
+            assert_eq!(m.mask(""), "");
+        }
     }
 
     #[test]

@@ -45,11 +45,50 @@ pub enum KernelError {
     /// A value could not be transformed (e.g. an envelope that fails authentication).
     #[error("{0}")]
     Value(String),
-    #[error(transparent)]
+    /// Shown without arrow's own text, which quotes the value that failed.
+    #[error("{}", arrow_message(.0))]
     Arrow(#[from] arrow::error::ArrowError),
 }
 
+/// An arrow error as a message without data: cast, parse and range errors name the value.
+fn arrow_message(e: &arrow::error::ArrowError) -> String {
+    use arrow::error::ArrowError as A;
+    match e {
+        A::CastError(_) => "a value cannot be converted (it is out of range or malformed for \
+                            the target type)"
+            .into(),
+        A::ParseError(_) => "a value could not be parsed".into(),
+        A::InvalidArgumentError(_) => {
+            "a result does not fit the column's type (e.g. a decimal bin bound beyond its \
+             precision)"
+                .into()
+        }
+        A::ComputeError(_) | A::ArithmeticOverflow(_) => {
+            "a computation on a value overflowed or failed".into()
+        }
+        other => other.to_string(),
+    }
+}
+
 pub type KernelResult<T> = std::result::Result<T, KernelError>;
+
+/// The type a kernel works on: a dictionary's value type (Parquet files written from
+/// categorical columns read back as dictionaries), else the type itself.
+pub fn value_type(dt: &DataType) -> &DataType {
+    match dt {
+        DataType::Dictionary(_, v) => v.as_ref(),
+        other => other,
+    }
+}
+
+/// A dictionary-encoded array as a plain array of its value type (null keys, null values
+/// and slices kept); other arrays as they are.
+pub fn plain(array: &ArrayRef) -> KernelResult<ArrayRef> {
+    match array.data_type() {
+        DataType::Dictionary(_, v) => Ok(arrow::compute::cast(array, v)?),
+        _ => Ok(Arc::clone(array)),
+    }
+}
 
 /// Is `dt` one of the three Arrow string types?
 pub fn is_string_type(dt: &DataType) -> bool {

@@ -128,7 +128,7 @@ impl Scrubber {
     }
 
     pub fn output_type(input: &DataType) -> KernelResult<DataType> {
-        if is_string_type(input) {
+        if is_string_type(super::value_type(input)) {
             Ok(DataType::Utf8)
         } else {
             Err(KernelError::UnsupportedType {
@@ -202,6 +202,7 @@ impl Scrubber {
     /// Scrub a whole string array; the result is `Utf8` with the same nulls.
     pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
         Self::output_type(array.data_type())?;
+        let array = &super::plain(array)?;
         let hint = super::string_bytes(array.as_ref());
         let mut matches = Vec::new();
         let mut tmp = String::new();

@@ -53,7 +53,7 @@ impl Tokenizer {
 
     /// The output type for an input type, or why the type is not accepted.
     pub fn output_type(input: &DataType) -> KernelResult<DataType> {
-        if has_canonical_string(input) {
+        if has_canonical_string(super::value_type(input)) {
             Ok(DataType::Utf8)
         } else {
             Err(KernelError::UnsupportedType {
@@ -91,7 +91,7 @@ impl Tokenizer {
     /// Tokenize a whole array; the result is a `Utf8` array with the same nulls.
     pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
         Self::output_type(array.data_type())?;
-        let strings = canonical_strings(array)?;
+        let strings = canonical_strings(&super::plain(array)?)?;
         let per = self.prefix.len() + self.length;
         map_strings(strings.as_ref(), strings.len() * per, |v, out| {
             self.token_into(v.as_bytes(), out);

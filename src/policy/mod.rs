@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 pub use basis::{Art9Condition, Basis, BasisRef, Jurisdiction, SpecialCategory};
 pub use privacy::{
     HierarchySource, LDiversity, LVariant, LossMetric, OnViolation, PrivacySpec, QuasiIdentifier,
-    TCloseness, TDistance,
+    SearchBudget, TCloseness, TDistance,
 };
 
 use crate::error::{Error, Result};
@@ -473,7 +473,9 @@ impl Policy {
 fn yaml_error_message(e: &serde_saphyr::Error, source: &str) -> String {
     // serde-saphyr's Display carries "line X column Y" and a snippet in most cases; make sure
     // of the position, and name the file in the snippet.
-    let full = e.to_string();
+    // The user formatter: the default one gives hints for Rust programmers ("set
+    // DuplicateKeyPolicy in Options", "use Option<String>").
+    let full = e.render_with_formatter(&serde_saphyr::UserMessageFormatter);
     let msg = full
         .strip_prefix("error: ")
         .unwrap_or(&full)
@@ -532,6 +534,14 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
     let mut outputs: BTreeMap<String, String> = BTreeMap::new();
     for (name, spanned) in &file.fields {
         let loc = spanned.referenced;
+        if name.trim().is_empty() {
+            return Err(perr(format!(
+                "line {} column {}: a field has an empty name; write the input column's name \
+                 before the colon",
+                loc.line(),
+                loc.column()
+            )));
+        }
         let at = |m: String| {
             perr(format!(
                 "field `{name}` (line {} column {}): {m}",
@@ -703,8 +713,12 @@ fn validate_field(
         })?),
     };
     let output_name = r.rename.clone().unwrap_or_else(|| name.to_string());
-    if output_name.is_empty() {
-        return Err("`rename` is empty".into());
+    if output_name.trim().is_empty() {
+        return Err(
+            "`rename` is empty; give the output column a name, or leave `rename` out to keep \
+             the input name"
+                .into(),
+        );
     }
     if let Some(t) = &r.input_type {
         crate::plan::parse_type_name(t)?;
@@ -838,11 +852,14 @@ fn validate_action(
                         prefix: r.prefix.clone().unwrap_or_default(),
                     }
                 }
-                ReplaceWith::Mask => ScrubMode::Mask {
-                    mask_char: r.mask_char.unwrap_or('*'),
-                    keep_first: r.keep_first.unwrap_or(0),
-                    keep_last: r.keep_last.unwrap_or(0),
-                },
+                ReplaceWith::Mask => {
+                    let (keep_first, keep_last) = mask_keeps(r)?;
+                    ScrubMode::Mask {
+                        mask_char: r.mask_char.unwrap_or('*'),
+                        keep_first,
+                        keep_last,
+                    }
+                }
             };
             Action::Scrub(ScrubSpec {
                 mode,
@@ -856,16 +873,14 @@ fn validate_action(
             replacement: r.replacement.as_ref().map(Constant::as_text),
         },
         ActionKind::Mask => {
-            if r.keep_first.is_none() && r.keep_last.is_none() {
-                // Masking everything is legal but usually a mistake in intent: say so in docs, allow it.
-            }
             let mask_char = r.mask_char.unwrap_or('*');
             if mask_char.is_control() {
                 return Err("`mask_char` must be a printable character".into());
             }
+            let (keep_first, keep_last) = mask_keeps(r)?;
             Action::Mask(MaskSpec {
-                keep_first: r.keep_first.unwrap_or(0),
-                keep_last: r.keep_last.unwrap_or(0),
+                keep_first,
+                keep_last,
                 mask_char,
             })
         }
@@ -904,33 +919,15 @@ fn validate_action(
                     if r.bin_width.is_some() && r.breaks.is_some() {
                         return Err("use either `bin_width` or `breaks`, not both".into());
                     }
-                    if let Some(w) = r.bin_width
-                        && !(w.is_finite() && w > 0.0)
-                    {
-                        return Err(format!("`bin_width` is {w}; it must be a positive number"));
-                    }
-                    if let Some(b) = &r.breaks
-                        && (b.is_empty()
-                            || b.windows(2).any(|w| w[0] >= w[1])
-                            || b.iter().any(|x| !x.is_finite()))
-                    {
-                        return Err(
-                            "`breaks` must be a non-empty list of strictly ascending numbers"
-                                .into(),
-                        );
-                    }
-                    if let (Some(t), Some(b)) = (r.top, r.bottom)
-                        && b >= t
-                    {
-                        return Err(format!("`bottom` ({b}) must be below `top` ({t})"));
-                    }
-                    Action::Generalize(GeneralizeSpec::Number(NumberBins {
+                    let bins = NumberBins {
                         bin_width: r.bin_width,
                         breaks: r.breaks.clone(),
                         top: r.top,
                         bottom: r.bottom,
                         label,
-                    }))
+                    };
+                    crate::kernels::generalize::check_number_bins(&bins)?;
+                    Action::Generalize(GeneralizeSpec::Number(bins))
                 }
                 (false, false, true) => {
                     if r.label.is_some() {
@@ -955,6 +952,28 @@ fn validate_action(
             }
         }
     })
+}
+
+/// Largest `keep_first` / `keep_last`: more is never meaningful, and huge values once
+/// wrapped around in `keep_first + keep_last` and revealed values.
+pub const MAX_MASK_KEEP: usize = 1000;
+
+/// `keep_first` and `keep_last` of `mask` (or `scrub` with masks), bounded.
+fn mask_keeps(r: &FieldRule) -> std::result::Result<(usize, usize), String> {
+    let mut out = [0usize; 2];
+    for (o, (name, v)) in out
+        .iter_mut()
+        .zip([("keep_first", r.keep_first), ("keep_last", r.keep_last)])
+    {
+        let v = v.unwrap_or(0);
+        if v > MAX_MASK_KEEP {
+            return Err(format!(
+                "`{name}` is {v}; it must be at most {MAX_MASK_KEEP} characters"
+            ));
+        }
+        *o = v;
+    }
+    Ok((out[0], out[1]))
 }
 
 /// The JSON Schema of the policy file format, for editors (`cloakline schema`).

@@ -45,6 +45,40 @@ pub struct PrivacyBlock {
     /// risk. Default 1: the data is the whole population.
     #[schemars(with = "Option<f64>")]
     pub sampling_fraction: Option<Spanned<f64>>,
+    /// Limits of the `on_violation: generalize` search: `seconds` (default 300) and `nodes`
+    /// (lattice nodes evaluated, default unlimited). A search that reaches either fails
+    /// (exit 3) and writes nothing.
+    #[schemars(with = "Option<SearchBudgetSpec>")]
+    pub search_budget: Option<Spanned<SearchBudgetSpec>>,
+}
+
+/// Limits of the lattice search, as written.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBudgetSpec {
+    /// Wall-clock seconds (default 300).
+    pub seconds: Option<f64>,
+    /// Lattice nodes evaluated (default: no limit).
+    pub nodes: Option<u64>,
+}
+
+/// Limits of the lattice search; `None`: no limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchBudget {
+    pub seconds: Option<f64>,
+    pub nodes: Option<u64>,
+}
+
+/// Default time budget of the search, in seconds.
+pub const DEFAULT_SEARCH_SECONDS: f64 = 300.0;
+
+impl Default for SearchBudget {
+    fn default() -> Self {
+        SearchBudget {
+            seconds: Some(DEFAULT_SEARCH_SECONDS),
+            nodes: None,
+        }
+    }
 }
 
 /// A quasi-identifier's hierarchy: an ARX hierarchy file, or generalization levels.
@@ -175,6 +209,7 @@ pub struct PrivacySpec {
     pub max_suppression: f64,
     pub metric: LossMetric,
     pub sampling_fraction: f64,
+    pub search_budget: SearchBudget,
 }
 
 #[derive(Debug, Clone)]
@@ -302,7 +337,7 @@ pub(super) fn validate_privacy(
                         ),
                     ));
                 }
-                let path = resolve(&base_dir, file);
+                let path = confine(&resolve(&base_dir, file), &base_dir).map_err(|m| at(loc, m))?;
                 let delim = q.delimiter.unwrap_or(';');
                 if !delim.is_ascii() {
                     return Err(at(
@@ -490,6 +525,30 @@ pub(super) fn validate_privacy(
         }
         Some(s) => s.value,
     };
+    let search_budget = match &block.search_budget {
+        None => SearchBudget::default(),
+        Some(s) => {
+            let b = &s.value;
+            if let Some(secs) = b.seconds
+                && !(secs.is_finite() && secs > 0.0)
+            {
+                return Err(at(
+                    &s.referenced,
+                    format!("search_budget: `seconds` is {secs}; it must be a positive number"),
+                ));
+            }
+            if b.nodes == Some(0) {
+                return Err(at(
+                    &s.referenced,
+                    "search_budget: `nodes` is 0; it must be at least 1".into(),
+                ));
+            }
+            SearchBudget {
+                seconds: Some(b.seconds.unwrap_or(DEFAULT_SEARCH_SECONDS)),
+                nodes: b.nodes,
+            }
+        }
+    };
     Ok(PrivacySpec {
         quasi_identifiers: qis,
         k,
@@ -499,7 +558,36 @@ pub(super) fn validate_privacy(
         max_suppression,
         metric: block.metric,
         sampling_fraction,
+        search_budget,
     })
+}
+
+/// A hierarchy file must lie (symbolic links resolved) inside the policy's directory or the
+/// working directory: a policy cannot make cloakline read arbitrary files of the machine.
+fn confine(path: &Path, policy_dir: &Path) -> std::result::Result<PathBuf, String> {
+    let shown = path.display();
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("hierarchy file {shown}: cannot read it: {e}"))?;
+    let roots = [policy_dir.to_path_buf(), PathBuf::from(".")];
+    let inside = roots
+        .iter()
+        .filter_map(|r| {
+            if r.as_os_str().is_empty() {
+                Path::new(".").canonicalize().ok()
+            } else {
+                r.canonicalize().ok()
+            }
+        })
+        .any(|r| real.starts_with(&r));
+    if !inside {
+        return Err(format!(
+            "hierarchy file {shown} lies outside the policy's directory and the working \
+             directory; put it next to the policy (paths are relative to the policy file)"
+        ));
+    }
+    // The path as written stays the file's name in messages and provenance.
+    Ok(path.to_path_buf())
 }
 
 fn resolve(base: &Path, file: &str) -> PathBuf {

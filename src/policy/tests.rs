@@ -262,3 +262,62 @@ fn privacy_block_loads_and_rejects_mistakes_with_positions() {
         assert!(e.contains("line"), "no position in {e}");
     }
 }
+
+#[test]
+fn mask_and_generalize_parameters_are_bounded_and_finite() {
+    for rule in [
+        "{ action: mask, keep_first: 18446744073709551615, basis: contract }",
+        "{ action: mask, keep_last: 1001, basis: contract }",
+        "{ action: scrub, replace_with: mask, keep_last: 18446744073709551615, basis: contract }",
+    ] {
+        let e = err("[EU]", &format!("  a: {rule}\n"));
+        assert!(
+            e.contains("at most 1000") && e.contains("field `a` (line 7 column"),
+            "{e}"
+        );
+    }
+    assert!(
+        load(
+            "[EU]",
+            "  a: { action: mask, keep_first: 1000, basis: contract }\n"
+        )
+        .is_ok()
+    );
+    for (rule, want) in [
+        ("top: .nan", "`top` is NaN; it must be a finite number"),
+        ("bottom: .inf", "`bottom` is inf"),
+        ("bin_width: 5e-324", "at least"),
+        ("bin_width: -1", "positive"),
+        ("breaks: [1, .inf]", "finite"),
+    ] {
+        let e = err(
+            "[EU]",
+            &format!("  a: {{ action: generalize, {rule}, basis: contract }}\n"),
+        );
+        assert!(e.contains(want) && e.contains("line 7"), "{e}");
+    }
+}
+
+#[test]
+fn yaml_errors_carry_no_library_hints() {
+    let e = err(
+        "[EU]",
+        "  a: { action: keep, basis: contract }\n  a: { action: drop }\n",
+    );
+    assert!(e.contains("duplicate") && e.contains("line 8"), "{e}");
+    let dup = e;
+    let e = Policy::from_yaml_str(
+        "policy: ~\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\nfields: {}\n",
+        "t.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("null") && e.contains("line 1"), "{e}");
+    for m in [&dup, &e] {
+        for hint in ["DuplicateKeyPolicy", "Options", "Option<"] {
+            assert!(!m.contains(hint), "{m}");
+        }
+    }
+    let e = err("[EU]", "  \"\": { action: keep, basis: contract }\n");
+    assert!(e.contains("empty name") && e.contains("line 7"), "{e}");
+}

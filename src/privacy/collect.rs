@@ -55,7 +55,9 @@ pub fn prepare(
     hierarchies: bool,
 ) -> Result<Prepared> {
     let shown = input.display().to_string();
-    let df_err = |e: datafusion::error::DataFusionError| Error::data(&shown, e);
+    // Library messages may quote the value or row that failed: strip them.
+    let df_err =
+        |e: datafusion::error::DataFusionError| Error::data(&shown, without_data(&e.to_string()));
     let task = async {
         let ctx = SessionContext::new();
         register_files(&ctx, "input", files, Some(policy), read).await?;
@@ -99,12 +101,21 @@ pub fn prepare(
             inner.join(", "),
             quote(view)
         );
-        let df = ctx.sql(&sql).await.map_err(df_err)?;
-        let mut stream = df.execute_stream().await.map_err(df_err)?;
-        let mut groups: Vec<arrow::array::RecordBatch> = Vec::new();
-        while let Some(batch) = stream.next().await {
-            groups.push(batch.map_err(df_err)?);
-        }
+        let groups = match group_rows(&ctx, &sql).await {
+            Ok(g) => g,
+            // DataFusion scans a file in parallel byte ranges and counts lines from a range's
+            // start: read the files in order to report the file and line of the first error.
+            Err(e) => {
+                return Err(match first_read_error(policy, files, read) {
+                    Some(Error::Data { path, message }) => Error::Data {
+                        path,
+                        message: without_data(&message),
+                    },
+                    Some(other) => other,
+                    None => df_err(e),
+                });
+            }
+        };
         let mut taken = Vec::with_capacity(dicts.len());
         for d in &dicts {
             let mut g = d
@@ -192,6 +203,67 @@ pub fn prepare(
     Ok(Prepared { table, qis, models })
 }
 
+async fn group_rows(ctx: &SessionContext, sql: &str) -> DFResult<Vec<arrow::array::RecordBatch>> {
+    let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+    let mut groups = Vec::new();
+    while let Some(batch) = stream.next().await {
+        groups.push(batch?);
+    }
+    Ok(groups)
+}
+
+/// The first error met reading `files` in order with the engine's reader (whose errors name
+/// the file and its own line numbers), if reading fails at all.
+fn first_read_error(policy: &Policy, files: &[PathBuf], read: &ReadOptions) -> Option<Error> {
+    let overrides = |s: &arrow::datatypes::Schema| crate::plan::apply_type_overrides(policy, s);
+    for f in files {
+        let fmt = crate::io::Format::from_path(f)?;
+        if fmt == crate::io::Format::Parquet {
+            continue;
+        }
+        let batches =
+            match crate::io::Input::open(f, fmt, read, &overrides).and_then(|i| i.batches()) {
+                Ok(b) => b,
+                Err(e) => return Some(e),
+            };
+        for b in batches {
+            if let Err(e) = b {
+                return Some(e);
+            }
+        }
+    }
+    None
+}
+
+/// A library error message without the data it may quote: arrow's CSV reader appends
+/// `Row data: '[...]'` and names the value (`parsing value '...'`), its JSON reader writes
+/// `failed to parse "..." as`, and date parse errors end in the text that failed.
+pub(crate) fn without_data(message: &str) -> String {
+    let mut m = message.to_string();
+    if let Some(i) = m.find("Row data:") {
+        m.truncate(i);
+    }
+    const VALUE: &str = "parsing value '";
+    if let Some(i) = m.find(VALUE)
+        && let Some(j) = m[i + VALUE.len()..].find("' as type")
+    {
+        m.replace_range(i..i + VALUE.len() + j + 1, "parsing a value");
+    }
+    const PARSE: &str = "failed to parse ";
+    if let Some(i) = m.find(PARSE)
+        && let Some(j) = m[i..].rfind(" as ")
+    {
+        m.replace_range(i..i + j, "failed to parse a value");
+    }
+    // "Error parsing column 3 at line 7: <what failed>": keep the position only.
+    if let Some(i) = m.find("Error parsing column ")
+        && let Some(j) = m[i..].find(": ")
+    {
+        m.truncate(i + j);
+    }
+    m.trim_end().trim_end_matches('.').to_string()
+}
+
 /// Levels of a quasi-identifier defined by `levels:` specs: level 0 is the field rule's
 /// output, then each spec, then `*`. Computed on the column's distinct raw values.
 fn level_labels(
@@ -238,14 +310,12 @@ fn level_labels(
         let labels: Vec<Option<String>> = lv.iter().map(|a| get(a, i)).collect();
         match above.get(&key) {
             Some(prev) => {
+                // No values in the message: errors never carry data.
                 if let Some(j) = (0..labels.len()).find(|&j| prev[j] != labels[j]) {
                     return Err(format!(
-                        "quasi-identifier `{name}`: levels do not nest: `{}` (level 0) falls in \
-                         both `{}` and `{}` at level {}; choose levels where each group lies inside \
-                         one group of the next level",
-                        key.as_deref().unwrap_or("null"),
-                        prev[j].as_deref().unwrap_or("null"),
-                        labels[j].as_deref().unwrap_or("null"),
+                        "quasi-identifier `{name}`: levels do not nest: values in one group at \
+                         level 0 (the field rule's output) fall in different groups at level {}; choose levels where each \
+                         group lies inside one group of the next level (e.g. bin widths 5, 10, 20)",
                         j + 1
                     ));
                 }
@@ -260,9 +330,8 @@ fn level_labels(
     for v in base_values {
         let labels = above.get(v).ok_or_else(|| {
             format!(
-                "quasi-identifier `{name}`: value `{}` appeared while grouping but not among the \
-                 column's distinct values; did the input change during the run?",
-                v.as_deref().unwrap_or("null")
+                "quasi-identifier `{name}`: a value appeared while grouping but not among the \
+                 column's distinct values; did the input change during the run?"
             )
         })?;
         for (j, l) in labels.iter().enumerate() {
@@ -375,4 +444,34 @@ fn code_values<'a>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_data;
+
+    #[test]
+    fn library_messages_lose_the_data_they_quote() {
+        let cases = [
+            (
+                "Arrow error: Parser error: Error while parsing value 'u20000@example.com' as type 'Int64' for column 1 at line 3. Row data: '[oops,u20000@example.com,n]'",
+                "Arrow error: Parser error: Error while parsing a value as type 'Int64' for column 1 at line 3",
+            ),
+            (
+                "Json error: failed to parse \"secret as x\" as Int64",
+                "Json error: failed to parse a value as Int64",
+            ),
+            (
+                "Parser error: Error parsing column 2 at line 9: secret-date is not a date",
+                "Parser error: Error parsing column 2 at line 9",
+            ),
+            (
+                "Csv error: Encountered unequal lengths between records on CSV file. Expected 3 records, found 2 records at line 3",
+                "Csv error: Encountered unequal lengths between records on CSV file. Expected 3 records, found 2 records at line 3",
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(without_data(raw), want);
+        }
+    }
 }

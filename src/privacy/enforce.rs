@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::collect::Prepared;
 use super::models::{Assessment, NodeEval, Scratch, assess, evaluate};
-use super::search::search;
+use super::search::{SearchError, search_with};
 use super::table::utf8;
 use crate::error::{Error, Result};
 use crate::kernels::{KernelError, KernelResult};
@@ -110,7 +110,20 @@ pub fn decide(prep: &Prepared, spec: &PrivacySpec, input: &str) -> Result<Decisi
         OnViolation::Fail | OnViolation::Suppress => (eval0, None),
         OnViolation::Generalize => {
             let clock = Instant::now();
-            let r = search(table, qis, models).map_err(|m| Error::plan(input, m))?;
+            // Long searches say how far they are, on stderr (never for short ones).
+            let mut report = |p: &super::search::Progress| {
+                eprintln!(
+                    "cloakline: privacy search: {} of {} lattice nodes evaluated, {:.0} s",
+                    p.evaluated, p.lattice_size, p.seconds
+                )
+            };
+            let r =
+                search_with(table, qis, models, spec.search_budget, &mut report).map_err(|e| {
+                    match e {
+                        SearchError::Lattice(m) => Error::plan(input, m),
+                        e @ SearchError::Budget { .. } => fail(format!("{e}. Nothing was written")),
+                    }
+                })?;
             let secs = clock.elapsed().as_secs_f64();
             match r.best {
                 Some(best) => (best, Some((r.lattice_size, r.evaluated, secs))),
@@ -160,12 +173,13 @@ impl LevelLookup {
                     )
                 })?
             } else {
+                // The value itself stays out of the message: errors never carry data.
                 self.labels.get(s.value(i)).ok_or_else(|| {
-                    KernelError::Parameter(format!(
-                        "value `{}` was not seen when the input was grouped; did the input change \
-                         during the run?",
-                        s.value(i)
-                    ))
+                    KernelError::Parameter(
+                        "a value was not seen when the input was grouped; did the input change \
+                         during the run?"
+                            .into(),
+                    )
                 })?
             };
             match label {

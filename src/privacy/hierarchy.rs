@@ -18,12 +18,16 @@ pub struct ArxHierarchy {
     rows: HashMap<String, Vec<String>>,
 }
 
+/// Largest hierarchy file read (ARX files of real hierarchies are far smaller).
+pub const MAX_HIERARCHY_BYTES: u64 = 64 << 20;
+
 impl ArxHierarchy {
-    /// Read and check a hierarchy file.
+    /// Read and check a hierarchy file. It must be a regular file (not a device, FIFO or
+    /// directory) of at most [`MAX_HIERARCHY_BYTES`].
     pub fn load(path: &Path, delimiter: u8) -> Result<Self, String> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("hierarchy file {shown}: cannot read it: {e}"))?;
+        let text = read_regular_file(path, MAX_HIERARCHY_BYTES)
+            .map_err(|m| format!("hierarchy file {shown}: {m}"))?;
         Self::parse(&text, &shown, delimiter)
     }
 
@@ -112,6 +116,37 @@ impl ArxHierarchy {
     pub fn labels(&self, value: &str) -> Option<&[String]> {
         self.rows.get(value).map(Vec::as_slice)
     }
+}
+
+/// Read a regular file of at most `max` bytes as UTF-8 text. Checked before opening (opening
+/// a FIFO would block) and again on the open file; the read itself is bounded too.
+fn read_regular_file(path: &Path, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let not_regular = "it is not a regular file (a device, FIFO or directory); give a CSV file";
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular.into());
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular.into());
+    }
+    let too_big = || format!("it is larger than {} MiB; is it the right file?", max >> 20);
+    if meta.len() > max {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
 }
 
 fn unquote(s: &str) -> String {

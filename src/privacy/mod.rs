@@ -32,7 +32,7 @@
 //! let spec = PrivacySpec {
 //!     quasi_identifiers: vec![], k: Some(2), l_diversity: vec![], t_closeness: vec![],
 //!     on_violation: Default::default(), max_suppression: 0.5,
-//!     metric: LossMetric::Precision, sampling_fraction: 1.0,
+//!     metric: LossMetric::Precision, sampling_fraction: 1.0, search_budget: Default::default(),
 //! };
 //! let m = models::Models::new(&spec, &table).unwrap();
 //! let e = models::evaluate(&table, &qis, &m, &[0, 0], &mut Default::default());

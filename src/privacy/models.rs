@@ -863,6 +863,7 @@ mod tests {
             max_suppression: supp,
             metric: LossMetric::Discernibility,
             sampling_fraction: 1.0,
+            search_budget: Default::default(),
         }
     }
 

@@ -16,7 +16,8 @@ use super::models::{
     Models, NodeEval, Scratch, evaluate, generalization_height, mean_normalized_level,
 };
 use super::table::BaseTable;
-use crate::policy::LossMetric;
+use crate::policy::{LossMetric, SearchBudget};
+use std::time::{Duration, Instant};
 
 /// Largest lattice searched.
 pub const MAX_NODES: usize = 4_000_000;
@@ -103,6 +104,54 @@ pub struct SearchResult {
     pub evaluated: usize,
 }
 
+/// How far a search has got; passed to the progress callback.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub evaluated: usize,
+    pub lattice_size: usize,
+    pub seconds: f64,
+}
+
+/// Why a search did not finish.
+#[derive(Debug)]
+pub enum SearchError {
+    /// The lattice is too large to search at all.
+    Lattice(String),
+    /// The budget ran out first; the best node so far is not known to be optimal.
+    Budget {
+        progress: Progress,
+        /// Which limit: e.g. `300 s` or `1000 nodes`.
+        limit: String,
+    },
+}
+
+impl std::fmt::Display for SearchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SearchError::Lattice(m) => f.write_str(m),
+            SearchError::Budget { progress: p, limit } => write!(
+                f,
+                "the search for the least-loss generalization reached its budget ({limit}) after \
+                 {:.1} s and {} of {} lattice nodes evaluated, before it could prove a release \
+                 optimal. Use fewer quasi-identifiers or coarser hierarchies (fewer levels), or \
+                 raise `search_budget` (`seconds`, `nodes`) in the privacy block",
+                p.seconds, p.evaluated, p.lattice_size
+            ),
+        }
+    }
+}
+
+/// Progress is reported only for long searches, every this often.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// The budget's clock and counters.
+struct Meter<'p> {
+    clock: Instant,
+    budget: SearchBudget,
+    next_report: Duration,
+    progress: &'p mut dyn FnMut(&Progress),
+}
+
 const UNKNOWN: u8 = 0;
 const MEETS: u8 = 1;
 const FAILS: u8 = 2;
@@ -121,10 +170,45 @@ struct Search<'a> {
     scratch: Scratch,
     best: Option<NodeEval>,
     buf: Vec<usize>,
+    meter: Meter<'a>,
 }
 
 impl Search<'_> {
-    fn eval(&mut self, node: usize) -> NodeEval {
+    fn progress(&self) -> Progress {
+        Progress {
+            evaluated: self.evaluations,
+            lattice_size: self.lattice.size,
+            seconds: self.meter.clock.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Stop when the budget is spent; report progress now and then on long searches.
+    fn charge(&mut self) -> Result<(), SearchError> {
+        let elapsed = self.meter.clock.elapsed();
+        let b = self.meter.budget;
+        let over = if b.nodes.is_some_and(|n| self.evaluations as u64 >= n) {
+            b.nodes.map(|n| format!("{n} nodes"))
+        } else if b.seconds.is_some_and(|s| elapsed.as_secs_f64() >= s) {
+            b.seconds.map(|s| format!("{s} s"))
+        } else {
+            None
+        };
+        if let Some(limit) = over {
+            return Err(SearchError::Budget {
+                progress: self.progress(),
+                limit,
+            });
+        }
+        if elapsed >= self.meter.next_report {
+            self.meter.next_report = elapsed + PROGRESS_EVERY;
+            let p = self.progress();
+            (self.meter.progress)(&p);
+        }
+        Ok(())
+    }
+
+    fn eval(&mut self, node: usize) -> Result<NodeEval, SearchError> {
+        self.charge()?;
         let levels = self.lattice.levels(node);
         self.evaluations += 1;
         let e = evaluate(
@@ -143,7 +227,7 @@ impl Search<'_> {
         } else {
             self.mark(node, FAILS);
         }
-        e
+        Ok(e)
     }
 
     /// Mark `node` and, by monotonicity, all its generalizations (MEETS) or specializations
@@ -180,10 +264,11 @@ impl Search<'_> {
     }
 
     /// Phase 1: classify the monotone part over the lattice with binary searches on paths.
-    fn classify(&mut self, order: &[usize]) {
+    fn classify(&mut self, order: &[usize]) -> Result<(), SearchError> {
         for &start in order {
-            self.probe(start, false);
+            self.probe(start, false)?;
         }
+        Ok(())
     }
 
     fn limit(&self) -> f64 {
@@ -192,9 +277,9 @@ impl Search<'_> {
 
     /// Classify `start` by a binary search on a path upwards through unknown nodes (with
     /// `bounded`, only through nodes whose bound is below the best loss so far).
-    fn probe(&mut self, start: usize, bounded: bool) {
+    fn probe(&mut self, start: usize, bounded: bool) -> Result<(), SearchError> {
         if self.state[start] != UNKNOWN {
-            return;
+            return Ok(());
         }
         {
             let mut path = vec![start];
@@ -225,7 +310,7 @@ impl Search<'_> {
                     MEETS => true,
                     FAILS => false,
                     _ => {
-                        let e = self.eval(node);
+                        let e = self.eval(node)?;
                         let m = e.ok_monotone;
                         self.consider(e);
                         m
@@ -238,9 +323,10 @@ impl Search<'_> {
                 }
             }
         }
+        Ok(())
     }
 
-    fn run(mut self) -> SearchResult {
+    fn run(mut self) -> Result<SearchResult, SearchError> {
         let size = self.lattice.size;
         let levels_of: Vec<Vec<usize>> = (0..size).map(|n| self.lattice.levels(n)).collect();
         let sum = |n: usize| levels_of[n].iter().sum::<usize>();
@@ -252,7 +338,7 @@ impl Search<'_> {
             LossMetric::Height | LossMetric::Precision
         );
         if !data_independent {
-            self.classify(&topo);
+            self.classify(&topo)?;
         }
 
         // Phase 2: candidates that meet the monotone part, cheapest bound first when the
@@ -293,29 +379,46 @@ impl Search<'_> {
             }
             if data_independent {
                 // Classify only the part of the lattice that could still beat the best.
-                self.probe(n, true);
+                self.probe(n, true)?;
             }
             if self.state[n] == FAILS || self.evaluated_full[n] {
                 continue;
             }
-            let e = self.eval(n);
+            let e = self.eval(n)?;
             self.consider(e);
         }
-        SearchResult {
+        Ok(SearchResult {
             best: self.best,
             lattice_size: size,
             evaluated: self.evaluations,
-        }
+        })
     }
 }
 
-/// Find the node with the least loss that meets the models within the suppression limit.
+/// Find the node with the least loss that meets the models within the suppression limit,
+/// with no budget (tests, benchmarks; see [`search_with`]).
 pub fn search(
     table: &BaseTable,
     qis: &[QiHierarchy],
     models: &Models,
 ) -> Result<SearchResult, String> {
-    let lattice = Lattice::new(qis)?;
+    let unlimited = SearchBudget {
+        seconds: None,
+        nodes: None,
+    };
+    search_with(table, qis, models, unlimited, &mut |_| {}).map_err(|e| e.to_string())
+}
+
+/// [`search`] within `budget`; `progress` is called every [`PROGRESS_EVERY`] once a search
+/// has run that long (never for short searches).
+pub fn search_with(
+    table: &BaseTable,
+    qis: &[QiHierarchy],
+    models: &Models,
+    budget: SearchBudget,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<SearchResult, SearchError> {
+    let lattice = Lattice::new(qis).map_err(SearchError::Lattice)?;
     let size = lattice.size;
     let s = Search {
         table,
@@ -329,8 +432,14 @@ pub fn search(
         scratch: Scratch::default(),
         best: None,
         buf: Vec::new(),
+        meter: Meter {
+            clock: Instant::now(),
+            budget,
+            next_report: PROGRESS_EVERY,
+            progress,
+        },
     };
-    Ok(s.run())
+    s.run()
 }
 
 /// Evaluate every node; the optimum by exhaustive scan (for tests and small lattices).
@@ -465,6 +574,7 @@ mod tests {
             max_suppression: supp,
             metric,
             sampling_fraction: 1.0,
+            search_budget: Default::default(),
         }
     }
 
@@ -518,6 +628,49 @@ mod tests {
             }
         }
         assert!(compared > 100, "{compared}");
+    }
+
+    #[test]
+    fn a_search_stops_at_its_budget_with_what_to_do() {
+        let (t, qis) = random_table(5, 400);
+        let m = Models::new(&spec(5, None, None, 0.0, LossMetric::Discernibility), &t).unwrap();
+        let full = search(&t, &qis, &m).unwrap();
+        assert!(full.evaluated > 2, "{}", full.evaluated);
+        let mut calls = 0;
+        for budget in [
+            SearchBudget {
+                seconds: None,
+                nodes: Some(2),
+            },
+            SearchBudget {
+                seconds: Some(1e-12),
+                nodes: None,
+            },
+        ] {
+            let e = search_with(&t, &qis, &m, budget, &mut |_| calls += 1).unwrap_err();
+            let SearchError::Budget { progress, .. } = &e else {
+                panic!("{e}")
+            };
+            assert!(progress.evaluated <= 2 && progress.lattice_size == 32);
+            let msg = e.to_string();
+            for want in ["budget", "fewer quasi-identifiers", "search_budget"] {
+                assert!(msg.contains(want), "{msg}");
+            }
+        }
+        // A budget the search fits in changes nothing; short searches report no progress.
+        let ok = search_with(
+            &t,
+            &qis,
+            &m,
+            SearchBudget {
+                seconds: Some(60.0),
+                nodes: Some(full.evaluated as u64),
+            },
+            &mut |_| calls += 1,
+        )
+        .unwrap();
+        assert_eq!(ok.best.map(|b| b.levels), full.best.map(|b| b.levels));
+        assert_eq!(calls, 0);
     }
 
     #[test]

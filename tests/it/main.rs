@@ -5,6 +5,7 @@ mod compliance;
 mod hostile_cli;
 mod hostile_compliance;
 mod hostile_io;
+mod hostile_kernels;
 mod interop;
 mod privacy;
 mod report;
