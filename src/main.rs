@@ -130,7 +130,9 @@ struct ApplyArgs {
     #[arg(long, default_value_t = 1, value_name = "LEVEL",
           value_parser = clap::value_parser!(i32).range(1..=22))]
     zstd_level: i32,
-    /// Replace an existing output directory.
+    /// Replace an existing output: a regular file, or a directory that is a previous
+    /// cloakline release (every file in it listed by its sidecar). Never a directory holding
+    /// the input, a `.git`, links or devices.
     #[arg(long)]
     overwrite: bool,
     /// Print a machine-readable run summary (JSON) on stdout.
@@ -207,6 +209,10 @@ struct VerifyArgs {
     /// CSV field delimiter of a CSV output.
     #[arg(long, default_value = ",", value_name = "CHAR")]
     delimiter: String,
+    /// Fail when the record is not signed, even without --keyring (an unsigned record always
+    /// fails when --keyring is given).
+    #[arg(long)]
+    require_signature: bool,
     /// Print the checks as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -404,7 +410,7 @@ fn read_options(f: &FormatArgs) -> Result<ReadOptions> {
 /// The keyring, if the policy needs one (or an empty one when it does not).
 fn keyring_for(policy: Option<&Policy>, arg: &KeyringArg) -> Result<Keyring> {
     match &arg.keyring {
-        Some(p) => Keyring::load(p),
+        Some(p) => load_keyring(p),
         None => {
             let needs: Vec<&str> = policy
                 .map(|p| {
@@ -431,6 +437,15 @@ fn keyring_for(policy: Option<&Policy>, arg: &KeyringArg) -> Result<Keyring> {
             }
         }
     }
+}
+
+/// Load a keyring and show its notices (readable by others, demo keys) on stderr.
+fn load_keyring(path: &Path) -> Result<Keyring> {
+    let ring = Keyring::load(path)?;
+    for n in ring.notices() {
+        errln!("warning: keyring {}: {n}", path.display());
+    }
+    Ok(ring)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -524,19 +539,22 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Verify(v) => {
             let ring = match &v.keyring {
-                Some(p) => Some(Keyring::load(p)?),
+                Some(p) => Some(load_keyring(p)?),
                 None => None,
             };
             let read = ReadOptions {
                 delimiter: delimiter(&v.delimiter)?,
                 ..Default::default()
             };
-            let result = cloakline::verify::verify(
+            let result = cloakline::verify::verify_with(
                 &v.output,
-                v.provenance.as_deref(),
-                v.policy.as_deref(),
-                ring.as_ref(),
                 &read,
+                &cloakline::verify::VerifyOptions {
+                    provenance: v.provenance.as_deref(),
+                    policy: v.policy.as_deref(),
+                    keyring: ring.as_ref(),
+                    require_signature: v.require_signature,
+                },
             )?;
             show(v.json, &result, || result.to_text());
             if result.passed() {
@@ -629,7 +647,7 @@ fn run(cli: Cli) -> Result<()> {
             match &v.input {
                 None => {
                     if let Some(k) = &v.keyring.keyring {
-                        let ring = Keyring::load(k)?;
+                        let ring = load_keyring(k)?;
                         for f in policy.fields.values() {
                             if let Some(id) = f.action.key_id() {
                                 ring.get(id)?;
@@ -728,7 +746,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let policy = q.policy.as_deref().map(Policy::load).transpose()?;
             let keyring = match &q.keyring.keyring {
-                Some(p) => Keyring::load(p)?,
+                Some(p) => load_keyring(p)?,
                 None => Keyring::default(),
             };
             let job = cloakline::sql::SqlJob {

@@ -222,3 +222,24 @@ fn outputs_never_replace_inputs() {
     assert_eq!(std::fs::read(&policy).unwrap(), policy_before);
     assert_eq!(std::fs::read(&csv).unwrap(), csv_before);
 }
+
+/// The demo keyring's warning reaches the person running the command.
+#[test]
+fn demo_keys_are_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = apply_example(&dir.path().join("o.parquet"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("DEMO keys"), "{}", stderr(&o));
+}
+
+/// Item 2 at the CLI: `--require-signature` fails an unsigned record without a keyring.
+#[test]
+fn verify_can_require_a_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.parquet");
+    assert!(apply_example(&out, &[]).status.success());
+    let o = run(&["verify", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["verify", out.to_str().unwrap(), "--require-signature"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+}
