@@ -120,7 +120,7 @@ pub fn prepare(
         for d in &dicts {
             let mut g = d
                 .write()
-                .map_err(|_| Error::data(&shown, "grouping failed"))?;
+                .map_err(|_| Error::Internal("a grouping worker panicked".into()))?;
             taken.push(std::mem::take(&mut *g));
         }
         let sa_dicts = taken.split_off(m);
@@ -185,7 +185,12 @@ pub fn prepare(
             rt.block_on(task)
         })
         .join()
-        .unwrap_or_else(|_| Err(Error::data(&shown, "grouping failed")))
+        .unwrap_or_else(|_| {
+            // A panic: a bug, and its message (dropped) may quote a value.
+            Err(Error::Internal(
+                "the grouping thread panicked; nothing was written".into(),
+            ))
+        })
     })?;
     if let Some(k) = spec.k
         && k > table.rows
