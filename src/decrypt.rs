@@ -140,9 +140,12 @@ pub fn decrypt_file(
                         ..Default::default()
                     },
                 )
-                .map_err(|e| Error::Transform {
+                // Arrow's cast error quotes the value: keep only the type.
+                .map_err(|_| Error::Transform {
                     field: name.clone(),
-                    message: format!("decrypted value does not parse as {dt}: {e}"),
+                    message: format!(
+                        "a decrypted value does not parse as {dt} (the value is not shown)"
+                    ),
                 })?,
                 None => plain,
             };

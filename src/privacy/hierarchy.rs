@@ -263,19 +263,16 @@ impl QiHierarchy {
             }
         }
         if !missing.is_empty() {
+            // The values themselves come from the data: count them, never show them.
             missing.sort();
-            let shown: Vec<String> = missing.iter().take(5).map(|m| format!("`{m}`")).collect();
+            missing.dedup();
             return Err(format!(
-                "hierarchy file {} does not cover value{} {}{} of quasi-identifier `{name}`; \
-                 add a row for each",
+                "hierarchy file {} does not cover {} distinct value{} of quasi-identifier \
+                 `{name}` found in the data; add a row for every value the column holds (the \
+                 values are not shown: errors never quote data)",
                 h.path,
+                missing.len(),
                 if missing.len() > 1 { "s" } else { "" },
-                shown.join(", "),
-                if missing.len() > 5 {
-                    format!(" (and {} more)", missing.len() - 5)
-                } else {
-                    String::new()
-                }
             ));
         }
         Self::build(name, base, higher)
