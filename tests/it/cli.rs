@@ -203,15 +203,7 @@ fn tokens_are_deterministic_across_runs_and_decrypt_round_trips() {
     }
     // Encryption is not deterministic, but decrypts back to the input.
     let plain = dir.path().join("plain.parquet");
-    let o = run(&[
-        "decrypt",
-        "--keyring",
-        root().join("examples/demo-keyring.json").to_str().unwrap(),
-        "--input",
-        a.to_str().unwrap(),
-        "--output",
-        plain.to_str().unwrap(),
-    ]);
+    let o = decrypt_demo(&a, &plain, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (batches, _) = read_parquet(&plain);
     let ids = batches[0]
@@ -225,17 +217,7 @@ fn tokens_are_deterministic_across_runs_and_decrypt_round_trips() {
     }
     // CSV carries no metadata: name the column (domain defaults to the column name).
     let plain_csv = dir.path().join("plain.csv");
-    let o = run(&[
-        "decrypt",
-        "--keyring",
-        root().join("examples/demo-keyring.json").to_str().unwrap(),
-        "--input",
-        b.to_str().unwrap(),
-        "--output",
-        plain_csv.to_str().unwrap(),
-        "--column",
-        "national_id",
-    ]);
+    let o = decrypt_demo(&b, &plain_csv, &["--column", "national_id"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let back = read_csv_strings(&plain_csv);
     assert_eq!(
@@ -246,34 +228,17 @@ fn tokens_are_deterministic_across_runs_and_decrypt_round_trips() {
 
 /// Run apply with a policy text on a data file; expect failure and no output left behind.
 fn expect_failure(policy: &str, data_name: &str, data: &[u8], code: i32, needles: &[&str]) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.yaml");
-    std::fs::write(&p, policy).unwrap();
-    let input = dir.path().join(data_name);
-    std::fs::write(&input, data).unwrap();
-    let out_dir = dir.path().join("out");
-    std::fs::create_dir(&out_dir).unwrap();
-    let out = out_dir.join("o.parquet");
-    let o = run(&[
-        "apply",
-        "--policy",
-        p.to_str().unwrap(),
-        "--keyring",
-        root().join("examples/demo-keyring.json").to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let (o, out, _dir) = apply_in_tempdir(policy, data_name, data);
+    let out_dir = out.parent().unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(code), "{err}");
     for n in needles {
         assert!(err.contains(n), "expected {n:?} in: {err}");
     }
     assert!(
-        dir_names(&out_dir).is_empty(),
+        dir_names(out_dir).is_empty(),
         "left files behind: {:?}",
-        dir_names(&out_dir)
+        dir_names(out_dir)
     );
 }
 
@@ -362,12 +327,10 @@ fn bad_input_fails_cleanly() {
 #[test]
 fn unlisted_drop_ndjson_input_csv_output_and_directories() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.yaml");
-    std::fs::write(
-        &p,
-        format!("{HEAD}unlisted: drop\nfields:\n  id: {{ action: keep, basis: contract }}\n"),
-    )
-    .unwrap();
+    let p = write_policy(
+        dir.path(),
+        &format!("{HEAD}unlisted: drop\nfields:\n  id: {{ action: keep, basis: contract }}\n"),
+    );
     let input = dir.path().join("in");
     std::fs::create_dir_all(input.join("part=1")).unwrap();
     std::fs::write(
@@ -381,17 +344,7 @@ fn unlisted_drop_ndjson_input_csv_output_and_directories() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let o = run(&[
-        "apply",
-        "--policy",
-        p.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--output-format",
-        "csv",
-    ]);
+    let o = apply_files(&p, None, &input, &out, &["--output-format", "csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         read_csv_strings(&out.join("a.csv")),
@@ -408,15 +361,7 @@ fn unlisted_drop_ndjson_input_csv_output_and_directories() {
     assert_eq!(side["cl:summary"]["rowsOut"], 3);
     assert!(side.to_string().contains("not listed in the policy"));
     // A second run into the same directory needs --overwrite.
-    let again = run(&[
-        "apply",
-        "--policy",
-        p.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let again = apply_files(&p, None, &input, &out, &[]);
     assert_eq!(again.status.code(), Some(2));
     assert!(stderr(&again).contains("--overwrite"));
 }
@@ -447,26 +392,12 @@ fn validate_schema_and_keys_commands() {
 
     let dir = tempfile::tempdir().unwrap();
     let ring = dir.path().join("keys.json");
-    let o = run(&[
-        "keys",
-        "generate",
-        "--id",
-        "k1",
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
+    let o = keys_generate(&ring, "k1");
     assert!(o.status.success(), "{}", stderr(&o));
     let secret: Value = serde_json::from_str(&std::fs::read_to_string(&ring).unwrap()).unwrap();
     let hexkey = secret["keys"][0]["secret_hex"].as_str().unwrap();
     assert!(!stderr(&o).contains(hexkey), "key material never printed");
-    let o = run(&[
-        "keys",
-        "generate",
-        "--id",
-        "k1",
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
+    let o = keys_generate(&ring, "k1");
     assert_eq!(o.status.code(), Some(2));
     #[cfg(unix)]
     {
@@ -481,27 +412,17 @@ fn validate_schema_and_keys_commands() {
 #[test]
 fn header_only_csv_and_tab_delimiter() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.yaml");
-    std::fs::write(
-        &p,
-        format!("{HEAD}fields:\n  id: {{ action: tokenize, key: k1, basis: contract }}\n  name: {{ action: mask, keep_first: 1, basis: contract }}\n"),
-    )
-    .unwrap();
+    let p = write_policy(
+        dir.path(),
+        &format!(
+            "{HEAD}fields:\n  id: {{ action: tokenize, key: k1, basis: contract }}\n  name: {{ action: mask, keep_first: 1, basis: contract }}\n"
+        ),
+    );
     let keys = root().join("examples/demo-keyring.json");
     let empty = dir.path().join("empty.csv");
     std::fs::write(&empty, "id,name\n").unwrap();
     let out = dir.path().join("e.parquet");
-    let o = run(&[
-        "apply",
-        "--policy",
-        p.to_str().unwrap(),
-        "--keyring",
-        keys.to_str().unwrap(),
-        "--input",
-        empty.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = apply_files(&p, Some(&keys), &empty, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (batches, _) = read_parquet(&out);
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
@@ -509,19 +430,7 @@ fn header_only_csv_and_tab_delimiter() {
     let tsv = dir.path().join("d.tsv");
     std::fs::write(&tsv, "id\tname\n1\tZoë\n").unwrap();
     let out = dir.path().join("d.csv");
-    let o = run(&[
-        "apply",
-        "--policy",
-        p.to_str().unwrap(),
-        "--keyring",
-        keys.to_str().unwrap(),
-        "--input",
-        tsv.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--delimiter",
-        "\\t",
-    ]);
+    let o = apply_files(&p, Some(&keys), &tsv, &out, &["--delimiter", "\\t"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(

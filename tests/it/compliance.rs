@@ -2,30 +2,23 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{HEAD, apply_example, root, run, stderr};
-
-fn keys() -> PathBuf {
-    root().join("examples/demo-keyring.json")
-}
+use crate::util::{
+    HEAD, apply_customers, apply_example_ok, apply_example_tree, apply_files, demo_keyring, root,
+    run, stderr, write_policy,
+};
 
 /// Apply the example policy (copied into `dir`) and sign with k2.
 fn signed_output(dir: &Path) -> (PathBuf, PathBuf) {
     let policy = dir.join("customers.yaml");
     std::fs::copy(root().join("policies/customers.yaml"), &policy).unwrap();
     let out = dir.join("out.parquet");
-    let o = run(&[
-        "apply",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--keyring",
-        keys().to_str().unwrap(),
-        "--input",
-        root().join("examples/customers.csv").to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--sign-key",
-        "k2",
-    ]);
+    let o = apply_files(
+        &policy,
+        Some(&demo_keyring()),
+        &root().join("examples/customers.csv"),
+        &out,
+        &["--sign-key", "k2"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     (out, policy)
 }
@@ -37,7 +30,7 @@ fn verify(out: &Path, policy: &Path) -> (Option<i32>, String) {
         "--policy",
         policy.to_str().unwrap(),
         "--keyring",
-        keys().to_str().unwrap(),
+        demo_keyring().to_str().unwrap(),
     ]);
     (
         o.status.code(),
@@ -70,7 +63,7 @@ fn verify_passes_fresh_and_fails_precisely_after_tampering() {
     let doc = std::fs::read_to_string(&side).unwrap();
     assert!(doc.contains("\"cl:signature\"") && doc.contains("HMAC-SHA256"));
     // The signature names the key, never its material.
-    let ring = std::fs::read_to_string(keys()).unwrap();
+    let ring = std::fs::read_to_string(demo_keyring()).unwrap();
     let ring: serde_json::Value = serde_json::from_str(&ring).unwrap();
     for k in ring["keys"].as_array().unwrap() {
         assert!(!doc.contains(k["secret_hex"].as_str().unwrap()));
@@ -140,8 +133,7 @@ fn verify_passes_fresh_and_fails_precisely_after_tampering() {
 fn verify_csv_output_counts_rows() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.csv");
-    let o = apply_example(&out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    apply_example_ok(&out, &[]);
     let o = run(&["verify", out.to_str().unwrap()]);
     assert_eq!(
         o.status.code(),
@@ -169,8 +161,7 @@ fn policy_err(body: &str) -> String {
 
 fn load(body: &str) -> Result<Vec<String>, String> {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.yaml");
-    std::fs::write(&p, body).unwrap();
+    let p = write_policy(dir.path(), body);
     let o = run(&["validate", "--policy", p.to_str().unwrap()]);
     if o.status.success() {
         Ok(stderr(&o)
@@ -358,8 +349,7 @@ fn openlineage_event_validates_against_the_vendored_schema() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.parquet");
     let event = dir.path().join("event.json");
-    let o = apply_example(&out, &["--openlineage", event.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    apply_example_ok(&out, &["--openlineage", event.to_str().unwrap()]);
     let e: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&event).unwrap()).unwrap();
     assert_eq!(e["eventType"], "COMPLETE");
@@ -415,24 +405,7 @@ fn openlineage_event_validates_against_the_vendored_schema() {
 #[test]
 fn verify_files_of_a_directory_run() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    std::fs::create_dir_all(input.join("sub")).unwrap();
-    for p in ["a.csv", "sub/b.csv"] {
-        std::fs::copy(root().join("examples/customers.csv"), input.join(p)).unwrap();
-    }
-    let out = dir.path().join("out");
-    let o = run(&[
-        "apply",
-        "--policy",
-        root().join("policies/customers.yaml").to_str().unwrap(),
-        "--keyring",
-        keys().to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (input, out) = apply_example_tree(dir.path());
     let side = dir.path().join("out.provenance.json");
     for f in ["a.parquet", "sub/b.parquet"] {
         let o = run(&[
@@ -447,17 +420,7 @@ fn verify_files_of_a_directory_run() {
     }
     // A file from another run does not pass as this run's.
     let other = dir.path().join("other.parquet");
-    let o = run(&[
-        "apply",
-        "--policy",
-        root().join("policies/customers.yaml").to_str().unwrap(),
-        "--keyring",
-        keys().to_str().unwrap(),
-        "--input",
-        input.join("a.csv").to_str().unwrap(),
-        "--output",
-        other.to_str().unwrap(),
-    ]);
+    let o = apply_customers(&demo_keyring(), &input.join("a.csv"), &other, &[]);
     assert!(o.status.success());
     std::fs::copy(&other, out.join("a.parquet")).unwrap();
     let o = run(&[

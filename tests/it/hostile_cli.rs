@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::util::{apply_example, root, run, stderr};
+use crate::util::{apply_example, apply_example_ok, apply_files, root, run, stderr, write_policy};
 
 fn table() -> String {
     format!(
@@ -122,24 +122,14 @@ fn control_characters_in_names_are_escaped() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("in.csv");
     std::fs::write(&csv, "id,\x1b[31mred\x1b[0m\n1,2\n").unwrap();
-    let policy = dir.path().join("p.yaml");
-    std::fs::write(
-        &policy,
-        format!(
+    let policy = write_policy(
+        dir.path(),
+        &format!(
             "{}fields:\n  id: {{ action: keep, basis: contract }}\n",
             crate::util::HEAD
         ),
-    )
-    .unwrap();
-    let o = run(&[
-        "apply",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--input",
-        csv.to_str().unwrap(),
-        "--output",
-        dir.path().join("o.parquet").to_str().unwrap(),
-    ]);
+    );
+    let o = apply_files(&policy, None, &csv, &dir.path().join("o.parquet"), &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!stderr(&o).contains('\x1b'), "{:?}", stderr(&o));
     assert!(stderr(&o).contains("\\u{1b}"), "{:?}", stderr(&o));
@@ -187,8 +177,7 @@ fn sql_execution_errors_quote_no_values() {
 fn outputs_never_replace_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.parquet");
-    let o = apply_example(&out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    apply_example_ok(&out, &[]);
     let side = dir.path().join("o.parquet.provenance.json");
     let before = std::fs::read(&side).unwrap();
     let data_before = std::fs::read(&out).unwrap();
@@ -227,8 +216,7 @@ fn outputs_never_replace_inputs() {
 #[test]
 fn demo_keys_are_announced() {
     let dir = tempfile::tempdir().unwrap();
-    let o = apply_example(&dir.path().join("o.parquet"), &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = apply_example_ok(&dir.path().join("o.parquet"), &[]);
     assert!(stderr(&o).contains("DEMO keys"), "{}", stderr(&o));
 }
 

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{HEAD, apply_example, root, run, split_csv_line, stderr};
-
-fn demo_keys() -> PathBuf {
-    root().join("examples/demo-keyring.json")
-}
+use crate::util::{
+    HEAD, apply_customers, apply_example_ok, apply_example_tree, decrypt_demo, demo_keyring,
+    generate_ring, keys_generate, root, run, split_csv_line, stderr,
+};
 
 fn side(out: &Path) -> PathBuf {
     PathBuf::from(format!("{}.provenance.json", out.display()))
@@ -35,6 +34,13 @@ fn verify(out: &Path, extra: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// `verify OUT [extra...]` must fail (exit 4) on the embedded record; `what` labels the case.
+fn embedded_check_fails(out: &Path, extra: &[&str], what: &str) {
+    let (code, text) = verify(out, extra);
+    assert_eq!(code, Some(4), "{what}: {text}");
+    assert!(text.contains("FAIL embedded record"), "{what}: {text}");
+}
+
 /// Every field node's status, set to "unchanged": the downgrade an attacker wants.
 fn downgrade_statuses(doc: &mut Value) {
     for n in doc["@graph"].as_array_mut().unwrap() {
@@ -50,9 +56,8 @@ fn downgrade_statuses(doc: &mut Value) {
 fn stripped_signature_fails_when_a_keyring_is_given() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.csv");
-    let o = apply_example(&out, &["--sign-key", "k1"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let keyring = demo_keys();
+    apply_example_ok(&out, &["--sign-key", "k1"]);
+    let keyring = demo_keyring();
     let with_keys = ["--keyring", keyring.to_str().unwrap()];
     let (code, text) = verify(&out, &with_keys);
     assert_eq!(code, Some(0), "{text}");
@@ -99,9 +104,8 @@ fn stripped_signature_fails_when_a_keyring_is_given() {
 fn signature_block_and_duplicate_members_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.csv");
-    let o = apply_example(&out, &["--sign-key", "k2"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let keyring = demo_keys();
+    apply_example_ok(&out, &["--sign-key", "k2"]);
+    let keyring = demo_keyring();
     let with_keys = ["--keyring", keyring.to_str().unwrap()];
     let original = std::fs::read_to_string(side(&out)).unwrap();
 
@@ -134,8 +138,7 @@ fn signature_block_and_duplicate_members_are_checked() {
 fn fake_output_node_does_not_loosen_the_embedded_check() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.parquet");
-    let o = apply_example(&out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    apply_example_ok(&out, &[]);
     let mut doc = read_json(&side(&out));
     assert_eq!(doc["cl:outputKind"], "file");
     let graph = doc["@graph"].as_array_mut().unwrap();
@@ -156,15 +159,11 @@ fn fake_output_node_does_not_loosen_the_embedded_check() {
     }
     doc["cl:summary"]["controller"] = "Someone Else".into();
     write_json(&side(&out), &doc);
-    let (code, text) = verify(&out, &[]);
-    assert_eq!(code, Some(4), "{text}");
-    assert!(text.contains("FAIL embedded record"), "{text}");
+    embedded_check_fails(&out, &[], "");
     // Claiming a directory run in the sidecar does not help either: the footer copy decides.
     doc["cl:outputKind"] = "directory".into();
     write_json(&side(&out), &doc);
-    let (code, text) = verify(&out, &[]);
-    assert_eq!(code, Some(4), "{text}");
-    assert!(text.contains("FAIL embedded record"), "{text}");
+    embedded_check_fails(&out, &[], "");
 }
 
 /// #5: in a directory run every node but counts and checksums is compared: an edited purpose,
@@ -172,24 +171,7 @@ fn fake_output_node_does_not_loosen_the_embedded_check() {
 #[test]
 fn directory_sidecar_edits_fail_the_embedded_check() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    std::fs::create_dir_all(input.join("sub")).unwrap();
-    for p in ["a.csv", "sub/b.csv"] {
-        std::fs::copy(root().join("examples/customers.csv"), input.join(p)).unwrap();
-    }
-    let out = dir.path().join("out");
-    let o = run(&[
-        "apply",
-        "--policy",
-        root().join("policies/customers.yaml").to_str().unwrap(),
-        "--keyring",
-        demo_keys().to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, out) = apply_example_tree(dir.path());
     let sidecar = dir.path().join("out.provenance.json");
     let original = read_json(&sidecar);
     assert_eq!(original["cl:outputKind"], "directory");
@@ -216,9 +198,7 @@ fn directory_sidecar_edits_fail_the_embedded_check() {
         let mut doc = original.clone();
         edit(&mut doc);
         write_json(&sidecar, &doc);
-        let (code, text) = verify(&file, &prov);
-        assert_eq!(code, Some(4), "{what}: {text}");
-        assert!(text.contains("FAIL embedded record"), "{what}: {text}");
+        embedded_check_fails(&file, &prov, what);
     }
 }
 
@@ -233,17 +213,8 @@ fn write_ring(path: &Path, body: &str) {
 
 /// `apply` of the example with `keyring`: exit code and stderr.
 fn apply_with_ring(dir: &Path, keyring: &Path) -> (Option<i32>, String) {
-    let o = run(&[
-        "apply",
-        "--policy",
-        root().join("policies/customers.yaml").to_str().unwrap(),
-        "--keyring",
-        keyring.to_str().unwrap(),
-        "--input",
-        root().join("examples/customers.csv").to_str().unwrap(),
-        "--output",
-        dir.join("o.parquet").to_str().unwrap(),
-    ]);
+    let input = root().join("examples/customers.csv");
+    let o = apply_customers(keyring, &input, &dir.join("o.parquet"), &[]);
     (o.status.code(), stderr(&o))
 }
 
@@ -298,27 +269,10 @@ fn weak_keys_loose_permissions_and_unbounded_reads_are_refused() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let o = run(&[
-            "keys",
-            "generate",
-            "--id",
-            "k1",
-            "--keyring",
-            ring.to_str().unwrap(),
-        ]);
+        let o = keys_generate(&ring, "k1");
         assert_eq!(o.status.code(), Some(2), "the zero key is refused here too");
         std::fs::remove_file(&ring).unwrap();
-        for id in ["k1", "k2"] {
-            let o = run(&[
-                "keys",
-                "generate",
-                "--id",
-                id,
-                "--keyring",
-                ring.to_str().unwrap(),
-            ]);
-            assert!(o.status.success(), "{}", stderr(&o));
-        }
+        generate_ring(&ring, &["k1", "k2"]);
         std::fs::set_permissions(&ring, std::fs::Permissions::from_mode(0o666)).unwrap();
         let (code, err) = apply_with_ring(dir.path(), &ring);
         assert_eq!(code, Some(2), "{err}");
@@ -346,17 +300,7 @@ fn keys_generate_writes_through_a_symlink() {
     let target = real.join("keys.json");
     let link = dir.path().join("keys.json");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    for id in ["k1", "k2"] {
-        let o = run(&[
-            "keys",
-            "generate",
-            "--id",
-            id,
-            "--keyring",
-            link.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
+    generate_ring(&link, &["k1", "k2"]);
     assert!(
         std::fs::symlink_metadata(&link)
             .unwrap()
@@ -372,8 +316,7 @@ fn keys_generate_writes_through_a_symlink() {
 fn demo_keys_are_recorded_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo.parquet");
-    let o = apply_example(&out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    apply_example_ok(&out, &[]);
     let doc = read_json(&side(&out));
     assert_eq!(doc["cl:demoKeys"], true);
     let o = run(&["report", out.to_str().unwrap(), "--format", "md"]);
@@ -383,17 +326,7 @@ fn demo_keys_are_recorded_and_reported() {
 
     // With keys of its own, the run is not flagged.
     let ring = dir.path().join("own.json");
-    for id in ["k1", "k2"] {
-        let o = run(&[
-            "keys",
-            "generate",
-            "--id",
-            id,
-            "--keyring",
-            ring.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
+    generate_ring(&ring, &["k1", "k2"]);
     let (code, err) = apply_with_ring(dir.path(), &ring);
     assert_eq!(code, Some(0), "{err}");
     let own = dir.path().join("o.parquet");
@@ -409,18 +342,9 @@ fn decrypted_output_is_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("enc.parquet");
-    let o = apply_example(&out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    apply_example_ok(&out, &[]);
     let plain = dir.path().join("plain.parquet");
-    let o = run(&[
-        "decrypt",
-        "--keyring",
-        demo_keys().to_str().unwrap(),
-        "--input",
-        out.to_str().unwrap(),
-        "--output",
-        plain.to_str().unwrap(),
-    ]);
+    let o = decrypt_demo(&out, &plain, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mode = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{mode:o}");

@@ -8,7 +8,10 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::util::{HEAD, dir_names, read_csv_strings, root, run, stderr};
+use crate::util::{
+    HEAD, apply_example_ok, apply_files, check, dir_names, read_csv_strings, root, stderr,
+    write_policy,
+};
 
 const FIELDS: &str = "fields:\n  id: { action: keep, basis: contract }\n  name: { action: keep, basis: contract }\n  age: { action: keep, basis: contract }\n";
 const CSV: &str = "id,name,age\n1,Ann,20\n2,Bo,40\n3,Cy,60\n";
@@ -16,26 +19,16 @@ const CSV: &str = "id,name,age\n1,Ann,20\n2,Bo,40\n3,Cy,60\n";
 /// A temporary directory with `p.yaml` (HEAD + FIELDS + `tail`) and `in.csv`.
 fn setup(tail: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("p.yaml");
-    std::fs::write(&policy, format!("{HEAD}{FIELDS}{tail}")).unwrap();
+    let policy = write_policy(dir.path(), &format!("{HEAD}{FIELDS}{tail}"));
     let input = dir.path().join("in.csv");
     std::fs::write(&input, CSV).unwrap();
     (dir, policy, input)
 }
 
 fn apply(policy: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "apply",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--json",
-    ];
+    let mut args = vec!["--json"];
     args.extend_from_slice(extra);
-    run(&args)
+    apply_files(policy, None, input, output, &args)
 }
 
 fn expect(o: &Output, code: i32, needles: &[&str]) -> String {
@@ -77,14 +70,7 @@ fn symlink_loop_in_a_directory_input_is_read_once() {
         ),
     )
     .unwrap();
-    let o = run(&[
-        "check",
-        "--policy",
-        privacy.to_str().unwrap(),
-        "--input",
-        data.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = check(&privacy, &data, &["--json"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let report = String::from_utf8_lossy(&o.stdout);
     assert!(!report.contains("41"), "{report}");
@@ -316,14 +302,12 @@ fn output_naming_a_hierarchy_file_is_refused() {
     let hierarchy = d.join("age.csv");
     let h = "20;20-39;*\n40;40-59;*\n60;60-79;*\n";
     std::fs::write(&hierarchy, h).unwrap();
-    let policy = d.join("p.yaml");
-    std::fs::write(
-        &policy,
-        format!(
+    let policy = write_policy(
+        d,
+        &format!(
             "{HEAD}{FIELDS}privacy:\n  quasi_identifiers:\n    age: {{ hierarchy: age.csv }}\n  k: 2\n"
         ),
-    )
-    .unwrap();
+    );
     // Pairs of ages, so k = 2 holds and the run would otherwise succeed.
     let input = d.join("in.csv");
     std::fs::write(&input, "id,name,age\n1,A,20\n2,B,20\n3,C,40\n4,D,40\n").unwrap();
@@ -387,12 +371,10 @@ fn csv_read_errors_do_not_quote_data() {
 #[test]
 fn ndjson_errors_do_not_quote_data_and_late_keys_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("p.yaml");
-    std::fs::write(
-        &policy,
-        format!("{HEAD}unlisted: error\nfields:\n  id: {{ action: keep, basis: contract }}\n"),
-    )
-    .unwrap();
+    let policy = write_policy(
+        dir.path(),
+        &format!("{HEAD}unlisted: error\nfields:\n  id: {{ action: keep, basis: contract }}\n"),
+    );
     let head: String = (0..10_050).map(|i| format!("{{\"id\": {i}}}\n")).collect();
     let out = dir.path().join("o.parquet");
     // A value of the wrong type.
@@ -493,8 +475,7 @@ fn missing_output_directories_are_created_and_removed_on_failure() {
     // The README's quick start writes to out/, which a fresh clone lacks.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out/customers.parquet");
-    let o = crate::util::apply_example(&out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    apply_example_ok(&out, &[]);
     assert!(
         out.exists()
             && dir

@@ -2,51 +2,20 @@
 //! (issue 10: items 4, 14, 15, 16 and the low ones on dictionaries, messages, empty outputs
 //! and hierarchy files).
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, DictionaryArray, RecordBatch};
 use arrow::datatypes::Int32Type;
 
-use crate::util::{HEAD, dir_names, read_parquet, root, run, stderr};
-
-fn keyring() -> String {
-    root()
-        .join("examples/demo-keyring.json")
-        .display()
-        .to_string()
-}
-
-/// `apply` `policy` to `data` (written as `name`) in a fresh directory; returns the run,
-/// the output path and the directory (kept alive by the caller).
-fn apply(policy: &str, name: &str, data: &[u8]) -> (Output, PathBuf, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.yaml");
-    std::fs::write(&p, policy).unwrap();
-    let input = dir.path().join(name);
-    std::fs::write(&input, data).unwrap();
-    let out_dir = dir.path().join("out");
-    std::fs::create_dir(&out_dir).unwrap();
-    let out = out_dir.join("o.parquet");
-    let o = run(&[
-        "apply",
-        "--policy",
-        p.to_str().unwrap(),
-        "--keyring",
-        &keyring(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    (o, out, dir)
-}
+use crate::util::{
+    HEAD, PEOPLE, apply_files, apply_in_tempdir, check, demo_keyring, dir_names, people_csv,
+    read_parquet, run, stderr, write_policy,
+};
 
 /// Expect `apply` to fail with `code`, name every needle, quote none of `secrets`, and
 /// write nothing.
 fn refused(policy: &str, data: &[u8], code: i32, needles: &[&str], secrets: &[&str]) -> String {
-    let (o, out, _dir) = apply(policy, "d.csv", data);
+    let (o, out, _dir) = apply_in_tempdir(policy, "d.csv", data);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(code), "{err}");
     for n in needles {
@@ -91,7 +60,7 @@ fn huge_mask_parameters_are_refused_at_load() {
     let policy = format!(
         "{HEAD}fields:\n  id: {{ action: keep, basis: contract }}\n  name: {{ action: mask, keep_first: 1000, keep_last: 1000, basis: contract }}\n"
     );
-    let (o, out, _dir) = apply(&policy, "d.csv", NAMES);
+    let (o, out, _dir) = apply_in_tempdir(&policy, "d.csv", NAMES);
     assert!(o.status.success(), "{}", stderr(&o));
     let (batches, _) = read_parquet(&out);
     let names = batches[0].column(1).as_string::<i32>();
@@ -178,8 +147,7 @@ fn policy_errors_speak_to_people() {
         ),
     ];
     for (text, needles) in cases {
-        let p = dir.path().join("p.yaml");
-        std::fs::write(&p, &text).unwrap();
+        let p = write_policy(dir.path(), &text);
         let o = run(&["validate", "--policy", p.to_str().unwrap()]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{text}\n{err}");
@@ -213,26 +181,14 @@ fn dictionary_encoded_columns_are_transformed() {
     let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
-    let policy = dir.path().join("p.yaml");
-    std::fs::write(
-        &policy,
-        format!(
+    let policy = write_policy(
+        dir.path(),
+        &format!(
             "{HEAD}fields:\n  t: {{ action: tokenize, key: k1, basis: contract }}\n  e: {{ action: encrypt, key: k1, basis: contract }}\n  m: {{ action: mask, keep_last: 3, basis: contract }}\n  g: {{ action: generalize, keep_prefix: 2, basis: contract }}\n  s: {{ action: scrub, basis: contract }}\n  k: {{ action: keep, basis: contract }}\n"
         ),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("o.parquet");
-    let o = run(&[
-        "apply",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--keyring",
-        &keyring(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = apply_files(&policy, Some(&demo_keyring()), &input, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (batches, _) = read_parquet(&out);
     let b = &batches[0];
@@ -266,27 +222,12 @@ fn dictionary_encoded_columns_are_transformed() {
     assert!(v.status.success(), "{}", stderr(&v));
 }
 
-fn small_csv(dir: &Path) -> PathBuf {
-    let p = dir.join("people.csv");
-    let mut s = String::from("age,zip,dx\n");
-    for (i, dx) in ["flu", "hiv", "cold", "flu", "hiv", "flu"]
-        .iter()
-        .enumerate()
-    {
-        s.push_str(&format!("{},1000{},{dx}\n", 30 + i, i % 3));
-    }
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-const PEOPLE: &str = "fields:\n  age: { action: keep, basis: consent }\n  zip: { action: keep, basis: consent, type: string }\n  dx: { action: keep, basis: consent }\n";
-
 /// Item 14: the lattice search had no budget and said nothing while it ran for half an
 /// hour. A spent budget now fails with exit 3 and says what to do.
 #[test]
 fn the_privacy_search_stops_at_its_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let data = small_csv(dir.path());
+    let data = people_csv(dir.path());
     let policy = dir.path().join("p.yaml");
     let out = dir.path().join("out.parquet");
     let write = |budget: &str| {
@@ -298,17 +239,7 @@ fn the_privacy_search_stops_at_its_budget() {
         )
         .unwrap();
     };
-    let apply = || {
-        run(&[
-            "apply",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--input",
-            data.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ])
-    };
+    let apply = || apply_files(&policy, None, &data, &out, &[]);
     write("  search_budget: { nodes: 1 }\n");
     let o = apply();
     let err = stderr(&o);
@@ -366,14 +297,12 @@ fn grouping_errors_give_the_file_line_and_no_data() {
     }
     std::fs::write(&data, s).unwrap();
     assert!(std::fs::metadata(&data).unwrap().len() > 11 << 20);
-    let policy = dir.path().join("p.yaml");
-    std::fs::write(
-        &policy,
-        format!(
+    let policy = write_policy(
+        dir.path(),
+        &format!(
             "{HEAD}{PEOPLE}  note: {{ action: drop }}\nprivacy:\n  quasi_identifiers:\n    age: {{ levels: [{{ bin_width: 10 }}] }}\n  k: 2\n"
         ),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("o.parquet");
     for cmd in ["apply", "check"] {
         let mut args = vec![
@@ -408,7 +337,7 @@ fn hierarchy_files_are_regular_bounded_and_confined() {
     let dir = tempfile::tempdir().unwrap();
     let sub = dir.path().join("policy");
     std::fs::create_dir(&sub).unwrap();
-    let data = small_csv(&sub);
+    let data = people_csv(&sub);
     std::fs::write(dir.path().join("outside.csv"), "30;30-34;*\n").unwrap();
     std::fs::create_dir(sub.join("a-directory")).unwrap();
     let big = std::fs::File::create(sub.join("huge.csv")).unwrap();
@@ -441,13 +370,7 @@ fn hierarchy_files_are_regular_bounded_and_confined() {
             ),
         )
         .unwrap();
-        let o = run(&[
-            "check",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--input",
-            data.to_str().unwrap(),
-        ]);
+        let o = check(&policy, &data, &[]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{path}: {err}");
         assert!(
@@ -473,13 +396,7 @@ fn hierarchy_files_are_regular_bounded_and_confined() {
         ),
     )
     .unwrap();
-    let o = run(&[
-        "check",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--input",
-        data.to_str().unwrap(),
-    ]);
+    let o = check(&policy, &data, &[]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("smallest k"));
 }

@@ -8,6 +8,7 @@ mod hostile_io;
 mod hostile_kernels;
 mod interop;
 mod privacy;
+mod props;
 mod report;
 mod scan;
 mod sql;

@@ -12,7 +12,10 @@ use cloakline::keys::Keyring;
 use cloakline::policy::Policy;
 use cloakline::privacy::{self, search};
 
-use crate::util::{HEAD, dir_names, read_parquet, root, run, stderr};
+use crate::util::{
+    HEAD, PEOPLE, apply_files, check, dir_names, people_csv, read_parquet, root, run, stderr,
+    write_policy,
+};
 
 const QIS: [&str; 8] = [
     "age",
@@ -271,25 +274,14 @@ fn adult_search_is_optimal_against_brute_force() {
 fn check_reports_k_risks_and_exit_code() {
     let Some(data) = adult() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("p.yaml");
-    std::fs::write(
-        &policy,
-        adult_policy(
+    let policy = write_policy(
+        dir.path(),
+        &adult_policy(
             &["age", "sex", "race"],
             "  k: 5\n  l_diversity:\n    - { attribute: salary-class, l: 2 }\n  t_closeness:\n    - { attribute: salary-class, t: 0.5 }\n  max_suppression: 0.01\n",
         ),
-    )
-    .unwrap();
-    let o = run(&[
-        "check",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--input",
-        data.to_str().unwrap(),
-        "--delimiter",
-        ";",
-        "--json",
-    ]);
+    );
+    let o = check(&policy, &data, &["--delimiter", ";", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // Recount the smallest class of (age, sex, race) straight from the CSV.
     let text = std::fs::read_to_string(&data).unwrap();
@@ -321,47 +313,19 @@ fn check_reports_k_risks_and_exit_code() {
     assert_eq!(dir_names(dir.path()), ["p.yaml"]);
 }
 
-fn small_csv(dir: &Path) -> PathBuf {
-    let p = dir.join("people.csv");
-    let mut s = String::from("age,zip,dx\n");
-    for (i, dx) in ["flu", "hiv", "cold", "flu", "hiv", "flu"]
-        .iter()
-        .enumerate()
-    {
-        s.push_str(&format!("{},1000{},{dx}\n", 30 + i, i % 3));
-    }
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-fn fields() -> &'static str {
-    "fields:\n  age: { action: keep, basis: consent }\n  zip: { action: keep, basis: consent, type: string }\n  dx: { action: keep, basis: consent }\n"
-}
-
 #[test]
 fn levels_from_the_policy_generalize_and_suppress() {
     let dir = tempfile::tempdir().unwrap();
-    let data = small_csv(dir.path());
-    let policy = dir.path().join("p.yaml");
-    std::fs::write(
-        &policy,
-        format!(
+    let data = people_csv(dir.path());
+    let policy = write_policy(
+        dir.path(),
+        &format!(
             "{HEAD}{}privacy:\n  quasi_identifiers:\n    age: {{ levels: [{{ bin_width: 5 }}, {{ bin_width: 10 }}] }}\n    zip: {{ levels: [{{ keep_prefix: 4 }}] }}\n  k: 3\n  on_violation: generalize\n  metric: height\n",
-            fields()
+            PEOPLE
         ),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("out.parquet");
-    let o = run(&[
-        "apply",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--input",
-        data.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = apply_files(&policy, None, &data, &out, &["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (names, rows) = output_rows(&out);
     assert_eq!(names, ["age", "zip", "dx"]);
@@ -382,19 +346,11 @@ fn levels_from_the_policy_generalize_and_suppress() {
         &policy,
         format!(
             "{HEAD}{}privacy:\n  quasi_identifiers:\n    age: {{ levels: [{{ bin_width: 4 }}, {{ bin_width: 5 }}] }}\n  k: 2\n  on_violation: generalize\n",
-            fields()
+            PEOPLE
         ),
     )
     .unwrap();
-    let o = run(&[
-        "apply",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--input",
-        data.to_str().unwrap(),
-        "--output",
-        out.with_extension("b.parquet").to_str().unwrap(),
-    ]);
+    let o = apply_files(&policy, None, &data, &out.with_extension("b.parquet"), &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("do not nest"), "{}", stderr(&o));
 }
@@ -402,14 +358,14 @@ fn levels_from_the_policy_generalize_and_suppress() {
 #[test]
 fn privacy_bad_input_fails_with_clear_errors_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let data = small_csv(dir.path());
+    let data = people_csv(dir.path());
     let hier = dir.path().join("age.csv");
     std::fs::write(&hier, "30;30-34;*\n31;30-34;*\n32;30-34;*\n").unwrap();
     let cases: Vec<(String, i32, Vec<&str>)> = vec![
         (
             format!(
                 "{HEAD}{}privacy:\n  quasi_identifiers:\n    height: {{}}\n  k: 2\n",
-                fields()
+                PEOPLE
             ),
             2,
             vec!["quasi-identifier `height`", "line"],
@@ -417,7 +373,7 @@ fn privacy_bad_input_fails_with_clear_errors_and_writes_nothing() {
         (
             format!(
                 "{HEAD}{}privacy:\n  quasi_identifiers:\n    age: {{ hierarchy: {} }}\n  k: 2\n  on_violation: generalize\n",
-                fields(),
+                PEOPLE,
                 hier.display()
             ),
             2,
@@ -430,7 +386,7 @@ fn privacy_bad_input_fails_with_clear_errors_and_writes_nothing() {
         (
             format!(
                 "{HEAD}{}privacy:\n  quasi_identifiers:\n    age: {{}}\n  k: 7\n",
-                fields()
+                PEOPLE
             ),
             2,
             vec!["k = 7 exceeds the 6 records"],
@@ -438,7 +394,7 @@ fn privacy_bad_input_fails_with_clear_errors_and_writes_nothing() {
         (
             format!(
                 "{HEAD}{}privacy:\n  quasi_identifiers:\n    age: {{}}\n  t_closeness:\n    - {{ attribute: dx, t: 1.5 }}\n",
-                fields()
+                PEOPLE
             ),
             2,
             vec![
@@ -450,7 +406,7 @@ fn privacy_bad_input_fails_with_clear_errors_and_writes_nothing() {
         (
             format!(
                 "{HEAD}{}privacy:\n  quasi_identifiers:\n    age: {{}}\n  t_closeness:\n    - {{ attribute: dx, t: 0 }}\n",
-                fields()
+                PEOPLE
             ),
             2,
             vec!["t is 0"],
@@ -458,7 +414,7 @@ fn privacy_bad_input_fails_with_clear_errors_and_writes_nothing() {
         (
             format!(
                 "{HEAD}{}privacy:\n  quasi_identifiers:\n    age: {{}}\n  k: 2\n",
-                fields()
+                PEOPLE
             ),
             3,
             vec!["k = 2: smallest class has 1 record", "Nothing was written"],
@@ -466,7 +422,7 @@ fn privacy_bad_input_fails_with_clear_errors_and_writes_nothing() {
         (
             format!(
                 "{HEAD}{}privacy:\n  quasi_identifiers:\n    age: {{}}\n  k: 2\n  on_violation: suppress\n  max_suppression: 0.5\n",
-                fields()
+                PEOPLE
             ),
             3,
             vec!["would exceed max_suppression 50.00%"],
@@ -476,15 +432,7 @@ fn privacy_bad_input_fails_with_clear_errors_and_writes_nothing() {
         let policy = dir.path().join(format!("bad{i}.yaml"));
         std::fs::write(&policy, policy_text).unwrap();
         let out = dir.path().join(format!("out{i}.parquet"));
-        let o = run(&[
-            "apply",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--input",
-            data.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ]);
+        let o = apply_files(&policy, None, &data, &out, &[]);
         let e = stderr(&o);
         assert_eq!(o.status.code(), Some(*code), "case {i}: {e}");
         for n in needles {
@@ -570,15 +518,13 @@ fn a_partitioned_table_is_grouped_and_released_as_one() {
         }
         std::fs::write(parts.join(name), s).unwrap();
     }
-    let policy = dir.path().join("p.yaml");
-    std::fs::write(
-        &policy,
-        adult_policy(
+    let policy = write_policy(
+        dir.path(),
+        &adult_policy(
             &QIS,
             "  k: 10\n  on_violation: generalize\n  max_suppression: 0.05\n",
         ),
-    )
-    .unwrap();
+    );
     let whole = apply_adult(&policy, &data, &dir.path().join("whole.parquet"));
     let split = apply_adult(&policy, &parts, &dir.path().join("split"));
     // The same table gives the same decision, whichever way it is stored.
@@ -627,36 +573,19 @@ fn a_partitioned_table_is_grouped_and_released_as_one() {
     }
 
     // `check` on the directory measures the whole table.
-    let check = |input: &Path| {
-        let o = run(&[
-            "check",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--delimiter",
-            ";",
-            "--json",
-        ]);
+    let assess = |input: &Path| {
+        let o = check(&policy, input, &["--delimiter", ";", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         v["assessment"].clone()
     };
-    let (a, b) = (check(&data), check(&parts));
+    let (a, b) = (assess(&data), assess(&parts));
     for key in ["records", "classes", "smallest_class", "records_below_k"] {
         assert_eq!(a[key], b[key], "{key}");
     }
 
     // Files of one table must share a format and extension.
     std::fs::copy(parts.join("a.csv"), parts.join("late/d.tsv")).unwrap();
-    let o = run(&[
-        "check",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--input",
-        parts.to_str().unwrap(),
-        "--delimiter",
-        ";",
-    ]);
+    let o = check(&policy, &parts, &["--delimiter", ";"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("extensions differ"), "{}", stderr(&o));
 }
