@@ -225,7 +225,7 @@ pub fn run<T: Send>(
 /// Run `f`, turning a panic into [`Error::Internal`]. The panic's own message is dropped: it
 /// may quote a value (e.g. a string slice out of range), and errors never carry data.
 fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+    crate::error::catch_panic(f).map_err(|_| {
         Error::Internal(format!(
             "a worker thread panicked while {what}; nothing was written (the panic message is \
              withheld because it may contain data values)"

@@ -72,9 +72,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error: 2 = bad policy/keyring/arguments (or a policy
-    /// that does not fit the data), 1 = data or I/O, 3 = the data does not meet the privacy
-    /// models, 4 = `verify` found a mismatch, 70 = internal error (a bug), 130 = interrupted.
+    /// The process exit code for this error: 2 = bad policy/keyring/arguments (a named file
+    /// that does not exist included, or a policy that does not fit the data), 1 = data or
+    /// I/O, 3 = the data does not meet the privacy models, 4 = `verify` found a mismatch,
+    /// 70 = internal error (a bug), 130 = interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Interrupted => 130,
@@ -84,6 +85,8 @@ impl Error {
             Error::Policy { .. } | Error::Keyring { .. } | Error::Plan { .. } | Error::Usage(_) => {
                 2
             }
+            // A path that does not exist is an argument to fix, like a missing policy.
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 2,
             _ => 1,
         }
     }
@@ -108,4 +111,23 @@ impl Error {
             message: message.to_string(),
         }
     }
+}
+
+thread_local! {
+    static CATCHING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Run `f`, catching a panic (third-party readers assert on corrupt files). While it runs,
+/// [`panic_is_caught`] is true on this thread, so a process panic hook can stay silent for
+/// panics that become errors.
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    CATCHING.with(|c| c.set(c.get() + 1));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(c.get() - 1));
+    r
+}
+
+/// Whether the current thread is inside [`catch_panic`].
+pub fn panic_is_caught() -> bool {
+    CATCHING.with(|c| c.get() > 0)
 }

@@ -188,6 +188,17 @@ pub struct Input {
     options: ReadOptions,
 }
 
+/// `f()`, with a panic of the Parquet reader (it asserts on some corrupt metadata) turned
+/// into a data error naming the file.
+pub(crate) fn unpanicked<T>(shown: &str, f: impl FnOnce() -> T) -> Result<T> {
+    crate::error::catch_panic(f).map_err(|_| {
+        Error::data(
+            shown,
+            "corrupt Parquet metadata (the reader rejected it); the file is damaged or not a Parquet file",
+        )
+    })
+}
+
 fn open_file(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| Error::io(path, e))
 }
@@ -210,10 +221,11 @@ impl Input {
         let shown = path.display().to_string();
         let (schema, rows) = match format {
             Format::Parquet => {
-                let b = ParquetRecordBatchReaderBuilder::try_new(
-                    file.try_clone().map_err(|e| Error::io(path, e))?,
-                )
-                .map_err(|e| Error::data(&shown, format!("not a readable Parquet file: {e}")))?;
+                let f = file.try_clone().map_err(|e| Error::io(path, e))?;
+                let b = unpanicked(&shown, || ParquetRecordBatchReaderBuilder::try_new(f))?
+                    .map_err(|e| {
+                        Error::data(&shown, format!("not a readable Parquet file: {e}"))
+                    })?;
                 let rows = b.metadata().file_metadata().num_rows() as u64;
                 (Arc::clone(b.schema()), Some(rows))
             }
@@ -267,15 +279,25 @@ impl Input {
         let opts = self.options;
         match self.format {
             Format::Parquet => {
-                let reader = ParquetRecordBatchReaderBuilder::try_new(self.file)
-                    .and_then(|b| b.with_batch_size(opts.batch_size).build())
-                    .map_err(|e| {
-                        Error::data(&shown, format!("not a readable Parquet file: {e}"))
-                    })?;
-                Ok(Box::new(reader.map(move |r| {
-                    r.map_err(|e| {
-                        Error::data(&shown, format!("corrupt or unreadable Parquet data: {e}"))
-                    })
+                let file = self.file;
+                let mut reader = unpanicked(&shown, || {
+                    ParquetRecordBatchReaderBuilder::try_new(file)
+                        .and_then(|b| b.with_batch_size(opts.batch_size).build())
+                })?
+                .map_err(|e| Error::data(&shown, format!("not a readable Parquet file: {e}")))?;
+                Ok(Box::new(std::iter::from_fn(move || {
+                    unpanicked(&shown, || reader.next())
+                        .map(|n| {
+                            n.map(|r| {
+                                r.map_err(|e| {
+                                    Error::data(
+                                        &shown,
+                                        format!("corrupt or unreadable Parquet data: {e}"),
+                                    )
+                                })
+                            })
+                        })
+                        .unwrap_or_else(|e| Some(Err(e)))
                 })))
             }
             Format::Csv => {

@@ -326,6 +326,10 @@ macro_rules! errln {
 fn main() -> ExitCode {
     // A panic's message may quote a value being processed: print where, never what.
     std::panic::set_hook(Box::new(|info| {
+        // Caught panics (a reader asserting on a corrupt file) become errors of their own.
+        if cloakline::error::panic_is_caught() {
+            return;
+        }
         let at = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
@@ -443,7 +447,7 @@ fn keyring_for(policy: Option<&Policy>, arg: &KeyringArg) -> Result<Keyring> {
 fn load_keyring(path: &Path) -> Result<Keyring> {
     let ring = Keyring::load(path)?;
     for n in ring.notices() {
-        errln!("warning: keyring {}: {n}", path.display());
+        errln!("warning: {n}");
     }
     Ok(ring)
 }

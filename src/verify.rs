@@ -764,13 +764,19 @@ fn strip_output_checksums(doc: &mut Value) {
 /// The provenance copy in a Parquet file's footer, if any.
 pub fn embedded(path: &Path) -> std::result::Result<Option<Value>, String> {
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let reader = parquet::file::reader::SerializedFileReader::new(f).map_err(|e| e.to_string())?;
-    use parquet::file::reader::FileReader;
-    let kv = reader.metadata().file_metadata().key_value_metadata();
-    let Some(text) = kv
-        .and_then(|kv| kv.iter().find(|e| e.key == PARQUET_KEY))
-        .and_then(|e| e.value.clone())
-    else {
+    // The Parquet reader asserts on some corrupt metadata: a panic is a damaged file.
+    let text = crate::error::catch_panic(|| {
+        use parquet::file::reader::FileReader;
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(f).map_err(|e| e.to_string())?;
+        let kv = reader.metadata().file_metadata().key_value_metadata();
+        Ok::<_, String>(
+            kv.and_then(|kv| kv.iter().find(|e| e.key == PARQUET_KEY))
+                .and_then(|e| e.value.clone()),
+        )
+    })
+    .map_err(|_| "corrupt Parquet metadata".to_string())??;
+    let Some(text) = text else {
         return Ok(None);
     };
     parse_strict(&text)

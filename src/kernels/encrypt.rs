@@ -121,7 +121,9 @@ impl Encryptor {
     /// Encrypt a whole array; the result is `Utf8` with the same nulls.
     pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
         Self::output_type(array.data_type())?;
-        let strings = canonical_strings(&super::plain(array)?)?;
+        let plain = super::plain(array)?;
+        let strings = canonical_strings(&plain)?;
+        refuse_unrestorable(&plain, &strings)?;
         let overhead = 2 + self.key_id.len() + NONCE_LEN + TAG_LEN;
         let hint = (super::string_bytes(strings.as_ref()) + strings.len() * overhead) * 4 / 3 + 16;
         // One call to the CSPRNG for all the array's nonces.
@@ -141,6 +143,32 @@ impl Encryptor {
             Ok(())
         })
     }
+}
+
+/// Encryption must be reversible: a value whose canonical string does not parse back to the
+/// same value (a date after year 9999, a timestamp in a zone's local mean time) would be
+/// written as an envelope `decrypt` cannot restore. Refuse the array instead, naming no value.
+fn refuse_unrestorable(plain: &ArrayRef, strings: &ArrayRef) -> KernelResult<()> {
+    let dt = plain.data_type();
+    if super::is_string_type(dt) {
+        return Ok(());
+    }
+    let options = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let again = arrow::compute::cast_with_options(strings, dt, &options)
+        .ok()
+        .and_then(|back| canonical_strings(&back).ok());
+    if again.is_some_and(|a| a.to_data() == strings.to_data()) {
+        return Ok(());
+    }
+    Err(KernelError::Value(format!(
+        "a {dt} value cannot be encrypted reversibly: its text form does not parse back to the \
+         same value (dates after year 9999 or before year 0, timestamps in a time zone's local \
+         mean time before standard time). Cast the column to a string type (policy `type:`) or \
+         generalize it; the value is not shown"
+    )))
 }
 
 /// Decrypts envelopes, finding each one's key id in the envelope.

@@ -51,7 +51,8 @@ impl Masker {
         // Saturating: huge parameters (from SQL or a library caller) must mask everything,
         // never wrap around and reveal the value.
         let kept = kf.saturating_add(kl);
-        if value.is_ascii() {
+        // In ASCII every byte is one grapheme, except CR LF (one cluster, UAX #29 GB3).
+        if value.is_ascii() && !value.contains("\r\n") {
             let n = value.len();
             if kept >= n {
                 out.extend(std::iter::repeat_n(self.mask_char, n));

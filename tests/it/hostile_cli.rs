@@ -231,3 +231,32 @@ fn verify_can_require_a_signature() {
     let o = run(&["verify", out.to_str().unwrap(), "--require-signature"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
 }
+
+/// A path named on the command line that does not exist is an argument error (exit 2), as a
+/// missing policy is.
+#[test]
+fn missing_paths_are_argument_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.csv");
+    let o = crate::util::apply_example(&dir.path().join("o.parquet"), &[]);
+    assert!(o.status.success());
+    let p = root().join("policies/customers.yaml");
+    for args in [
+        vec![
+            "apply",
+            "--policy",
+            p.to_str().unwrap(),
+            "--input",
+            missing.to_str().unwrap(),
+            "--output",
+            dir.path().join("x.parquet").to_str().unwrap(),
+            "--keyring",
+            &keyring(),
+        ],
+        vec!["verify", missing.to_str().unwrap()],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("missing.csv"), "{}", stderr(&o));
+    }
+}
