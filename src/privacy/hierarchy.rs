@@ -317,7 +317,10 @@ mod tests {
         assert_eq!(q.map[2], [0, 0, 0, 0]);
         let e = QiHierarchy::from_arx("q", &s(&[Some("d"), Some("é")]), &h).unwrap_err();
         // The uncovered values come from the data: counted, never shown.
-        assert!(e.contains("2 distinct values") && e.contains("h.csv"), "{e}");
+        assert!(
+            e.contains("2 distinct values") && e.contains("h.csv"),
+            "{e}"
+        );
         assert!(!e.contains("`d`") && !e.contains('é'), "{e}");
         let e = QiHierarchy::build(
             "age",
