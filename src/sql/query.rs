@@ -458,7 +458,7 @@ pub async fn register_files(
         Format::Csv => {
             let opts = CsvReadOptions::new()
                 .has_header(true)
-                .delimiter(read.delimiter)
+                .delimiter(read.delimiter_for(first))
                 .file_extension(&ext)
                 .schema(&schema);
             ctx.read_csv(paths, opts).await

@@ -260,3 +260,15 @@ fn missing_paths_are_argument_errors() {
         assert!(stderr(&o).contains("missing.csv"), "{}", stderr(&o));
     }
 }
+
+/// `.tsv` tables are tab-separated in SQL too (and so in the privacy grouping pass).
+#[test]
+fn sql_reads_tsv_tables_as_tab_separated() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = dir.path().join("t.tsv");
+    std::fs::write(&tsv, "id\tname\n1\tAda\n2\tBo\n").unwrap();
+    let t = format!("t={}", tsv.display());
+    let o = run(&["sql", "SELECT count(name) AS n FROM t", "--table", &t]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("| 2 "));
+}
