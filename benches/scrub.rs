@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cloakline::kernels::Scrubber;
 use cloakline::kernels::scrub::ScrubMode;
 use cloakline::keys::Keyring;
-use cloakline::scan::recognizers::RecognizerSet;
+use cloakline::recognizers::RecognizerSet;
 
 const N: usize = 1_000_000;
 

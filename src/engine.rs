@@ -16,8 +16,50 @@ use crate::error::{Error, Result};
 use crate::io::BatchIter;
 use crate::plan::{Kernel, Plan};
 
-/// Set by the CLI's Ctrl-C handler; the engine stops at the next batch and the run fails cleanly.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Asks a running job to stop. The engine checks it between units and fails with
+/// [`Error::Interrupted`]; a job that stops this way commits nothing. Clones share one flag, so
+/// a caller keeps one and hands another to the job (the CLI cancels on Ctrl-C).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask every holder of this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Interrupted)` once cancelled.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Receives a job's progress; the CLI draws a progress bar with it. Every method has a no-op
+/// default, so an implementation picks what it shows.
+pub trait Progress: Send + Sync {
+    /// The job starts writing; `total_rows` when the inputs tell it (Parquet footers).
+    fn start(&self, total_rows: Option<u64>) {
+        let _ = total_rows;
+    }
+    /// `rows` more rows were written.
+    fn advance(&self, rows: u64) {
+        let _ = rows;
+    }
+    /// The job finished writing (before its commit).
+    fn finish(&self) {}
+}
 
 /// A transformed and encoded unit, or the error that stopped it.
 type Done<T> = (u64, Result<Unit<T>>);
@@ -130,6 +172,7 @@ pub fn run<T: Send>(
     batches: BatchIter,
     threads: usize,
     group_rows: usize,
+    cancel: &Cancel,
     encode: impl Fn(&[RecordBatch]) -> Result<T> + Sync,
     mut sink: impl FnMut(T) -> Result<()>,
 ) -> Result<StreamStats> {
@@ -218,7 +261,7 @@ pub fn run<T: Send>(
             }
         }
         drop(done_tx);
-        write_in_order(done_rx, permit_tx, &mut sink)
+        write_in_order(done_rx, permit_tx, &mut sink, cancel)
     })
 }
 
@@ -278,25 +321,23 @@ fn write_in_order<T>(
     done_rx: Receiver<Done<T>>,
     permit_tx: SyncSender<()>,
     sink: &mut impl FnMut(T) -> Result<()>,
+    cancel: &Cancel,
 ) -> Result<StreamStats> {
     let mut stats = StreamStats::default();
     let mut pending = BTreeMap::new();
     let mut next = 0u64;
     for (seq, result) in done_rx {
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
+        cancel.check()?;
         pending.insert(seq, result?);
         while let Some(unit) = pending.remove(&next) {
+            cancel.check()?;
             stats.add(unit.rows, unit.suppressed, unit.batches, &unit.counts);
             sink(unit.payload)?;
             next += 1;
             let _ = permit_tx.send(());
         }
     }
-    if INTERRUPTED.load(Ordering::Relaxed) {
-        return Err(Error::Interrupted);
-    }
+    cancel.check()?;
     Ok(stats)
 }
 
@@ -353,6 +394,7 @@ mod tests {
             iter,
             2,
             1,
+            &Cancel::new(),
             |b: &[RecordBatch]| -> Result<usize> {
                 let v = b[0]
                     .column(0)
@@ -371,7 +413,40 @@ mod tests {
         let (plan, _) = plan_and_batches(0);
         let iter: BatchIter =
             Box::new((0..3).map(|_| -> Result<RecordBatch> { panic!("decoder saw secret-value") }));
-        let r = run(&plan, iter, 2, 1, |_: &[RecordBatch]| Ok(()), |_| Ok(()));
+        let r = run(
+            &plan,
+            iter,
+            2,
+            1,
+            &Cancel::new(),
+            |_: &[RecordBatch]| Ok(()),
+            |_| Ok(()),
+        );
         assert_internal_without_data(r);
+    }
+
+    #[test]
+    fn a_cancelled_run_stops_with_interrupted_and_writes_nothing_more() {
+        let (plan, batches) = plan_and_batches(8);
+        let iter: BatchIter = Box::new(batches.into_iter().map(Ok));
+        let cancel = Cancel::new();
+        let handle = cancel.clone();
+        let mut written = 0;
+        let r = run(
+            &plan,
+            iter,
+            2,
+            1,
+            &cancel,
+            |_: &[RecordBatch]| Ok(()),
+            |_| {
+                written += 1;
+                // The caller's clone cancels after the first unit is written.
+                handle.cancel();
+                Ok(())
+            },
+        );
+        assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
+        assert_eq!(written, 1);
     }
 }

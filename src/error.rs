@@ -9,8 +9,11 @@ use std::path::PathBuf;
 /// Crate result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What went wrong, with enough context to fix it.
+/// What went wrong, with enough context to fix it. Callers branch on the variant (a missing
+/// key, a policy that does not fit the data, privacy models not met…); the message is for
+/// people and never carries a data value or key byte.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The policy file is not valid YAML or not a valid policy.
     #[error("policy {path}: {message}")]
@@ -20,9 +23,21 @@ pub enum Error {
     #[error("keyring {path}: {message}")]
     Keyring { path: String, message: String },
 
-    /// The policy does not fit the data's schema (unknown column, action/type misfit, ...).
-    #[error("plan for {input}: {message}")]
-    Plan { input: String, message: String },
+    /// A key the policy or a call names is not in the keyring.
+    #[error("keyring {keyring}: no key with id {key_id:?} (keys present: {}); add one with `cloakline keys generate --id {key_id}`", present_keys(.present))]
+    MissingKey {
+        keyring: String,
+        key_id: String,
+        /// The ids the keyring does hold.
+        present: Vec<String>,
+    },
+
+    /// The policy does not fit the data: every problem found, each on its own.
+    #[error("plan for {input}: {}", join_problems(.problems))]
+    Plan {
+        input: String,
+        problems: Vec<PlanProblem>,
+    },
 
     /// A command-line argument is wrong.
     #[error("{0}")]
@@ -82,9 +97,11 @@ impl Error {
             Error::Internal(_) => 70,
             Error::Privacy { .. } => 3,
             Error::Verification(_) => 4,
-            Error::Policy { .. } | Error::Keyring { .. } | Error::Plan { .. } | Error::Usage(_) => {
-                2
-            }
+            Error::Policy { .. }
+            | Error::Keyring { .. }
+            | Error::MissingKey { .. }
+            | Error::Plan { .. }
+            | Error::Usage(_) => 2,
             // A path that does not exist is an argument to fix, like a missing policy.
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 2,
             _ => 1,
@@ -108,8 +125,67 @@ impl Error {
     pub(crate) fn plan(input: impl std::fmt::Display, message: impl std::fmt::Display) -> Self {
         Error::Plan {
             input: input.to_string(),
-            message: message.to_string(),
+            problems: vec![PlanProblem::Other(message.to_string())],
         }
+    }
+}
+
+/// One way a policy does not fit the data, found before any data is read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanProblem {
+    #[error("column `{column}` appears twice in the input")]
+    DuplicateColumn { column: String },
+    /// An input column the policy does not list, with `unlisted: error`.
+    #[error(
+        "column `{column}` ({data_type}) is not in policy {policy}; add a rule for it (e.g. `{column}: {{ action: drop }}`) or set `unlisted: drop`"
+    )]
+    UnlistedColumn {
+        column: String,
+        data_type: String,
+        policy: String,
+    },
+    /// A policy field that is not a column of the input.
+    #[error(
+        "policy field `{field}` (line {line} column {column}) is not a column of the input; columns are: {}",
+        .columns.join(", ")
+    )]
+    UnknownColumn {
+        field: String,
+        line: u64,
+        column: u64,
+        columns: Vec<String>,
+    },
+    /// The action cannot apply to the column (its type, or its parameters against the type).
+    #[error("field `{field}` (policy line {line} column {column}): {message}")]
+    Misfit {
+        field: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    /// Every input column would be dropped.
+    #[error(
+        "policy {policy} leaves no column in the output: every input column is dropped (by its rule or by `unlisted: drop`), and an output without columns cannot be verified; keep, transform or add at least one column"
+    )]
+    NoColumns { policy: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn join_problems(problems: &[PlanProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+fn present_keys(present: &[String]) -> String {
+    if present.is_empty() {
+        "none".to_string()
+    } else {
+        present.join(", ")
     }
 }
 

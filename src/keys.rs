@@ -288,16 +288,10 @@ impl Keyring {
 
     /// Look a key up by id; the error lists the ids that exist.
     pub fn get(&self, id: &str) -> Result<&Key> {
-        self.keys.get(id).ok_or_else(|| Error::Keyring {
-            path: self.source.clone(),
-            message: format!(
-                "no key with id {id:?} (keys present: {}); add one with `cloakline keys generate --id {id}`",
-                if self.keys.is_empty() {
-                    "none".to_string()
-                } else {
-                    self.keys.keys().cloned().collect::<Vec<_>>().join(", ")
-                }
-            ),
+        self.keys.get(id).ok_or_else(|| Error::MissingKey {
+            keyring: self.source.clone(),
+            key_id: id.to_string(),
+            present: self.keys.keys().cloned().collect(),
         })
     }
 
@@ -586,6 +580,11 @@ mod tests {
     fn msg(e: Error) -> String {
         match e {
             Error::Keyring { message, .. } => message,
+            e @ Error::MissingKey { .. } => {
+                let shown = e.to_string();
+                let (_, message) = shown.split_once(": ").expect("keyring: message");
+                message.to_string()
+            }
             other => panic!("not a keyring error: {other}"),
         }
     }

@@ -23,22 +23,17 @@
 //! # Ok::<(), cloakline::Error>(())
 //! ```
 
-pub mod apply;
-pub mod decrypt;
 pub mod engine;
 pub mod error;
 pub mod io;
+pub mod jobs;
 pub mod kernels;
 pub mod keys;
-pub mod openlineage;
 pub mod plan;
 pub mod policy;
 pub mod privacy;
 pub mod provenance;
-pub mod report;
-pub mod ropa;
-pub mod scan;
+pub mod recognizers;
 pub mod sql;
-pub mod verify;
 
-pub use error::{Error, Result};
+pub use error::{Error, PlanProblem, Result};

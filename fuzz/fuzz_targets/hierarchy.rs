@@ -4,7 +4,7 @@
 
 mod common;
 
-use cloakline::privacy::hierarchy::{ArxHierarchy, QiHierarchy};
+use cloakline::policy::hierarchy::{ArxHierarchy, QiHierarchy};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

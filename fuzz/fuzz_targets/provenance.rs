@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use cloakline::apply::Apply;
+use cloakline::jobs::apply::Apply;
 use cloakline::io::ReadOptions;
 use cloakline::policy::Policy;
 use libfuzzer_sys::fuzz_target;
@@ -47,22 +47,22 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&record, data).is_err() {
         return;
     }
-    if let Ok(doc) = cloakline::report::load_record(&record) {
-        let _ = cloakline::report::findings(&doc);
-        let _ = cloakline::report::render_markdown(&doc);
-        let _ = cloakline::report::render_html(&doc);
+    if let Ok(doc) = cloakline::jobs::report::load_record(&record) {
+        let _ = cloakline::jobs::report::findings(&doc);
+        let _ = cloakline::jobs::report::render_markdown(&doc);
+        let _ = cloakline::jobs::report::render_html(&doc);
     }
     let ring = common::keyring();
     let read = ReadOptions::default();
     for out in [parquet, csv] {
-        if let Ok(v) = cloakline::verify::verify(out, Some(&record), None, Some(ring), &read) {
+        if let Ok(v) = cloakline::jobs::verify::verify(out, Some(&record), None, Some(ring), &read) {
             let _ = v.to_text();
         }
     }
     if data.starts_with(b"PAR1") {
         let p = dir.join("fuzzed.parquet");
         if std::fs::write(&p, data).is_ok() {
-            let _ = cloakline::report::load_record(&p);
+            let _ = cloakline::jobs::report::load_record(&p);
         }
     }
 });

@@ -7,7 +7,8 @@ mod common;
 
 use std::sync::OnceLock;
 
-use cloakline::apply::{Apply, sidecar_path};
+use cloakline::jobs::apply::Apply;
+use cloakline::provenance::sidecar_path;
 use cloakline::io::{Format, Input, ReadOptions};
 use cloakline::policy::Policy;
 use libfuzzer_sys::fuzz_target;

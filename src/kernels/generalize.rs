@@ -26,7 +26,47 @@ use chrono::NaiveDate;
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::{KernelError, KernelResult, is_string_type, map_strings};
-use crate::policy::{DateLevel, GeneralizeSpec, LabelStyle, NumberBins};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Period for date and timestamp generalization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DateLevel {
+    Month,
+    Quarter,
+    Year,
+    Decade,
+}
+
+/// How a generalized value is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelStyle {
+    /// A readable text label: `30-39`, `[0.5, 1)`, `1987-Q3`, `1980-1989`, `>=100000`.
+    #[default]
+    Range,
+    /// The bin's lower bound, in the column's own type (dates truncated to the period start).
+    Lower,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GeneralizeSpec {
+    Date { to: DateLevel, label: LabelStyle },
+    Number(NumberBins),
+    Prefix { keep_prefix: usize },
+}
+
+/// Numeric generalization: optional bins plus optional top/bottom coding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NumberBins {
+    pub bin_width: Option<f64>,
+    pub breaks: Option<Vec<f64>>,
+    pub top: Option<f64>,
+    pub bottom: Option<f64>,
+    pub label: LabelStyle,
+}
 
 /// A generalization bound to a column type.
 #[derive(Debug, Clone)]

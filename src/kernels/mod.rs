@@ -8,6 +8,7 @@
 //! `Utf8View` arrays; other types are first turned into their canonical strings
 //! (see [`canonical_strings`]) where a kernel works on text.
 
+pub mod descriptor;
 pub mod encrypt;
 pub mod generalize;
 pub mod mask;
@@ -203,6 +204,16 @@ pub(crate) mod test_util {
             .iter()
             .map(|v| v.map(str::to_string))
             .collect()
+    }
+}
+
+/// The canonical strings of `array` as a `Utf8` array.
+pub fn utf8(array: &ArrayRef) -> Result<ArrayRef, String> {
+    let s = canonical_strings(array).map_err(|e| e.to_string())?;
+    if s.data_type() == &arrow::datatypes::DataType::Utf8 {
+        Ok(s)
+    } else {
+        arrow::compute::cast(&s, &arrow::datatypes::DataType::Utf8).map_err(|e| e.to_string())
     }
 }
 

@@ -1,7 +1,7 @@
 //! `scrub`: find personal data inside free text and replace each entity, leaving the text
 //! around it unchanged.
 //!
-//! Entities are found by the recognizers of [`crate::scan::recognizers`] (a regex plus a
+//! Entities are found by the recognizers of [`crate::recognizers`] (a regex plus a
 //! validator each; overlapping matches resolve to the longest validated one). Each entity is
 //! replaced by a typed placeholder (`<EMAIL>`), by a keyed token equal to what `tokenize`
 //! gives for the same key, domain, length and prefix (so an email in a note and in the email
@@ -16,7 +16,7 @@ use arrow::datatypes::DataType;
 
 use super::{KernelError, KernelResult, Masker, Tokenizer, is_string_type, map_strings};
 use crate::keys::Keyring;
-use crate::scan::recognizers::{Match, RecognizerSet};
+use crate::recognizers::{Match, RecognizerSet};
 
 /// How entities are replaced.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -9,8 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::{Action, ActionKind, DateLevel, Field, FieldRule, GeneralizeSpec, validate_action};
-use crate::privacy::hierarchy::ArxHierarchy;
+use super::action::validate_action;
+use super::{Action, ActionKind, DateLevel, Field, FieldRule, GeneralizeSpec};
+use crate::policy::hierarchy::ArxHierarchy;
 
 /// Dataset-level privacy requirements.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -269,9 +270,6 @@ pub(super) fn validate_privacy(
     fields: &BTreeMap<String, Field>,
     source: &str,
 ) -> std::result::Result<PrivacySpec, String> {
-    let at = |loc: &serde_saphyr::Location, m: String| {
-        format!("privacy (line {} column {}): {m}", loc.line(), loc.column())
-    };
     if block.quasi_identifiers.is_empty() {
         return Err(at(
             block_loc,
@@ -287,106 +285,13 @@ pub(super) fn validate_privacy(
     let mut qis = Vec::new();
     for (name, spanned) in &block.quasi_identifiers {
         let loc = &spanned.referenced;
-        let q = &spanned.value;
-        let field = fields.get(name).ok_or_else(|| {
-            at(
-                loc,
-                format!(
-                    "quasi-identifier `{name}` has no rule in `fields`; add one (`keep` or `generalize`)"
-                ),
-            )
-        })?;
-        match field.action.kind() {
-            ActionKind::Keep | ActionKind::Generalize => {}
-            ActionKind::Drop => {
-                return Err(at(
-                    loc,
-                    format!(
-                        "quasi-identifier `{name}` is dropped by its field rule, so it cannot link \
-                         records; remove it from `quasi_identifiers`"
-                    ),
-                ));
-            }
-            other => {
-                return Err(at(
-                    loc,
-                    format!(
-                        "quasi-identifier `{name}` has action `{}`; use `keep` or `generalize` \
-                         (the privacy block decides how far to generalize it)",
-                        other.keyword()
-                    ),
-                ));
-            }
-        }
-        let hierarchy = match (&q.hierarchy, q.levels.is_empty()) {
-            (Some(_), false) => {
-                return Err(at(
-                    loc,
-                    format!(
-                        "quasi-identifier `{name}`: use either `hierarchy` or `levels`, not both"
-                    ),
-                ));
-            }
-            (Some(file), true) => {
-                if field.action != Action::Keep {
-                    return Err(at(
-                        loc,
-                        format!(
-                            "quasi-identifier `{name}` has an ARX hierarchy file, which maps the \
-                             original values; its field rule must be `keep`"
-                        ),
-                    ));
-                }
-                let path = confine(&resolve(&base_dir, file), &base_dir).map_err(|m| at(loc, m))?;
-                let delim = q.delimiter.unwrap_or(';');
-                if !delim.is_ascii() {
-                    return Err(at(
-                        loc,
-                        format!("`delimiter` {delim:?} must be one ASCII character"),
-                    ));
-                }
-                let h = ArxHierarchy::load(&path, delim as u8).map_err(|m| at(loc, m))?;
-                HierarchySource::File(Arc::new(h))
-            }
-            (None, _) => {
-                if q.delimiter.is_some() {
-                    return Err(at(
-                        loc,
-                        "`delimiter` applies to `hierarchy` files only".into(),
-                    ));
-                }
-                let mut specs = Vec::new();
-                for (i, l) in q.levels.iter().enumerate() {
-                    let rule = FieldRule {
-                        action: ActionKind::Generalize,
-                        to: l.to,
-                        bin_width: l.bin_width,
-                        breaks: l.breaks.clone(),
-                        top: l.top,
-                        bottom: l.bottom,
-                        keep_prefix: l.keep_prefix,
-                        ..FieldRule::default()
-                    };
-                    match validate_action(name, &rule, None) {
-                        Ok(Action::Generalize(g)) => specs.push(g),
-                        Ok(_) => {}
-                        Err(m) => {
-                            return Err(at(
-                                loc,
-                                format!("quasi-identifier `{name}`, level {}: {m}", i + 1),
-                            ));
-                        }
-                    }
-                }
-                HierarchySource::Levels(specs)
-            }
-        };
+        let hierarchy =
+            quasi_identifier(name, &spanned.value, fields, &base_dir).map_err(|m| at(loc, m))?;
         qis.push(QuasiIdentifier {
             field: name.clone(),
             hierarchy,
         });
     }
-
     let k = match &block.k {
         Some(s) if s.value < 2 => {
             return Err(at(
@@ -400,101 +305,17 @@ pub(super) fn validate_privacy(
         Some(s) => Some(s.value),
         None => None,
     };
-    let sensitive_ok = |attr: &str, loc: &serde_saphyr::Location| -> Result<(), String> {
-        let f = fields.get(attr).ok_or_else(|| {
-            at(
-                loc,
-                format!("sensitive attribute `{attr}` has no rule in `fields`"),
-            )
-        })?;
-        if f.action == Action::Drop {
-            return Err(at(
-                loc,
-                format!(
-                    "sensitive attribute `{attr}` is dropped by its field rule; nothing can be \
-                     disclosed, so remove the model"
-                ),
-            ));
-        }
-        if block.quasi_identifiers.contains_key(attr) {
-            return Err(at(
-                loc,
-                format!(
-                    "`{attr}` is both a quasi-identifier and a sensitive attribute; choose one"
-                ),
-            ));
-        }
-        Ok(())
-    };
     let mut l_diversity = Vec::new();
     for s in &block.l_diversity {
         let r = &s.value;
-        let loc = &s.referenced;
-        sensitive_ok(&r.attribute, loc)?;
-        let min = if r.variant == LVariant::Entropy {
-            1.0
-        } else {
-            2.0
-        };
-        let bad_l = !r.l.is_finite()
-            || r.l < min
-            || (r.variant == LVariant::Entropy && r.l <= 1.0)
-            || (r.variant != LVariant::Entropy && r.l.fract() != 0.0);
-        if bad_l {
-            return Err(at(
-                loc,
-                format!(
-                    "l-diversity on `{}`: l is {}; it must be {}",
-                    r.attribute,
-                    r.l,
-                    if r.variant == LVariant::Entropy {
-                        "a number above 1"
-                    } else {
-                        "a whole number of at least 2"
-                    }
-                ),
-            ));
-        }
-        match (r.variant, r.c) {
-            (LVariant::Recursive, None) => {
-                return Err(at(
-                    loc,
-                    format!("recursive (c,l)-diversity on `{}` needs `c`", r.attribute),
-                ));
-            }
-            (LVariant::Recursive, Some(c)) if !(c.is_finite() && c > 0.0) => {
-                return Err(at(loc, format!("`c` is {c}; it must be a positive number")));
-            }
-            (LVariant::Distinct | LVariant::Entropy, Some(_)) => {
-                return Err(at(loc, "`c` applies to `variant: recursive` only".into()));
-            }
-            _ => {}
-        }
-        l_diversity.push(LDiversity {
-            attribute: r.attribute.clone(),
-            variant: r.variant,
-            l: r.l,
-            c: r.c,
-        });
+        check_sensitive(block, fields, &r.attribute).map_err(|m| at(&s.referenced, m))?;
+        l_diversity.push(l_diversity_rule(r).map_err(|m| at(&s.referenced, m))?);
     }
     let mut t_closeness = Vec::new();
     for s in &block.t_closeness {
         let r = &s.value;
-        sensitive_ok(&r.attribute, &s.referenced)?;
-        if !(r.t > 0.0 && r.t <= 1.0) {
-            return Err(at(
-                &s.referenced,
-                format!(
-                    "t-closeness on `{}`: t is {}; it must be in (0, 1]",
-                    r.attribute, r.t
-                ),
-            ));
-        }
-        t_closeness.push(TCloseness {
-            attribute: r.attribute.clone(),
-            t: r.t,
-            distance: r.distance,
-        });
+        check_sensitive(block, fields, &r.attribute).map_err(|m| at(&s.referenced, m))?;
+        t_closeness.push(t_closeness_rule(r).map_err(|m| at(&s.referenced, m))?);
     }
     if k.is_none() && l_diversity.is_empty() && t_closeness.is_empty() {
         return Err(at(
@@ -502,6 +323,197 @@ pub(super) fn validate_privacy(
             "no model is set; give `k`, `l_diversity` or `t_closeness`".into(),
         ));
     }
+    let (max_suppression, sampling_fraction) = fractions(block)?;
+    Ok(PrivacySpec {
+        quasi_identifiers: qis,
+        k,
+        l_diversity,
+        t_closeness,
+        on_violation: block.on_violation,
+        max_suppression,
+        metric: block.metric,
+        sampling_fraction,
+        search_budget: search_budget(block)?,
+    })
+}
+
+/// Prefix a message with the position of the block entry it is about.
+fn at(loc: &serde_saphyr::Location, m: String) -> String {
+    format!("privacy (line {} column {}): {m}", loc.line(), loc.column())
+}
+
+/// A quasi-identifier's field rule must keep or generalize it; then its hierarchy.
+fn quasi_identifier(
+    name: &str,
+    q: &QiSpec,
+    fields: &BTreeMap<String, Field>,
+    base_dir: &Path,
+) -> std::result::Result<HierarchySource, String> {
+    let field = fields.get(name).ok_or_else(|| {
+        format!(
+            "quasi-identifier `{name}` has no rule in `fields`; add one (`keep` or `generalize`)"
+        )
+    })?;
+    match field.action.kind() {
+        ActionKind::Keep | ActionKind::Generalize => {}
+        ActionKind::Drop => {
+            return Err(format!(
+                "quasi-identifier `{name}` is dropped by its field rule, so it cannot link \
+                 records; remove it from `quasi_identifiers`"
+            ));
+        }
+        other => {
+            return Err(format!(
+                "quasi-identifier `{name}` has action `{}`; use `keep` or `generalize` \
+                 (the privacy block decides how far to generalize it)",
+                other.keyword()
+            ));
+        }
+    }
+    match (&q.hierarchy, q.levels.is_empty()) {
+        (Some(_), false) => Err(format!(
+            "quasi-identifier `{name}`: use either `hierarchy` or `levels`, not both"
+        )),
+        (Some(file), true) => file_hierarchy(name, q, file, field, base_dir),
+        (None, _) => level_hierarchy(name, q),
+    }
+}
+
+/// An ARX hierarchy file, confined to the policy's or the working directory.
+fn file_hierarchy(
+    name: &str,
+    q: &QiSpec,
+    file: &str,
+    field: &Field,
+    base_dir: &Path,
+) -> std::result::Result<HierarchySource, String> {
+    if field.action != Action::Keep {
+        return Err(format!(
+            "quasi-identifier `{name}` has an ARX hierarchy file, which maps the \
+             original values; its field rule must be `keep`"
+        ));
+    }
+    let path = confine(&resolve(base_dir, file), base_dir)?;
+    let delim = q.delimiter.unwrap_or(';');
+    if !delim.is_ascii() {
+        return Err(format!("`delimiter` {delim:?} must be one ASCII character"));
+    }
+    let h = ArxHierarchy::load(&path, delim as u8)?;
+    Ok(HierarchySource::File(Arc::new(h)))
+}
+
+/// Generalization levels, each checked as a `generalize` rule of its own.
+fn level_hierarchy(name: &str, q: &QiSpec) -> std::result::Result<HierarchySource, String> {
+    if q.delimiter.is_some() {
+        return Err("`delimiter` applies to `hierarchy` files only".into());
+    }
+    let mut specs = Vec::new();
+    for (i, l) in q.levels.iter().enumerate() {
+        let rule = FieldRule {
+            action: ActionKind::Generalize,
+            to: l.to,
+            bin_width: l.bin_width,
+            breaks: l.breaks.clone(),
+            top: l.top,
+            bottom: l.bottom,
+            keep_prefix: l.keep_prefix,
+            ..FieldRule::default()
+        };
+        match validate_action(name, &rule, None) {
+            Ok(Action::Generalize(g)) => specs.push(g),
+            Ok(_) => {}
+            Err(m) => {
+                return Err(format!("quasi-identifier `{name}`, level {}: {m}", i + 1));
+            }
+        }
+    }
+    Ok(HierarchySource::Levels(specs))
+}
+
+/// A sensitive attribute must reach the output and not be a quasi-identifier.
+fn check_sensitive(
+    block: &PrivacyBlock,
+    fields: &BTreeMap<String, Field>,
+    attr: &str,
+) -> std::result::Result<(), String> {
+    let f = fields
+        .get(attr)
+        .ok_or_else(|| format!("sensitive attribute `{attr}` has no rule in `fields`"))?;
+    if f.action == Action::Drop {
+        return Err(format!(
+            "sensitive attribute `{attr}` is dropped by its field rule; nothing can be \
+             disclosed, so remove the model"
+        ));
+    }
+    if block.quasi_identifiers.contains_key(attr) {
+        return Err(format!(
+            "`{attr}` is both a quasi-identifier and a sensitive attribute; choose one"
+        ));
+    }
+    Ok(())
+}
+
+fn l_diversity_rule(r: &LDiversityRule) -> std::result::Result<LDiversity, String> {
+    let min = if r.variant == LVariant::Entropy {
+        1.0
+    } else {
+        2.0
+    };
+    let bad_l = !r.l.is_finite()
+        || r.l < min
+        || (r.variant == LVariant::Entropy && r.l <= 1.0)
+        || (r.variant != LVariant::Entropy && r.l.fract() != 0.0);
+    if bad_l {
+        return Err(format!(
+            "l-diversity on `{}`: l is {}; it must be {}",
+            r.attribute,
+            r.l,
+            if r.variant == LVariant::Entropy {
+                "a number above 1"
+            } else {
+                "a whole number of at least 2"
+            }
+        ));
+    }
+    match (r.variant, r.c) {
+        (LVariant::Recursive, None) => {
+            return Err(format!(
+                "recursive (c,l)-diversity on `{}` needs `c`",
+                r.attribute
+            ));
+        }
+        (LVariant::Recursive, Some(c)) if !(c.is_finite() && c > 0.0) => {
+            return Err(format!("`c` is {c}; it must be a positive number"));
+        }
+        (LVariant::Distinct | LVariant::Entropy, Some(_)) => {
+            return Err("`c` applies to `variant: recursive` only".into());
+        }
+        _ => {}
+    }
+    Ok(LDiversity {
+        attribute: r.attribute.clone(),
+        variant: r.variant,
+        l: r.l,
+        c: r.c,
+    })
+}
+
+fn t_closeness_rule(r: &TClosenessRule) -> std::result::Result<TCloseness, String> {
+    if !(r.t > 0.0 && r.t <= 1.0) {
+        return Err(format!(
+            "t-closeness on `{}`: t is {}; it must be in (0, 1]",
+            r.attribute, r.t
+        ));
+    }
+    Ok(TCloseness {
+        attribute: r.attribute.clone(),
+        t: r.t,
+        distance: r.distance,
+    })
+}
+
+/// `max_suppression` (default 0) and `sampling_fraction` (default 1), each within its range.
+fn fractions(block: &PrivacyBlock) -> std::result::Result<(f64, f64), String> {
     let max_suppression = match &block.max_suppression {
         None => 0.0,
         Some(s) if !(s.value >= 0.0 && s.value < 1.0) => {
@@ -525,40 +537,31 @@ pub(super) fn validate_privacy(
         }
         Some(s) => s.value,
     };
-    let search_budget = match &block.search_budget {
-        None => SearchBudget::default(),
-        Some(s) => {
-            let b = &s.value;
-            if let Some(secs) = b.seconds
-                && !(secs.is_finite() && secs > 0.0)
-            {
-                return Err(at(
-                    &s.referenced,
-                    format!("search_budget: `seconds` is {secs}; it must be a positive number"),
-                ));
-            }
-            if b.nodes == Some(0) {
-                return Err(at(
-                    &s.referenced,
-                    "search_budget: `nodes` is 0; it must be at least 1".into(),
-                ));
-            }
-            SearchBudget {
-                seconds: Some(b.seconds.unwrap_or(DEFAULT_SEARCH_SECONDS)),
-                nodes: b.nodes,
-            }
-        }
+    Ok((max_suppression, sampling_fraction))
+}
+
+fn search_budget(block: &PrivacyBlock) -> std::result::Result<SearchBudget, String> {
+    let Some(s) = &block.search_budget else {
+        return Ok(SearchBudget::default());
     };
-    Ok(PrivacySpec {
-        quasi_identifiers: qis,
-        k,
-        l_diversity,
-        t_closeness,
-        on_violation: block.on_violation,
-        max_suppression,
-        metric: block.metric,
-        sampling_fraction,
-        search_budget,
+    let b = &s.value;
+    if let Some(secs) = b.seconds
+        && !(secs.is_finite() && secs > 0.0)
+    {
+        return Err(at(
+            &s.referenced,
+            format!("search_budget: `seconds` is {secs}; it must be a positive number"),
+        ));
+    }
+    if b.nodes == Some(0) {
+        return Err(at(
+            &s.referenced,
+            "search_budget: `nodes` is 0; it must be at least 1".into(),
+        ));
+    }
+    Ok(SearchBudget {
+        seconds: Some(b.seconds.unwrap_or(DEFAULT_SEARCH_SECONDS)),
+        nodes: b.nodes,
     })
 }
 

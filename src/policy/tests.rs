@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::Result;
 
 const HEAD: &str = "policy: t\nversion: 1\ncontroller: C\npurpose: p\n";
 

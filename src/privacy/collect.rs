@@ -18,7 +18,6 @@ use datafusion::logical_expr::{
 };
 use futures::StreamExt;
 
-use super::hierarchy::{QiHierarchy, TOP};
 use super::models::Models;
 use super::table::{BaseTable, BaseTableBuilder, ValueDict, utf8, value};
 use crate::error::{Error, Result};
@@ -26,6 +25,7 @@ use crate::io::ReadOptions;
 use crate::kernels::Generalizer;
 use crate::keys::Keyring;
 use crate::plan::Kernel;
+use crate::policy::hierarchy::{QiHierarchy, TOP};
 use crate::policy::{HierarchySource, Policy, PrivacySpec};
 use crate::sql::{register_files, register_policy_view};
 use datafusion::prelude::SessionContext;
@@ -55,9 +55,6 @@ pub fn prepare(
     hierarchies: bool,
 ) -> Result<Prepared> {
     let shown = input.display().to_string();
-    // Library messages may quote the value or row that failed: strip them.
-    let df_err =
-        |e: datafusion::error::DataFusionError| Error::data(&shown, without_data(&e.to_string()));
     let task = async {
         let ctx = SessionContext::new();
         register_files(&ctx, "input", files, Some(policy), read).await?;
@@ -65,13 +62,6 @@ pub fn prepare(
         register_policy_view(&ctx, "input", policy, keyring, view)
             .await
             .map_err(|e| Error::plan(&shown, e))?;
-        let out_name = |f: &str| {
-            policy
-                .fields
-                .get(f)
-                .map(|r| r.output_name.clone())
-                .unwrap_or_else(|| f.to_string())
-        };
         let qi_names: Vec<String> = spec
             .quasi_identifiers
             .iter()
@@ -80,118 +70,19 @@ pub fn prepare(
         let sa_names = spec.sensitive_attributes();
         // Code every value into a small integer inside the scan, so that DataFusion groups
         // on integers instead of comparing strings.
-        let m = qi_names.len();
-        let dicts: Vec<Arc<RwLock<ValueDict>>> = (0..m + sa_names.len())
+        let dicts: Vec<Arc<RwLock<ValueDict>>> = (0..qi_names.len() + sa_names.len())
             .map(|_| Arc::new(RwLock::new(ValueDict::default())))
             .collect();
-        let mut inner = Vec::new();
-        let mut outer = Vec::new();
-        for (i, (col, dict)) in qi_names.iter().chain(&sa_names).zip(&dicts).enumerate() {
-            let f = format!("cloakline_code_{i}");
-            ctx.register_udf(ScalarUDF::new_from_impl(CodeFunc::new(
-                &f,
-                Arc::clone(dict),
-            )));
-            inner.push(format!("{f}({}) AS __cl_{i}", quote(&out_name(col))));
-            outer.push(format!("__cl_{i}"));
-        }
-        let list = outer.join(", ");
-        let sql = format!(
-            "SELECT {list}, COUNT(*) AS __cl_n FROM (SELECT {} FROM {}) GROUP BY {list}",
-            inner.join(", "),
-            quote(view)
-        );
-        let groups = match group_rows(&ctx, &sql).await {
-            Ok(g) => g,
-            // DataFusion scans a file in parallel byte ranges and counts lines from a range's
-            // start: read the files in order to report the file and line of the first error.
-            Err(e) => {
-                return Err(match first_read_error(policy, files, read) {
-                    Some(Error::Data { path, message }) => Error::Data {
-                        path,
-                        message: without_data(&message),
-                    },
-                    Some(other) => other,
-                    None => df_err(e),
-                });
-            }
-        };
-        let mut taken = Vec::with_capacity(dicts.len());
-        for d in &dicts {
-            let mut g = d
-                .write()
-                .map_err(|_| Error::Internal("a grouping worker panicked".into()))?;
-            taken.push(std::mem::take(&mut *g));
-        }
-        let sa_dicts = taken.split_off(m);
-        let mut builder =
-            BaseTableBuilder::from_dicts(qi_names.clone(), sa_names.clone(), taken, sa_dicts);
-        let width = m + sa_names.len();
-        let mut codes = vec![0u32; width];
-        for batch in &groups {
-            let cols: Vec<_> = (0..width)
-                .map(|i| batch.column(i).as_primitive::<UInt32Type>())
-                .collect();
-            let n = batch.column(width).as_primitive::<Int64Type>();
-            for r in 0..batch.num_rows() {
-                for (c, col) in codes.iter_mut().zip(&cols) {
-                    *c = col.value(r);
-                }
-                let n = n.value(r).max(0) as u64;
-                // Without sensitive attributes the groups are exactly the distinct tuples.
-                if width == m {
-                    builder.add_distinct(&codes, n)
-                } else {
-                    builder.add_codes(&codes[..m], &codes[m..], n)
-                }
-                .map_err(|msg| Error::data(&shown, msg))?;
-            }
-        }
-        let table = builder.finish();
-
-        let mut qis = Vec::with_capacity(qi_names.len());
-        for (i, q) in spec.quasi_identifiers.iter().enumerate() {
-            let values = &table.qi_values[i];
-            let h = match (&q.hierarchy, hierarchies) {
-                (_, false) => QiHierarchy::build(&q.field, values, Vec::new()),
-                (HierarchySource::File(h), true) => QiHierarchy::from_arx(&q.field, values, h),
-                (HierarchySource::Levels(specs), true) => {
-                    let sql = format!("SELECT DISTINCT {} FROM input", quote(&q.field));
-                    let batches = ctx
-                        .sql(&sql)
-                        .await
-                        .map_err(df_err)?
-                        .collect()
-                        .await
-                        .map_err(df_err)?;
-                    let rule = policy.fields.get(&q.field).ok_or_else(|| {
-                        Error::Usage(format!("internal: no rule for `{}`", q.field))
-                    })?;
-                    level_labels(&q.field, rule, specs, values, &batches, keyring)
-                }
-            }
-            .map_err(|m| Error::plan(&shown, m))?;
-            qis.push(h);
-        }
+        let sql = grouping_sql(&ctx, policy, &qi_names, &sa_names, &dicts, view);
+        let groups = group_rows(&ctx, &sql)
+            .await
+            .map_err(|e| grouping_error(policy, files, read, &shown, e))?;
+        let table = build_table(&dicts, &groups, qi_names, sa_names, &shown)?;
+        let qis =
+            build_hierarchies(&ctx, policy, spec, keyring, &table, hierarchies, &shown).await?;
         Ok::<_, Error>((table, qis))
     };
-    // A private runtime on its own thread, so callers may be async themselves.
-    let (table, qis) = std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::io(input, e))?;
-            rt.block_on(task)
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            // A panic: a bug, and its message (dropped) may quote a value.
-            Err(Error::Internal(
-                "the grouping thread panicked; nothing was written".into(),
-            ))
-        })
-    })?;
+    let (table, qis) = on_private_runtime(input, task)?;
     if let Some(k) = spec.k
         && k > table.rows
     {
@@ -206,6 +97,173 @@ pub fn prepare(
     }
     let models = Models::new(spec, &table).map_err(|m| Error::plan(&shown, m))?;
     Ok(Prepared { table, qis, models })
+}
+
+/// A DataFusion error as a data error on `shown`; library messages may quote the value or
+/// row that failed, so they are stripped.
+fn df_error(shown: &str, e: datafusion::error::DataFusionError) -> Error {
+    Error::data(shown, without_data(&e.to_string()))
+}
+
+/// Register one coding function per column (into `dicts`, QIs then sensitive attributes)
+/// and return the `GROUP BY` over the coded columns of `view`.
+fn grouping_sql(
+    ctx: &SessionContext,
+    policy: &Policy,
+    qi_names: &[String],
+    sa_names: &[String],
+    dicts: &[Arc<RwLock<ValueDict>>],
+    view: &str,
+) -> String {
+    let out_name = |f: &str| {
+        policy
+            .fields
+            .get(f)
+            .map(|r| r.output_name.clone())
+            .unwrap_or_else(|| f.to_string())
+    };
+    let mut inner = Vec::new();
+    let mut outer = Vec::new();
+    for (i, (col, dict)) in qi_names.iter().chain(sa_names).zip(dicts).enumerate() {
+        let f = format!("cloakline_code_{i}");
+        ctx.register_udf(ScalarUDF::new_from_impl(CodeFunc::new(
+            &f,
+            Arc::clone(dict),
+        )));
+        inner.push(format!("{f}({}) AS __cl_{i}", quote(&out_name(col))));
+        outer.push(format!("__cl_{i}"));
+    }
+    let list = outer.join(", ");
+    format!(
+        "SELECT {list}, COUNT(*) AS __cl_n FROM (SELECT {} FROM {}) GROUP BY {list}",
+        inner.join(", "),
+        quote(view)
+    )
+}
+
+/// The error to report when grouping fails. DataFusion scans a file in parallel byte ranges
+/// and counts lines from a range's start: read the files in order to report the file and
+/// line of the first error.
+fn grouping_error(
+    policy: &Policy,
+    files: &[PathBuf],
+    read: &ReadOptions,
+    shown: &str,
+    e: datafusion::error::DataFusionError,
+) -> Error {
+    match first_read_error(policy, files, read) {
+        Some(Error::Data { path, message }) => Error::Data {
+            path,
+            message: without_data(&message),
+        },
+        Some(other) => other,
+        None => df_error(shown, e),
+    }
+}
+
+/// The base table from the grouped rows (coded columns, then the count) and the filled
+/// dictionaries.
+fn build_table(
+    dicts: &[Arc<RwLock<ValueDict>>],
+    groups: &[arrow::array::RecordBatch],
+    qi_names: Vec<String>,
+    sa_names: Vec<String>,
+    shown: &str,
+) -> Result<BaseTable> {
+    let m = qi_names.len();
+    let mut taken = Vec::with_capacity(dicts.len());
+    for d in dicts {
+        let mut g = d
+            .write()
+            .map_err(|_| Error::Internal("a grouping worker panicked".into()))?;
+        taken.push(std::mem::take(&mut *g));
+    }
+    let sa_dicts = taken.split_off(m);
+    let width = m + sa_names.len();
+    let mut builder = BaseTableBuilder::from_dicts(qi_names, sa_names, taken, sa_dicts);
+    let mut codes = vec![0u32; width];
+    for batch in groups {
+        let cols: Vec<_> = (0..width)
+            .map(|i| batch.column(i).as_primitive::<UInt32Type>())
+            .collect();
+        let n = batch.column(width).as_primitive::<Int64Type>();
+        for r in 0..batch.num_rows() {
+            for (c, col) in codes.iter_mut().zip(&cols) {
+                *c = col.value(r);
+            }
+            let n = n.value(r).max(0) as u64;
+            // Without sensitive attributes the groups are exactly the distinct tuples.
+            if width == m {
+                builder.add_distinct(&codes, n)
+            } else {
+                builder.add_codes(&codes[..m], &codes[m..], n)
+            }
+            .map_err(|msg| Error::data(shown, msg))?;
+        }
+    }
+    Ok(builder.finish())
+}
+
+/// Every quasi-identifier's hierarchy; only level 0 unless `hierarchies` is set.
+async fn build_hierarchies(
+    ctx: &SessionContext,
+    policy: &Policy,
+    spec: &PrivacySpec,
+    keyring: &Keyring,
+    table: &BaseTable,
+    hierarchies: bool,
+    shown: &str,
+) -> Result<Vec<QiHierarchy>> {
+    let df_err = |e| df_error(shown, e);
+    let mut qis = Vec::with_capacity(spec.quasi_identifiers.len());
+    for (i, q) in spec.quasi_identifiers.iter().enumerate() {
+        let values = &table.qi_values[i];
+        let h = match (&q.hierarchy, hierarchies) {
+            (_, false) => QiHierarchy::build(&q.field, values, Vec::new()),
+            (HierarchySource::File(h), true) => QiHierarchy::from_arx(&q.field, values, h),
+            (HierarchySource::Levels(specs), true) => {
+                let sql = format!("SELECT DISTINCT {} FROM input", quote(&q.field));
+                let batches = ctx
+                    .sql(&sql)
+                    .await
+                    .map_err(df_err)?
+                    .collect()
+                    .await
+                    .map_err(df_err)?;
+                let rule = policy
+                    .fields
+                    .get(&q.field)
+                    .ok_or_else(|| Error::Usage(format!("internal: no rule for `{}`", q.field)))?;
+                level_labels(&q.field, rule, specs, values, &batches, keyring)
+            }
+        }
+        .map_err(|m| Error::plan(shown, m))?;
+        qis.push(h);
+    }
+    Ok(qis)
+}
+
+/// Run `task` on a private runtime on its own thread, so callers may be async themselves.
+fn on_private_runtime<T: Send>(
+    input: &Path,
+    task: impl std::future::Future<Output = Result<T>> + Send,
+) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io(input, e))?;
+            rt.block_on(task)
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            // A panic: a bug, and its message (dropped) may quote a value.
+            Err(Error::Internal(
+                "the grouping thread panicked; nothing was written".into(),
+            ))
+        })
+    })
 }
 
 async fn group_rows(ctx: &SessionContext, sql: &str) -> DFResult<Vec<arrow::array::RecordBatch>> {

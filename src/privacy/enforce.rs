@@ -5,17 +5,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use serde_json::{Value, json};
 
 use super::collect::Prepared;
 use super::models::{Assessment, NodeEval, Scratch, assess, evaluate};
 use super::search::{SearchError, search_with};
-use super::table::utf8;
 use crate::error::{Error, Result};
-use crate::kernels::{KernelError, KernelResult};
-use crate::plan::{Kernel, Plan, meta};
+use crate::plan::{Kernel, LevelLookup, Plan, RowFilter, meta};
+use crate::policy::hierarchy::QiHierarchy;
 use crate::policy::{HierarchySource, OnViolation, PrivacySpec, TDistance};
 
 /// What the privacy block decided for a run.
@@ -148,85 +146,6 @@ pub fn decide(prep: &Prepared, spec: &PrivacySpec, input: &str) -> Result<Decisi
     })
 }
 
-/// A quasi-identifier column at its chosen level: field-rule kernel, then a label lookup.
-#[derive(Debug)]
-pub struct LevelLookup {
-    base: Kernel,
-    labels: Arc<HashMap<String, Option<Arc<str>>>>,
-    /// The label of null; `None` when no null was seen while grouping.
-    null_label: Option<Option<Arc<str>>>,
-}
-
-impl LevelLookup {
-    pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
-        let base = self.base.apply(array)?;
-        let s = utf8(&base).map_err(KernelError::Parameter)?;
-        let s = s.as_string::<i32>();
-        let mut b = StringBuilder::with_capacity(s.len(), s.len() * 8);
-        for i in 0..s.len() {
-            let label = if s.is_null(i) {
-                self.null_label.as_ref().ok_or_else(|| {
-                    KernelError::Parameter(
-                        "a null was not seen when the input was grouped; did the input change \
-                         during the run?"
-                            .into(),
-                    )
-                })?
-            } else {
-                // The value itself stays out of the message: errors never carry data.
-                self.labels.get(s.value(i)).ok_or_else(|| {
-                    KernelError::Parameter(
-                        "a value was not seen when the input was grouped; did the input change \
-                         during the run?"
-                            .into(),
-                    )
-                })?
-            };
-            match label {
-                Some(l) => b.append_value(l),
-                None => b.append_null(),
-            }
-        }
-        Ok(Arc::new(b.finish()))
-    }
-}
-
-/// Drops the rows of suppressed classes, keyed by the released quasi-identifier labels.
-#[derive(Debug)]
-pub struct RowFilter {
-    /// Output column indices of the quasi-identifiers.
-    columns: Vec<usize>,
-    codes: Arc<Vec<HashMap<String, u32>>>,
-    null_codes: Vec<u32>,
-    suppressed: Arc<HashSet<Box<[u32]>>>,
-}
-
-impl RowFilter {
-    /// The rows to keep.
-    pub fn keep(&self, batch: &RecordBatch) -> std::result::Result<BooleanArray, String> {
-        let cols: Vec<ArrayRef> = self
-            .columns
-            .iter()
-            .map(|&c| utf8(batch.column(c)))
-            .collect::<std::result::Result<_, _>>()?;
-        let strs: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
-        let mut key = vec![0u32; cols.len()];
-        let keep: Vec<bool> = (0..batch.num_rows())
-            .map(|r| {
-                for (i, s) in strs.iter().enumerate() {
-                    key[i] = if s.is_null(r) {
-                        self.null_codes[i]
-                    } else {
-                        self.codes[i].get(s.value(r)).copied().unwrap_or(u32::MAX)
-                    };
-                }
-                !self.suppressed.contains(key.as_slice())
-            })
-            .collect();
-        Ok(BooleanArray::from(keep))
-    }
-}
-
 /// One quasi-identifier's release at its chosen level, shared by every file's plan.
 struct QiRelease {
     labels: Arc<HashMap<String, Option<Arc<str>>>>,
@@ -245,56 +164,15 @@ pub fn enforce<'a>(
     spec: &PrivacySpec,
 ) -> Result<()> {
     let levels = &decision.eval.levels;
-    let mut releases = Vec::with_capacity(prep.qis.len());
-    for (qi_index, q) in prep.qis.iter().enumerate() {
-        let level = levels[qi_index];
-        let mut labels = HashMap::new();
-        let mut null_label = None;
-        for (code, v) in prep.table.qi_values[qi_index].iter().enumerate() {
-            let g = q.map[level][code] as usize;
-            let l = q.labels[level][g].clone();
-            match v {
-                Some(v) => {
-                    labels.insert(v.clone(), l);
-                }
-                None => null_label = Some(l),
-            }
-        }
-        let mut codes = HashMap::new();
-        let mut null_code = u32::MAX;
-        for (i, l) in q.labels[level].iter().enumerate() {
-            match l {
-                Some(l) => {
-                    codes.insert(l.to_string(), i as u32);
-                }
-                None => null_code = i as u32,
-            }
-        }
-        releases.push(QiRelease {
-            labels: Arc::new(labels),
-            null_label,
-            codes,
-            null_code,
-        });
-    }
-    let suppressed = decision.suppress.then(|| {
-        let mut suppressed = HashSet::new();
-        let cl = &decision.eval.classes;
-        let m = prep.qis.len();
-        for t in 0..prep.table.num_tuples() {
-            let class = cl.class_of[t] as usize;
-            if decision.eval.violating[class] {
-                // The class's codes at the chosen levels; a null label's code is its index
-                // too, so `RowFilter::keep` computes the same key.
-                let codes = prep.table.tuple(t);
-                let key: Vec<u32> = (0..m)
-                    .map(|i| prep.qis[i].map[levels[i]][codes[i] as usize])
-                    .collect();
-                suppressed.insert(key.into_boxed_slice());
-            }
-        }
-        Arc::new(suppressed)
-    });
+    let releases: Vec<QiRelease> = prep
+        .qis
+        .iter()
+        .enumerate()
+        .map(|(qi_index, q)| qi_release(prep, qi_index, q, levels[qi_index]))
+        .collect();
+    let suppressed = decision
+        .suppress
+        .then(|| Arc::new(suppressed_keys(prep, decision)));
     let codes: Arc<Vec<HashMap<String, u32>>> =
         Arc::new(releases.iter().map(|r| r.codes.clone()).collect());
     let null_codes: Vec<u32> = releases.iter().map(|r| r.null_code).collect();
@@ -308,41 +186,13 @@ pub fn enforce<'a>(
             .zip(&releases)
             .enumerate()
         {
-            let level = levels[qi_index];
-            let Some(pos) = plan
-                .columns
-                .iter()
-                .position(|c| c.rule.input_name == q.name)
-            else {
-                return Err(Error::plan(
-                    "privacy",
-                    format!("quasi-identifier `{}` is not in the output", q.name),
-                ));
-            };
-            let col = &mut plan.columns[pos];
-            let base = std::mem::replace(&mut col.kernel, Kernel::Keep);
-            col.kernel = Kernel::Level(Box::new(LevelLookup {
-                base,
-                labels: Arc::clone(&release.labels),
-                null_label: release.null_label.clone(),
-            }));
-            let mut md = col.output_field.metadata().clone();
-            md.insert(meta::QI_LEVEL.into(), format!("{level}/{}", q.max_level()));
-            if level > 0 {
-                md.insert(meta::ACTION.into(), "generalize".into());
-                md.insert(meta::STATUS.into(), "generalized personal data".into());
-            }
-            md.insert(
-                meta::HIERARCHY.into(),
-                match &qspec.hierarchy {
-                    HierarchySource::File(h) => h.path.clone(),
-                    HierarchySource::Levels(_) => "policy levels".into(),
-                },
-            );
-            col.output_field = Arc::new(
-                ArrowField::new(col.output_field.name(), DataType::Utf8, true).with_metadata(md),
-            );
-            filter_cols.push(pos);
+            filter_cols.push(release_column(
+                plan,
+                q,
+                &qspec.hierarchy,
+                release,
+                levels[qi_index],
+            )?);
         }
         plan.output_schema = Arc::new(Schema::new(
             plan.columns
@@ -360,6 +210,103 @@ pub fn enforce<'a>(
         });
     }
     Ok(())
+}
+
+/// Quasi-identifier `qi_index`'s labels and label codes at `level`.
+fn qi_release(prep: &Prepared, qi_index: usize, q: &QiHierarchy, level: usize) -> QiRelease {
+    let mut labels = HashMap::new();
+    let mut null_label = None;
+    for (code, v) in prep.table.qi_values[qi_index].iter().enumerate() {
+        let g = q.map[level][code] as usize;
+        let l = q.labels[level][g].clone();
+        match v {
+            Some(v) => {
+                labels.insert(v.clone(), l);
+            }
+            None => null_label = Some(l),
+        }
+    }
+    let mut codes = HashMap::new();
+    let mut null_code = u32::MAX;
+    for (i, l) in q.labels[level].iter().enumerate() {
+        match l {
+            Some(l) => {
+                codes.insert(l.to_string(), i as u32);
+            }
+            None => null_code = i as u32,
+        }
+    }
+    QiRelease {
+        labels: Arc::new(labels),
+        null_label,
+        codes,
+        null_code,
+    }
+}
+
+/// The level codes of every violating class, the keys the row filter drops.
+fn suppressed_keys(prep: &Prepared, decision: &Decision) -> HashSet<Box<[u32]>> {
+    let levels = &decision.eval.levels;
+    let mut suppressed = HashSet::new();
+    let cl = &decision.eval.classes;
+    let m = prep.qis.len();
+    for t in 0..prep.table.num_tuples() {
+        let class = cl.class_of[t] as usize;
+        if decision.eval.violating[class] {
+            // The class's codes at the chosen levels; a null label's code is its index
+            // too, so `RowFilter::keep` computes the same key.
+            let codes = prep.table.tuple(t);
+            let key: Vec<u32> = (0..m)
+                .map(|i| prep.qis[i].map[levels[i]][codes[i] as usize])
+                .collect();
+            suppressed.insert(key.into_boxed_slice());
+        }
+    }
+    suppressed
+}
+
+/// Make `plan` release quasi-identifier `q` at `level` (as text, with its level metadata);
+/// returns the column's position.
+fn release_column(
+    plan: &mut Plan,
+    q: &QiHierarchy,
+    hierarchy: &HierarchySource,
+    release: &QiRelease,
+    level: usize,
+) -> Result<usize> {
+    let Some(pos) = plan
+        .columns
+        .iter()
+        .position(|c| c.rule.input_name == q.name)
+    else {
+        return Err(Error::plan(
+            "privacy",
+            format!("quasi-identifier `{}` is not in the output", q.name),
+        ));
+    };
+    let col = &mut plan.columns[pos];
+    let base = std::mem::replace(&mut col.kernel, Kernel::Keep);
+    col.kernel = Kernel::Level(Box::new(LevelLookup {
+        base,
+        labels: Arc::clone(&release.labels),
+        null_label: release.null_label.clone(),
+    }));
+    let mut md = col.output_field.metadata().clone();
+    md.insert(meta::QI_LEVEL.into(), format!("{level}/{}", q.max_level()));
+    if level > 0 {
+        md.insert(meta::ACTION.into(), "generalize".into());
+        md.insert(meta::STATUS.into(), "generalized personal data".into());
+    }
+    md.insert(
+        meta::HIERARCHY.into(),
+        match hierarchy {
+            HierarchySource::File(h) => h.path.clone(),
+            HierarchySource::Levels(_) => "policy levels".into(),
+        },
+    );
+    col.output_field =
+        Arc::new(ArrowField::new(col.output_field.name(), DataType::Utf8, true).with_metadata(md));
+    Ok(pos)
 }
 
 /// The provenance evidence of a decision (no data values beyond generalized level labels).

@@ -13,7 +13,8 @@
 //! engine, and into provenance evidence.
 //!
 //! ```
-//! use cloakline::privacy::{hierarchy::QiHierarchy, models, table::BaseTableBuilder};
+//! use cloakline::policy::hierarchy::QiHierarchy;
+//! use cloakline::privacy::{models, table::BaseTableBuilder};
 //! use cloakline::policy::{LossMetric, PrivacySpec};
 //! use arrow::array::{RecordBatch, StringArray, ArrayRef};
 //! use std::sync::Arc;
@@ -43,7 +44,6 @@
 
 pub mod collect;
 pub mod enforce;
-pub mod hierarchy;
 pub mod models;
 pub mod search;
 pub mod table;
@@ -57,7 +57,7 @@ use crate::io::ReadOptions;
 use crate::keys::Keyring;
 use crate::policy::Policy;
 pub use collect::{Prepared, prepare};
-pub use enforce::{Decision, LevelLookup, RowFilter, decide, enforce, evidence};
+pub use enforce::{Decision, decide, enforce, evidence};
 pub use models::Assessment;
 
 /// What `cloakline check` reports.

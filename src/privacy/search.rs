@@ -11,11 +11,11 @@
 //!
 //! [`brute_force`] evaluates every node; the tests use it to check optimality.
 
-use super::hierarchy::QiHierarchy;
 use super::models::{
     Models, NodeEval, Scratch, evaluate, generalization_height, mean_normalized_level,
 };
 use super::table::BaseTable;
+use crate::policy::hierarchy::QiHierarchy;
 use crate::policy::{LossMetric, SearchBudget};
 use std::time::{Duration, Instant};
 

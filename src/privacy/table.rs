@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 
-use crate::kernels::canonical_strings;
-
 /// One sensitive attribute over the table's tuples.
 #[derive(Debug, Clone)]
 pub struct SensitiveColumn {
@@ -362,15 +360,7 @@ pub fn value(a: &arrow::array::StringArray, row: usize) -> Option<&str> {
     (!a.is_null(row)).then(|| a.value(row))
 }
 
-/// The canonical strings of `array` as a `Utf8` array.
-pub fn utf8(array: &ArrayRef) -> Result<ArrayRef, String> {
-    let s = canonical_strings(array).map_err(|e| e.to_string())?;
-    if s.data_type() == &arrow::datatypes::DataType::Utf8 {
-        Ok(s)
-    } else {
-        arrow::compute::cast(&s, &arrow::datatypes::DataType::Utf8).map_err(|e| e.to_string())
-    }
-}
+pub use crate::kernels::utf8;
 
 /// Rank codes by value: numerically when all non-null values parse as numbers, else by text;
 /// null first.

@@ -34,8 +34,8 @@
 mod crypto;
 mod generalize;
 mod mask;
-mod query;
 mod scrub;
+pub mod tables;
 mod tokenize;
 mod view;
 
@@ -51,13 +51,13 @@ use datafusion::prelude::SessionContext;
 pub use crypto::{DecryptFunc, EncryptFunc};
 pub use generalize::{GeneralizeFunc, parse_generalize_spec};
 pub use mask::{MaskFunc, RedactFunc};
-pub use query::{QueryOutcome, SqlJob, TableArg, functions_used, register_file, register_files};
 pub use scrub::ScrubFunc;
+pub use tables::{TableArg, register_file, register_files};
 pub use tokenize::TokenizeFunc;
 pub use view::{PolicyColumnFunc, register_policy_view};
 
 use crate::keys::Keyring;
-use crate::scan::recognizers::RecognizerSet;
+use crate::recognizers::RecognizerSet;
 
 /// Register every cloakline function on `ctx`, with `keyring` for the keyed ones.
 pub fn register(ctx: &SessionContext, keyring: Arc<Keyring>) {

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 use super::{KeyringRef, apply_to_value, check_arity, exec_error, literal_string, plan_error};
 use crate::kernels::Scrubber;
 use crate::kernels::scrub::ScrubMode;
-use crate::scan::recognizers::RecognizerSet;
+use crate::recognizers::RecognizerSet;
 
 const USAGE: &str = "scrub(value [, 'placeholder'|'token'|'mask' [, key_id [, 'recognizer,...']]])";
 

@@ -40,9 +40,10 @@ impl Hash for PolicyColumnFunc {
 
 impl PolicyColumnFunc {
     fn new(name: String, kernel: Kernel, output: DataType) -> Self {
-        let volatility = match kernel {
-            Kernel::Encrypt(_) => Volatility::Volatile,
-            _ => Volatility::Immutable,
+        let volatility = if kernel.descriptor().deterministic {
+            Volatility::Immutable
+        } else {
+            Volatility::Volatile
         };
         PolicyColumnFunc {
             name,

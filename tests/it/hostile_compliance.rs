@@ -84,15 +84,15 @@ fn stripped_signature_fails_when_a_keyring_is_given() {
 
     // The library option behind `verify --require-signature` fails it too.
     let read = cloakline::io::ReadOptions::default();
-    let opts = cloakline::verify::VerifyOptions {
+    let opts = cloakline::jobs::verify::VerifyOptions {
         require_signature: true,
         ..Default::default()
     };
-    let v = cloakline::verify::verify_with(&out, &read, &opts).unwrap();
+    let v = cloakline::jobs::verify::verify_with(&out, &read, &opts).unwrap();
     assert!(!v.passed(), "{}", v.to_text());
     let sig = v.checks.iter().find(|c| c.name == "signature").unwrap();
     assert!(!sig.passed && !sig.skipped, "{sig:?}");
-    let v = cloakline::verify::verify_with(&out, &read, &Default::default()).unwrap();
+    let v = cloakline::jobs::verify::verify_with(&out, &read, &Default::default()).unwrap();
     assert!(v.passed(), "{}", v.to_text());
     let j = serde_json::to_value(&v).unwrap();
     assert_eq!(j["passed"], true);

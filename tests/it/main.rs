@@ -7,6 +7,8 @@ mod hostile_compliance;
 mod hostile_io;
 mod hostile_kernels;
 mod interop;
+mod layers;
+mod library;
 mod privacy;
 mod props;
 mod report;

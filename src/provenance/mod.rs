@@ -9,10 +9,17 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
 
 use crate::engine::ColumnCounts;
+use crate::error::{Error, Result};
+use crate::io::AtomicFile;
 use crate::plan::Plan;
 use crate::policy::{Action, Field, Policy};
+
+pub mod openlineage;
+pub mod read;
+pub mod sign;
 
 /// Identifies this document format.
 pub const FORMAT: &str = "cloakline-provenance/v1";
@@ -26,63 +33,50 @@ pub const DEMO_KEYS: &str = "cl:demoKeys";
 /// Namespace of cloakline's own terms.
 pub const CL_NS: &str = "urn:cloakline:v1:";
 
-/// The resulting status of a field after `action`; `personal` says whether the policy gave it
-/// a personal-data category.
-pub fn status_of(action: &Action, personal: bool) -> &'static str {
-    match action {
-        Action::Keep if personal => "unchanged personal data",
-        Action::Keep => "unchanged",
-        Action::Drop => "removed",
-        Action::Redact { .. } => "redacted",
-        Action::Mask(_) => "masked personal data",
-        Action::Tokenize(_) => "pseudonymised personal data",
-        Action::Encrypt(_) => "encrypted personal data",
-        Action::Generalize(_) => "generalized personal data",
-        Action::Scrub(_) => "scrubbed free text",
+/// The path of the provenance sidecar for an output path (the raw name, so a non-UTF-8 name
+/// keeps its bytes).
+pub fn sidecar_path(output: &Path) -> PathBuf {
+    // Components drop a trailing separator: `out/` → `out.provenance.json`.
+    let mut s = output.components().collect::<PathBuf>().into_os_string();
+    if s.is_empty() {
+        s = output.as_os_str().to_owned();
     }
+    s.push(".provenance.json");
+    PathBuf::from(s)
 }
+
+/// Write a JSON document into a staged file.
+pub(crate) fn write_json(
+    af: &AtomicFile,
+    path: &Path,
+    doc: &serde_json::Value,
+    newline: bool,
+) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(doc).map_err(|e| Error::data(path.display(), e))?;
+    if newline {
+        text.push('\n');
+    }
+    let mut f = af.file()?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| Error::io(path, e))
+}
+
+/// Write the provenance document for `output` under a temporary name; the caller commits it
+/// after the data, so neither appears without the other.
+pub fn stage_sidecar(output: &Path, doc: &serde_json::Value) -> Result<(PathBuf, AtomicFile)> {
+    let sidecar = sidecar_path(output);
+    let side = AtomicFile::create(&sidecar)?;
+    write_json(&side, &sidecar, doc, true)?;
+    Ok((sidecar, side))
+}
+
+pub use crate::policy::status_of;
 
 fn status_note(action: &Action) -> &'static str {
-    match action {
-        Action::Keep => "Copied as is: if it was personal data, it still is.",
-        Action::Drop => "Not in the output.",
-        Action::Redact { .. } => "Every value replaced by null or one constant; nulls kept.",
-        Action::Mask(_) => {
-            "Part of each value hidden; the rest is shown. Still personal data unless an assessment shows otherwise."
-        }
-        Action::Tokenize(_) => {
-            "Keyed deterministic pseudonym: linkable and re-identifiable by whoever holds the key or a token map. Personal data (GDPR Art. 4(5), Recital 26); de-identified, not anonymised (PIPL Art. 73(3))."
-        }
-        Action::Encrypt(_) => {
-            "Reversible by whoever holds the key: personal data protected by a security measure (GDPR Art. 32, PIPL Art. 51)."
-        }
-        Action::Scrub(_) => {
-            "Free text with every entity the listed recognizers found replaced. Text around them is unchanged and may still contain personal data the recognizers do not cover (names, for one)."
-        }
-        Action::Generalize(_) => {
-            "Coarsened values: still personal data unless a dataset-level assessment (e.g. k-anonymity) shows otherwise; this record makes no anonymisation claim."
-        }
-    }
+    action.descriptor().status_note
 }
 
-fn technical_measures(action: &Action) -> Vec<&'static str> {
-    match action {
-        Action::Tokenize(_) => vec![
-            "dpv:DeterministicPseudonymisation",
-            "dpv:HashMessageAuthenticationCode",
-        ],
-        Action::Encrypt(_) => vec!["dpv:SymmetricEncryption"],
-        Action::Redact { .. } | Action::Mask(_) => vec!["dpv:DataRedaction"],
-        Action::Generalize(_) => vec!["cl:Generalisation"],
-        Action::Scrub(s) => match s.mode {
-            crate::policy::ScrubMode::Token { .. } => vec![
-                "dpv:DeterministicPseudonymisation",
-                "dpv:HashMessageAuthenticationCode",
-            ],
-            _ => vec!["dpv:DataRedaction"],
-        },
-        Action::Keep | Action::Drop => vec![],
-    }
+fn technical_measures(action: &Action) -> &'static [&'static str] {
+    action.descriptor().dpv_measures
 }
 
 /// Non-secret parameters of an action, as recorded.
@@ -329,27 +323,7 @@ impl RunRecord {
         let in_field = |name: &str| format!("{run}:input-field:{}", pct(name));
         let out_field = |name: &str| format!("{run}:output-field:{}", pct(name));
 
-        let mut graph = vec![
-            json!({"@id": controller, "@type": ["prov:Agent", "prov:Organization", "dpv:DataController"], "label": self.policy.controller}),
-            json!({"@id": software, "@type": ["prov:Agent", "prov:SoftwareAgent"],
-                   "label": format!("cloakline {}", env!("CARGO_PKG_VERSION")), "actedOnBehalfOf": controller}),
-            json!({"@id": plan, "@type": ["prov:Entity", "prov:Plan", "cl:Policy"],
-                   "label": format!("policy {} v{} (sha256:{})", self.policy.name, self.policy.version, &self.policy.sha256[..12.min(self.policy.sha256.len())]),
-                   "cl:policyName": self.policy.name, "cl:policyVersion": self.policy.version,
-                   "cl:sha256": self.policy.sha256, "cl:path": self.policy.path}),
-            json!({"@id": run, "@type": "prov:Activity",
-                   "startedAtTime": ts(&self.started), "endedAtTime": ts(&self.ended),
-                   "used": (0..self.inputs.len()).map(input_id).chain([plan.clone()]).collect::<Vec<_>>(),
-                   "wasAssociatedWith": software,
-                   "qualifiedAssociation": {"@type": "prov:Association", "agent": software, "hadPlan": plan},
-                   "cl:purpose": self.policy.purpose,
-                   "hasJurisdiction": self.policy.jurisdictions.iter().map(|j| format!("loc:{j}")).collect::<Vec<_>>(),
-                   "cl:recipients": self.policy.recipients,
-                   "cl:dataSubjects": self.policy.data_subjects,
-                   "cl:retention": self.policy.retention,
-                   "cl:transfers": self.policy.transfers,
-                   "cl:policyWarnings": self.policy.warnings}),
-        ];
+        let mut graph = self.run_nodes(&run, &controller, &software, &plan, &input_id);
         let input_fields: Vec<String> = self
             .fields
             .iter()
@@ -399,19 +373,8 @@ impl RunRecord {
                               "cl:dataType": dtype, "cl:action": "drop", "cl:status": "removed",
                               "cl:droppedBecause": if *reason == "policy" { "the policy drops it" } else { "not listed in the policy (unlisted: drop)" }}));
         }
-        if let Some(Value::Object(p)) = &self.privacy {
-            let mut node = p.clone();
-            node.insert("@id".into(), json!(format!("{run}:privacy")));
-            node.insert(
-                "@type".into(),
-                json!(["prov:Entity", "cl:PrivacyModelEvidence"]),
-            );
-            node.insert("wasGeneratedBy".into(), json!(run));
-            node.insert(
-                "cl:about".into(),
-                json!((0..self.outputs.len()).map(output_id).collect::<Vec<_>>()),
-            );
-            graph.push(Value::Object(node));
+        if let Some(node) = self.privacy_node(&run, &output_id) {
+            graph.push(node);
         }
         let privacy_summary = self.privacy.as_ref().map(|p| {
             let a = &p["cl:achieved"];
@@ -445,6 +408,57 @@ impl RunRecord {
             m.insert(DEMO_KEYS.into(), json!(true));
         }
         doc
+    }
+
+    /// The controller, the software, the policy (plan) and the run activity.
+    fn run_nodes(
+        &self,
+        run: &str,
+        controller: &str,
+        software: &str,
+        plan: &str,
+        input_id: &dyn Fn(usize) -> String,
+    ) -> Vec<Value> {
+        vec![
+            json!({"@id": controller, "@type": ["prov:Agent", "prov:Organization", "dpv:DataController"], "label": self.policy.controller}),
+            json!({"@id": software, "@type": ["prov:Agent", "prov:SoftwareAgent"],
+                   "label": format!("cloakline {}", env!("CARGO_PKG_VERSION")), "actedOnBehalfOf": controller}),
+            json!({"@id": plan, "@type": ["prov:Entity", "prov:Plan", "cl:Policy"],
+                   "label": format!("policy {} v{} (sha256:{})", self.policy.name, self.policy.version, &self.policy.sha256[..12.min(self.policy.sha256.len())]),
+                   "cl:policyName": self.policy.name, "cl:policyVersion": self.policy.version,
+                   "cl:sha256": self.policy.sha256, "cl:path": self.policy.path}),
+            json!({"@id": run, "@type": "prov:Activity",
+                   "startedAtTime": ts(&self.started), "endedAtTime": ts(&self.ended),
+                   "used": (0..self.inputs.len()).map(input_id).chain([plan.to_string()]).collect::<Vec<_>>(),
+                   "wasAssociatedWith": software,
+                   "qualifiedAssociation": {"@type": "prov:Association", "agent": software, "hadPlan": plan},
+                   "cl:purpose": self.policy.purpose,
+                   "hasJurisdiction": self.policy.jurisdictions.iter().map(|j| format!("loc:{j}")).collect::<Vec<_>>(),
+                   "cl:recipients": self.policy.recipients,
+                   "cl:dataSubjects": self.policy.data_subjects,
+                   "cl:retention": self.policy.retention,
+                   "cl:transfers": self.policy.transfers,
+                   "cl:policyWarnings": self.policy.warnings}),
+        ]
+    }
+
+    /// The privacy-model evidence, about every output.
+    fn privacy_node(&self, run: &str, output_id: &dyn Fn(usize) -> String) -> Option<Value> {
+        let Some(Value::Object(p)) = &self.privacy else {
+            return None;
+        };
+        let mut node = p.clone();
+        node.insert("@id".into(), json!(format!("{run}:privacy")));
+        node.insert(
+            "@type".into(),
+            json!(["prov:Entity", "cl:PrivacyModelEvidence"]),
+        );
+        node.insert("wasGeneratedBy".into(), json!(run));
+        node.insert(
+            "cl:about".into(),
+            json!((0..self.outputs.len()).map(output_id).collect::<Vec<_>>()),
+        );
+        Some(Value::Object(node))
     }
 
     fn field_node(

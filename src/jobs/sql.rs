@@ -5,51 +5,24 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::io::{
-    AtomicFile, Format, Input, ROW_GROUP_ROWS, ReadOptions, WriteOptions, open_writer, sha256_file,
-    table_files,
+    AtomicFile, Format, ROW_GROUP_ROWS, ReadOptions, WriteOptions, commit_all, open_writer,
+    sha256_file, table_files,
 };
 use crate::keys::Keyring;
-use crate::plan::apply_type_overrides;
 use crate::policy::Policy;
-
-/// A table to register: name and file.
-#[derive(Clone, Debug)]
-pub struct TableArg {
-    pub name: String,
-    pub path: PathBuf,
-}
-
-impl std::str::FromStr for TableArg {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (name, path) = s
-            .split_once('=')
-            .ok_or_else(|| format!("--table takes NAME=PATH, got {s:?}"))?;
-        let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            return Err(format!(
-                "table name {name:?} must use letters, digits and _"
-            ));
-        }
-        Ok(TableArg {
-            name: name.to_string(),
-            path: PathBuf::from(path),
-        })
-    }
-}
+use crate::sql::tables::{TableArg, df_err, register_file};
 
 /// What a query run produced.
 pub enum QueryOutcome {
@@ -75,10 +48,8 @@ pub struct SqlJob<'a> {
     /// statements (`SET`). Off by default: they read and write files with no policy and no
     /// provenance.
     pub allow_unsafe: bool,
-}
-
-fn df_err(e: datafusion::error::DataFusionError) -> Error {
-    Error::Usage(format!("SQL: {e}"))
+    /// Stops the query between batches; nothing is written.
+    pub cancel: crate::engine::Cancel,
 }
 
 /// An error while the query runs: DataFusion quotes the offending value (`Cannot cast string
@@ -110,7 +81,7 @@ impl SqlJob<'_> {
     /// Register the tables, the functions and (with a policy) the view `<first table>_shared`.
     pub async fn context(&self) -> Result<(SessionContext, Option<String>)> {
         let ctx = SessionContext::new();
-        super::register(&ctx, Arc::clone(&self.keyring));
+        crate::sql::register(&ctx, Arc::clone(&self.keyring));
         for t in &self.tables {
             register_file(&ctx, t, self.policy, &self.read).await?;
         }
@@ -121,7 +92,7 @@ impl SqlJob<'_> {
                 .first()
                 .ok_or_else(|| Error::Usage("--policy needs a --table to apply to".into()))?;
             let name = format!("{}_shared", first.name);
-            super::register_policy_view(&ctx, &first.name, p, &self.keyring, &name)
+            crate::sql::register_policy_view(&ctx, &first.name, p, &self.keyring, &name)
                 .await
                 .map_err(|e| Error::plan(first.path.display(), e))?;
             view = Some(name);
@@ -133,22 +104,7 @@ impl SqlJob<'_> {
     pub async fn run(self) -> Result<QueryOutcome> {
         let started = Utc::now();
         let (ctx, view) = self.context().await?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(self.allow_unsafe)
-            .with_allow_dml(self.allow_unsafe)
-            .with_allow_statements(self.allow_unsafe);
-        let df = ctx
-            .sql_with_options(&self.query, options)
-            .await
-            .map_err(|e| match e {
-                e if !self.allow_unsafe && is_refused_statement(&e) => Error::Usage(
-                    "SQL: only queries are allowed: DDL (CREATE, DROP), DML (COPY, INSERT) and \
-                     statements (SET) read or write files without a policy or provenance. \
-                     Pass --allow-unsafe-sql to run them anyway"
-                        .into(),
-                ),
-                e => df_err(e),
-            })?;
+        let df = self.plan_query(&ctx).await?;
         let used = functions_used(df.logical_plan(), view.as_deref());
         let Some(output) = self.output.clone() else {
             let batches = df.collect().await.map_err(exec_err)?;
@@ -162,25 +118,53 @@ impl SqlJob<'_> {
                     output.display()
                 ))
             })?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
         let af = AtomicFile::create(&output)?;
-        let (encoder, mut sink) = open_writer(
-            af.file()?,
-            schema,
-            &WriteOptions {
-                format,
-                delimiter: self.read.delimiter,
-                ..Default::default()
-            },
-        )?;
+        let written = self.write(df, &af, format).await?;
+        let doc = self.record(started, &used, view.as_deref(), &output, format, &written)?;
+        let (sidecar, side) = crate::provenance::stage_sidecar(&output, &doc)?;
+        // The same commit as `apply`: data and sidecar together, or neither.
+        commit_all(vec![af.stage()?, side.stage()?])?;
+        Ok(QueryOutcome::Written {
+            rows: written.rows,
+            output,
+            provenance: sidecar,
+        })
+    }
+
+    /// The query planned under the safety options (no DDL, DML or statements unless allowed).
+    async fn plan_query(&self, ctx: &SessionContext) -> Result<DataFrame> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(self.allow_unsafe)
+            .with_allow_dml(self.allow_unsafe)
+            .with_allow_statements(self.allow_unsafe);
+        ctx.sql_with_options(&self.query, options)
+            .await
+            .map_err(|e| match e {
+                e if !self.allow_unsafe && is_refused_statement(&e) => Error::Usage(
+                    "SQL: only queries are allowed: DDL (CREATE, DROP), DML (COPY, INSERT) and \
+                     statements (SET) read or write files without a policy or provenance. \
+                     Pass --allow-unsafe-sql to run them anyway"
+                        .into(),
+                ),
+                e => df_err(e),
+            })
+    }
+
+    /// Stream the result into `af`, encoded in row groups as `apply` writes them.
+    async fn write(&self, df: DataFrame, af: &AtomicFile, format: Format) -> Result<Written> {
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let options = WriteOptions {
+            format,
+            delimiter: self.read.delimiter,
+            ..Default::default()
+        };
+        let (encoder, mut sink) = open_writer(af.file()?, schema, &options)?;
         let mut stream = df.execute_stream().await.map_err(exec_err)?;
         let mut group = Vec::new();
         let mut group_rows = 0;
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
-            if crate::engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
+            self.cancel.check()?;
             let batch = batch.map_err(exec_err)?;
             rows += batch.num_rows() as u64;
             group_rows += batch.num_rows();
@@ -194,7 +178,24 @@ impl SqlJob<'_> {
         if !group.is_empty() {
             sink.append(encoder.encode(&group)?)?;
         }
-        let (sha, bytes) = sink.finish(None)?;
+        let (sha256, bytes) = sink.finish(None)?;
+        Ok(Written {
+            rows,
+            sha256,
+            bytes,
+        })
+    }
+
+    /// The provenance record of a written query result.
+    fn record(
+        &self,
+        started: chrono::DateTime<Utc>,
+        used: &PlanUse,
+        view: Option<&str>,
+        output: &Path,
+        format: Format,
+        written: &Written,
+    ) -> Result<serde_json::Value> {
         let mut inputs = Vec::new();
         for t in &self.tables {
             for f in table_files(&t.path)? {
@@ -219,7 +220,7 @@ impl SqlJob<'_> {
         let policy = self
             .policy
             .filter(|_| view_used)
-            .map(|p| policy_summary(p, view.as_deref().unwrap_or_default()));
+            .map(|p| policy_summary(p, view.unwrap_or_default()));
         let raw: Vec<&String> = used
             .tables
             .iter()
@@ -234,7 +235,7 @@ impl SqlJob<'_> {
                 "not known: no policy view was used; the query's author is responsible for the basis"
             ),
         };
-        let doc = json!({
+        Ok(json!({
             "@context": crate::provenance::context(),
             "@id": format!("urn:cloakline:sql:{}", crate::provenance::new_run_id()),
             "@type": ["prov:Activity", "cl:SqlRun"],
@@ -247,19 +248,18 @@ impl SqlJob<'_> {
             "cl:rawTablesRead": raw,
             "cl:keys": keys,
             "cl:inputs": inputs,
-            "cl:output": {"path": output.display().to_string(), "format": format.extension(), "rows": rows, "sha256": sha, "bytes": bytes},
+            "cl:output": {"path": output.display().to_string(), "format": format.extension(), "rows": written.rows, "sha256": written.sha256, "bytes": written.bytes},
             "cl:lawfulBasis": basis,
             "cl:policyView": policy,
-        });
-        let (sidecar, side) = crate::apply::stage_sidecar(&output, &doc)?;
-        af.commit()?;
-        side.commit()?;
-        Ok(QueryOutcome::Written {
-            rows,
-            output,
-            provenance: sidecar,
-        })
+        }))
     }
+}
+
+/// What writing a query result produced.
+struct Written {
+    rows: u64,
+    sha256: String,
+    bytes: u64,
 }
 
 fn policy_summary(p: &Policy, view: &str) -> serde_json::Value {
@@ -328,14 +328,12 @@ pub fn functions_used(plan: &LogicalPlan, view: Option<&str>) -> PlanUse {
                     let name = f.name();
                     if name.starts_with("cloakline_") {
                         names.insert("policy view".to_string());
-                    } else if super::FUNCTION_NAMES.contains(&name) {
+                    } else if crate::sql::FUNCTION_NAMES.contains(&name) {
                         names.insert(name.to_string());
-                        // The key id's position: tokenize/encrypt(value, key), scrub(value, with, key).
-                        let key_arg = match name {
-                            "tokenize" | "encrypt" => Some(1),
-                            "scrub" => Some(2),
-                            _ => None,
-                        };
+                        // The key id's position, as the transform declares it.
+                        let key_arg = crate::kernels::descriptor::sql_transform(name)
+                            .and_then(|t| t.sql)
+                            .and_then(|s| s.key_argument);
                         if let Some(Expr::Literal(ScalarValue::Utf8(Some(k)), _)) =
                             key_arg.and_then(|i| f.args.get(i))
                         {
@@ -378,99 +376,6 @@ fn is_refused_statement(e: &datafusion::error::DataFusionError) -> bool {
     let m = e.to_string();
     m.contains("not supported")
         && (m.contains("DDL") || m.contains("DML") || m.contains("Statement"))
-}
-
-/// Register a file, or a directory of files of one format, as table `t.name`: Parquet, CSV
-/// (types inferred as `apply` infers them, with the policy's `type:` overrides) or NDJSON.
-pub async fn register_file(
-    ctx: &SessionContext,
-    t: &TableArg,
-    policy: Option<&Policy>,
-    read: &ReadOptions,
-) -> Result<()> {
-    if !t.path.exists() {
-        return Err(Error::io(
-            &t.path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
-        ));
-    }
-    register_files(ctx, &t.name, &table_files(&t.path)?, policy, read).await
-}
-
-/// Register `files` as one table `name`. They must share a format, an extension and a schema.
-pub async fn register_files(
-    ctx: &SessionContext,
-    name: &str,
-    files: &[PathBuf],
-    policy: Option<&Policy>,
-    read: &ReadOptions,
-) -> Result<()> {
-    let Some(first) = files.first() else {
-        return Err(Error::Usage(format!("table {name} has no files")));
-    };
-    let fmt = Format::from_path(first).ok_or_else(|| {
-        Error::Usage(format!(
-            "cannot tell the format of {}; use .parquet, .csv/.tsv or .ndjson/.jsonl",
-            first.display()
-        ))
-    })?;
-    let ext_of = |p: &Path| {
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(|e| format!(".{e}"))
-            .unwrap_or_default()
-    };
-    let ext = ext_of(first);
-    let overrides = |s: &Schema| match policy {
-        Some(p) => apply_type_overrides(p, s),
-        None => Arc::new(s.clone()),
-    };
-    let schema = Input::open(first, fmt, read, &overrides)?.schema;
-    let mut paths = Vec::with_capacity(files.len());
-    for f in files {
-        if ext_of(f) != ext {
-            return Err(Error::Usage(format!(
-                "{} and {} are both read as table {name}, but their extensions differ; \
-                 give the files of one table one format and extension",
-                first.display(),
-                f.display()
-            )));
-        }
-        if f != first && Input::open(f, fmt, read, &overrides)?.schema.fields() != schema.fields() {
-            return Err(Error::data(
-                f.display(),
-                format!(
-                    "its schema differs from {}; the files of one table must share a schema",
-                    first.display()
-                ),
-            ));
-        }
-        let p = f
-            .to_str()
-            .ok_or_else(|| Error::Usage(format!("{} is not UTF-8", f.display())))?;
-        paths.push(p.to_string());
-    }
-    let df = match fmt {
-        Format::Parquet => {
-            ctx.read_parquet(paths, ParquetReadOptions::default().file_extension(&ext))
-                .await
-        }
-        Format::Csv => {
-            let opts = CsvReadOptions::new()
-                .has_header(true)
-                .delimiter(read.delimiter_for(first))
-                .file_extension(&ext)
-                .schema(&schema);
-            ctx.read_csv(paths, opts).await
-        }
-        Format::Ndjson => {
-            ctx.read_json(paths, JsonReadOptions::default().file_extension(&ext))
-                .await
-        }
-    }
-    .map_err(df_err)?;
-    ctx.register_table(name, df.into_view()).map_err(df_err)?;
-    Ok(())
 }
 
 #[cfg(test)]

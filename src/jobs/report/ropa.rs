@@ -244,7 +244,7 @@ pub fn to_csv(acts: &[Activity]) -> String {
 /// Text from a policy, escaped as `report --format md` escapes it: no HTML, links or
 /// emphasis can come through, and a cell stays one cell.
 fn md_cell(s: &str) -> String {
-    crate::report::md_text(s)
+    crate::jobs::report::md_text(s)
 }
 
 /// A Markdown section per activity.

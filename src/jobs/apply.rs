@@ -1,25 +1,44 @@
 //! `apply`: run a policy over a file or a directory of files, with provenance.
 //!
+//! A pipeline embeds it with its own cancellation and progress reporting:
+//!
 //! ```no_run
-//! use cloakline::{apply::Apply, keys::Keyring, policy::Policy};
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use cloakline::engine::{Cancel, Progress};
+//! use cloakline::{jobs::apply::Apply, keys::Keyring, policy::Policy};
+//!
+//! #[derive(Default)]
+//! struct Rows(AtomicU64);
+//! impl Progress for Rows {
+//!     fn advance(&self, rows: u64) {
+//!         self.0.fetch_add(rows, Ordering::Relaxed);
+//!     }
+//! }
+//!
 //! # fn main() -> cloakline::Result<()> {
 //! let policy = Policy::load("policies/customers.yaml".as_ref())?;
 //! let keyring = Keyring::load("examples/demo-keyring.json".as_ref())?;
+//! let cancel = Cancel::new(); // another thread may call `cancel.cancel()`
+//! let rows = Arc::new(Rows::default());
 //! let summary = Apply::new(&policy, &keyring, "examples/customers.csv", "out/customers.parquet")
 //!     .with_threads(2)
+//!     .with_cancel(cancel.clone())
+//!     .with_progress(rows.clone())
 //!     .run()?;
 //! println!("{} rows, provenance in {}", summary.rows_out, summary.provenance.display());
 //! # Ok(()) }
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::{self, ColumnCounts};
+use crate::engine::{self, Cancel, ColumnCounts, Progress};
 use crate::error::{Error, Result};
 use crate::io::{
     AtomicFile, CreatedDirs, Format, Input, OutputLock, ROW_GROUP_ROWS, ReadOptions, Staged,
@@ -27,10 +46,12 @@ use crate::io::{
     remove_stale_temps, sha256_file,
 };
 use crate::keys::Keyring;
-use crate::plan::{Kernel, Plan, apply_type_overrides};
+use crate::plan::{Plan, apply_type_overrides};
 use crate::policy::{HierarchySource, Policy};
 use crate::privacy;
-use crate::provenance::{self, DatasetRecord, FieldRecord, PolicySummary, RunRecord};
+use crate::provenance::{
+    self, DatasetRecord, FieldRecord, PolicySummary, RunRecord, sidecar_path, write_json,
+};
 
 /// Builder for one `apply` run.
 pub struct Apply<'a> {
@@ -45,7 +66,8 @@ pub struct Apply<'a> {
     out_delimiter: u8,
     threads: usize,
     overwrite: bool,
-    progress: bool,
+    progress: Option<Arc<dyn Progress>>,
+    cancel: Cancel,
     sign_key: Option<String>,
     openlineage: Option<(PathBuf, String)>,
     /// Other files the run reads (role, path), which no output may replace.
@@ -95,7 +117,6 @@ struct RunContext {
     privacy: Option<serde_json::Value>,
     out_format: Format,
     write: WriteOptions,
-    bar: Option<indicatif::ProgressBar>,
     is_dir: bool,
 }
 
@@ -107,37 +128,6 @@ struct JobOutput {
     columns: Vec<ColumnCounts>,
     dropped: Vec<(String, String, &'static str)>,
     record: RunRecord,
-}
-
-/// The path of the provenance sidecar for an output path (the raw name, so a non-UTF-8 name
-/// keeps its bytes).
-pub fn sidecar_path(output: &Path) -> PathBuf {
-    // Components drop a trailing separator: `out/` → `out.provenance.json`.
-    let mut s = output.components().collect::<PathBuf>().into_os_string();
-    if s.is_empty() {
-        s = output.as_os_str().to_owned();
-    }
-    s.push(".provenance.json");
-    PathBuf::from(s)
-}
-
-/// Write a JSON document into a staged file.
-fn write_json(af: &AtomicFile, path: &Path, doc: &serde_json::Value, newline: bool) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(doc).map_err(|e| Error::data(path.display(), e))?;
-    if newline {
-        text.push('\n');
-    }
-    let mut f = af.file()?;
-    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| Error::io(path, e))
-}
-
-/// Write the provenance document for `output` under a temporary name; the caller commits it
-/// after the data, so neither appears without the other.
-pub fn stage_sidecar(output: &Path, doc: &serde_json::Value) -> Result<(PathBuf, AtomicFile)> {
-    let sidecar = sidecar_path(output);
-    let side = AtomicFile::create(&sidecar)?;
-    write_json(&side, &sidecar, doc, true)?;
-    Ok((sidecar, side))
 }
 
 impl<'a> Apply<'a> {
@@ -159,7 +149,8 @@ impl<'a> Apply<'a> {
             out_delimiter: b',',
             threads: engine::default_threads(),
             overwrite: false,
-            progress: false,
+            progress: None,
+            cancel: Cancel::new(),
             sign_key: None,
             openlineage: None,
             read_files: Vec::new(),
@@ -203,7 +194,7 @@ impl<'a> Apply<'a> {
         self.overwrite = yes;
         self
     }
-    /// Sign the sidecar with this keyring key (HMAC-SHA256, see [`crate::verify`]).
+    /// Sign the sidecar with this keyring key (HMAC-SHA256, see [`crate::jobs::verify`]).
     pub fn with_sign_key(mut self, id: Option<String>) -> Self {
         self.sign_key = id;
         self
@@ -225,9 +216,16 @@ impl<'a> Apply<'a> {
         self
     }
 
-    /// Show a progress bar on stderr (only when it is a terminal).
-    pub fn with_progress(mut self, yes: bool) -> Self {
-        self.progress = yes;
+    /// Report progress to `progress` (the CLI draws a bar).
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Stop when `cancel` is cancelled: the run fails with [`Error::Interrupted`] and commits
+    /// nothing.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
         self
     }
 
@@ -462,22 +460,20 @@ impl<'a> Apply<'a> {
         for job in jobs {
             done.push(self.write_job(job, &ctx, &staging)?);
         }
-        if let Some(bar) = &ctx.bar {
-            bar.finish_and_clear();
+        if let Some(p) = &self.progress {
+            p.finish();
         }
         let (record, fields) = run_record(&ctx, done, self.keyring.is_demo());
         let mut doc = record.to_jsonld(true);
         if let Some(key) = sign_key {
-            crate::verify::sign(&mut doc, key);
+            crate::provenance::sign::sign(&mut doc, key);
         }
         write_json(&side, &sidecar, &doc, true)?;
         if let (Some(af), Some((path, namespace))) = (&lineage, &self.openlineage) {
             let event = self.lineage_event(&doc, path, namespace)?;
             write_json(af, path, &event, false)?;
         }
-        if engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
+        self.cancel.check()?;
         // Data, sidecar and lineage event together, or none of them.
         let mut staged = vec![staging.stage(&self.output)?, side.stage()?];
         if let Some(af) = lineage {
@@ -550,12 +546,15 @@ impl<'a> Apply<'a> {
                 j.plan
                     .columns
                     .iter()
-                    .filter(|c| matches!(c.kernel, Kernel::Tokenize(_) | Kernel::Encrypt(_)))
+                    .filter(|c| c.kernel.descriptor().random_output)
                     .map(|c| c.rule.output_name.clone())
                     .collect()
             })
             .unwrap_or_default();
         let total_rows: Option<u64> = jobs.iter().map(|j| j.input.rows).sum();
+        if let Some(p) = &self.progress {
+            p.start(total_rows);
+        }
         let ctx = RunContext {
             run_id: provenance::new_run_id(),
             started,
@@ -568,7 +567,6 @@ impl<'a> Apply<'a> {
                 zstd_level: self.zstd_level,
                 no_dictionary,
             },
-            bar: progress_bar(self.progress, total_rows),
             is_dir,
         };
         Ok((ctx, privacy_assessment))
@@ -610,13 +608,14 @@ impl<'a> Apply<'a> {
                 batches,
                 self.threads,
                 ROW_GROUP_ROWS,
+                &self.cancel,
                 |group| {
                     let rows: usize = group.iter().map(|b| b.num_rows()).sum();
                     encoder.encode(group).map(|e| (rows, e))
                 },
                 |(rows, encoded)| {
-                    if let Some(bar) = &ctx.bar {
-                        bar.inc(rows as u64);
+                    if let Some(p) = &self.progress {
+                        p.advance(rows as u64);
                     }
                     sink.append(encoded)
                 },
@@ -710,8 +709,8 @@ impl<'a> Apply<'a> {
                 }
             }
         }
-        let event = crate::openlineage::try_run_event(&lineage_doc, namespace, &job).map_err(
-            |problems| {
+        let event = crate::provenance::openlineage::try_run_event(&lineage_doc, namespace, &job)
+            .map_err(|problems| {
                 Error::data(
                     path.display(),
                     format!(
@@ -719,8 +718,7 @@ impl<'a> Apply<'a> {
                         problems.join("; ")
                     ),
                 )
-            },
-        )?;
+            })?;
         serde_json::to_value(&event).map_err(|e| Error::data(path.display(), e))
     }
 }
@@ -870,27 +868,6 @@ fn schema_pairs(schema: &SchemaRef) -> Vec<(String, String)> {
         .iter()
         .map(|f| (f.name().clone(), f.data_type().to_string()))
         .collect()
-}
-
-fn progress_bar(enabled: bool, total: Option<u64>) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !enabled || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = match total {
-        Some(n) => indicatif::ProgressBar::new(n),
-        None => indicatif::ProgressBar::new_spinner(),
-    };
-    let style = match total {
-        Some(_) => indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} rows ({per_sec}, {eta} left)",
-        ),
-        None => indicatif::ProgressStyle::with_template("{spinner} {pos} rows ({per_sec})"),
-    };
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
-    Some(bar)
 }
 
 /// Where a run's data is written before the commit.

@@ -8,12 +8,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::ArrayRef;
-use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PlanProblem, Result};
+use crate::kernels::descriptor::Transform;
 use crate::kernels::{Encryptor, Generalizer, KernelError, Masker, Redactor, Tokenizer};
 use crate::keys::Keyring;
+pub use crate::policy::parse_type_name;
 use crate::policy::{Action, Field, Policy, Unlisted};
+
+mod level;
+pub use level::{LevelLookup, RowFilter};
 
 /// Arrow field-metadata keys written on every output column.
 pub mod meta {
@@ -42,10 +47,25 @@ pub enum Kernel {
     Generalize(Generalizer),
     Scrub(Box<crate::kernels::Scrubber>),
     /// A quasi-identifier at the generalization level the privacy block chose.
-    Level(Box<crate::privacy::LevelLookup>),
+    Level(Box<LevelLookup>),
 }
 
 impl Kernel {
+    /// What this kernel is, for provenance, lineage, SQL and the writer. A quasi-identifier
+    /// at a privacy level is a generalization.
+    pub fn descriptor(&self) -> &'static Transform {
+        use crate::kernels::descriptor as d;
+        match self {
+            Kernel::Keep => &d::KEEP,
+            Kernel::Redact(_) => &d::REDACT,
+            Kernel::Mask(_) => &d::MASK,
+            Kernel::Tokenize(_) => &d::TOKENIZE,
+            Kernel::Encrypt(_) => &d::ENCRYPT,
+            Kernel::Generalize(_) | Kernel::Level(_) => &d::GENERALIZE,
+            Kernel::Scrub(_) => &d::SCRUB,
+        }
+    }
+
     /// Apply to one input array.
     pub fn apply(&self, array: &ArrayRef) -> std::result::Result<ArrayRef, KernelError> {
         match self {
@@ -158,7 +178,7 @@ pub struct Plan {
     pub columns: Vec<ColumnPlan>,
     pub dropped: Vec<DroppedColumn>,
     /// Rows to drop (classes the privacy block suppresses), applied after the kernels.
-    pub row_filter: Option<Arc<crate::privacy::RowFilter>>,
+    pub row_filter: Option<Arc<RowFilter>>,
 }
 
 impl Plan {
@@ -170,7 +190,9 @@ impl Plan {
         let mut seen = HashMap::new();
         for (i, f) in schema.fields().iter().enumerate() {
             if seen.insert(f.name().clone(), i).is_some() {
-                problems.push(format!("column `{}` appears twice in the input", f.name()));
+                problems.push(PlanProblem::DuplicateColumn {
+                    column: f.name().clone(),
+                });
                 continue;
             }
             let Some(rule) = policy.fields.get(f.name()) else {
@@ -180,14 +202,11 @@ impl Plan {
                         data_type: f.data_type().clone(),
                         reason: "unlisted",
                     }),
-                    Unlisted::Error => problems.push(format!(
-                        "column `{}` ({}) is not in policy {}; add a rule for it (e.g. `{}: {{ action: drop }}`) \
-                         or set `unlisted: drop`",
-                        f.name(),
-                        f.data_type(),
-                        policy.source,
-                        f.name()
-                    )),
+                    Unlisted::Error => problems.push(PlanProblem::UnlistedColumn {
+                        column: f.name().clone(),
+                        data_type: f.data_type().to_string(),
+                        policy: policy.source.clone(),
+                    }),
                 }
                 continue;
             };
@@ -222,33 +241,34 @@ impl Plan {
                 Err(KernelBuildError::Key(e)) => {
                     return Err(e);
                 }
-                Err(KernelBuildError::Kernel(e)) => problems.push(format!(
-                    "field `{}` (policy line {} column {}): {e}",
-                    rule.input_name, rule.line, rule.column
-                )),
+                Err(KernelBuildError::Kernel(e)) => problems.push(PlanProblem::Misfit {
+                    field: rule.input_name.clone(),
+                    line: rule.line,
+                    column: rule.column,
+                    message: e.to_string(),
+                }),
             }
         }
         for (name, rule) in &policy.fields {
             if !seen.contains_key(name) {
-                let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                problems.push(format!(
-                    "policy field `{name}` (line {} column {}) is not a column of the input; columns are: {}",
-                    rule.line,
-                    rule.column,
-                    known.join(", ")
-                ));
+                problems.push(PlanProblem::UnknownColumn {
+                    field: name.clone(),
+                    line: rule.line,
+                    column: rule.column,
+                    columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+                });
             }
         }
         if problems.is_empty() && columns.is_empty() {
-            problems.push(format!(
-                "policy {} leaves no column in the output: every input column is dropped (by its \
-                 rule or by `unlisted: drop`), and an output without columns cannot be verified; \
-                 keep, transform or add at least one column",
-                policy.source
-            ));
+            problems.push(PlanProblem::NoColumns {
+                policy: policy.source.clone(),
+            });
         }
         if !problems.is_empty() {
-            return Err(Error::plan(input, problems.join("\n  ")));
+            return Err(Error::Plan {
+                input: input.to_string(),
+                problems,
+            });
         }
         let output_schema = Arc::new(Schema::new(
             columns
@@ -273,7 +293,7 @@ fn field_metadata(rule: &Field, input_type: &DataType) -> HashMap<String, String
     m.insert(meta::ACTION.into(), rule.action.kind().keyword().into());
     m.insert(
         meta::STATUS.into(),
-        crate::provenance::status_of(&rule.action, rule.category.is_some()).into(),
+        crate::policy::status_of(&rule.action, rule.category.is_some()).into(),
     );
     let bases: Vec<String> = rule
         .bases
@@ -302,37 +322,6 @@ fn field_metadata(rule: &Field, input_type: &DataType) -> HashMap<String, String
         _ => {}
     }
     m
-}
-
-/// Parse a policy `type:` name for text inputs.
-pub fn parse_type_name(name: &str) -> std::result::Result<DataType, String> {
-    let t = name.trim().to_ascii_lowercase();
-    Ok(match t.as_str() {
-        "string" | "utf8" | "text" => DataType::Utf8,
-        "int32" => DataType::Int32,
-        "int64" | "integer" | "int" => DataType::Int64,
-        "float64" | "double" | "float" => DataType::Float64,
-        "bool" | "boolean" => DataType::Boolean,
-        "date" | "date32" => DataType::Date32,
-        "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
-        "timestamptz" => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-        _ => {
-            if let Some(inner) = t.strip_prefix("decimal(").and_then(|r| r.strip_suffix(')')) {
-                let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
-                if let [p, s] = parts.as_slice()
-                    && let (Ok(p), Ok(s)) = (p.parse::<u8>(), s.parse::<i8>())
-                    && (1..=38).contains(&p)
-                    && s >= 0
-                    && (s as u8) <= p
-                {
-                    return Ok(DataType::Decimal128(p, s));
-                }
-            }
-            return Err(format!(
-                "unknown type `{name}`; use string, int32, int64, float64, bool, date, timestamp, timestamptz or decimal(P,S)"
-            ));
-        }
-    })
 }
 
 /// Apply the policy's `type:` overrides to an inferred text-format schema.
@@ -376,6 +365,53 @@ mod tests {
                 .map(|(n, t)| ArrowField::new(*n, t.clone(), true))
                 .collect::<Vec<_>>(),
         ))
+    }
+
+    #[test]
+    fn plan_errors_are_structured_for_callers() {
+        let p = policy(
+            "  a: { action: mask, keep_last: 2, basis: contract }\n  gone: { action: keep, basis: contract }\n  t: { action: tokenize, key: k9, basis: contract }\n",
+            "error",
+        );
+        let s = schema(&[
+            ("a", DataType::Date32),
+            ("extra", DataType::Int64),
+            ("t", DataType::Utf8),
+        ]);
+        // A missing key stops the plan first, as its own variant.
+        match Plan::new(
+            &p,
+            Arc::clone(&s),
+            &Keyring::generate_in_memory(&["k1"]),
+            "in",
+        ) {
+            Err(Error::MissingKey {
+                key_id, present, ..
+            }) => {
+                assert_eq!(key_id, "k9");
+                assert_eq!(present, ["k1"]);
+            }
+            other => panic!("expected MissingKey, got {other:?}"),
+        }
+        let ring = Keyring::generate_in_memory(&["k9"]);
+        let Err(Error::Plan { input, problems }) = Plan::new(&p, s, &ring, "in") else {
+            panic!("expected a plan error");
+        };
+        assert_eq!(input, "in");
+        assert!(
+            problems
+                .iter()
+                .any(|q| matches!(q, PlanProblem::Misfit { field, line: 8, .. } if field == "a")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(
+                |q| matches!(q, PlanProblem::UnlistedColumn { column, .. } if column == "extra")
+            )
+        );
+        assert!(problems.iter().any(
+            |q| matches!(q, PlanProblem::UnknownColumn { field, columns, .. } if field == "gone" && columns == &["a", "extra", "t"])
+        ));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Checking an output against its provenance, and signing provenance.
+//! Checking an output against its provenance.
 //!
 //! `verify` checks that the output's SHA-256, size and row count match the record, that the
 //! copy embedded in a Parquet footer agrees with the sidecar, that the output schema matches
@@ -14,93 +14,15 @@
 
 use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
-use crate::apply::sidecar_path;
 use crate::error::{Error, Result};
 use crate::io::{Format, Input, ReadOptions, sha256_file};
-use crate::keys::{Key, Keyring};
-use crate::provenance::{FORMAT, OUTPUT_KIND, PARQUET_KEY};
-
-/// The member holding the signature.
-pub const SIGNATURE: &str = "cl:signature";
-const KDF_INFO: &str = "cloakline/v1/sign/provenance";
-const CANONICALIZATION: &str =
-    "cloakline-canonical/v1: the document without cl:signature, object keys sorted, no whitespace";
-
-/// The canonical text of a JSON value: object keys sorted by code point, no whitespace.
-pub fn canonical_json(v: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                write_canonical(&m[*k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn mac_of(key: &Key, doc: &Value) -> String {
-    let sub = key.subkey("sign", "provenance");
-    let mut unsigned = doc.clone();
-    if let Value::Object(m) = &mut unsigned {
-        m.remove(SIGNATURE);
-    }
-    // HMAC accepts keys of any length.
-    let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(sub.as_ref()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(canonical_json(&unsigned).as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Add a `cl:signature` member to `doc`, signed with `key`.
-pub fn sign(doc: &mut Value, key: &Key) {
-    let value = mac_of(key, doc);
-    if let Value::Object(m) = doc {
-        m.insert(
-            SIGNATURE.into(),
-            json!({
-                "algorithm": "HMAC-SHA256",
-                "kdf": "HKDF-SHA256",
-                "kdfInfo": KDF_INFO,
-                "canonicalization": CANONICALIZATION,
-                "keyId": key.id(),
-                "keyFingerprint": key.fingerprint(),
-                "value": value,
-            }),
-        );
-    }
-}
+use crate::keys::Keyring;
+use crate::provenance::read::{embedded, parse_strict};
+use crate::provenance::sign::{CANONICALIZATION, KDF_INFO, SIGNATURE, mac_of};
+use crate::provenance::{FORMAT, OUTPUT_KIND, PARQUET_KEY, sidecar_path};
 
 /// One check and its outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -680,74 +602,6 @@ fn signature_check(doc: &Value, opts: &VerifyOptions) -> Check {
     }
 }
 
-/// Parse JSON, refusing an object that names a member twice: readers disagree on which copy
-/// counts, so a duplicate could show one value to a person and another to the signature.
-pub fn parse_strict(text: &str) -> std::result::Result<Value, String> {
-    serde_json::from_str::<NoDuplicates>(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => format!(
-            "a member name appears twice in one object (line {} column {})",
-            e.line(),
-            e.column()
-        ),
-        _ => format!("not valid JSON: {e}"),
-    })?;
-    serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))
-}
-
-/// Walks a document, failing on a repeated member name; builds nothing.
-struct NoDuplicates;
-
-impl<'de> Deserialize<'de> for NoDuplicates {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(NoDuplicates)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for NoDuplicates {
-    type Value = NoDuplicates;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_str<E>(self, _: &str) -> std::result::Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_unit<E>(self) -> std::result::Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<Self, A::Error> {
-        while seq.next_element::<NoDuplicates>()?.is_some() {}
-        Ok(self)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Self, A::Error> {
-        let mut seen = std::collections::HashSet::new();
-        while let Some(k) = map.next_key::<String>()? {
-            if !seen.insert(k) {
-                return Err(serde::de::Error::custom("duplicate member"));
-            }
-            map.next_value::<NoDuplicates>()?;
-        }
-        Ok(self)
-    }
-}
-
 /// The sidecar minus what the embedded copy cannot contain: the output's own checksum.
 fn strip_output_checksums(doc: &mut Value) {
     if let Some(g) = doc.get_mut("@graph").and_then(Value::as_array_mut) {
@@ -759,27 +613,4 @@ fn strip_output_checksums(doc: &mut Value) {
             }
         }
     }
-}
-
-/// The provenance copy in a Parquet file's footer, if any.
-pub fn embedded(path: &Path) -> std::result::Result<Option<Value>, String> {
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    // The Parquet reader asserts on some corrupt metadata: a panic is a damaged file.
-    let text = crate::error::catch_panic(|| {
-        use parquet::file::reader::FileReader;
-        let reader =
-            parquet::file::reader::SerializedFileReader::new(f).map_err(|e| e.to_string())?;
-        let kv = reader.metadata().file_metadata().key_value_metadata();
-        Ok::<_, String>(
-            kv.and_then(|kv| kv.iter().find(|e| e.key == PARQUET_KEY))
-                .and_then(|e| e.value.clone()),
-        )
-    })
-    .map_err(|_| "corrupt Parquet metadata".to_string())??;
-    let Some(text) = text else {
-        return Ok(None);
-    };
-    parse_strict(&text)
-        .map(Some)
-        .map_err(|e| format!("footer record: {e}"))
 }

@@ -2,7 +2,7 @@
 //! verdict, and draft a policy a person then completes.
 //!
 //! ```no_run
-//! use cloakline::scan::{Scan, recognizers::RecognizerSet};
+//! use cloakline::{jobs::scan::Scan, recognizers::RecognizerSet};
 //! # fn main() -> cloakline::Result<()> {
 //! let set = RecognizerSet::builtin().expect("built-in patterns compile");
 //! let report = Scan::new("examples/customers.csv").with_sample(10_000).run(&set)?;
@@ -12,8 +12,6 @@
 //! std::fs::write("draft.yaml", report.draft_policy("k1", &["EU"])).expect("writable");
 //! # Ok(()) }
 //! ```
-
-pub mod recognizers;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -26,7 +24,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::io::{Format, Input, ReadOptions};
 use crate::privacy::table::utf8;
-use recognizers::{Match, RecognizerSet};
+use crate::recognizers::{Match, RecognizerSet};
 
 /// The verdict on one column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -325,6 +323,114 @@ impl Scan {
     }
 }
 
+/// Counts over a column's sampled values, per recognizer and overall.
+struct Tally<'a> {
+    /// Values with at least one validated entity.
+    matching: Vec<u64>,
+    /// Values that are one validated entity as a whole.
+    whole: Vec<u64>,
+    /// Validated entities.
+    entities: Vec<u64>,
+    /// Values where the pattern matched, validated or not.
+    pattern: Vec<u64>,
+    nonnull: u64,
+    chars: u64,
+    spaced: u64,
+    distinct: HashSet<&'a str>,
+}
+
+fn tally<'a>(set: &RecognizerSet, context: &[usize], values: &'a [Option<String>]) -> Tally<'a> {
+    let n = set.recognizers().len();
+    let mut t = Tally {
+        matching: vec![0; n],
+        whole: vec![0; n],
+        entities: vec![0; n],
+        pattern: vec![0; n],
+        nonnull: 0,
+        chars: 0,
+        spaced: 0,
+        distinct: HashSet::new(),
+    };
+    let mut matches: Vec<Match> = Vec::new();
+    let mut rejected: Vec<usize> = Vec::new();
+    let mut hit = vec![false; n];
+    let mut candidate = vec![false; n];
+    for v in values.iter().flatten() {
+        t.nonnull += 1;
+        t.chars += v.chars().count() as u64;
+        if v.trim().contains(char::is_whitespace) {
+            t.spaced += 1;
+        }
+        t.distinct.insert(v.as_str());
+        set.find_with_rejects(v, context, &mut matches, &mut rejected);
+        hit.iter_mut().for_each(|h| *h = false);
+        candidate.iter_mut().for_each(|h| *h = false);
+        for &r in &rejected {
+            candidate[r] = true;
+        }
+        let (lo, hi) = (v.len() - v.trim_start().len(), v.trim_end().len());
+        for m in &matches {
+            t.entities[m.recognizer] += 1;
+            hit[m.recognizer] = true;
+            if m.start <= lo && m.end >= hi {
+                t.whole[m.recognizer] += 1;
+            }
+        }
+        for (i, h) in hit.iter().enumerate() {
+            if *h {
+                t.matching[i] += 1;
+            }
+            if *h || candidate[i] {
+                t.pattern[i] += 1;
+            }
+        }
+    }
+    t
+}
+
+/// What a column's evidence says: verdict, sensitivity, category, proposed action, reason.
+struct Decision {
+    verdict: Verdict,
+    sensitive: bool,
+    category: Option<String>,
+    action: String,
+    reason: String,
+}
+
+impl Decision {
+    fn new(
+        verdict: Verdict,
+        sensitive: bool,
+        category: Option<&str>,
+        action: &str,
+        reason: String,
+    ) -> Self {
+        Decision {
+            verdict,
+            sensitive,
+            category: category.map(str::to_string),
+            action: action.to_string(),
+            reason,
+        }
+    }
+}
+
+/// The evidence `decide` weighs, besides the recognizer hits.
+struct Evidence<'a> {
+    name: &'a str,
+    data_type: &'a DataType,
+    name_signals: &'a [String],
+    free_text: bool,
+    distinct_share: f64,
+    nonnull: u64,
+}
+
+impl Evidence<'_> {
+    fn signal(&self, c: &str) -> bool {
+        self.name_signals.iter().any(|s| s == c)
+    }
+}
+
 fn classify(
     set: &RecognizerSet,
     name: &str,
@@ -333,53 +439,11 @@ fn classify(
 ) -> ColumnReport {
     let context = set.column_signal(name);
     let recs = set.recognizers();
-    let mut matching = vec![0u64; recs.len()];
-    let mut whole = vec![0u64; recs.len()];
-    let mut entities = vec![0u64; recs.len()];
-    let mut matches: Vec<Match> = Vec::new();
-    let mut nonnull = 0u64;
-    let mut chars = 0u64;
-    let mut spaced = 0u64;
-    let mut distinct: HashSet<&str> = HashSet::new();
-    let mut hit = vec![false; recs.len()];
-    let mut pattern = vec![0u64; recs.len()];
-    let mut candidate = vec![false; recs.len()];
-    let mut rejected: Vec<usize> = Vec::new();
-    for v in values.iter().flatten() {
-        nonnull += 1;
-        chars += v.chars().count() as u64;
-        if v.trim().contains(char::is_whitespace) {
-            spaced += 1;
-        }
-        distinct.insert(v.as_str());
-        set.find_with_rejects(v, &context, &mut matches, &mut rejected);
-        hit.iter_mut().for_each(|h| *h = false);
-        candidate.iter_mut().for_each(|h| *h = false);
-        for &r in &rejected {
-            candidate[r] = true;
-        }
-        let (lo, hi) = (v.len() - v.trim_start().len(), v.trim_end().len());
-        for m in &matches {
-            entities[m.recognizer] += 1;
-            hit[m.recognizer] = true;
-            if m.start <= lo && m.end >= hi {
-                whole[m.recognizer] += 1;
-            }
-        }
-        for (i, h) in hit.iter().enumerate() {
-            if *h {
-                matching[i] += 1;
-            }
-            if *h || candidate[i] {
-                pattern[i] += 1;
-            }
-        }
-    }
-    let n = nonnull.max(1) as f64;
-    let average_chars = chars as f64 / n;
-    let distinct_share = distinct.len() as f64 / n;
+    let t = tally(set, &context, values);
+    let n = t.nonnull.max(1) as f64;
+    let average_chars = t.chars as f64 / n;
+    let distinct_share = t.distinct.len() as f64 / n;
     let mut name_signals: Vec<String> = context.iter().map(|&i| recs[i].name.clone()).collect();
-    let is_string = crate::kernels::is_string_type(data_type);
     let classes = [
         ("person_name", name_has(name, PERSON_NAME)),
         ("identifier", name_has(name, IDENTIFIER)),
@@ -393,173 +457,186 @@ fn classify(
         }
     }
     let signal = |c: &str| name_signals.iter().any(|s| s == c);
-    let free_text = is_string
+    let free_text = crate::kernels::is_string_type(data_type)
         && (signal("free_text")
-            || (average_chars >= 25.0 && spaced as f64 / n >= 0.5 && !signal("person_name")));
+            || (average_chars >= 25.0 && t.spaced as f64 / n >= 0.5 && !signal("person_name")));
     let mut hits: Vec<RecognizerHit> = (0..recs.len())
-        .filter(|&i| pattern[i] > 0)
+        .filter(|&i| t.pattern[i] > 0)
         .map(|i| RecognizerHit {
             recognizer: recs[i].name.clone(),
             category: recs[i].category.clone(),
-            share_pattern: pattern[i] as f64 / n,
-            share_matching: matching[i] as f64 / n,
-            share_whole_value: whole[i] as f64 / n,
-            entities: entities[i],
+            share_pattern: t.pattern[i] as f64 / n,
+            share_matching: t.matching[i] as f64 / n,
+            share_whole_value: t.whole[i] as f64 / n,
+            entities: t.entities[i],
             name_signal: context.contains(&i),
         })
         .collect();
     hits.sort_by(|a, b| b.share_whole_value.total_cmp(&a.share_whole_value));
+    let evidence = Evidence {
+        name,
+        data_type,
+        name_signals: &name_signals,
+        free_text,
+        distinct_share,
+        nonnull: t.nonnull,
+    };
+    let d = decide(set, &hits, &evidence);
+    ColumnReport {
+        name: name.to_string(),
+        data_type: data_type.to_string(),
+        sampled: t.nonnull,
+        nulls: values.len() as u64 - t.nonnull,
+        distinct_share,
+        average_chars,
+        free_text,
+        name_signals,
+        recognizers: hits,
+        verdict: d.verdict,
+        sensitive: d.sensitive,
+        category: d.category,
+        proposed_action: d.action,
+        reason: d.reason,
+    }
+}
+
+/// The verdict: a validated recognizer covering most values wins; then free text; then what
+/// the column name says; then embedded entities. Pattern matches that never validate are
+/// reported, not counted as evidence.
+fn decide(set: &RecognizerSet, hits: &[RecognizerHit], e: &Evidence) -> Decision {
+    let recs = set.recognizers();
     let best = hits.first().and_then(|h| {
         let i = set.index_of(&h.recognizer)?;
         let threshold = if h.name_signal { 0.3 } else { 0.5 };
         (h.share_whole_value >= threshold).then_some(i)
     });
     let any_embedded = hits.iter().any(|h| h.share_matching >= 0.01);
-    // Pattern matches that never validate are reported, not counted as evidence.
-
-    let temporal = matches!(
-        data_type,
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
-    );
-    let numeric = data_type.is_integer() || data_type.is_floating() || data_type.is_numeric();
-    let (verdict, sensitive, category, action, reason): (
-        Verdict,
-        bool,
-        Option<String>,
-        String,
-        String,
-    ) = if let Some(i) = best.filter(|_| !free_text) {
+    if let Some(i) = best.filter(|_| !e.free_text) {
         let r = &recs[i];
         let share = hits[0].share_whole_value * 100.0;
-        let verdict = if r.name == "date_of_birth" {
-            Verdict::QuasiIdentifier
+        let (verdict, action) = if r.name == "date_of_birth" {
+            (Verdict::QuasiIdentifier, "generalize")
         } else {
-            Verdict::DirectIdentifier
+            (Verdict::DirectIdentifier, "tokenize")
         };
-        let action = if verdict == Verdict::QuasiIdentifier {
-            "generalize".to_string()
+        let agrees = if hits[0].name_signal {
+            "; the column name agrees"
         } else {
-            "tokenize".to_string()
+            ""
         };
-        (
+        return Decision::new(
             verdict,
             r.sensitive_pipl || r.sensitive_gdpr,
-            Some(r.category.clone()),
+            Some(&r.category),
             action,
-            format!(
-                "{share:.0}% of values are {} (validated){}",
-                r.name,
-                if hits[0].name_signal {
-                    "; the column name agrees"
-                } else {
-                    ""
-                }
-            ),
-        )
-    } else if free_text {
-        if any_embedded {
-            let kinds: Vec<String> = hits
-                .iter()
-                .map(|h| format!("{} in {:.0}%", h.recognizer, h.share_matching * 100.0))
-                .collect();
-            (
-                Verdict::FreeTextWithPii,
-                hits.iter().any(|h| {
-                    set.index_of(&h.recognizer)
-                        .is_some_and(|i| recs[i].sensitive_pipl)
-                }),
-                None,
-                "scrub".into(),
-                format!("free text with {}", kinds.join(", ")),
-            )
-        } else {
-            (
-                Verdict::NoPiiFound,
-                false,
-                None,
-                "scrub".into(),
-                "free text; no entity found in the sample, scrubbed as a precaution".into(),
-            )
-        }
-    } else if signal("person_name") && is_string {
-        (
-            Verdict::DirectIdentifier,
-            false,
-            Some("pd:Name".into()),
-            "tokenize".into(),
-            "the column name says person names".into(),
-        )
-    } else if signal("identifier") && distinct_share >= 0.9 && nonnull > 0 {
-        (
-            Verdict::DirectIdentifier,
-            false,
-            Some("pd:Identifier".into()),
-            "tokenize".into(),
-            format!(
-                "the column name says identifier and {:.0}% of values are distinct",
-                distinct_share * 100.0
-            ),
-        )
-    } else if signal("sensitive") {
-        (
-            Verdict::Sensitive,
-            true,
-            None,
-            if numeric { "generalize" } else { "keep" }.into(),
-            "the column name suggests sensitive data; review the category".into(),
-        )
-    } else if signal("quasi_identifier") {
-        (
-            Verdict::QuasiIdentifier,
-            false,
-            None,
-            if temporal || numeric || name_has(name, ZIP) {
-                "generalize"
-            } else {
-                "keep"
-            }
-            .into(),
-            "the column name suggests a quasi-identifier".into(),
-        )
-    } else if any_embedded {
-        (
+            format!("{share:.0}% of values are {} (validated){agrees}", r.name),
+        );
+    }
+    if e.free_text {
+        return decide_free_text(set, hits, any_embedded);
+    }
+    if let Some(d) = decide_by_name(e) {
+        return d;
+    }
+    if any_embedded {
+        let kinds: Vec<String> = hits
+            .iter()
+            .map(|h| format!("{} ({:.0}%)", h.recognizer, h.share_matching * 100.0))
+            .collect();
+        return Decision::new(
             Verdict::FreeTextWithPii,
             false,
             None,
-            "scrub".into(),
-            format!(
-                "values contain {}",
-                hits.iter()
-                    .map(|h| format!("{} ({:.0}%)", h.recognizer, h.share_matching * 100.0))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    } else {
-        (
+            "scrub",
+            format!("values contain {}", kinds.join(", ")),
+        );
+    }
+    Decision::new(
+        Verdict::NoPiiFound,
+        false,
+        None,
+        "keep",
+        "no recognizer matched and the name gives no signal".into(),
+    )
+}
+
+/// Free text is scrubbed whether or not the sample showed an entity.
+fn decide_free_text(set: &RecognizerSet, hits: &[RecognizerHit], any_embedded: bool) -> Decision {
+    if !any_embedded {
+        return Decision::new(
             Verdict::NoPiiFound,
             false,
             None,
-            "keep".into(),
-            "no recognizer matched and the name gives no signal".into(),
-        )
-    };
-    ColumnReport {
-        name: name.to_string(),
-        data_type: data_type.to_string(),
-        sampled: nonnull,
-        nulls: values.len() as u64 - nonnull,
-        distinct_share,
-        average_chars,
-        free_text,
-        name_signals,
-        recognizers: hits,
-        verdict,
-        sensitive,
-        category,
-        proposed_action: action,
-        reason,
+            "scrub",
+            "free text; no entity found in the sample, scrubbed as a precaution".into(),
+        );
     }
+    let recs = set.recognizers();
+    let kinds: Vec<String> = hits
+        .iter()
+        .map(|h| format!("{} in {:.0}%", h.recognizer, h.share_matching * 100.0))
+        .collect();
+    let sensitive = hits.iter().any(|h| {
+        set.index_of(&h.recognizer)
+            .is_some_and(|i| recs[i].sensitive_pipl)
+    });
+    Decision::new(
+        Verdict::FreeTextWithPii,
+        sensitive,
+        None,
+        "scrub",
+        format!("free text with {}", kinds.join(", ")),
+    )
+}
+
+/// What the column name alone says, when it says something.
+fn decide_by_name(e: &Evidence) -> Option<Decision> {
+    let temporal = matches!(
+        e.data_type,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+    );
+    let dt = e.data_type;
+    let numeric = dt.is_integer() || dt.is_floating() || dt.is_numeric();
+    let is_string = crate::kernels::is_string_type(dt);
+    Some(if e.signal("person_name") && is_string {
+        Decision::new(
+            Verdict::DirectIdentifier,
+            false,
+            Some("pd:Name"),
+            "tokenize",
+            "the column name says person names".into(),
+        )
+    } else if e.signal("identifier") && e.distinct_share >= 0.9 && e.nonnull > 0 {
+        Decision::new(
+            Verdict::DirectIdentifier,
+            false,
+            Some("pd:Identifier"),
+            "tokenize",
+            format!(
+                "the column name says identifier and {:.0}% of values are distinct",
+                e.distinct_share * 100.0
+            ),
+        )
+    } else if e.signal("sensitive") {
+        Decision::new(
+            Verdict::Sensitive,
+            true,
+            None,
+            if numeric { "generalize" } else { "keep" },
+            "the column name suggests sensitive data; review the category".into(),
+        )
+    } else if e.signal("quasi_identifier") {
+        let generalize = temporal || numeric || name_has(e.name, ZIP);
+        Decision::new(
+            Verdict::QuasiIdentifier,
+            false,
+            None,
+            if generalize { "generalize" } else { "keep" },
+            "the column name suggests a quasi-identifier".into(),
+        )
+    } else {
+        return None;
+    })
 }
 
 fn yaml_str(s: &str) -> String {

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::kernels::descriptor::transform;
+
 pub const PRODUCER: &str = "https://github.com/cloakline/cloakline/tree/v0.1.0";
 pub const FACET_SCHEMA_URL: &str = "https://raw.githubusercontent.com/cloakline/cloakline/v0.1.0/docs/openlineage/CloaklineLawfulBasisDatasetFacet.json";
 
@@ -25,15 +27,6 @@ pub const LAWFUL_BASIS_FACET_SCHEMA_URL: &str = "https://raw.githubusercontent.c
 pub const LAWFUL_BASIS_FACET_KEY: &str = "cloakline_lawfulBasis";
 
 const RUN_ID_PREFIX: &str = "urn:cloakline:run:";
-/// Actions whose output no longer carries the original values.
-const OBFUSCATING_ACTIONS: [&str; 6] = [
-    "redact",
-    "mask",
-    "tokenize",
-    "encrypt",
-    "generalize",
-    "scrub",
-];
 
 /// Builds a `COMPLETE` RunEvent. `namespace` is used for the job and every dataset.
 pub fn run_event(doc: &Value, namespace: &str, job_name: &str) -> Value {
@@ -67,8 +60,64 @@ fn build(doc: &Value, namespace: &str, job_name: &str) -> (Value, Vec<String>) {
             by_id.entry(id).or_insert(n);
         }
     }
+    let (run_iri, run_id, event_time) = run_facts(doc, nodes, &mut problems);
 
-    // The record names its run; fall back to the only/first activity.
+    let datasets: Vec<&Value> = nodes.iter().filter(|n| has_type(n, "cl:Dataset")).collect();
+    let (outputs, inputs): (Vec<&Value>, Vec<&Value>) = datasets
+        .iter()
+        .partition(|d| str_at(d, "wasGeneratedBy").is_some_and(|g| run_iri.is_none_or(|r| r == g)));
+    if outputs.is_empty() {
+        problems.push("no output dataset (cl:Dataset with wasGeneratedBy the run)".into());
+    }
+    for d in &datasets {
+        if str_at(d, "cl:path").is_none() {
+            problems.push(format!("dataset {:?} has no cl:path", str_at(d, "@id")));
+        }
+    }
+
+    // Input-field IRI -> name of the input dataset listing it.
+    let mut field_owner: HashMap<&str, &str> = HashMap::new();
+    for d in &inputs {
+        for m in id_list(d.get("hadMember")) {
+            field_owner.entry(m).or_insert(dataset_name(d));
+        }
+    }
+    let graph = Graph {
+        nodes,
+        by_id,
+        field_owner,
+        inputs,
+        namespace,
+    };
+    let input_values: Vec<Value> = graph
+        .inputs
+        .iter()
+        .map(|d| dataset(namespace, d, Map::new()))
+        .collect();
+    let output_values: Vec<Value> = outputs
+        .iter()
+        .map(|out| graph.output_dataset(out, outputs.len(), &mut problems))
+        .collect();
+
+    let event = json!({
+        "eventType": "COMPLETE",
+        "eventTime": event_time,
+        "run": { "runId": run_id },
+        "job": { "namespace": namespace, "name": job_name },
+        "inputs": input_values,
+        "outputs": output_values,
+        "producer": PRODUCER,
+        "schemaURL": RUN_EVENT_SCHEMA_URL,
+    });
+    (event, problems)
+}
+
+/// The run's IRI, UUID and end time. The record names its run; else the only/first activity.
+fn run_facts<'a>(
+    doc: &'a Value,
+    nodes: &'a [Value],
+    problems: &mut Vec<String>,
+) -> (Option<&'a str>, String, &'a str) {
     let activities: Vec<&Value> = nodes
         .iter()
         .filter(|n| has_type(n, "prov:Activity"))
@@ -101,44 +150,30 @@ fn build(doc: &Value, namespace: &str, job_name: &str) -> (Value, Vec<String>) {
             ""
         }
     };
+    (run_iri, run_id, event_time)
+}
 
-    let datasets: Vec<&Value> = nodes.iter().filter(|n| has_type(n, "cl:Dataset")).collect();
-    let (outputs, inputs): (Vec<&Value>, Vec<&Value>) = datasets
-        .iter()
-        .partition(|d| str_at(d, "wasGeneratedBy").is_some_and(|g| run_iri.is_none_or(|r| r == g)));
-    if outputs.is_empty() {
-        problems.push("no output dataset (cl:Dataset with wasGeneratedBy the run)".into());
-    }
-    for d in &datasets {
-        if str_at(d, "cl:path").is_none() {
-            problems.push(format!("dataset {:?} has no cl:path", str_at(d, "@id")));
-        }
-    }
+/// The record's nodes, indexed for building the event.
+struct Graph<'a> {
+    nodes: &'a [Value],
+    by_id: HashMap<&'a str, &'a Value>,
+    /// Input-field IRI -> name of the input dataset listing it.
+    field_owner: HashMap<&'a str, &'a str>,
+    inputs: Vec<&'a Value>,
+    namespace: &'a str,
+}
 
-    // Input-field IRI -> name of the input dataset listing it.
-    let mut field_owner: HashMap<&str, &str> = HashMap::new();
-    for d in &inputs {
-        for m in id_list(d.get("hadMember")) {
-            field_owner.entry(m).or_insert(dataset_name(d));
-        }
-    }
-
-    let input_values: Vec<Value> = inputs
-        .iter()
-        .map(|d| dataset(namespace, d, Map::new()))
-        .collect();
-
-    let mut output_values = Vec::new();
-    for out in &outputs {
-        let members = id_list(out.get("hadMember"));
+impl<'a> Graph<'a> {
+    /// One output dataset with its column-lineage and lawful-basis facets.
+    fn output_dataset(&self, out: &'a Value, outputs: usize, problems: &mut Vec<String>) -> Value {
         let fields: Vec<&Value> = if out.get("hadMember").is_some() {
-            members
+            id_list(out.get("hadMember"))
                 .iter()
-                .filter_map(|id| by_id.get(id).copied())
+                .filter_map(|id| self.by_id.get(id).copied())
                 .filter(|n| n.get("cl:column").is_some())
                 .collect()
-        } else if outputs.len() == 1 {
-            nodes
+        } else if outputs == 1 {
+            self.nodes
                 .iter()
                 .filter(|n| n.get("cl:sourceColumn").is_some())
                 .collect()
@@ -147,14 +182,13 @@ fn build(doc: &Value, namespace: &str, job_name: &str) -> (Value, Vec<String>) {
         };
         let fallback_input = id_list(out.get("wasDerivedFrom"))
             .iter()
-            .filter_map(|id| by_id.get(id))
+            .filter_map(|id| self.by_id.get(id))
             .find(|n| has_type(n, "cl:Dataset"))
             .map(|n| dataset_name(n))
-            .or_else(|| match inputs.as_slice() {
+            .or_else(|| match self.inputs.as_slice() {
                 [only] => Some(dataset_name(only)),
                 _ => None,
             });
-
         let mut lineage = Map::new();
         let mut lawful = Map::new();
         for f in fields {
@@ -165,47 +199,10 @@ fn build(doc: &Value, namespace: &str, job_name: &str) -> (Value, Vec<String>) {
                 ));
                 continue;
             };
-            let derived = id_list(f.get("wasDerivedFrom"));
-            let input_name = derived
-                .iter()
-                .find_map(|id| field_owner.get(id).copied())
-                .or(fallback_input);
-            let source = str_at(f, "cl:sourceColumn").or_else(|| {
-                derived
-                    .iter()
-                    .find_map(|id| by_id.get(id).and_then(|n| str_at(n, "cl:column")))
-            });
-            let action = str_at(f, "cl:action");
-            let status = str_at(f, "cl:status");
-            if action.is_none() {
-                problems.push(format!("field {column}: no cl:action"));
-            } else if let Some(a) =
-                action.filter(|a| *a != "keep" && !OBFUSCATING_ACTIONS.contains(a))
-            {
-                problems.push(format!(
-                    "field {column}: unknown action {a:?}, masking left unset"
-                ));
-            }
-
-            let mut input_fields = Vec::new();
-            match (input_name, source) {
-                (Some(name), Some(src)) => input_fields.push(json!({
-                    "namespace": namespace,
-                    "name": name,
-                    "field": src,
-                    "transformations": [transformation(action, status, qi_generalized(f))],
-                })),
-                _ => problems.push(format!(
-                    "field {column}: input dataset or source column unknown"
-                )),
-            }
-            lineage.insert(column.to_string(), json!({ "inputFields": input_fields }));
-            lawful.insert(
-                column.to_string(),
-                lawful_entry(f, column, action, status, &mut problems),
-            );
+            let (inputs, basis) = self.field_entries(f, column, fallback_input, problems);
+            lineage.insert(column.to_string(), json!({ "inputFields": inputs }));
+            lawful.insert(column.to_string(), basis);
         }
-
         let mut facets = Map::new();
         facets.insert(
             "columnLineage".into(),
@@ -223,20 +220,51 @@ fn build(doc: &Value, namespace: &str, job_name: &str) -> (Value, Vec<String>) {
                 Value::Object(lawful),
             ),
         );
-        output_values.push(dataset(namespace, out, facets));
+        dataset(self.namespace, out, facets)
     }
 
-    let event = json!({
-        "eventType": "COMPLETE",
-        "eventTime": event_time,
-        "run": { "runId": run_id },
-        "job": { "namespace": namespace, "name": job_name },
-        "inputs": input_values,
-        "outputs": output_values,
-        "producer": PRODUCER,
-        "schemaURL": RUN_EVENT_SCHEMA_URL,
-    });
-    (event, problems)
+    /// A field's input fields (with the transformation) and its lawful-basis entry.
+    fn field_entries(
+        &self,
+        f: &Value,
+        column: &str,
+        fallback_input: Option<&str>,
+        problems: &mut Vec<String>,
+    ) -> (Vec<Value>, Value) {
+        let derived = id_list(f.get("wasDerivedFrom"));
+        let input_name = derived
+            .iter()
+            .find_map(|id| self.field_owner.get(id).copied())
+            .or(fallback_input);
+        let source = str_at(f, "cl:sourceColumn").or_else(|| {
+            derived
+                .iter()
+                .find_map(|id| self.by_id.get(id).and_then(|n| str_at(n, "cl:column")))
+        });
+        let action = str_at(f, "cl:action");
+        let status = str_at(f, "cl:status");
+        if action.is_none() {
+            problems.push(format!("field {column}: no cl:action"));
+        } else if let Some(a) = action.filter(|a| transform(a).is_none_or(|t| t.name == "drop")) {
+            problems.push(format!(
+                "field {column}: unknown action {a:?}, masking left unset"
+            ));
+        }
+        let mut input_fields = Vec::new();
+        match (input_name, source) {
+            (Some(name), Some(src)) => input_fields.push(json!({
+                "namespace": self.namespace,
+                "name": name,
+                "field": src,
+                "transformations": [transformation(action, status, qi_generalized(f))],
+            })),
+            _ => problems.push(format!(
+                "field {column}: input dataset or source column unknown"
+            )),
+        }
+        let basis = lawful_entry(f, column, action, status, problems);
+        (input_fields, basis)
+    }
 }
 
 /// Dataset entry; the schema facet (when `cl:schema` exists) goes first.
@@ -285,14 +313,16 @@ fn transformation(action: Option<&str>, status: Option<&str>, qi_generalized: bo
     };
     // None = we do not know whether values are obfuscated, so do not claim either way.
     let (subtype, masking) = match action {
-        Some("keep") if !qi_generalized => ("IDENTITY", Some(false)),
-        Some("keep") => {
+        Some("keep") if qi_generalized => {
             // The privacy model coarsened this kept column after the field rule ran.
             description.push_str(" (generalized by the privacy model)");
             ("TRANSFORMATION", Some(true))
         }
-        Some(a) if OBFUSCATING_ACTIONS.contains(&a) => ("TRANSFORMATION", Some(true)),
-        _ => ("TRANSFORMATION", None),
+        Some(a) => match transform(a).filter(|t| t.name != "drop") {
+            Some(t) => (t.lineage_subtype, Some(t.obfuscating)),
+            None => ("TRANSFORMATION", None),
+        },
+        None => ("TRANSFORMATION", None),
     };
     let mut t = Map::new();
     t.insert("type".into(), "DIRECT".into());
@@ -692,10 +722,10 @@ mod tests {
             let v: Value = serde_json::from_str(text).expect("json");
             v["$id"].as_str().expect("$id").to_string()
         };
-        let core = include_str!("../tests/openlineage/spec/OpenLineage.json");
-        let cl = include_str!("../tests/openlineage/spec/facets/ColumnLineageDatasetFacet.json");
-        let schema = include_str!("../tests/openlineage/spec/facets/SchemaDatasetFacet.json");
-        let custom = include_str!("../docs/openlineage/CloaklineLawfulBasisDatasetFacet.json");
+        let core = include_str!("../../tests/openlineage/spec/OpenLineage.json");
+        let cl = include_str!("../../tests/openlineage/spec/facets/ColumnLineageDatasetFacet.json");
+        let schema = include_str!("../../tests/openlineage/spec/facets/SchemaDatasetFacet.json");
+        let custom = include_str!("../../docs/openlineage/CloaklineLawfulBasisDatasetFacet.json");
         assert_eq!(
             format!("{}#/$defs/RunEvent", id(core)),
             RUN_EVENT_SCHEMA_URL

@@ -40,53 +40,11 @@ pub fn decrypt_file(
     input_format: Option<Format>,
     output_format: Option<Format>,
 ) -> Result<Vec<String>> {
-    let fmt = input_format
-        .or_else(|| Format::from_path(input))
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "cannot tell the format of {}; pass --input-format",
-                input.display()
-            ))
-        })?;
-    let out_fmt = output_format
-        .or_else(|| Format::from_path(output))
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "cannot tell the format of {}; pass --output-format",
-                output.display()
-            ))
-        })?;
+    let fmt = format_of(input, input_format, "--input-format")?;
+    let out_fmt = format_of(output, output_format, "--output-format")?;
     let src = Input::open(input, fmt, read, &|s: &Schema| Arc::new(s.clone()))?;
     let schema = src.schema.clone();
-    let mut targets: HashMap<String, Target> = HashMap::new();
-    if columns.is_empty() {
-        for (i, f) in schema.fields().iter().enumerate() {
-            if f.metadata().get(meta::ACTION).map(String::as_str) == Some("encrypt") {
-                targets.insert(f.name().clone(), target_from_meta(i, f));
-            }
-        }
-        if targets.is_empty() {
-            return Err(Error::Usage(format!(
-                "{} has no column marked as encrypted; name them with --column NAME[=DOMAIN]",
-                input.display()
-            )));
-        }
-    } else {
-        for c in columns {
-            let (name, domain) = match c.split_once('=') {
-                Some((n, d)) => (n.to_string(), Some(d.to_string())),
-                None => (c.clone(), None),
-            };
-            let (i, f) = schema.column_with_name(&name).ok_or_else(|| {
-                Error::Usage(format!("{} has no column `{name}`", input.display()))
-            })?;
-            let mut t = target_from_meta(i, f);
-            if let Some(d) = domain {
-                t.domain = d;
-            }
-            targets.insert(name, t);
-        }
-    }
+    let targets = targets(input, &schema, columns)?;
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -121,34 +79,12 @@ pub fn decrypt_file(
         .map(|(n, t)| (n.clone(), Decryptor::new(keyring, &t.domain)))
         .collect();
     for batch in src.batches()? {
-        let batch = batch?;
-        let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+        let mut arrays: Vec<ArrayRef> = batch?.columns().to_vec();
         for (name, t) in &targets {
             let dec = decryptors
                 .get_mut(name)
-                .ok_or_else(|| Error::Usage("internal: decryptor".into()))?;
-            let plain = dec.apply(&arrays[t.index]).map_err(|e| Error::Transform {
-                field: name.clone(),
-                message: e.to_string(),
-            })?;
-            arrays[t.index] = match &t.source_type {
-                Some(dt) => cast_with_options(
-                    &plain,
-                    dt,
-                    &CastOptions {
-                        safe: false,
-                        ..Default::default()
-                    },
-                )
-                // Arrow's cast error quotes the value: keep only the type.
-                .map_err(|_| Error::Transform {
-                    field: name.clone(),
-                    message: format!(
-                        "a decrypted value does not parse as {dt} (the value is not shown)"
-                    ),
-                })?,
-                None => plain,
-            };
+                .ok_or_else(|| Error::Internal("no decryptor for a target column".into()))?;
+            arrays[t.index] = decrypt_column(dec, name, t, &arrays[t.index])?;
         }
         writer.write(&RecordBatch::try_new(out_schema.clone(), arrays)?)?;
     }
@@ -157,6 +93,76 @@ pub fn decrypt_file(
     let mut names: Vec<String> = targets.into_keys().collect();
     names.sort();
     Ok(names)
+}
+
+/// The format given, else the one the extension names.
+fn format_of(path: &Path, given: Option<Format>, flag: &str) -> Result<Format> {
+    given.or_else(|| Format::from_path(path)).ok_or_else(|| {
+        Error::Usage(format!(
+            "cannot tell the format of {}; pass {flag}",
+            path.display()
+        ))
+    })
+}
+
+/// The columns to decrypt: those named (`NAME` or `NAME=DOMAIN`), or when none are, every
+/// column whose metadata says it was encrypted.
+fn targets(input: &Path, schema: &Schema, columns: &[String]) -> Result<HashMap<String, Target>> {
+    let mut targets = HashMap::new();
+    if columns.is_empty() {
+        for (i, f) in schema.fields().iter().enumerate() {
+            if f.metadata().get(meta::ACTION).map(String::as_str) == Some("encrypt") {
+                targets.insert(f.name().clone(), target_from_meta(i, f));
+            }
+        }
+        if targets.is_empty() {
+            return Err(Error::Usage(format!(
+                "{} has no column marked as encrypted; name them with --column NAME[=DOMAIN]",
+                input.display()
+            )));
+        }
+        return Ok(targets);
+    }
+    for c in columns {
+        let (name, domain) = match c.split_once('=') {
+            Some((n, d)) => (n.to_string(), Some(d.to_string())),
+            None => (c.clone(), None),
+        };
+        let (i, f) = schema
+            .column_with_name(&name)
+            .ok_or_else(|| Error::Usage(format!("{} has no column `{name}`", input.display())))?;
+        let mut t = target_from_meta(i, f);
+        if let Some(d) = domain {
+            t.domain = d;
+        }
+        targets.insert(name, t);
+    }
+    Ok(targets)
+}
+
+/// One column decrypted and cast back to its recorded type.
+fn decrypt_column(
+    dec: &mut Decryptor,
+    name: &str,
+    t: &Target,
+    array: &ArrayRef,
+) -> Result<ArrayRef> {
+    let plain = dec.apply(array).map_err(|e| Error::Transform {
+        field: name.to_string(),
+        message: e.to_string(),
+    })?;
+    let Some(dt) = &t.source_type else {
+        return Ok(plain);
+    };
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    // Arrow's cast error quotes the value: keep only the type.
+    cast_with_options(&plain, dt, &options).map_err(|_| Error::Transform {
+        field: name.to_string(),
+        message: format!("a decrypted value does not parse as {dt} (the value is not shown)"),
+    })
 }
 
 fn target_from_meta(index: usize, f: &Field) -> Target {

@@ -1,0 +1,196 @@
+//! The command-line door: one file per command, and what several commands share (flags
+//! declared once, printing, keyring loading, the progress bar).
+
+pub(crate) use std::io::IsTerminal;
+pub(crate) use std::path::{Path, PathBuf};
+pub(crate) use std::sync::Arc;
+
+pub(crate) use clap::builder::TypedValueParser as _;
+pub(crate) use clap::{Args, Subcommand};
+
+pub(crate) use cloakline::engine::{Cancel, Progress};
+pub(crate) use cloakline::io::{Format, ReadOptions, refuse_collisions};
+pub(crate) use cloakline::jobs::apply::Apply;
+pub(crate) use cloakline::keys::Keyring;
+pub(crate) use cloakline::policy::Policy;
+pub(crate) use cloakline::{Error, Result};
+
+/// `println!`/`eprintln!` with control characters escaped (see [`printable`]).
+macro_rules! outln {
+    ($($t:tt)*) => { println!("{}", $crate::cli::printable(&format!($($t)*))) };
+}
+macro_rules! errln {
+    ($($t:tt)*) => { eprintln!("{}", $crate::cli::printable(&format!($($t)*))) };
+}
+
+pub(crate) mod apply;
+pub(crate) mod check;
+pub(crate) mod decrypt;
+pub(crate) mod keys;
+pub(crate) mod report;
+pub(crate) mod ropa;
+pub(crate) mod scan;
+pub(crate) mod schema;
+pub(crate) mod sql;
+pub(crate) mod validate;
+pub(crate) mod verify;
+
+#[derive(Args)]
+pub(crate) struct KeyringArg {
+    /// Keyring file (JSON with named 256-bit keys). Create one with `cloakline keys generate`.
+    #[arg(long, env = "CLOAKLINE_KEYRING", value_name = "FILE")]
+    keyring: Option<PathBuf>,
+}
+
+/// `parquet`, `csv` or `ndjson` (listed in `--help`).
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    clap::builder::PossibleValuesParser::new(["parquet", "csv", "ndjson"])
+        .try_map(|s| s.parse::<Format>())
+}
+
+#[derive(Args)]
+pub(crate) struct FormatArgs {
+    /// Input format; default: from the file extension (.parquet, .csv/.tsv, .ndjson/.jsonl).
+    #[arg(long, value_parser = format_parser(), value_name = "FORMAT")]
+    input_format: Option<Format>,
+    /// CSV field delimiter (one ASCII character; `\t` for tab). Used for CSV input and output.
+    #[arg(long, default_value = ",", value_name = "CHAR")]
+    delimiter: String,
+    /// Rows per batch (1 to 1,048,576).
+    #[arg(long, default_value_t = 8192, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    batch_size: u64,
+}
+
+/// A job's progress as a bar on stderr.
+#[derive(Default)]
+struct Bar(std::sync::OnceLock<indicatif::ProgressBar>);
+
+impl Progress for Bar {
+    fn start(&self, total_rows: Option<u64>) {
+        let (bar, template) = match total_rows {
+            Some(n) => (
+                indicatif::ProgressBar::new(n),
+                "{bar:40} {pos}/{len} rows ({per_sec}, {eta} left)",
+            ),
+            None => (
+                indicatif::ProgressBar::new_spinner(),
+                "{spinner} {pos} rows ({per_sec})",
+            ),
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        let _ = self.0.set(bar);
+    }
+    fn advance(&self, rows: u64) {
+        if let Some(b) = self.0.get() {
+            b.inc(rows);
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = self.0.get() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// `text` with control characters (terminal escapes in column names, file names…) shown as
+/// escapes, so nothing from a file can drive the terminal. Newlines and tabs stay.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Print a result for machines (`--json`) or people, flushed before any error message.
+fn show<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        print!("{}", printable(&text()));
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// Write `text` to `output` atomically, or to stdout.
+fn write_or_print(output: Option<&Path>, text: &str) -> Result<()> {
+    match output {
+        Some(o) => {
+            cloakline::io::write_atomically(o, |f| std::io::Write::write_all(f, text.as_bytes()))
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn delimiter(s: &str) -> Result<u8> {
+    match s {
+        "\\t" | "tab" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(Error::Usage(format!(
+            "--delimiter must be one ASCII character, got {s:?}"
+        ))),
+    }
+}
+
+fn read_options(f: &FormatArgs) -> Result<ReadOptions> {
+    Ok(ReadOptions {
+        batch_size: f.batch_size as usize,
+        delimiter: delimiter(&f.delimiter)?,
+        ..Default::default()
+    })
+}
+
+/// The keyring, if the policy needs one (or an empty one when it does not).
+fn keyring_for(policy: Option<&Policy>, arg: &KeyringArg) -> Result<Keyring> {
+    match &arg.keyring {
+        Some(p) => load_keyring(p),
+        None => {
+            let needs: Vec<&str> = policy
+                .map(|p| {
+                    p.fields
+                        .values()
+                        .filter_map(|f| f.action.key_id())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if needs.is_empty() && policy.is_some() {
+                Ok(Keyring::default())
+            } else {
+                Err(Error::Keyring {
+                    path: "(none)".into(),
+                    message: format!(
+                        "{}no keyring given; pass --keyring FILE or set CLOAKLINE_KEYRING",
+                        if needs.is_empty() {
+                            String::new()
+                        } else {
+                            format!("the policy uses key(s) {}, but ", needs.join(", "))
+                        }
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// Load a keyring and show its notices (readable by others, demo keys) on stderr.
+fn load_keyring(path: &Path) -> Result<Keyring> {
+    let ring = Keyring::load(path)?;
+    for n in ring.notices() {
+        errln!("warning: {n}");
+    }
+    Ok(ring)
+}

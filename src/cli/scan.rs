@@ -1,0 +1,80 @@
+//! `cloakline scan`: personal data found per column; optionally a drafted policy.
+
+use super::*;
+
+#[derive(Args)]
+pub(crate) struct ScanArgs {
+    /// Input file (.parquet, .csv/.tsv, .ndjson/.jsonl).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Rows examined: all rows up to N, a uniform (reservoir) sample of N beyond it.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    sample: usize,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Write a draft policy here (refused if the file exists, unless --overwrite). Its lawful
+    /// bases, controller and purpose are TODO: `validate` rejects it until a person fills them.
+    #[arg(long, value_name = "FILE")]
+    draft_policy: Option<PathBuf>,
+    /// Key id the draft uses for tokenized columns.
+    #[arg(long, default_value = "k1", value_name = "ID")]
+    key_id: String,
+    /// Jurisdictions of the draft, comma-separated: EU, CN.
+    #[arg(long, default_value = "EU", value_name = "LIST")]
+    jurisdictions: String,
+    /// Also use this policy's custom `recognizers:`.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Replace an existing --draft-policy file.
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    formats: FormatArgs,
+}
+
+pub(crate) fn run(a: ScanArgs) -> Result<()> {
+    let set = match &a.policy {
+        Some(p) => Policy::load(p)?.recognizers.as_ref().clone(),
+        None => cloakline::recognizers::RecognizerSet::builtin()
+            .map_err(|e| Error::Internal(format!("built-in recognizers: {e}")))?,
+    };
+    let jur: Vec<String> = a
+        .jurisdictions
+        .split(',')
+        .map(|j| j.trim().to_string())
+        .filter(|j| !j.is_empty())
+        .collect();
+    if jur.is_empty() || jur.iter().any(|j| j != "EU" && j != "CN") {
+        return Err(Error::Usage(format!(
+            "--jurisdictions takes EU, CN or EU,CN; got {:?}",
+            a.jurisdictions
+        )));
+    }
+    if let Some(d) = &a.draft_policy
+        && d.exists()
+        && !a.overwrite
+    {
+        return Err(Error::Usage(format!(
+            "{} exists; it may hold a reviewed policy. Choose another name or pass --overwrite",
+            d.display()
+        )));
+    }
+    let read = read_options(&a.formats)?;
+    let report = cloakline::jobs::scan::Scan::new(&a.input)
+        .with_format(a.formats.input_format)
+        .with_delimiter(read.delimiter)
+        .with_sample(a.sample)
+        .run(&set)?;
+    if let Some(d) = &a.draft_policy {
+        let j: Vec<&str> = jur.iter().map(String::as_str).collect();
+        let text = report.draft_policy(&a.key_id, &j);
+        cloakline::io::write_atomically(d, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+        errln!(
+            "draft policy written to {} (fill in every TODO, then run `cloakline validate`)",
+            d.display()
+        );
+    }
+    show(a.json, &report, || report.to_text());
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `cloakline sql`: a query with the cloakline functions registered.
+
+use super::*;
+
+#[derive(Args)]
+pub(crate) struct SqlArgs {
+    /// The query, e.g. "SELECT tokenize(email, 'k1') FROM customers".
+    query: String,
+    /// Register a file as a table (repeatable): NAME=PATH (.parquet, .csv/.tsv, .ndjson/.jsonl).
+    /// PATH may be a directory of files of one format, read as one table.
+    #[arg(long = "table", value_name = "NAME=PATH")]
+    tables: Vec<cloakline::sql::TableArg>,
+    #[command(flatten)]
+    keyring: KeyringArg,
+    /// Also register the policy's masked view of the first table, as <NAME>_shared.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Write the result to this file (.parquet or .csv) with <FILE>.provenance.json,
+    /// instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// CSV field delimiter for CSV tables and output.
+    #[arg(long, default_value = ",", value_name = "CHAR")]
+    delimiter: String,
+    /// Also run DDL (CREATE EXTERNAL TABLE), DML (COPY … TO, INSERT) and statements (SET).
+    /// Off by default: they read and write arbitrary files with no policy and no provenance.
+    #[arg(long)]
+    allow_unsafe_sql: bool,
+}
+
+pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
+    if let Some(o) = &q.output {
+        let mut ins: Vec<(&str, &Path)> = q
+            .tables
+            .iter()
+            .map(|t| ("a --table", t.path.as_path()))
+            .collect();
+        ins.extend(q.policy.as_deref().map(|p| ("--policy", p)));
+        ins.extend(q.keyring.keyring.as_deref().map(|k| ("--keyring", k)));
+        let side = cloakline::provenance::sidecar_path(o);
+        refuse_collisions(&ins, &[("--output", o), ("its provenance", &side)])?;
+    }
+    let policy = q.policy.as_deref().map(Policy::load).transpose()?;
+    let keyring = match &q.keyring.keyring {
+        Some(p) => load_keyring(p)?,
+        None => Keyring::default(),
+    };
+    let job = cloakline::jobs::sql::SqlJob {
+        query: q.query,
+        tables: q.tables,
+        keyring: std::sync::Arc::new(keyring),
+        policy: policy.as_ref(),
+        output: q.output,
+        allow_unsafe: q.allow_unsafe_sql,
+        cancel: cancel.clone(),
+        read: ReadOptions {
+            delimiter: delimiter(&q.delimiter)?,
+            ..Default::default()
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            path: "<async runtime>".into(),
+            source: e,
+        })?;
+    match rt.block_on(job.run())? {
+        cloakline::jobs::sql::QueryOutcome::Rows(batches) => {
+            let table = arrow::util::pretty::pretty_format_batches(&batches)?;
+            outln!("{table}");
+        }
+        cloakline::jobs::sql::QueryOutcome::Written {
+            rows,
+            output,
+            provenance,
+        } => {
+            errln!(
+                "wrote {} ({rows} rows) and {}",
+                output.display(),
+                provenance.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Finding data files (no symlinked directories, nothing read twice), hashing them, and
+//! refusing an output that would replace an input.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+use super::*;
+
+/// The data files under `dir`, recursively and sorted, skipping hidden entries; only those of
+/// `format` when given. A directory without data files is an error.
+///
+/// Symbolic links to directories are not followed: a link such as `current -> .` would read
+/// every file again and again (inflating k-anonymity classes), and a link can reach outside the
+/// input. Links to files are read like files, but a file reached twice (through a link or a
+/// hard link) is refused: its records would count twice.
+pub fn data_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            if entry.file_name().as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
+            let p = entry.path();
+            let kind = entry.file_type().map_err(|e| Error::io(&p, e))?;
+            if kind.is_dir() {
+                walk(&p, out)?;
+            } else if kind.is_symlink() && p.is_dir() {
+                continue;
+            } else {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.retain(|p| match format {
+        Some(f) => Format::from_path(p) == Some(f),
+        None => Format::from_path(p).is_some(),
+    });
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} contains no {} files",
+            dir.display(),
+            match format {
+                Some(f) => format!(".{}", f.extension()),
+                None => ".parquet, .csv or .ndjson".into(),
+            }
+        )));
+    }
+    let mut seen: std::collections::HashMap<PathBuf, &PathBuf> = Default::default();
+    for f in &files {
+        let key = match inode(f) {
+            Some((dev, ino)) => PathBuf::from(format!("{dev}:{ino}")),
+            None => identity(f),
+        };
+        if let Some(first) = seen.insert(key, f) {
+            return Err(Error::Usage(format!(
+                "{} and {} are the same file (a link); its records would be read twice. \
+                 Remove the link from {}",
+                first.display(),
+                f.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(files)
+}
+
+/// The files of a table given as a file or a directory of files.
+pub fn table_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_dir() {
+        data_files(path, None)
+    } else {
+        Ok(vec![path.to_path_buf()])
+    }
+}
+
+/// SHA-256 of a file, lowercase hex, and its size.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut f = open_file(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = std::io::Read::read(&mut f, &mut buf).map_err(|e| Error::io(path, e))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// Where `path` is or would be: symlinks of existing paths resolved, and for a path that does
+/// not exist yet, its nearest existing ancestor resolved and the rest appended.
+pub(super) fn identity(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    for base in abs.ancestors().skip(1) {
+        if let Ok(real) = base.canonicalize() {
+            let mut out = real;
+            for c in abs.strip_prefix(base).unwrap_or(&abs).components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::Normal(n) => out.push(n),
+                    _ => {}
+                }
+            }
+            return out;
+        }
+    }
+    abs
+}
+
+/// Device and inode of an existing path (following links), to catch hard links.
+#[cfg(unix)]
+pub(super) fn inode(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+pub(super) fn inode(_: &Path) -> Option<(u64, u64)> {
+    None
+}
+
+/// Refuse outputs that would replace or land inside an input, or each other. Each entry is a
+/// role and a path, e.g. `("--output", p)`, `("the policy", q)`. Outputs need not exist yet.
+pub fn refuse_collisions(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
+    let ins: Vec<(&str, &Path, PathBuf)> =
+        inputs.iter().map(|&(r, p)| (r, p, identity(p))).collect();
+    let outs: Vec<(&str, &Path, PathBuf)> =
+        outputs.iter().map(|&(r, p)| (r, p, identity(p))).collect();
+    let same = |a: &(&str, &Path, PathBuf), b: &(&str, &Path, PathBuf)| {
+        a.2 == b.2 || matches!((inode(a.1), inode(b.1)), (Some(x), Some(y)) if x == y)
+    };
+    for (i, o) in outs.iter().enumerate() {
+        for inp in &ins {
+            if same(o, inp) {
+                return Err(Error::Usage(format!(
+                    "{} ({}) is the same file as {} ({}); writing it would destroy {}. \
+                     Choose another path for {}",
+                    o.0,
+                    o.1.display(),
+                    inp.0,
+                    inp.1.display(),
+                    inp.0,
+                    o.0
+                )));
+            }
+            if o.2.starts_with(&inp.2) {
+                return Err(Error::Usage(format!(
+                    "{} ({}) lies inside {} ({}); write it outside the input",
+                    o.0,
+                    o.1.display(),
+                    inp.0,
+                    inp.1.display()
+                )));
+            }
+            if inp.2.starts_with(&o.2) {
+                return Err(Error::Usage(format!(
+                    "{} ({}) lies inside {} ({}); replacing {} would destroy it. \
+                     Choose an output outside the input",
+                    inp.0,
+                    inp.1.display(),
+                    o.0,
+                    o.1.display(),
+                    o.0
+                )));
+            }
+        }
+        for other in &outs[i + 1..] {
+            if same(o, other) || o.2.starts_with(&other.2) || other.2.starts_with(&o.2) {
+                return Err(Error::Usage(format!(
+                    "{} ({}) and {} ({}) name the same file (or one lies inside the other); \
+                     choose different paths",
+                    o.0,
+                    o.1.display(),
+                    other.0,
+                    other.1.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}

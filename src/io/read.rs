@@ -1,0 +1,299 @@
+//! Readers: Parquet, CSV and NDJSON into record batches, with data-free error messages.
+
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::{Error, Result};
+
+use super::*;
+
+/// An opened input: its schema, its batches and (when known) its row count.
+pub struct Input {
+    pub path: PathBuf,
+    pub format: Format,
+    pub schema: SchemaRef,
+    pub rows: Option<u64>,
+    file: File,
+    options: ReadOptions,
+}
+
+/// `f()`, with a panic of the Parquet reader (it asserts on some corrupt metadata) turned
+/// into a data error naming the file.
+pub(crate) fn unpanicked<T>(shown: &str, f: impl FnOnce() -> T) -> Result<T> {
+    crate::error::catch_panic(f).map_err(|_| {
+        Error::data(
+            shown,
+            "corrupt Parquet metadata (the reader rejected it); the file is damaged or not a Parquet file",
+        )
+    })
+}
+
+pub(super) fn open_file(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(path, e))
+}
+
+impl Input {
+    /// Open `path` and learn its schema without reading the data (text formats read a sample
+    /// to infer types). `override_schema` adjusts the inferred text schema (policy `type:`).
+    pub fn open(
+        path: &Path,
+        format: Format,
+        options: &ReadOptions,
+        override_schema: &dyn Fn(&Schema) -> SchemaRef,
+    ) -> Result<Input> {
+        options.check()?;
+        let options = &ReadOptions {
+            delimiter: options.delimiter_for(path),
+            ..options.clone()
+        };
+        let mut file = open_file(path)?;
+        let shown = path.display().to_string();
+        let (schema, rows) = match format {
+            Format::Parquet => {
+                let f = file.try_clone().map_err(|e| Error::io(path, e))?;
+                let b = unpanicked(&shown, || ParquetRecordBatchReaderBuilder::try_new(f))?
+                    .map_err(|e| {
+                        Error::data(&shown, format!("not a readable Parquet file: {e}"))
+                    })?;
+                let rows = b.metadata().file_metadata().num_rows() as u64;
+                (Arc::clone(b.schema()), Some(rows))
+            }
+            Format::Csv => {
+                let fmt = csv_format(options);
+                let (schema, _) = fmt
+                    .infer_schema(BufReader::new(&mut file), Some(options.infer_rows))
+                    .map_err(|e| {
+                        Error::data(
+                            &shown,
+                            format!(
+                                "cannot read the CSV header and types: {}",
+                                csv_message(&e, &Schema::empty())
+                            ),
+                        )
+                    })?;
+                if schema.fields().is_empty() {
+                    return Err(Error::data(&shown, "the CSV file has no header row"));
+                }
+                (override_schema(&nulls_as_strings(&schema)), None)
+            }
+            Format::Ndjson => {
+                let (schema, _) = arrow::json::reader::infer_json_schema(
+                    BufReader::new(&mut file),
+                    Some(options.infer_rows),
+                )
+                .map_err(|e| {
+                    Error::data(
+                        &shown,
+                        format!("cannot infer NDJSON types: {}", json_message(&e, None)),
+                    )
+                })?;
+                (override_schema(&schema), None)
+            }
+        };
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Input {
+            path: path.to_path_buf(),
+            format,
+            schema,
+            rows,
+            file,
+            options: options.clone(),
+        })
+    }
+
+    /// Stream the batches.
+    pub fn batches(self) -> Result<BatchIter> {
+        let shown = self.path.display().to_string();
+        let opts = self.options;
+        match self.format {
+            Format::Parquet => {
+                let file = self.file;
+                let mut reader = unpanicked(&shown, || {
+                    ParquetRecordBatchReaderBuilder::try_new(file)
+                        .and_then(|b| b.with_batch_size(opts.batch_size).build())
+                })?
+                .map_err(|e| Error::data(&shown, format!("not a readable Parquet file: {e}")))?;
+                Ok(Box::new(std::iter::from_fn(move || {
+                    unpanicked(&shown, || reader.next())
+                        .map(|n| {
+                            n.map(|r| {
+                                r.map_err(|e| {
+                                    Error::data(
+                                        &shown,
+                                        format!("corrupt or unreadable Parquet data: {e}"),
+                                    )
+                                })
+                            })
+                        })
+                        .unwrap_or_else(|e| Some(Err(e)))
+                })))
+            }
+            Format::Csv => {
+                let schema = self.schema.clone();
+                let reader = arrow::csv::ReaderBuilder::new(self.schema)
+                    .with_format(csv_format(&opts))
+                    .with_batch_size(opts.batch_size)
+                    .build(BufReader::with_capacity(1 << 20, self.file))
+                    .map_err(|e| Error::data(&shown, csv_message(&e, &schema)))?;
+                Ok(Box::new(reader.map(move |r| {
+                    r.map_err(|e| {
+                        Error::data(
+                            &shown,
+                            format!("bad CSV data: {}", csv_message(&e, &schema)),
+                        )
+                    })
+                })))
+            }
+            Format::Ndjson => {
+                // Strict: a key missing from the inferred columns is an error, not dropped.
+                let reader = arrow::json::ReaderBuilder::new(self.schema)
+                    .with_batch_size(opts.batch_size)
+                    .with_strict_mode(true)
+                    .build(BufReader::with_capacity(1 << 20, self.file))
+                    .map_err(|e| Error::data(&shown, json_message(&e, None)))?;
+                let mut done = 0u64;
+                Ok(Box::new(reader.map(move |r| match r {
+                    Ok(b) => {
+                        done += b.num_rows() as u64;
+                        Ok(b)
+                    }
+                    Err(e) => {
+                        let at = (done + 1, done + opts.batch_size as u64, opts.infer_rows);
+                        Err(Error::data(
+                            &shown,
+                            format!("bad NDJSON data: {}", json_message(&e, Some(at))),
+                        ))
+                    }
+                })))
+            }
+        }
+    }
+}
+
+/// A CSV reading error without data: Arrow's parse errors quote the value and the whole row,
+/// so only the line, the column and the expected type are kept.
+pub(super) fn csv_message(e: &arrow::error::ArrowError, schema: &Schema) -> String {
+    use arrow::error::ArrowError as A;
+    match e {
+        // Positions and counts only (arrow-csv and the csv crate).
+        A::CsvError(m) => m.clone(),
+        A::IoError(..) | A::ExternalError(_) => e.to_string(),
+        A::ParseError(m) => {
+            // The templates of arrow-csv's parse errors; anything else keeps no position.
+            let at = regex::Regex::new(
+                r"^Error parsing column (\d+) at line (\d+): |' as type '[^']*' for column (\d+) at line (\d+)\. Row data: '",
+            )
+            .ok()
+            .and_then(|re| re.captures(m));
+            let num = |i: usize, j: usize| {
+                at.as_ref()
+                    .and_then(|c| c.get(i).or_else(|| c.get(j)))
+                    .and_then(|d| d.as_str().parse::<usize>().ok())
+            };
+            let (col, line) = (num(1, 3), num(2, 4));
+            let mut out = String::new();
+            // Arrow counts lines from 0 at the header; people count from 1.
+            if let Some(l) = line {
+                out.push_str(&format!("line {}, ", l + 1));
+            }
+            match col.and_then(|c| schema.fields().get(c).map(|f| (c, f))) {
+                Some((c, f)) => out.push_str(&format!(
+                    "column {} `{}`: a value is not a valid {}",
+                    c + 1,
+                    f.name().escape_debug(),
+                    f.data_type()
+                )),
+                None => out.push_str("a value does not fit its column's type"),
+            }
+            out.push_str(
+                " (the value is not shown); fix it, or declare the column's `type:` in the policy",
+            );
+            out
+        }
+        _ => "the data could not be decoded (details withheld: they may quote a value)".into(),
+    }
+}
+
+/// An NDJSON reading error without data. `at` is the first and last record of the failing
+/// batch and the number of records the columns were inferred from.
+pub(super) fn json_message(e: &arrow::error::ArrowError, at: Option<(u64, u64, usize)>) -> String {
+    let arrow::error::ArrowError::JsonError(m) = e else {
+        return match e {
+            arrow::error::ArrowError::IoError(..) => e.to_string(),
+            _ => "the data could not be decoded (details withheld: they may quote a value)".into(),
+        };
+    };
+    let mut rest = m.as_str();
+    let mut fields = Vec::new();
+    while let Some(r) = rest.strip_prefix("whilst decoding field '") {
+        let Some(end) = r.find("': ") else { break };
+        fields.push(r[..end].escape_debug().to_string());
+        rest = &r[end + 3..];
+    }
+    let place = match at {
+        Some((a, b, _)) => format!("in records {a}-{b}: "),
+        None => String::new(),
+    };
+    let field = match fields.is_empty() {
+        true => String::new(),
+        false => format!("field `{}`: ", fields.join(".")),
+    };
+    let what = if let Some(key) = rest
+        .strip_prefix("column '")
+        .and_then(|r| r.strip_suffix("' missing from schema"))
+    {
+        let seen = at.map(|(_, _, n)| n).unwrap_or(10_000);
+        format!(
+            "key `{}` is not among the columns inferred from the first {seen} records; \
+             put a record that has every key first",
+            key.escape_debug()
+        )
+    } else if let Some(r) = rest.strip_prefix("expected ") {
+        let ty = r.split(" got ").next().unwrap_or("");
+        format!("a value is not a valid {ty} (the value is not shown)")
+    } else if rest.starts_with("failed to parse ") {
+        let ty = rest.rsplit(" as ").next().unwrap_or("");
+        format!("a value is not a valid {ty} (the value is not shown)")
+    } else if let Some(ctx) = rest
+        .strip_prefix("Encountered unexpected '")
+        .and_then(|r| r.split_once("' whilst "))
+    {
+        format!("malformed JSON: an unexpected character whilst {}", ctx.1)
+    } else if rest.starts_with("Truncated record")
+        || rest.starts_with("Incompatible type found during schema inference")
+        || rest.starts_with("Not valid JSON: ")
+    {
+        rest.to_string()
+    } else {
+        "the data could not be decoded (details withheld: they may quote a value)".into()
+    };
+    format!("{place}{field}{what}")
+}
+
+/// Columns with no values to infer from (empty file, all empty) are read as strings.
+pub(super) fn nulls_as_strings(schema: &Schema) -> Schema {
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            arrow::datatypes::DataType::Null => f
+                .as_ref()
+                .clone()
+                .with_data_type(arrow::datatypes::DataType::Utf8),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new(fields)
+}
+
+pub(super) fn csv_format(options: &ReadOptions) -> arrow::csv::reader::Format {
+    arrow::csv::reader::Format::default()
+        .with_header(true)
+        .with_delimiter(options.delimiter)
+}

@@ -1,0 +1,323 @@
+//! Writers: Parquet row groups encoded in parallel, CSV blocks, and the hashing sink.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
+
+use crate::error::{Error, Result};
+
+use super::*;
+
+/// Output writer options.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    pub format: Format,
+    pub delimiter: u8,
+    pub zstd_level: i32,
+    /// Columns written without dictionary encoding or statistics (tokens and envelopes:
+    /// high-cardinality and random-looking, so both only cost time).
+    pub no_dictionary: Vec<String>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            format: Format::Parquet,
+            delimiter: b',',
+            zstd_level: 1,
+            no_dictionary: Vec::new(),
+        }
+    }
+}
+
+/// One encoded row group (Parquet column chunks) or block of CSV lines.
+pub enum Encoded {
+    Parquet(Vec<ArrowColumnChunk>),
+    Csv(Vec<u8>),
+}
+
+/// Encodes groups of batches; shared by the worker threads, so encoding (and compression)
+/// runs in parallel. Groups are independent: each becomes one Parquet row group.
+pub struct Encoder {
+    kind: EncoderKind,
+    schema: SchemaRef,
+}
+
+enum EncoderKind {
+    Parquet(Arc<ArrowRowGroupWriterFactory>),
+    Csv(u8),
+}
+
+/// Appends encoded groups to the output file, in order.
+pub struct Sink {
+    kind: SinkKind,
+    /// Named in write errors (a full disk says which output).
+    path: PathBuf,
+}
+
+enum SinkKind {
+    Parquet(SerializedFileWriter<HashingWriter>),
+    Csv(std::io::BufWriter<HashingWriter>),
+}
+
+/// Writes to a file while computing its SHA-256, so the output need not be read back.
+pub struct HashingWriter {
+    file: std::io::BufWriter<File>,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl HashingWriter {
+    fn new(file: File) -> Self {
+        HashingWriter {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: sha2::Sha256::default(),
+            bytes: 0,
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<(String, u64)> {
+        use sha2::Digest;
+        std::io::Write::flush(&mut self.file)?;
+        Ok((hex::encode(self.hasher.finalize()), self.bytes))
+    }
+}
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Open an output file for writing: the encoder for the workers and the sink for the writer.
+pub fn open_writer(
+    file: File,
+    schema: SchemaRef,
+    options: &WriteOptions,
+) -> Result<(Encoder, Sink)> {
+    open_writer_at(file, Path::new("<output>"), schema, options)
+}
+
+/// A write error naming the output (Parquet wraps I/O errors such as a full disk).
+pub(super) fn write_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(b) => match b.downcast::<std::io::Error>() {
+            Ok(io) => Error::io(path, *io),
+            Err(b) => Error::io(path, std::io::Error::other(b.to_string())),
+        },
+        other => Error::io(path, std::io::Error::other(other.to_string())),
+    }
+}
+
+/// [`open_writer`] for the output at `path` (named in write errors).
+pub fn open_writer_at(
+    file: File,
+    path: &Path,
+    schema: SchemaRef,
+    options: &WriteOptions,
+) -> Result<(Encoder, Sink)> {
+    let path = path.to_path_buf();
+    match options.format {
+        Format::Parquet => {
+            let level = ZstdLevel::try_new(options.zstd_level)?;
+            let mut props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(level))
+                .set_created_by(format!("cloakline {}", env!("CARGO_PKG_VERSION")));
+            for c in &options.no_dictionary {
+                // Random-looking values: a dictionary never pays, and min/max statistics
+                // neither prune anything nor should reveal anything.
+                props = props
+                    .set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false)
+                    .set_column_statistics_enabled(
+                        ColumnPath::from(c.as_str()),
+                        EnabledStatistics::None,
+                    );
+            }
+            // A small dictionary page limit makes high-cardinality columns fall back to plain
+            // encoding early, while low-cardinality ones (labels, cities) still fit.
+            let props = props.set_dictionary_page_size_limit(128 * 1024).build();
+            let writer =
+                ArrowWriter::try_new(HashingWriter::new(file), schema.clone(), Some(props))
+                    .map_err(|e| write_error(&path, e))?;
+            let (file_writer, factory) = writer
+                .into_serialized_writer()
+                .map_err(|e| write_error(&path, e))?;
+            Ok((
+                Encoder {
+                    kind: EncoderKind::Parquet(Arc::new(factory)),
+                    schema,
+                },
+                Sink {
+                    kind: SinkKind::Parquet(file_writer),
+                    path,
+                },
+            ))
+        }
+        Format::Csv => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, HashingWriter::new(file));
+            // The header line: an empty batch through a writer with headers on.
+            let mut header = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .with_delimiter(options.delimiter)
+                .build(Vec::new());
+            header.write(&RecordBatch::new_empty(schema.clone()))?;
+            std::io::Write::write_all(&mut out, &header.into_inner())
+                .map_err(|e| Error::io(&path, e))?;
+            Ok((
+                Encoder {
+                    kind: EncoderKind::Csv(options.delimiter),
+                    schema,
+                },
+                Sink {
+                    kind: SinkKind::Csv(out),
+                    path,
+                },
+            ))
+        }
+        Format::Ndjson => Err(Error::Usage(
+            "NDJSON output is not supported; write Parquet or CSV".into(),
+        )),
+    }
+}
+
+impl Encoder {
+    /// Encode a group of batches (all with the output schema).
+    pub fn encode(&self, batches: &[RecordBatch]) -> Result<Encoded> {
+        match &self.kind {
+            EncoderKind::Parquet(factory) => {
+                let mut writers = factory.create_column_writers(0)?;
+                for batch in batches {
+                    let mut next = writers.iter_mut();
+                    for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+                        for leaf in compute_leaves(field, column)? {
+                            let w = next.next().ok_or_else(|| {
+                                Error::Internal("more Parquet leaves than column writers".into())
+                            })?;
+                            w.write(&leaf)?;
+                        }
+                    }
+                }
+                let chunks = writers
+                    .into_iter()
+                    .map(|w| w.close())
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok(Encoded::Parquet(chunks))
+            }
+            EncoderKind::Csv(delimiter) => {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(false)
+                    .with_delimiter(*delimiter)
+                    .build(Vec::new());
+                for b in batches {
+                    w.write(b)?;
+                }
+                Ok(Encoded::Csv(w.into_inner()))
+            }
+        }
+    }
+}
+
+impl Sink {
+    /// Append one encoded group.
+    pub fn append(&mut self, encoded: Encoded) -> Result<()> {
+        match (&mut self.kind, encoded) {
+            (SinkKind::Parquet(w), Encoded::Parquet(chunks)) => {
+                let path = &self.path;
+                let mut rg = w.next_row_group().map_err(|e| write_error(path, e))?;
+                for c in chunks {
+                    c.append_to_row_group(&mut rg)
+                        .map_err(|e| write_error(path, e))?;
+                }
+                rg.close().map_err(|e| write_error(path, e))?;
+            }
+            (SinkKind::Csv(w), Encoded::Csv(bytes)) => {
+                std::io::Write::write_all(w, &bytes).map_err(|e| Error::io(&self.path, e))?;
+            }
+            _ => {
+                return Err(Error::Internal(
+                    "encoded group does not match the output format".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Finish the file, embedding `footer` (key, value) metadata where the format allows.
+    /// Returns the SHA-256 (hex) and size of everything written.
+    pub fn finish(self, footer: Option<(String, String)>) -> Result<(String, u64)> {
+        let hashing = match self.kind {
+            SinkKind::Parquet(mut w) => {
+                if let Some((k, v)) = footer {
+                    w.append_key_value_metadata(KeyValue::new(k, v));
+                }
+                // Writes the footer and hands back the writer.
+                w.into_inner().map_err(|e| write_error(&self.path, e))?
+            }
+            SinkKind::Csv(w) => w
+                .into_inner()
+                .map_err(|e| Error::io(&self.path, e.into_error()))?,
+        };
+        hashing.finish().map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// A sequential writer for simple paths (e.g. `decrypt`): buffers batches into row groups.
+pub struct BatchWriter {
+    encoder: Encoder,
+    sink: Sink,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+}
+
+impl BatchWriter {
+    pub fn new(file: File, schema: SchemaRef, options: &WriteOptions) -> Result<BatchWriter> {
+        let (encoder, sink) = open_writer(file, schema, options)?;
+        Ok(BatchWriter {
+            encoder,
+            sink,
+            pending: Vec::new(),
+            pending_rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch.clone());
+        if self.pending_rows >= ROW_GROUP_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            let e = self.encoder.encode(&self.pending)?;
+            self.sink.append(e)?;
+            self.pending.clear();
+            self.pending_rows = 0;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self, footer: Option<(String, String)>) -> Result<(String, u64)> {
+        self.flush()?;
+        self.sink.finish(footer)
+    }
+}

@@ -1,0 +1,275 @@
+//! Checking one field rule's action and its parameters.
+
+use std::sync::Arc;
+
+use super::model::{
+    Action, ActionKind, Constant, EncryptSpec, FieldRule, MaskSpec, ReplaceWith, ScrubSpec,
+    TokenizeSpec,
+};
+use crate::kernels::generalize::{DateLevel, GeneralizeSpec, NumberBins};
+use crate::kernels::scrub::ScrubMode;
+use crate::recognizers::RecognizerSet;
+
+/// Check the action's parameters and build the validated action. `set` is `None` where
+/// `scrub` cannot appear (privacy-block levels).
+pub(super) fn validate_action(
+    name: &str,
+    r: &FieldRule,
+    set: Option<&Arc<RecognizerSet>>,
+) -> std::result::Result<Action, String> {
+    check_parameters(r)?;
+    Ok(match r.action {
+        ActionKind::Scrub => scrub_action(r, set)?,
+        ActionKind::Keep => Action::Keep,
+        ActionKind::Drop => Action::Drop,
+        ActionKind::Redact => Action::Redact {
+            replacement: r.replacement.as_ref().map(Constant::as_text),
+        },
+        ActionKind::Mask => mask_action(r)?,
+        ActionKind::Tokenize => {
+            let length = token_length(r)?;
+            Action::Tokenize(TokenizeSpec {
+                key: required_key(r)?,
+                domain: domain(name, r),
+                length,
+                prefix: r.prefix.clone().unwrap_or_default(),
+            })
+        }
+        ActionKind::Encrypt => Action::Encrypt(EncryptSpec {
+            key: required_key(r)?,
+            domain: domain(name, r),
+        }),
+        ActionKind::Generalize => generalize_action(r)?,
+    })
+}
+
+/// Parameters present, by name, so that a stray one is named in the error.
+fn present_parameters(r: &FieldRule) -> [(&'static str, bool); 18] {
+    [
+        ("key", r.key.is_some()),
+        ("domain", r.domain.is_some()),
+        ("length", r.length.is_some()),
+        ("prefix", r.prefix.is_some()),
+        ("keep_first", r.keep_first.is_some()),
+        ("keep_last", r.keep_last.is_some()),
+        ("mask_char", r.mask_char.is_some()),
+        ("replacement", r.replacement.is_some()),
+        ("to", r.to.is_some()),
+        ("bin_width", r.bin_width.is_some()),
+        ("breaks", r.breaks.is_some()),
+        ("top", r.top.is_some()),
+        ("bottom", r.bottom.is_some()),
+        ("keep_prefix", r.keep_prefix.is_some()),
+        ("label", r.label.is_some()),
+        ("replace_with", r.replace_with.is_some()),
+        ("recognizers", r.recognizers.is_some()),
+        ("domains", r.domains.is_some()),
+    ]
+}
+
+/// The parameters the rule's action takes (for `scrub`, those of its `replace_with`).
+fn allowed_parameters(r: &FieldRule) -> &'static [&'static str] {
+    match r.action {
+        ActionKind::Keep | ActionKind::Drop => &[],
+        ActionKind::Redact => &["replacement"],
+        ActionKind::Mask => &["keep_first", "keep_last", "mask_char"],
+        ActionKind::Tokenize => &["key", "domain", "length", "prefix"],
+        ActionKind::Encrypt => &["key", "domain"],
+        ActionKind::Scrub => match r.replace_with.unwrap_or(ReplaceWith::Placeholder) {
+            ReplaceWith::Placeholder => &["replace_with", "recognizers"],
+            ReplaceWith::Token => &[
+                "replace_with",
+                "recognizers",
+                "key",
+                "domains",
+                "length",
+                "prefix",
+            ],
+            ReplaceWith::Mask => &[
+                "replace_with",
+                "recognizers",
+                "mask_char",
+                "keep_first",
+                "keep_last",
+            ],
+        },
+        ActionKind::Generalize => &[
+            "to",
+            "bin_width",
+            "breaks",
+            "top",
+            "bottom",
+            "keep_prefix",
+            "label",
+        ],
+    }
+}
+
+/// Refuse the first parameter given that the action does not take.
+fn check_parameters(r: &FieldRule) -> std::result::Result<(), String> {
+    let allowed = allowed_parameters(r);
+    for (p, given) in &present_parameters(r) {
+        if *given && !allowed.contains(p) {
+            return Err(format!(
+                "`{p}` is not a parameter of `{}`{}",
+                r.action.keyword(),
+                if allowed.is_empty() {
+                    " (it takes none)".to_string()
+                } else {
+                    format!(" (it takes: {})", allowed.join(", "))
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The key-derivation domain: `domain`, or the field name.
+fn domain(name: &str, r: &FieldRule) -> String {
+    r.domain.clone().unwrap_or_else(|| name.to_string())
+}
+
+fn required_key(r: &FieldRule) -> std::result::Result<String, String> {
+    r.key.clone().ok_or_else(|| {
+        format!(
+            "`{}` needs `key`: the id of a key in the keyring",
+            r.action.keyword()
+        )
+    })
+}
+
+/// Token `length` (default 32), bounded by the 64 hex characters of HMAC-SHA256.
+fn token_length(r: &FieldRule) -> std::result::Result<usize, String> {
+    let length = r.length.unwrap_or(32);
+    if !(1..=64).contains(&length) {
+        return Err(format!(
+            "`length` is {length}; it must be 1 to 64 hex characters"
+        ));
+    }
+    Ok(length)
+}
+
+fn scrub_action(
+    r: &FieldRule,
+    set: Option<&Arc<RecognizerSet>>,
+) -> std::result::Result<Action, String> {
+    let set = set.ok_or("`scrub` is not available here")?;
+    if let Some(names) = &r.recognizers {
+        if names.is_empty() {
+            return Err("`recognizers` is empty; list recognizer names or leave it out".into());
+        }
+        set.subset(names)?;
+    }
+    let mode = match r.replace_with.unwrap_or(ReplaceWith::Placeholder) {
+        ReplaceWith::Placeholder => ScrubMode::Placeholder,
+        ReplaceWith::Token => {
+            let length = token_length(r)?;
+            ScrubMode::Token {
+                key: required_key(r)?,
+                domains: r.domains.clone().unwrap_or_default(),
+                length,
+                prefix: r.prefix.clone().unwrap_or_default(),
+            }
+        }
+        ReplaceWith::Mask => {
+            let (keep_first, keep_last) = mask_keeps(r)?;
+            ScrubMode::Mask {
+                mask_char: r.mask_char.unwrap_or('*'),
+                keep_first,
+                keep_last,
+            }
+        }
+    };
+    Ok(Action::Scrub(ScrubSpec {
+        mode,
+        recognizers: r.recognizers.clone(),
+        set: Arc::clone(set),
+    }))
+}
+
+fn mask_action(r: &FieldRule) -> std::result::Result<Action, String> {
+    let mask_char = r.mask_char.unwrap_or('*');
+    if mask_char.is_control() {
+        return Err("`mask_char` must be a printable character".into());
+    }
+    let (keep_first, keep_last) = mask_keeps(r)?;
+    Ok(Action::Mask(MaskSpec {
+        keep_first,
+        keep_last,
+        mask_char,
+    }))
+}
+
+/// `generalize` takes the parameters of exactly one kind: dates, numbers or string prefixes.
+fn generalize_action(r: &FieldRule) -> std::result::Result<Action, String> {
+    let date = r.to.is_some();
+    let number =
+        r.bin_width.is_some() || r.breaks.is_some() || r.top.is_some() || r.bottom.is_some();
+    let prefix = r.keep_prefix.is_some();
+    let label = r.label.unwrap_or_default();
+    let spec = match (date, number, prefix) {
+        (true, false, false) => GeneralizeSpec::Date {
+            to: r.to.unwrap_or(DateLevel::Year),
+            label,
+        },
+        (false, true, false) => {
+            if r.bin_width.is_some() && r.breaks.is_some() {
+                return Err("use either `bin_width` or `breaks`, not both".into());
+            }
+            let bins = NumberBins {
+                bin_width: r.bin_width,
+                breaks: r.breaks.clone(),
+                top: r.top,
+                bottom: r.bottom,
+                label,
+            };
+            crate::kernels::generalize::check_number_bins(&bins)?;
+            GeneralizeSpec::Number(bins)
+        }
+        (false, false, true) => {
+            if r.label.is_some() {
+                return Err("`label` does not apply to `keep_prefix`".into());
+            }
+            GeneralizeSpec::Prefix {
+                keep_prefix: r.keep_prefix.unwrap_or(0),
+            }
+        }
+        (false, false, false) => {
+            return Err(
+                "`generalize` needs `to` (dates), `bin_width`/`breaks`/`top`/`bottom` \
+                 (numbers) or `keep_prefix` (strings)"
+                    .into(),
+            );
+        }
+        _ => {
+            return Err(
+                "`generalize` mixes parameters of different kinds: use `to` for dates, \
+                 `bin_width`/`breaks`/`top`/`bottom` for numbers, or `keep_prefix` for strings"
+                    .into(),
+            );
+        }
+    };
+    Ok(Action::Generalize(spec))
+}
+
+/// Largest `keep_first` / `keep_last`: more is never meaningful, and huge values once
+/// wrapped around in `keep_first + keep_last` and revealed values.
+pub const MAX_MASK_KEEP: usize = 1000;
+
+/// `keep_first` and `keep_last` of `mask` (or `scrub` with masks), bounded.
+fn mask_keeps(r: &FieldRule) -> std::result::Result<(usize, usize), String> {
+    let mut out = [0usize; 2];
+    for (o, (name, v)) in out
+        .iter_mut()
+        .zip([("keep_first", r.keep_first), ("keep_last", r.keep_last)])
+    {
+        let v = v.unwrap_or(0);
+        if v > MAX_MASK_KEEP {
+            return Err(format!(
+                "`{name}` is {v}; it must be at most {MAX_MASK_KEEP} characters"
+            ));
+        }
+        *o = v;
+    }
+    Ok((out[0], out[1]))
+}

@@ -1,0 +1,390 @@
+//! The policy's types: the file as written (serde model, also the source of `cloakline
+//! schema`) and the validated model. Re-exported from `policy`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::basis::{Art9Condition, Basis, Jurisdiction, SpecialCategory};
+use super::privacy::{self, PrivacySpec};
+use super::rules;
+use crate::kernels::generalize::{DateLevel, GeneralizeSpec, LabelStyle};
+use crate::kernels::scrub::ScrubMode;
+use crate::recognizers::RecognizerSet;
+
+// ---------------------------------------------------------------------------------------------
+// The file as written (serde model; also the source of `cloakline schema`).
+// ---------------------------------------------------------------------------------------------
+
+/// A cloakline policy file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "cloakline policy")]
+pub struct PolicyFile {
+    /// Policy name, recorded in provenance.
+    pub policy: String,
+    /// Policy version (integer), recorded in provenance.
+    pub version: u64,
+    /// The controller (GDPR) / personal information handler (PIPL) responsible for the data.
+    pub controller: String,
+    /// Legal regimes the data is handled under: `EU` (GDPR), `CN` (PIPL), or both.
+    #[schemars(with = "Vec<Jurisdiction>")]
+    pub jurisdictions: Spanned<Vec<Jurisdiction>>,
+    /// Why the data is shared.
+    pub purpose: String,
+    /// Who receives the output (recorded in provenance).
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Categories of data subjects, e.g. `customers`.
+    #[serde(default)]
+    pub data_subjects: Vec<String>,
+    /// Transfers to recipients in other countries, with their safeguard (docs/RULES.md).
+    #[serde(default)]
+    #[schemars(with = "Vec<rules::Transfer>")]
+    pub transfers: Vec<Spanned<rules::Transfer>>,
+    /// How long recipients may keep the data, as an ISO-8601 duration (e.g. `P12M`).
+    #[serde(default)]
+    pub retention: Option<String>,
+    /// What to do with input columns the policy does not list: `error` (default) or `drop`.
+    /// They are never copied.
+    #[serde(default)]
+    pub unlisted: Unlisted,
+    /// One rule per input column.
+    #[schemars(with = "BTreeMap<String, FieldRule>")]
+    pub fields: BTreeMap<String, Spanned<FieldRule>>,
+    /// Extra recognizers for `scrub` and `cloakline scan`, beside the built-in ones.
+    #[serde(default)]
+    #[schemars(with = "Vec<CustomRecognizer>")]
+    pub recognizers: Vec<Spanned<CustomRecognizer>>,
+    /// Dataset-level privacy models (k-anonymity, l-diversity, t-closeness), see docs/PRIVACY.md.
+    #[schemars(with = "Option<privacy::PrivacyBlock>")]
+    pub privacy: Option<Spanned<privacy::PrivacyBlock>>,
+}
+
+/// Handling of columns the policy does not mention.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unlisted {
+    /// Refuse to run (the default): every column must be reviewed.
+    #[default]
+    Error,
+    /// Leave unlisted columns out of the output.
+    Drop,
+}
+
+/// The action applied to a field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Copy unchanged (still personal data if it was).
+    #[default]
+    Keep,
+    /// Leave out of the output.
+    Drop,
+    /// Replace every value with null, or with `replacement`.
+    Redact,
+    /// Replace characters with `mask_char`, keeping `keep_first` / `keep_last` characters.
+    Mask,
+    /// Deterministic keyed pseudonym (HMAC-SHA256), see docs/FORMATS.md.
+    Tokenize,
+    /// AES-256-GCM envelope, reversible with the key, see docs/FORMATS.md.
+    Encrypt,
+    /// Coarsen: dates to a period (`to`), numbers to bins (`bin_width`/`breaks`, `top`/`bottom`),
+    /// strings to a prefix (`keep_prefix`).
+    Generalize,
+    /// Free text: replace every recognized entity (email, phone, ID number, ...) with a
+    /// placeholder, a token or a mask (`replace_with`).
+    Scrub,
+}
+
+impl ActionKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ActionKind::Keep => "keep",
+            ActionKind::Drop => "drop",
+            ActionKind::Redact => "redact",
+            ActionKind::Mask => "mask",
+            ActionKind::Tokenize => "tokenize",
+            ActionKind::Encrypt => "encrypt",
+            ActionKind::Generalize => "generalize",
+            ActionKind::Scrub => "scrub",
+        }
+    }
+}
+
+/// The lawful basis of a field: one keyword for all jurisdictions, or one per jurisdiction.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BasisSpec {
+    /// The same basis in every jurisdiction of the policy.
+    All(String),
+    /// A basis per jurisdiction, e.g. `{ EU: legitimate_interests, CN: contract }`.
+    PerJurisdiction(BTreeMap<String, String>),
+}
+
+/// A constant: string, number or boolean.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Constant {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Constant {
+    pub(super) fn as_text(&self) -> String {
+        match self {
+            Constant::Bool(b) => b.to_string(),
+            Constant::Int(i) => i.to_string(),
+            Constant::Float(f) => f.to_string(),
+            Constant::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// The rule for one column. Parameters not used by the action are rejected.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// What to do with the column.
+    pub action: ActionKind,
+    /// Lawful basis (required for every field that reaches the output).
+    pub basis: Option<BasisSpec>,
+    /// Personal-data category: a keyword such as `email` or a DPV term `pd:Term`.
+    pub category: Option<String>,
+    /// PIPL Art. 28 sensitive personal information.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// GDPR Art. 9(1) special category (implies PIPL sensitive).
+    pub special_category: Option<SpecialCategory>,
+    /// GDPR Art. 9(2) condition covering a special category.
+    pub art9_condition: Option<Art9Condition>,
+    /// Separate consent obtained (PIPL Art. 29, needed for sensitive data relying on consent).
+    #[serde(default)]
+    pub separate_consent: bool,
+    /// Where the consent is recorded (a URL or reference), recorded in provenance.
+    pub consent_ref: Option<String>,
+    /// Output column name (default: the input name).
+    pub rename: Option<String>,
+    /// Input type for text formats (CSV, NDJSON): `string`, `int64`, `float64`, `bool`,
+    /// `date`, `timestamp`, or `decimal(P,S)`. Overrides type inference.
+    #[serde(rename = "type")]
+    pub input_type: Option<String>,
+    /// Free-text note for reviewers, recorded in provenance.
+    pub note: Option<String>,
+
+    /// tokenize, encrypt: key id in the keyring.
+    pub key: Option<String>,
+    /// tokenize, encrypt: key-derivation domain (default: the field name). Same key + domain
+    /// gives the same tokens across datasets.
+    pub domain: Option<String>,
+    /// tokenize: hex characters kept (1-64, default 32).
+    pub length: Option<usize>,
+    /// tokenize: text put before every token.
+    pub prefix: Option<String>,
+    /// mask: characters kept at the start (default 0).
+    pub keep_first: Option<usize>,
+    /// mask: characters kept at the end (default 0).
+    pub keep_last: Option<usize>,
+    /// mask: the masking character (default `*`).
+    pub mask_char: Option<char>,
+    /// redact: constant written instead of null.
+    pub replacement: Option<Constant>,
+    /// generalize dates/timestamps: `month`, `quarter`, `year` or `decade`.
+    pub to: Option<DateLevel>,
+    /// generalize numbers: fixed bin width.
+    pub bin_width: Option<f64>,
+    /// generalize numbers: ascending break points; bins are [b_i, b_i+1).
+    pub breaks: Option<Vec<f64>>,
+    /// generalize numbers: values at or above `top` fall in one top bin (top coding).
+    pub top: Option<f64>,
+    /// generalize numbers: values below `bottom` fall in one bottom bin (bottom coding).
+    pub bottom: Option<f64>,
+    /// generalize strings: characters kept from the start (e.g. ZIP3).
+    pub keep_prefix: Option<usize>,
+    /// generalize: `range` (text label, default) or `lower` (bin lower bound in the column's type).
+    pub label: Option<LabelStyle>,
+    /// scrub: `placeholder` (default, `<EMAIL>`), `token` (needs `key`) or `mask`.
+    pub replace_with: Option<ReplaceWith>,
+    /// scrub: recognizer names to run (default: all that need no column context).
+    pub recognizers: Option<Vec<String>>,
+    /// scrub with tokens: token domain per recognizer (default: the recognizer's name).
+    pub domains: Option<BTreeMap<String, String>>,
+}
+
+/// How `scrub` replaces an entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplaceWith {
+    Placeholder,
+    Token,
+    Mask,
+}
+
+/// A recognizer defined in the policy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRecognizer {
+    /// Stable name (also the placeholder: `<NAME>`, and the default token domain).
+    pub name: String,
+    /// Regular expression (Rust `regex` syntax); use `\\b` for word boundaries.
+    pub pattern: String,
+    /// A built-in validator to confirm matches: luhn, payment_card, iban, cn_resident_id,
+    /// us_ssn, ipv4, ipv6, email, e164, cn_mobile, phone, date_of_birth, ...
+    pub validator: Option<String>,
+    /// DPV personal-data term, e.g. `pd:Identifier`.
+    pub category: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated model.
+// ---------------------------------------------------------------------------------------------
+
+/// A loaded, validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub version: u64,
+    pub controller: String,
+    pub jurisdictions: Vec<Jurisdiction>,
+    pub purpose: String,
+    pub recipients: Vec<String>,
+    pub data_subjects: Vec<String>,
+    pub transfers: Vec<rules::Transfer>,
+    pub retention: Option<String>,
+    pub unlisted: Unlisted,
+    /// Rules by input column name.
+    pub fields: BTreeMap<String, Field>,
+    /// Where the policy was loaded from.
+    pub source: String,
+    /// SHA-256 of the policy file's bytes, lowercase hex.
+    pub sha256: String,
+    /// Dataset-level privacy requirements, if the policy sets any.
+    pub privacy: Option<PrivacySpec>,
+    /// Built-in plus the policy's own recognizers.
+    pub recognizers: Arc<RecognizerSet>,
+    /// Rule outcomes a reviewer must see (docs/RULES.md); errors stop loading instead.
+    pub warnings: Vec<rules::RuleWarning>,
+}
+
+/// A validated field rule.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub input_name: String,
+    pub output_name: String,
+    pub action: Action,
+    /// Basis per jurisdiction (empty for dropped fields).
+    pub bases: BTreeMap<Jurisdiction, Basis>,
+    pub category: Option<String>,
+    /// DPV term for `category`.
+    pub category_term: Option<String>,
+    pub sensitive: bool,
+    pub special_category: Option<SpecialCategory>,
+    pub art9_condition: Option<Art9Condition>,
+    pub separate_consent: bool,
+    pub consent_ref: Option<String>,
+    pub input_type: Option<String>,
+    pub note: Option<String>,
+    /// YAML position of the rule, for later (plan-time) errors.
+    pub line: u64,
+    pub column: u64,
+}
+
+/// A validated action with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Keep,
+    Drop,
+    Redact { replacement: Option<String> },
+    Mask(MaskSpec),
+    Tokenize(TokenizeSpec),
+    Encrypt(EncryptSpec),
+    Generalize(GeneralizeSpec),
+    Scrub(ScrubSpec),
+}
+
+/// `scrub` parameters, with the policy's recognizers.
+#[derive(Debug, Clone)]
+pub struct ScrubSpec {
+    pub mode: ScrubMode,
+    /// Recognizers to run; `None`: every one that needs no column context.
+    pub recognizers: Option<Vec<String>>,
+    pub set: Arc<RecognizerSet>,
+}
+
+impl PartialEq for ScrubSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.mode == other.mode
+            && self.recognizers == other.recognizers
+            && Arc::ptr_eq(&self.set, &other.set)
+    }
+}
+
+impl Action {
+    /// What this action is, for provenance, lineage, SQL and the writer (see
+    /// [`crate::kernels::descriptor`]). Scrubbing with tokens is a pseudonymisation measure.
+    pub fn descriptor(&self) -> &'static crate::kernels::descriptor::Transform {
+        use crate::kernels::descriptor as d;
+        match self {
+            Action::Keep => &d::KEEP,
+            Action::Drop => &d::DROP,
+            Action::Redact { .. } => &d::REDACT,
+            Action::Mask(_) => &d::MASK,
+            Action::Tokenize(_) => &d::TOKENIZE,
+            Action::Encrypt(_) => &d::ENCRYPT,
+            Action::Generalize(_) => &d::GENERALIZE,
+            Action::Scrub(s) if matches!(s.mode, ScrubMode::Token { .. }) => &d::SCRUB_TOKENS,
+            Action::Scrub(_) => &d::SCRUB,
+        }
+    }
+
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Keep => ActionKind::Keep,
+            Action::Drop => ActionKind::Drop,
+            Action::Redact { .. } => ActionKind::Redact,
+            Action::Mask(_) => ActionKind::Mask,
+            Action::Tokenize(_) => ActionKind::Tokenize,
+            Action::Encrypt(_) => ActionKind::Encrypt,
+            Action::Generalize(_) => ActionKind::Generalize,
+            Action::Scrub(_) => ActionKind::Scrub,
+        }
+    }
+    /// The key id the action uses, if any.
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            Action::Tokenize(t) => Some(&t.key),
+            Action::Encrypt(e) => Some(&e.key),
+            Action::Scrub(ScrubSpec {
+                mode: ScrubMode::Token { key, .. },
+                ..
+            }) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaskSpec {
+    pub keep_first: usize,
+    pub keep_last: usize,
+    pub mask_char: char,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenizeSpec {
+    pub key: String,
+    pub domain: String,
+    pub length: usize,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EncryptSpec {
+    pub key: String,
+    pub domain: String,
+}

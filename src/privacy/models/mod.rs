@@ -1,0 +1,278 @@
+//! Privacy models and information-loss metrics, evaluated on one generalization (a lattice
+//! node) of a [`BaseTable`].
+//!
+//! A record is *suppressed* when its equivalence class violates any model; a node satisfies
+//! the models when the suppressed records fit within the suppression limit.
+
+mod checks;
+mod classes;
+mod loss;
+mod risk;
+
+pub use checks::{NodeEval, SensitiveStats, evaluate, sensitive_stats};
+pub use classes::{Classes, Scratch, classes};
+pub use loss::{LossFigures, generalization_height, mean_normalized_level};
+pub use risk::{Assessment, Risks, SIZE_BUCKETS, SensitiveAchieved, SizeBucket, assess};
+
+use super::table::BaseTable;
+#[cfg(test)]
+use crate::policy::hierarchy::QiHierarchy;
+use crate::policy::{LDiversity, LVariant, LossMetric, PrivacySpec, TDistance};
+
+/// The models bound to a table's columns.
+#[derive(Debug, Clone)]
+pub struct Models {
+    /// 1 when the policy sets no k.
+    pub k: u64,
+    /// (sensitive column index, rule).
+    pub l: Vec<(usize, LDiversity)>,
+    /// (sensitive column index, t, distance).
+    pub t: Vec<(usize, f64, TDistance)>,
+    /// Largest number of records that may be suppressed.
+    pub max_suppressed: u64,
+    pub max_suppression: f64,
+    pub metric: LossMetric,
+    pub sampling_fraction: f64,
+}
+
+impl Models {
+    /// Bind `spec` to `table`; `t` distances not given in the policy are chosen from the data
+    /// (ordered for numbers, equal otherwise).
+    pub fn new(spec: &PrivacySpec, table: &BaseTable) -> Result<Models, String> {
+        let sa = |name: &str| {
+            table
+                .sensitive
+                .iter()
+                .position(|s| s.name == name)
+                .ok_or_else(|| format!("sensitive attribute `{name}` is not in the grouped data"))
+        };
+        let mut l = Vec::new();
+        for r in &spec.l_diversity {
+            l.push((sa(&r.attribute)?, r.clone()));
+        }
+        let mut t = Vec::new();
+        for r in &spec.t_closeness {
+            let i = sa(&r.attribute)?;
+            let d = r.distance.unwrap_or(if table.sensitive[i].numeric {
+                TDistance::Ordered
+            } else {
+                TDistance::Equal
+            });
+            t.push((i, r.t, d));
+        }
+        Ok(Models {
+            k: spec.k.unwrap_or(1),
+            l,
+            t,
+            max_suppressed: (spec.max_suppression * table.rows as f64 + 1e-9).floor() as u64,
+            max_suppression: spec.max_suppression,
+            metric: spec.metric,
+            sampling_fraction: spec.sampling_fraction,
+        })
+    }
+
+    /// Whether every model is monotone under generalization with this suppression limit, so
+    /// that a node's result implies its neighbours'. k-anonymity and distinct l-diversity
+    /// always are; entropy and recursive l-diversity and t-closeness only without suppression.
+    pub fn all_monotone(&self) -> bool {
+        self.max_suppressed == 0
+            || (self.t.is_empty() && self.l.iter().all(|(_, r)| r.variant == LVariant::Distinct))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{LDiversity, PrivacySpec, TCloseness};
+    use crate::privacy::table::BaseTableBuilder;
+    use arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use std::sync::Arc;
+
+    /// Records as (qi1, qi2, sensitive) rows, one record each.
+    pub(crate) fn table(rows: &[(&str, &str, &str)]) -> (BaseTable, Vec<QiHierarchy>) {
+        let col = |i: usize| -> ArrayRef {
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| [r.0, r.1, r.2][i]).collect::<Vec<_>>(),
+            ))
+        };
+        let batch =
+            RecordBatch::try_from_iter(vec![("a", col(0)), ("b", col(1)), ("s", col(2))]).unwrap();
+        let mut b = BaseTableBuilder::new(vec!["a".into(), "b".into()], vec!["s".into()]);
+        b.push_batch(&batch).unwrap();
+        let t = b.finish();
+        let qis = (0..2)
+            .map(|i| QiHierarchy::build(&t.qi_names[i], &t.qi_values[i], vec![]).unwrap())
+            .collect();
+        (t, qis)
+    }
+
+    fn spec(k: Option<u64>, l: Vec<LDiversity>, t: Vec<TCloseness>, supp: f64) -> PrivacySpec {
+        PrivacySpec {
+            quasi_identifiers: vec![],
+            k,
+            l_diversity: l,
+            t_closeness: t,
+            on_violation: Default::default(),
+            max_suppression: supp,
+            metric: LossMetric::Discernibility,
+            sampling_fraction: 1.0,
+            search_budget: Default::default(),
+        }
+    }
+
+    fn l(variant: LVariant, l: f64, c: Option<f64>) -> LDiversity {
+        LDiversity {
+            attribute: "s".into(),
+            variant,
+            l,
+            c,
+        }
+    }
+
+    #[test]
+    fn k_anonymity_classes_risks_and_metrics_by_hand() {
+        // Classes: (30,A) x3, (30,B) x2, (40,A) x1  -> sizes 3, 2, 1.
+        let (t, qis) = table(&[
+            ("30", "A", "flu"),
+            ("30", "A", "flu"),
+            ("30", "A", "hiv"),
+            ("30", "B", "flu"),
+            ("30", "B", "cold"),
+            ("40", "A", "hiv"),
+        ]);
+        let m = Models::new(&spec(Some(2), vec![], vec![], 0.2), &t).unwrap();
+        assert_eq!(m.max_suppressed, 1); // floor(0.2 * 6)
+        let e = evaluate(&t, &qis, &m, &[0, 0], &mut Scratch::default());
+        let mut sizes = e.classes.sizes.clone();
+        sizes.sort();
+        assert_eq!(sizes, [1, 2, 3]);
+        assert_eq!(e.suppressed, 1);
+        assert!(e.ok && e.ok_monotone);
+        // DM* = 3^2 + 2^2 + 1 * 6 (the suppressed record costs |D|).
+        assert_eq!(e.loss, 19.0);
+        assert_eq!(e.lower_bound, 14.0);
+        let a = assess(&t, &qis, &m, &e, true);
+        assert_eq!(
+            (a.records_released, a.smallest_class, a.classes_released),
+            (5, 2, 2)
+        );
+        assert_eq!((a.records_below_k, a.classes_below_k), (1, 1));
+        assert!((a.risks.prosecutor_highest - 0.5).abs() < 1e-12);
+        assert!((a.risks.prosecutor_average - 2.0 / 5.0).abs() < 1e-12);
+        assert_eq!(a.risks.records_at_risk, 0.0);
+        assert!((a.loss.avg_class_size - 5.0 / 2.0 / 2.0).abs() < 1e-12);
+        assert!((a.loss.suppressed_fraction - 1.0 / 6.0).abs() < 1e-12);
+        // Precision at level 0 is all suppression: 1 of 6 records fully generalized.
+        assert!((a.loss.precision - 1.0 / 6.0).abs() < 1e-12);
+        // Without suppression the same data is not 2-anonymous.
+        let strict = Models::new(&spec(Some(2), vec![], vec![], 0.0), &t).unwrap();
+        let e = evaluate(&t, &qis, &strict, &[0, 0], &mut Scratch::default());
+        assert!(!e.ok);
+        let a = assess(&t, &qis, &strict, &e, false);
+        assert_eq!(a.smallest_class, 1);
+        assert!((a.risks.prosecutor_highest - 1.0).abs() < 1e-12);
+        assert!((a.risks.records_at_risk - 1.0 / 6.0).abs() < 1e-12);
+        assert_eq!(a.size_distribution[0].classes, 1);
+        assert_eq!(a.size_distribution[3 - 1].records, 3);
+        // Journalist risk with a 10% sample: population classes ~10x larger.
+        let mut s = spec(Some(2), vec![], vec![], 0.0);
+        s.sampling_fraction = 0.1;
+        let m = Models::new(&s, &t).unwrap();
+        let e = evaluate(&t, &qis, &m, &[0, 0], &mut Scratch::default());
+        let a = assess(&t, &qis, &m, &e, false);
+        assert!((a.risks.journalist_highest - 0.1).abs() < 1e-12);
+        assert!((a.risks.marketer - 0.1 * 3.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn l_diversity_variants_by_hand() {
+        // One class of 4: flu x2, hiv, cold -> distinct 3, entropy exp(H) with
+        // H = -(.5 ln .5 + 2 * .25 ln .25) = 1.0397..., exp = 2.828...
+        let rows = [
+            ("30", "A", "flu"),
+            ("30", "A", "flu"),
+            ("30", "A", "hiv"),
+            ("30", "A", "cold"),
+        ];
+        let (t, qis) = table(&rows);
+        let eval = |l: LDiversity| {
+            let m = Models::new(&spec(None, vec![l], vec![], 0.0), &t).unwrap();
+            evaluate(&t, &qis, &m, &[0, 0], &mut Scratch::default())
+        };
+        assert!(eval(l(LVariant::Distinct, 3.0, None)).ok);
+        assert!(!eval(l(LVariant::Distinct, 4.0, None)).ok);
+        let e = eval(l(LVariant::Entropy, 2.8, None));
+        assert!(e.ok);
+        let h = e.sensitive[0].as_ref().unwrap().entropy_l[0];
+        assert!((h - 8f64.sqrt()).abs() < 1e-9, "{h}");
+        assert!(!eval(l(LVariant::Entropy, 2.9, None)).ok);
+        // Recursive (c,2): r1 = 2 < c * (r2 + r3) = c * 2 holds for c > 1.
+        assert!(eval(l(LVariant::Recursive, 2.0, Some(1.5))).ok);
+        assert!(!eval(l(LVariant::Recursive, 2.0, Some(1.0))).ok);
+        // (c,3): r1 = 2 < c * r3 = c holds for c > 2.
+        assert!(eval(l(LVariant::Recursive, 3.0, Some(2.5))).ok);
+        assert!(!eval(l(LVariant::Recursive, 3.0, Some(2.0))).ok);
+        assert!(!eval(l(LVariant::Recursive, 4.0, Some(100.0))).ok);
+    }
+
+    #[test]
+    fn t_closeness_distances_by_hand() {
+        // Li et al.'s example: salaries 3k..11k once each; the class {3k, 4k, 5k} has ordered
+        // EMD 0.375 and equal distance 2/3.
+        let rows: Vec<(String, String, String)> = (3..=11)
+            .map(|s| {
+                let class = if s <= 5 { "low" } else { "rest" };
+                (class.to_string(), "x".to_string(), (s * 1000).to_string())
+            })
+            .collect();
+        let rows: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+            .collect();
+        let (t, qis) = table(&rows);
+        assert!(t.sensitive[0].numeric);
+        let tc = |distance| TCloseness {
+            attribute: "s".into(),
+            t: 0.4,
+            distance,
+        };
+        let m = Models::new(
+            &spec(
+                None,
+                vec![],
+                vec![tc(Some(TDistance::Ordered)), tc(Some(TDistance::Equal))],
+                0.0,
+            ),
+            &t,
+        )
+        .unwrap();
+        let e = evaluate(&t, &qis, &m, &[0, 0], &mut Scratch::default());
+        let st = e.sensitive[0].as_ref().unwrap();
+        let low = (0..2).find(|&c| e.classes.sizes[c] == 3).unwrap();
+        assert!(
+            (st.distance[0][low] - 0.375).abs() < 1e-12,
+            "{:?}",
+            st.distance
+        );
+        assert!((st.distance[1][low] - 2.0 / 3.0).abs() < 1e-12);
+        // Ordered passes t = 0.4 for the low class; equal distance 2/3 fails it.
+        assert!(!e.ok);
+        // Default distance for numbers is ordered.
+        let m = Models::new(&spec(None, vec![], vec![tc(None)], 0.0), &t).unwrap();
+        assert_eq!(m.t[0].2, TDistance::Ordered);
+        // At the top level (one class) the distance is 0.
+        let top: Vec<QiHierarchy> = (0..2)
+            .map(|i| {
+                QiHierarchy::build(
+                    &t.qi_names[i],
+                    &t.qi_values[i],
+                    vec![vec![Some("*".into()); t.qi_values[i].len()]],
+                )
+                .unwrap()
+            })
+            .collect();
+        let e = evaluate(&t, &top, &m, &[1, 1], &mut Scratch::default());
+        assert!(e.ok);
+        assert_eq!(e.sensitive[0].as_ref().unwrap().distance[0][0], 0.0);
+    }
+}

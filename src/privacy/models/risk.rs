@@ -1,0 +1,290 @@
+//! Re-identification risks (prosecutor, journalist, marketer) and the full assessment of a
+//! node that reports them with class sizes, achieved l/t and loss figures.
+
+use serde::Serialize;
+
+use crate::policy::hierarchy::QiHierarchy;
+use crate::policy::{LossMetric, TDistance};
+use crate::privacy::table::BaseTable;
+
+use super::Models;
+use super::checks::NodeEval;
+use super::loss::{LossFigures, generalization_height, mean_normalized_level};
+
+/// Size distribution buckets of equivalence classes.
+pub const SIZE_BUCKETS: &[(u64, u64)] = &[
+    (1, 1),
+    (2, 2),
+    (3, 4),
+    (5, 9),
+    (10, 19),
+    (20, 49),
+    (50, 99),
+    (100, 999),
+    (1000, u64::MAX),
+];
+
+/// One bucket of the class-size distribution.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SizeBucket {
+    /// Label such as `3-4` or `1000+`.
+    pub size: String,
+    pub classes: u64,
+    pub records: u64,
+}
+
+/// Re-identification risk estimates.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Risks {
+    /// Prosecutor model (the attacker knows the person is in the data): highest and average
+    /// probability of a correct re-identification, and the share of records whose risk
+    /// exceeds 1/k (the threshold the policy sets; 1/2 without k).
+    pub prosecutor_highest: f64,
+    pub prosecutor_average: f64,
+    pub records_at_risk: f64,
+    /// Journalist model (the attacker does not know who is in the data): highest risk, with
+    /// population classes estimated as class size / sampling fraction.
+    pub journalist_highest: f64,
+    /// Marketer model: expected share of records re-identified when every record is linked.
+    pub marketer: f64,
+    pub sampling_fraction: f64,
+}
+
+/// l, t and related figures achieved for one sensitive attribute.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SensitiveAchieved {
+    pub attribute: String,
+    /// Smallest number of distinct values in a released class.
+    pub distinct_l: u32,
+    /// Smallest exp(entropy) in a released class.
+    pub entropy_l: f64,
+    /// Largest distance (t) of a released class, per t-closeness rule: (distance kind, t).
+    pub t: Vec<(TDistance, f64)>,
+}
+
+/// Everything measured about one node, for reports and provenance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assessment {
+    pub levels: Vec<usize>,
+    /// Level labels per quasi-identifier: (name, level, levels available).
+    pub quasi_identifiers: Vec<(String, usize, usize)>,
+    pub records: u64,
+    pub records_released: u64,
+    pub suppressed: u64,
+    pub suppressed_fraction: f64,
+    pub classes: u64,
+    pub classes_released: u64,
+    /// Smallest class size among released records (k achieved); 0 when nothing is released.
+    pub smallest_class: u64,
+    pub largest_class: u64,
+    pub average_class_size: f64,
+    /// Records in classes smaller than k (before suppression).
+    pub records_below_k: u64,
+    pub classes_below_k: u64,
+    pub size_distribution: Vec<SizeBucket>,
+    pub sensitive: Vec<SensitiveAchieved>,
+    pub risks: Risks,
+    pub loss: LossFigures,
+    /// Whether the models hold within the suppression limit.
+    pub satisfied: bool,
+}
+
+/// Describe `eval`, treating its violating classes as suppressed when `suppress` is set.
+pub fn assess(
+    table: &BaseTable,
+    qis: &[QiHierarchy],
+    models: &Models,
+    eval: &NodeEval,
+    suppress: bool,
+) -> Assessment {
+    let sizes = &eval.classes.sizes;
+    let released = |c: usize| !(suppress && eval.violating[c]);
+    let n = table.rows;
+    let suppressed = if suppress { eval.suppressed } else { 0 };
+    let kept_sizes: Vec<u64> = (0..sizes.len())
+        .filter(|&c| released(c))
+        .map(|c| sizes[c])
+        .collect();
+    let released_n: u64 = kept_sizes.iter().sum();
+    let smallest = kept_sizes.iter().copied().min().unwrap_or(0);
+    let largest = kept_sizes.iter().copied().max().unwrap_or(0);
+    let buckets = size_distribution(&kept_sizes);
+    let below: Vec<u64> = sizes.iter().copied().filter(|&s| s < models.k).collect();
+    let nk = kept_sizes.len() as f64;
+    let risks = risks(models, &kept_sizes, released_n, smallest);
+    let sens = sensitive_achieved(table, models, eval, &released);
+    let nf = n.max(1) as f64;
+    let s = suppressed as f64;
+    let loss = loss_figures(qis, models, eval, &released, released_n, nk, (nf, s));
+    Assessment {
+        levels: eval.levels.clone(),
+        quasi_identifiers: qis
+            .iter()
+            .zip(&eval.levels)
+            .map(|(q, &l)| (q.name.clone(), l, q.height()))
+            .collect(),
+        records: n,
+        records_released: released_n,
+        suppressed,
+        suppressed_fraction: s / nf,
+        classes: sizes.len() as u64,
+        classes_released: kept_sizes.len() as u64,
+        smallest_class: smallest,
+        largest_class: largest,
+        average_class_size: if nk == 0.0 {
+            0.0
+        } else {
+            released_n as f64 / nk
+        },
+        records_below_k: below.iter().sum(),
+        classes_below_k: below.len() as u64,
+        size_distribution: buckets,
+        sensitive: sens,
+        risks,
+        loss,
+        satisfied: eval.ok,
+    }
+}
+
+/// Released classes and records per [`SIZE_BUCKETS`] bucket.
+fn size_distribution(kept_sizes: &[u64]) -> Vec<SizeBucket> {
+    let mut buckets: Vec<SizeBucket> = SIZE_BUCKETS
+        .iter()
+        .map(|&(lo, hi)| SizeBucket {
+            size: if hi == u64::MAX {
+                format!("{lo}+")
+            } else if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            },
+            classes: 0,
+            records: 0,
+        })
+        .collect();
+    for &s in kept_sizes {
+        if let Some(i) = SIZE_BUCKETS.iter().position(|&(lo, hi)| s >= lo && s <= hi) {
+            buckets[i].classes += 1;
+            buckets[i].records += s;
+        }
+    }
+    buckets
+}
+
+/// Prosecutor, journalist and marketer risks of the released classes.
+fn risks(models: &Models, kept_sizes: &[u64], released_n: u64, smallest: u64) -> Risks {
+    let k_threshold = if models.k > 1 { models.k } else { 2 };
+    let f = models.sampling_fraction;
+    let nk = kept_sizes.len() as f64;
+    let rn = released_n.max(1) as f64;
+    if released_n == 0 {
+        return Risks {
+            prosecutor_highest: 0.0,
+            prosecutor_average: 0.0,
+            records_at_risk: 0.0,
+            journalist_highest: 0.0,
+            marketer: 0.0,
+            sampling_fraction: f,
+        };
+    }
+    let at_risk: u64 = kept_sizes.iter().filter(|&&s| s < k_threshold).sum();
+    Risks {
+        prosecutor_highest: 1.0 / smallest as f64,
+        prosecutor_average: nk / rn,
+        records_at_risk: at_risk as f64 / rn,
+        // Population class size estimated as size / f (never below the sample's).
+        journalist_highest: (f / smallest as f64).min(1.0),
+        marketer: (nk * f / rn).min(1.0),
+        sampling_fraction: f,
+    }
+}
+
+/// Achieved l and t over the released classes, per sensitive attribute a model names.
+fn sensitive_achieved(
+    table: &BaseTable,
+    models: &Models,
+    eval: &NodeEval,
+    released: &impl Fn(usize) -> bool,
+) -> Vec<SensitiveAchieved> {
+    let sizes = &eval.classes.sizes;
+    let mut sens = Vec::new();
+    for (s, st) in eval.sensitive.iter().enumerate() {
+        let Some(st) = st else { continue };
+        let kept = |v: &[f64]| {
+            (0..sizes.len())
+                .filter(|&c| released(c))
+                .map(|c| v[c])
+                .collect::<Vec<f64>>()
+        };
+        let distinct = (0..sizes.len())
+            .filter(|&c| released(c))
+            .map(|c| st.distinct[c])
+            .min()
+            .unwrap_or(0);
+        let entropy = kept(&st.entropy_l)
+            .into_iter()
+            .fold(f64::INFINITY, f64::min);
+        let t_rules: Vec<TDistance> = models
+            .t
+            .iter()
+            .filter(|(i, _, _)| *i == s)
+            .map(|&(_, _, d)| d)
+            .collect();
+        let t = t_rules
+            .iter()
+            .enumerate()
+            .map(|(j, d)| (*d, kept(&st.distance[j]).into_iter().fold(0.0, f64::max)))
+            .collect();
+        sens.push(SensitiveAchieved {
+            attribute: table.sensitive[s].name.clone(),
+            distinct_l: distinct,
+            entropy_l: if entropy.is_finite() { entropy } else { 0.0 },
+            t,
+        });
+    }
+    sens
+}
+
+/// Every loss figure; `nk` released classes, `nf` records (at least 1), `s` suppressed.
+fn loss_figures(
+    qis: &[QiHierarchy],
+    models: &Models,
+    eval: &NodeEval,
+    released: &impl Fn(usize) -> bool,
+    released_n: u64,
+    nk: f64,
+    (nf, s): (f64, f64),
+) -> LossFigures {
+    let h = mean_normalized_level(qis, &eval.levels);
+    let mut dm = 0.0;
+    for (c, &size) in eval.classes.sizes.iter().enumerate() {
+        let sz = size as f64;
+        dm += if released(c) { sz * sz } else { sz * nf };
+    }
+    let k = models.k as f64;
+    LossFigures {
+        metric: models.metric.keyword().into(),
+        value: match models.metric {
+            LossMetric::Height => generalization_height(qis, &eval.levels),
+            LossMetric::Precision => ((nf - s) * h + s) / nf,
+            LossMetric::Discernibility => dm,
+            LossMetric::AvgClassSize => {
+                if nk == 0.0 {
+                    f64::INFINITY
+                } else {
+                    released_n as f64 / nk / k
+                }
+            }
+        },
+        generalization_height: generalization_height(qis, &eval.levels),
+        precision: ((nf - s) * h + s) / nf,
+        discernibility: dm,
+        discernibility_normalized: dm / (nf * nf),
+        avg_class_size: if nk == 0.0 {
+            0.0
+        } else {
+            released_n as f64 / nk / k
+        },
+        suppressed_fraction: s / nf,
+    }
+}

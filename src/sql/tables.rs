@@ -1,0 +1,136 @@
+//! Registering files as DataFusion tables: the formats, delimiters and `type:` overrides
+//! that `apply` reads with, so a query sees the same values.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+
+use crate::error::{Error, Result};
+use crate::io::{Format, Input, ReadOptions, table_files};
+use crate::plan::apply_type_overrides;
+use crate::policy::Policy;
+
+/// A table to register: name and file.
+#[derive(Clone, Debug)]
+pub struct TableArg {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for TableArg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (name, path) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--table takes NAME=PATH, got {s:?}"))?;
+        let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!(
+                "table name {name:?} must use letters, digits and _"
+            ));
+        }
+        Ok(TableArg {
+            name: name.to_string(),
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+pub(crate) fn df_err(e: datafusion::error::DataFusionError) -> Error {
+    Error::Usage(format!("SQL: {e}"))
+}
+
+/// Register a file, or a directory of files of one format, as table `t.name`: Parquet, CSV
+/// (types inferred as `apply` infers them, with the policy's `type:` overrides) or NDJSON.
+pub async fn register_file(
+    ctx: &SessionContext,
+    t: &TableArg,
+    policy: Option<&Policy>,
+    read: &ReadOptions,
+) -> Result<()> {
+    if !t.path.exists() {
+        return Err(Error::io(
+            &t.path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
+    }
+    register_files(ctx, &t.name, &table_files(&t.path)?, policy, read).await
+}
+
+/// Register `files` as one table `name`. They must share a format, an extension and a schema.
+pub async fn register_files(
+    ctx: &SessionContext,
+    name: &str,
+    files: &[PathBuf],
+    policy: Option<&Policy>,
+    read: &ReadOptions,
+) -> Result<()> {
+    let Some(first) = files.first() else {
+        return Err(Error::Usage(format!("table {name} has no files")));
+    };
+    let fmt = Format::from_path(first).ok_or_else(|| {
+        Error::Usage(format!(
+            "cannot tell the format of {}; use .parquet, .csv/.tsv or .ndjson/.jsonl",
+            first.display()
+        ))
+    })?;
+    let ext_of = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(|e| format!(".{e}"))
+            .unwrap_or_default()
+    };
+    let ext = ext_of(first);
+    let overrides = |s: &Schema| match policy {
+        Some(p) => apply_type_overrides(p, s),
+        None => Arc::new(s.clone()),
+    };
+    let schema = Input::open(first, fmt, read, &overrides)?.schema;
+    let mut paths = Vec::with_capacity(files.len());
+    for f in files {
+        if ext_of(f) != ext {
+            return Err(Error::Usage(format!(
+                "{} and {} are both read as table {name}, but their extensions differ; \
+                 give the files of one table one format and extension",
+                first.display(),
+                f.display()
+            )));
+        }
+        if f != first && Input::open(f, fmt, read, &overrides)?.schema.fields() != schema.fields() {
+            return Err(Error::data(
+                f.display(),
+                format!(
+                    "its schema differs from {}; the files of one table must share a schema",
+                    first.display()
+                ),
+            ));
+        }
+        let p = f
+            .to_str()
+            .ok_or_else(|| Error::Usage(format!("{} is not UTF-8", f.display())))?;
+        paths.push(p.to_string());
+    }
+    let df = match fmt {
+        Format::Parquet => {
+            ctx.read_parquet(paths, ParquetReadOptions::default().file_extension(&ext))
+                .await
+        }
+        Format::Csv => {
+            let opts = CsvReadOptions::new()
+                .has_header(true)
+                .delimiter(read.delimiter_for(first))
+                .file_extension(&ext)
+                .schema(&schema);
+            ctx.read_csv(paths, opts).await
+        }
+        Format::Ndjson => {
+            ctx.read_json(paths, JsonReadOptions::default().file_extension(&ext))
+                .await
+        }
+    }
+    .map_err(df_err)?;
+    ctx.register_table(name, df.into_view()).map_err(df_err)?;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The library as a pipeline embeds it: cancellation and progress through the job builder,
+//! structured errors to branch on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cloakline::engine::{Cancel, Progress};
+use cloakline::jobs::apply::Apply;
+use cloakline::keys::Keyring;
+use cloakline::policy::Policy;
+use cloakline::{Error, PlanProblem};
+
+use super::util::{demo_keyring, dir_names, root};
+
+fn example() -> (Policy, Keyring) {
+    let policy = Policy::load(&root().join("policies/customers.yaml")).unwrap();
+    let keyring = Keyring::load(&demo_keyring()).unwrap();
+    (policy, keyring)
+}
+
+#[derive(Default)]
+struct Counter {
+    started: AtomicU64,
+    rows: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Progress for Counter {
+    fn start(&self, _: Option<u64>) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+    }
+    fn advance(&self, rows: u64) {
+        self.rows.fetch_add(rows, Ordering::SeqCst);
+    }
+    fn finish(&self) {
+        self.finished.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn progress_sees_every_written_row_once() {
+    let (policy, keyring) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.parquet");
+    let counter = Arc::new(Counter::default());
+    let summary = Apply::new(
+        &policy,
+        &keyring,
+        root().join("examples/customers.csv"),
+        &out,
+    )
+    .with_batch_size(7)
+    .with_progress(counter.clone())
+    .run()
+    .unwrap();
+    assert!(summary.rows_out > 0);
+    assert_eq!(counter.rows.load(Ordering::SeqCst), summary.rows_out);
+    assert_eq!(counter.started.load(Ordering::SeqCst), 1);
+    assert_eq!(counter.finished.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_cancelled_apply_fails_as_interrupted_and_leaves_nothing() {
+    let (policy, keyring) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.parquet");
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let r = Apply::new(
+        &policy,
+        &keyring,
+        root().join("examples/customers.csv"),
+        &out,
+    )
+    .with_cancel(cancel)
+    .run();
+    assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
+    assert_eq!(r.unwrap_err().exit_code(), 130);
+    assert!(
+        dir_names(dir.path()).is_empty(),
+        "{:?}",
+        dir_names(dir.path())
+    );
+}
+
+#[test]
+fn a_missing_key_and_an_unknown_column_are_variants_to_branch_on() {
+    let (policy, _) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.parquet");
+    let empty = Keyring::default();
+    let r = Apply::new(&policy, &empty, root().join("examples/customers.csv"), &out).run();
+    match r {
+        Err(Error::MissingKey {
+            key_id, present, ..
+        }) => {
+            assert!(!key_id.is_empty());
+            assert!(present.is_empty());
+        }
+        other => panic!("expected MissingKey, got {other:?}"),
+    }
+
+    let csv = dir.path().join("in.csv");
+    std::fs::write(&csv, "a,b\n1,2\n").unwrap();
+    let p = Policy::from_yaml_str(
+        &format!(
+            "{}fields:\n  a: {{ action: keep, basis: consent }}\n  zz: {{ action: keep, basis: consent }}\n",
+            super::util::HEAD
+        ),
+        "p.yaml",
+    )
+    .unwrap();
+    let r = Apply::new(&p, &empty, &csv, &out).run();
+    let Err(Error::Plan { problems, .. }) = r else {
+        panic!("expected a plan error, got {r:?}");
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|q| matches!(q, PlanProblem::UnknownColumn { field, .. } if field == "zz")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|q| matches!(q, PlanProblem::UnlistedColumn { column, .. } if column == "b")),
+        "{problems:?}"
+    );
+    assert!(!out.exists());
+}
