@@ -21,7 +21,6 @@ const LAYERS: &[&[&str]] = &[
     &[
         "jobs",
         "jobs::apply",
-        "jobs::check",
         "jobs::decrypt",
         "jobs::report",
         "jobs::scan",
