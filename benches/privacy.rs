@@ -23,7 +23,8 @@ fn bench(c: &mut Criterion) {
         ..Default::default()
     };
     let group = |policy: &Policy, spec: &cloakline::policy::PrivacySpec| {
-        prepare(
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(prepare(
             policy,
             spec,
             &Keyring::default(),
@@ -31,7 +32,7 @@ fn bench(c: &mut Criterion) {
             std::slice::from_ref(&data),
             &read,
             true,
-        )
+        ))
         .unwrap()
     };
     let mut g = c.benchmark_group("privacy/adult");

@@ -7,8 +7,10 @@
 //! The layers, in the order data flows:
 //! [`policy`] (the YAML model and lawful-basis rules) → [`plan`] (the policy checked against a
 //! schema and keyring) → [`kernels`] (transforms over whole Arrow arrays) → [`engine`]
-//! (streaming, parallel, ordered) → [`provenance`] (the JSON-LD record). [`apply`] ties them
-//! together for files; the CLI is a thin door onto it.
+//! (streaming, parallel, ordered) → [`provenance`] (the JSON-LD record). The [`jobs`]
+//! (`apply`, `verify`, `sql`, `scan`, `report`, `decrypt`) tie them together for files; the
+//! CLI is a thin door onto them. docs/ARCHITECTURE.md lists the layers, which
+//! `tests/it/layers.rs` enforces.
 //!
 //! ```
 //! use std::sync::Arc;

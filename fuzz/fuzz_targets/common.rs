@@ -75,9 +75,23 @@ pub fn scratch() -> &'static Path {
 }
 
 /// The demo keyring (fixed keys, so crashes reproduce).
-pub fn keyring() -> &'static Keyring {
-    static RING: OnceLock<Keyring> = OnceLock::new();
-    RING.get_or_init(|| Keyring::load(&scratch().join("keyring.json")).expect("demo keyring"))
+pub fn keyring() -> &'static Arc<Keyring> {
+    static RING: OnceLock<Arc<Keyring>> = OnceLock::new();
+    RING.get_or_init(|| {
+        Arc::new(Keyring::load(&scratch().join("keyring.json")).expect("demo keyring"))
+    })
+}
+
+/// Run a job's future on one runtime per process (the library starts none).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime")
+    })
+    .block_on(f)
 }
 
 /// One small array of each input type the kernels meet, with edge values and nulls.
@@ -92,14 +106,9 @@ pub fn sample_arrays() -> &'static [ArrayRef] {
             Some("+86 138 0013 8000 110101199003074518 a\r\nb"),
             Some("x"),
         ];
-        let dec = Decimal128Array::from(vec![
-            Some(123_456),
-            None,
-            Some(-99_999_999_999),
-            Some(0),
-        ])
-        .with_precision_and_scale(12, 2)
-        .expect("decimal");
+        let dec = Decimal128Array::from(vec![Some(123_456), None, Some(-99_999_999_999), Some(0)])
+            .with_precision_and_scale(12, 2)
+            .expect("decimal");
         vec![
             Arc::new(StringArray::from(strings.clone())),
             Arc::new(LargeStringArray::from(strings.clone())),
@@ -152,7 +161,11 @@ pub fn exercise_kernels(policy: &Policy) {
                 && let Ok(out) = kernel.apply(arr)
             {
                 assert_eq!(out.len(), arr.len(), "kernel changed the row count");
-                assert_eq!(out.data_type(), &out_type, "kernel output type differs from plan");
+                assert_eq!(
+                    out.data_type(),
+                    &out_type,
+                    "kernel output type differs from plan"
+                );
             }
         }
     }

@@ -39,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let plain = String::from_utf8_lossy(rest);
-            let key = ring.get(if mode % 2 == 0 { "k1" } else { "k2" }).expect("demo key");
+            let key = ring
+                .get(if mode % 2 == 0 { "k1" } else { "k2" })
+                .expect("demo key");
             let enc = Encryptor::new(key, domain).expect("encryptor");
             let Ok(env) = enc.encrypt_str(&plain) else {
                 return;

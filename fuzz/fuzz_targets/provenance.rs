@@ -7,10 +7,10 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use cloakline::jobs::apply::Apply;
 use cloakline::io::ReadOptions;
+use cloakline::jobs::apply::Apply;
 use cloakline::policy::Policy;
 use libfuzzer_sys::fuzz_target;
 
@@ -29,11 +29,13 @@ fn outputs() -> &'static (PathBuf, PathBuf) {
         let policy = Policy::from_yaml_str(POLICY, "customers.yaml").expect("policy");
         let make = |name: &str| {
             let out = dir.join(name);
-            Apply::new(&policy, common::keyring(), &input, &out)
-                .with_threads(1)
-                .with_sign_key(Some("k1".into()))
-                .run()
-                .expect("fixed output");
+            common::block_on(
+                Apply::new(policy.clone(), Arc::clone(common::keyring()), &input, &out)
+                    .with_threads(1)
+                    .with_sign_key(Some("k1".into()))
+                    .run(),
+            )
+            .expect("fixed output");
             out
         };
         (make("out.parquet"), make("out.csv"))
@@ -55,7 +57,8 @@ fuzz_target!(|data: &[u8]| {
     let ring = common::keyring();
     let read = ReadOptions::default();
     for out in [parquet, csv] {
-        if let Ok(v) = cloakline::jobs::verify::verify(out, Some(&record), None, Some(ring), &read) {
+        if let Ok(v) = cloakline::jobs::verify::verify(out, Some(&record), None, Some(ring), &read)
+        {
             let _ = v.to_text();
         }
     }

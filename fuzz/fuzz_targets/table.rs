@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use cloakline::jobs::apply::Apply;
-use cloakline::provenance::sidecar_path;
 use cloakline::io::{Format, Input, ReadOptions};
+use cloakline::jobs::apply::Apply;
 use cloakline::policy::Policy;
+use cloakline::provenance::sidecar_path;
 use libfuzzer_sys::fuzz_target;
 
 /// Field rules over the example customer table (unlisted columns dropped).
@@ -101,10 +101,17 @@ fuzz_target!(|data: &[u8]| {
     let output = dir.join(format!("out.{out_ext}"));
     let _ = std::fs::remove_file(&output);
     let _ = std::fs::remove_file(sidecar_path(&output));
-    let _ = Apply::new(policy, common::keyring(), &input, &output)
+    let _ = common::block_on(
+        Apply::new(
+            policy.clone(),
+            Arc::clone(common::keyring()),
+            &input,
+            &output,
+        )
         .with_input_format(Some(format))
         .with_delimiter(delimiter)
         .with_batch_size(3)
         .with_threads(1)
-        .run();
+        .run(),
+    );
 });

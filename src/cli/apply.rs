@@ -56,7 +56,7 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
     let policy = Policy::load(&a.policy)?;
     let keyring = keyring_for(Some(&policy), &a.keyring)?;
     let read = read_options(&a.formats)?;
-    let mut job = Apply::new(&policy, &keyring, &a.input, &a.output)
+    let mut job = Apply::new(policy, keyring, &a.input, &a.output)
         .with_input_format(a.formats.input_format)
         .with_output_format(a.output_format)
         .with_delimiter(read.delimiter)
@@ -72,7 +72,7 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
     if !a.no_progress && !a.json && std::io::stderr().is_terminal() {
         job = job.with_progress(Arc::new(Bar::default()));
     }
-    let summary = job.run()?;
+    let summary = runtime()?.block_on(job.run())?;
     if a.json {
         outln!(
             "{}",

@@ -28,7 +28,9 @@ pub(crate) fn run(c: CheckArgs) -> Result<()> {
         delimiter: delimiter(&c.delimiter)?,
         ..Default::default()
     };
-    let report = cloakline::privacy::check(&policy, &keyring, &c.input, &read)?;
+    let report = runtime()?.block_on(cloakline::privacy::check(
+        &policy, &keyring, &c.input, &read,
+    ))?;
     show(c.json, &report, || report.to_text());
     if report.meets_with_suppression {
         Ok(())

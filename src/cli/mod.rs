@@ -194,3 +194,14 @@ fn load_keyring(path: &Path) -> Result<Keyring> {
     }
     Ok(ring)
 }
+
+/// The runtime the jobs run on (the library starts none of its own).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            path: "<async runtime>".into(),
+            source: e,
+        })
+}

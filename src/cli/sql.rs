@@ -45,27 +45,20 @@ pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
         Some(p) => load_keyring(p)?,
         None => Keyring::default(),
     };
-    let job = cloakline::jobs::sql::SqlJob {
-        query: q.query,
-        tables: q.tables,
-        keyring: std::sync::Arc::new(keyring),
-        policy: policy.as_ref(),
-        output: q.output,
-        allow_unsafe: q.allow_unsafe_sql,
-        cancel: cancel.clone(),
-        read: ReadOptions {
+    let mut job = cloakline::jobs::sql::SqlJob::new(q.query)
+        .with_keyring(Arc::new(keyring))
+        .with_policy(policy.map(Arc::new))
+        .with_output(q.output)
+        .allow_unsafe(q.allow_unsafe_sql)
+        .with_cancel(cancel.clone())
+        .with_read_options(ReadOptions {
             delimiter: delimiter(&q.delimiter)?,
             ..Default::default()
-        },
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io {
-            path: "<async runtime>".into(),
-            source: e,
-        })?;
-    match rt.block_on(job.run())? {
+        });
+    for t in q.tables {
+        job = job.with_table(t);
+    }
+    match runtime()?.block_on(job.run())? {
         cloakline::jobs::sql::QueryOutcome::Rows(batches) => {
             let table = arrow::util::pretty::pretty_format_batches(&batches)?;
             outln!("{table}");

@@ -56,7 +56,7 @@ pub(crate) fn run(v: ValidateArgs) -> Result<()> {
         Some(input) => {
             let keyring = keyring_for(Some(&policy), &v.keyring)?;
             let read = read_options(&v.formats)?;
-            let plans = Apply::new(&policy, &keyring, input, Path::new("-"))
+            let plans = Apply::new(policy.clone(), keyring, input, Path::new("-"))
                 .with_input_format(v.formats.input_format)
                 .with_delimiter(read.delimiter)
                 .validate()?;

@@ -37,19 +37,74 @@ pub enum QueryOutcome {
 }
 
 /// One `cloakline sql` run.
-pub struct SqlJob<'a> {
-    pub query: String,
-    pub tables: Vec<TableArg>,
-    pub keyring: Arc<Keyring>,
-    pub policy: Option<&'a Policy>,
-    pub output: Option<PathBuf>,
-    pub read: ReadOptions,
+#[must_use]
+pub struct SqlJob {
+    query: String,
+    tables: Vec<TableArg>,
+    keyring: Arc<Keyring>,
+    policy: Option<Arc<Policy>>,
+    output: Option<PathBuf>,
+    read: ReadOptions,
+    allow_unsafe: bool,
+    cancel: crate::engine::Cancel,
+}
+
+impl SqlJob {
+    /// A query over no tables yet, with no keys (keyed functions fail until a keyring is set).
+    pub fn new(query: impl Into<String>) -> Self {
+        SqlJob {
+            query: query.into(),
+            tables: Vec::new(),
+            keyring: Arc::new(Keyring::default()),
+            policy: None,
+            output: None,
+            read: ReadOptions::default(),
+            allow_unsafe: false,
+            cancel: crate::engine::Cancel::new(),
+        }
+    }
+
+    /// Register a file or a directory of files as a table.
+    pub fn with_table(mut self, table: TableArg) -> Self {
+        self.tables.push(table);
+        self
+    }
+
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = keyring;
+        self
+    }
+
+    /// Also register the policy's view of the first table as `<table>_shared`.
+    pub fn with_policy(mut self, policy: Option<Arc<Policy>>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Write the result (Parquet or CSV) with a provenance sidecar instead of returning rows.
+    pub fn with_output(mut self, output: Option<PathBuf>) -> Self {
+        self.output = output;
+        self
+    }
+
+    pub fn with_read_options(mut self, read: ReadOptions) -> Self {
+        self.read = read;
+        self
+    }
+
     /// Allow DDL (`CREATE EXTERNAL TABLE … LOCATION`), DML (`COPY … TO`, `INSERT`) and
     /// statements (`SET`). Off by default: they read and write files with no policy and no
     /// provenance.
-    pub allow_unsafe: bool,
-    /// Stops the query between batches; nothing is written.
-    pub cancel: crate::engine::Cancel,
+    pub fn allow_unsafe(mut self, yes: bool) -> Self {
+        self.allow_unsafe = yes;
+        self
+    }
+
+    /// Stop the query between batches when `cancel` is cancelled; nothing is written.
+    pub fn with_cancel(mut self, cancel: crate::engine::Cancel) -> Self {
+        self.cancel = cancel;
+        self
+    }
 }
 
 /// An error while the query runs: DataFusion quotes the offending value (`Cannot cast string
@@ -77,16 +132,16 @@ pub(crate) fn withhold_quoted(text: &str) -> String {
     out
 }
 
-impl SqlJob<'_> {
+impl SqlJob {
     /// Register the tables, the functions and (with a policy) the view `<first table>_shared`.
     pub async fn context(&self) -> Result<(SessionContext, Option<String>)> {
         let ctx = SessionContext::new();
         crate::sql::register(&ctx, Arc::clone(&self.keyring));
         for t in &self.tables {
-            register_file(&ctx, t, self.policy, &self.read).await?;
+            register_file(&ctx, t, self.policy.as_deref(), &self.read).await?;
         }
         let mut view = None;
-        if let Some(p) = self.policy {
+        if let Some(p) = self.policy.as_deref() {
             let first = self
                 .tables
                 .first()
@@ -206,7 +261,7 @@ impl SqlJob<'_> {
         // The policy's bases and keys describe the output only when the query read its view.
         let view_used = used.functions.iter().any(|f| f == "policy view");
         let mut key_ids = used.keys.clone();
-        if let (true, Some(p)) = (view_used, self.policy) {
+        if let (true, Some(p)) = (view_used, self.policy.as_deref()) {
             key_ids.extend(
                 p.output_fields()
                     .filter_map(|f| f.action.key_id())
@@ -219,6 +274,7 @@ impl SqlJob<'_> {
             .collect();
         let policy = self
             .policy
+            .as_deref()
             .filter(|_| view_used)
             .map(|p| policy_summary(p, view.unwrap_or_default()));
         let raw: Vec<&String> = used

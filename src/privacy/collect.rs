@@ -45,7 +45,7 @@ fn quote(name: &str) -> String {
 /// Group `files` (one table; `input` names it in messages) for the policy's privacy block.
 /// With `hierarchies`, also build every quasi-identifier's generalization levels (needed to
 /// enforce, not to check).
-pub fn prepare(
+pub async fn prepare(
     policy: &Policy,
     spec: &PrivacySpec,
     keyring: &Keyring,
@@ -82,7 +82,7 @@ pub fn prepare(
             build_hierarchies(&ctx, policy, spec, keyring, &table, hierarchies, &shown).await?;
         Ok::<_, Error>((table, qis))
     };
-    let (table, qis) = on_private_runtime(input, task)?;
+    let (table, qis) = task.await?;
     if let Some(k) = spec.k
         && k > table.rows
     {
@@ -241,29 +241,6 @@ async fn build_hierarchies(
         qis.push(h);
     }
     Ok(qis)
-}
-
-/// Run `task` on a private runtime on its own thread, so callers may be async themselves.
-fn on_private_runtime<T: Send>(
-    input: &Path,
-    task: impl std::future::Future<Output = Result<T>> + Send,
-) -> Result<T> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::io(input, e))?;
-            rt.block_on(task)
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            // A panic: a bug, and its message (dropped) may quote a value.
-            Err(Error::Internal(
-                "the grouping thread panicked; nothing was written".into(),
-            ))
-        })
-    })
 }
 
 async fn group_rows(ctx: &SessionContext, sql: &str) -> DFResult<Vec<arrow::array::RecordBatch>> {

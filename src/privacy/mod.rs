@@ -80,7 +80,7 @@ pub struct CheckReport {
 }
 
 /// Measure the input against the policy's privacy block without writing anything.
-pub fn check(
+pub async fn check(
     policy: &Policy,
     keyring: &Keyring,
     input: &Path,
@@ -95,7 +95,7 @@ pub fn check(
         ))
     })?;
     let files = crate::io::table_files(input)?;
-    let prep = prepare(policy, spec, keyring, input, &files, read, false)?;
+    let prep = prepare(policy, spec, keyring, input, &files, read, false).await?;
     let zero = vec![0; prep.qis.len()];
     let eval = models::evaluate(
         &prep.table,

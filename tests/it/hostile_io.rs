@@ -9,8 +9,8 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::util::{
-    HEAD, apply_example_ok, apply_files, check, dir_names, read_csv_strings, root, stderr,
-    write_policy,
+    HEAD, apply_example_ok, apply_files, block_on, check, dir_names, read_csv_strings, root,
+    stderr, write_policy,
 };
 
 const FIELDS: &str = "fields:\n  id: { action: keep, basis: contract }\n  name: { action: keep, basis: contract }\n  age: { action: keep, basis: contract }\n";
@@ -417,9 +417,11 @@ fn huge_batch_sizes_are_refused_not_aborted() {
     // Through the library, 0 is an error too, not a panic.
     let p = cloakline::policy::Policy::load(&policy).unwrap();
     let ring = cloakline::keys::Keyring::default();
-    let r = cloakline::jobs::apply::Apply::new(&p, &ring, &input, &out)
-        .with_batch_size(0)
-        .run();
+    let r = block_on(
+        cloakline::jobs::apply::Apply::new(p, ring, &input, &out)
+            .with_batch_size(0)
+            .run(),
+    );
     assert!(
         matches!(r, Err(cloakline::Error::Usage(_))),
         "{:?}",

@@ -10,7 +10,7 @@ use cloakline::keys::Keyring;
 use cloakline::policy::Policy;
 use cloakline::{Error, PlanProblem};
 
-use super::util::{demo_keyring, dir_names, root};
+use super::util::{block_on, demo_keyring, dir_names, root};
 
 fn example() -> (Policy, Keyring) {
     let policy = Policy::load(&root().join("policies/customers.yaml")).unwrap();
@@ -43,15 +43,12 @@ fn progress_sees_every_written_row_once() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("c.parquet");
     let counter = Arc::new(Counter::default());
-    let summary = Apply::new(
-        &policy,
-        &keyring,
-        root().join("examples/customers.csv"),
-        &out,
+    let summary = block_on(
+        Apply::new(policy, keyring, root().join("examples/customers.csv"), &out)
+            .with_batch_size(7)
+            .with_progress(counter.clone())
+            .run(),
     )
-    .with_batch_size(7)
-    .with_progress(counter.clone())
-    .run()
     .unwrap();
     assert!(summary.rows_out > 0);
     assert_eq!(counter.rows.load(Ordering::SeqCst), summary.rows_out);
@@ -66,14 +63,11 @@ fn a_cancelled_apply_fails_as_interrupted_and_leaves_nothing() {
     let out = dir.path().join("c.parquet");
     let cancel = Cancel::new();
     cancel.cancel();
-    let r = Apply::new(
-        &policy,
-        &keyring,
-        root().join("examples/customers.csv"),
-        &out,
-    )
-    .with_cancel(cancel)
-    .run();
+    let r = block_on(
+        Apply::new(policy, keyring, root().join("examples/customers.csv"), &out)
+            .with_cancel(cancel)
+            .run(),
+    );
     assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
     assert_eq!(r.unwrap_err().exit_code(), 130);
     assert!(
@@ -89,7 +83,16 @@ fn a_missing_key_and_an_unknown_column_are_variants_to_branch_on() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("c.parquet");
     let empty = Keyring::default();
-    let r = Apply::new(&policy, &empty, root().join("examples/customers.csv"), &out).run();
+    let empty = std::sync::Arc::new(empty);
+    let r = block_on(
+        Apply::new(
+            policy,
+            empty.clone(),
+            root().join("examples/customers.csv"),
+            &out,
+        )
+        .run(),
+    );
     match r {
         Err(Error::MissingKey {
             key_id, present, ..
@@ -110,7 +113,7 @@ fn a_missing_key_and_an_unknown_column_are_variants_to_branch_on() {
         "p.yaml",
     )
     .unwrap();
-    let r = Apply::new(&p, &empty, &csv, &out).run();
+    let r = block_on(Apply::new(p, empty, &csv, &out).run());
     let Err(Error::Plan { problems, .. }) = r else {
         panic!("expected a plan error, got {r:?}");
     };
@@ -127,4 +130,33 @@ fn a_missing_key_and_an_unknown_column_are_variants_to_branch_on() {
         "{problems:?}"
     );
     assert!(!out.exists());
+}
+
+#[test]
+fn dropping_the_run_future_cancels_the_run_and_commits_nothing() {
+    let (policy, keyring) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.parquet");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let job = Apply::new(policy, keyring, root().join("examples/customers.csv"), &out)
+            .with_batch_size(1)
+            .with_threads(1)
+            .run();
+        // Polled once (the blocking part starts), then dropped mid-run.
+        use futures::FutureExt;
+        assert!(
+            job.now_or_never().is_none(),
+            "the run finished on its first poll"
+        );
+    });
+    // Dropping the runtime waits for the blocking part, which sees the cancellation and stops
+    // before its commit.
+    drop(rt);
+    assert!(!out.exists());
+    assert!(!dir.path().join("c.parquet.provenance.json").exists());
 }

@@ -207,7 +207,7 @@ fn prepare(policy_text: &str) -> privacy::Prepared {
     let policy = Policy::from_yaml_str(policy_text, "adult-test.yaml").unwrap();
     let spec = policy.privacy.clone().unwrap();
     let data = root().join("../shared/benchmarks/adult/adult.csv");
-    privacy::prepare(
+    super::util::block_on(privacy::prepare(
         &policy,
         &spec,
         &Keyring::default(),
@@ -215,7 +215,7 @@ fn prepare(policy_text: &str) -> privacy::Prepared {
         std::slice::from_ref(&data),
         &read_opts(),
         true,
-    )
+    ))
     .unwrap()
 }
 

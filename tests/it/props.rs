@@ -859,17 +859,19 @@ fn fresh_output(
     rows: &[Row],
     ext: &str,
     signed: bool,
-    ring: &Keyring,
+    ring: &Arc<Keyring>,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
     let input = dir.join("in.csv");
     write_csv(&input, rows);
     let policy = Policy::from_yaml_str(VERIFY_POLICY, "props.yaml").unwrap();
     let output = dir.join(format!("out.{ext}"));
-    Apply::new(&policy, ring, &input, &output)
-        .with_threads(1)
-        .with_sign_key(signed.then(|| "k1".to_string()))
-        .run()
-        .unwrap();
+    super::util::block_on(
+        Apply::new(policy, Arc::clone(ring), &input, &output)
+            .with_threads(1)
+            .with_sign_key(signed.then(|| "k1".to_string()))
+            .run(),
+    )
+    .unwrap();
     let side = sidecar_path(&output);
     (output, side)
 }
@@ -924,8 +926,8 @@ proptest! {
         data_edits in prop::collection::vec((any::<Index>(), 1u8..=255), 8),
         side_edits in prop::collection::vec((any::<Index>(), any::<u8>()), 24),
     ) {
-        let ring = ring();
-        let key = signed.then_some(&ring);
+        let ring = Arc::new(ring());
+        let key = signed.then_some(&*ring);
         let dir = tempfile::tempdir().unwrap();
         let ext = if parquet { "parquet" } else { "csv" };
         let (out, side) = fresh_output(dir.path(), &rows, ext, signed, &ring);
@@ -978,7 +980,7 @@ fn scan_signed_sidecar(
     positions: impl Fn(&[u8]) -> Vec<usize>,
     both: bool,
 ) -> Vec<String> {
-    let ring = ring();
+    let ring = Arc::new(ring());
     let dir = tempfile::tempdir().unwrap();
     let rows = vec![
         Row {
@@ -999,7 +1001,7 @@ fn scan_signed_sidecar(
         },
     ];
     let (out, side) = fresh_output(dir.path(), &rows, ext, true, &ring);
-    assert!(verifies(&out, Some(&ring)));
+    assert!(verifies(&out, Some(&*ring)));
     let orig = std::fs::read(&side).unwrap();
     let mut bad = Vec::new();
     for i in positions(&orig) {

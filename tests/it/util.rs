@@ -6,6 +6,16 @@ use std::process::{Command, Output};
 use arrow::record_batch::RecordBatch;
 use tempfile::TempDir;
 
+/// Run a job's future on a runtime of the test's own (the library starts none).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(f)
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -16,16 +16,17 @@
 //!     }
 //! }
 //!
-//! # fn main() -> cloakline::Result<()> {
+//! # async fn run() -> cloakline::Result<()> {
 //! let policy = Policy::load("policies/customers.yaml".as_ref())?;
 //! let keyring = Keyring::load("examples/demo-keyring.json".as_ref())?;
-//! let cancel = Cancel::new(); // another thread may call `cancel.cancel()`
+//! let cancel = Cancel::new(); // another task may call `cancel.cancel()`
 //! let rows = Arc::new(Rows::default());
-//! let summary = Apply::new(&policy, &keyring, "examples/customers.csv", "out/customers.parquet")
+//! let summary = Apply::new(policy, keyring, "examples/customers.csv", "out/customers.parquet")
 //!     .with_threads(2)
 //!     .with_cancel(cancel.clone())
 //!     .with_progress(rows.clone())
-//!     .run()?;
+//!     .run()
+//!     .await?;
 //! println!("{} rows, provenance in {}", summary.rows_out, summary.provenance.display());
 //! # Ok(()) }
 //! ```
@@ -56,10 +57,12 @@ use crate::provenance::{
     self, DatasetRecord, FieldRecord, PolicySummary, RunRecord, sidecar_path, write_json,
 };
 
-/// Builder for one `apply` run.
-pub struct Apply<'a> {
-    policy: &'a Policy,
-    keyring: &'a Keyring,
+/// Builder for one `apply` run. It owns what it needs, so `run` can move it to a blocking
+/// thread of the caller's runtime.
+#[must_use]
+pub struct Apply {
+    policy: Arc<Policy>,
+    keyring: Arc<Keyring>,
     input: PathBuf,
     output: PathBuf,
     input_format: Option<Format>,
@@ -133,16 +136,16 @@ struct JobOutput {
     record: RunRecord,
 }
 
-impl<'a> Apply<'a> {
+impl Apply {
     pub fn new(
-        policy: &'a Policy,
-        keyring: &'a Keyring,
+        policy: impl Into<Arc<Policy>>,
+        keyring: impl Into<Arc<Keyring>>,
         input: impl Into<PathBuf>,
         output: impl Into<PathBuf>,
     ) -> Self {
         Apply {
-            policy,
-            keyring,
+            policy: policy.into(),
+            keyring: keyring.into(),
             input: input.into(),
             output: output.into(),
             input_format: None,
@@ -243,7 +246,7 @@ impl<'a> Apply<'a> {
 
     /// Open every input and plan it, reading no data. Used by `run` and by `validate`.
     fn plan_jobs(&self, out_format: Format) -> Result<Vec<Job>> {
-        let overrides = |s: &arrow::datatypes::Schema| apply_type_overrides(self.policy, s);
+        let overrides = |s: &arrow::datatypes::Schema| apply_type_overrides(&self.policy, s);
         let mut jobs = Vec::new();
         if self.input.is_dir() {
             let files = data_files(&self.input, self.input_format)?;
@@ -262,9 +265,9 @@ impl<'a> Apply<'a> {
                     first = Some(input.schema.clone());
                 }
                 let plan = Plan::new(
-                    self.policy,
+                    &self.policy,
                     input.schema.clone(),
-                    self.keyring,
+                    &self.keyring,
                     &f.display().to_string(),
                 )?;
                 let rel = f
@@ -281,9 +284,9 @@ impl<'a> Apply<'a> {
             let fmt = self.input_format_of(&self.input)?;
             let input = Input::open(&self.input, fmt, &self.read, &overrides)?;
             let plan = Plan::new(
-                self.policy,
+                &self.policy,
                 input.schema.clone(),
-                self.keyring,
+                &self.keyring,
                 &self.input.display().to_string(),
             )?;
             jobs.push(Job {
@@ -418,7 +421,25 @@ impl<'a> Apply<'a> {
     }
 
     /// Run: plan everything, transform, write atomically, record provenance.
-    pub fn run(self) -> Result<RunSummary> {
+    /// Run on the caller's Tokio runtime: the streaming write runs on one of its blocking
+    /// threads (with its own worker threads), the privacy grouping pass on the runtime itself.
+    /// Dropping the returned future before it completes cancels the run; nothing is committed.
+    pub async fn run(self) -> Result<RunSummary> {
+        let handle = tokio::runtime::Handle::current();
+        let on_drop = CancelOnDrop(Some(self.cancel.clone()));
+        let result = tokio::task::spawn_blocking(move || self.run_on(&handle))
+            .await
+            .unwrap_or_else(|_| {
+                // A panic: a bug, and its message (dropped) may quote a value.
+                Err(Error::Internal(
+                    "the apply job panicked; nothing was written".into(),
+                ))
+            });
+        on_drop.disarm();
+        result
+    }
+
+    fn run_on(self, handle: &tokio::runtime::Handle) -> Result<RunSummary> {
         let clock = Instant::now();
         let started = Utc::now();
         let is_dir = self.input.is_dir();
@@ -446,7 +467,8 @@ impl<'a> Apply<'a> {
         // Again under the lock: another run may have committed meanwhile.
         self.check_destinations(is_dir, &sidecar)?;
         let mut jobs = self.plan_jobs(out_format)?;
-        let (ctx, privacy_assessment) = self.prepare_run(&mut jobs, out_format, is_dir, started)?;
+        let (ctx, privacy_assessment) =
+            self.prepare_run(handle, &mut jobs, out_format, is_dir, started)?;
 
         // Stage every destination first: an unwritable one fails before the long part.
         let staging = match is_dir {
@@ -518,6 +540,7 @@ impl<'a> Apply<'a> {
     /// The privacy decision (which rewrites the plans) and what every file of the run shares.
     fn prepare_run(
         &self,
+        handle: &tokio::runtime::Handle,
         jobs: &mut [Job],
         out_format: Format,
         is_dir: bool,
@@ -529,15 +552,15 @@ impl<'a> Apply<'a> {
         if let Some(spec) = &self.policy.privacy {
             // One table, however many files: group them together, release them alike.
             let files: Vec<PathBuf> = jobs.iter().map(|j| j.input.path.clone()).collect();
-            let prep = privacy::prepare(
-                self.policy,
+            let prep = handle.block_on(privacy::prepare(
+                &self.policy,
                 spec,
-                self.keyring,
+                &self.keyring,
                 &self.input,
                 &files,
                 &self.read,
                 true,
-            )?;
+            ))?;
             let decision = privacy::decide(&prep, spec, &self.input.display().to_string())?;
             privacy::enforce(jobs.iter_mut().map(|j| &mut j.plan), &prep, &decision, spec)?;
             privacy_evidence = Some(privacy::evidence(&prep, spec, &decision));
@@ -561,7 +584,7 @@ impl<'a> Apply<'a> {
         let ctx = RunContext {
             run_id: provenance::new_run_id(),
             started,
-            policy: PolicySummary::of(self.policy),
+            policy: PolicySummary::of(&self.policy),
             privacy: privacy_evidence,
             out_format,
             write: WriteOptions {
@@ -784,4 +807,22 @@ fn schema_pairs(schema: &SchemaRef) -> Vec<(String, String)> {
         .iter()
         .map(|f| (f.name().clone(), f.data_type().to_string()))
         .collect()
+}
+
+/// Cancels a run whose future was dropped before it finished (the blocking part would
+/// otherwise go on and commit).
+struct CancelOnDrop(Option<Cancel>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.cancel();
+        }
+    }
 }
