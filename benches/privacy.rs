@@ -18,10 +18,7 @@ fn bench(c: &mut Criterion) {
         eprintln!("skipped: {} not found", data.display());
         return;
     }
-    let read = ReadOptions {
-        delimiter: b';',
-        ..Default::default()
-    };
+    let read = ReadOptions::default().with_delimiter(b';');
     let group = |policy: &Policy, spec: &cloakline::policy::PrivacySpec| {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(prepare(

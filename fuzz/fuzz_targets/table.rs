@@ -83,11 +83,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     // Small batches and inference windows put batch edges inside the data.
-    let read = ReadOptions {
-        batch_size: 3,
-        delimiter,
-        infer_rows: 4,
-    };
+    let read = ReadOptions::default()
+        .with_batch_size(3)
+        .with_delimiter(delimiter)
+        .with_infer_rows(4);
     let overrides = |s: &arrow::datatypes::Schema| cloakline::plan::apply_type_overrides(policy, s);
     if let Ok(src) = Input::open(&input, format, &read, &overrides)
         && let Ok(batches) = src.batches()

@@ -24,10 +24,7 @@ pub(crate) struct CheckArgs {
 pub(crate) fn run(c: CheckArgs) -> Result<()> {
     let policy = Policy::load(&c.policy)?;
     let keyring = keyring_for(Some(&policy), &c.keyring)?;
-    let read = ReadOptions {
-        delimiter: delimiter(&c.delimiter)?,
-        ..Default::default()
-    };
+    let read = ReadOptions::default().with_delimiter(delimiter(&c.delimiter)?);
     let report = runtime()?.block_on(cloakline::privacy::check(
         &policy, &keyring, &c.input, &read,
     ))?;

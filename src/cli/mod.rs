@@ -147,11 +147,9 @@ fn delimiter(s: &str) -> Result<u8> {
 }
 
 fn read_options(f: &FormatArgs) -> Result<ReadOptions> {
-    Ok(ReadOptions {
-        batch_size: f.batch_size as usize,
-        delimiter: delimiter(&f.delimiter)?,
-        ..Default::default()
-    })
+    Ok(ReadOptions::default()
+        .with_batch_size(f.batch_size as usize)
+        .with_delimiter(delimiter(&f.delimiter)?))
 }
 
 /// The keyring, if the policy needs one (or an empty one when it does not).

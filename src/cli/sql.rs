@@ -51,10 +51,7 @@ pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
         .with_output(q.output)
         .allow_unsafe(q.allow_unsafe_sql)
         .with_cancel(cancel.clone())
-        .with_read_options(ReadOptions {
-            delimiter: delimiter(&q.delimiter)?,
-            ..Default::default()
-        });
+        .with_read_options(ReadOptions::default().with_delimiter(delimiter(&q.delimiter)?));
     for t in q.tables {
         job = job.with_table(t);
     }
@@ -73,6 +70,11 @@ pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
                 output.display(),
                 provenance.display()
             );
+        }
+        _ => {
+            return Err(Error::Internal(
+                "the sql job produced an outcome this CLI does not know how to show".into(),
+            ));
         }
     }
     Ok(())

@@ -32,19 +32,15 @@ pub(crate) fn run(v: VerifyArgs) -> Result<()> {
         Some(p) => Some(load_keyring(p)?),
         None => None,
     };
-    let read = ReadOptions {
-        delimiter: delimiter(&v.delimiter)?,
-        ..Default::default()
-    };
+    let read = ReadOptions::default().with_delimiter(delimiter(&v.delimiter)?);
     let result = cloakline::jobs::verify::verify_with(
         &v.output,
         &read,
-        &cloakline::jobs::verify::VerifyOptions {
-            provenance: v.provenance.as_deref(),
-            policy: v.policy.as_deref(),
-            keyring: ring.as_ref(),
-            require_signature: v.require_signature,
-        },
+        &cloakline::jobs::verify::VerifyOptions::default()
+            .with_provenance(v.provenance.as_deref())
+            .with_policy(v.policy.as_deref())
+            .with_keyring(ring.as_ref())
+            .with_require_signature(v.require_signature),
     )?;
     show(v.json, &result, || result.to_text());
     if result.passed() {

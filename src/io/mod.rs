@@ -65,6 +65,7 @@ impl Format {
 
 /// Options for reading text formats.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ReadOptions {
     pub batch_size: usize,
     /// CSV delimiter; `,` (the default) means tab for a `.tsv` file.
@@ -87,6 +88,27 @@ impl Default for ReadOptions {
 pub const MAX_BATCH_ROWS: usize = 1 << 20;
 
 impl ReadOptions {
+    /// Set the rows per batch (checked by [`ReadOptions::check`]).
+    #[must_use]
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Set the CSV delimiter; `,` means tab for a `.tsv` file.
+    #[must_use]
+    pub fn with_delimiter(mut self, delimiter: u8) -> Self {
+        self.delimiter = delimiter;
+        self
+    }
+
+    /// Set the rows read to infer CSV/NDJSON column types.
+    #[must_use]
+    pub fn with_infer_rows(mut self, infer_rows: usize) -> Self {
+        self.infer_rows = infer_rows;
+        self
+    }
+
     /// Refuse a batch size the readers cannot allocate.
     pub fn check(&self) -> Result<()> {
         if self.batch_size == 0 || self.batch_size > MAX_BATCH_ROWS {

@@ -20,6 +20,7 @@ use super::*;
 
 /// Output writer options.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct WriteOptions {
     pub format: Format,
     pub delimiter: u8,
@@ -40,7 +41,38 @@ impl Default for WriteOptions {
     }
 }
 
+impl WriteOptions {
+    /// Set the output format.
+    #[must_use]
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Set the CSV delimiter.
+    #[must_use]
+    pub fn with_delimiter(mut self, delimiter: u8) -> Self {
+        self.delimiter = delimiter;
+        self
+    }
+
+    /// Set the Parquet zstd compression level.
+    #[must_use]
+    pub fn with_zstd_level(mut self, zstd_level: i32) -> Self {
+        self.zstd_level = zstd_level;
+        self
+    }
+
+    /// Set the columns written without dictionary encoding or statistics.
+    #[must_use]
+    pub fn with_no_dictionary(mut self, no_dictionary: Vec<String>) -> Self {
+        self.no_dictionary = no_dictionary;
+        self
+    }
+}
+
 /// One encoded row group (Parquet column chunks) or block of CSV lines.
+#[non_exhaustive]
 pub enum Encoded {
     Parquet(Vec<ArrowColumnChunk>),
     Csv(Vec<u8>),

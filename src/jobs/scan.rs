@@ -29,6 +29,7 @@ use crate::recognizers::{Match, RecognizerSet};
 /// The verdict on one column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Verdict {
     /// Identifies a person on its own (email, phone, ID number, name, unique id).
     DirectIdentifier,

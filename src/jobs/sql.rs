@@ -25,6 +25,7 @@ use crate::policy::Policy;
 use crate::sql::tables::{TableArg, df_err, register_file};
 
 /// What a query run produced.
+#[non_exhaustive]
 pub enum QueryOutcome {
     /// Result batches, for printing.
     Rows(Vec<RecordBatch>),

@@ -84,6 +84,7 @@ impl Verification {
 
 /// What `verify` checks besides the output and its record.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct VerifyOptions<'a> {
     /// The provenance document (default: the output's sidecar).
     pub provenance: Option<&'a Path>,
@@ -93,6 +94,36 @@ pub struct VerifyOptions<'a> {
     pub keyring: Option<&'a Keyring>,
     /// Fail an unsigned record even without a keyring (`verify --require-signature`).
     pub require_signature: bool,
+}
+
+impl<'a> VerifyOptions<'a> {
+    /// Set the provenance document (`None`: the output's sidecar).
+    #[must_use]
+    pub fn with_provenance(mut self, provenance: Option<&'a Path>) -> Self {
+        self.provenance = provenance;
+        self
+    }
+
+    /// Set the policy file that must be the recorded one (`None`: not checked).
+    #[must_use]
+    pub fn with_policy(mut self, policy: Option<&'a Path>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Set the keyring the signature is checked with (`None`: no check).
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: Option<&'a Keyring>) -> Self {
+        self.keyring = keyring;
+        self
+    }
+
+    /// Fail an unsigned record even without a keyring.
+    #[must_use]
+    pub fn with_require_signature(mut self, require_signature: bool) -> Self {
+        self.require_signature = require_signature;
+        self
+    }
 }
 
 fn nodes_of<'a>(doc: &'a Value, ty: &str) -> Vec<&'a Value> {

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 /// Period for date and timestamp generalization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DateLevel {
     Month,
     Quarter,
@@ -42,6 +43,7 @@ pub enum DateLevel {
 /// How a generalized value is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LabelStyle {
     /// A readable text label: `30-39`, `[0.5, 1)`, `1987-Q3`, `1980-1989`, `>=100000`.
     #[default]
@@ -52,6 +54,7 @@ pub enum LabelStyle {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum GeneralizeSpec {
     Date { to: DateLevel, label: LabelStyle },
     Number(NumberBins),

@@ -32,6 +32,7 @@ pub use tokenize::Tokenizer;
 
 /// Errors from building or applying a kernel. The message never contains key material.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KernelError {
     /// The kernel does not accept this input type.
     #[error("{action} does not accept a column of type {data_type}: {hint}")]

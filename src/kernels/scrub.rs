@@ -21,6 +21,7 @@ use crate::recognizers::{Match, RecognizerSet};
 /// How entities are replaced.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "replace_with", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ScrubMode {
     /// `<EMAIL>`, `<PHONE>`, ...: the recognizer's name in capitals.
     Placeholder,

@@ -37,6 +37,7 @@ pub mod meta {
 
 /// The compiled transform of one output column.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Kernel {
     Keep,
     Redact(Redactor),
@@ -142,6 +143,7 @@ impl Kernel {
 
 /// Why a kernel could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KernelBuildError {
     #[error(transparent)]
     Kernel(#[from] KernelError),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
 )]
+#[non_exhaustive]
 pub enum Jurisdiction {
     /// European Union: GDPR.
     EU,
@@ -49,6 +50,7 @@ impl fmt::Display for Jurisdiction {
 /// A lawful basis for handling a field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Basis {
     /// GDPR Art. 6(1)(a); PIPL Art. 13(1)(1).
     Consent,

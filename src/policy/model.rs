@@ -67,6 +67,7 @@ pub struct PolicyFile {
 /// Handling of columns the policy does not mention.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Unlisted {
     /// Refuse to run (the default): every column must be reviewed.
     #[default]
@@ -78,6 +79,7 @@ pub enum Unlisted {
 /// The action applied to a field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ActionKind {
     /// Copy unchanged (still personal data if it was).
     #[default]
@@ -128,6 +130,7 @@ pub enum BasisSpec {
 /// A constant: string, number or boolean.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Constant {
     Bool(bool),
     Int(i64),
@@ -219,6 +222,7 @@ pub struct FieldRule {
 /// How `scrub` replaces an entity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ReplaceWith {
     Placeholder,
     Token,
@@ -296,6 +300,7 @@ pub struct Field {
 
 /// A validated action with its parameters.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Action {
     Keep,
     Drop,

@@ -140,6 +140,7 @@ pub struct TClosenessRule {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LVariant {
     #[default]
     Distinct,
@@ -149,6 +150,7 @@ pub enum LVariant {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TDistance {
     Equal,
     Ordered,
@@ -157,6 +159,7 @@ pub enum TDistance {
 /// What to do when the data does not meet the models.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OnViolation {
     /// Exit non-zero and write nothing.
     #[default]
@@ -170,6 +173,7 @@ pub enum OnViolation {
 /// Information-loss metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LossMetric {
     /// Sweeney's precision loss: the mean normalized generalization level over all cells,
     /// suppressed records counting as fully generalized.
@@ -221,6 +225,7 @@ pub struct QuasiIdentifier {
 }
 
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum HierarchySource {
     /// An ARX hierarchy file; level 0 is the value itself.
     File(Arc<ArxHierarchy>),

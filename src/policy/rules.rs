@@ -23,6 +23,7 @@ pub struct Transfer {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Mechanism {
     /// GDPR Art. 45 adequacy decision.
     Adequacy,

@@ -114,6 +114,7 @@ pub struct Progress {
 
 /// Why a search did not finish.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SearchError {
     /// The lattice is too large to search at all.
     Lattice(String),

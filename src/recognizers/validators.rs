@@ -9,6 +9,7 @@ use std::net::Ipv6Addr;
 
 /// A check applied to a regex candidate. A candidate that fails is discarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Validator {
     Luhn,
     /// Luhn plus a known IIN range with a length that IIN issues.

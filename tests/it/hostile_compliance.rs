@@ -84,10 +84,7 @@ fn stripped_signature_fails_when_a_keyring_is_given() {
 
     // The library option behind `verify --require-signature` fails it too.
     let read = cloakline::io::ReadOptions::default();
-    let opts = cloakline::jobs::verify::VerifyOptions {
-        require_signature: true,
-        ..Default::default()
-    };
+    let opts = cloakline::jobs::verify::VerifyOptions::default().with_require_signature(true);
     let v = cloakline::jobs::verify::verify_with(&out, &read, &opts).unwrap();
     assert!(!v.passed(), "{}", v.to_text());
     let sig = v.checks.iter().find(|c| c.name == "signature").unwrap();

@@ -63,10 +63,7 @@ fn adult_policy(qis: &[&str], privacy_tail: &str) -> String {
 }
 
 fn read_opts() -> ReadOptions {
-    ReadOptions {
-        delimiter: b';',
-        ..Default::default()
-    }
+    ReadOptions::default().with_delimiter(b';')
 }
 
 /// `apply` an Adult policy (`;`-separated input) and return the JSON run summary.

@@ -880,12 +880,9 @@ fn fresh_output(
 /// signed record is checked with the keyring, an unsigned one without (with a keyring, an
 /// unsigned record fails by design).
 fn verifies(output: &Path, ring: Option<&Keyring>) -> bool {
-    let opts = VerifyOptions {
-        provenance: None,
-        policy: None,
-        keyring: ring,
-        require_signature: ring.is_some(),
-    };
+    let opts = VerifyOptions::default()
+        .with_keyring(ring)
+        .with_require_signature(ring.is_some());
     verify_with(output, &ReadOptions::default(), &opts).is_ok_and(|v| v.passed())
 }
 

@@ -10,6 +10,7 @@ use super::read::{Basis, Doc, Field, get_text};
 
 /// How a finding should be handled by the reviewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Level {
     /// Needs a reviewer's judgement (sensitive data, recipients, transfers).
     Review,
