@@ -25,9 +25,8 @@ pub(crate) fn run(c: CheckArgs) -> Result<()> {
     let policy = Policy::load(&c.policy)?;
     let keyring = keyring_for(Some(&policy), &c.keyring)?;
     let read = ReadOptions::default().with_delimiter(delimiter(&c.delimiter)?);
-    let report = runtime()?.block_on(cloakline::privacy::check(
-        &policy, &keyring, &c.input, &read,
-    ))?;
+    let job = cloakline::jobs::check::Check::new(policy, keyring, &c.input).with_read_options(read);
+    let report = runtime()?.block_on(job.run())?;
     show(c.json, &report, || report.to_text());
     if report.meets_with_suppression {
         Ok(())

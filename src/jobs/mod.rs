@@ -2,6 +2,7 @@
 //! did. The CLI, SQL and Python doors call these; jobs do not call each other.
 
 pub mod apply;
+pub mod check;
 pub mod decrypt;
 pub mod report;
 pub mod scan;

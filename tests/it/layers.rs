@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "jobs",
         "jobs::apply",
+        "jobs::check",
         "jobs::decrypt",
         "jobs::report",
         "jobs::scan",

@@ -160,3 +160,26 @@ fn dropping_the_run_future_cancels_the_run_and_commits_nothing() {
     assert!(!out.exists());
     assert!(!dir.path().join("c.parquet.provenance.json").exists());
 }
+
+#[test]
+fn check_reports_unmet_models_as_a_report_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = super::util::people_csv(dir.path());
+    let p = Policy::from_yaml_str(
+        &format!(
+            "{}{}privacy:\n  quasi_identifiers:\n    age: {{ levels: [{{ bin_width: 10 }}] }}\n  k: 2\n",
+            super::util::HEAD,
+            super::util::PEOPLE
+        ),
+        "k.yaml",
+    )
+    .unwrap();
+    let report =
+        block_on(cloakline::jobs::check::Check::new(p, Keyring::default(), &input).run()).unwrap();
+    // Six different ages, as the field rules release them: no class of 2; nothing written.
+    assert!(!report.meets_models);
+    assert_eq!(report.k, Some(2));
+    assert_eq!(report.records_violating, 6);
+    assert_eq!(report.assessment.records, 6);
+    assert_eq!(dir_names(dir.path()), ["people.csv"]);
+}

@@ -1,0 +1,47 @@
+//! `check`: measure an input against the policy's privacy models (k, l, t, class sizes,
+//! risks) without writing anything.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::io::ReadOptions;
+use crate::keys::Keyring;
+use crate::policy::Policy;
+use crate::privacy::{self, CheckReport};
+
+/// Builder for one `check` run. Like `Apply`, it owns its inputs and runs on the caller's
+/// runtime (the grouping pass is DataFusion).
+#[must_use]
+pub struct Check {
+    policy: Arc<Policy>,
+    keyring: Arc<Keyring>,
+    input: PathBuf,
+    read: ReadOptions,
+}
+
+impl Check {
+    pub fn new(
+        policy: impl Into<Arc<Policy>>,
+        keyring: impl Into<Arc<Keyring>>,
+        input: impl Into<PathBuf>,
+    ) -> Self {
+        Check {
+            policy: policy.into(),
+            keyring: keyring.into(),
+            input: input.into(),
+            read: ReadOptions::default(),
+        }
+    }
+
+    pub fn with_read_options(mut self, read: ReadOptions) -> Self {
+        self.read = read;
+        self
+    }
+
+    /// The report, whether or not the models are met (`meets_with_suppression` says); an
+    /// error means the check itself could not run (no privacy block, unreadable input…).
+    pub async fn run(self) -> Result<CheckReport> {
+        privacy::check(&self.policy, &self.keyring, &self.input, &self.read).await
+    }
+}
