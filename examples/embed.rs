@@ -2,7 +2,7 @@
 //! errors matched by variant.
 //!
 //! ```text
-//! cargo run --example embed            # writes into a temporary directory
+//! cargo run --example embed            # writes into a temporary directory, then removes it
 //! ```
 
 use std::sync::Arc;
@@ -29,8 +29,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let policy = Arc::new(Policy::load(&root.join("policies/customers.yaml"))?);
     let keyring = Arc::new(Keyring::load(&root.join("examples/demo-keyring.json"))?);
-    let out = std::env::temp_dir().join(format!("cloakline-embed-{}", std::process::id()));
-    let output = out.join("customers.parquet");
+    // A directory of our own: the example removes only what it created.
+    let out = tempfile::tempdir()?;
+    let output = out.path().join("customers.parquet");
 
     let cancel = Cancel::new(); // hand a clone to whatever may stop the pipeline
     let rows = Arc::new(Rows::default());
@@ -61,6 +62,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(e) => return Err(e.into()),
     }
-    std::fs::remove_dir_all(&out)?;
     Ok(())
 }

@@ -157,8 +157,12 @@ fn dropping_the_run_future_cancels_the_run_and_commits_nothing() {
     // Dropping the runtime waits for the blocking part, which sees the cancellation and stops
     // before its commit.
     drop(rt);
-    assert!(!out.exists());
-    assert!(!dir.path().join("c.parquet.provenance.json").exists());
+    // Nothing at all: no output, no sidecar, no temporary file or lock left behind.
+    assert!(
+        dir_names(dir.path()).is_empty(),
+        "{:?}",
+        dir_names(dir.path())
+    );
 }
 
 #[test]
@@ -182,4 +186,38 @@ fn check_reports_unmet_models_as_a_report_not_an_error() {
     assert_eq!(report.records_violating, 6);
     assert_eq!(report.assessment.records, 6);
     assert_eq!(dir_names(dir.path()), ["people.csv"]);
+}
+
+#[test]
+fn a_cancelled_overwrite_leaves_the_previous_release_and_the_users_files_alone() {
+    let (policy, keyring) = example();
+    let (policy, keyring) = (Arc::new(policy), Arc::new(keyring));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.parquet");
+    let mine = dir.path().join("notes.txt");
+    std::fs::write(&mine, "the user's own file").unwrap();
+    let input = root().join("examples/customers.csv");
+    block_on(Apply::new(Arc::clone(&policy), Arc::clone(&keyring), &input, &out).run()).unwrap();
+    let before = std::fs::read(&out).unwrap();
+    let side = dir.path().join("c.parquet.provenance.json");
+    let side_before = std::fs::read(&side).unwrap();
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let r = block_on(
+        Apply::new(policy, keyring, &input, &out)
+            .with_overwrite(true)
+            .with_cancel(cancel)
+            .run(),
+    );
+    assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    assert_eq!(std::fs::read(&side).unwrap(), side_before);
+    assert_eq!(
+        std::fs::read_to_string(&mine).unwrap(),
+        "the user's own file"
+    );
+    assert_eq!(
+        dir_names(dir.path()),
+        ["c.parquet", "c.parquet.provenance.json", "notes.txt"]
+    );
 }
