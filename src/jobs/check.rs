@@ -42,6 +42,10 @@ impl Check {
     /// The report, whether or not the models are met (`meets_with_suppression` says); an
     /// error means the check itself could not run (no privacy block, unreadable input…).
     pub async fn run(self) -> Result<CheckReport> {
+        // DataFusion spawns Tokio tasks: another executor would make it panic.
+        tokio::runtime::Handle::try_current().map_err(|_| {
+            crate::Error::Usage("Check::run must be awaited inside a Tokio runtime".into())
+        })?;
         privacy::check(&self.policy, &self.keyring, &self.input, &self.read).await
     }
 }

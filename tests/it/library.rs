@@ -221,3 +221,14 @@ fn a_cancelled_overwrite_leaves_the_previous_release_and_the_users_files_alone()
         ["c.parquet", "c.parquet.provenance.json", "notes.txt"]
     );
 }
+
+#[test]
+fn run_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let (policy, keyring) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.parquet");
+    let job = Apply::new(policy, keyring, root().join("examples/customers.csv"), &out).run();
+    let r = futures::executor::block_on(job);
+    assert!(matches!(r, Err(Error::Usage(_))), "{r:?}");
+    assert!(dir_names(dir.path()).is_empty());
+}

@@ -425,7 +425,11 @@ impl Apply {
     /// threads (with its own worker threads), the privacy grouping pass on the runtime itself.
     /// Dropping the returned future before it completes cancels the run; nothing is committed.
     pub async fn run(self) -> Result<RunSummary> {
-        let handle = tokio::runtime::Handle::current();
+        // Polled by another executor, there is no runtime to run the grouping pass on: an
+        // error, not the panic `Handle::current` would raise.
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Usage("Apply::run must be awaited inside a Tokio runtime".into())
+        })?;
         let on_drop = CancelOnDrop(Some(self.cancel.clone()));
         let result = tokio::task::spawn_blocking(move || self.run_on(&handle))
             .await
