@@ -39,7 +39,7 @@ if [ -f "$ADULT" ]; then
   sed 's/max_suppression: 0.05/max_suppression: 0/' policies/adult.yaml > policies/.adult-nosupp.yaml
   for p in policies/adult.yaml policies/.adult-nosupp.yaml; do
     T=$(best 5 "$BIN" apply --policy "$p" --input "$ADULT" --delimiter ';' --output "$WORK/adult.parquet" --no-progress)
-    S=$(python3 -c "import json;d=json.load(open('$WORK/adult.parquet.provenance.json'));n=[x for x in d['@graph'] if 'cl:search' in x][0]['cl:search'];print('search %.3f s, %d of %d nodes evaluated' % (n['seconds'], n['nodesEvaluated'], n['latticeNodes']))")
+    S=$(python3 -c "import json;d=json.load(open('$WORK/adult.parquet.provenance.json'));n=[x for x in d['@included'] if 'cl:search' in x][0]['cl:search'];print('search %.3f s, %d of %d nodes evaluated' % (n['seconds'], n['nodesEvaluated'], n['latticeNodes']))")
     echo "adult apply ($p, k=5): ${T} s wall; ${S}"
   done
   rm -f policies/.adult-nosupp.yaml
@@ -55,7 +55,7 @@ for grain in coarse fine; do
   echo "check, $ROWS rows, 5 QIs ($grain), k only:            $(best 3 "$BIN" check --policy benches/policies/check-k$sfx.yaml --keyring "$KEYS" --input "$DATA") s"
   echo "check, $ROWS rows, 5 QIs ($grain), k + l + t + risks: $(best 3 "$BIN" check --policy benches/policies/check-klt$sfx.yaml --keyring "$KEYS" --input "$DATA") s"
   "$BIN" check --policy benches/policies/check-k$sfx.yaml --keyring "$KEYS" --input "$DATA" --json \
-    | python3 -c "import json,sys;d=json.load(sys.stdin)['assessment'];print('  %d classes, smallest %d' % (d['classes'], d['smallest_class']))" || true
+    | python3 -c "import json,sys;d=json.load(sys.stdin)['assessment'];print('  %d classes, smallest %d' % (d['classes'], d['smallestClass']))" || true
   # Reference: DuckDB's GROUP BY over the same file and derivations, 2 threads, best of 3.
   if python3 -c "import duckdb" 2>/dev/null; then
     python3 - "$DATA" "$grain" <<'PY'

@@ -16,6 +16,22 @@ use crate::error::{Error, Result};
 use crate::io::BatchIter;
 use crate::plan::{Kernel, Plan};
 
+/// Run a job's blocking work (file I/O and CPU) on Tokio's blocking pool, for the async job
+/// builders. Awaited outside a Tokio runtime it is a usage error, not a panic; a panic in the
+/// work is an internal error whose message (which may quote a value) is dropped.
+pub async fn run_blocking<T: Send + 'static>(
+    job: &'static str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::runtime::Handle::try_current()
+        .map_err(|_| Error::Usage(format!("{job} must be awaited inside a Tokio runtime")))?;
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
+        Err(Error::Internal(format!(
+            "the {job} job panicked; nothing was written"
+        )))
+    })
+}
+
 /// Asks a running job to stop. The engine checks it between units and fails with
 /// [`Error::Interrupted`]; a job that stops this way commits nothing. Clones share one flag, so
 /// a caller keeps one and hands another to the job (the CLI cancels on Ctrl-C).
@@ -66,6 +82,7 @@ type Done<T> = (u64, Result<Unit<T>>);
 
 /// Per-output-column counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ColumnCounts {
     /// Non-null values passed through a transforming action (0 for `keep`).
     pub transformed: u64,

@@ -29,10 +29,10 @@ pub(crate) fn run(r: ReportArgs) -> Result<()> {
             &[("--output", o)],
         )?;
     }
-    let doc = cloakline::jobs::report::load_record(&r.input)?;
+    let record = cloakline::jobs::report::load_record(&r.input)?;
     let text = match r.format {
-        ReportFormat::Html => cloakline::jobs::report::render_html(&doc),
-        ReportFormat::Md => cloakline::jobs::report::render_markdown(&doc),
+        ReportFormat::Html => cloakline::jobs::report::render_html(&record),
+        ReportFormat::Md => cloakline::jobs::report::render_markdown(&record),
     };
     write_or_print(r.output.as_deref(), &text)?;
     Ok(())

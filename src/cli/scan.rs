@@ -61,11 +61,12 @@ pub(crate) fn run(a: ScanArgs) -> Result<()> {
         )));
     }
     let read = read_options(&a.formats)?;
-    let report = cloakline::jobs::scan::Scan::new(&a.input)
+    let job = cloakline::jobs::scan::Scan::new(&a.input)
         .with_format(a.formats.input_format)
         .with_delimiter(read.delimiter)
         .with_sample(a.sample)
-        .run(&set)?;
+        .with_recognizers(set);
+    let report = runtime()?.block_on(job.run())?;
     if let Some(d) = &a.draft_policy {
         let j: Vec<&str> = jur.iter().map(String::as_str).collect();
         let text = report.draft_policy(&a.key_id, &j);

@@ -48,10 +48,12 @@ pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
     let mut job = cloakline::jobs::sql::SqlJob::new(q.query)
         .with_keyring(Arc::new(keyring))
         .with_policy(policy.map(Arc::new))
-        .with_output(q.output)
         .allow_unsafe(q.allow_unsafe_sql)
         .with_cancel(cancel.clone())
         .with_read_options(ReadOptions::default().with_delimiter(delimiter(&q.delimiter)?));
+    if let Some(o) = &q.output {
+        job = job.with_output(o);
+    }
     for t in q.tables {
         job = job.with_table(t);
     }

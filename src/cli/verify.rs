@@ -28,20 +28,19 @@ pub(crate) struct VerifyArgs {
 }
 
 pub(crate) fn run(v: VerifyArgs) -> Result<()> {
-    let ring = match &v.keyring {
-        Some(p) => Some(load_keyring(p)?),
-        None => None,
-    };
-    let read = ReadOptions::default().with_delimiter(delimiter(&v.delimiter)?);
-    let result = cloakline::jobs::verify::verify_with(
-        &v.output,
-        &read,
-        &cloakline::jobs::verify::VerifyOptions::default()
-            .with_provenance(v.provenance.as_deref())
-            .with_policy(v.policy.as_deref())
-            .with_keyring(ring.as_ref())
-            .with_require_signature(v.require_signature),
-    )?;
+    let mut job = cloakline::jobs::verify::Verify::new(&v.output)
+        .with_read_options(ReadOptions::default().with_delimiter(delimiter(&v.delimiter)?))
+        .require_signature(v.require_signature);
+    if let Some(p) = &v.keyring {
+        job = job.with_keyring(load_keyring(p)?);
+    }
+    if let Some(p) = &v.provenance {
+        job = job.with_provenance(p);
+    }
+    if let Some(p) = &v.policy {
+        job = job.with_policy(p);
+    }
+    let result = runtime()?.block_on(job.run())?;
     show(v.json, &result, || result.to_text());
     if result.passed() {
         Ok(())

@@ -12,11 +12,13 @@ use crate::error::{Error, Result};
 
 mod commit;
 mod files;
+mod location;
 mod read;
 mod write;
 
 pub use commit::*;
 pub use files::*;
+pub use location::Location;
 pub use read::*;
 pub use write::*;
 

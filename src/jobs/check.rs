@@ -1,11 +1,10 @@
 //! `check`: measure an input against the policy's privacy models (k, l, t, class sizes,
 //! risks) without writing anything.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::io::ReadOptions;
+use crate::io::{Location, ReadOptions};
 use crate::keys::Keyring;
 use crate::policy::Policy;
 use crate::privacy::{self, CheckReport};
@@ -16,7 +15,7 @@ use crate::privacy::{self, CheckReport};
 pub struct Check {
     policy: Arc<Policy>,
     keyring: Arc<Keyring>,
-    input: PathBuf,
+    input: Location,
     read: ReadOptions,
 }
 
@@ -24,7 +23,7 @@ impl Check {
     pub fn new(
         policy: impl Into<Arc<Policy>>,
         keyring: impl Into<Arc<Keyring>>,
-        input: impl Into<PathBuf>,
+        input: impl Into<Location>,
     ) -> Self {
         Check {
             policy: policy.into(),
@@ -46,6 +45,7 @@ impl Check {
         tokio::runtime::Handle::try_current().map_err(|_| {
             crate::Error::Usage("Check::run must be awaited inside a Tokio runtime".into())
         })?;
-        privacy::check(&self.policy, &self.keyring, &self.input, &self.read).await
+        let input = self.input.local()?;
+        privacy::check(&self.policy, &self.keyring, input, &self.read).await
     }
 }

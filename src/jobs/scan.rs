@@ -2,10 +2,10 @@
 //! verdict, and draft a policy a person then completes.
 //!
 //! ```no_run
-//! use cloakline::{jobs::scan::Scan, recognizers::RecognizerSet};
-//! # fn main() -> cloakline::Result<()> {
-//! let set = RecognizerSet::builtin().expect("built-in patterns compile");
-//! let report = Scan::new("examples/customers.csv").with_sample(10_000).run(&set)?;
+//! use cloakline::jobs::scan::Scan;
+//! # async fn f() -> cloakline::Result<()> {
+//! // The built-in recognizers; `with_recognizers` adds a policy's own.
+//! let report = Scan::new("examples/customers.csv").with_sample(10_000).run().await?;
 //! for c in &report.columns {
 //!     println!("{}: {} -> {}", c.name, c.verdict, c.proposed_action);
 //! }
@@ -14,7 +14,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::io::{Format, Input, ReadOptions};
+use crate::io::{Format, Input, Location, ReadOptions};
 use crate::privacy::table::utf8;
 use crate::recognizers::{Match, RecognizerSet};
 
@@ -57,6 +57,7 @@ impl std::fmt::Display for Verdict {
 
 /// One recognizer's evidence in one column.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RecognizerHit {
     pub recognizer: String,
     pub category: String,
@@ -73,6 +74,7 @@ pub struct RecognizerHit {
 
 /// What the scan found in one column.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ColumnReport {
     pub name: String,
     pub data_type: String,
@@ -97,6 +99,7 @@ pub struct ColumnReport {
 
 /// A scan of one file.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ScanReport {
     pub input: String,
     pub rows: u64,
@@ -106,9 +109,11 @@ pub struct ScanReport {
     format: Option<Format>,
 }
 
-/// Builder for one scan.
+/// Builder for one scan: an owned job, awaited like `Apply`.
+#[must_use]
 pub struct Scan {
-    input: PathBuf,
+    input: Location,
+    recognizers: Option<std::sync::Arc<RecognizerSet>>,
     format: Option<Format>,
     read: ReadOptions,
     sample: usize,
@@ -236,9 +241,10 @@ fn name_has(name: &str, words: &[&str]) -> bool {
 }
 
 impl Scan {
-    pub fn new(input: impl Into<PathBuf>) -> Self {
+    pub fn new(input: impl Into<Location>) -> Self {
         Scan {
             input: input.into(),
+            recognizers: None,
             format: None,
             read: ReadOptions::default(),
             sample: 100_000,
@@ -261,18 +267,39 @@ impl Scan {
         self
     }
 
+    /// Recognizers to run (default: the built-in ones).
+    pub fn with_recognizers(mut self, set: impl Into<std::sync::Arc<RecognizerSet>>) -> Self {
+        self.recognizers = Some(set.into());
+        self
+    }
+
     /// Read the sample and classify every column.
-    pub fn run(self, set: &RecognizerSet) -> Result<ScanReport> {
+    pub async fn run(self) -> Result<ScanReport> {
+        crate::engine::run_blocking("Scan::run", move || {
+            let set = match &self.recognizers {
+                Some(s) => std::sync::Arc::clone(s),
+                None => std::sync::Arc::new(
+                    RecognizerSet::builtin()
+                        .map_err(|e| Error::Internal(format!("built-in recognizers: {e}")))?,
+                ),
+            };
+            self.run_with(&set)
+        })
+        .await
+    }
+
+    fn run_with(self, set: &RecognizerSet) -> Result<ScanReport> {
+        let path = self.input.local()?.to_path_buf();
         let format = self
             .format
-            .or_else(|| Format::from_path(&self.input))
+            .or_else(|| Format::from_path(&path))
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "cannot tell the format of {}; pass --input-format parquet|csv|ndjson",
-                    self.input.display()
+                    path.display()
                 ))
             })?;
-        let input = Input::open(&self.input, format, &self.read, &|s| {
+        let input = Input::open(&path, format, &self.read, &|s| {
             std::sync::Arc::new(s.clone())
         })?;
         let schema = input.schema.clone();
@@ -280,7 +307,7 @@ impl Scan {
         let mut sample: Vec<Vec<Option<String>>> = vec![Vec::new(); ncols];
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
         let mut seen: u64 = 0;
-        let shown = self.input.display().to_string();
+        let shown = path.display().to_string();
         for batch in input.batches()? {
             let batch = batch?;
             let cols: Vec<_> = batch

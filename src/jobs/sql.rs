@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use datafusion::common::ScalarValue;
@@ -13,15 +14,18 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
-use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::io::{
-    AtomicFile, Format, ROW_GROUP_ROWS, ReadOptions, WriteOptions, commit_all, open_writer,
-    sha256_file, table_files,
+    AtomicFile, Format, Location, ROW_GROUP_ROWS, ReadOptions, WriteOptions, commit_all,
+    open_writer, sha256_file, table_files,
 };
 use crate::keys::Keyring;
 use crate::policy::Policy;
+use crate::provenance::record::{DatasetNode, KeyUse, Node, RunKind, Summary};
+use crate::provenance::{
+    DatasetRecord, FieldFacts, Ids, PolicySummary, Record, field_node, new_run_id,
+};
 use crate::sql::tables::{TableArg, df_err, register_file};
 
 /// What a query run produced.
@@ -44,7 +48,7 @@ pub struct SqlJob {
     tables: Vec<TableArg>,
     keyring: Arc<Keyring>,
     policy: Option<Arc<Policy>>,
-    output: Option<PathBuf>,
+    output: Option<Location>,
     read: ReadOptions,
     allow_unsafe: bool,
     cancel: crate::engine::Cancel,
@@ -83,8 +87,8 @@ impl SqlJob {
     }
 
     /// Write the result (Parquet or CSV) with a provenance sidecar instead of returning rows.
-    pub fn with_output(mut self, output: Option<PathBuf>) -> Self {
-        self.output = output;
+    pub fn with_output(mut self, output: impl Into<Location>) -> Self {
+        self.output = Some(output.into());
         self
     }
 
@@ -166,6 +170,7 @@ impl SqlJob {
             let batches = df.collect().await.map_err(exec_err)?;
             return Ok(QueryOutcome::Rows(batches));
         };
+        let output = output.local()?.to_path_buf();
         let format = Format::from_path(&output)
             .filter(|f| *f != Format::Ndjson)
             .ok_or_else(|| {
@@ -176,8 +181,19 @@ impl SqlJob {
             })?;
         let af = AtomicFile::create(&output)?;
         let written = self.write(df, &af, format).await?;
-        let doc = self.record(started, &used, view.as_deref(), &output, format, &written)?;
-        let (sidecar, side) = crate::provenance::stage_sidecar(&output, &doc)?;
+        let schemas = match (&view, self.tables.first()) {
+            (Some(v), Some(t)) => Some((
+                table_schema(&ctx, &t.name).await?,
+                table_schema(&ctx, v).await?,
+            )),
+            _ => None,
+        };
+        let view_info = match (&view, &schemas) {
+            (Some(v), Some((table, shared))) => Some((v.as_str(), table.as_ref(), shared.as_ref())),
+            _ => None,
+        };
+        let record = self.record(started, &used, view_info, &output, format, &written)?;
+        let (sidecar, side) = crate::provenance::stage_sidecar(&output, &record.to_json())?;
         // The same commit as `apply`: data and sidecar together, or neither.
         commit_all(vec![af.stage()?, side.stage()?])?;
         Ok(QueryOutcome::Written {
@@ -214,7 +230,7 @@ impl SqlJob {
             delimiter: self.read.delimiter,
             ..Default::default()
         };
-        let (encoder, mut sink) = open_writer(af.file()?, schema, &options)?;
+        let (encoder, mut sink) = open_writer(af.file()?, Arc::clone(&schema), &options)?;
         let mut stream = df.execute_stream().await.map_err(exec_err)?;
         let mut group = Vec::new();
         let mut group_rows = 0;
@@ -239,77 +255,210 @@ impl SqlJob {
             rows,
             sha256,
             bytes,
+            schema: schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().to_string()))
+                .collect(),
         })
     }
 
-    /// The provenance record of a written query result.
+    /// The provenance record of a written query result: the same record type as `apply`
+    /// writes, with the query on the run and, when the query read the policy view, the view's
+    /// fields.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         started: chrono::DateTime<Utc>,
         used: &PlanUse,
-        view: Option<&str>,
+        view: Option<(&str, &Schema, &Schema)>,
         output: &Path,
         format: Format,
         written: &Written,
-    ) -> Result<serde_json::Value> {
-        let mut inputs = Vec::new();
-        for t in &self.tables {
-            for f in table_files(&t.path)? {
-                let (h, n) = sha256_file(&f)?;
-                inputs.push(json!({"table": t.name, "path": f.display().to_string(), "sha256": h, "bytes": n}));
-            }
-        }
+    ) -> Result<Record> {
         // The policy's bases and keys describe the output only when the query read its view.
-        let view_used = used.functions.iter().any(|f| f == "policy view");
+        let view = view.filter(|_| used.functions.iter().any(|f| f == "policy view"));
+        let policy = self.policy.as_deref().filter(|_| view.is_some());
+        let summary = policy.map(PolicySummary::of);
+        let ids = match &summary {
+            Some(s) => Ids::new(&new_run_id(), s),
+            None => Ids::bare(&new_run_id()),
+        };
+        let mut nodes = match &summary {
+            Some(s) => ids.agents(&s.controller),
+            None => vec![ids.software_node(None)],
+        };
+        let inputs = self.input_nodes(&ids)?;
+        let mut run = ids.run_node(&started, &Utc::now());
+        run.used = inputs.iter().map(|d| d.id.clone()).collect();
         let mut key_ids = used.keys.clone();
-        if let (true, Some(p)) = (view_used, self.policy.as_deref()) {
+        if let (Some(s), Some(p)) = (&summary, policy) {
+            nodes.push(Node::Policy(
+                ids.policy_node(s, view.map(|v| v.0.to_string())),
+            ));
+            run.used.push(ids.plan.clone());
+            run.association.had_plan = Some(ids.plan.clone());
+            run.purpose = Some(s.purpose.clone());
+            run.jurisdictions = s.jurisdictions.iter().map(|j| format!("loc:{j}")).collect();
+            run.recipients = s.recipients.clone();
+            run.data_subjects = s.data_subjects.clone();
+            run.retention = s.retention.clone();
+            run.transfers = s.transfers.clone();
             key_ids.extend(
                 p.output_fields()
                     .filter_map(|f| f.action.key_id())
                     .map(str::to_string),
             );
         }
-        let keys: Vec<_> = key_ids
-            .iter()
-            .map(|id| json!({"keyId": id, "keyFingerprint": self.keyring.get(id).ok().map(|k| k.fingerprint())}))
-            .collect();
-        let policy = self
-            .policy
-            .as_deref()
-            .filter(|_| view_used)
-            .map(|p| policy_summary(p, view.unwrap_or_default()));
-        let raw: Vec<&String> = used
-            .tables
+        key_ids.sort();
+        key_ids.dedup();
+        let raw = self.raw_tables(used);
+        run.basis_note = Some(basis_note(policy.is_some(), raw.is_empty()).into());
+        run.query = Some(self.query.clone());
+        run.functions_used = Some(used.functions.clone());
+        run.raw_tables_read = Some(raw);
+        run.keys = Some(
+            key_ids
+                .iter()
+                .map(|id| KeyUse {
+                    key_id: id.clone(),
+                    key_fingerprint: self.keyring.get(id).ok().map(|k| k.fingerprint()),
+                })
+                .collect(),
+        );
+        nodes.push(Node::Run(Box::new(run)));
+        let mut out = DatasetRecord {
+            path: output.display().to_string(),
+            format: format.extension().into(),
+            rows: written.rows,
+            sha256: Some(written.sha256.clone()),
+            bytes: Some(written.bytes),
+            schema: written.schema.clone(),
+        }
+        .node(ids.output(0), true, Vec::new());
+        out.generated_by = Some(ids.run.clone());
+        out.derived_from = Some(inputs.iter().map(|d| d.id.clone()).collect());
+        out.attributed_to = summary.as_ref().map(|_| ids.controller.clone());
+        let fields_out = written.schema.len() as u64;
+        nodes.extend(inputs.into_iter().map(Node::Dataset));
+        nodes.push(Node::Dataset(out));
+        if let (Some(s), Some(p), Some((_, table, shared))) = (&summary, policy, view) {
+            nodes.extend(view_fields(&ids, p, s, table, shared, &self.keyring));
+        }
+        Ok(Record::new(
+            RunKind::Sql,
+            &ids,
+            Summary {
+                policy: summary
+                    .as_ref()
+                    .map(|s| format!("{} v{}", s.name, s.version)),
+                controller: summary.as_ref().map(|s| s.controller.clone()),
+                purpose: summary.as_ref().map(|s| s.purpose.clone()),
+                jurisdictions: summary.map(|s| s.jurisdictions).unwrap_or_default(),
+                rows_in: None,
+                rows_out: written.rows,
+                fields_out,
+                fields_dropped: 0,
+                privacy: None,
+            },
+            nodes,
+        ))
+    }
+
+    /// One dataset node per file of every registered table.
+    fn input_nodes(&self, ids: &Ids) -> Result<Vec<DatasetNode>> {
+        let mut inputs = Vec::new();
+        for t in &self.tables {
+            for f in table_files(&t.path)? {
+                let (sha256, bytes) = sha256_file(&f)?;
+                let format = Format::from_path(&f).map(|f| f.extension()).unwrap_or("");
+                let mut node = DatasetRecord {
+                    path: f.display().to_string(),
+                    format: format.into(),
+                    rows: 0,
+                    sha256: Some(sha256),
+                    bytes: Some(bytes),
+                    schema: Vec::new(),
+                }
+                .node(ids.input(inputs.len()), true, Vec::new());
+                node.rows = None;
+                node.table = Some(t.name.clone());
+                inputs.push(node);
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// Registered tables the plan read directly, not through the policy view.
+    fn raw_tables(&self, used: &PlanUse) -> Vec<String> {
+        used.tables
             .iter()
             .filter(|t| self.tables.iter().any(|a| &a.name == *t))
-            .collect();
-        let basis = match (&policy, raw.is_empty()) {
-            (Some(_), true) => json!("recorded per field of the policy view below"),
-            (Some(_), false) => json!(
-                "recorded per field of the policy view below for columns read through it; not known for columns read from the raw tables listed in cl:rawTablesRead: the query's author is responsible for their basis"
-            ),
-            (None, _) => json!(
-                "not known: no policy view was used; the query's author is responsible for the basis"
-            ),
-        };
-        Ok(json!({
-            "@context": crate::provenance::context(),
-            "@id": format!("urn:cloakline:sql:{}", crate::provenance::new_run_id()),
-            "@type": ["prov:Activity", "cl:SqlRun"],
-            "cl:format": "cloakline-sql-provenance/v1",
-            "startedAtTime": started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "endedAtTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "wasAssociatedWith": format!("urn:cloakline:software:cloakline:{}", env!("CARGO_PKG_VERSION")),
-            "cl:query": self.query,
-            "cl:functionsUsed": used.functions,
-            "cl:rawTablesRead": raw,
-            "cl:keys": keys,
-            "cl:inputs": inputs,
-            "cl:output": {"path": output.display().to_string(), "format": format.extension(), "rows": written.rows, "sha256": written.sha256, "bytes": written.bytes},
-            "cl:lawfulBasis": basis,
-            "cl:policyView": policy,
-        }))
+            .cloned()
+            .collect()
     }
+}
+
+/// What is known of a query result's lawful basis.
+fn basis_note(view_read: bool, no_raw_tables: bool) -> &'static str {
+    match (view_read, no_raw_tables) {
+        (true, true) => "recorded per field of the policy view",
+        (true, false) => {
+            "recorded per field of the policy view for columns read through it; not known for \
+             columns read from the raw tables listed in cl:rawTablesRead: the query's author is \
+             responsible for their basis"
+        }
+        (false, _) => {
+            "not known: no policy view was used; the query's author is responsible for the basis"
+        }
+    }
+}
+
+/// The nodes describing the policy view's fields: what the view does to each column it shows.
+fn view_fields(
+    ids: &Ids,
+    p: &Policy,
+    s: &PolicySummary,
+    table: &Schema,
+    shared: &Schema,
+    keyring: &Keyring,
+) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for f in p.output_fields() {
+        let input_type = table
+            .field_with_name(&f.input_name)
+            .map(|t| t.data_type().to_string())
+            .unwrap_or_default();
+        let output_type = shared
+            .field_with_name(&f.output_name)
+            .map(|t| t.data_type().to_string())
+            .unwrap_or_default();
+        nodes.push(Node::InputField(
+            ids.input_field(&f.input_name, &input_type),
+        ));
+        let facts = FieldFacts {
+            rule: f,
+            output_type,
+            key_fingerprint: f
+                .action
+                .key_id()
+                .and_then(|id| keyring.get(id).ok())
+                .map(|k| k.fingerprint()),
+            counts: None,
+            quasi_identifier: None,
+            entities: None,
+        };
+        nodes.push(Node::OutputField(Box::new(field_node(
+            ids, facts, &s.purpose,
+        ))));
+    }
+    nodes
+}
+
+/// The Arrow schema of a registered table or view.
+async fn table_schema(ctx: &SessionContext, name: &str) -> Result<arrow::datatypes::SchemaRef> {
+    let provider = ctx.table_provider(name).await.map_err(df_err)?;
+    Ok(provider.schema())
 }
 
 /// What writing a query result produced.
@@ -317,30 +466,8 @@ struct Written {
     rows: u64,
     sha256: String,
     bytes: u64,
-}
-
-fn policy_summary(p: &Policy, view: &str) -> serde_json::Value {
-    let fields: Vec<_> = p
-        .output_fields()
-        .map(|f| {
-            json!({
-                "column": f.output_name, "sourceColumn": f.input_name, "action": f.action.kind().keyword(),
-                "params": crate::provenance::action_params(&f.action),
-                "status": crate::provenance::status_of(&f.action, f.category.is_some()),
-                "category": f.category_term,
-                "sensitive": f.sensitive,
-                "lawfulBasis": f.bases.iter().filter_map(|(j, b)| b.reference(*j).map(|r| json!({
-                    "jurisdiction": j.to_string(), "basis": b.keyword(), "article": r.article, "dpv": r.dpv, "term": r.legal_term
-                }))).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({
-        "view": view, "policy": p.name, "version": p.version, "sha256": p.sha256, "path": p.source,
-        "controller": p.controller, "purpose": p.purpose,
-        "jurisdictions": p.jurisdictions.iter().map(|j| j.to_string()).collect::<Vec<_>>(),
-        "fields": fields,
-    })
+    /// The result's columns: (name, Arrow type).
+    schema: Vec<(String, String)>,
 }
 
 /// What a query plan used: cloakline functions (`policy view` when it reads the view),
@@ -385,7 +512,9 @@ pub fn functions_used(plan: &LogicalPlan, view: Option<&str>) -> PlanUse {
                     let name = f.name();
                     if name.starts_with("cloakline_") {
                         names.insert("policy view".to_string());
-                    } else if crate::sql::FUNCTION_NAMES.contains(&name) {
+                    } else if crate::sql::FUNCTION_NAMES.contains(&name)
+                        || crate::kernels::descriptor::sql_transform(name).is_some()
+                    {
                         names.insert(name.to_string());
                         // The key id's position, as the transform declares it.
                         let key_arg = crate::kernels::descriptor::sql_transform(name)

@@ -13,19 +13,23 @@
 //! keyring already holds symmetric keys; a verifier needs the same key.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::engine::run_blocking;
 use crate::error::{Error, Result};
-use crate::io::{Format, Input, ReadOptions, sha256_file};
+use crate::io::{Format, Input, Location, ReadOptions, sha256_file};
 use crate::keys::Keyring;
 use crate::provenance::read::{embedded, parse_strict};
+use crate::provenance::record::{DatasetNode, OutputKind, RunKind};
 use crate::provenance::sign::{CANONICALIZATION, KDF_INFO, SIGNATURE, mac_of};
-use crate::provenance::{FORMAT, OUTPUT_KIND, PARQUET_KEY, sidecar_path};
+use crate::provenance::{FORMAT, FORMAT_V1, PARQUET_KEY, Record, sidecar_path};
 
 /// One check and its outcome.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Check {
     pub name: &'static str,
     pub passed: bool,
@@ -126,8 +130,101 @@ impl<'a> VerifyOptions<'a> {
     }
 }
 
+/// Verify an output against its record: an owned job builder, like `Apply`.
+///
+/// ```no_run
+/// # async fn f() -> cloakline::Result<()> {
+/// use cloakline::jobs::verify::Verify;
+/// let v = Verify::new("out/customers.parquet").require_signature(false).run().await?;
+/// assert!(v.passed(), "{}", v.to_text());
+/// # Ok(()) }
+/// ```
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct Verify {
+    output: Location,
+    provenance: Option<Location>,
+    policy: Option<Location>,
+    keyring: Option<Arc<Keyring>>,
+    read: ReadOptions,
+    require_signature: bool,
+}
+
+impl Verify {
+    /// Check `output` against its sidecar.
+    pub fn new(output: impl Into<Location>) -> Self {
+        Verify {
+            output: output.into(),
+            provenance: None,
+            policy: None,
+            keyring: None,
+            read: ReadOptions::default(),
+            require_signature: false,
+        }
+    }
+
+    /// The record to check against (default: the output's sidecar).
+    pub fn with_provenance(mut self, provenance: impl Into<Location>) -> Self {
+        self.provenance = Some(provenance.into());
+        self
+    }
+
+    /// Also check that this policy file is the recorded one.
+    pub fn with_policy(mut self, policy: impl Into<Location>) -> Self {
+        self.policy = Some(policy.into());
+        self
+    }
+
+    /// Check the signature with this keyring; an unsigned record then fails.
+    pub fn with_keyring(mut self, keyring: impl Into<Arc<Keyring>>) -> Self {
+        self.keyring = Some(keyring.into());
+        self
+    }
+
+    /// How to read a CSV output (its delimiter).
+    pub fn with_read_options(mut self, read: ReadOptions) -> Self {
+        self.read = read;
+        self
+    }
+
+    /// Fail an unsigned record even without a keyring.
+    pub fn require_signature(mut self, yes: bool) -> Self {
+        self.require_signature = yes;
+        self
+    }
+
+    /// Run every check. A failed check is in the result, not an error; errors are for what
+    /// could not be read at all.
+    pub async fn run(self) -> Result<Verification> {
+        run_blocking("Verify::run", move || {
+            let provenance = self.provenance.as_ref().map(Location::local).transpose()?;
+            let policy = self.policy.as_ref().map(Location::local).transpose()?;
+            verify_with(
+                self.output.local()?,
+                &self.read,
+                &VerifyOptions {
+                    provenance,
+                    policy,
+                    keyring: self.keyring.as_deref(),
+                    require_signature: self.require_signature,
+                },
+            )
+        })
+        .await
+    }
+}
+
+/// The member holding a record's nodes: `@included` from v2, `@graph` in v1.
+fn nodes_key(doc: &Value) -> &'static str {
+    if doc.get("cl:format").and_then(Value::as_str) == Some(FORMAT_V1) {
+        "@graph"
+    } else {
+        "@included"
+    }
+}
+
 fn nodes_of<'a>(doc: &'a Value, ty: &str) -> Vec<&'a Value> {
-    doc["@graph"]
+    doc[nodes_key(doc)]
         .as_array()
         .map(|g| g.iter().filter(|n| has_type(n, ty)).collect())
         .unwrap_or_default()
@@ -135,32 +232,26 @@ fn nodes_of<'a>(doc: &'a Value, ty: &str) -> Vec<&'a Value> {
 
 /// The recorded output dataset node for `output`: the only one, else the one whose path is
 /// the output's (or the footer copy's own output path), else the only one of that file name.
-fn output_node<'a>(doc: &'a Value, output: &Path, emb: Option<&Value>) -> Option<&'a Value> {
-    let outs = output_nodes(doc);
+fn output_node<'a>(
+    rec: &'a Record,
+    output: &Path,
+    emb: Option<&Record>,
+) -> Option<&'a DatasetNode> {
+    let outs: Vec<&DatasetNode> = rec.outputs().collect();
     if outs.len() == 1 {
         return outs.first().copied();
     }
-    let by_path = |want: &str| {
-        outs.iter()
-            .copied()
-            .find(|n| n["cl:path"].as_str() == Some(want))
-    };
+    let by_path = |want: &str| outs.iter().copied().find(|n| n.path == want);
     let emb_path = emb
-        .and_then(|e| output_nodes(e).first().copied())
-        .and_then(|n| n["cl:path"].as_str());
+        .and_then(|e| e.outputs().next())
+        .map(|n| n.path.as_str());
     if let Some(n) = by_path(&output.display().to_string()).or_else(|| emb_path.and_then(by_path)) {
         return Some(n);
     }
     let name = output.file_name()?;
-    let named: Vec<&Value> = outs
+    let named: Vec<&DatasetNode> = outs
         .into_iter()
-        .filter(|n| {
-            n["cl:path"]
-                .as_str()
-                .map(Path::new)
-                .and_then(Path::file_name)
-                == Some(name)
-        })
+        .filter(|n| Path::new(&n.path).file_name() == Some(name))
         .collect();
     (named.len() == 1).then(|| named[0])
 }
@@ -196,6 +287,11 @@ fn first_difference(a: &Value, b: &Value, path: String) -> Option<String> {
         _ if a == b => None,
         _ => Some(if path.is_empty() { "/".into() } else { path }),
     }
+}
+
+/// A recorded number, or `nothing`.
+fn shown_opt(n: Option<u64>) -> String {
+    n.map_or("nothing".into(), |n| n.to_string())
 }
 
 /// Text from a record or file as printed: control characters (terminal escapes) written as
@@ -246,11 +342,30 @@ pub fn verify_with(
     let text = std::fs::read_to_string(&side_path).map_err(|e| Error::io(&side_path, e))?;
     let doc = parse_strict(&text).map_err(|e| Error::data(side_path.display(), e))?;
     let mut checks = Vec::new();
-    checks.push(check(
-        "format",
-        doc["cl:format"] == FORMAT,
-        format!("cl:format is {}", doc["cl:format"]),
-    ));
+    let rec = match Record::from_json(&doc) {
+        Ok(rec) => {
+            checks.push(check(
+                "format",
+                true,
+                format!("cl:format is {}", rec.format),
+            ));
+            rec
+        }
+        Err(e) => {
+            // Nothing else in a record of unknown layout can be trusted to mean anything.
+            checks.push(check(
+                "format",
+                false,
+                format!("not a {FORMAT} (or {FORMAT_V1}) record: {}", shown(&e)),
+            ));
+            checks.push(signature_check(&doc, opts));
+            return Ok(Verification {
+                output: output.display().to_string(),
+                provenance: side_path.display().to_string(),
+                checks,
+            });
+        }
+    };
     let format = Format::from_path(output).ok_or_else(|| {
         Error::Usage(format!(
             "cannot tell the format of {}; use .parquet or .csv",
@@ -258,11 +373,11 @@ pub fn verify_with(
         ))
     })?;
     let emb = (format == Format::Parquet).then(|| embedded(output));
-    let emb_doc = match &emb {
-        Some(Ok(Some(e))) => Some(e),
+    let emb_rec = match &emb {
+        Some(Ok(Some(e))) => Record::from_json(e).ok(),
         _ => None,
     };
-    match output_node(&doc, output, emb_doc) {
+    match output_node(&rec, output, emb_rec.as_ref()) {
         None => checks.push(check(
             "output recorded",
             false,
@@ -272,36 +387,38 @@ pub fn verify_with(
             ),
         )),
         Some(node) => {
-            file_checks(output, format, read, &doc, node, &mut checks)?;
-            match emb {
-                Some(Ok(Some(e))) => checks.push(embedded_check(&e, &doc, node)),
+            file_checks(output, format, read, &rec, node, &mut checks)?;
+            match &emb {
+                Some(Ok(Some(e))) => checks.push(embedded_check(e, emb_rec.as_ref(), &doc, node)),
+                Some(Ok(None)) if rec.run_kind == RunKind::Sql => {}
                 Some(Ok(None)) => checks.push(check(
                     "embedded record",
                     false,
                     format!("no `{PARQUET_KEY}` in the Parquet footer"),
                 )),
-                Some(Err(e)) => checks.push(check("embedded record", false, e)),
+                Some(Err(e)) => checks.push(check("embedded record", false, e.clone())),
                 None => {}
             }
         }
     }
     if let Some(p) = opts.policy {
         let (sha, _) = sha256_file(p)?;
-        let rec = nodes_of(&doc, "cl:Policy")
-            .first()
-            .and_then(|n| n["cl:sha256"].as_str())
-            .unwrap_or("")
-            .to_string();
+        let recorded = rec.policy().map(|n| n.sha256.clone()).unwrap_or_default();
         checks.push(check(
             "policy",
-            sha == rec,
-            if sha == rec {
+            sha == recorded,
+            if sha == recorded {
                 format!("{} is the recorded policy", p.display())
+            } else if rec.policy().is_none() {
+                format!(
+                    "{} has sha256 {sha}, the record names no policy",
+                    p.display()
+                )
             } else {
                 format!(
                     "{} has sha256 {sha}, the record used {}",
                     p.display(),
-                    shown(&rec)
+                    shown(&recorded)
                 )
             },
         ));
@@ -328,12 +445,12 @@ fn file_checks(
     output: &Path,
     format: Format,
     read: &ReadOptions,
-    doc: &Value,
-    node: &Value,
+    rec: &Record,
+    node: &DatasetNode,
     checks: &mut Vec<Check>,
 ) -> Result<()> {
     let (sha, bytes) = sha256_file(output)?;
-    let rec_sha = node["cl:sha256"].as_str().unwrap_or("");
+    let rec_sha = node.sha256.as_deref().unwrap_or("");
     checks.push(check(
         "sha256",
         sha == rec_sha,
@@ -345,8 +462,11 @@ fn file_checks(
     ));
     checks.push(check(
         "size",
-        node["cl:bytes"].as_u64() == Some(bytes),
-        format!("file has {bytes} bytes, record says {}", node["cl:bytes"]),
+        node.bytes == Some(bytes),
+        format!(
+            "file has {bytes} bytes, record says {}",
+            shown_opt(node.bytes)
+        ),
     ));
     let input = match Input::open(output, format, read, &|s| std::sync::Arc::new(s.clone())) {
         Ok(input) => input,
@@ -367,51 +487,34 @@ fn file_checks(
         Err(e) => check("rows", false, format!("cannot read the output: {e}")),
         Ok(rows) => check(
             "rows",
-            node["cl:rows"].as_u64() == Some(rows),
-            format!("file has {rows} rows, record says {}", node["cl:rows"]),
+            node.rows == Some(rows),
+            format!("file has {rows} rows, record says {}", shown_opt(node.rows)),
         ),
     });
-    checks.push(schema_check(&schema, format, doc, node));
+    checks.push(schema_check(&schema, format, rec, node));
     Ok(())
 }
 
 fn schema_check(
     schema: &arrow::datatypes::SchemaRef,
     format: Format,
-    doc: &Value,
-    node: &Value,
+    rec: &Record,
+    node: &DatasetNode,
 ) -> Check {
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let recorded: Vec<(String, String)> = node["cl:schema"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    (
-                        c["name"].as_str().unwrap_or("").to_string(),
-                        c["type"].as_str().unwrap_or("").to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let rec_names: Vec<String> = recorded.iter().map(|(n, _)| n.clone()).collect();
+    let rec_names: Vec<String> = node.schema.iter().map(|c| c.name.clone()).collect();
     // Types are compared for Parquet only: CSV carries none.
     let types_ok = format != Format::Parquet
         || schema
             .fields()
             .iter()
-            .zip(&recorded)
-            .all(|(f, (_, t))| f.data_type().to_string() == *t);
-    let fields: Vec<String> = doc["@graph"]
-        .as_array()
-        .map(|g| {
-            g.iter()
-                .filter(|n| n.get("cl:sourceColumn").is_some())
-                .filter_map(|n| n["cl:column"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+            .zip(&node.schema)
+            .all(|(f, c)| f.data_type().to_string() == c.data_type);
+    // A query's field records describe the policy view it read, not its result columns.
+    let fields: Vec<String> = match rec.run_kind {
+        RunKind::Sql => names.clone(),
+        _ => rec.output_fields().map(|f| f.column.clone()).collect(),
+    };
     let ok = names == rec_names && types_ok && fields == names;
     check(
         "schema",
@@ -432,9 +535,9 @@ fn schema_check(
 
 /// Whether the record describes a directory run. Decided by the footer copy, which travels
 /// inside the data file: a sidecar edit cannot switch the comparison to the looser one.
-fn is_directory_run(emb: &Value, doc: &Value) -> bool {
-    match emb.get(OUTPUT_KIND).and_then(Value::as_str) {
-        Some(kind) => kind == "directory",
+fn is_directory_run(emb: Option<&Record>, doc: &Value) -> bool {
+    match emb.and_then(|e| e.output_kind) {
+        Some(kind) => kind == OutputKind::Directory,
         // Records written before `cl:outputKind`: guess from the sidecar. The directory
         // comparison still covers everything but counts and checksums.
         None => output_nodes(doc).len() > 1,
@@ -444,8 +547,14 @@ fn is_directory_run(emb: &Value, doc: &Value) -> bool {
 /// The footer copy against the sidecar. A single-file run embeds the sidecar itself (minus
 /// the output's checksum and the signature); a directory run embeds a record of the same run
 /// for its one file, so only per-file counts, checksums and the lists of files may differ.
-fn embedded_check(emb: &Value, doc: &Value, node: &Value) -> Check {
-    let diff = if is_directory_run(emb, doc) {
+fn embedded_check(emb: &Value, emb_rec: Option<&Record>, doc: &Value, node: &DatasetNode) -> Check {
+    let node = output_nodes(doc)
+        .into_iter()
+        .find(|n| n["@id"].as_str() == Some(node.id.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    let node = &node;
+    let diff = if is_directory_run(emb_rec, doc) {
         directory_difference(emb, doc, node)
     } else {
         let mut expected = doc.clone();
@@ -475,7 +584,8 @@ fn directory_difference(emb: &Value, doc: &Value, node: &Value) -> Option<String
     let outs = output_nodes(emb);
     let [own] = outs.as_slice() else {
         return Some(format!(
-            "/@graph (the footer copy records {} outputs, a directory run's copy records 1)",
+            "/{} (the footer copy records {} outputs, a directory run's copy records 1)",
+            nodes_key(emb),
             outs.len()
         ));
     };
@@ -530,7 +640,7 @@ fn run_facts(doc: &Value) -> Value {
         s.remove("rowsIn");
         s.remove("rowsOut");
     }
-    if let Some(Value::Array(g)) = m.get_mut("@graph") {
+    if let Some(Value::Array(g)) = m.get_mut(nodes_key(doc)) {
         g.retain(|n| !has_type(n, "cl:Dataset"));
         for n in g.iter_mut() {
             let Value::Object(n) = n else { continue };
@@ -635,7 +745,8 @@ fn signature_check(doc: &Value, opts: &VerifyOptions) -> Check {
 
 /// The sidecar minus what the embedded copy cannot contain: the output's own checksum.
 fn strip_output_checksums(doc: &mut Value) {
-    if let Some(g) = doc.get_mut("@graph").and_then(Value::as_array_mut) {
+    let key = nodes_key(doc);
+    if let Some(g) = doc.get_mut(key).and_then(Value::as_array_mut) {
         for n in g {
             let is_output = n.get("wasGeneratedBy").is_some() && has_type(n, "cl:Dataset");
             if is_output && let Value::Object(m) = n {

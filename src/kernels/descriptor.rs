@@ -41,6 +41,71 @@ pub struct Transform {
     pub sql: Option<SqlExposure>,
 }
 
+impl SqlExposure {
+    /// A SQL function taking the value first and no key.
+    pub const fn new(function: &'static str) -> SqlExposure {
+        SqlExposure {
+            function,
+            key_argument: None,
+        }
+    }
+}
+
+impl Transform {
+    /// A deterministic, irreversible, obfuscating transform with no SQL function, whose
+    /// output is still personal data: the careful defaults for a new transform. Change them
+    /// with the `with_…` methods.
+    pub const fn new(name: &'static str) -> Transform {
+        Transform {
+            name,
+            deterministic: true,
+            reversible: false,
+            obfuscating: true,
+            status: "transformed personal data",
+            status_note: "Values changed by a transform registered by the deployment; still \
+                          personal data unless an assessment shows otherwise.",
+            dpv_measures: &[],
+            lineage_subtype: "TRANSFORMATION",
+            random_output: false,
+            sql: None,
+        }
+    }
+
+    #[must_use]
+    pub const fn with_flags(
+        mut self,
+        deterministic: bool,
+        reversible: bool,
+        obfuscating: bool,
+    ) -> Self {
+        self.deterministic = deterministic;
+        self.reversible = reversible;
+        self.obfuscating = obfuscating;
+        self
+    }
+
+    /// The provenance status and its note for a reviewer (never "anonymised").
+    #[must_use]
+    pub const fn with_status(mut self, status: &'static str, note: &'static str) -> Self {
+        self.status = status;
+        self.status_note = note;
+        self
+    }
+
+    #[must_use]
+    pub const fn with_dpv_measures(mut self, measures: &'static [&'static str]) -> Self {
+        self.dpv_measures = measures;
+        self
+    }
+
+    /// Expose it as a SQL function `function(value)`.
+    #[must_use]
+    pub const fn with_sql(mut self, function: &'static str) -> Self {
+        self.sql = Some(SqlExposure::new(function));
+        self
+    }
+}
+
 const HMAC_PSEUDONYM: &[&str] = &[
     "dpv:DeterministicPseudonymisation",
     "dpv:HashMessageAuthenticationCode",
@@ -180,17 +245,25 @@ pub const TRANSFORMS: &[Transform] = &[
     KEEP, DROP, REDACT, MASK, TOKENIZE, ENCRYPT, GENERALIZE, SCRUB,
 ];
 
-/// The transform a policy keyword (or recorded `cl:action`) names.
+/// The transform a policy keyword (or recorded `cl:action`) names, built in or registered
+/// ([`super::custom::register`]).
 pub fn transform(name: &str) -> Option<&'static Transform> {
-    TRANSFORMS.iter().find(|t| t.name == name)
+    TRANSFORMS
+        .iter()
+        .find(|t| t.name == name)
+        .or_else(|| super::custom::custom(name).map(|t| t.descriptor()))
 }
 
 /// The transform a SQL function name belongs to (`decrypt` is the inverse of `encrypt`, not a
 /// transform of its own).
 pub fn sql_transform(function: &str) -> Option<&'static Transform> {
-    TRANSFORMS
-        .iter()
-        .find(|t| t.sql.is_some_and(|s| s.function == function))
+    let is = |t: &&Transform| t.sql.is_some_and(|s| s.function == function);
+    TRANSFORMS.iter().find(is).or_else(|| {
+        super::custom::customs()
+            .into_iter()
+            .map(|t| t.descriptor())
+            .find(is)
+    })
 }
 
 #[cfg(test)]

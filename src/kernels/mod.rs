@@ -8,6 +8,7 @@
 //! `Utf8View` arrays; other types are first turned into their canonical strings
 //! (see [`canonical_strings`]) where a kernel works on text.
 
+pub mod custom;
 pub mod descriptor;
 pub mod encrypt;
 pub mod generalize;

@@ -49,6 +49,11 @@ pub enum Kernel {
     Scrub(Box<crate::kernels::Scrubber>),
     /// A quasi-identifier at the generalization level the privacy block chose.
     Level(Box<LevelLookup>),
+    /// A registered transform ([`crate::kernels::custom`]).
+    Custom(
+        &'static dyn crate::kernels::custom::CustomTransform,
+        Box<dyn crate::kernels::custom::CustomKernel>,
+    ),
 }
 
 impl Kernel {
@@ -64,6 +69,7 @@ impl Kernel {
             Kernel::Encrypt(_) => &d::ENCRYPT,
             Kernel::Generalize(_) | Kernel::Level(_) => &d::GENERALIZE,
             Kernel::Scrub(_) => &d::SCRUB,
+            Kernel::Custom(t, _) => t.descriptor(),
         }
     }
 
@@ -78,6 +84,7 @@ impl Kernel {
             Kernel::Generalize(k) => k.apply(array),
             Kernel::Level(k) => k.apply(array),
             Kernel::Scrub(k) => k.apply(array),
+            Kernel::Custom(_, k) => k.apply(array),
         }
     }
 
@@ -136,6 +143,21 @@ impl Kernel {
                 let g = Generalizer::new(spec, input)?;
                 let t = g.output_type();
                 (Kernel::Generalize(g), t)
+            }
+            Action::Custom(c) => {
+                let name = c.transform.descriptor().name;
+                let out = c.transform.output_type(input).map_err(|hint| {
+                    KernelError::UnsupportedType {
+                        action: name,
+                        data_type: input.clone(),
+                        hint,
+                    }
+                })?;
+                let k = c
+                    .transform
+                    .kernel(&c.params, input)
+                    .map_err(KernelError::Parameter)?;
+                (Kernel::Custom(c.transform, k), out)
             }
         })
     }

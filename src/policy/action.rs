@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use super::model::{
-    Action, ActionKind, Constant, EncryptSpec, FieldRule, MaskSpec, ReplaceWith, ScrubSpec,
-    TokenizeSpec,
+    Action, ActionKind, Constant, CustomAction, EncryptSpec, FieldRule, MaskSpec, ReplaceWith,
+    ScrubSpec, TokenizeSpec,
 };
 use crate::kernels::generalize::{DateLevel, GeneralizeSpec, NumberBins};
 use crate::kernels::scrub::ScrubMode;
@@ -40,11 +40,21 @@ pub(super) fn validate_action(
             domain: domain(name, r),
         }),
         ActionKind::Generalize => generalize_action(r)?,
+        ActionKind::Custom(name) => custom_action(name, r)?,
     })
 }
 
+/// A registered transform: its parameters checked against what it declares.
+fn custom_action(name: &str, r: &FieldRule) -> std::result::Result<Action, String> {
+    let transform = crate::kernels::custom::custom(name)
+        .ok_or_else(|| format!("no transform named `{name}` is registered"))?;
+    let params = r.params.clone().unwrap_or_default();
+    crate::kernels::custom::check_params(transform, &params)?;
+    Ok(Action::Custom(CustomAction { transform, params }))
+}
+
 /// Parameters present, by name, so that a stray one is named in the error.
-fn present_parameters(r: &FieldRule) -> [(&'static str, bool); 18] {
+fn present_parameters(r: &FieldRule) -> [(&'static str, bool); 19] {
     [
         ("key", r.key.is_some()),
         ("domain", r.domain.is_some()),
@@ -64,6 +74,7 @@ fn present_parameters(r: &FieldRule) -> [(&'static str, bool); 18] {
         ("replace_with", r.replace_with.is_some()),
         ("recognizers", r.recognizers.is_some()),
         ("domains", r.domains.is_some()),
+        ("params", r.params.is_some()),
     ]
 }
 
@@ -71,6 +82,7 @@ fn present_parameters(r: &FieldRule) -> [(&'static str, bool); 18] {
 fn allowed_parameters(r: &FieldRule) -> &'static [&'static str] {
     match r.action {
         ActionKind::Keep | ActionKind::Drop => &[],
+        ActionKind::Custom(_) => &["params"],
         ActionKind::Redact => &["replacement"],
         ActionKind::Mask => &["keep_first", "keep_last", "mask_char"],
         ActionKind::Tokenize => &["key", "domain", "length", "prefix"],

@@ -32,8 +32,8 @@ use arrow::datatypes::{DataType, TimeUnit};
 pub use action::MAX_MASK_KEEP;
 pub use basis::{Art9Condition, Basis, BasisRef, Jurisdiction, SpecialCategory};
 pub use model::{
-    Action, ActionKind, BasisSpec, Constant, CustomRecognizer, EncryptSpec, Field, FieldRule,
-    MaskSpec, Policy, PolicyFile, ReplaceWith, ScrubSpec, TokenizeSpec, Unlisted,
+    Action, ActionKind, BasisSpec, Constant, CustomAction, CustomRecognizer, EncryptSpec, Field,
+    FieldRule, MaskSpec, Policy, PolicyFile, ReplaceWith, ScrubSpec, TokenizeSpec, Unlisted,
 };
 pub use privacy::{
     HierarchySource, LDiversity, LVariant, LossMetric, OnViolation, PrivacySpec, QuasiIdentifier,
@@ -84,9 +84,46 @@ pub fn status_of(action: &Action, personal: bool) -> &'static str {
 }
 
 /// The JSON Schema of the policy file format, for editors (`cloakline schema`).
+/// Registered transforms ([`crate::kernels::custom`]) are in it with their parameters.
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(PolicyFile);
-    serde_json::to_value(&schema).unwrap_or(serde_json::Value::Null)
+    let mut v = serde_json::to_value(&schema).unwrap_or(serde_json::Value::Null);
+    add_custom_transforms(&mut v);
+    v
+}
+
+/// Each registered transform: a value of `action`, and the schema of `params` when the
+/// action is that transform.
+fn add_custom_transforms(schema: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let customs = crate::kernels::custom::customs();
+    let Some(defs) = schema.get_mut("$defs").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for t in &customs {
+        let d = t.descriptor();
+        if let Some(kinds) = defs.get_mut("ActionKind") {
+            if let Some(Value::Array(one_of)) = kinds.get_mut("oneOf") {
+                one_of
+                    .push(json!({"type": "string", "const": d.name, "description": d.status_note}));
+            } else if let Some(Value::Array(names)) = kinds.get_mut("enum") {
+                names.push(json!(d.name));
+            }
+        }
+        defs.insert(
+            format!("params_{}", d.name),
+            crate::kernels::custom::params_schema(*t),
+        );
+        if let Some(Value::Object(rule)) = defs.get_mut("FieldRule") {
+            let all_of = rule.entry("allOf").or_insert_with(|| json!([]));
+            if let Value::Array(a) = all_of {
+                a.push(json!({
+                    "if": {"properties": {"action": {"const": d.name}}, "required": ["action"]},
+                    "then": {"properties": {"params": {"$ref": format!("#/$defs/params_{}", d.name)}}}
+                }));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

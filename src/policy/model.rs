@@ -77,7 +77,7 @@ pub enum Unlisted {
 }
 
 /// The action applied to a field.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ActionKind {
@@ -100,11 +100,39 @@ pub enum ActionKind {
     /// Free text: replace every recognized entity (email, phone, ID number, ...) with a
     /// placeholder, a token or a mask (`replace_with`).
     Scrub,
+    /// A transform registered with [`crate::kernels::custom::register`]; its parameters go
+    /// under `params:`.
+    #[schemars(skip)]
+    Custom(&'static str),
 }
 
+/// The built-in actions, in documentation order.
+const BUILT_IN: [ActionKind; 8] = [
+    ActionKind::Keep,
+    ActionKind::Drop,
+    ActionKind::Redact,
+    ActionKind::Mask,
+    ActionKind::Tokenize,
+    ActionKind::Encrypt,
+    ActionKind::Generalize,
+    ActionKind::Scrub,
+];
+
 impl ActionKind {
+    /// The action a policy keyword names, built in or registered.
+    pub fn from_keyword(word: &str) -> Option<ActionKind> {
+        BUILT_IN
+            .into_iter()
+            .find(|a| a.keyword() == word)
+            .or_else(|| {
+                crate::kernels::custom::custom(word)
+                    .map(|t| ActionKind::Custom(t.descriptor().name))
+            })
+    }
+
     pub fn keyword(self) -> &'static str {
         match self {
+            ActionKind::Custom(name) => name,
             ActionKind::Keep => "keep",
             ActionKind::Drop => "drop",
             ActionKind::Redact => "redact",
@@ -114,6 +142,27 @@ impl ActionKind {
             ActionKind::Generalize => "generalize",
             ActionKind::Scrub => "scrub",
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for ActionKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        ActionKind::from_keyword(&word).ok_or_else(|| {
+            let mut known: Vec<&str> = BUILT_IN.iter().map(|a| a.keyword()).collect();
+            let custom = crate::kernels::custom::customs();
+            known.extend(custom.iter().map(|t| t.descriptor().name));
+            serde::de::Error::custom(format!(
+                "unknown action `{word}`, expected one of {}",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+impl Serialize for ActionKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.keyword())
     }
 }
 
@@ -217,6 +266,8 @@ pub struct FieldRule {
     pub recognizers: Option<Vec<String>>,
     /// scrub with tokens: token domain per recognizer (default: the recognizer's name).
     pub domains: Option<BTreeMap<String, String>>,
+    /// A registered transform's parameters (see `cloakline schema` for each one's list).
+    pub params: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// How `scrub` replaces an entity.
@@ -304,12 +355,30 @@ pub struct Field {
 pub enum Action {
     Keep,
     Drop,
-    Redact { replacement: Option<String> },
+    Redact {
+        replacement: Option<String>,
+    },
     Mask(MaskSpec),
     Tokenize(TokenizeSpec),
     Encrypt(EncryptSpec),
     Generalize(GeneralizeSpec),
     Scrub(ScrubSpec),
+    /// A registered transform with its (type-checked) parameters.
+    Custom(CustomAction),
+}
+
+/// A use of a registered transform.
+#[derive(Debug, Clone)]
+pub struct CustomAction {
+    pub transform: &'static dyn crate::kernels::custom::CustomTransform,
+    pub params: crate::kernels::custom::Params,
+}
+
+impl PartialEq for CustomAction {
+    fn eq(&self, other: &Self) -> bool {
+        self.transform.descriptor().name == other.transform.descriptor().name
+            && self.params == other.params
+    }
 }
 
 /// `scrub` parameters, with the policy's recognizers.
@@ -344,6 +413,7 @@ impl Action {
             Action::Generalize(_) => &d::GENERALIZE,
             Action::Scrub(s) if matches!(s.mode, ScrubMode::Token { .. }) => &d::SCRUB_TOKENS,
             Action::Scrub(_) => &d::SCRUB,
+            Action::Custom(c) => c.transform.descriptor(),
         }
     }
 
@@ -357,6 +427,7 @@ impl Action {
             Action::Encrypt(_) => ActionKind::Encrypt,
             Action::Generalize(_) => ActionKind::Generalize,
             Action::Scrub(_) => ActionKind::Scrub,
+            Action::Custom(c) => ActionKind::Custom(c.transform.descriptor().name),
         }
     }
     /// The key id the action uses, if any.

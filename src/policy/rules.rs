@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Basis, Field, Jurisdiction};
 
 /// A transfer of the output to a recipient in another country.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
     /// Who receives the data (as in `recipients`).

@@ -8,6 +8,10 @@ use std::time::Instant;
 use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use serde_json::{Value, json};
 
+use crate::provenance::record::{
+    LRecord, ModelsRecord, PrivacyNode, QiEvidence, SearchRecord, TRecord,
+};
+
 use super::collect::Prepared;
 use super::models::{Assessment, NodeEval, Scratch, assess, evaluate};
 use super::search::{SearchError, search_with};
@@ -310,8 +314,9 @@ fn release_column(
 }
 
 /// The provenance evidence of a decision (no data values beyond generalized level labels).
-pub fn evidence(prep: &Prepared, spec: &PrivacySpec, decision: &Decision) -> Value {
-    let qis: Vec<Value> = prep
+/// The record fills in the node's ids.
+pub fn evidence(prep: &Prepared, spec: &PrivacySpec, decision: &Decision) -> PrivacyNode {
+    let quasi_identifiers = prep
         .qis
         .iter()
         .zip(&spec.quasi_identifiers)
@@ -321,28 +326,62 @@ pub fn evidence(prep: &Prepared, spec: &PrivacySpec, decision: &Decision) -> Val
                 HierarchySource::File(h) => ("arx-file", json!(h.path)),
                 HierarchySource::Levels(specs) => ("policy-levels", json!(specs)),
             };
-            json!({"field": q.name, "hierarchy": kind, "source": source,
-                   "levels": q.max_level(), "chosenLevel": l})
+            QiEvidence {
+                field: q.name.clone(),
+                hierarchy: kind.into(),
+                source,
+                levels: q.max_level(),
+                chosen_level: l,
+            }
         })
         .collect();
-    json!({
-        "@type": "cl:PrivacyModelEvidence",
-        "cl:note": "Dataset-level evidence about re-identification risk for the quasi-identifiers \
-                    listed. It does not by itself make the data anonymous: linkage through other \
-                    attributes or outside data is not measured.",
-        "cl:quasiIdentifiers": qis,
-        "cl:sensitiveAttributes": spec.sensitive_attributes(),
-        "cl:models": {
-            "k": spec.k,
-            "lDiversity": spec.l_diversity.iter().map(|l| json!({"attribute": l.attribute, "variant": l.variant, "l": l.l, "c": l.c})).collect::<Vec<_>>(),
-            "tCloseness": prep.models.t.iter().map(|(i, t, d)| json!({"attribute": prep.table.sensitive[*i].name, "t": t, "distance": d})).collect::<Vec<_>>(),
+    let text = |v: Value| v.as_str().unwrap_or_default().to_string();
+    PrivacyNode {
+        id: String::new(),
+        types: Vec::new(),
+        generated_by: String::new(),
+        about: Vec::new(),
+        note: "Dataset-level evidence about re-identification risk for the quasi-identifiers \
+               listed. It does not by itself make the data anonymous: linkage through other \
+               attributes or outside data is not measured."
+            .into(),
+        quasi_identifiers,
+        sensitive_attributes: spec.sensitive_attributes(),
+        models: ModelsRecord {
+            k: spec.k,
+            l_diversity: spec
+                .l_diversity
+                .iter()
+                .map(|l| LRecord {
+                    attribute: l.attribute.clone(),
+                    variant: text(json!(l.variant)),
+                    l: l.l,
+                    c: l.c,
+                })
+                .collect(),
+            t_closeness: prep
+                .models
+                .t
+                .iter()
+                .map(|(i, t, d)| TRecord {
+                    attribute: prep.table.sensitive[*i].name.clone(),
+                    t: *t,
+                    distance: text(json!(d)),
+                })
+                .collect(),
         },
-        "cl:onViolation": spec.on_violation,
-        "cl:maxSuppression": spec.max_suppression,
-        "cl:metric": spec.metric.keyword(),
-        "cl:search": decision.search.map(|(size, evaluated, secs)| json!({"latticeNodes": size, "nodesEvaluated": evaluated, "seconds": secs})),
-        "cl:suppressedRecords": decision.assessment.suppressed,
-        "cl:achieved": decision.assessment,
-        "cl:beforeEnforcement": decision.before,
-    })
+        on_violation: text(json!(spec.on_violation)),
+        max_suppression: spec.max_suppression,
+        metric: spec.metric.keyword().into(),
+        search: decision
+            .search
+            .map(|(size, evaluated, seconds)| SearchRecord {
+                lattice_nodes: size as u64,
+                nodes_evaluated: evaluated as u64,
+                seconds,
+            }),
+        suppressed_records: decision.assessment.suppressed,
+        achieved: decision.assessment.clone(),
+        before: decision.before.clone(),
+    }
 }

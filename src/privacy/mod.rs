@@ -62,6 +62,7 @@ pub use models::Assessment;
 
 /// What `cloakline check` reports.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CheckReport {
     pub input: String,
     pub policy: String,

@@ -9,6 +9,13 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+
+use record::{
+    AgentNode, Association, BasisRecord, ConditionRecord, Counts, DatasetNode, InputFieldNode,
+    Node, OutputFieldNode, OutputKind, PolicyNode, PrivacySummary, ProcessRecord, QiLevel, RunKind,
+    RunNode, SchemaField, Summary, WarningRecord,
+};
+pub use record::{FORMAT, FORMAT_V1, Record};
 use std::path::{Path, PathBuf};
 
 use crate::engine::ColumnCounts;
@@ -19,10 +26,9 @@ use crate::policy::{Action, Field, Policy};
 
 pub mod openlineage;
 pub mod read;
+pub mod record;
 pub mod sign;
 
-/// Identifies this document format.
-pub const FORMAT: &str = "cloakline-provenance/v1";
 /// Parquet footer key holding the embedded document.
 pub const PARQUET_KEY: &str = "cloakline.provenance";
 /// Top-level member saying whether the run wrote one file or a directory (`file` or
@@ -79,9 +85,20 @@ fn technical_measures(action: &Action) -> &'static [&'static str] {
     action.descriptor().dpv_measures
 }
 
-/// Non-secret parameters of an action, as recorded.
-pub fn action_params(action: &Action) -> Value {
+/// Non-secret parameters of an action, as recorded (member names in camelCase).
+pub fn action_params(action: &Action) -> Map<String, Value> {
+    match params_of(action) {
+        Value::Object(m) => m.into_iter().map(|(k, v)| (record::camel(&k), v)).collect(),
+        _ => Map::new(),
+    }
+}
+
+fn params_of(action: &Action) -> Value {
     match action {
+        Action::Custom(c) => Value::Object(crate::kernels::custom::recorded_params(
+            c.transform,
+            &c.params,
+        )),
         Action::Keep | Action::Drop => json!({}),
         Action::Redact { replacement } => json!({ "replacement": replacement }),
         Action::Mask(m) => {
@@ -143,8 +160,9 @@ pub struct RunRecord {
     pub outputs: Vec<DatasetRecord>,
     pub fields: Vec<FieldRecord>,
     pub dropped: Vec<(String, String, &'static str)>,
-    /// Privacy-model evidence (`privacy::evidence`), when the policy has a privacy block.
-    pub privacy: Option<Value>,
+    /// Privacy-model evidence (`privacy::evidence`), when the policy has a privacy block;
+    /// its ids are filled in when the record is made.
+    pub privacy: Option<record::PrivacyNode>,
     /// The input was a directory (one output file per input file).
     pub directory: bool,
     /// The keyring held public demo keys ([`crate::keys::Keyring::is_demo`]).
@@ -303,307 +321,457 @@ impl RunRecord {
     /// The JSON-LD document. `with_output_checksums: false` gives the copy embedded in the
     /// output file itself, which cannot contain its own checksum.
     pub fn to_jsonld(&self, with_output_checksums: bool) -> Value {
-        let run = format!("urn:cloakline:run:{}", self.run_id);
-        let controller = format!(
-            "urn:cloakline:controller:{}",
-            pct(&slug(&self.policy.controller))
-        );
-        let software = format!(
-            "urn:cloakline:software:cloakline:{}",
-            env!("CARGO_PKG_VERSION")
-        );
-        let plan = format!(
-            "urn:cloakline:policy:{}:v{}:sha256:{}",
-            pct(&self.policy.name),
-            self.policy.version,
-            self.policy.sha256
-        );
-        let input_id = |i: usize| format!("{run}:input:{i}");
-        let output_id = |i: usize| format!("{run}:output:{i}");
-        let in_field = |name: &str| format!("{run}:input-field:{}", pct(name));
-        let out_field = |name: &str| format!("{run}:output-field:{}", pct(name));
+        self.to_record(with_output_checksums).to_json()
+    }
 
-        let mut graph = self.run_nodes(&run, &controller, &software, &plan, &input_id);
+    /// The typed record (see [`to_jsonld`](Self::to_jsonld)).
+    pub fn to_record(&self, with_output_checksums: bool) -> Record {
+        let ids = Ids::new(&self.run_id, &self.policy);
+        let mut nodes = ids.agents(&self.policy.controller);
+        nodes.push(Node::Policy(ids.policy_node(&self.policy, None)));
+        nodes.push(Node::Run(Box::new(self.run_node(&ids))));
         let input_fields: Vec<String> = self
             .fields
             .iter()
-            .map(|f| in_field(&f.rule.input_name))
-            .chain(self.dropped.iter().map(|d| in_field(&d.0)))
+            .map(|f| ids.in_field(&f.rule.input_name))
+            .chain(self.dropped.iter().map(|d| ids.in_field(&d.0)))
             .collect();
         for (i, d) in self.inputs.iter().enumerate() {
-            graph.push(dataset_node(&input_id(i), d, true, None, &input_fields));
+            nodes.push(Node::Dataset(d.node(
+                ids.input(i),
+                true,
+                input_fields.clone(),
+            )));
         }
         let output_fields: Vec<String> = self
             .fields
             .iter()
-            .map(|f| out_field(&f.rule.output_name))
+            .map(|f| ids.out_field(&f.rule.output_name))
             .collect();
         for (i, d) in self.outputs.iter().enumerate() {
-            let mut node = dataset_node(
-                &output_id(i),
-                d,
-                with_output_checksums,
-                Some(&run),
-                &output_fields,
-            );
-            if let Value::Object(m) = &mut node {
-                m.insert(
-                    "wasDerivedFrom".into(),
-                    json!((0..self.inputs.len()).map(input_id).collect::<Vec<_>>()),
-                );
-                m.insert("wasAttributedTo".into(), json!(controller));
-            }
-            graph.push(node);
+            let mut node = d.node(ids.output(i), with_output_checksums, output_fields.clone());
+            node.generated_by = Some(ids.run.clone());
+            node.derived_from = Some((0..self.inputs.len()).map(|i| ids.input(i)).collect());
+            node.attributed_to = Some(ids.controller.clone());
+            nodes.push(Node::Dataset(node));
         }
         for f in &self.fields {
-            graph.push(
-                json!({"@id": in_field(&f.rule.input_name), "@type": "prov:Entity",
-                              "cl:column": f.rule.input_name, "cl:dataType": f.input_type}),
-            );
-            graph.push(self.field_node(
-                f,
-                &run,
-                &controller,
-                &out_field(&f.rule.output_name),
-                &in_field(&f.rule.input_name),
+            nodes.push(Node::InputField(
+                ids.input_field(&f.rule.input_name, &f.input_type),
             ));
+            let node = field_node(&ids, FieldFacts::of(f), &self.policy.purpose);
+            nodes.push(Node::OutputField(Box::new(node)));
         }
         for (name, dtype, reason) in &self.dropped {
-            graph.push(json!({"@id": in_field(name), "@type": "prov:Entity", "cl:column": name,
-                              "cl:dataType": dtype, "cl:action": "drop", "cl:status": "removed",
-                              "cl:droppedBecause": if *reason == "policy" { "the policy drops it" } else { "not listed in the policy (unlisted: drop)" }}));
-        }
-        if let Some(node) = self.privacy_node(&run, &output_id) {
-            graph.push(node);
-        }
-        let privacy_summary = self.privacy.as_ref().map(|p| {
-            let a = &p["cl:achieved"];
-            json!({"smallestClass": a["smallest_class"], "suppressedRecords": a["suppressed"],
-                   "satisfied": a["satisfied"], "levels": a["levels"]})
-        });
-        let mut doc = json!({
-            "@context": context(),
-            "@id": format!("{run}:record"),
-            "@type": ["prov:Entity", "cl:ProvenanceRecord"],
-            "cl:format": FORMAT,
-            "cl:outputKind": if self.directory { "directory" } else { "file" },
-            "generatedAtTime": ts(&self.ended),
-            "wasGeneratedBy": run,
-            "cl:summary": {
-                "policy": format!("{} v{}", self.policy.name, self.policy.version),
-                "controller": self.policy.controller,
-                "purpose": self.policy.purpose,
-                "jurisdictions": self.policy.jurisdictions,
-                "rowsIn": self.inputs.iter().map(|d| d.rows).sum::<u64>(),
-                "rowsOut": self.outputs.iter().map(|d| d.rows).sum::<u64>(),
-                "fieldsOut": self.fields.len(),
-                "fieldsDropped": self.dropped.len(),
-                "privacy": privacy_summary,
-            },
-            "@graph": graph,
-        });
-        if self.demo_keys
-            && let Value::Object(m) = &mut doc
-        {
-            m.insert(DEMO_KEYS.into(), json!(true));
-        }
-        doc
-    }
-
-    /// The controller, the software, the policy (plan) and the run activity.
-    fn run_nodes(
-        &self,
-        run: &str,
-        controller: &str,
-        software: &str,
-        plan: &str,
-        input_id: &dyn Fn(usize) -> String,
-    ) -> Vec<Value> {
-        vec![
-            json!({"@id": controller, "@type": ["prov:Agent", "prov:Organization", "dpv:DataController"], "label": self.policy.controller}),
-            json!({"@id": software, "@type": ["prov:Agent", "prov:SoftwareAgent"],
-                   "label": format!("cloakline {}", env!("CARGO_PKG_VERSION")), "actedOnBehalfOf": controller}),
-            json!({"@id": plan, "@type": ["prov:Entity", "prov:Plan", "cl:Policy"],
-                   "label": format!("policy {} v{} (sha256:{})", self.policy.name, self.policy.version, &self.policy.sha256[..12.min(self.policy.sha256.len())]),
-                   "cl:policyName": self.policy.name, "cl:policyVersion": self.policy.version,
-                   "cl:sha256": self.policy.sha256, "cl:path": self.policy.path}),
-            json!({"@id": run, "@type": "prov:Activity",
-                   "startedAtTime": ts(&self.started), "endedAtTime": ts(&self.ended),
-                   "used": (0..self.inputs.len()).map(input_id).chain([plan.to_string()]).collect::<Vec<_>>(),
-                   "wasAssociatedWith": software,
-                   "qualifiedAssociation": {"@type": "prov:Association", "agent": software, "hadPlan": plan},
-                   "cl:purpose": self.policy.purpose,
-                   "hasJurisdiction": self.policy.jurisdictions.iter().map(|j| format!("loc:{j}")).collect::<Vec<_>>(),
-                   "cl:recipients": self.policy.recipients,
-                   "cl:dataSubjects": self.policy.data_subjects,
-                   "cl:retention": self.policy.retention,
-                   "cl:transfers": self.policy.transfers,
-                   "cl:policyWarnings": self.policy.warnings}),
-        ]
-    }
-
-    /// The privacy-model evidence, about every output.
-    fn privacy_node(&self, run: &str, output_id: &dyn Fn(usize) -> String) -> Option<Value> {
-        let Some(Value::Object(p)) = &self.privacy else {
-            return None;
-        };
-        let mut node = p.clone();
-        node.insert("@id".into(), json!(format!("{run}:privacy")));
-        node.insert(
-            "@type".into(),
-            json!(["prov:Entity", "cl:PrivacyModelEvidence"]),
-        );
-        node.insert("wasGeneratedBy".into(), json!(run));
-        node.insert(
-            "cl:about".into(),
-            json!((0..self.outputs.len()).map(output_id).collect::<Vec<_>>()),
-        );
-        Some(Value::Object(node))
-    }
-
-    fn field_node(
-        &self,
-        f: &FieldRecord,
-        run: &str,
-        controller: &str,
-        id: &str,
-        source: &str,
-    ) -> Value {
-        let r = &f.rule;
-        let mut types = vec!["prov:Entity"];
-        match (&r.action, r.category.is_some()) {
-            (Action::Tokenize(_), _) => types.push("dpv:PseudonymisedData"),
-            (Action::Redact { .. }, _) => {}
-            (_, true) => types.push("dpv:PersonalData"),
-            _ => {}
-        }
-        let mut legal_terms = Vec::new();
-        let mut bases = Vec::new();
-        for (j, b) in &r.bases {
-            if let Some(reference) = b.reference(*j) {
-                legal_terms.push(reference.dpv);
-                legal_terms.push(reference.legal_term);
-                bases.push(json!({"jurisdiction": j.to_string(), "law": j.law(), "basis": b.keyword(),
-                                  "article": reference.article, "dpv": reference.dpv, "term": reference.legal_term}));
-            }
-        }
-        legal_terms.sort();
-        legal_terms.dedup();
-        // A quasi-identifier the privacy block generalized is recorded as generalized.
-        let qi_generalized = matches!(f.quasi_identifier, Some((l, _, _)) if l > 0);
-        let effective = if qi_generalized && !matches!(r.action, Action::Generalize(_)) {
-            Action::Generalize(crate::policy::GeneralizeSpec::Prefix { keep_prefix: 0 })
-        } else {
-            r.action.clone()
-        };
-        let status = status_of(&effective, r.category.is_some());
-        let mut m = Map::new();
-        m.insert("@id".into(), json!(id));
-        m.insert("@type".into(), json!(types));
-        m.insert("cl:column".into(), json!(r.output_name));
-        m.insert("cl:sourceColumn".into(), json!(r.input_name));
-        m.insert("cl:dataType".into(), json!(f.output_type));
-        m.insert("wasDerivedFrom".into(), json!([source]));
-        m.insert("wasGeneratedBy".into(), json!(run));
-        m.insert("cl:action".into(), json!(effective.kind().keyword()));
-        m.insert("cl:params".into(), action_params(&r.action));
-        if let Some((level, max, source)) = &f.quasi_identifier {
-            m.insert(
-                "cl:quasiIdentifier".into(),
-                json!({"hierarchy": source, "level": level, "maxLevel": max,
-                       "note": "generalized to this hierarchy level by the privacy block; level 0 is the field rule's output"}),
+            let mut node = ids.input_field(name, dtype);
+            node.action = Some("drop".into());
+            node.status = Some("removed".into());
+            node.dropped_because = Some(
+                if *reason == "policy" {
+                    "the policy drops it"
+                } else {
+                    "not listed in the policy (unlisted: drop)"
+                }
+                .into(),
             );
+            nodes.push(Node::InputField(node));
         }
-        if let Some(k) = r.action.key_id() {
-            m.insert("cl:keyId".into(), json!(k));
-            m.insert("cl:keyFingerprint".into(), json!(f.key_fingerprint));
-        }
-        m.insert("cl:status".into(), json!(status));
-        m.insert("cl:statusNote".into(), json!(status_note(&effective)));
-        m.insert("cl:lawfulBasis".into(), json!(bases));
-        m.insert("cl:category".into(), json!(r.category));
-        m.insert("cl:sensitive".into(), json!(r.sensitive));
-        if let Some(sc) = r.special_category {
-            m.insert("cl:specialCategory".into(), json!(sc));
-        }
-        if let Some(c) = r.art9_condition {
-            let (article, term) = c.reference();
-            m.insert(
-                "cl:art9Condition".into(),
-                json!({"condition": c, "article": article, "term": term}),
-            );
-            legal_terms.push(term);
-        }
-        if r.separate_consent {
-            m.insert("cl:separateConsent".into(), json!(true));
-        }
-        if let Some(c) = &r.consent_ref {
-            m.insert("cl:consentRef".into(), json!(c));
-        }
-        if let Some(n) = &r.note {
-            m.insert("cl:note".into(), json!(n));
-        }
-        m.insert(
-            "cl:counts".into(),
-            json!({"valuesTransformed": f.counts.transformed, "nulls": f.counts.nulls}),
-        );
-        if matches!(r.action, Action::Scrub(_)) {
-            let by: Map<String, Value> = f
-                .entities
-                .iter()
-                .map(|(n, c)| (n.clone(), json!(c)))
-                .collect();
-            m.insert("cl:entitiesReplaced".into(), Value::Object(by));
-        }
-        // On the field itself too, so RDF consumers find it without walking the process.
-        m.insert("hasLegalBasis".into(), json!(legal_terms));
-        m.insert(
-            "hasProcess".into(),
-            json!({
-                "@type": "dpv:Process",
-                "cl:purpose": self.policy.purpose,
-                "hasLegalBasis": legal_terms,
-                "hasPersonalData": r.category_term.iter().collect::<Vec<_>>(),
-                "hasTechnicalMeasure": technical_measures(&effective),
-                "hasDataController": controller,
-                "hasJurisdiction": r.bases.keys().map(|j| j.dpv_location()).collect::<Vec<_>>(),
+        let privacy = self.privacy.as_ref().map(|p| {
+            let mut p = p.clone();
+            p.id = format!("{}:privacy", ids.run);
+            p.types = vec!["prov:Entity".into(), "cl:PrivacyModelEvidence".into()];
+            p.generated_by = ids.run.clone();
+            p.about = (0..self.outputs.len()).map(|i| ids.output(i)).collect();
+            p
+        });
+        let summary = Summary {
+            policy: Some(format!("{} v{}", self.policy.name, self.policy.version)),
+            controller: Some(self.policy.controller.clone()),
+            purpose: Some(self.policy.purpose.clone()),
+            jurisdictions: self.policy.jurisdictions.clone(),
+            rows_in: Some(self.inputs.iter().map(|d| d.rows).sum()),
+            rows_out: self.outputs.iter().map(|d| d.rows).sum(),
+            fields_out: self.fields.len() as u64,
+            fields_dropped: self.dropped.len() as u64,
+            privacy: privacy.as_ref().map(|p| PrivacySummary {
+                smallest_class: p.achieved.smallest_class,
+                suppressed_records: p.achieved.suppressed,
+                satisfied: p.achieved.satisfied,
+                levels: p.achieved.levels.clone(),
             }),
-        );
-        Value::Object(m)
+        };
+        if let Some(p) = privacy {
+            nodes.push(Node::Privacy(Box::new(p)));
+        }
+        let mut record = Record::new(RunKind::Apply, &ids, summary, nodes);
+        record.generated_at = ts(&self.ended);
+        record.demo_keys = self.demo_keys;
+        if self.directory {
+            record.output_kind = Some(OutputKind::Directory);
+        }
+        record
+    }
+
+    /// The run activity.
+    fn run_node(&self, ids: &Ids) -> RunNode {
+        let p = &self.policy;
+        let mut node = ids.run_node(&self.started, &self.ended);
+        node.used = (0..self.inputs.len())
+            .map(|i| ids.input(i))
+            .chain([ids.plan.clone()])
+            .collect();
+        node.association.had_plan = Some(ids.plan.clone());
+        node.purpose = Some(p.purpose.clone());
+        node.jurisdictions = p.jurisdictions.iter().map(|j| format!("loc:{j}")).collect();
+        node.recipients = p.recipients.clone();
+        node.data_subjects = p.data_subjects.clone();
+        node.retention = p.retention.clone();
+        node.transfers = p.transfers.clone();
+        node.warnings = p
+            .warnings
+            .iter()
+            .map(|w| WarningRecord {
+                rule: w.rule.into(),
+                article: w.article.into(),
+                field: w.field.clone(),
+                message: w.message.clone(),
+            })
+            .collect();
+        node
     }
 }
 
-fn dataset_node(
-    id: &str,
-    d: &DatasetRecord,
-    checksums: bool,
-    generated_by: Option<&str>,
-    members: &[String],
-) -> Value {
-    let mut m = Map::new();
-    m.insert("@id".into(), json!(id));
-    m.insert("@type".into(), json!(["prov:Entity", "cl:Dataset"]));
-    m.insert("cl:path".into(), json!(d.path));
-    m.insert("cl:format".into(), json!(d.format));
-    m.insert("cl:rows".into(), json!(d.rows));
-    if checksums {
-        m.insert("cl:sha256".into(), json!(d.sha256));
-        m.insert("cl:bytes".into(), json!(d.bytes));
+impl Record {
+    /// A record of a run that wrote one output file, generated now.
+    pub(crate) fn new(kind: RunKind, ids: &Ids, summary: Summary, nodes: Vec<Node>) -> Record {
+        Record {
+            context: context(),
+            id: format!("{}:record", ids.run),
+            types: strings(&["prov:Entity", "cl:ProvenanceRecord"]),
+            format: FORMAT.into(),
+            run_kind: kind,
+            output_kind: Some(OutputKind::File),
+            generated_at: ts(&Utc::now()),
+            generated_by: ids.run.clone(),
+            summary,
+            demo_keys: false,
+            signature: None,
+            nodes,
+        }
     }
-    m.insert(
-        "cl:schema".into(),
-        json!(
-            d.schema
+}
+
+/// The IRIs of one run's nodes.
+pub(crate) struct Ids {
+    pub run: String,
+    pub controller: String,
+    pub software: String,
+    pub plan: String,
+}
+
+impl Ids {
+    pub(crate) fn new(run_id: &str, policy: &PolicySummary) -> Ids {
+        Ids::with_run(format!("urn:cloakline:run:{run_id}"), policy)
+    }
+
+    /// Ids of a run without a policy: only the run and the software are named.
+    pub(crate) fn bare(run_id: &str) -> Ids {
+        Ids {
+            run: format!("urn:cloakline:run:{run_id}"),
+            controller: String::new(),
+            software: format!(
+                "urn:cloakline:software:cloakline:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            plan: String::new(),
+        }
+    }
+
+    pub(crate) fn with_run(run: String, policy: &PolicySummary) -> Ids {
+        Ids {
+            run,
+            controller: format!(
+                "urn:cloakline:controller:{}",
+                pct(&slug(&policy.controller))
+            ),
+            software: format!(
+                "urn:cloakline:software:cloakline:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            plan: format!(
+                "urn:cloakline:policy:{}:v{}:sha256:{}",
+                pct(&policy.name),
+                policy.version,
+                policy.sha256
+            ),
+        }
+    }
+
+    pub(crate) fn input(&self, i: usize) -> String {
+        format!("{}:input:{i}", self.run)
+    }
+
+    pub(crate) fn output(&self, i: usize) -> String {
+        format!("{}:output:{i}", self.run)
+    }
+
+    pub(crate) fn in_field(&self, name: &str) -> String {
+        format!("{}:input-field:{}", self.run, pct(name))
+    }
+
+    pub(crate) fn out_field(&self, name: &str) -> String {
+        format!("{}:output-field:{}", self.run, pct(name))
+    }
+
+    /// The controller and the software acting for it.
+    pub(crate) fn agents(&self, controller: &str) -> Vec<Node> {
+        vec![
+            Node::Agent(AgentNode {
+                id: self.controller.clone(),
+                types: strings(&["prov:Agent", "prov:Organization", "dpv:DataController"]),
+                label: controller.to_string(),
+                acted_on_behalf_of: None,
+            }),
+            self.software_node(Some(self.controller.clone())),
+        ]
+    }
+
+    pub(crate) fn software_node(&self, controller: Option<String>) -> Node {
+        Node::Agent(AgentNode {
+            id: self.software.clone(),
+            types: strings(&["prov:Agent", "prov:SoftwareAgent"]),
+            label: format!("cloakline {}", env!("CARGO_PKG_VERSION")),
+            acted_on_behalf_of: controller,
+        })
+    }
+
+    pub(crate) fn policy_node(&self, p: &PolicySummary, view: Option<String>) -> PolicyNode {
+        PolicyNode {
+            id: self.plan.clone(),
+            types: strings(&["prov:Entity", "prov:Plan", "cl:Policy"]),
+            label: format!(
+                "policy {} v{} (sha256:{})",
+                p.name,
+                p.version,
+                &p.sha256[..12.min(p.sha256.len())]
+            ),
+            name: p.name.clone(),
+            version: p.version,
+            sha256: p.sha256.clone(),
+            path: p.path.clone(),
+            view,
+        }
+    }
+
+    /// The run activity with what every run has.
+    pub(crate) fn run_node(&self, started: &DateTime<Utc>, ended: &DateTime<Utc>) -> RunNode {
+        RunNode {
+            id: self.run.clone(),
+            types: strings(&["prov:Activity", "cl:Run"]),
+            started: ts(started),
+            ended: ts(ended),
+            used: Vec::new(),
+            associated_with: self.software.clone(),
+            association: Association {
+                types: "prov:Association".into(),
+                agent: self.software.clone(),
+                had_plan: None,
+            },
+            purpose: None,
+            jurisdictions: Vec::new(),
+            recipients: Vec::new(),
+            data_subjects: Vec::new(),
+            retention: None,
+            transfers: Vec::new(),
+            warnings: Vec::new(),
+            query: None,
+            functions_used: None,
+            raw_tables_read: None,
+            keys: None,
+            basis_note: None,
+        }
+    }
+
+    pub(crate) fn input_field(&self, name: &str, data_type: &str) -> InputFieldNode {
+        InputFieldNode {
+            id: self.in_field(name),
+            types: strings(&["prov:Entity", "cl:InputField"]),
+            column: name.to_string(),
+            data_type: data_type.to_string(),
+            action: None,
+            status: None,
+            dropped_because: None,
+        }
+    }
+}
+
+fn strings(s: &[&str]) -> Vec<String> {
+    s.iter().map(|t| t.to_string()).collect()
+}
+
+impl DatasetRecord {
+    pub(crate) fn node(&self, id: String, checksums: bool, members: Vec<String>) -> DatasetNode {
+        DatasetNode {
+            id,
+            types: strings(&["prov:Entity", "cl:Dataset"]),
+            path: self.path.clone(),
+            table: None,
+            format: self.format.clone(),
+            rows: Some(self.rows),
+            sha256: self.sha256.clone().filter(|_| checksums),
+            bytes: self.bytes.filter(|_| checksums),
+            schema: self
+                .schema
                 .iter()
-                .map(|(n, t)| json!({"name": n, "type": t}))
-                .collect::<Vec<_>>()
-        ),
-    );
-    if let Some(run) = generated_by {
-        m.insert("wasGeneratedBy".into(), json!(run));
+                .map(|(n, t)| SchemaField::new(n, t))
+                .collect(),
+            generated_by: None,
+            derived_from: None,
+            attributed_to: None,
+            members,
+        }
     }
-    m.insert("hadMember".into(), json!(members));
-    Value::Object(m)
+}
+
+/// What a field node says besides the rule: its types, key, counts and what the run did.
+pub(crate) struct FieldFacts<'a> {
+    pub rule: &'a Field,
+    pub output_type: String,
+    pub key_fingerprint: Option<String>,
+    pub counts: Option<Counts>,
+    pub quasi_identifier: Option<(usize, usize, String)>,
+    pub entities: Option<&'a [(String, u64)]>,
+}
+
+impl<'a> FieldFacts<'a> {
+    fn of(f: &'a FieldRecord) -> Self {
+        FieldFacts {
+            rule: &f.rule,
+            output_type: f.output_type.clone(),
+            key_fingerprint: f.key_fingerprint.clone(),
+            counts: Some(Counts {
+                values_transformed: f.counts.transformed,
+                nulls: f.counts.nulls,
+            }),
+            quasi_identifier: f.quasi_identifier.clone(),
+            entities: Some(&f.entities),
+        }
+    }
+}
+
+/// An output field's node.
+pub(crate) fn field_node(ids: &Ids, f: FieldFacts<'_>, purpose: &str) -> OutputFieldNode {
+    let r = f.rule;
+    let mut types = strings(&["prov:Entity", "cl:OutputField"]);
+    match (&r.action, r.category.is_some()) {
+        (Action::Tokenize(_), _) => types.push("dpv:PseudonymisedData".into()),
+        (Action::Redact { .. }, _) => {}
+        (_, true) => types.push("dpv:PersonalData".into()),
+        _ => {}
+    }
+    let lawful_basis = lawful_basis(r);
+    let mut legal_terms: Vec<String> = lawful_basis
+        .iter()
+        .flat_map(|b| [b.dpv.clone(), b.term.clone()])
+        .collect();
+    // A quasi-identifier the privacy block generalized is recorded as generalized.
+    let qi_generalized = matches!(f.quasi_identifier, Some((l, _, _)) if l > 0);
+    let effective = if qi_generalized && !matches!(r.action, Action::Generalize(_)) {
+        Action::Generalize(crate::policy::GeneralizeSpec::Prefix { keep_prefix: 0 })
+    } else {
+        r.action.clone()
+    };
+    let art9_condition = r.art9_condition.map(|c| {
+        let (article, term) = c.reference();
+        ConditionRecord {
+            condition: enum_text(&c),
+            article: article.into(),
+            term: term.into(),
+        }
+    });
+    legal_terms.sort();
+    legal_terms.dedup();
+    if let Some(c) = &art9_condition {
+        legal_terms.push(c.term.clone());
+    }
+    let key_id = r.action.key_id().map(str::to_string);
+    OutputFieldNode {
+        id: ids.out_field(&r.output_name),
+        types,
+        column: r.output_name.clone(),
+        source_column: r.input_name.clone(),
+        data_type: f.output_type,
+        derived_from: vec![ids.in_field(&r.input_name)],
+        generated_by: ids.run.clone(),
+        action: effective.kind().keyword().into(),
+        params: action_params(&r.action),
+        quasi_identifier: f
+            .quasi_identifier
+            .map(|(level, max_level, hierarchy)| QiLevel {
+                hierarchy,
+                level,
+                max_level,
+                note: "generalized to this hierarchy level by the privacy block; level 0 is the \
+                   field rule's output"
+                    .into(),
+            }),
+        key_fingerprint: key_id.as_ref().and(f.key_fingerprint),
+        key_id,
+        status: status_of(&effective, r.category.is_some()).into(),
+        status_note: status_note(&effective).into(),
+        lawful_basis,
+        category: r.category.clone(),
+        sensitive: r.sensitive,
+        special_category: r.special_category.map(|c| enum_text(&c)),
+        art9_condition,
+        separate_consent: r.separate_consent,
+        consent_ref: r.consent_ref.clone(),
+        note: r.note.clone(),
+        counts: f.counts,
+        entities_replaced: match (&r.action, f.entities) {
+            (Action::Scrub(_), Some(e)) => Some(e.iter().cloned().collect()),
+            _ => None,
+        },
+        legal_basis: legal_terms.clone(),
+        process: ProcessRecord {
+            types: "dpv:Process".into(),
+            purpose: Some(purpose.to_string()),
+            legal_basis: legal_terms,
+            personal_data: r.category_term.iter().cloned().collect(),
+            technical_measures: strings(technical_measures(&effective)),
+            controller: Some(ids.controller.clone()),
+            jurisdictions: r
+                .bases
+                .keys()
+                .map(|j| j.dpv_location().to_string())
+                .collect(),
+        },
+    }
+}
+
+/// One entry per jurisdiction whose basis the field names.
+fn lawful_basis(r: &Field) -> Vec<BasisRecord> {
+    r.bases
+        .iter()
+        .filter_map(|(j, b)| {
+            b.reference(*j).map(|reference| BasisRecord {
+                jurisdiction: j.to_string(),
+                law: j.law().into(),
+                basis: b.keyword().into(),
+                article: reference.article.into(),
+                dpv: reference.dpv.into(),
+                term: reference.legal_term.into(),
+            })
+        })
+        .collect()
+}
+
+/// The serde name of a unit enum variant (`health`, `explicit_consent`).
+fn enum_text<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
 /// A random run id (UUID v4 layout).

@@ -32,6 +32,7 @@
 //! `domain` defaults to the name of the value's column, as in a policy.
 
 mod crypto;
+mod custom;
 mod generalize;
 mod mask;
 mod scrub;
@@ -49,6 +50,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 pub use crypto::{DecryptFunc, EncryptFunc};
+pub use custom::CustomFunc;
 pub use generalize::{GeneralizeFunc, parse_generalize_spec};
 pub use mask::{MaskFunc, RedactFunc};
 pub use scrub::ScrubFunc;
@@ -83,6 +85,12 @@ pub fn functions(keyring: Arc<Keyring>) -> Vec<ScalarUDF> {
         RecognizerSet::builtin()
             .ok()
             .map(|set| ScalarUDF::new_from_impl(ScrubFunc::new(ring, Arc::new(set)))),
+    )
+    .chain(
+        crate::kernels::custom::customs()
+            .into_iter()
+            .filter_map(CustomFunc::new)
+            .map(ScalarUDF::new_from_impl),
     )
     .collect()
 }

@@ -13,9 +13,12 @@ DPV = rdflib.Namespace("https://w3id.org/dpv#")
 CL = rdflib.Namespace("urn:cloakline:v1:")
 
 path, expected = sys.argv[1], int(sys.argv[2])
-# The record is a named graph (top-level @id with @graph): read the union of all graphs.
-g = rdflib.Dataset(default_union=True)
+# The most common RDF call: a plain Graph, i.e. the default graph only. Every node of a
+# cloakline-provenance/v2 record must land there (v1 put them in a named graph).
+g = rdflib.Graph()
 g.parse(path, format="json-ld")
+union = rdflib.Dataset(default_union=True)
+union.parse(path, format="json-ld")
 fields = set(g.subjects(CL.sourceColumn, None))
 problems = []
 if len(fields) != expected:
@@ -30,6 +33,8 @@ for f in sorted(fields):
     for d in derived:
         if (d, CL.column, None) not in g:
             problems.append(f"{f}: derived from {d}, which is not an input field")
+if len(g) != len(union):
+    problems.append(f"default graph has {len(g)} triples, all graphs {len(union)}: nodes left out")
 runs = list(g.subjects(RDF.type, PROV.Activity))
 if len(runs) != 1:
     problems.append(f"expected one prov:Activity, found {len(runs)}")

@@ -25,7 +25,7 @@ def main() -> None:
 
     meta = pq.read_metadata(out).metadata
     doc = json.loads(meta[b"cloakline.provenance"])
-    assert doc["cl:format"] == "cloakline-provenance/v1"
+    assert doc["cl:format"] == "cloakline-provenance/v2"
     fields = {f.name: f for f in table.schema}
     assert fields["email"].metadata[b"cloakline.action"] == b"tokenize"
 

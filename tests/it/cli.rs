@@ -25,8 +25,8 @@ fn apply_example_writes_transformed_parquet_and_provenance() {
     let header = &input[0];
     let rows = &input[1..];
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    assert_eq!(summary["rows_in"], rows.len() as u64);
-    assert_eq!(summary["rows_out"], rows.len() as u64);
+    assert_eq!(summary["rowsIn"], rows.len() as u64);
+    assert_eq!(summary["rowsOut"], rows.len() as u64);
 
     let (batches, meta) = read_parquet(&out);
     let schema = batches[0].schema();
@@ -105,7 +105,7 @@ fn apply_example_writes_transformed_parquet_and_provenance() {
         &std::fs::read_to_string(dir.path().join("customers.parquet.provenance.json")).unwrap(),
     )
     .unwrap();
-    let graph = sidecar["@graph"].as_array().unwrap();
+    let graph = sidecar["@included"].as_array().unwrap();
     let (sha, _) = cloakline::io::sha256_file(&out).unwrap();
     let output_node = graph
         .iter()
@@ -163,7 +163,7 @@ fn apply_example_writes_transformed_parquet_and_provenance() {
     let mut embedded: Value = serde_json::from_str(embedded.value.as_ref().unwrap()).unwrap();
     let mut side = sidecar.clone();
     for doc in [&mut embedded, &mut side] {
-        for n in doc["@graph"].as_array_mut().unwrap() {
+        for n in doc["@included"].as_array_mut().unwrap() {
             if let Some(m) = n.as_object_mut()
                 && m["@id"].as_str().unwrap().contains(":output:0")
             {

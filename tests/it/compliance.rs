@@ -295,12 +295,12 @@ fn ropa_from_policies() {
         .find(|f| f["field"] == "email")
         .unwrap();
     assert_eq!(
-        email["lawful_basis"],
+        email["lawfulBasis"],
         "GDPR Art. 6(1)(a) consent; PIPL Art. 13(1)(1) consent"
     );
-    assert!(c["pia_triggers"].as_array().unwrap().len() >= 2);
+    assert!(c["piaTriggers"].as_array().unwrap().len() >= 2);
     assert!(
-        c["security_measures"]
+        c["securityMeasures"]
             .as_array()
             .unwrap()
             .iter()
@@ -312,7 +312,7 @@ fn ropa_from_policies() {
         .iter()
         .find(|f| f["field"] == "race")
         .unwrap();
-    assert_eq!(race["special_category"], "racial_or_ethnic_origin");
+    assert_eq!(race["specialCategory"], "racial_or_ethnic_origin");
     assert_eq!(race["condition"], "GDPR Art. 9(2)(j)");
 
     let csv = dir.path().join("ropa.csv");

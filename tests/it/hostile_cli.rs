@@ -83,27 +83,23 @@ fn sql_sidecar(query: &str, with_policy: bool) -> Value {
 #[test]
 fn sql_provenance_records_the_policy_only_when_its_view_was_read() {
     let side = sql_sidecar("SELECT full_name, email FROM customers", true);
-    assert!(side["cl:policyView"].is_null(), "{side:#}");
+    let rec = cloakline::provenance::Record::from_json(&side).unwrap();
+    assert!(rec.policy().is_none(), "{side:#}");
+    assert_eq!(rec.output_fields().count(), 0, "{side:#}");
+    let run = rec.run().unwrap();
     assert!(
-        side["cl:lawfulBasis"]
-            .as_str()
-            .unwrap()
-            .starts_with("not known"),
+        run.basis_note.as_deref().unwrap().starts_with("not known"),
         "{side:#}"
     );
-    assert_eq!(side["cl:rawTablesRead"][0], "customers");
+    assert_eq!(run.raw_tables_read.as_deref().unwrap(), ["customers"]);
 
     let side = sql_sidecar("SELECT email FROM customers_shared", true);
-    assert_eq!(side["cl:policyView"]["policy"], "customers-share");
-    assert_eq!(side["cl:rawTablesRead"].as_array().unwrap().len(), 0);
+    let rec = cloakline::provenance::Record::from_json(&side).unwrap();
+    assert_eq!(rec.policy().unwrap().name, "customers-share");
+    let run = rec.run().unwrap();
+    assert!(run.raw_tables_read.as_deref().unwrap().is_empty());
     // The view's own keys are recorded.
-    let keys: Vec<&str> = side["cl:keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["keyId"].as_str().unwrap())
-        .collect();
-    assert!(!keys.is_empty(), "{side:#}");
+    assert!(!run.keys.as_deref().unwrap().is_empty(), "{side:#}");
 }
 
 /// Item 12: the key given to `scrub(…, 'token', key)` is recorded.
@@ -113,7 +109,9 @@ fn sql_provenance_records_scrub_keys() {
         "SELECT scrub(email, 'token', 'k1') AS e FROM customers",
         false,
     );
-    assert_eq!(side["cl:keys"][0]["keyId"], "k1", "{side:#}");
+    let rec = cloakline::provenance::Record::from_json(&side).unwrap();
+    let keys = rec.run().unwrap().keys.clone().unwrap();
+    assert_eq!(keys[0].key_id, "k1", "{side:#}");
 }
 
 /// Terminal escapes in column names are shown escaped, never raw.

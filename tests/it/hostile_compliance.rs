@@ -43,7 +43,7 @@ fn embedded_check_fails(out: &Path, extra: &[&str], what: &str) {
 
 /// Every field node's status, set to "unchanged": the downgrade an attacker wants.
 fn downgrade_statuses(doc: &mut Value) {
-    for n in doc["@graph"].as_array_mut().unwrap() {
+    for n in doc["@included"].as_array_mut().unwrap() {
         if n.get("cl:status").is_some() {
             n["cl:status"] = "unchanged".into();
         }
@@ -66,7 +66,7 @@ fn stripped_signature_fails_when_a_keyring_is_given() {
     let mut doc = read_json(&side(&out));
     doc.as_object_mut().unwrap().remove("cl:signature");
     downgrade_statuses(&mut doc);
-    doc["@graph"][3]["cl:purpose"] = "anything at all".into();
+    doc["@included"][3]["cl:purpose"] = "anything at all".into();
     write_json(&side(&out), &doc);
     let (code, text) = verify(&out, &with_keys);
     assert_eq!(code, Some(4), "{text}");
@@ -118,8 +118,8 @@ fn signature_block_and_duplicate_members_are_checked() {
 
     // A second "cl:format" member after the first: the signed value is still first.
     let dup = original.replacen(
-        "\"cl:format\": \"cloakline-provenance/v1\",",
-        "\"cl:format\": \"cloakline-provenance/v1\", \"cl:format\": \"cloakline-provenance/v1\",",
+        "\"cl:format\": \"cloakline-provenance/v2\",",
+        "\"cl:format\": \"cloakline-provenance/v2\", \"cl:format\": \"cloakline-provenance/v2\",",
         1,
     );
     assert_ne!(dup, original);
@@ -138,7 +138,7 @@ fn fake_output_node_does_not_loosen_the_embedded_check() {
     apply_example_ok(&out, &[]);
     let mut doc = read_json(&side(&out));
     assert_eq!(doc["cl:outputKind"], "file");
-    let graph = doc["@graph"].as_array_mut().unwrap();
+    let graph = doc["@included"].as_array_mut().unwrap();
     let fake = graph
         .iter()
         .find(|n| n.get("wasGeneratedBy").is_some() && n.get("cl:sha256").is_some())
@@ -180,7 +180,7 @@ fn directory_sidecar_edits_fail_the_embedded_check() {
     type Edit = (&'static str, fn(&mut Value));
     let edits: [Edit; 3] = [
         ("purpose", |d| {
-            for n in d["@graph"].as_array_mut().unwrap() {
+            for n in d["@included"].as_array_mut().unwrap() {
                 if n.get("cl:purpose").is_some() && n.get("used").is_some() {
                     n["cl:purpose"] = "something else".into();
                 }

@@ -57,7 +57,7 @@ fn symlink_loop_in_a_directory_input_is_read_once() {
     std::os::unix::fs::symlink(".", data.join("current")).unwrap();
     let out = dir.path().join("out");
     let s = summary(&apply(&policy, &data, &out, &[]));
-    assert_eq!(s["rows_in"], 3, "{s}");
+    assert_eq!(s["rowsIn"], 3, "{s}");
     assert_eq!(s["files"], 1, "{s}");
     assert_eq!(dir_names(&out), ["t.parquet"]);
 
@@ -75,8 +75,8 @@ fn symlink_loop_in_a_directory_input_is_read_once() {
     // Parsed, not searched: a timing such as `0.0234` may contain "41" by chance.
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["assessment"]["records"], 3, "{report}");
-    assert_eq!(report["assessment"]["smallest_class"], 1, "{report}");
-    assert_eq!(report["assessment"]["largest_class"], 1, "{report}");
+    assert_eq!(report["assessment"]["smallestClass"], 1, "{report}");
+    assert_eq!(report["assessment"]["largestClass"], 1, "{report}");
 }
 
 #[cfg(unix)]

@@ -87,7 +87,7 @@ fn provenance_loads_as_rdf_with_derivation_and_legal_basis() {
     // The same check fails on a document whose field lost its derivation.
     let mut doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&side).unwrap()).unwrap();
-    let field = doc["@graph"]
+    let field = doc["@included"]
         .as_array_mut()
         .unwrap()
         .iter_mut()

@@ -2,6 +2,7 @@
 
 mod cli;
 mod compliance;
+mod custom_transform;
 mod hostile_cli;
 mod hostile_compliance;
 mod hostile_io;

@@ -173,7 +173,7 @@ fn adult_enforcement_meets_k_and_is_recounted_from_the_output() {
             );
             assert_eq!(summary["suppressed"].as_u64().unwrap(), suppressed);
             assert_eq!(
-                summary["privacy"]["smallest_class"].as_u64().unwrap(),
+                summary["privacy"]["smallestClass"].as_u64().unwrap(),
                 smallest
             );
             // Released values are the hierarchy's labels at the chosen level.
@@ -291,15 +291,15 @@ fn check_reports_k_risks_and_exit_code() {
     }
     let smallest = *counts.values().min().unwrap();
     let a = &report["assessment"];
-    assert_eq!(a["smallest_class"].as_u64().unwrap(), smallest);
+    assert_eq!(a["smallestClass"].as_u64().unwrap(), smallest);
     assert_eq!(a["classes"].as_u64().unwrap(), counts.len() as u64);
     let below: u64 = counts.values().filter(|&&c| c < 5).sum();
-    assert_eq!(a["records_below_k"].as_u64().unwrap(), below);
+    assert_eq!(a["recordsBelowK"].as_u64().unwrap(), below);
     assert!(
-        (a["risks"]["prosecutor_highest"].as_f64().unwrap() - 1.0 / smallest as f64).abs() < 1e-12
+        (a["risks"]["prosecutorHighest"].as_f64().unwrap() - 1.0 / smallest as f64).abs() < 1e-12
     );
     assert_eq!(a["sensitive"][0]["attribute"], "salary-class");
-    let meets = report["meets_with_suppression"].as_bool().unwrap();
+    let meets = report["meetsWithSuppression"].as_bool().unwrap();
     assert_eq!(
         o.status.code(),
         Some(if meets { 0 } else { 3 }),
@@ -551,7 +551,7 @@ fn a_partitioned_table_is_grouped_and_released_as_one() {
     assert_eq!(doc["cl:summary"]["rowsIn"], 30162);
     assert_eq!(
         doc["cl:summary"]["privacy"]["smallestClass"],
-        whole["privacy"]["smallest_class"]
+        whole["privacy"]["smallestClass"]
     );
     // Each released file verifies against the run's sidecar.
     for f in ["a.parquet", "late/c.parquet"] {
@@ -576,7 +576,7 @@ fn a_partitioned_table_is_grouped_and_released_as_one() {
         v["assessment"].clone()
     };
     let (a, b) = (assess(&data), assess(&parts));
-    for key in ["records", "classes", "smallest_class", "records_below_k"] {
+    for key in ["records", "classes", "smallestClass", "recordsBelowK"] {
         assert_eq!(a[key], b[key], "{key}");
     }
 

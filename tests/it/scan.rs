@@ -31,7 +31,7 @@ fn scan_classifies_the_example_and_drafts_a_policy_that_validates_once_filled() 
                 c["name"].as_str().unwrap().to_string(),
                 (
                     c["verdict"].as_str().unwrap().to_string(),
-                    c["proposed_action"].as_str().unwrap().to_string(),
+                    c["proposedAction"].as_str().unwrap().to_string(),
                 ),
             )
         })
@@ -59,7 +59,7 @@ fn scan_classifies_the_example_and_drafts_a_policy_that_validates_once_filled() 
     let cols = report["columns"].as_array().unwrap();
     let email = cols.iter().find(|c| c["name"] == "email").unwrap();
     assert_eq!(email["recognizers"][0]["recognizer"], "email");
-    assert_eq!(email["recognizers"][0]["share_whole_value"], 1.0);
+    assert_eq!(email["recognizers"][0]["shareWholeValue"], 1.0);
     let nid = cols.iter().find(|c| c["name"] == "national_id").unwrap();
     assert_eq!(nid["recognizers"][0]["recognizer"], "cn_resident_id");
     assert_eq!(nid["sensitive"], true);
@@ -242,7 +242,7 @@ fn scrub_replaces_every_planted_entity_and_nothing_else() {
         &std::fs::read_to_string(format!("{}.provenance.json", out.display())).unwrap(),
     )
     .unwrap();
-    let node = side["@graph"]
+    let node = side["@included"]
         .as_array()
         .unwrap()
         .iter()
@@ -321,7 +321,7 @@ fn scan_reports_pattern_matches_that_fail_validation_as_no_evidence() {
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["rows"], 200);
-    assert_eq!(r["sampled_rows"], 50);
+    assert_eq!(r["sampledRows"], 50);
     let col = |n: &str| {
         r["columns"]
             .as_array()
@@ -340,10 +340,10 @@ fn scan_reports_pattern_matches_that_fail_validation_as_no_evidence() {
         .find(|h| h["recognizer"] == "payment_card")
         .unwrap()
         .clone();
-    assert_eq!(card["share_pattern"], 1.0);
-    assert_eq!(card["share_matching"], 0.0);
+    assert_eq!(card["sharePattern"], 1.0);
+    assert_eq!(card["shareMatching"], 0.0);
     let notes = col("客户备注");
     assert_eq!(notes["verdict"], "free_text_with_pii");
-    assert_eq!(notes["proposed_action"], "scrub");
+    assert_eq!(notes["proposedAction"], "scrub");
     assert_eq!(col("contact")["verdict"], "direct_identifier");
 }

@@ -200,27 +200,56 @@ fn sql_command_prints_and_writes_with_provenance() {
             .len()
             == 3
     );
+    // The same record type as `apply` writes, read back typed.
     let side: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("q.parquet.provenance.json")).unwrap(),
     )
     .unwrap();
+    assert_eq!(side["cl:format"], "cloakline-provenance/v2");
+    let rec = cloakline::provenance::Record::from_json(&side).unwrap();
+    let run_node = rec.run().unwrap();
     assert!(
-        side["cl:query"]
-            .as_str()
+        run_node
+            .query
+            .as_deref()
             .unwrap()
             .contains("customers_shared")
     );
-    let used: Vec<&str> = side["cl:functionsUsed"]
-        .as_array()
+    assert_eq!(
+        run_node.functions_used.as_deref().unwrap(),
+        ["policy view", "tokenize"]
+    );
+    let keys_used: Vec<&str> = run_node
+        .keys
+        .as_deref()
         .unwrap()
         .iter()
-        .map(|v| v.as_str().unwrap())
+        .map(|k| k.key_id.as_str())
         .collect();
-    assert_eq!(used, ["policy view", "tokenize"]);
-    assert_eq!(side["cl:keys"][0]["keyId"], "k1");
-    assert_eq!(side["cl:policyView"]["policy"], "customers-share");
+    assert_eq!(keys_used[0], "k1", "{keys_used:?}");
+    assert_eq!(rec.policy().unwrap().name, "customers-share");
+    assert_eq!(
+        rec.policy().unwrap().view.as_deref(),
+        Some("customers_shared")
+    );
     let (sha, _) = cloakline::io::sha256_file(&out).unwrap();
-    assert_eq!(side["cl:output"]["sha256"], sha);
+    let output = rec.outputs().next().unwrap();
+    assert_eq!(output.sha256.as_deref(), Some(sha.as_str()));
+    assert_eq!(output.rows, Some(60));
+    // The view's fields are described with their actions and bases, without counts (the
+    // query, not the view, decides what reaches the output).
+    let email = rec.output_fields().find(|f| f.column == "email").unwrap();
+    assert_eq!(email.action, "tokenize");
+    assert!(email.counts.is_none());
+    assert!(!email.lawful_basis.is_empty());
+    // And `verify` checks a query result like an `apply` output.
+    let o = run(&["verify", out.to_str().unwrap()]);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
 
     // A bad argument is a planning error naming the function; nothing is written.
     let bad = dir.path().join("bad.parquet");

@@ -39,15 +39,17 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+mod record;
 mod release;
+use record::{run_record, schema_pairs};
 use release::{Staging, StagingDir, check_previous_release};
 
 use crate::engine::{self, Cancel, ColumnCounts, Progress};
 use crate::error::{Error, Result};
 use crate::io::{
-    AtomicFile, CreatedDirs, Format, Input, OutputLock, ROW_GROUP_ROWS, ReadOptions, Staged,
-    WriteOptions, commit_all, data_files, default_delimiter, open_writer_at, refuse_collisions,
-    remove_stale_temps, sha256_file,
+    AtomicFile, CreatedDirs, Format, Input, Location, OutputLock, ROW_GROUP_ROWS, ReadOptions,
+    Staged, WriteOptions, commit_all, data_files, default_delimiter, open_writer_at,
+    refuse_collisions, remove_stale_temps, sha256_file,
 };
 use crate::keys::Keyring;
 use crate::plan::{Plan, apply_type_overrides};
@@ -78,10 +80,13 @@ pub struct Apply {
     openlineage: Option<(PathBuf, String)>,
     /// Other files the run reads (role, path), which no output may replace.
     read_files: Vec<(String, PathBuf)>,
+    /// Input or output locations that are not local paths (refused when the job runs).
+    remote: Vec<Location>,
 }
 
 /// What a run did (the CLI prints it with `--json`).
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RunSummary {
     pub input: PathBuf,
     pub output: PathBuf,
@@ -100,6 +105,7 @@ pub struct RunSummary {
 
 /// Per-field counts in the summary.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FieldSummary {
     pub output: String,
     pub source: String,
@@ -120,7 +126,7 @@ struct RunContext {
     run_id: String,
     started: DateTime<Utc>,
     policy: PolicySummary,
-    privacy: Option<serde_json::Value>,
+    privacy: Option<crate::provenance::record::PrivacyNode>,
     out_format: Format,
     write: WriteOptions,
     is_dir: bool,
@@ -137,17 +143,28 @@ struct JobOutput {
 }
 
 impl Apply {
+    /// Apply `policy` to `input` (a file or a directory of files), writing `output`.
     pub fn new(
         policy: impl Into<Arc<Policy>>,
         keyring: impl Into<Arc<Keyring>>,
-        input: impl Into<PathBuf>,
-        output: impl Into<PathBuf>,
+        input: impl Into<Location>,
+        output: impl Into<Location>,
     ) -> Self {
+        let mut remote = Vec::new();
+        let mut local = |l: Location| match l {
+            Location::Local(p) => p,
+            other => {
+                remote.push(other);
+                PathBuf::new()
+            }
+        };
+        let (input, output) = (local(input.into()), local(output.into()));
         Apply {
             policy: policy.into(),
             keyring: keyring.into(),
-            input: input.into(),
-            output: output.into(),
+            input,
+            output,
+            remote,
             input_format: None,
             output_format: None,
             read: ReadOptions::default(),
@@ -160,6 +177,14 @@ impl Apply {
             sign_key: None,
             openlineage: None,
             read_files: Vec::new(),
+        }
+    }
+
+    /// A location this build cannot reach is a usage error before anything is read.
+    fn check_locations(&self) -> Result<()> {
+        match self.remote.first() {
+            Some(l) => l.local().map(|_| ()),
+            None => Ok(()),
         }
     }
     /// Input format (default: from the file extension).
@@ -300,6 +325,7 @@ impl Apply {
 
     /// Check the policy against the input's schema and keyring without reading data.
     pub fn validate(&self) -> Result<Vec<Plan>> {
+        self.check_locations()?;
         self.read.check()?;
         let out_format = self.output_format.unwrap_or(Format::Parquet);
         Ok(self
@@ -444,6 +470,7 @@ impl Apply {
     }
 
     fn run_on(self, handle: &tokio::runtime::Handle) -> Result<RunSummary> {
+        self.check_locations()?;
         let clock = Instant::now();
         let started = Utc::now();
         let is_dir = self.input.is_dir();
@@ -493,13 +520,14 @@ impl Apply {
             p.finish();
         }
         let (record, fields) = run_record(&ctx, done, self.keyring.is_demo());
-        let mut doc = record.to_jsonld(true);
+        let typed = record.to_record(true);
+        let mut doc = typed.to_json();
         if let Some(key) = sign_key {
             crate::provenance::sign::sign(&mut doc, key);
         }
         write_json(&side, &sidecar, &doc, true)?;
         if let (Some(af), Some((path, namespace))) = (&lineage, &self.openlineage) {
-            let event = self.lineage_event(&doc, path, namespace)?;
+            let event = self.lineage_event(typed, path, namespace)?;
             write_json(af, path, &event, false)?;
         }
         self.cancel.check()?;
@@ -713,104 +741,33 @@ impl Apply {
         })
     }
 
-    /// The OpenLineage event for the sidecar `doc`.
+    /// The OpenLineage event for the run's record (the sidecar's facts, unsigned).
     fn lineage_event(
         &self,
-        doc: &serde_json::Value,
+        mut rec: provenance::Record,
         path: &Path,
         namespace: &str,
     ) -> Result<serde_json::Value> {
         let job = format!("cloakline.{}", self.policy.name);
         // OpenLineage names local files by absolute path in the `file` namespace.
-        let mut lineage_doc = doc.clone();
-        if let Some(g) = lineage_doc
-            .get_mut("@graph")
-            .and_then(serde_json::Value::as_array_mut)
-        {
-            for n in g {
-                let abs = n
-                    .get("cl:path")
-                    .and_then(serde_json::Value::as_str)
-                    .map(std::path::PathBuf::from)
-                    .filter(|p| p.is_relative())
-                    .and_then(|p| std::path::absolute(p).ok());
-                if let (Some(abs), Some(m)) = (abs, n.as_object_mut()) {
-                    m.insert("cl:path".into(), abs.display().to_string().into());
-                }
+        for n in &mut rec.nodes {
+            if let provenance::record::Node::Dataset(d) = n
+                && Path::new(&d.path).is_relative()
+                && let Ok(abs) = std::path::absolute(&d.path)
+            {
+                d.path = abs.display().to_string();
             }
         }
-        let event = crate::provenance::openlineage::try_run_event(&lineage_doc, namespace, &job)
-            .map_err(|problems| {
-                Error::data(
-                    path.display(),
-                    format!(
-                        "cannot build the OpenLineage event: {}",
-                        problems.join("; ")
-                    ),
-                )
-            })?;
-        serde_json::to_value(&event).map_err(|e| Error::data(path.display(), e))
+        provenance::openlineage::try_run_event(&rec, namespace, &job).map_err(|problems| {
+            Error::data(
+                path.display(),
+                format!(
+                    "cannot build the OpenLineage event: {}",
+                    problems.join("; ")
+                ),
+            )
+        })
     }
-}
-
-/// The run's record from its files' outputs: for a single file, the embedded record plus the
-/// output checksum; for a directory, every file with the counts summed.
-fn run_record(
-    ctx: &RunContext,
-    done: Vec<JobOutput>,
-    demo_keys: bool,
-) -> (RunRecord, Vec<FieldRecord>) {
-    let mut totals: Vec<ColumnCounts> = Vec::new();
-    let mut inputs = Vec::new();
-    let mut outputs = Vec::new();
-    let mut fields = Vec::new();
-    let mut dropped = Vec::new();
-    let mut embedded = None;
-    for j in done {
-        if totals.len() < j.columns.len() {
-            totals.resize(j.columns.len(), ColumnCounts::default());
-        }
-        for (t, c) in totals.iter_mut().zip(&j.columns) {
-            t.transformed += c.transformed;
-            t.nulls += c.nulls;
-        }
-        inputs.push(j.input);
-        outputs.push(j.output);
-        fields = j.fields;
-        dropped = j.dropped;
-        embedded = Some(j.record);
-    }
-    for (f, t) in fields.iter_mut().zip(&totals) {
-        f.counts = t.clone();
-    }
-    let record = match (ctx.is_dir, embedded) {
-        (false, Some(mut r)) => {
-            r.outputs = outputs;
-            r
-        }
-        _ => RunRecord {
-            run_id: ctx.run_id.clone(),
-            started: ctx.started,
-            ended: Utc::now(),
-            policy: ctx.policy.clone(),
-            inputs,
-            outputs,
-            fields: fields.clone(),
-            dropped,
-            privacy: ctx.privacy.clone(),
-            directory: ctx.is_dir,
-            demo_keys,
-        },
-    };
-    (record, fields)
-}
-
-fn schema_pairs(schema: &SchemaRef) -> Vec<(String, String)> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), f.data_type().to_string()))
-        .collect()
 }
 
 /// Cancels a run whose future was dropped before it finished (the blocking part would

@@ -81,19 +81,10 @@ pub(super) fn released_paths(sidecar: &Path) -> Option<Vec<PathBuf>> {
     if !meta.is_file() || meta.len() > 256 << 20 {
         return None;
     }
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(sidecar).ok()?).ok()?;
-    let paths: Vec<PathBuf> = doc
-        .get("@graph")?
-        .as_array()?
-        .iter()
-        .filter(|n| {
-            n.get("@id")
-                .and_then(serde_json::Value::as_str)
-                .is_some_and(|id| id.contains(":output:"))
-        })
-        .filter_map(|n| n.get("cl:path")?.as_str().map(PathBuf::from))
-        .collect();
-    Some(paths)
+    let text = std::fs::read_to_string(sidecar).ok()?;
+    let doc = crate::provenance::read::parse_strict(&text).ok()?;
+    let record = crate::provenance::Record::from_json(&doc).ok()?;
+    Some(record.outputs().map(|d| PathBuf::from(&d.path)).collect())
 }
 
 /// Where a run's data is written before the commit.

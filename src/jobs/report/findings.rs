@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use crate::provenance::record::Record;
 
 use super::format::{group_u, human};
-use super::read::{Basis, Doc, Field, get_text};
+use super::read::{Basis, Doc, Field, non_empty, some};
 
 /// How a finding should be handled by the reviewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,8 +41,8 @@ pub struct Finding {
 
 /// The points a reviewer must look at, fields first in document order, then recipients,
 /// transfers and the privacy model.
-pub fn findings(doc: &Value) -> Vec<Finding> {
-    Doc::read(doc).findings()
+pub fn findings(record: &Record) -> Vec<Finding> {
+    Doc::read(record).findings()
 }
 
 /// Categories that single a person out on their own.
@@ -125,14 +125,11 @@ impl Doc<'_> {
         // Cross-border transfers.
         for t in self.transfers() {
             let recipient =
-                get_text(t, "recipient").unwrap_or_else(|| "an unnamed recipient".into());
-            let country = get_text(t, "country").unwrap_or_else(|| "an unstated country".into());
-            let mut text = format!(
+                non_empty(&t.recipient).unwrap_or_else(|| "an unnamed recipient".into());
+            let country = non_empty(&t.country).unwrap_or_else(|| "an unstated country".into());
+            let text = format!(
                 "cross-border transfer to {recipient} in {country} (PIPL Art. 38–39; GDPR Chapter V)"
             );
-            if t.get("thirdParty").and_then(Value::as_bool) == Some(true) {
-                text.push_str("; the recipient is a third party");
-            }
             out.push(Finding {
                 level: Level::Review,
                 field: None,
@@ -144,29 +141,24 @@ impl Doc<'_> {
     /// The policy's rule warnings, then the transfer mechanisms they rely on.
     fn policy_warning_findings(&self, out: &mut Vec<Finding>) {
         // Rule warnings the policy carried (docs/RULES.md), with their safeguard if any.
-        if let Some(ws) = self
-            .run
-            .and_then(|r| r.get("cl:policyWarnings"))
-            .and_then(Value::as_array)
-        {
-            for w in ws {
-                let rule = get_text(w, "rule").unwrap_or_default();
-                let msg = get_text(w, "message").unwrap_or_default();
-                out.push(Finding {
-                    level: Level::Review,
-                    field: get_text(w, "field"),
-                    text: format!("[{rule}] {msg}"),
-                });
-            }
+        for w in self.run.map(|r| &r.warnings[..]).unwrap_or_default() {
+            let rule = non_empty(&w.rule).unwrap_or_default();
+            let msg = non_empty(&w.message).unwrap_or_default();
+            out.push(Finding {
+                level: Level::Review,
+                field: some(&w.field),
+                text: format!("[{rule}] {msg}"),
+            });
         }
         for t in self.transfers() {
-            if let Some(m) = get_text(t, "mechanism") {
+            if let Some(m) = t.mechanism {
                 out.push(Finding {
                     level: Level::Info,
                     field: None,
                     text: format!(
-                        "transfer to {} relies on `{m}`",
-                        get_text(t, "recipient").unwrap_or_default()
+                        "transfer to {} relies on `{}`",
+                        non_empty(&t.recipient).unwrap_or_default(),
+                        m.keyword()
                     ),
                 });
             }
@@ -175,7 +167,7 @@ impl Doc<'_> {
 
     fn demo_key_finding(&self, out: &mut Vec<Finding>) {
         // Public demo keys: tokens, envelopes and a signature made with them protect nothing.
-        if self.root.get(crate::provenance::DEMO_KEYS) == Some(&Value::Bool(true)) {
+        if self.record.demo_keys {
             out.push(Finding {
                 level: Level::Warning,
                 field: None,
@@ -190,24 +182,17 @@ impl Doc<'_> {
 
     fn privacy_model_finding(&self, out: &mut Vec<Finding>) {
         // The privacy model itself.
-        if let Some(p) = self.privacy {
-            let achieved = p.get("cl:achieved");
-            if achieved
-                .and_then(|a| a.get("satisfied"))
-                .and_then(Value::as_bool)
-                == Some(false)
-            {
-                let k = achieved
-                    .and_then(|a| get_text(a, "smallest_class"))
-                    .unwrap_or_else(|| "—".into());
-                out.push(Finding {
-                    level: Level::Warning,
-                    field: None,
-                    text: format!(
-                        "the privacy model is not satisfied by the released data (smallest class {k})"
-                    ),
-                });
-            }
+        if let Some(p) = self.privacy
+            && !p.achieved.satisfied
+        {
+            let k = group_u(p.achieved.smallest_class);
+            out.push(Finding {
+                level: Level::Warning,
+                field: None,
+                text: format!(
+                    "the privacy model is not satisfied by the released data (smallest class {k})"
+                ),
+            });
         }
     }
 }
@@ -342,7 +327,7 @@ fn consent_findings(f: &Field, out: &mut Vec<Finding>) {
 fn quasi_identifier_findings(f: &Field, has_privacy: bool, out: &mut Vec<Finding>) {
     // Quasi-identifiers released without any dataset-level assessment.
     if !has_privacy
-        && f.node.get("cl:quasiIdentifier").is_none()
+        && f.node.quasi_identifier.is_none()
         && (f.action == "keep" || f.action == "generalize")
         && let Some(t) = f.term.as_deref().filter(|t| QUASI_IDENTIFIERS.contains(t))
     {
@@ -368,12 +353,9 @@ fn scrub_findings(f: &Field, out: &mut Vec<Finding>) {
     if f.action == "scrub" {
         let mut total: u64 = 0;
         let mut by = Vec::new();
-        if let Some(Value::Object(m)) = f.node.get("cl:entitiesReplaced") {
-            for (k, v) in m {
-                let n = v.as_u64().unwrap_or(0);
-                total = total.saturating_add(n);
-                by.push(format!("{k}: {}", group_u(n)));
-            }
+        for (k, &n) in f.node.entities_replaced.iter().flatten() {
+            total = total.saturating_add(n);
+            by.push(format!("{k}: {}", group_u(n)));
         }
         let detail = if by.is_empty() {
             String::new()

@@ -108,9 +108,10 @@ pub(super) fn num(v: &Value) -> Option<String> {
     }
 }
 
+/// Non-finite figures (recorded as JSON null, read back as NaN) are shown as "—".
 pub(super) fn float(f: f64) -> String {
     if !f.is_finite() {
-        return f.to_string();
+        return "—".into();
     }
     if f.fract() == 0.0 && f.abs() < 1e15 {
         return group_digits(&(f as i64).to_string());
@@ -126,17 +127,21 @@ pub(super) fn float(f: f64) -> String {
     }
 }
 
+/// A recorded figure, or None when it is not a number (NaN stands for JSON null).
+pub(super) fn finite(f: f64) -> Option<f64> {
+    f.is_finite().then_some(f)
+}
+
 pub(super) fn pct(f: f64) -> String {
     format!("{:.2}%", f * 100.0)
 }
 
-pub(super) fn bytes(v: &Value) -> Option<String> {
-    let n = v.as_u64()?;
+pub(super) fn bytes(n: u64) -> String {
     let exact = format!("{} B", group_u(n));
     let units = [("KiB", 1u64 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)];
     let best = units.iter().rev().find(|(_, size)| n >= *size);
-    Some(match best {
+    match best {
         Some((name, size)) => format!("{exact} ({:.1} {name})", n as f64 / *size as f64),
         None => exact,
-    })
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use crate::provenance::record::Record;
 
 use super::layout::{Block, Cell, Piece, Report, Table};
 use super::read::Doc;
@@ -11,8 +11,8 @@ use super::sections::build;
 use super::svg::svg_chart;
 
 /// The report as one HTML file: inline CSS and SVG only, no script, no external resource.
-pub fn render_html(doc: &Value) -> String {
-    html(&build(&Doc::read(doc)))
+pub fn render_html(record: &Record) -> String {
+    html(&build(&Doc::read(record)))
 }
 
 const CSS: &str = "

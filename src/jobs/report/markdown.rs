@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use crate::provenance::record::Record;
 
 use super::format::{group_u, pct};
 use super::layout::{Block, Cell, Chart, Piece, Report, Table};
@@ -11,8 +11,8 @@ use super::sections::build;
 use super::svg::bar_units;
 
 /// The report as GitHub-flavoured Markdown.
-pub fn render_markdown(doc: &Value) -> String {
-    markdown(&build(&Doc::read(doc)))
+pub fn render_markdown(record: &Record) -> String {
+    markdown(&build(&Doc::read(record)))
 }
 
 fn markdown(r: &Report) -> String {

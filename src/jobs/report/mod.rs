@@ -7,10 +7,10 @@
 //! explanatory notes (`cl:statusNote`, `cl:note`) are not copied: the report uses fixed
 //! wording of its own, which never calls the data anonymous.
 //!
-//! The work is split by concern: `read` loads the record and gives a typed view of it,
-//! `findings` derives the points a reviewer must look at, `sections` and `privacy` lay the
-//! record out in the format-neutral `layout`, which `markdown` and `html` (with `svg` charts)
-//! print; `format` holds the small text-formatting helpers.
+//! The work is split by concern: `read` loads the typed record and gives the report's view
+//! of it, `findings` derives the points a reviewer must look at, `sections` and `privacy` lay
+//! the record out in the format-neutral `layout`, which `markdown` and `html` (with `svg`
+//! charts) print; `format` holds the small text-formatting helpers.
 
 pub mod ropa;
 
@@ -36,16 +36,116 @@ use self::{
     html::esc,
     svg::bar_units,
 };
-#[cfg(test)]
-use serde_json::Value;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::provenance::record::Record;
+    use serde_json::{Value, json};
 
     const SIG: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
                        0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const RUN: &str = "urn:cloakline:run:r1";
+
+    // -----------------------------------------------------------------------------------------
+    // Complete v2 records as `apply` writes them; each test sets what it is about.
+
+    /// `base` with each member of `patch` set.
+    fn with(mut base: Value, patch: Value) -> Value {
+        if let (Some(b), Value::Object(p)) = (base.as_object_mut(), patch) {
+            b.extend(p);
+        }
+        base
+    }
+
+    /// A whole record around `nodes`; `top` sets top-level members.
+    fn record_json(nodes: Vec<Value>, top: Value) -> Value {
+        let base = json!({
+            "@context": crate::provenance::context(),
+            "@id": format!("{RUN}:record"),
+            "@type": ["prov:Entity", "cl:ProvenanceRecord"],
+            "cl:format": crate::provenance::FORMAT,
+            "cl:runKind": "apply",
+            "cl:outputKind": "file",
+            "generatedAtTime": "2026-01-02T03:04:05Z",
+            "wasGeneratedBy": RUN,
+            "cl:summary": {"policy": null, "controller": null, "purpose": null,
+                           "jurisdictions": [], "rowsIn": 60, "rowsOut": 60, "fieldsOut": 0,
+                           "fieldsDropped": 0, "privacy": null},
+            "@included": nodes,
+        });
+        with(base, top)
+    }
+
+    fn typed(v: &Value) -> Record {
+        Record::from_json(v).unwrap_or_else(|e| panic!("test record refused: {e}"))
+    }
+
+    fn agents(controller: &str) -> [Value; 2] {
+        [
+            json!({"@id": "urn:c", "@type": ["prov:Agent", "prov:Organization", "dpv:DataController"],
+                   "label": controller}),
+            json!({"@id": "urn:sw", "@type": ["prov:Agent", "prov:SoftwareAgent"],
+                   "label": "cloakline 0.1.0", "actedOnBehalfOf": "urn:c"}),
+        ]
+    }
+
+    fn policy(name: &str, version: u64, sha256: &str, path: &str) -> Value {
+        json!({"@id": "urn:p", "@type": ["prov:Entity", "prov:Plan", "cl:Policy"],
+               "label": format!("policy {name} v{version}"), "cl:policyName": name,
+               "cl:policyVersion": version, "cl:sha256": sha256, "cl:path": path})
+    }
+
+    fn run(patch: Value) -> Value {
+        let base = json!({
+            "@id": RUN, "@type": ["prov:Activity", "cl:Run"],
+            "startedAtTime": "2026-01-02T03:04:00Z", "endedAtTime": "2026-01-02T03:04:05Z",
+            "used": [format!("{RUN}:input:0"), "urn:p"], "wasAssociatedWith": "urn:sw",
+            "qualifiedAssociation": {"@type": "prov:Association", "agent": "urn:sw",
+                                     "hadPlan": "urn:p"}
+        });
+        with(base, patch)
+    }
+
+    /// A dataset; `patch` gives at least `cl:path` and `cl:format`.
+    fn dataset(i: usize, output: bool, patch: Value) -> Value {
+        let role = if output { "output" } else { "input" };
+        let mut base = json!({"@id": format!("{RUN}:{role}:{i}"), "@type": ["prov:Entity", "cl:Dataset"],
+                              "cl:schema": [], "hadMember": []});
+        if output {
+            base = with(
+                base,
+                json!({"wasGeneratedBy": RUN, "wasDerivedFrom": [format!("{RUN}:input:0")],
+                       "wasAttributedTo": "urn:c"}),
+            );
+        }
+        with(base, patch)
+    }
+
+    fn input_field(column: &str, patch: Value) -> Value {
+        let base = json!({"@id": format!("{RUN}:input-field:{column}"),
+                          "@type": ["prov:Entity", "cl:InputField"],
+                          "cl:column": column, "cl:dataType": "Utf8"});
+        with(base, patch)
+    }
+
+    /// An output field with its lawful bases; `patch` sets the rest.
+    fn field(column: &str, source: &str, action: &str, bases: &Value, patch: Value) -> Value {
+        let base = json!({
+            "@id": format!("{RUN}:output-field:{column}"), "@type": ["prov:Entity", "cl:OutputField"],
+            "cl:column": column, "cl:sourceColumn": source, "cl:dataType": "Utf8",
+            "wasDerivedFrom": [format!("{RUN}:input-field:{source}")], "wasGeneratedBy": RUN,
+            "cl:action": action, "cl:params": {}, "cl:status": "unchanged personal data",
+            "cl:statusNote": "Personal data; de-identified, not anonymised (PIPL Art. 73(3)).",
+            "cl:lawfulBasis": bases, "cl:category": null, "cl:sensitive": false,
+            "cl:counts": {"valuesTransformed": 60, "nulls": 0},
+            "hasLegalBasis": [],
+            "hasProcess": {"@type": "dpv:Process", "cl:purpose": "churn analysis",
+                           "hasLegalBasis": [], "hasPersonalData": [], "hasTechnicalMeasure": [],
+                           "hasDataController": "urn:c", "hasJurisdiction": []}
+        });
+        with(base, patch)
+    }
 
     fn basis(j: &str, law: &str, basis: &str, article: &str) -> Value {
         json!({"jurisdiction": j, "law": law, "basis": basis, "article": article,
@@ -56,127 +156,170 @@ mod tests {
         json!([basis("EU", "GDPR", b, eu), basis("CN", "PIPL", b, cn)])
     }
 
-    /// Shaped like a real two-jurisdiction record, with the newer members.
-    fn customers() -> Value {
+    /// A two-jurisdiction record with keys, consent, special categories and a transfer.
+    fn customers_json() -> Value {
         let consent = both("consent", "GDPR Art. 6(1)(a)", "PIPL Art. 13(1)(1)");
         let contract = both("contract", "GDPR Art. 6(1)(b)", "PIPL Art. 13(1)(2)");
-        json!({
-            "@id": "urn:cloakline:run:r1:record",
-            "generatedAtTime": "2026-01-02T03:04:05Z",
-            "cl:summary": {"policy": "shop v3", "jurisdictions": ["EU", "CN"], "privacy": null},
+        // Output fields: column, source, action, basis, members set on the base field.
+        let fields = json!([
+            ["email", "email", "tokenize", "consent", {
+                "@type": ["prov:Entity", "cl:OutputField", "dpv:PseudonymisedData"],
+                "cl:params": {"algorithm": "HMAC-SHA256", "kdfInfo": "cloakline/v1/tokenize/email"},
+                "cl:keyId": "k1", "cl:keyFingerprint": "beaf4c510f29e410",
+                "cl:status": "pseudonymised personal data", "cl:category": "email",
+                "cl:consentRef": "https://example.com/consent/notice-v5"}],
+            ["phone", "phone", "keep", "consent", {"cl:category": "telephone"}],
+            ["national_id", "national_id", "encrypt", "consent", {
+                "cl:params": {"algorithm": "AES-256-GCM"}, "cl:keyId": "k2",
+                "cl:keyFingerprint": "44296cb7a8b4f861", "cl:status": "encrypted personal data",
+                "cl:category": "official_id", "cl:sensitive": true, "cl:separateConsent": true,
+                "cl:consentRef": "consent-form-7"}],
+            ["diagnosis", "diagnosis", "generalize", "contract", {
+                "cl:status": "generalized personal data", "cl:category": "health",
+                "cl:sensitive": true, "cl:specialCategory": "health",
+                "cl:art9Condition": {"condition": "research", "article": "GDPR Art. 9(2)(j)",
+                                     "term": "eu-gdpr:A9-2-j"}}],
+            ["birth_year", "birth_date", "generalize", "contract", {
+                "cl:params": {"kind": "date", "to": "year"},
+                "cl:status": "generalized personal data", "cl:category": "birth_date"}],
+            ["姓名", "姓名", "keep", "contract", {"cl:category": "name"}],
+            ["a<b>&\"c\"", "x|y", "keep", "contract", {"cl:status": "unchanged"}],
+            ["notes", "notes", "scrub", "contract", {
+                "cl:params": {"mode": "redact", "recognizers": ["email", "cn_phone"]},
+                "cl:status": "scrubbed free text",
+                "cl:entitiesReplaced": {"email": 12, "cn_phone": 3}}]
+        ]);
+        let mut nodes = Vec::from(agents("Example Retail Co."));
+        nodes.push(policy(
+            "shop",
+            3,
+            "c05d43266be8a2c3652914888f6ed709d17b33cf10affdc3571568c08121364d",
+            "policies/shop.yaml",
+        ));
+        nodes.push(run(json!({
+            "cl:purpose": "churn analysis", "hasJurisdiction": ["loc:EU", "loc:CN"],
+            "cl:recipients": ["Analytics Partner Ltd."], "cl:dataSubjects": ["customers"],
+            "cl:retention": "P1Y6M",
+            "cl:transfers": [{"recipient": "Analytics Partner Ltd.", "country": "US",
+                              "mechanism": "standard_contract"}]
+        })));
+        nodes.push(dataset(
+            0,
+            false,
+            json!({
+            "cl:path": "in/customers.csv", "cl:format": "csv", "cl:rows": 60, "cl:bytes": 9480,
+            "cl:sha256": "d8158c478ed5d5e579556b83ba906b197901d7810cecb1c09fda87b7d8bca5a2"}),
+        ));
+        nodes.push(dataset(
+            0,
+            true,
+            json!({
+            "cl:path": "out/customers.parquet", "cl:format": "parquet", "cl:rows": 60,
+            "cl:bytes": 33959,
+            "cl:sha256": "57458ffb7ec771a4c467cb1f460b3e9a20053a364cd8625dca033c8e9ef083eb"}),
+        ));
+        nodes.push(input_field("email", json!({})));
+        for f in fields.as_array().into_iter().flatten() {
+            let s = |i: usize| f[i].as_str().unwrap_or_default();
+            let bases = if s(3) == "consent" {
+                &consent
+            } else {
+                &contract
+            };
+            nodes.push(field(s(0), s(1), s(2), bases, f[4].clone()));
+        }
+        nodes.push(input_field(
+            "full_name",
+            json!({"cl:action": "drop", "cl:status": "removed",
+                                                   "cl:droppedBecause": "the policy drops it"}),
+        ));
+        let top = json!({
+            "cl:summary": {"policy": "shop v3", "controller": "Example Retail Co.",
+                           "purpose": "churn analysis", "jurisdictions": ["EU", "CN"],
+                           "rowsIn": 60, "rowsOut": 60, "fieldsOut": 8, "fieldsDropped": 1,
+                           "privacy": null},
             "cl:signature": {"algorithm": "HMAC-SHA256", "kdf": "HKDF-SHA256",
-                             "kdfInfo": "cloakline/v1/sign/provenance", "keyId": "sig1",
-                             "keyFingerprint": "aabbccddeeff0011", "value": SIG},
-            "@graph": [
-                {"@id": "urn:c", "@type": ["prov:Agent", "dpv:DataController"], "label": "Example Retail Co."},
-                {"@id": "urn:p", "@type": ["prov:Entity", "prov:Plan", "cl:Policy"],
-                 "cl:policyName": "shop", "cl:policyVersion": 3, "cl:path": "policies/shop.yaml",
-                 "cl:sha256": "c05d43266be8a2c3652914888f6ed709d17b33cf10affdc3571568c08121364d"},
-                {"@id": "urn:r", "@type": "prov:Activity",
-                 "startedAtTime": "2026-01-02T03:04:00Z", "endedAtTime": "2026-01-02T03:04:05Z",
-                 "cl:purpose": "churn analysis", "hasJurisdiction": ["loc:EU", "loc:CN"],
-                 "cl:recipients": ["Analytics Partner Ltd."], "cl:dataSubjects": ["customers"],
-                 "cl:retention": "P1Y6M",
-                 "cl:transfers": [{"recipient": "Analytics Partner Ltd.", "country": "US", "thirdParty": true}]},
-                {"@id": "urn:in", "@type": ["prov:Entity", "cl:Dataset"], "cl:path": "in/customers.csv",
-                 "cl:format": "csv", "cl:rows": 60, "cl:bytes": 9480,
-                 "cl:sha256": "d8158c478ed5d5e579556b83ba906b197901d7810cecb1c09fda87b7d8bca5a2"},
-                {"@id": "urn:out", "@type": ["prov:Entity", "cl:Dataset"], "cl:path": "out/customers.parquet",
-                 "cl:format": "parquet", "cl:rows": 60, "cl:bytes": 33959, "wasGeneratedBy": "urn:r",
-                 "cl:sha256": "57458ffb7ec771a4c467cb1f460b3e9a20053a364cd8625dca033c8e9ef083eb"},
-                {"@id": "urn:if:email", "@type": "prov:Entity", "cl:column": "email", "cl:dataType": "Utf8"},
-                {"@id": "urn:of:email", "@type": ["prov:Entity", "dpv:PseudonymisedData"],
-                 "cl:column": "email", "cl:sourceColumn": "email", "cl:action": "tokenize",
-                 "cl:params": {"algorithm": "HMAC-SHA256", "kdf_info": "cloakline/v1/tokenize/email"},
-                 "cl:keyId": "k1", "cl:keyFingerprint": "beaf4c510f29e410",
-                 "cl:status": "pseudonymised personal data",
-                 "cl:statusNote": "Personal data; de-identified, not anonymised (PIPL Art. 73(3)).",
-                 "cl:lawfulBasis": consent, "cl:category": "email", "cl:sensitive": false,
-                 "cl:consentRef": "https://example.com/consent/notice-v5"},
-                {"@id": "urn:of:phone", "@type": ["prov:Entity"], "cl:column": "phone",
-                 "cl:sourceColumn": "phone", "cl:action": "keep", "cl:status": "unchanged personal data",
-                 "cl:lawfulBasis": consent, "cl:category": "telephone", "cl:sensitive": false},
-                {"@id": "urn:of:nid", "@type": ["prov:Entity"], "cl:column": "national_id",
-                 "cl:sourceColumn": "national_id", "cl:action": "encrypt",
-                 "cl:params": {"algorithm": "AES-256-GCM"}, "cl:keyId": "k2",
-                 "cl:keyFingerprint": "44296cb7a8b4f861", "cl:status": "encrypted personal data",
-                 "cl:lawfulBasis": consent, "cl:category": "official_id", "cl:sensitive": true,
-                 "cl:separateConsent": true, "cl:consentRef": "consent-form-7"},
-                {"@id": "urn:of:health", "@type": ["prov:Entity"], "cl:column": "diagnosis",
-                 "cl:sourceColumn": "diagnosis", "cl:action": "generalize",
-                 "cl:status": "generalized personal data", "cl:lawfulBasis": contract,
-                 "cl:category": "health", "cl:sensitive": true, "cl:specialCategory": "health",
-                 "cl:art9Condition": {"condition": "research", "article": "GDPR Art. 9(2)(j)", "term": "eu-gdpr:A9-2-j"}},
-                {"@id": "urn:of:by", "@type": ["prov:Entity"], "cl:column": "birth_year",
-                 "cl:sourceColumn": "birth_date", "cl:action": "generalize",
-                 "cl:params": {"kind": "date", "to": "year"}, "cl:status": "generalized personal data",
-                 "cl:lawfulBasis": contract, "cl:category": "birth_date", "cl:sensitive": false},
-                {"@id": "urn:of:name", "@type": ["prov:Entity"], "cl:column": "姓名",
-                 "cl:sourceColumn": "姓名", "cl:action": "keep", "cl:status": "unchanged personal data",
-                 "cl:lawfulBasis": contract, "cl:category": "name", "cl:sensitive": false},
-                {"@id": "urn:of:odd", "@type": ["prov:Entity"], "cl:column": "a<b>&\"c\"",
-                 "cl:sourceColumn": "x|y", "cl:action": "keep", "cl:status": "unchanged",
-                 "cl:lawfulBasis": contract, "cl:category": null, "cl:sensitive": false},
-                {"@id": "urn:of:notes", "@type": ["prov:Entity"], "cl:column": "notes",
-                 "cl:sourceColumn": "notes", "cl:action": "scrub",
-                 "cl:params": {"mode": "redact", "recognizers": ["email", "cn_phone"]},
-                 "cl:status": "scrubbed free text", "cl:lawfulBasis": contract, "cl:category": null,
-                 "cl:sensitive": false, "cl:entitiesReplaced": {"email": 12, "cn_phone": 3}},
-                {"@id": "urn:if:full", "@type": "prov:Entity", "cl:column": "full_name",
-                 "cl:dataType": "Utf8", "cl:action": "drop", "cl:status": "removed",
-                 "cl:droppedBecause": "the policy drops it"}
-            ]
+                             "kdfInfo": "cloakline/v1/sign/provenance",
+                             "canonicalization": "JCS", "keyId": "sig1",
+                             "keyFingerprint": "aabbccddeeff0011", "value": SIG}
+        });
+        record_json(nodes, top)
+    }
+
+    fn customers() -> Record {
+        typed(&customers_json())
+    }
+
+    /// Everything measured about one node.
+    fn assessment(smallest: u64, satisfied: bool) -> Value {
+        json!({
+            "levels": [4], "quasiIdentifiers": [["age", 4, 4]],
+            "records": 100, "recordsReleased": 95, "suppressed": 5, "suppressedFraction": 0.05,
+            "classes": 20, "classesReleased": 12, "smallestClass": smallest, "largestClass": 30,
+            "averageClassSize": 7.9, "recordsBelowK": 5, "classesBelowK": 8,
+            "sizeDistribution": [
+                {"size": "1", "classes": 0, "records": 0},
+                {"size": "5-9", "classes": 10, "records": 65},
+                {"size": "20-49", "classes": 1, "records": 30}
+            ],
+            "sensitive": [{"attribute": "salary", "distinctL": 2, "entropyL": 1.8,
+                           "t": [["equal", 0.21]]}],
+            "risks": {"prosecutorHighest": 0.2, "prosecutorAverage": 0.05, "recordsAtRisk": 0.0,
+                      "journalistHighest": 0.2, "marketer": 0.05, "samplingFraction": 1.0},
+            "loss": {"metric": "precision", "value": 0.38, "generalizationHeight": 0.5,
+                     "precision": 0.38, "discernibility": 1234.0,
+                     "discernibilityNormalized": 0.12, "avgClassSize": 1.58,
+                     "suppressedFraction": 0.05},
+            "satisfied": satisfied
         })
     }
 
-    /// Shaped like a record with privacy-model evidence.
-    fn adult() -> Value {
-        let assessment = |smallest: u64, satisfied: bool| {
-            json!({
-                "records": 100, "records_released": 95, "suppressed": 5, "suppressed_fraction": 0.05,
-                "classes": 20, "classes_released": 12, "smallest_class": smallest, "largest_class": 30,
-                "average_class_size": 7.9, "records_below_k": 5, "classes_below_k": 8,
-                "size_distribution": [
-                    {"size": "1", "classes": 0, "records": 0},
-                    {"size": "5-9", "classes": 10, "records": 65},
-                    {"size": "20-49", "classes": 1, "records": 30}
-                ],
-                "sensitive": [{"attribute": "salary", "distinct_l": 2, "entropy_l": 1.8,
-                               "t": [["equal", 0.21]]}],
-                "risks": {"prosecutor_highest": 0.2, "prosecutor_average": 0.05, "records_at_risk": 0.0,
-                          "journalist_highest": 0.2, "marketer": 0.05, "sampling_fraction": 1.0},
-                "loss": {"metric": "precision", "value": 0.38, "precision": 0.38, "discernibility": 1234.0},
-                "satisfied": satisfied
-            })
-        };
+    /// A record with privacy-model evidence; `achieved` and `before` are its assessments.
+    fn adult_json(achieved: Value, before: Value) -> Value {
         let li = json!([basis(
             "EU",
             "GDPR",
             "legitimate_interests",
             "GDPR Art. 6(1)(f)"
         )]);
-        json!({
-            "@graph": [
-                {"@type": ["dpv:DataController"], "label": "Example Research Institute"},
-                {"@type": "prov:Activity", "hasJurisdiction": ["loc:EU"], "cl:purpose": "research"},
-                {"@type": ["prov:Entity"], "cl:column": "age", "cl:sourceColumn": "age",
-                 "cl:action": "generalize", "cl:status": "generalized personal data",
-                 "cl:quasiIdentifier": {"level": 4, "maxLevel": 4, "hierarchy": "h/age.csv"},
-                 "cl:lawfulBasis": li, "cl:category": "age", "cl:sensitive": false},
-                {"@type": ["prov:Entity", "cl:PrivacyModelEvidence"],
-                 "cl:note": "It does not by itself make the data anonymous.",
-                 "cl:quasiIdentifiers": [{"field": "age", "hierarchy": "arx-file",
-                                          "source": "h/age.csv", "levels": 4, "chosenLevel": 4}],
-                 "cl:sensitiveAttributes": ["salary"],
-                 "cl:models": {"k": 5,
-                               "lDiversity": [{"attribute": "salary", "variant": "distinct", "l": 2.0, "c": null}],
-                               "tCloseness": [{"attribute": "salary", "t": 0.3, "distance": "equal"}]},
-                 "cl:onViolation": "generalize", "cl:maxSuppression": 0.05, "cl:metric": "precision",
-                 "cl:suppressedRecords": 5,
-                 "cl:achieved": assessment(5, true),
-                 "cl:beforeEnforcement": assessment(1, false)}
-            ]
-        })
+        let [controller, software] = agents("Example Research Institute");
+        let privacy = json!({
+            "@id": format!("{RUN}:privacy"), "@type": ["prov:Entity", "cl:PrivacyModelEvidence"],
+            "wasGeneratedBy": RUN, "cl:about": [format!("{RUN}:output:0")],
+            "cl:note": "It does not by itself make the data anonymous.",
+            "cl:quasiIdentifiers": [{"field": "age", "hierarchy": "arx-file",
+                                     "source": "h/age.csv", "levels": 4, "chosenLevel": 4}],
+            "cl:sensitiveAttributes": ["salary"],
+            "cl:models": {"k": 5,
+                          "lDiversity": [{"attribute": "salary", "variant": "distinct", "l": 2.0, "c": null}],
+                          "tCloseness": [{"attribute": "salary", "t": 0.3, "distance": "equal"}]},
+            "cl:onViolation": "generalize", "cl:maxSuppression": 0.05, "cl:metric": "precision",
+            "cl:search": {"latticeNodes": 20, "nodesEvaluated": 7, "seconds": 0.01},
+            "cl:suppressedRecords": 5,
+            "cl:achieved": achieved,
+            "cl:beforeEnforcement": before
+        });
+        let nodes = vec![
+            controller,
+            software,
+            run(json!({"hasJurisdiction": ["loc:EU"], "cl:purpose": "research"})),
+            field(
+                "age",
+                "age",
+                "generalize",
+                &li,
+                json!({
+                "cl:status": "generalized personal data", "cl:category": "age",
+                "cl:quasiIdentifier": {"level": 4, "maxLevel": 4, "hierarchy": "h/age.csv",
+                                       "note": "generalized by the privacy block"}}),
+            ),
+            privacy,
+        ];
+        record_json(nodes, json!({}))
+    }
+
+    fn adult() -> Record {
+        typed(&adult_json(assessment(5, true), assessment(1, false)))
     }
 
     fn longest_hex_run(s: &str) -> usize {
@@ -198,6 +341,8 @@ mod tests {
             assert!(!l.contains(w), "output contains {w}");
         }
     }
+
+    // -----------------------------------------------------------------------------------------
 
     #[test]
     fn markdown_has_bases_keys_and_sections() {
@@ -231,7 +376,8 @@ mod tests {
                 "hex run {}",
                 longest_hex_run(&out)
             );
-            assert!(!out.contains("kdf_info") && !out.contains("cloakline/v1/"));
+            assert!(!out.contains("kdf_info") && !out.contains("kdfInfo"));
+            assert!(!out.contains("cloakline/v1/"));
         }
         let unsigned = render_markdown(&adult());
         assert!(unsigned.contains("| **Signature** | not signed |"));
@@ -264,11 +410,21 @@ mod tests {
             "quasi-identifier (pd:BirthDate) generalized"
         ));
         assert!(has(Level::Info, Some("notes"), "names"));
+        assert!(has(
+            Level::Info,
+            Some("notes"),
+            "15 entities replaced (cn_phone: 3, email: 12)"
+        ));
         assert!(has(Level::Review, None, "PIPL Art. 23"));
         assert!(has(
             Level::Review,
             None,
             "cross-border transfer to Analytics Partner Ltd. in US (PIPL Art. 38–39; GDPR Chapter V)"
+        ));
+        assert!(has(
+            Level::Info,
+            None,
+            "transfer to Analytics Partner Ltd. relies on `standard_contract`"
         ));
         // Encrypted with separate consent recorded: no missing-consent warning.
         assert!(!has(
@@ -281,6 +437,41 @@ mod tests {
             !findings(&adult())
                 .iter()
                 .any(|x| x.text.contains("quasi-identifier"))
+        );
+    }
+
+    #[test]
+    fn warnings_demo_keys_and_unmet_models_are_findings() {
+        let mut v = customers_json();
+        v["cl:demoKeys"] = json!(true);
+        let nodes = v["@included"].as_array_mut().unwrap();
+        let run_node = nodes.iter_mut().find(|n| n["@id"] == RUN).unwrap();
+        run_node["cl:policyWarnings"] = json!([{"rule": "PIPL-55", "article": "PIPL Art. 55",
+            "field": "national_id", "message": "an impact assessment is required"}]);
+        let f = findings(&typed(&v));
+        assert!(f.iter().any(|x| x.level == Level::Review
+            && x.field.as_deref() == Some("national_id")
+            && x.text == "[PIPL-55] an impact assessment is required"));
+        assert!(
+            f.iter()
+                .any(|x| x.level == Level::Warning && x.text.contains("DEMO KEYS ONLY"))
+        );
+        assert!(
+            !findings(&customers())
+                .iter()
+                .any(|x| x.text.contains("DEMO KEYS"))
+        );
+
+        let unmet = typed(&adult_json(assessment(2, false), assessment(1, false)));
+        assert!(findings(&unmet).iter().any(|x| {
+            x.level == Level::Warning
+                && x.text
+                    .ends_with("not satisfied by the released data (smallest class 2)")
+        }));
+        assert!(
+            !findings(&adult())
+                .iter()
+                .any(|x| x.text.contains("not satisfied"))
         );
     }
 
@@ -354,9 +545,34 @@ mod tests {
         assert!(md.contains("| salary | 2 | 1.8 | 0.21 (equal) |"));
         assert!(md.contains("| **k achieved (smallest class)** | 5 |"));
         assert!(md.contains("| **Suppressed records** | 5 (5.00%) |"));
+        assert!(md.contains("| **Search** | 7 of 20 lattice nodes evaluated in 0.010 s |"));
         assert!(md.contains("| Prosecutor risk, highest | 20.00% | 20.00% |"));
         assert!(md.contains("| Loss: precision (minimized) | 0.38 | 0.38 |"));
+        // The minimized metric has its own entry, so `value` is not repeated.
+        assert!(!md.contains("Loss: value"));
         assert!(md.contains("generalize (quasi-identifier, level 4 of 4)"));
+    }
+
+    /// Figures written as JSON null (non-finite) read back as NaN and are shown as "—".
+    #[test]
+    fn non_finite_figures_are_dashes() {
+        let mut achieved = assessment(5, true);
+        achieved["suppressedFraction"] = Value::Null;
+        achieved["averageClassSize"] = Value::Null;
+        achieved["risks"]["prosecutorHighest"] = Value::Null;
+        achieved["loss"]["precision"] = Value::Null;
+        achieved["sensitive"][0]["entropyL"] = Value::Null;
+        let doc = typed(&adult_json(achieved, assessment(1, false)));
+        let md = render_markdown(&doc);
+        let html = render_html(&doc);
+        for out in [&md, &html] {
+            assert!(!out.contains("NaN") && !out.to_lowercase().contains("inf%"));
+        }
+        assert!(md.contains("| **Suppressed records** | 5 |"));
+        assert!(md.contains("| Average class size | 7.9 | — |"));
+        assert!(md.contains("| Prosecutor risk, highest | 20.00% | — |"));
+        assert!(md.contains("| Loss: precision (minimized) | 0.38 | — |"));
+        assert!(md.contains("| salary | 2 | — | 0.21 (equal) |"));
     }
 
     #[test]
@@ -377,46 +593,130 @@ mod tests {
         assert_eq!(render_html(&adult()), render_html(&adult()));
     }
 
+    /// Odd values in a well-formed record: blank text, extreme counts, odd parameters.
+    fn odd_record() -> Value {
+        let mut before = assessment(0, false);
+        before["sizeDistribution"] = json!([{"size": "", "classes": u64::MAX, "records": u64::MAX},
+                                            {"size": "2", "classes": 0, "records": u64::MAX}]);
+        before["sensitive"] = json!([{"attribute": "", "distinctL": 0, "entropyL": null,
+                                      "t": [["ordered", 1e308]]}]);
+        for k in ["prosecutorHighest", "marketer", "samplingFraction"] {
+            before["risks"][k] = Value::Null;
+        }
+        before["loss"]["metric"] = json!("");
+        let mut v = adult_json(before.clone(), before);
+        let nodes = v["@included"].as_array_mut().unwrap();
+        let run_node = nodes.iter_mut().find(|n| n["@id"] == RUN).unwrap();
+        *run_node = run(json!({"hasJurisdiction": ["", "loc:"], "cl:retention": "P",
+                               "cl:recipients": ["", " "], "cl:purpose": "",
+                               "cl:transfers": [{"recipient": "", "country": ""}]}));
+        nodes.push(policy("", 0, "é€𝄞abc", ""));
+        nodes.push(dataset(
+            1,
+            true,
+            json!({"cl:path": "", "cl:format": "",
+                                           "cl:rows": u64::MAX, "cl:bytes": u64::MAX}),
+        ));
+        let odd = [
+            ("generalize", json!({"kind": "prefix", "keepPrefix": [1]})),
+            ("generalize", json!({"kind": 7, "binWidth": {"x": 1}})),
+            (
+                "mask",
+                json!({"keepFirst": null, "keepLast": "", "maskChar": 0}),
+            ),
+            ("scrub", json!({"recognizers": "email"})),
+            ("", json!({})),
+        ];
+        for (i, (action, params)) in odd.into_iter().enumerate() {
+            nodes.push(field(
+                &format!("f{i}"),
+                "",
+                action,
+                &json!([]),
+                json!({
+                "cl:params": params, "cl:status": "", "cl:category": "",
+                "cl:specialCategory": "", "cl:keyFingerprint": "ff".repeat(100),
+                "cl:entitiesReplaced": {"x": u64::MAX, "y": u64::MAX},
+                "cl:lawfulBasis": [basis("", "", "", "")],
+                "cl:quasiIdentifier": {"level": 9, "maxLevel": 1, "hierarchy": "", "note": ""},
+                "cl:art9Condition": {"condition": "", "article": "", "term": ""}}),
+            ));
+        }
+        v["cl:summary"]["jurisdictions"] = json!(["", "x:"]);
+        v
+    }
+
     #[test]
-    fn never_panics_on_odd_input() {
-        let odd = json!({
-            "cl:summary": 7,
-            "cl:signature": "yes",
-            "@graph": [
-                null, 1, "x", [],
-                {"@type": 5},
-                {"@type": "prov:Activity", "hasJurisdiction": 3, "cl:recipients": {"a": 1},
-                 "cl:transfers": [1, {"country": null}], "cl:retention": "P"},
-                {"@type": ["cl:Policy"], "cl:sha256": "é€𝄞abc"},
-                {"@type": ["cl:Dataset"], "cl:rows": -3, "cl:bytes": "many", "cl:sha256": [1]},
-                {"cl:sourceColumn": 5, "cl:lawfulBasis": "consent", "cl:params": [1],
-                 "cl:quasiIdentifier": 3, "cl:art9Condition": 1, "cl:specialCategory": "", "cl:action": "mask"},
-                {"cl:sourceColumn": null, "cl:lawfulBasis": [null, {"basis": 1}], "cl:action": "scrub",
-                 "cl:entitiesReplaced": {"x": "y"}, "cl:keyFingerprint": "ff".repeat(100)},
-                {"@type": "cl:PrivacyModelEvidence", "cl:models": [], "cl:achieved": {
-                    "size_distribution": [{"size": 1}, 2, {"classes": -1, "records": 1e300}],
-                    "sensitive": [{"t": [[1], "x", 0.5]}], "risks": [], "loss": {"value": "x"},
-                    "satisfied": false},
-                 "cl:search": {"seconds": "slow"}, "cl:maxSuppression": 1e308}
-            ]
-        });
+    fn never_panics_on_odd_values() {
         let docs = [
-            json!({}),
-            json!([]),
-            json!(null),
-            json!(42),
-            json!("x"),
-            json!([{}]),
-            odd,
+            typed(&record_json(vec![], json!({}))),
+            typed(&odd_record()),
+            typed(&adult_json(assessment(0, false), assessment(0, false))),
         ];
         for d in &docs {
             let md = render_markdown(d);
             let html = render_html(d);
             assert!(md.contains("## Findings") && html.contains("<h2>Findings</h2>"));
+            assert!(!md.contains("NaN") && !html.contains("NaN"));
             let _ = findings(d);
         }
-        assert!(render_markdown(&json!({})).contains("not signed"));
-        assert!(render_markdown(&json!(null)).contains("No findings."));
+        let empty = render_markdown(&docs[0]);
+        assert!(empty.contains("not signed"));
+        assert!(empty.contains("No findings."));
+        assert!(empty.contains("No datasets recorded."));
+        assert!(empty.contains("No output fields recorded."));
+    }
+
+    /// What is not a record cloakline wrote is refused when loading, naming the file.
+    #[test]
+    fn load_record_refuses_what_cloakline_never_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut third_party = customers_json();
+        let nodes = third_party["@included"].as_array_mut().unwrap();
+        let run_node = nodes.iter_mut().find(|n| n["@id"] == RUN).unwrap();
+        run_node["cl:transfers"][0]["thirdParty"] = json!(true);
+        let mut single_basis = customers_json();
+        let nodes = single_basis["@included"].as_array_mut().unwrap();
+        let email = nodes
+            .iter_mut()
+            .find(|n| n["cl:column"] == "email" && n.get("cl:action").is_some())
+            .unwrap();
+        email["cl:lawfulBasis"] = basis("EU", "GDPR", "consent", "GDPR Art. 6(1)(a)");
+        let cases = [
+            ("empty.json", "{}".to_string()),
+            ("list.json", "[]".into()),
+            ("null.json", "null".into()),
+            ("number.json", "42".into()),
+            ("text.json", "not json".into()),
+            (
+                "twice.json",
+                r#"{"cl:format": "a", "cl:format": "b"}"#.into(),
+            ),
+            (
+                "future.json",
+                r#"{"cl:format": "cloakline-provenance/v9"}"#.into(),
+            ),
+            ("third-party.json", third_party.to_string()),
+            ("single-basis.json", single_basis.to_string()),
+        ];
+        for (name, text) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let err = load_record(&path).expect_err(name).to_string();
+            assert!(err.contains(name), "{err}");
+        }
+        // The record as written loads, from the .json path or as an output's sidecar.
+        let path = dir.path().join("ok.json");
+        std::fs::write(&path, customers_json().to_string()).unwrap();
+        assert_eq!(load_record(&path).unwrap(), customers());
+        let out = dir.path().join("o.csv");
+        let side = crate::provenance::sidecar_path(&out);
+        std::fs::write(
+            &side,
+            adult_json(assessment(5, true), assessment(1, false)).to_string(),
+        )
+        .unwrap();
+        assert_eq!(load_record(&out).unwrap(), adult());
     }
 
     #[test]
@@ -424,6 +724,8 @@ mod tests {
         assert_eq!(group_u(1234567), "1,234,567");
         assert_eq!(float(10000.0), "10,000");
         assert_eq!(float(0.38052), "0.3805");
+        assert_eq!(float(f64::NAN), "—");
+        assert_eq!(float(f64::INFINITY), "—");
         assert_eq!(retention("P12M"), "P12M (12 months)");
         assert_eq!(retention("PT5H"), "PT5H");
         assert_eq!(
@@ -434,14 +736,14 @@ mod tests {
         assert_eq!(bar_units(1, 1_000_000, 20), 1);
     }
 
-    /// Renders real records (tests/fixtures, written by `apply`).
+    /// Renders real records (tests/fixtures, v1 records written by `apply`, read through the
+    /// upgrade to v2).
     #[test]
     fn fixture_records() {
         let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"));
         for name in ["customers", "adult"] {
             let path = dir.join(format!("{name}.provenance.json"));
-            let text = std::fs::read_to_string(&path).expect("fixture present");
-            let doc: Value = serde_json::from_str(&text).expect("sample is JSON");
+            let doc = load_record(&path).unwrap_or_else(|e| panic!("{e}"));
             let md = render_markdown(&doc);
             let html = render_html(&doc);
             for out in [&md, &html] {
@@ -452,6 +754,10 @@ mod tests {
             if name == "customers" {
                 assert!(md.contains("PIPL Art. 13(1)(1) consent; GDPR Art. 6(1)(a) consent"));
                 assert!(md.contains("k1 (fingerprint beaf4c510f29e410)"));
+                // v1 snake_case parameters, camelCased by the upgrade.
+                assert!(md.contains("generalize (keep first 3 characters)"));
+                assert!(md.contains("generalize (bins of 10,000)"));
+                assert!(md.contains("mask (show last 4)"));
             } else {
                 assert!(html.contains("<svg") && html.contains("<rect"));
                 assert!(md.contains("| **k achieved (smallest class)** | 5 |"));

@@ -5,9 +5,11 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::format::{human, join_or_none, num, pct};
+use crate::provenance::record::{Assessment, ModelsRecord, PrivacyNode};
+
+use super::format::{finite, float, group_u, human, join_or_none, pct};
 use super::layout::{Block, Bucket, Chart, Section, Table, opt, t};
-use super::read::{Doc, get_text, objects, scalar, strings};
+use super::read::{Doc, enum_text, non_empty};
 
 pub(super) fn privacy_section(d: &Doc) -> Section {
     let mut blocks = Vec::new();
@@ -26,16 +28,12 @@ pub(super) fn privacy_section(d: &Doc) -> Section {
         "Dataset-level evidence of re-identification risk for the quasi-identifiers listed. \
          Linkage through other attributes or outside data is not measured.",
     )));
-    let achieved = p.get("cl:achieved");
-    let before = p.get("cl:beforeEnforcement");
-    let models = p.get("cl:models");
-
-    models_blocks(models, &mut blocks);
-    settings_blocks(p, achieved, &mut blocks);
+    models_blocks(&p.models, &mut blocks);
+    settings_blocks(p, &mut blocks);
     quasi_identifier_blocks(p, &mut blocks);
-    sensitive_attribute_blocks(p, achieved, &mut blocks);
-    risk_and_loss_blocks(achieved, before, &mut blocks);
-    class_size_charts(achieved, before, &mut blocks);
+    sensitive_attribute_blocks(p, &mut blocks);
+    risk_and_loss_blocks(&p.achieved, &p.before, &mut blocks);
+    class_size_charts(&p.achieved, &p.before, &mut blocks);
     Section {
         id: "privacy",
         title: "Privacy model",
@@ -43,32 +41,36 @@ pub(super) fn privacy_section(d: &Doc) -> Section {
     }
 }
 
+/// A recorded figure as text; "—" when it is not a number.
+fn fig(f: f64) -> String {
+    finite(f).map(float).unwrap_or_else(|| "—".into())
+}
+
 /// The privacy models applied and their parameters.
-fn models_blocks(models: Option<&Value>, blocks: &mut Vec<Block>) {
-    // Models and settings.
+fn models_blocks(models: &ModelsRecord, blocks: &mut Vec<Block>) {
     let mut items = Vec::new();
-    if let Some(k) = models.and_then(|m| get_text(m, "k")) {
-        items.push(t(format!("k-anonymity with k = {k}")));
+    if let Some(k) = models.k {
+        items.push(t(format!("k-anonymity with k = {}", group_u(k))));
     }
-    for l in objects(models.and_then(|m| m.get("lDiversity"))) {
+    for l in &models.l_diversity {
         let mut s = format!(
             "{} l-diversity of {}: l = {}",
-            get_text(l, "variant").unwrap_or_else(|| "distinct".into()),
-            get_text(l, "attribute").unwrap_or_else(|| "—".into()),
-            get_text(l, "l").unwrap_or_else(|| "—".into())
+            non_empty(&l.variant).unwrap_or_else(|| "distinct".into()),
+            non_empty(&l.attribute).unwrap_or_else(|| "—".into()),
+            fig(l.l)
         );
-        if let Some(c) = get_text(l, "c") {
-            let _ = write!(s, ", c = {c}");
+        if let Some(c) = l.c.and_then(finite) {
+            let _ = write!(s, ", c = {}", float(c));
         }
         items.push(t(s));
     }
-    for tc in objects(models.and_then(|m| m.get("tCloseness"))) {
+    for tc in &models.t_closeness {
         let mut s = format!(
             "t-closeness of {}: t = {}",
-            get_text(tc, "attribute").unwrap_or_else(|| "—".into()),
-            get_text(tc, "t").unwrap_or_else(|| "—".into())
+            non_empty(&tc.attribute).unwrap_or_else(|| "—".into()),
+            fig(tc.t)
         );
-        if let Some(dist) = get_text(tc, "distance") {
+        if let Some(dist) = non_empty(&tc.distance) {
             let _ = write!(s, " ({} distance)", human(&dist));
         }
         items.push(t(s));
@@ -82,68 +84,43 @@ fn models_blocks(models: Option<&Value>, blocks: &mut Vec<Block>) {
 }
 
 /// Whether the models hold, what was suppressed and released, and the search settings.
-fn settings_blocks(p: &Value, achieved: Option<&Value>, blocks: &mut Vec<Block>) {
+fn settings_blocks(p: &PrivacyNode, blocks: &mut Vec<Block>) {
+    let a = &p.achieved;
     let mut kv = Table::kv();
-    let satisfied = achieved
-        .and_then(|a| a.get("satisfied"))
-        .and_then(Value::as_bool);
-    kv.pair(
-        "Models satisfied",
-        t(match satisfied {
-            Some(true) => "yes",
-            Some(false) => "no",
-            None => "—",
-        }),
-    );
-    kv.pair(
-        "k achieved (smallest class)",
-        opt(achieved.and_then(|a| a.get("smallest_class")).and_then(num)),
-    );
-    let suppressed = achieved
-        .and_then(|a| a.get("suppressed"))
-        .or_else(|| p.get("cl:suppressedRecords"))
-        .and_then(num);
-    let fraction = achieved
-        .and_then(|a| a.get("suppressed_fraction"))
-        .and_then(Value::as_f64)
-        .map(pct);
+    kv.pair("Models satisfied", t(yes_no(a.satisfied)));
+    kv.pair("k achieved (smallest class)", t(group_u(a.smallest_class)));
+    let suppressed = group_u(a.suppressed);
     kv.pair(
         "Suppressed records",
-        opt(match (suppressed, fraction) {
-            (Some(s), Some(f)) => Some(format!("{s} ({f})")),
-            (s, f) => s.or(f),
+        t(match finite(a.suppressed_fraction) {
+            Some(f) => format!("{suppressed} ({})", pct(f)),
+            None => suppressed,
         }),
     );
     kv.pair(
         "Records released",
-        opt(achieved.and_then(|a| {
-            let r = a.get("records_released").and_then(num)?;
-            Some(match a.get("records").and_then(num) {
-                Some(all) => format!("{r} of {all}"),
-                None => r,
-            })
-        })),
+        t(format!(
+            "{} of {}",
+            group_u(a.records_released),
+            group_u(a.records)
+        )),
     );
     kv.pair(
         "On violation",
-        opt(get_text(p, "cl:onViolation").map(|s| human(&s))),
+        opt(non_empty(&p.on_violation).map(|s| human(&s))),
     );
     kv.pair(
         "Maximum suppression",
-        opt(p.get("cl:maxSuppression").and_then(Value::as_f64).map(pct)),
+        opt(finite(p.max_suppression).map(pct)),
     );
-    kv.pair("Loss metric", opt(get_text(p, "cl:metric")));
-    if let Some(s) = p.get("cl:search").filter(|s| s.is_object()) {
+    kv.pair("Loss metric", opt(non_empty(&p.metric)));
+    if let Some(s) = &p.search {
         let mut text = format!(
             "{} of {} lattice nodes evaluated",
-            s.get("nodesEvaluated")
-                .and_then(num)
-                .unwrap_or_else(|| "—".into()),
-            s.get("latticeNodes")
-                .and_then(num)
-                .unwrap_or_else(|| "—".into())
+            group_u(s.nodes_evaluated),
+            group_u(s.lattice_nodes)
         );
-        if let Some(sec) = s.get("seconds").and_then(Value::as_f64) {
+        if let Some(sec) = finite(s.seconds) {
             let _ = write!(text, " in {sec:.3} s");
         }
         kv.pair("Search", t(text));
@@ -151,180 +128,177 @@ fn settings_blocks(p: &Value, achieved: Option<&Value>, blocks: &mut Vec<Block>)
     blocks.push(Block::Table(kv));
 }
 
-fn quasi_identifier_blocks(p: &Value, blocks: &mut Vec<Block>) {
-    // Quasi-identifiers.
-    blocks.push(Block::H3("Quasi-identifiers".into()));
-    let qis = objects(p.get("cl:quasiIdentifiers"));
-    if qis.is_empty() {
-        blocks.push(Block::Para(t("None recorded.")));
-    } else {
-        let mut tb = Table::new(vec!["Field", "Hierarchy", "Chosen level", "Max level"]);
-        tb.num = vec![2, 3];
-        for q in qis {
-            let hierarchy = match q.get("source") {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                _ => get_text(q, "hierarchy")
-                    .map(|h| human(&h))
-                    .unwrap_or_else(|| "—".into()),
-            };
-            tb.rows.push(vec![
-                opt(get_text(q, "field")),
-                t(hierarchy),
-                opt(get_text(q, "chosenLevel")),
-                opt(get_text(q, "levels")),
-            ]);
-        }
-        blocks.push(Block::Table(tb));
-    }
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
 }
 
-fn sensitive_attribute_blocks(p: &Value, achieved: Option<&Value>, blocks: &mut Vec<Block>) {
+fn quasi_identifier_blocks(p: &PrivacyNode, blocks: &mut Vec<Block>) {
+    blocks.push(Block::H3("Quasi-identifiers".into()));
+    if p.quasi_identifiers.is_empty() {
+        blocks.push(Block::Para(t("None recorded.")));
+        return;
+    }
+    let mut tb = Table::new(vec!["Field", "Hierarchy", "Chosen level", "Max level"]);
+    tb.num = vec![2, 3];
+    for q in &p.quasi_identifiers {
+        // An ARX file is shown by its path; policy levels by the kind of hierarchy.
+        let hierarchy = match &q.source {
+            Value::String(s) if !s.is_empty() => s.clone(),
+            _ => non_empty(&q.hierarchy)
+                .map(|h| human(&h))
+                .unwrap_or_else(|| "—".into()),
+        };
+        tb.rows.push(vec![
+            opt(non_empty(&q.field)),
+            t(hierarchy),
+            t(group_u(q.chosen_level as u64)),
+            t(group_u(q.levels as u64)),
+        ]);
+    }
+    blocks.push(Block::Table(tb));
+}
+
+fn sensitive_attribute_blocks(p: &PrivacyNode, blocks: &mut Vec<Block>) {
     // Sensitive attributes: l and t achieved.
     blocks.push(Block::H3("Sensitive attributes".into()));
-    let sens = objects(achieved.and_then(|a| a.get("sensitive")));
+    let sens = &p.achieved.sensitive;
     if sens.is_empty() {
-        let declared = strings(p.get("cl:sensitiveAttributes"));
+        let declared: Vec<String> = p
+            .sensitive_attributes
+            .iter()
+            .filter_map(|s| non_empty(s))
+            .collect();
         blocks.push(Block::Para(t(match join_or_none(&declared) {
             Some(s) => format!("Declared: {s}; no l or t achieved is recorded."),
             None => "None declared: l-diversity and t-closeness were not assessed.".into(),
         })));
-    } else {
-        let mut tb = Table::new(vec!["Attribute", "Distinct l", "Entropy l", "t achieved"]);
-        tb.num = vec![1, 2];
-        for s in sens {
-            let ts: Vec<String> = match s.get("t") {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|x| match x {
-                        Value::Array(pair) => {
-                            let kind = pair.first().and_then(scalar).map(|k| human(&k));
-                            let v = pair.get(1).and_then(num);
-                            match (kind, v) {
-                                (Some(k), Some(v)) => Some(format!("{v} ({k})")),
-                                (None, Some(v)) => Some(v),
-                                _ => None,
-                            }
-                        }
-                        other => num(other),
+        return;
+    }
+    let mut tb = Table::new(vec!["Attribute", "Distinct l", "Entropy l", "t achieved"]);
+    tb.num = vec![1, 2];
+    for s in sens {
+        let ts: Vec<String> =
+            s.t.iter()
+                .filter_map(|(kind, v)| {
+                    let v = float(finite(*v)?);
+                    Some(match enum_text(kind) {
+                        Some(k) => format!("{v} ({})", human(&k)),
+                        None => v,
                     })
-                    .collect(),
-                Some(v) => num(v).into_iter().collect(),
-                None => Vec::new(),
-            };
-            tb.rows.push(vec![
-                opt(get_text(s, "attribute")),
-                opt(s.get("distinct_l").and_then(num)),
-                opt(s.get("entropy_l").and_then(num)),
-                opt(join_or_none(&ts)),
-            ]);
-        }
-        blocks.push(Block::Table(tb));
+                })
+                .collect();
+        tb.rows.push(vec![
+            opt(non_empty(&s.attribute)),
+            t(group_u(u64::from(s.distinct_l))),
+            t(fig(s.entropy_l)),
+            opt(join_or_none(&ts)),
+        ]);
     }
+    blocks.push(Block::Table(tb));
 }
 
-fn risk_and_loss_blocks(achieved: Option<&Value>, before: Option<&Value>, blocks: &mut Vec<Block>) {
-    // Before / after.
-    if achieved.is_some() || before.is_some() {
-        blocks.push(Block::H3("Risk and loss".into()));
-        let mut tb = Table::new(vec!["Measure", "Before enforcement", "Released"]);
-        tb.num = vec![1, 2];
-        let mut row = |label: String, f: &dyn Fn(&Value) -> Option<String>| {
-            tb.rows.push(vec![
-                t(label),
-                opt(before.and_then(f)),
-                opt(achieved.and_then(f)),
-            ]);
-        };
-        let plain = |k: &'static str| move |v: &Value| v.get(k).and_then(num);
-        row("Records released".into(), &plain("records_released"));
-        row("Suppressed records".into(), &plain("suppressed"));
-        row(
-            "Equivalence classes released".into(),
-            &plain("classes_released"),
-        );
-        row(
-            "Smallest class (k achieved)".into(),
-            &plain("smallest_class"),
-        );
-        row("Largest class".into(), &plain("largest_class"));
-        row("Average class size".into(), &plain("average_class_size"));
-        row(
-            "Records in classes below k".into(),
-            &plain("records_below_k"),
-        );
-        // Risk and loss keys in document order, so new figures show up without code changes.
-        let keys = |k: &str| -> Vec<String> {
-            let mut ks: Vec<String> = Vec::new();
-            for src in [achieved, before].into_iter().flatten() {
-                if let Some(Value::Object(m)) = src.get(k) {
-                    for key in m.keys() {
-                        if !ks.contains(key) {
-                            ks.push(key.clone());
-                        }
-                    }
-                }
+/// Risk figures with their record (snake_case) names, in the order they are written.
+fn risks(a: &Assessment) -> [(&'static str, f64); 6] {
+    let r = &a.risks;
+    [
+        ("prosecutor_highest", r.prosecutor_highest),
+        ("prosecutor_average", r.prosecutor_average),
+        ("records_at_risk", r.records_at_risk),
+        ("journalist_highest", r.journalist_highest),
+        ("marketer", r.marketer),
+        ("sampling_fraction", r.sampling_fraction),
+    ]
+}
+
+/// Loss figures by the names the metric keywords use (`precision`, `avg_class_size`).
+fn losses(a: &Assessment) -> [(&'static str, f64); 7] {
+    let l = &a.loss;
+    [
+        ("value", l.value),
+        ("generalization_height", l.generalization_height),
+        ("precision", l.precision),
+        ("discernibility", l.discernibility),
+        ("discernibility_normalized", l.discernibility_normalized),
+        ("avg_class_size", l.avg_class_size),
+        ("suppressed_fraction", l.suppressed_fraction),
+    ]
+}
+
+fn risk_and_loss_blocks(achieved: &Assessment, before: &Assessment, blocks: &mut Vec<Block>) {
+    blocks.push(Block::H3("Risk and loss".into()));
+    let mut tb = Table::new(vec!["Measure", "Before enforcement", "Released"]);
+    tb.num = vec![1, 2];
+    let mut row = |label: String, f: &dyn Fn(&Assessment) -> String| {
+        tb.rows.push(vec![t(label), t(f(before)), t(f(achieved))]);
+    };
+    row("Records released".into(), &|a: &Assessment| {
+        group_u(a.records_released)
+    });
+    row("Suppressed records".into(), &|a: &Assessment| {
+        group_u(a.suppressed)
+    });
+    row("Equivalence classes released".into(), &|a: &Assessment| {
+        group_u(a.classes_released)
+    });
+    row("Smallest class (k achieved)".into(), &|a: &Assessment| {
+        group_u(a.smallest_class)
+    });
+    row("Largest class".into(), &|a: &Assessment| {
+        group_u(a.largest_class)
+    });
+    row("Average class size".into(), &|a: &Assessment| {
+        fig(a.average_class_size)
+    });
+    row("Records in classes below k".into(), &|a: &Assessment| {
+        group_u(a.records_below_k)
+    });
+    for (i, (key, _)) in risks(achieved).iter().enumerate() {
+        let as_pct = *key != "sampling_fraction";
+        row(risk_label(key), &move |a: &Assessment| {
+            let x = risks(a)[i].1;
+            match finite(x) {
+                Some(x) if as_pct => pct(x),
+                _ => fig(x),
             }
-            ks
-        };
-        for key in keys("risks") {
-            let label = risk_label(&key);
-            let as_pct = key != "sampling_fraction";
-            let k2 = key.clone();
-            row(label, &move |v: &Value| {
-                let x = v.get("risks")?.get(&k2)?;
-                if as_pct { x.as_f64().map(pct) } else { num(x) }
-            });
-        }
-        let metric = achieved
-            .or(before)
-            .and_then(|a| a.get("loss"))
-            .and_then(|l| get_text(l, "metric"));
-        let loss_keys = keys("loss");
-        for key in &loss_keys {
-            let k2 = key.clone();
-            // "value" repeats the minimized metric when that has its own entry.
-            let repeated = key == "value"
-                && metric
-                    .as_ref()
-                    .is_some_and(|m| loss_keys.iter().any(|k| k == m));
-            if key == "metric" || repeated {
-                continue;
-            }
-            let label = if key == "value" {
-                format!(
-                    "Loss: {} (minimized)",
-                    human(metric.as_deref().unwrap_or("metric"))
-                )
-            } else if metric.as_deref() == Some(key.as_str()) {
-                format!("Loss: {} (minimized)", human(key))
-            } else {
-                format!("Loss: {}", human(key))
-            };
-            row(label, &move |v: &Value| {
-                v.get("loss")?.get(&k2).and_then(num)
-            });
-        }
-        row("Models satisfied".into(), &|v: &Value| {
-            v.get("satisfied")
-                .and_then(Value::as_bool)
-                .map(|b| if b { "yes" } else { "no" }.to_string())
         });
-        blocks.push(Block::Table(tb));
     }
+    let metric = non_empty(&achieved.loss.metric);
+    let names = losses(achieved).map(|(k, _)| k);
+    for (i, key) in names.iter().enumerate() {
+        // "value" repeats the minimized metric when that has its own entry.
+        if *key == "value" && metric.as_ref().is_some_and(|m| names.contains(&m.as_str())) {
+            continue;
+        }
+        let label = if *key == "value" {
+            format!(
+                "Loss: {} (minimized)",
+                human(metric.as_deref().unwrap_or("metric"))
+            )
+        } else if metric.as_deref() == Some(*key) {
+            format!("Loss: {} (minimized)", human(key))
+        } else {
+            format!("Loss: {}", human(key))
+        };
+        row(label, &move |a: &Assessment| fig(losses(a)[i].1));
+    }
+    row("Models satisfied".into(), &|a: &Assessment| {
+        yes_no(a.satisfied).into()
+    });
+    blocks.push(Block::Table(tb));
 }
 
-fn class_size_charts(achieved: Option<&Value>, before: Option<&Value>, blocks: &mut Vec<Block>) {
-    // Class-size distribution.
+fn class_size_charts(achieved: &Assessment, before: &Assessment, blocks: &mut Vec<Block>) {
     for (src, title) in [
         (achieved, "Equivalence-class sizes, released data"),
         (before, "Equivalence-class sizes before enforcement"),
     ] {
-        let buckets: Vec<Bucket> = objects(src.and_then(|a| a.get("size_distribution")))
-            .into_iter()
+        let buckets: Vec<Bucket> = src
+            .size_distribution
+            .iter()
             .map(|b| Bucket {
-                label: get_text(b, "size").unwrap_or_else(|| "—".into()),
-                classes: b.get("classes").and_then(Value::as_u64).unwrap_or(0),
-                records: b.get("records").and_then(Value::as_u64).unwrap_or(0),
+                label: non_empty(&b.size).unwrap_or_else(|| "—".into()),
+                classes: b.classes,
+                records: b.records,
             })
             .collect();
         if !buckets.is_empty() {

@@ -1,19 +1,24 @@
-//! Reading the record: loading it from disk, the typed view of its nodes (run, policy, fields
-//! and their lawful bases) and the accessors that read JSON-LD members as text.
+//! Reading the record: loading it from disk and the report's view of its typed nodes (run,
+//! policy, fields and their lawful bases).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::format::{category_term, clip, human, jurisdiction_code, num};
+use crate::policy::rules::Transfer;
+use crate::provenance::record::{
+    BasisRecord, DatasetNode, InputFieldNode, OutputFieldNode, PolicyNode, PrivacyNode, Record,
+    RunNode,
+};
+
+use super::format::{category_term, clip, group_u, human, jurisdiction_code, num};
 
 pub(super) struct Doc<'a> {
-    pub(super) root: &'a Value,
-    pub(super) controller: Option<&'a Value>,
-    pub(super) run: Option<&'a Value>,
-    pub(super) policy: Option<&'a Value>,
-    pub(super) privacy: Option<&'a Value>,
-    pub(super) datasets: Vec<&'a Value>,
+    pub(super) record: &'a Record,
+    pub(super) run: Option<&'a RunNode>,
+    pub(super) policy: Option<&'a PolicyNode>,
+    pub(super) privacy: Option<&'a PrivacyNode>,
+    pub(super) datasets: Vec<&'a DatasetNode>,
     pub(super) fields: Vec<Field<'a>>,
-    pub(super) dropped: Vec<&'a Value>,
+    pub(super) dropped: Vec<&'a InputFieldNode>,
     pub(super) jurisdictions: Vec<String>,
 }
 
@@ -25,6 +30,14 @@ pub(super) struct Basis {
 }
 
 impl Basis {
+    fn of(b: &BasisRecord) -> Self {
+        Basis {
+            jurisdiction: non_empty(&b.jurisdiction).unwrap_or_default(),
+            law: non_empty(&b.law).unwrap_or_default(),
+            basis: non_empty(&b.basis).unwrap_or_default(),
+            article: non_empty(&b.article),
+        }
+    }
     pub(super) fn is_cn(&self) -> bool {
         self.jurisdiction == "CN" || self.law == "PIPL"
     }
@@ -58,7 +71,7 @@ impl Basis {
 }
 
 pub(super) struct Field<'a> {
-    pub(super) node: &'a Value,
+    pub(super) node: &'a OutputFieldNode,
     pub(super) output: String,
     source: String,
     pub(super) action: String,
@@ -77,23 +90,16 @@ pub(super) struct Field<'a> {
 }
 
 impl<'a> Field<'a> {
-    fn read(node: &'a Value, doc_cn: bool, doc_eu: bool) -> Self {
-        let mut bases: Vec<Basis> = match node.get("cl:lawfulBasis") {
-            Some(Value::Array(a)) => a.iter().filter_map(read_basis).collect(),
-            Some(v @ Value::Object(_)) => read_basis(v).into_iter().collect(),
-            _ => Vec::new(),
-        };
+    fn read(node: &'a OutputFieldNode, doc_cn: bool, doc_eu: bool) -> Self {
+        let mut bases: Vec<Basis> = node.lawful_basis.iter().map(Basis::of).collect();
         bases.sort_by_key(Basis::rank);
-        let category = get_text(node, "cl:category");
-        let term = category.as_deref().and_then(category_term).or_else(|| {
-            strings(
-                node.get("hasProcess")
-                    .and_then(|p| p.get("hasPersonalData")),
-            )
-            .into_iter()
-            .next()
-        });
-        let art9 = node.get("cl:art9Condition");
+        let category = some(&node.category);
+        let term = category
+            .as_deref()
+            .and_then(category_term)
+            .or_else(|| node.process.personal_data.iter().find_map(|t| non_empty(t)));
+        let art9 = node.art9_condition.as_ref();
+        // A field without a recorded basis falls under the record's jurisdictions.
         let (cn, eu) = if bases.is_empty() {
             (doc_cn, doc_eu)
         } else {
@@ -104,22 +110,19 @@ impl<'a> Field<'a> {
         };
         Field {
             node,
-            output: get_text(node, "cl:column").unwrap_or_else(|| "—".into()),
-            source: get_text(node, "cl:sourceColumn").unwrap_or_else(|| "—".into()),
-            action: get_text(node, "cl:action").unwrap_or_default(),
-            status: get_text(node, "cl:status"),
+            output: non_empty(&node.column).unwrap_or_else(|| "—".into()),
+            source: non_empty(&node.source_column).unwrap_or_else(|| "—".into()),
+            action: non_empty(&node.action).unwrap_or_default(),
+            status: non_empty(&node.status),
             bases,
             category,
             term,
-            sensitive: node.get("cl:sensitive").and_then(Value::as_bool) == Some(true),
-            special: get_text(node, "cl:specialCategory").map(|s| human(&s)),
-            art9_article: art9.and_then(|a| get_text(a, "article")),
-            art9_condition: art9.and_then(|a| match a {
-                Value::String(s) => non_empty(s),
-                _ => get_text(a, "condition"),
-            }),
-            separate_consent: node.get("cl:separateConsent").and_then(Value::as_bool) == Some(true),
-            consent_ref: get_text(node, "cl:consentRef"),
+            sensitive: node.sensitive,
+            special: some(&node.special_category).map(|s| human(&s)),
+            art9_article: art9.and_then(|a| non_empty(&a.article)),
+            art9_condition: art9.and_then(|a| non_empty(&a.condition)),
+            separate_consent: node.separate_consent,
+            consent_ref: some(&node.consent_ref),
             cn,
             eu,
         }
@@ -182,57 +185,13 @@ impl<'a> Field<'a> {
     }
 
     pub(super) fn action_text(&self) -> String {
-        let p = self.node.get("cl:params");
-        let param = |k: &str| p.and_then(|p| p.get(k)).and_then(scalar);
-        let mut details = Vec::new();
-        match self.action.as_str() {
-            "generalize" => match param("kind").as_deref() {
-                Some("date") => {
-                    if let Some(to) = param("to") {
-                        details.push(format!("date to {to}"));
-                    }
-                }
-                Some("prefix") => {
-                    if let Some(n) = param("keep_prefix") {
-                        details.push(format!("keep first {n} characters"));
-                    }
-                }
-                Some("number") => {
-                    if let Some(w) = param("bin_width") {
-                        details.push(format!("bins of {w}"));
-                    }
-                }
-                _ => {}
-            },
-            "mask" => {
-                let shown: Vec<String> =
-                    [("first", param("keepFirst")), ("last", param("keepLast"))]
-                        .into_iter()
-                        .filter_map(|(end, n)| n.filter(|n| n != "0").map(|n| format!("{end} {n}")))
-                        .collect();
-                if !shown.is_empty() {
-                    details.push(format!("show {}", shown.join(", ")));
-                }
-            }
-            "tokenize" | "encrypt" => {
-                if let Some(a) = param("algorithm") {
-                    details.push(a);
-                }
-            }
-            "scrub" => {
-                let n = strings(p.and_then(|p| p.get("recognizers"))).len();
-                if n > 0 {
-                    details.push(format!("{n} recognizers"));
-                }
-            }
-            _ => {}
-        }
-        if let Some(q) = self.node.get("cl:quasiIdentifier") {
-            match (get_text(q, "level"), get_text(q, "maxLevel")) {
-                (Some(l), Some(m)) => details.push(format!("quasi-identifier, level {l} of {m}")),
-                (Some(l), None) => details.push(format!("quasi-identifier, level {l}")),
-                _ => details.push("quasi-identifier".into()),
-            }
+        let mut details = param_details(&self.action, &self.node.params);
+        if let Some(q) = &self.node.quasi_identifier {
+            details.push(format!(
+                "quasi-identifier, level {} of {}",
+                group_u(q.level as u64),
+                group_u(q.max_level as u64)
+            ));
         }
         let action = if self.action.is_empty() {
             "—"
@@ -248,8 +207,8 @@ impl<'a> Field<'a> {
 
     /// Key id and fingerprint only: nothing else about keys is ever shown.
     pub(super) fn key_text(&self) -> Option<String> {
-        let id = get_text(self.node, "cl:keyId");
-        let fp = get_text(self.node, "cl:keyFingerprint").map(|f| clip(&f, 32));
+        let id = some(&self.node.key_id);
+        let fp = some(&self.node.key_fingerprint).map(|f| clip(&f, 32));
         match (id, fp) {
             (Some(i), Some(f)) => Some(format!("{i} (fingerprint {f})")),
             (Some(i), None) => Some(i),
@@ -267,88 +226,87 @@ impl<'a> Field<'a> {
     }
 }
 
-fn read_basis(v: &Value) -> Option<Basis> {
-    if !v.is_object() {
-        return None;
+/// The parameters worth showing for an action; params are the record's camelCase map.
+fn param_details(action: &str, p: &Map<String, Value>) -> Vec<String> {
+    let param = |k: &str| p.get(k).and_then(scalar);
+    let mut details = Vec::new();
+    match action {
+        "generalize" => match param("kind").as_deref() {
+            Some("date") => {
+                if let Some(to) = param("to") {
+                    details.push(format!("date to {to}"));
+                }
+            }
+            Some("prefix") => {
+                if let Some(n) = param("keepPrefix") {
+                    details.push(format!("keep first {n} characters"));
+                }
+            }
+            Some("number") => {
+                if let Some(w) = param("binWidth") {
+                    details.push(format!("bins of {w}"));
+                }
+            }
+            _ => {}
+        },
+        "mask" => {
+            let shown: Vec<String> = [("first", param("keepFirst")), ("last", param("keepLast"))]
+                .into_iter()
+                .filter_map(|(end, n)| n.filter(|n| n != "0").map(|n| format!("{end} {n}")))
+                .collect();
+            if !shown.is_empty() {
+                details.push(format!("show {}", shown.join(", ")));
+            }
+        }
+        "tokenize" | "encrypt" => {
+            if let Some(a) = param("algorithm") {
+                details.push(a);
+            }
+        }
+        "scrub" => {
+            let n = strings(p.get("recognizers")).len();
+            if n > 0 {
+                details.push(format!("{n} recognizers"));
+            }
+        }
+        _ => {}
     }
-    Some(Basis {
-        jurisdiction: get_text(v, "jurisdiction").unwrap_or_default(),
-        law: get_text(v, "law").unwrap_or_default(),
-        basis: get_text(v, "basis").unwrap_or_default(),
-        article: get_text(v, "article"),
-    })
+    details
 }
 
 impl<'a> Doc<'a> {
-    pub(super) fn read(root: &'a Value) -> Self {
-        let nodes: Vec<&Value> = match root {
-            Value::Array(a) => a.iter().collect(),
-            _ => match root.get("@graph") {
-                Some(Value::Array(a)) => a.iter().collect(),
-                _ => Vec::new(),
-            },
+    pub(super) fn read(record: &'a Record) -> Self {
+        let run = record.run();
+        let from_run: Vec<&String> = run
+            .map(|r| r.jurisdictions.iter().collect())
+            .unwrap_or_default();
+        let js = if from_run.iter().any(|j| non_empty(j).is_some()) {
+            from_run
+        } else {
+            record.summary.jurisdictions.iter().collect()
         };
-        let mut d = Doc {
-            root,
-            controller: None,
-            run: None,
-            policy: None,
-            privacy: None,
-            datasets: Vec::new(),
-            fields: Vec::new(),
-            dropped: Vec::new(),
-            jurisdictions: Vec::new(),
-        };
-        let mut field_nodes = Vec::new();
-        for n in nodes.into_iter().filter(|n| n.is_object()) {
-            if has_type(n, "dpv:DataController") {
-                d.controller = d.controller.or(Some(n));
-            } else if has_type(n, "prov:Activity") {
-                d.run = d.run.or(Some(n));
-            } else if has_type(n, "cl:Policy") {
-                d.policy = d.policy.or(Some(n));
-            } else if has_type(n, "cl:PrivacyModelEvidence") {
-                d.privacy = d.privacy.or(Some(n));
-            } else if has_type(n, "cl:Dataset") {
-                d.datasets.push(n);
-            } else if get_text(n, "cl:action").as_deref() == Some("drop") {
-                d.dropped.push(n);
-            } else if n.get("cl:sourceColumn").is_some() {
-                field_nodes.push(n);
+        let mut jurisdictions: Vec<String> = Vec::new();
+        for j in js.into_iter().filter_map(|j| non_empty(j)) {
+            let code = jurisdiction_code(&j);
+            if !jurisdictions.contains(&code) {
+                jurisdictions.push(code);
             }
         }
-        let mut js: Vec<String> = strings(d.run.and_then(|r| r.get("hasJurisdiction")))
-            .iter()
-            .map(|j| jurisdiction_code(j))
-            .collect();
-        if js.is_empty() {
-            js = strings(d.summary("jurisdictions"))
-                .iter()
-                .map(|j| jurisdiction_code(j))
-                .collect();
+        let doc_cn = jurisdictions.iter().any(|j| j == "CN");
+        let doc_eu = jurisdictions.iter().any(|j| j == "EU");
+        Doc {
+            record,
+            run,
+            policy: record.policy(),
+            privacy: record.privacy(),
+            datasets: record.datasets().collect(),
+            fields: record
+                .output_fields()
+                .map(|n| Field::read(n, doc_cn, doc_eu))
+                .collect(),
+            dropped: record.dropped_fields().collect(),
+            jurisdictions,
         }
-        let mut seen = Vec::new();
-        for j in js {
-            if !seen.contains(&j) {
-                seen.push(j);
-            }
-        }
-        d.jurisdictions = seen;
-        let doc_cn = d.jurisdictions.iter().any(|j| j == "CN");
-        let doc_eu = d.jurisdictions.iter().any(|j| j == "EU");
-        d.fields = field_nodes
-            .into_iter()
-            .map(|n| Field::read(n, doc_cn, doc_eu))
-            .collect();
-        d
-    }
-
-    pub(super) fn summary(&self, key: &str) -> Option<&'a Value> {
-        self.root.get("cl:summary").and_then(|s| s.get(key))
-    }
-
-    pub(super) fn run_text(&self, key: &str) -> Option<String> {
-        self.run.and_then(|r| get_text(r, key))
     }
 
     pub(super) fn applies(&self, code: &str) -> bool {
@@ -360,50 +318,60 @@ impl<'a> Doc<'a> {
             })
     }
 
-    pub(super) fn recipients(&self) -> Vec<String> {
-        strings(self.run.and_then(|r| r.get("cl:recipients")))
+    pub(super) fn controller(&self) -> Option<String> {
+        self.record
+            .controller()
+            .and_then(|c| non_empty(&c.label))
+            .or_else(|| some(&self.record.summary.controller))
     }
 
-    pub(super) fn transfers(&self) -> Vec<&'a Value> {
-        match self.run.and_then(|r| r.get("cl:transfers")) {
-            Some(Value::Array(a)) => a.iter().filter(|t| t.is_object()).collect(),
-            Some(t @ Value::Object(_)) => vec![t],
-            _ => Vec::new(),
-        }
+    pub(super) fn purpose(&self) -> Option<String> {
+        self.run
+            .and_then(|r| some(&r.purpose))
+            .or_else(|| some(&self.record.summary.purpose))
+    }
+
+    pub(super) fn recipients(&self) -> Vec<String> {
+        texts(self.run.map(|r| &r.recipients[..]))
+    }
+
+    pub(super) fn data_subjects(&self) -> Vec<String> {
+        texts(self.run.map(|r| &r.data_subjects[..]))
+    }
+
+    pub(super) fn transfers(&self) -> &'a [Transfer] {
+        self.run.map(|r| &r.transfers[..]).unwrap_or_default()
     }
 
     pub(super) fn policy_label(&self) -> Option<String> {
-        let p = self.policy?;
-        let name = get_text(p, "cl:policyName");
-        let version = get_text(p, "cl:policyVersion");
-        match (name, version) {
-            (Some(n), Some(v)) => Some(format!("{n} v{v}")),
-            (Some(n), None) => Some(n),
-            (None, Some(v)) => Some(format!("v{v}")),
-            (None, None) => None,
-        }
-        .or_else(|| self.summary("policy").and_then(scalar))
+        let from_node = self.policy.map(|p| match non_empty(&p.name) {
+            Some(n) => format!("{n} v{}", p.version),
+            None => format!("v{}", p.version),
+        });
+        from_node.or_else(|| some(&self.record.summary.policy))
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Small value helpers
 
-fn types(n: &Value) -> Vec<&str> {
-    match n.get("@type") {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn has_type(n: &Value, ty: &str) -> bool {
-    types(n).contains(&ty)
-}
-
+/// The text trimmed, or None when there is none.
 pub(super) fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_string())
+}
+
+/// An optional member as text (None when absent or blank).
+pub(super) fn some(s: &Option<String>) -> Option<String> {
+    s.as_deref().and_then(non_empty)
+}
+
+/// The non-blank entries of a list, trimmed.
+pub(super) fn texts(v: Option<&[String]>) -> Vec<String> {
+    v.unwrap_or_default()
+        .iter()
+        .filter_map(|s| non_empty(s))
+        .collect()
 }
 
 /// A scalar as text: strings as they are, numbers formatted, booleans as yes/no.
@@ -416,12 +384,8 @@ pub(super) fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-pub(super) fn get_text(n: &Value, key: &str) -> Option<String> {
-    n.get(key).and_then(scalar)
-}
-
-/// A string, or the scalars of an array, as text.
-pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
+/// A string, or the scalars of an array, as text (action parameters are free-form JSON).
+fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(a)) => a.iter().filter_map(scalar).collect(),
         Some(v) => scalar(v).into_iter().collect(),
@@ -429,38 +393,35 @@ pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-pub(super) fn objects(v: Option<&Value>) -> Vec<&Value> {
-    match v {
-        Some(Value::Array(a)) => a.iter().filter(|x| x.is_object()).collect(),
-        _ => Vec::new(),
+/// The serde name of a unit enum variant (`equal`, `standard_contract`).
+pub(super) fn enum_text<T: serde::Serialize>(v: &T) -> Option<String> {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => non_empty(&s),
+        _ => None,
     }
 }
 
 /// The provenance record for `path`: a `.json` document, an output's sidecar, or the copy in
-/// a Parquet output's footer.
-pub fn load_record(path: &std::path::Path) -> crate::Result<Value> {
-    let parse = |text: &str, from: &std::path::Path| {
-        serde_json::from_str::<Value>(text)
-            .map_err(|e| crate::Error::data(from.display(), format!("not a JSON record: {e}")))
-    };
+/// a Parquet output's footer. Read strictly (no repeated member names) and typed; a
+/// `cloakline-provenance/v1` record is upgraded.
+pub fn load_record(path: &std::path::Path) -> crate::Result<Record> {
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json") || e.eq_ignore_ascii_case("jsonld"));
     if is_json {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
-        return parse(&text, path);
+        return read_file(path);
     }
     let side = crate::provenance::sidecar_path(path);
     if side.exists() {
-        let text = std::fs::read_to_string(&side).map_err(|e| crate::Error::io(&side, e))?;
-        return parse(&text, &side);
+        return read_file(&side);
     }
     match crate::provenance::read::embedded(path) {
-        Ok(Some(doc)) => Ok(doc),
+        Ok(Some(doc)) => typed(&doc, path),
         Ok(None) => Err(crate::Error::data(
             path.display(),
             format!(
-                "no sidecar {} and no `{}` in the Parquet footer",
+                "no sidecar {} and no `{}` in the Parquet footer; give the record's .json \
+                 path instead",
                 side.display(),
                 crate::provenance::PARQUET_KEY
             ),
@@ -468,9 +429,33 @@ pub fn load_record(path: &std::path::Path) -> crate::Result<Value> {
         Err(e) => Err(crate::Error::data(
             path.display(),
             format!(
-                "no sidecar {} and cannot read a Parquet footer: {e}",
+                "no sidecar {} and cannot read a Parquet footer: {e}; give the record's .json \
+                 path instead",
                 side.display()
             ),
         )),
     }
+}
+
+fn read_file(path: &std::path::Path) -> crate::Result<Record> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+    let doc = crate::provenance::read::parse_strict(&text).map_err(|e| {
+        crate::Error::data(
+            path.display(),
+            format!("{e}; a provenance record is the JSON document cloakline wrote"),
+        )
+    })?;
+    typed(&doc, path)
+}
+
+fn typed(doc: &Value, from: &std::path::Path) -> crate::Result<Record> {
+    Record::from_json(doc).map_err(|e| {
+        crate::Error::data(
+            from.display(),
+            format!(
+                "not a cloakline provenance record this version reads: {e}; report on the \
+                 record as cloakline wrote it (`cloakline verify` says whether it was changed)"
+            ),
+        )
+    })
 }

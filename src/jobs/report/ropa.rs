@@ -7,6 +7,7 @@ use crate::policy::{Action, Jurisdiction, Policy};
 
 /// One processing activity: one policy.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Activity {
     pub policy: String,
     pub version: u64,
@@ -35,6 +36,7 @@ pub struct Activity {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FieldEntry {
     pub field: String,
     pub output: Option<String>,
@@ -56,6 +58,7 @@ fn measure(a: &Action) -> Option<&'static str> {
         Action::Generalize(_) => "generalisation",
         Action::Scrub(_) => "free-text scrubbing of recognized personal data",
         Action::Drop => "data minimisation (fields removed)",
+        Action::Custom(c) => c.transform.descriptor().status,
         Action::Keep => return None,
     })
 }

@@ -3,13 +3,13 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use crate::provenance::record::Signature;
 
 use super::findings::{Finding, Level};
-use super::format::{bytes, clip, join_or_none, law_of, num, retention};
+use super::format::{bytes, clip, group_u, join_or_none, law_of, retention};
 use super::layout::{Block, Piece, Report, Section, Table, opt, t};
 use super::privacy::privacy_section;
-use super::read::{Doc, get_text, scalar, strings};
+use super::read::{Doc, non_empty, some};
 
 pub(super) fn build(d: &Doc) -> Report {
     let findings = d.findings();
@@ -19,10 +19,10 @@ pub(super) fn build(d: &Doc) -> Report {
         None => "Compliance report".into(),
     };
     let mut subtitle = t("Restated from the cloakline provenance record");
-    if let Some(id) = get_text(d.root, "@id") {
+    if let Some(id) = non_empty(&d.record.id) {
         subtitle.push(Piece::Text(format!(" {id}")));
     }
-    if let Some(at) = get_text(d.root, "generatedAtTime") {
+    if let Some(at) = non_empty(&d.record.generated_at) {
         subtitle.push(Piece::Text(format!(", generated {at}")));
     }
     subtitle.push(Piece::Text(".".into()));
@@ -45,15 +45,8 @@ pub(super) fn build(d: &Doc) -> Report {
 
 fn summary_section(d: &Doc, policy: Option<String>, findings: &[Finding]) -> Section {
     let mut kv = Table::kv();
-    let controller = d
-        .controller
-        .and_then(|c| get_text(c, "label"))
-        .or_else(|| d.summary("controller").and_then(scalar));
-    kv.pair("Controller", opt(controller));
-    let purpose = d
-        .run_text("cl:purpose")
-        .or_else(|| d.summary("purpose").and_then(scalar));
-    kv.pair("Purpose", opt(purpose));
+    kv.pair("Controller", opt(d.controller()));
+    kv.pair("Purpose", opt(d.purpose()));
     let js: Vec<String> = d
         .jurisdictions
         .iter()
@@ -66,17 +59,17 @@ fn summary_section(d: &Doc, policy: Option<String>, findings: &[Finding]) -> Sec
 
     let mut pol = opt(policy);
     if let Some(p) = d.policy {
-        if let Some(h) = get_text(p, "cl:sha256") {
+        if let Some(h) = non_empty(&p.sha256) {
             pol.push(Piece::Text(", SHA-256 ".into()));
             pol.push(Piece::Hash(h));
         }
-        if let Some(path) = get_text(p, "cl:path") {
+        if let Some(path) = non_empty(&p.path) {
             pol.push(Piece::Text(format!(", file {path}")));
         }
     }
     kv.pair("Policy", pol);
-    kv.pair("Started", opt(d.run_text("startedAtTime")));
-    kv.pair("Ended", opt(d.run_text("endedAtTime")));
+    kv.pair("Started", opt(d.run.and_then(|r| non_empty(&r.started))));
+    kv.pair("Ended", opt(d.run.and_then(|r| non_empty(&r.ended))));
     kv.pair(
         "Fields",
         t(format!(
@@ -85,19 +78,18 @@ fn summary_section(d: &Doc, policy: Option<String>, findings: &[Finding]) -> Sec
             d.dropped.len()
         )),
     );
+    let recipients = d.recipients();
     kv.pair(
         "Recipients",
-        opt((!d.recipients().is_empty()).then(|| d.recipients().join("; "))),
+        opt((!recipients.is_empty()).then(|| recipients.join("; "))),
     );
-    kv.pair(
-        "Data subjects",
-        opt(join_or_none(&strings(
-            d.run.and_then(|r| r.get("cl:dataSubjects")),
-        ))),
-    );
+    kv.pair("Data subjects", opt(join_or_none(&d.data_subjects())));
     kv.pair(
         "Retention",
-        opt(d.run_text("cl:retention").map(|r| retention(&r))),
+        opt(d
+            .run
+            .and_then(|r| some(&r.retention))
+            .map(|r| retention(&r))),
     );
     let transfers: Vec<String> = d
         .transfers()
@@ -105,15 +97,15 @@ fn summary_section(d: &Doc, policy: Option<String>, findings: &[Finding]) -> Sec
         .map(|t| {
             format!(
                 "{} ({})",
-                get_text(t, "recipient").unwrap_or_else(|| "—".into()),
-                get_text(t, "country").unwrap_or_else(|| "—".into())
+                non_empty(&t.recipient).unwrap_or_else(|| "—".into()),
+                non_empty(&t.country).unwrap_or_else(|| "—".into())
             )
         })
         .collect();
     if !transfers.is_empty() {
         kv.pair("Cross-border transfers", t(transfers.join("; ")));
     }
-    kv.pair("Signature", t(signature(d.root)));
+    kv.pair("Signature", t(signature(d.record.signature.as_ref())));
     let count = |l: Level| findings.iter().filter(|f| f.level == l).count();
     kv.pair(
         "Findings",
@@ -126,32 +118,7 @@ fn summary_section(d: &Doc, policy: Option<String>, findings: &[Finding]) -> Sec
     );
 
     let mut blocks = vec![Block::Table(kv)];
-    blocks.push(Block::H3("Datasets".into()));
-    if d.datasets.is_empty() {
-        blocks.push(Block::Para(t("No datasets recorded.")));
-    } else {
-        let mut ds = Table::new(vec!["Role", "Path", "Format", "Rows", "Bytes", "SHA-256"]);
-        ds.num = vec![3, 4];
-        for n in &d.datasets {
-            let role = if n.get("wasGeneratedBy").is_some() {
-                "output"
-            } else {
-                "input"
-            };
-            ds.rows.push(vec![
-                t(role),
-                opt(get_text(n, "cl:path")),
-                opt(get_text(n, "cl:format")),
-                opt(n.get("cl:rows").and_then(num)),
-                opt(n.get("cl:bytes").and_then(bytes)),
-                match get_text(n, "cl:sha256") {
-                    Some(h) => vec![Piece::Hash(h)],
-                    None => t("—"),
-                },
-            ]);
-        }
-        blocks.push(Block::Table(ds));
-    }
+    datasets_blocks(d, &mut blocks);
     Section {
         id: "summary",
         title: "Summary",
@@ -159,24 +126,47 @@ fn summary_section(d: &Doc, policy: Option<String>, findings: &[Finding]) -> Sec
     }
 }
 
-fn signature(root: &Value) -> String {
-    match root.get("cl:signature") {
-        Some(s @ Value::Object(_)) => {
-            let mut out = format!(
-                "signed: {}",
-                get_text(s, "algorithm").unwrap_or_else(|| "unknown algorithm".into())
-            );
-            if let Some(k) = get_text(s, "keyId") {
-                let _ = write!(out, " with key {k}");
-            }
-            if let Some(f) = get_text(s, "keyFingerprint") {
-                let _ = write!(out, " (fingerprint {})", clip(&f, 32));
-            }
-            out.push_str("; not checked by this report");
-            out
-        }
-        _ => "not signed".into(),
+fn datasets_blocks(d: &Doc, blocks: &mut Vec<Block>) {
+    blocks.push(Block::H3("Datasets".into()));
+    if d.datasets.is_empty() {
+        blocks.push(Block::Para(t("No datasets recorded.")));
+        return;
     }
+    let mut ds = Table::new(vec!["Role", "Path", "Format", "Rows", "Bytes", "SHA-256"]);
+    ds.num = vec![3, 4];
+    for n in &d.datasets {
+        let role = if n.is_output() { "output" } else { "input" };
+        ds.rows.push(vec![
+            t(role),
+            opt(non_empty(&n.path)),
+            opt(non_empty(&n.format)),
+            opt(n.rows.map(group_u)),
+            opt(n.bytes.map(bytes)),
+            match some(&n.sha256) {
+                Some(h) => vec![Piece::Hash(h)],
+                None => t("—"),
+            },
+        ]);
+    }
+    blocks.push(Block::Table(ds));
+}
+
+fn signature(s: Option<&Signature>) -> String {
+    let Some(s) = s else {
+        return "not signed".into();
+    };
+    let mut out = format!(
+        "signed: {}",
+        non_empty(&s.algorithm).unwrap_or_else(|| "unknown algorithm".into())
+    );
+    if let Some(k) = non_empty(&s.key_id) {
+        let _ = write!(out, " with key {k}");
+    }
+    if let Some(f) = non_empty(&s.key_fingerprint) {
+        let _ = write!(out, " (fingerprint {})", clip(&f, 32));
+    }
+    out.push_str("; not checked by this report");
+    out
 }
 
 fn fields_section(d: &Doc) -> Section {
@@ -213,9 +203,9 @@ fn fields_section(d: &Doc) -> Section {
         let mut tb = Table::new(vec!["Field", "Type", "Why"]);
         for n in &d.dropped {
             tb.rows.push(vec![
-                opt(get_text(n, "cl:column").or_else(|| get_text(n, "cl:sourceColumn"))),
-                opt(get_text(n, "cl:dataType")),
-                opt(get_text(n, "cl:droppedBecause")),
+                opt(non_empty(&n.column)),
+                opt(non_empty(&n.data_type)),
+                opt(some(&n.dropped_because)),
             ]);
         }
         blocks.push(Block::Table(tb));

@@ -1,34 +1,64 @@
-//! Model checks of one node: k-anonymity, the l-diversity variants and t-closeness,
-//! from per-class sensitive-attribute statistics.
+//! Checks of one node: per-class sensitive-attribute statistics, then every criterion of the
+//! models over the classes.
 
+use crate::policy::TDistance;
 use crate::policy::hierarchy::QiHierarchy;
-use crate::policy::{LVariant, TDistance};
 use crate::privacy::table::BaseTable;
 
 use super::Models;
 use super::classes::{Classes, Scratch, classes};
+use super::criteria::Monotonicity;
 use super::loss::loss;
 
-/// Per-class statistics of one sensitive attribute.
+/// Per-class statistics of one sensitive attribute; a field is empty unless requested in
+/// [`StatsNeeds`].
 #[derive(Debug, Clone, Default)]
 pub struct SensitiveStats {
     pub distinct: Vec<u32>,
     /// exp(entropy): the entropy l of each class.
     pub entropy_l: Vec<f64>,
-    /// Largest recursive-(c,l) l that holds with each rule's c; filled per l-rule.
+    /// Whether recursive (c,l) holds, per slot of [`StatsNeeds::recursive`].
     pub recursive_ok: Vec<Vec<bool>>,
-    /// Distance to the whole-table distribution, per t-rule on this attribute.
+    /// Distance to the whole-table distribution, per slot of [`StatsNeeds::distances`].
     pub distance: Vec<Vec<f64>>,
 }
 
-/// Compute class statistics for sensitive attribute `s`: distinct values, entropy, the
-/// recursive (c,l) checks in `recursive` and the distances in `distances`.
+/// Which statistics of one sensitive attribute the criteria read, so that only those are
+/// computed on each node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsNeeds {
+    pub distinct: bool,
+    pub entropy: bool,
+    /// (c, l) per recursive-(c,l) slot.
+    pub recursive: Vec<(f64, f64)>,
+    pub distances: Vec<TDistance>,
+}
+
+impl StatsNeeds {
+    /// The slot of the recursive (c,l) check, shared by criteria asking for the same one.
+    pub fn recursive_slot(&mut self, c: f64, l: f64) -> usize {
+        slot(&mut self.recursive, (c, l))
+    }
+
+    /// The slot of distance `d`, shared by criteria asking for the same one.
+    pub fn distance_slot(&mut self, d: TDistance) -> usize {
+        slot(&mut self.distances, d)
+    }
+}
+
+fn slot<T: PartialEq>(list: &mut Vec<T>, x: T) -> usize {
+    list.iter().position(|y| *y == x).unwrap_or_else(|| {
+        list.push(x);
+        list.len() - 1
+    })
+}
+
+/// Compute the class statistics of sensitive attribute `s` that `needs` asks for.
 pub fn sensitive_stats(
     table: &BaseTable,
     classes: &Classes,
     s: usize,
-    recursive: &[(f64, f64)],
-    distances: &[TDistance],
+    needs: &StatsNeeds,
 ) -> SensitiveStats {
     let col = &table.sensitive[s];
     let nc = classes.sizes.len();
@@ -38,12 +68,14 @@ pub fn sensitive_stats(
     let mut scratch = vec![0u64; d];
     let mut touched: Vec<u32> = Vec::new();
     let mut p_by_rank = vec![0.0; d];
+    let cap = |wanted: bool| if wanted { nc } else { 0 };
     let mut out = SensitiveStats {
-        distinct: Vec::with_capacity(nc),
-        entropy_l: Vec::with_capacity(nc),
-        recursive_ok: vec![Vec::with_capacity(nc); recursive.len()],
-        distance: vec![Vec::with_capacity(nc); distances.len()],
+        distinct: Vec::with_capacity(cap(needs.distinct)),
+        entropy_l: Vec::with_capacity(cap(needs.entropy)),
+        recursive_ok: vec![Vec::with_capacity(nc); needs.recursive.len()],
+        distance: vec![Vec::with_capacity(nc); needs.distances.len()],
     };
+    let counted = needs.distinct || needs.entropy || !needs.recursive.is_empty();
     let mut counts: Vec<u64> = Vec::new();
     for c in 0..nc {
         touched.clear();
@@ -54,29 +86,12 @@ pub fn sensitive_stats(
             scratch[code as usize] += n;
         }
         let size = classes.sizes[c] as f64;
-        counts.clear();
-        counts.extend(touched.iter().map(|&x| scratch[x as usize]));
-        out.distinct
-            .push(counts.iter().filter(|&&x| x > 0).count() as u32);
-        let h: f64 = counts
-            .iter()
-            .filter(|&&x| x > 0)
-            .map(|&x| {
-                let p = x as f64 / size;
-                -p * p.ln()
-            })
-            .sum();
-        out.entropy_l.push(h.exp());
-        if !recursive.is_empty() {
-            counts.sort_unstable_by(|a, b| b.cmp(a));
-            for (j, &(cc, l)) in recursive.iter().enumerate() {
-                let l = l as usize;
-                let tail: u64 = counts.iter().skip(l.saturating_sub(1)).sum();
-                let ok = counts.len() >= l && (counts[0] as f64) < cc * tail as f64;
-                out.recursive_ok[j].push(ok);
-            }
+        if counted {
+            counts.clear();
+            counts.extend(touched.iter().map(|&x| scratch[x as usize]));
+            count_stats(&mut counts, size, needs, &mut out);
         }
-        for (j, dist) in distances.iter().enumerate() {
+        for (j, dist) in needs.distances.iter().enumerate() {
             let v = match dist {
                 TDistance::Equal => {
                     let mut inside = 0.0;
@@ -116,6 +131,35 @@ pub fn sensitive_stats(
         }
     }
     out
+}
+
+/// The statistics of one class read from its value counts (`counts` is reordered).
+#[inline]
+fn count_stats(counts: &mut [u64], size: f64, needs: &StatsNeeds, out: &mut SensitiveStats) {
+    if needs.distinct {
+        out.distinct
+            .push(counts.iter().filter(|&&x| x > 0).count() as u32);
+    }
+    if needs.entropy {
+        let h: f64 = counts
+            .iter()
+            .filter(|&&x| x > 0)
+            .map(|&x| {
+                let p = x as f64 / size;
+                -p * p.ln()
+            })
+            .sum();
+        out.entropy_l.push(h.exp());
+    }
+    if !needs.recursive.is_empty() {
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        for (j, &(cc, l)) in needs.recursive.iter().enumerate() {
+            let l = l as usize;
+            let tail: u64 = counts.iter().skip(l.saturating_sub(1)).sum();
+            let ok = counts.len() >= l && (counts[0] as f64) < cc * tail as f64;
+            out.recursive_ok[j].push(ok);
+        }
+    }
 }
 
 /// Counting sort of attribute `s`'s tuple entries by class: class `c`'s entries are
@@ -172,22 +216,24 @@ pub struct NodeEval {
     /// Per class: whether it violates a model (its records are suppressed).
     pub violating: Vec<bool>,
     pub suppressed: u64,
-    /// Records suppressed if only k-anonymity and distinct l-diversity counted.
+    /// Records suppressed if only the criteria monotone even with suppression counted
+    /// (k-anonymity, distinct l-diversity).
     pub suppressed_monotone: u64,
     /// Models met within the suppression limit.
     pub ok: bool,
-    /// The monotone part (k, distinct l) met within the limit; equals `ok` when all models
-    /// are monotone.
+    /// The part of the models the search may prune with met within the limit; equals `ok`
+    /// when all models are monotone.
     pub ok_monotone: bool,
     /// Loss under the chosen metric, suppression included.
     pub loss: f64,
     /// A lower bound of `loss` that never decreases under generalization.
     pub lower_bound: f64,
-    /// Per sensitive attribute, the statistics computed (only attributes named by a model).
+    /// Per sensitive attribute, the statistics the criteria read (`None` for attributes no
+    /// criterion names).
     pub sensitive: Vec<Option<SensitiveStats>>,
 }
 
-/// Evaluate every model and the metric at `levels`.
+/// Evaluate every criterion and the metric at `levels`.
 pub fn evaluate(
     table: &BaseTable,
     qis: &[QiHierarchy],
@@ -196,63 +242,23 @@ pub fn evaluate(
     scratch: &mut Scratch,
 ) -> NodeEval {
     let cl = classes(table, qis, levels, scratch);
-    let nc = cl.sizes.len();
-    let mut violating: Vec<bool> = cl.sizes.iter().map(|&s| s < models.k).collect();
-    let mut violating_mono = violating.clone();
-    let mut sensitive: Vec<Option<SensitiveStats>> = vec![None; table.sensitive.len()];
-    for s in 0..table.sensitive.len() {
-        let recursive: Vec<(f64, f64)> = models
-            .l
-            .iter()
-            .filter(|(i, r)| *i == s && r.variant == LVariant::Recursive)
-            .map(|(_, r)| (r.c.unwrap_or(1.0), r.l))
-            .collect();
-        let dists: Vec<TDistance> = models
-            .t
-            .iter()
-            .filter(|(i, _, _)| *i == s)
-            .map(|&(_, _, d)| d)
-            .collect();
-        let named = models.l.iter().any(|(i, _)| *i == s) || !dists.is_empty();
-        if !named {
-            continue;
-        }
-        let st = sensitive_stats(table, &cl, s, &recursive, &dists);
-        let mut rec_j = 0;
-        for (i, r) in &models.l {
-            if *i != s {
-                continue;
-            }
-            for c in 0..nc {
-                let bad = match r.variant {
-                    LVariant::Distinct => (st.distinct[c] as f64) < r.l,
-                    LVariant::Entropy => st.entropy_l[c] < r.l - 1e-12,
-                    LVariant::Recursive => !st.recursive_ok[rec_j][c],
-                };
-                if bad {
-                    violating[c] = true;
-                    if r.variant == LVariant::Distinct {
-                        violating_mono[c] = true;
-                    }
-                }
-            }
-            if r.variant == LVariant::Recursive {
-                rec_j += 1;
-            }
-        }
-        let mut t_j = 0;
-        for &(i, t, _) in &models.t {
-            if i != s {
-                continue;
-            }
-            for (v, d) in violating.iter_mut().zip(&st.distance[t_j]) {
-                if *d > t + 1e-12 {
-                    *v = true;
-                }
-            }
-            t_j += 1;
-        }
-        sensitive[s] = Some(st);
+    let sensitive: Vec<Option<SensitiveStats>> = models
+        .needs
+        .iter()
+        .enumerate()
+        .map(|(s, needs)| needs.as_ref().map(|n| sensitive_stats(table, &cl, s, n)))
+        .collect();
+    let none = SensitiveStats::default();
+    let stats = |a: Option<usize>| a.and_then(|s| sensitive[s].as_ref()).unwrap_or(&none);
+    // The always-monotone criteria first: their flags alone decide the pruning verdict.
+    let always = |m: Monotonicity| m == Monotonicity::Always;
+    let mut violating_mono = vec![false; cl.sizes.len()];
+    for c in models.criteria.iter().filter(|c| always(c.monotonicity())) {
+        c.mark(&cl.sizes, stats(c.attribute()), &mut violating_mono);
+    }
+    let mut violating = violating_mono.clone();
+    for c in models.criteria.iter().filter(|c| !always(c.monotonicity())) {
+        c.mark(&cl.sizes, stats(c.attribute()), &mut violating);
     }
     let sum_where = |flags: &[bool]| -> u64 {
         flags

@@ -1,14 +1,13 @@
 //! Information-loss metrics of one node (height, precision, discernibility, average
 //! class size) and the figures reported for them.
 
-use serde::Serialize;
-
 use crate::policy::LossMetric;
 use crate::policy::hierarchy::QiHierarchy;
 use crate::privacy::table::BaseTable;
 
 use super::Models;
 use super::classes::Classes;
+pub use crate::provenance::record::LossFigures;
 
 /// Mean normalized level over the quasi-identifiers (0 = original, 1 = fully generalized).
 pub fn mean_normalized_level(qis: &[QiHierarchy], levels: &[usize]) -> f64 {
@@ -79,19 +78,4 @@ pub(super) fn loss(
             (value, bound)
         }
     }
-}
-
-/// The standard loss metrics of one node.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct LossFigures {
-    /// The metric the search minimized and its value.
-    pub metric: String,
-    pub value: f64,
-    pub generalization_height: f64,
-    pub precision: f64,
-    pub discernibility: f64,
-    /// Discernibility / records², in (0, 1].
-    pub discernibility_normalized: f64,
-    pub avg_class_size: f64,
-    pub suppressed_fraction: f64,
 }

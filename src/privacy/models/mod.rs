@@ -6,77 +6,120 @@
 
 mod checks;
 mod classes;
+pub mod criteria;
 mod loss;
 mod risk;
 
-pub use checks::{NodeEval, SensitiveStats, evaluate, sensitive_stats};
+pub use checks::{NodeEval, SensitiveStats, StatsNeeds, evaluate, sensitive_stats};
 pub use classes::{Classes, Scratch, classes};
+pub use criteria::{Criterion, Monotonicity};
 pub use loss::{LossFigures, generalization_height, mean_normalized_level};
 pub use risk::{Assessment, Risks, SIZE_BUCKETS, SensitiveAchieved, SizeBucket, assess};
+
+use std::sync::Arc;
 
 use super::table::BaseTable;
 #[cfg(test)]
 use crate::policy::hierarchy::QiHierarchy;
-use crate::policy::{LDiversity, LVariant, LossMetric, PrivacySpec, TDistance};
+use crate::policy::{LVariant, LossMetric, PrivacySpec, TDistance};
+use criteria::{Attribute, DistinctL, EntropyL, KAnonymity, RecursiveCL};
 
 /// The models bound to a table's columns.
 #[derive(Debug, Clone)]
 pub struct Models {
-    /// 1 when the policy sets no k.
+    /// 1 when the policy sets no k (for risks and the average class size metric).
     pub k: u64,
-    /// (sensitive column index, rule).
-    pub l: Vec<(usize, LDiversity)>,
-    /// (sensitive column index, t, distance).
+    /// The t-closeness rules as bound, distance resolved: (sensitive column index, t,
+    /// distance), for the provenance record.
     pub t: Vec<(usize, f64, TDistance)>,
     /// Largest number of records that may be suppressed.
     pub max_suppressed: u64,
     pub max_suppression: f64,
     pub metric: LossMetric,
     pub sampling_fraction: f64,
+    /// What each node is checked against, in policy order (k, l rules, t rules).
+    criteria: Vec<Arc<dyn Criterion>>,
+    /// Per sensitive attribute, the statistics the criteria read (`None`: not named).
+    needs: Vec<Option<StatsNeeds>>,
 }
 
 impl Models {
     /// Bind `spec` to `table`; `t` distances not given in the policy are chosen from the data
     /// (ordered for numbers, equal otherwise).
     pub fn new(spec: &PrivacySpec, table: &BaseTable) -> Result<Models, String> {
-        let sa = |name: &str| {
-            table
+        let sa = |name: &str| -> Result<Attribute, String> {
+            let index = table
                 .sensitive
                 .iter()
                 .position(|s| s.name == name)
-                .ok_or_else(|| format!("sensitive attribute `{name}` is not in the grouped data"))
+                .ok_or_else(|| {
+                    format!("sensitive attribute `{name}` is not in the grouped data")
+                })?;
+            let name = name.to_string();
+            Ok(Attribute { index, name })
         };
-        let mut l = Vec::new();
-        for r in &spec.l_diversity {
-            l.push((sa(&r.attribute)?, r.clone()));
-        }
-        let mut t = Vec::new();
-        for r in &spec.t_closeness {
-            let i = sa(&r.attribute)?;
-            let d = r.distance.unwrap_or(if table.sensitive[i].numeric {
-                TDistance::Ordered
-            } else {
-                TDistance::Equal
-            });
-            t.push((i, r.t, d));
-        }
-        Ok(Models {
+        let mut m = Models {
             k: spec.k.unwrap_or(1),
-            l,
-            t,
+            t: Vec::new(),
             max_suppressed: (spec.max_suppression * table.rows as f64 + 1e-9).floor() as u64,
             max_suppression: spec.max_suppression,
             metric: spec.metric,
             sampling_fraction: spec.sampling_fraction,
-        })
+            criteria: Vec::new(),
+            needs: vec![None; table.sensitive.len()],
+        };
+        if let Some(k) = spec.k {
+            m.add(KAnonymity { k });
+        }
+        for r in &spec.l_diversity {
+            let (on, l) = (sa(&r.attribute)?, r.l);
+            match r.variant {
+                LVariant::Distinct => m.add(DistinctL { on, l }),
+                LVariant::Entropy => m.add(EntropyL { on, l }),
+                LVariant::Recursive => m.add(RecursiveCL::new(on, r.c.unwrap_or(1.0), l)),
+            }
+        }
+        for r in &spec.t_closeness {
+            let on = sa(&r.attribute)?;
+            let d = r.distance.unwrap_or(if table.sensitive[on.index].numeric {
+                TDistance::Ordered
+            } else {
+                TDistance::Equal
+            });
+            m.t.push((on.index, r.t, d));
+            m.add(criteria::TCloseness::new(on, r.t, d));
+        }
+        Ok(m)
     }
 
-    /// Whether every model is monotone under generalization with this suppression limit, so
-    /// that a node's result implies its neighbours'. k-anonymity and distinct l-diversity
-    /// always are; entropy and recursive l-diversity and t-closeness only without suppression.
+    /// Check every node against `c` too. Its attribute, if any, must be a column of the table
+    /// the models were built for.
+    pub fn add(&mut self, mut c: impl Criterion + 'static) {
+        if let Some(s) = c.attribute() {
+            c.request(self.needs[s].get_or_insert_with(StatsNeeds::default));
+        }
+        self.criteria.push(Arc::new(c));
+    }
+
+    /// The criteria, in the order they were added.
+    pub fn criteria(&self) -> &[Arc<dyn Criterion>] {
+        &self.criteria
+    }
+
+    /// Per sensitive attribute, the statistics the criteria read (`None`: no criterion names
+    /// the attribute).
+    pub fn needs(&self) -> &[Option<StatsNeeds>] {
+        &self.needs
+    }
+
+    /// Whether every criterion is monotone under generalization with this suppression limit,
+    /// so that a node's result implies its neighbours'.
     pub fn all_monotone(&self) -> bool {
-        self.max_suppressed == 0
-            || (self.t.is_empty() && self.l.iter().all(|(_, r)| r.variant == LVariant::Distinct))
+        self.criteria.iter().all(|c| match c.monotonicity() {
+            Monotonicity::Always => true,
+            Monotonicity::WithoutSuppression => self.max_suppressed == 0,
+            Monotonicity::Never => false,
+        })
     }
 }
 

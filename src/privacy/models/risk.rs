@@ -1,15 +1,16 @@
 //! Re-identification risks (prosecutor, journalist, marketer) and the full assessment of a
 //! node that reports them with class sizes, achieved l/t and loss figures.
 
-use serde::Serialize;
-
+use crate::policy::LossMetric;
 use crate::policy::hierarchy::QiHierarchy;
-use crate::policy::{LossMetric, TDistance};
 use crate::privacy::table::BaseTable;
 
 use super::Models;
-use super::checks::NodeEval;
-use super::loss::{LossFigures, generalization_height, mean_normalized_level};
+use super::checks::{NodeEval, StatsNeeds, sensitive_stats};
+use super::loss::{generalization_height, mean_normalized_level};
+pub use crate::provenance::record::{
+    Assessment, LossFigures, Risks, SensitiveAchieved, SizeBucket,
+};
 
 /// Size distribution buckets of equivalence classes.
 pub const SIZE_BUCKETS: &[(u64, u64)] = &[
@@ -23,71 +24,6 @@ pub const SIZE_BUCKETS: &[(u64, u64)] = &[
     (100, 999),
     (1000, u64::MAX),
 ];
-
-/// One bucket of the class-size distribution.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SizeBucket {
-    /// Label such as `3-4` or `1000+`.
-    pub size: String,
-    pub classes: u64,
-    pub records: u64,
-}
-
-/// Re-identification risk estimates.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Risks {
-    /// Prosecutor model (the attacker knows the person is in the data): highest and average
-    /// probability of a correct re-identification, and the share of records whose risk
-    /// exceeds 1/k (the threshold the policy sets; 1/2 without k).
-    pub prosecutor_highest: f64,
-    pub prosecutor_average: f64,
-    pub records_at_risk: f64,
-    /// Journalist model (the attacker does not know who is in the data): highest risk, with
-    /// population classes estimated as class size / sampling fraction.
-    pub journalist_highest: f64,
-    /// Marketer model: expected share of records re-identified when every record is linked.
-    pub marketer: f64,
-    pub sampling_fraction: f64,
-}
-
-/// l, t and related figures achieved for one sensitive attribute.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SensitiveAchieved {
-    pub attribute: String,
-    /// Smallest number of distinct values in a released class.
-    pub distinct_l: u32,
-    /// Smallest exp(entropy) in a released class.
-    pub entropy_l: f64,
-    /// Largest distance (t) of a released class, per t-closeness rule: (distance kind, t).
-    pub t: Vec<(TDistance, f64)>,
-}
-
-/// Everything measured about one node, for reports and provenance.
-#[derive(Debug, Clone, Serialize)]
-pub struct Assessment {
-    pub levels: Vec<usize>,
-    /// Level labels per quasi-identifier: (name, level, levels available).
-    pub quasi_identifiers: Vec<(String, usize, usize)>,
-    pub records: u64,
-    pub records_released: u64,
-    pub suppressed: u64,
-    pub suppressed_fraction: f64,
-    pub classes: u64,
-    pub classes_released: u64,
-    /// Smallest class size among released records (k achieved); 0 when nothing is released.
-    pub smallest_class: u64,
-    pub largest_class: u64,
-    pub average_class_size: f64,
-    /// Records in classes smaller than k (before suppression).
-    pub records_below_k: u64,
-    pub classes_below_k: u64,
-    pub size_distribution: Vec<SizeBucket>,
-    pub sensitive: Vec<SensitiveAchieved>,
-    pub risks: Risks,
-    pub loss: LossFigures,
-    /// Whether the models hold within the suppression limit.
-    pub satisfied: bool,
-}
 
 /// Describe `eval`, treating its violating classes as suppressed when `suppress` is set.
 pub fn assess(
@@ -199,48 +135,57 @@ fn risks(models: &Models, kept_sizes: &[u64], released_n: u64, smallest: u64) ->
     }
 }
 
-/// Achieved l and t over the released classes, per sensitive attribute a model names.
+/// Achieved l and t over the released classes, per sensitive attribute a criterion names.
 fn sensitive_achieved(
     table: &BaseTable,
     models: &Models,
     eval: &NodeEval,
     released: &impl Fn(usize) -> bool,
 ) -> Vec<SensitiveAchieved> {
-    let sizes = &eval.classes.sizes;
+    let cl = &eval.classes;
+    let released: Vec<bool> = (0..cl.sizes.len()).map(released).collect();
+    let report_needs = StatsNeeds {
+        distinct: true,
+        entropy: true,
+        ..StatsNeeds::default()
+    };
     let mut sens = Vec::new();
     for (s, st) in eval.sensitive.iter().enumerate() {
         let Some(st) = st else { continue };
-        let kept = |v: &[f64]| {
-            (0..sizes.len())
-                .filter(|&c| released(c))
-                .map(|c| v[c])
-                .collect::<Vec<f64>>()
+        // Distinct and entropy l are reported for every named attribute, even when no
+        // criterion had them computed during the search.
+        let own;
+        let base = match &models.needs()[s] {
+            Some(n) if n.distinct && n.entropy => st,
+            _ => {
+                own = sensitive_stats(table, cl, s, &report_needs);
+                &own
+            }
         };
-        let distinct = (0..sizes.len())
-            .filter(|&c| released(c))
-            .map(|c| st.distinct[c])
+        let kept = |c: &usize| released[*c];
+        let distinct = (0..cl.sizes.len())
+            .filter(kept)
+            .map(|c| base.distinct[c])
             .min()
             .unwrap_or(0);
-        let entropy = kept(&st.entropy_l)
-            .into_iter()
+        let entropy = (0..cl.sizes.len())
+            .filter(kept)
+            .map(|c| base.entropy_l[c])
             .fold(f64::INFINITY, f64::min);
-        let t_rules: Vec<TDistance> = models
-            .t
-            .iter()
-            .filter(|(i, _, _)| *i == s)
-            .map(|&(_, _, d)| d)
-            .collect();
-        let t = t_rules
-            .iter()
-            .enumerate()
-            .map(|(j, d)| (*d, kept(&st.distance[j]).into_iter().fold(0.0, f64::max)))
-            .collect();
-        sens.push(SensitiveAchieved {
+        let mut a = SensitiveAchieved {
             attribute: table.sensitive[s].name.clone(),
             distinct_l: distinct,
             entropy_l: if entropy.is_finite() { entropy } else { 0.0 },
-            t,
-        });
+            t: Vec::new(),
+        };
+        for c in models
+            .criteria()
+            .iter()
+            .filter(|c| c.attribute() == Some(s))
+        {
+            c.achieved(st, &released, &mut a);
+        }
+        sens.push(a);
     }
     sens
 }

@@ -1,0 +1,68 @@
+//! Assembling the run's provenance record from what each file's job produced.
+
+use arrow::datatypes::SchemaRef;
+use chrono::Utc;
+
+use super::{JobOutput, RunContext};
+use crate::engine::ColumnCounts;
+use crate::provenance::{FieldRecord, RunRecord};
+
+/// The run's record from its files' outputs: for a single file, the embedded record plus the
+/// output checksum; for a directory, every file with the counts summed.
+pub(super) fn run_record(
+    ctx: &RunContext,
+    done: Vec<JobOutput>,
+    demo_keys: bool,
+) -> (RunRecord, Vec<FieldRecord>) {
+    let mut totals: Vec<ColumnCounts> = Vec::new();
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    let mut fields = Vec::new();
+    let mut dropped = Vec::new();
+    let mut embedded = None;
+    for j in done {
+        if totals.len() < j.columns.len() {
+            totals.resize(j.columns.len(), ColumnCounts::default());
+        }
+        for (t, c) in totals.iter_mut().zip(&j.columns) {
+            t.transformed += c.transformed;
+            t.nulls += c.nulls;
+        }
+        inputs.push(j.input);
+        outputs.push(j.output);
+        fields = j.fields;
+        dropped = j.dropped;
+        embedded = Some(j.record);
+    }
+    for (f, t) in fields.iter_mut().zip(&totals) {
+        f.counts = t.clone();
+    }
+    let record = match (ctx.is_dir, embedded) {
+        (false, Some(mut r)) => {
+            r.outputs = outputs;
+            r
+        }
+        _ => RunRecord {
+            run_id: ctx.run_id.clone(),
+            started: ctx.started,
+            ended: Utc::now(),
+            policy: ctx.policy.clone(),
+            inputs,
+            outputs,
+            fields: fields.clone(),
+            dropped,
+            privacy: ctx.privacy.clone(),
+            directory: ctx.is_dir,
+            demo_keys,
+        },
+    };
+    (record, fields)
+}
+
+pub(super) fn schema_pairs(schema: &SchemaRef) -> Vec<(String, String)> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().to_string()))
+        .collect()
+}
