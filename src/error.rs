@@ -9,6 +9,38 @@ use std::path::PathBuf;
 /// Crate result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A problem found by a check that does not know where it is: a parameter out of range, a
+/// malformed hierarchy row, a key id that looks like key material. The caller places it —
+/// file, field, YAML line and column — and turns it into an [`Error`] variant. Like every
+/// message here it names what is wrong, never a data value or a key byte.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Problem(pub String);
+
+impl Problem {
+    pub fn new(message: impl Into<String>) -> Self {
+        Problem(message.into())
+    }
+
+    /// The same problem with what it concerns in front: `hierarchy age: …`.
+    #[must_use]
+    pub fn context(self, what: impl std::fmt::Display) -> Self {
+        Problem(format!("{what}: {}", self.0))
+    }
+}
+
+impl From<String> for Problem {
+    fn from(s: String) -> Self {
+        Problem(s)
+    }
+}
+
+impl From<&str> for Problem {
+    fn from(s: &str) -> Self {
+        Problem(s.to_string())
+    }
+}
+
 /// What went wrong, with enough context to fix it. Callers branch on the variant (a missing
 /// key, a policy that does not fit the data, privacy models not met…); the message is for
 /// people and never carries a data value or key byte.
