@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 
 /// Identifies the keyring file format.
 pub const KEYRING_FORMAT: &str = "cloakline-keyring/v1";
@@ -50,7 +50,7 @@ impl Key {
         let id = id.into();
         validate_key_id(&id).map_err(|m| Error::Keyring {
             path: "<memory>".into(),
-            message: m,
+            message: m.0,
         })?;
         Ok(Key {
             id,
@@ -146,7 +146,7 @@ impl Drop for KeyEntry {
     }
 }
 
-fn validate_key_id(id: &str) -> std::result::Result<(), String> {
+fn validate_key_id(id: &str) -> std::result::Result<(), Problem> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
@@ -155,9 +155,9 @@ fn validate_key_id(id: &str) -> std::result::Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(Problem(format!(
             "key id {id:?} is invalid: use 1 to 64 characters from A-Z a-z 0-9 . _ - :"
-        ))
+        )))
     }
 }
 
@@ -171,9 +171,9 @@ impl Keyring {
     /// ([`Keyring::notices`]).
     pub fn load(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
-        let err = |message: String| Error::Keyring {
+        let err = |p: Problem| Error::Keyring {
             path: shown.clone(),
-            message,
+            message: p.0,
         };
         let (text, mode) = read_bounded(path).map_err(&err)?;
         let file: KeyringFile = serde_json::from_str(&text).map_err(|e| {
@@ -183,12 +183,16 @@ impl Keyring {
                 serde_json::error::Category::Eof => "ends too early",
                 _ => "does not have the keyring layout ({\"format\", \"keys\": [{\"id\", \"secret_hex\"}]})",
             };
-            err(format!("{what} at line {} column {}", e.line(), e.column()))
+            err(Problem(format!(
+                "{what} at line {} column {}",
+                e.line(),
+                e.column()
+            )))
         })?;
         if file.format != KEYRING_FORMAT {
-            return Err(err(format!(
+            return Err(err(Problem(format!(
                 "unknown `format`; expected {KEYRING_FORMAT:?}"
-            )));
+            ))));
         }
         let mut ring = Keyring {
             keys: BTreeMap::new(),
@@ -199,10 +203,10 @@ impl Keyring {
         for (i, entry) in file.keys.iter().enumerate() {
             let key = key_from_entry(entry, i + 1).map_err(&err)?;
             if ring.keys.contains_key(&key.id) {
-                return Err(err(format!(
+                return Err(err(Problem(format!(
                     "key #{}: its id is used by an earlier key; ids must be unique",
                     i + 1
-                )));
+                ))));
             }
             ring.keys.insert(key.id.clone(), key);
         }
@@ -217,17 +221,17 @@ impl Keyring {
 
     /// Others writing the keyring could swap keys under a run: refuse. Others reading it is
     /// a notice (the demo keyring in git is 0644, and its keys are public anyway).
-    fn check_permissions(&mut self, mode: Option<u32>) -> std::result::Result<(), String> {
+    fn check_permissions(&mut self, mode: Option<u32>) -> std::result::Result<(), Problem> {
         let Some(mode) = mode else { return Ok(()) };
         if self.is_demo() {
             return Ok(());
         }
         if mode & 0o022 != 0 {
-            return Err(format!(
+            return Err(Problem(format!(
                 "group or others may write it (mode {:03o}); make it owner-only with `chmod 600 {}`",
                 mode & 0o777,
                 self.source
-            ));
+            )));
         }
         if mode & 0o044 != 0 {
             self.notices.push(format!(
@@ -312,11 +316,11 @@ impl Keyring {
         let shown = path.display().to_string();
         validate_key_id(id).map_err(|m| Error::Keyring {
             path: shown.clone(),
-            message: m,
+            message: m.0,
         })?;
-        let path = &link_target(path).map_err(|message| Error::Keyring {
+        let path = &link_target(path).map_err(|m| Error::Keyring {
             path: shown.clone(),
-            message,
+            message: m.0,
         })?;
         let mut ring = if path.exists() {
             Keyring::load(path)?
@@ -373,14 +377,15 @@ impl Keyring {
 }
 
 /// The file a chain of symlinks ends at (which may not exist yet); `path` itself otherwise.
-fn link_target(path: &Path) -> std::result::Result<std::path::PathBuf, String> {
+fn link_target(path: &Path) -> std::result::Result<std::path::PathBuf, Problem> {
     let mut p = path.to_path_buf();
     // 40 links, as Linux allows before ELOOP.
     for _ in 0..40 {
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.file_type().is_symlink() => {
-                let t = std::fs::read_link(&p)
-                    .map_err(|e| format!("cannot read the symlink {} ({e})", p.display()))?;
+                let t = std::fs::read_link(&p).map_err(|e| {
+                    Problem(format!("cannot read the symlink {} ({e})", p.display()))
+                })?;
                 p = match p.parent() {
                     Some(dir) if t.is_relative() => dir.join(t),
                     _ => t,
@@ -393,12 +398,12 @@ fn link_target(path: &Path) -> std::result::Result<std::path::PathBuf, String> {
 }
 
 /// Read at most [`MAX_KEYRING_BYTES`] of a regular file; also returns its Unix mode.
-fn read_bounded(path: &Path) -> std::result::Result<(Zeroizing<String>, Option<u32>), String> {
+fn read_bounded(path: &Path) -> std::result::Result<(Zeroizing<String>, Option<u32>), Problem> {
     let cannot = |e: std::io::Error| {
-        format!(
+        Problem(format!(
             "cannot read it ({e}); create one with `cloakline keys generate --id <ID> --keyring {}`",
             path.display()
-        )
+        ))
     };
     // Checked before opening: opening a FIFO would block.
     let meta = std::fs::metadata(path).map_err(cannot)?;
@@ -413,18 +418,18 @@ fn read_bounded(path: &Path) -> std::result::Result<(Zeroizing<String>, Option<u
     )
     .map_err(cannot)?;
     if bytes.len() as u64 > MAX_KEYRING_BYTES {
-        return Err(format!(
+        return Err(Problem(format!(
             "is larger than {} KiB; a keyring is a small JSON file, is this the right file?",
             MAX_KEYRING_BYTES / 1024
-        ));
+        )));
     }
     let text = match std::str::from_utf8(&bytes) {
         Ok(t) => Zeroizing::new(t.to_string()),
         Err(e) => {
-            return Err(format!(
+            return Err(Problem(format!(
                 "is not UTF-8 text (byte {}); a keyring is a JSON file",
                 e.valid_up_to()
-            ));
+            )));
         }
     };
     #[cfg(unix)]
@@ -435,29 +440,29 @@ fn read_bounded(path: &Path) -> std::result::Result<(Zeroizing<String>, Option<u
 }
 
 /// The key of one keyring entry; `n` is its 1-based position, the only way errors name it.
-fn key_from_entry(entry: &KeyEntry, n: usize) -> std::result::Result<Key, String> {
+fn key_from_entry(entry: &KeyEntry, n: usize) -> std::result::Result<Key, Problem> {
     if validate_key_id(&entry.id).is_err() {
-        return Err(format!(
+        return Err(Problem(format!(
             "key #{n}: its id is invalid; use 1 to 64 characters from A-Z a-z 0-9 . _ - :"
-        ));
+        )));
     }
     if looks_like_material(&entry.id) {
-        return Err(format!(
+        return Err(Problem(format!(
             "key #{n}: its id looks like key material (32 or more hexadecimal digits); ids are names such as k1, secrets go in secret_hex"
-        ));
+        )));
     }
     let mut material = Zeroizing::new([0u8; 32]);
     if entry.secret_hex.len() != 64
         || hex::decode_to_slice(entry.secret_hex.as_bytes(), material.as_mut()).is_err()
     {
-        return Err(format!(
+        return Err(Problem(format!(
             "key #{n}: secret_hex must be exactly 64 hexadecimal digits (a 256-bit key)"
-        ));
+        )));
     }
     if degenerate(&material) {
-        return Err(format!(
+        return Err(Problem(format!(
             "key #{n}: secret_hex is not a random key (all bytes equal, a short repeated pattern or a counting sequence); replace it with `cloakline keys generate`"
-        ));
+        )));
     }
     Ok(Key {
         id: entry.id.clone(),

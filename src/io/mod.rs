@@ -8,7 +8,7 @@ use std::path::Path;
 
 use arrow::record_batch::RecordBatch;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 
 mod commit;
 mod files;
@@ -32,14 +32,16 @@ pub enum Format {
 }
 
 impl std::str::FromStr for Format {
-    type Err = String;
+    type Err = Problem;
     /// `parquet`, `csv` or `ndjson` (any case).
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    fn from_str(s: &str) -> std::result::Result<Self, Problem> {
         match s.to_ascii_lowercase().as_str() {
             "parquet" => Ok(Format::Parquet),
             "csv" => Ok(Format::Csv),
             "ndjson" => Ok(Format::Ndjson),
-            _ => Err(format!("unknown format {s:?}; use parquet, csv or ndjson")),
+            _ => Err(Problem(format!(
+                "unknown format {s:?}; use parquet, csv or ndjson"
+            ))),
         }
     }
 }

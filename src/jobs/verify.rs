@@ -356,7 +356,7 @@ pub fn verify_with(
             checks.push(check(
                 "format",
                 false,
-                format!("not a {FORMAT} (or {FORMAT_V1}) record: {}", shown(&e)),
+                format!("not a {FORMAT} (or {FORMAT_V1}) record: {}", shown(&e.0)),
             ));
             checks.push(signature_check(&doc, opts));
             return Ok(Verification {
@@ -396,7 +396,7 @@ pub fn verify_with(
                     false,
                     format!("no `{PARQUET_KEY}` in the Parquet footer"),
                 )),
-                Some(Err(e)) => checks.push(check("embedded record", false, e.clone())),
+                Some(Err(e)) => checks.push(check("embedded record", false, e.to_string())),
                 None => {}
             }
         }

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::KernelError;
 use super::descriptor::{TRANSFORMS, Transform};
+use crate::error::Problem;
 
 /// The parameters of one use of a transform, as written under the rule's `params:`.
 pub type Params = BTreeMap<String, Value>;
@@ -109,17 +110,17 @@ pub trait CustomTransform: Send + Sync + Debug {
     }
 
     /// The output type for an input column type, or why the type is refused.
-    fn output_type(&self, input: &DataType) -> Result<DataType, String>;
+    fn output_type(&self, input: &DataType) -> Result<DataType, Problem>;
 
     /// Build the kernel for a column of type `input` (parameters already type-checked).
-    fn kernel(&self, params: &Params, input: &DataType) -> Result<Box<dyn CustomKernel>, String>;
+    fn kernel(&self, params: &Params, input: &DataType) -> Result<Box<dyn CustomKernel>, Problem>;
 }
 
 static REGISTRY: RwLock<Vec<&'static dyn CustomTransform>> = RwLock::new(Vec::new());
 
 /// Add a transform everywhere (policy, plan, SQL, provenance, report, OpenLineage, schema).
 /// Refuses a name that is taken or that is not a lowercase identifier.
-pub fn register<T: CustomTransform + 'static>(transform: T) -> Result<(), String> {
+pub fn register<T: CustomTransform + 'static>(transform: T) -> Result<(), Problem> {
     let name = transform.descriptor().name;
     let ok_name = !name.is_empty()
         && name
@@ -127,14 +128,16 @@ pub fn register<T: CustomTransform + 'static>(transform: T) -> Result<(), String
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && name.starts_with(|c: char| c.is_ascii_lowercase());
     if !ok_name {
-        return Err(format!(
+        return Err(Problem(format!(
             "transform name {name:?}: use lowercase letters, digits and `_`, starting with a letter"
-        ));
+        )));
     }
     let mut reg = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
     if TRANSFORMS.iter().any(|t| t.name == name) || reg.iter().any(|t| t.descriptor().name == name)
     {
-        return Err(format!("a transform named `{name}` is already registered"));
+        return Err(Problem(format!(
+            "a transform named `{name}` is already registered"
+        )));
     }
     // Registered transforms live as long as the process, like the built-in ones.
     reg.push(Box::leak(Box::new(transform)));
@@ -154,33 +157,36 @@ pub fn customs() -> Vec<&'static dyn CustomTransform> {
 
 /// Check `params` against the declared parameters: unknown, missing and mistyped ones are
 /// refused, naming the parameter (never its value).
-pub fn check_params(t: &dyn CustomTransform, params: &Params) -> Result<(), String> {
+pub fn check_params(t: &dyn CustomTransform, params: &Params) -> Result<(), Problem> {
     let name = t.descriptor().name;
     let declared = t.parameters();
     for k in params.keys() {
         if !declared.iter().any(|p| p.name == k) {
             let list: Vec<&str> = declared.iter().map(|p| p.name).collect();
-            return Err(format!(
+            return Err(Problem(format!(
                 "`{k}` is not a parameter of `{name}`{}",
                 if list.is_empty() {
                     " (it takes none)".to_string()
                 } else {
                     format!(" (it takes: {})", list.join(", "))
                 }
-            ));
+            )));
         }
     }
     for p in declared {
         match params.get(p.name) {
             None if p.required => {
-                return Err(format!("`{name}` needs `params: {{ {}: … }}`", p.name));
+                return Err(Problem(format!(
+                    "`{name}` needs `params: {{ {}: … }}`",
+                    p.name
+                )));
             }
             Some(v) if !p.kind.accepts(v) => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "`{}` of `{name}` must be a {}",
                     p.name,
                     p.kind.json_type()
-                ));
+                )));
             }
             _ => {}
         }

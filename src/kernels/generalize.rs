@@ -26,6 +26,7 @@ use chrono::NaiveDate;
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::{KernelError, KernelResult, is_string_type, map_strings};
+use crate::error::Problem;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -173,7 +174,7 @@ impl Generalizer {
                 Kind::Prefix(*keep_prefix)
             }
             GeneralizeSpec::Number(bins) => {
-                check_number_bins(bins).map_err(KernelError::Parameter)?;
+                check_number_bins(bins).map_err(|p| KernelError::Parameter(p.0))?;
                 if input.is_integer() {
                     Kind::Exact(exact_bins(bins, 0, input)?)
                 } else if let DataType::Decimal128(_, scale) = input {
@@ -376,7 +377,7 @@ pub const MIN_BIN_WIDTH: f64 = 1e-9;
 /// Numeric parameters must be finite (a NaN `top` matched nothing and released values
 /// unchanged) and widths must not make the bin index overflow. Shared by the policy loader
 /// (which adds the YAML position) and the kernel (for other callers, e.g. SQL).
-pub fn check_number_bins(b: &NumberBins) -> Result<(), String> {
+pub fn check_number_bins(b: &NumberBins) -> Result<(), Problem> {
     for (name, v) in [
         ("top", b.top),
         ("bottom", b.bottom),
@@ -385,16 +386,18 @@ pub fn check_number_bins(b: &NumberBins) -> Result<(), String> {
         if let Some(v) = v
             && !v.is_finite()
         {
-            return Err(format!("`{name}` is {v}; it must be a finite number"));
+            return Err(Problem(format!(
+                "`{name}` is {v}; it must be a finite number"
+            )));
         }
     }
     // NaN was refused above, so `<` here also covers zero and negative widths.
     if let Some(w) = b.bin_width
         && w < MIN_BIN_WIDTH
     {
-        return Err(format!(
+        return Err(Problem(format!(
             "`bin_width` is {w}; it must be a positive number of at least {MIN_BIN_WIDTH}"
-        ));
+        )));
     }
     if let Some(br) = &b.breaks
         && (br.is_empty()
@@ -408,7 +411,9 @@ pub fn check_number_bins(b: &NumberBins) -> Result<(), String> {
     if let (Some(t), Some(bt)) = (b.top, b.bottom)
         && bt >= t
     {
-        return Err(format!("`bottom` ({bt}) must be below `top` ({t})"));
+        return Err(Problem(format!(
+            "`bottom` ({bt}) must be below `top` ({t})"
+        )));
     }
     Ok(())
 }

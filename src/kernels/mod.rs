@@ -24,6 +24,8 @@ use arrow::compute::CastOptions;
 use arrow::datatypes::DataType;
 use arrow::util::display::FormatOptions;
 
+use crate::error::Problem;
+
 pub use encrypt::{Decryptor, Encryptor};
 pub use generalize::Generalizer;
 pub use mask::Masker;
@@ -210,12 +212,13 @@ pub(crate) mod test_util {
 }
 
 /// The canonical strings of `array` as a `Utf8` array.
-pub fn utf8(array: &ArrayRef) -> Result<ArrayRef, String> {
-    let s = canonical_strings(array).map_err(|e| e.to_string())?;
+pub fn utf8(array: &ArrayRef) -> Result<ArrayRef, Problem> {
+    let s = canonical_strings(array).map_err(|e| Problem(e.to_string()))?;
     if s.data_type() == &arrow::datatypes::DataType::Utf8 {
         Ok(s)
     } else {
-        arrow::compute::cast(&s, &arrow::datatypes::DataType::Utf8).map_err(|e| e.to_string())
+        arrow::compute::cast(&s, &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| Problem(e.to_string()))
     }
 }
 

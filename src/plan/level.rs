@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringBuilder};
 
 use super::Kernel;
+use crate::error::Problem;
 use crate::kernels::{KernelError, KernelResult, utf8};
 
 /// A quasi-identifier column at its chosen level: field-rule kernel, then a label lookup.
@@ -21,7 +22,7 @@ pub struct LevelLookup {
 impl LevelLookup {
     pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
         let base = self.base.apply(array)?;
-        let s = utf8(&base).map_err(KernelError::Parameter)?;
+        let s = utf8(&base).map_err(|p| KernelError::Parameter(p.0))?;
         let s = s.as_string::<i32>();
         let mut b = StringBuilder::with_capacity(s.len(), s.len() * 8);
         for i in 0..s.len() {
@@ -64,7 +65,7 @@ pub struct RowFilter {
 
 impl RowFilter {
     /// The rows to keep.
-    pub fn keep(&self, batch: &RecordBatch) -> std::result::Result<BooleanArray, String> {
+    pub fn keep(&self, batch: &RecordBatch) -> std::result::Result<BooleanArray, Problem> {
         let cols: Vec<ArrayRef> = self
             .columns
             .iter()

@@ -150,13 +150,13 @@ impl Kernel {
                     KernelError::UnsupportedType {
                         action: name,
                         data_type: input.clone(),
-                        hint,
+                        hint: hint.0,
                     }
                 })?;
                 let k = c
                     .transform
                     .kernel(&c.params, input)
-                    .map_err(KernelError::Parameter)?;
+                    .map_err(|p| KernelError::Parameter(p.0))?;
                 (Kernel::Custom(c.transform, k), out)
             }
         })

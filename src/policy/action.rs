@@ -6,6 +6,7 @@ use super::model::{
     Action, ActionKind, Constant, CustomAction, EncryptSpec, FieldRule, MaskSpec, ReplaceWith,
     ScrubSpec, TokenizeSpec,
 };
+use crate::error::Problem;
 use crate::kernels::generalize::{DateLevel, GeneralizeSpec, NumberBins};
 use crate::kernels::scrub::ScrubMode;
 use crate::recognizers::RecognizerSet;
@@ -16,7 +17,7 @@ pub(super) fn validate_action(
     name: &str,
     r: &FieldRule,
     set: Option<&Arc<RecognizerSet>>,
-) -> std::result::Result<Action, String> {
+) -> std::result::Result<Action, Problem> {
     check_parameters(r)?;
     Ok(match r.action {
         ActionKind::Scrub => scrub_action(r, set)?,
@@ -45,9 +46,9 @@ pub(super) fn validate_action(
 }
 
 /// A registered transform: its parameters checked against what it declares.
-fn custom_action(name: &str, r: &FieldRule) -> std::result::Result<Action, String> {
+fn custom_action(name: &str, r: &FieldRule) -> std::result::Result<Action, Problem> {
     let transform = crate::kernels::custom::custom(name)
-        .ok_or_else(|| format!("no transform named `{name}` is registered"))?;
+        .ok_or_else(|| Problem(format!("no transform named `{name}` is registered")))?;
     let params = r.params.clone().unwrap_or_default();
     crate::kernels::custom::check_params(transform, &params)?;
     Ok(Action::Custom(CustomAction { transform, params }))
@@ -118,11 +119,11 @@ fn allowed_parameters(r: &FieldRule) -> &'static [&'static str] {
 }
 
 /// Refuse the first parameter given that the action does not take.
-fn check_parameters(r: &FieldRule) -> std::result::Result<(), String> {
+fn check_parameters(r: &FieldRule) -> std::result::Result<(), Problem> {
     let allowed = allowed_parameters(r);
     for (p, given) in &present_parameters(r) {
         if *given && !allowed.contains(p) {
-            return Err(format!(
+            return Err(Problem(format!(
                 "`{p}` is not a parameter of `{}`{}",
                 r.action.keyword(),
                 if allowed.is_empty() {
@@ -130,7 +131,7 @@ fn check_parameters(r: &FieldRule) -> std::result::Result<(), String> {
                 } else {
                     format!(" (it takes: {})", allowed.join(", "))
                 }
-            ));
+            )));
         }
     }
     Ok(())
@@ -141,22 +142,22 @@ fn domain(name: &str, r: &FieldRule) -> String {
     r.domain.clone().unwrap_or_else(|| name.to_string())
 }
 
-fn required_key(r: &FieldRule) -> std::result::Result<String, String> {
+fn required_key(r: &FieldRule) -> std::result::Result<String, Problem> {
     r.key.clone().ok_or_else(|| {
-        format!(
+        Problem(format!(
             "`{}` needs `key`: the id of a key in the keyring",
             r.action.keyword()
-        )
+        ))
     })
 }
 
 /// Token `length` (default 32), bounded by the 64 hex characters of HMAC-SHA256.
-fn token_length(r: &FieldRule) -> std::result::Result<usize, String> {
+fn token_length(r: &FieldRule) -> std::result::Result<usize, Problem> {
     let length = r.length.unwrap_or(32);
     if !(1..=64).contains(&length) {
-        return Err(format!(
+        return Err(Problem(format!(
             "`length` is {length}; it must be 1 to 64 hex characters"
-        ));
+        )));
     }
     Ok(length)
 }
@@ -164,7 +165,7 @@ fn token_length(r: &FieldRule) -> std::result::Result<usize, String> {
 fn scrub_action(
     r: &FieldRule,
     set: Option<&Arc<RecognizerSet>>,
-) -> std::result::Result<Action, String> {
+) -> std::result::Result<Action, Problem> {
     let set = set.ok_or("`scrub` is not available here")?;
     if let Some(names) = &r.recognizers {
         if names.is_empty() {
@@ -199,7 +200,7 @@ fn scrub_action(
     }))
 }
 
-fn mask_action(r: &FieldRule) -> std::result::Result<Action, String> {
+fn mask_action(r: &FieldRule) -> std::result::Result<Action, Problem> {
     let mask_char = r.mask_char.unwrap_or('*');
     if mask_char.is_control() {
         return Err("`mask_char` must be a printable character".into());
@@ -213,7 +214,7 @@ fn mask_action(r: &FieldRule) -> std::result::Result<Action, String> {
 }
 
 /// `generalize` takes the parameters of exactly one kind: dates, numbers or string prefixes.
-fn generalize_action(r: &FieldRule) -> std::result::Result<Action, String> {
+fn generalize_action(r: &FieldRule) -> std::result::Result<Action, Problem> {
     let date = r.to.is_some();
     let number =
         r.bin_width.is_some() || r.breaks.is_some() || r.top.is_some() || r.bottom.is_some();
@@ -269,7 +270,7 @@ fn generalize_action(r: &FieldRule) -> std::result::Result<Action, String> {
 pub const MAX_MASK_KEEP: usize = 1000;
 
 /// `keep_first` and `keep_last` of `mask` (or `scrub` with masks), bounded.
-fn mask_keeps(r: &FieldRule) -> std::result::Result<(usize, usize), String> {
+fn mask_keeps(r: &FieldRule) -> std::result::Result<(usize, usize), Problem> {
     let mut out = [0usize; 2];
     for (o, (name, v)) in out
         .iter_mut()
@@ -277,9 +278,9 @@ fn mask_keeps(r: &FieldRule) -> std::result::Result<(usize, usize), String> {
     {
         let v = v.unwrap_or(0);
         if v > MAX_MASK_KEEP {
-            return Err(format!(
+            return Err(Problem(format!(
                 "`{name}` is {v}; it must be at most {MAX_MASK_KEEP} characters"
-            ));
+            )));
         }
         *o = v;
     }

@@ -1,51 +1,12 @@
-//! Lawful bases under the GDPR and PIPL, with their articles and W3C DPV terms.
-//!
-//! The tables follow `LAWFUL_BASIS.md`: PIPL has no legitimate-interest basis, GDPR has no
-//! "publicly disclosed" or "news reporting" basis of its own, and DPV has no PIPL extension, so
-//! the PIPL items get project IRIs under `urn:cloakline:v1:`.
-
-use std::fmt;
+//! The lawful-basis vocabulary every policy shares: the basis keywords, how a basis is
+//! recorded, special categories and personal-data categories. Which law allows which basis,
+//! under which article, is in `policy/jurisdiction/` (one module per law).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A legal regime the dataset is handled under.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
-)]
-#[non_exhaustive]
-pub enum Jurisdiction {
-    /// European Union: GDPR.
-    EU,
-    /// People's Republic of China: PIPL.
-    CN,
-}
-
-impl Jurisdiction {
-    /// The law's short name.
-    pub fn law(self) -> &'static str {
-        match self {
-            Jurisdiction::EU => "GDPR",
-            Jurisdiction::CN => "PIPL",
-        }
-    }
-    /// DPV location term.
-    pub fn dpv_location(self) -> &'static str {
-        match self {
-            Jurisdiction::EU => "loc:EU",
-            Jurisdiction::CN => "loc:CN",
-        }
-    }
-}
-
-impl fmt::Display for Jurisdiction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Jurisdiction::EU => "EU",
-            Jurisdiction::CN => "CN",
-        })
-    }
-}
+pub use super::jurisdiction::Jurisdiction;
+pub use super::jurisdiction::eu::Art9Condition;
 
 /// A lawful basis for handling a field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
@@ -119,112 +80,12 @@ impl Basis {
 
     /// The article and vocabulary terms of this basis in `j`, or `None` where `j` has no such basis.
     pub fn reference(self, j: Jurisdiction) -> Option<BasisRef> {
-        use Basis::*;
-        use Jurisdiction::*;
-        let r = |article, dpv, legal_term| {
-            Some(BasisRef {
-                article,
-                dpv,
-                legal_term,
-            })
-        };
-        match (j, self) {
-            (EU, Consent) => r("GDPR Art. 6(1)(a)", "dpv:Consent", "eu-gdpr:A6-1-a"),
-            (EU, Contract) => r("GDPR Art. 6(1)(b)", "dpv:Contract", "eu-gdpr:A6-1-b"),
-            (EU, LegalObligation) => {
-                r("GDPR Art. 6(1)(c)", "dpv:LegalObligation", "eu-gdpr:A6-1-c")
-            }
-            (EU, VitalInterests) => r("GDPR Art. 6(1)(d)", "dpv:VitalInterest", "eu-gdpr:A6-1-d"),
-            (EU, PublicTask) => r("GDPR Art. 6(1)(e)", "dpv:PublicInterest", "eu-gdpr:A6-1-e"),
-            (EU, LegitimateInterests) => r(
-                "GDPR Art. 6(1)(f)",
-                "dpv:LegitimateInterest",
-                "eu-gdpr:A6-1-f",
-            ),
-            (CN, Consent) => r("PIPL Art. 13(1)(1)", "dpv:Consent", "cl:PIPL-A13-1-1"),
-            (CN, Contract) => r("PIPL Art. 13(1)(2)", "dpv:Contract", "cl:PIPL-A13-1-2"),
-            (CN, LegalObligation) => r(
-                "PIPL Art. 13(1)(3)",
-                "dpv:LegalObligation",
-                "cl:PIPL-A13-1-3",
-            ),
-            (CN, VitalInterests) => r("PIPL Art. 13(1)(4)", "dpv:VitalInterest", "cl:PIPL-A13-1-4"),
-            (CN, NewsReporting) => r(
-                "PIPL Art. 13(1)(5)",
-                "dpv:PublicInterest",
-                "cl:PIPL-A13-1-5",
-            ),
-            (CN, PubliclyDisclosed) => r("PIPL Art. 13(1)(6)", "dpv:LegalBasis", "cl:PIPL-A13-1-6"),
-            (CN, OtherLaw) => r("PIPL Art. 13(1)(7)", "dpv:LegalBasis", "cl:PIPL-A13-1-7"),
-            _ => None,
-        }
+        j.regime().basis(self).cloned()
     }
 
     /// Why `self` is not available in `j`, naming the article.
     pub fn unavailable_reason(self, j: Jurisdiction) -> String {
-        match (j, self) {
-            (Jurisdiction::CN, Basis::LegitimateInterests) => {
-                "PIPL Art. 13 has no legitimate-interest basis; \
-                 use consent (13(1)(1)), contract (13(1)(2)) or another Art. 13 basis"
-                    .into()
-            }
-            (Jurisdiction::CN, Basis::PublicTask) => {
-                "PIPL Art. 13 has no public-task basis; statutory duties are \
-                 `legal_obligation` (13(1)(3))"
-                    .into()
-            }
-            (Jurisdiction::EU, b) => format!(
-                "GDPR Art. 6(1) has no `{}` basis (it is a PIPL Art. 13 item); use one of consent, contract, \
-                 legal_obligation, vital_interests, public_task, legitimate_interests",
-                b.keyword()
-            ),
-            (Jurisdiction::CN, b) => format!("PIPL Art. 13 has no `{}` basis", b.keyword()),
-        }
-    }
-}
-
-/// GDPR Art. 9(2) conditions for special categories of personal data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Art9Condition {
-    /// (a) explicit consent.
-    ExplicitConsent,
-    /// (b) employment, social security and social protection law.
-    Employment,
-    /// (c) vital interests where consent cannot be given.
-    VitalInterests,
-    /// (d) not-for-profit bodies.
-    NotForProfit,
-    /// (e) made manifestly public by the data subject.
-    MadePublic,
-    /// (f) legal claims or courts.
-    LegalClaims,
-    /// (g) substantial public interest.
-    SubstantialPublicInterest,
-    /// (h) health or social care.
-    HealthCare,
-    /// (i) public health.
-    PublicHealth,
-    /// (j) archiving, research or statistics.
-    Research,
-}
-
-impl Art9Condition {
-    /// Article and GDPR-extension term.
-    pub fn reference(self) -> (&'static str, &'static str) {
-        use Art9Condition::*;
-        match self {
-            ExplicitConsent => ("GDPR Art. 9(2)(a)", "eu-gdpr:A9-2-a"),
-            Employment => ("GDPR Art. 9(2)(b)", "eu-gdpr:A9-2-b"),
-            VitalInterests => ("GDPR Art. 9(2)(c)", "eu-gdpr:A9-2-c"),
-            NotForProfit => ("GDPR Art. 9(2)(d)", "eu-gdpr:A9-2-d"),
-            MadePublic => ("GDPR Art. 9(2)(e)", "eu-gdpr:A9-2-e"),
-            LegalClaims => ("GDPR Art. 9(2)(f)", "eu-gdpr:A9-2-f"),
-            SubstantialPublicInterest => ("GDPR Art. 9(2)(g)", "eu-gdpr:A9-2-g"),
-            HealthCare => ("GDPR Art. 9(2)(h)", "eu-gdpr:A9-2-h"),
-            PublicHealth => ("GDPR Art. 9(2)(i)", "eu-gdpr:A9-2-i"),
-            Research => ("GDPR Art. 9(2)(j)", "eu-gdpr:A9-2-j"),
-        }
+        (j.regime().missing_basis)(self)
     }
 }
 

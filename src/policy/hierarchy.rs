@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::error::Problem;
+
 /// The label of the top level, where every value is generalized into one group.
 pub const TOP: &str = "*";
 
@@ -24,16 +26,17 @@ pub const MAX_HIERARCHY_BYTES: u64 = 64 << 20;
 impl ArxHierarchy {
     /// Read and check a hierarchy file. It must be a regular file (not a device, FIFO or
     /// directory) of at most [`MAX_HIERARCHY_BYTES`].
-    pub fn load(path: &Path, delimiter: u8) -> Result<Self, String> {
+    pub fn load(path: &Path, delimiter: u8) -> Result<Self, Problem> {
         let shown = path.display().to_string();
         let text = read_regular_file(path, MAX_HIERARCHY_BYTES)
-            .map_err(|m| format!("hierarchy file {shown}: {m}"))?;
+            .map_err(|m| m.context(format_args!("hierarchy file {shown}")))?;
         Self::parse(&text, &shown, delimiter)
     }
 
     /// Parse hierarchy text; `path` names it in errors.
-    pub fn parse(text: &str, path: &str, delimiter: u8) -> Result<Self, String> {
-        let err = |line: usize, m: String| format!("hierarchy file {path}, line {line}: {m}");
+    pub fn parse(text: &str, path: &str, delimiter: u8) -> Result<Self, Problem> {
+        let err =
+            |line: usize, m: String| Problem(format!("hierarchy file {path}, line {line}: {m}"));
         let delimiter = delimiter as char;
         let mut rows: HashMap<String, Vec<String>> = HashMap::new();
         let mut height = 0;
@@ -103,7 +106,7 @@ impl ArxHierarchy {
             }
         }
         if rows.is_empty() {
-            return Err(format!("hierarchy file {path} is empty"));
+            return Err(Problem(format!("hierarchy file {path} is empty")));
         }
         Ok(ArxHierarchy {
             path: path.to_string(),
@@ -120,33 +123,42 @@ impl ArxHierarchy {
 
 /// Read a regular file of at most `max` bytes as UTF-8 text. Checked before opening (opening
 /// a FIFO would block) and again on the open file; the read itself is bounded too.
-fn read_regular_file(path: &Path, max: u64) -> Result<String, String> {
+fn read_regular_file(path: &Path, max: u64) -> Result<String, Problem> {
     use std::io::Read;
     let not_regular = "it is not a regular file (a device, FIFO or directory); give a CSV file";
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| Problem(format!("cannot read it: {e}")))?;
     if !meta.is_file() {
         return Err(not_regular.into());
     }
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let file = std::fs::File::open(path).map_err(|e| Problem(format!("cannot read it: {e}")))?;
     let meta = file
         .metadata()
-        .map_err(|e| format!("cannot read it: {e}"))?;
+        .map_err(|e| Problem(format!("cannot read it: {e}")))?;
     if !meta.is_file() {
         return Err(not_regular.into());
     }
-    let too_big = || format!("it is larger than {} MiB; is it the right file?", max >> 20);
+    let too_big = || {
+        Problem(format!(
+            "it is larger than {} MiB; is it the right file?",
+            max >> 20
+        ))
+    };
     if meta.len() > max {
         return Err(too_big());
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read it: {e}"))?;
+        .map_err(|e| Problem(format!("cannot read it: {e}")))?;
     if bytes.len() as u64 > max {
         return Err(too_big());
     }
-    String::from_utf8(bytes)
-        .map_err(|e| format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map_err(|e| {
+        Problem(format!(
+            "not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 fn unquote(s: &str) -> String {
@@ -184,7 +196,7 @@ impl QiHierarchy {
         name: &str,
         base: &[Option<String>],
         higher: Vec<Vec<Option<String>>>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Problem> {
         let mut labels: Vec<Vec<Option<Arc<str>>>> = Vec::with_capacity(higher.len() + 1);
         let mut map = Vec::with_capacity(higher.len() + 1);
         labels.push(base.iter().map(|v| v.as_deref().map(Arc::from)).collect());
@@ -211,7 +223,7 @@ impl QiHierarchy {
                             l.as_deref()
                                 .map_or("null".to_string(), |s| format!("`{s}`"))
                         };
-                        return Err(format!(
+                        return Err(Problem(format!(
                             "quasi-identifier `{name}`: levels do not nest: {} at level {j} \
                              generalizes to both {} and {} at level {}; choose levels where each \
                              group lies inside one group of the next level",
@@ -219,7 +231,7 @@ impl QiHierarchy {
                             shown(&lab[seen as usize]),
                             shown(&lab[c as usize]),
                             j + 1
-                        ));
+                        )));
                     }
                 } else {
                     up.insert(prev[i], c);
@@ -236,7 +248,11 @@ impl QiHierarchy {
     }
 
     /// Levels from an ARX file; every non-null level-0 value must be in the file.
-    pub fn from_arx(name: &str, base: &[Option<String>], h: &ArxHierarchy) -> Result<Self, String> {
+    pub fn from_arx(
+        name: &str,
+        base: &[Option<String>],
+        h: &ArxHierarchy,
+    ) -> Result<Self, Problem> {
         let levels = h.height - 1;
         let mut higher = vec![Vec::with_capacity(base.len()); levels];
         let mut missing = Vec::new();
@@ -266,14 +282,14 @@ impl QiHierarchy {
             // The values themselves come from the data: count them, never show them.
             missing.sort();
             missing.dedup();
-            return Err(format!(
+            return Err(Problem(format!(
                 "hierarchy file {} does not cover {} distinct value{} of quasi-identifier \
                  `{name}` found in the data; add a row for every value the column holds (the \
                  values are not shown: errors never quote data)",
                 h.path,
                 missing.len(),
                 if missing.len() > 1 { "s" } else { "" },
-            ));
+            )));
         }
         Self::build(name, base, higher)
     }
@@ -292,16 +308,24 @@ mod tests {
         let h = ArxHierarchy::parse("1;0-4;*\n2;0-4;*\r\n\n7;5-9;*\n", "age.csv", b';').unwrap();
         assert_eq!(h.height, 3);
         assert_eq!(h.labels("7").unwrap(), ["5-9", "*"]);
-        let e = ArxHierarchy::parse("1;a;*\n2;b\n", "x.csv", b';').unwrap_err();
+        let e = ArxHierarchy::parse("1;a;*\n2;b\n", "x.csv", b';')
+            .unwrap_err()
+            .0;
         assert!(
             e.contains("x.csv, line 2") && e.contains("2 columns"),
             "{e}"
         );
-        let e = ArxHierarchy::parse("1;a;*\n2;a;+\n", "x.csv", b';').unwrap_err();
+        let e = ArxHierarchy::parse("1;a;*\n2;a;+\n", "x.csv", b';')
+            .unwrap_err()
+            .0;
         assert!(e.contains("one root"), "{e}");
-        let e = ArxHierarchy::parse("1;a;p;*\n2;a;q;*\n", "x.csv", b';').unwrap_err();
+        let e = ArxHierarchy::parse("1;a;p;*\n2;a;q;*\n", "x.csv", b';')
+            .unwrap_err()
+            .0;
         assert!(e.contains("nest") && e.contains("line 1"), "{e}");
-        let e = ArxHierarchy::parse("1;a;*\n1;a;*\n", "x.csv", b';').unwrap_err();
+        let e = ArxHierarchy::parse("1;a;*\n1;a;*\n", "x.csv", b';')
+            .unwrap_err()
+            .0;
         assert!(e.contains("`1` is listed twice"), "{e}");
         assert!(ArxHierarchy::parse("1,a,*", "x.csv", b';').is_err());
     }
@@ -315,7 +339,9 @@ mod tests {
         assert_eq!(q.map[1], [0, 1, 2, 1]);
         assert_eq!(q.labels[1][2], None);
         assert_eq!(q.map[2], [0, 0, 0, 0]);
-        let e = QiHierarchy::from_arx("q", &s(&[Some("d"), Some("é")]), &h).unwrap_err();
+        let e = QiHierarchy::from_arx("q", &s(&[Some("d"), Some("é")]), &h)
+            .unwrap_err()
+            .0;
         // The uncovered values come from the data: counted, never shown.
         assert!(
             e.contains("2 distinct values") && e.contains("h.csv"),
@@ -330,7 +356,8 @@ mod tests {
                 s(&[Some("A"), Some("B")]),
             ],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .0;
         assert!(
             e.contains("`30-39` at level 1") && e.contains("nest"),
             "{e}"

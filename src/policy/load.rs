@@ -9,9 +9,10 @@ use sha2::{Digest, Sha256};
 
 use super::action::validate_action;
 use super::basis::{self, Basis, Jurisdiction};
+use super::jurisdiction::{REGIMES, eu};
 use super::model::{Action, BasisSpec, Field, FieldRule, Policy, PolicyFile};
 use super::{parse_type_name, privacy, rules};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::recognizers::RecognizerSet;
 
 impl Policy {
@@ -42,10 +43,10 @@ impl Policy {
     }
 }
 
-fn policy_error(source: &str, message: String) -> Error {
+fn policy_error(source: &str, message: impl std::fmt::Display) -> Error {
     Error::Policy {
         path: source.to_string(),
-        message,
+        message: message.to_string(),
     }
 }
 
@@ -68,7 +69,7 @@ fn yaml_error_message(e: &serde_saphyr::Error, source: &str) -> String {
 }
 
 fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
-    let perr = |message: String| policy_error(source, message);
+    let perr = |message: Problem| policy_error(source, message);
     let jurisdictions = check_header(&file).map_err(perr)?;
     let set = recognizer_set(&file).map_err(perr)?;
     let fields = validate_fields(&file, &jurisdictions, &set).map_err(perr)?;
@@ -80,11 +81,14 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
     let warnings = rules::check(&jurisdictions, &file.recipients, &transfers, &output_fields)
         .map_err(|(i, m)| {
             let loc = file.transfers[i].referenced;
-            perr(format!(
-                "transfers (line {} column {}): {m}",
-                loc.line(),
-                loc.column()
-            ))
+            policy_error(
+                source,
+                format!(
+                    "transfers (line {} column {}): {m}",
+                    loc.line(),
+                    loc.column()
+                ),
+            )
         })?;
     let privacy = match &file.privacy {
         None => None,
@@ -113,33 +117,34 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
 }
 
 /// The policy-wide entries: jurisdictions (sorted, without repeats), name, and no TODO left.
-fn check_header(file: &PolicyFile) -> std::result::Result<Vec<Jurisdiction>, String> {
+fn check_header(file: &PolicyFile) -> std::result::Result<Vec<Jurisdiction>, Problem> {
     let jur_loc = file.jurisdictions.referenced;
     let mut jurisdictions = file.jurisdictions.value.clone();
     jurisdictions.sort();
     jurisdictions.dedup();
     if jurisdictions.is_empty() {
-        return Err(format!(
+        return Err(Problem(format!(
             "line {} column {}: `jurisdictions` is empty; name EU (GDPR), CN (PIPL) or both",
             jur_loc.line(),
             jur_loc.column()
-        ));
+        )));
     }
     if file.policy.trim().is_empty() {
-        return Err("`policy` (the policy's name) is empty".into());
+        return Err(Problem::new("`policy` (the policy's name) is empty"));
     }
     for (key, v) in [("controller", &file.controller), ("purpose", &file.purpose)] {
         if v.trim() == "TODO" {
-            return Err(format!(
+            // The DRAFT rule.
+            return Err(Problem(format!(
                 "`{key}` is TODO: a person must fill it in before the policy is used"
-            ));
+            )));
         }
     }
     Ok(jurisdictions)
 }
 
 /// The built-in recognizers plus the policy's own.
-fn recognizer_set(file: &PolicyFile) -> std::result::Result<Arc<RecognizerSet>, String> {
+fn recognizer_set(file: &PolicyFile) -> std::result::Result<Arc<RecognizerSet>, Problem> {
     let mut set =
         RecognizerSet::builtin().map_err(|e| format!("internal: built-in recognizers: {e}"))?;
     for r in &file.recognizers {
@@ -147,12 +152,12 @@ fn recognizer_set(file: &PolicyFile) -> std::result::Result<Arc<RecognizerSet>, 
         let c = &r.value;
         set.add_custom(&c.name, &c.pattern, c.validator.as_deref(), &c.category)
             .map_err(|m| {
-                format!(
+                Problem(format!(
                     "recognizer `{}` (line {} column {}): {m}",
                     c.name,
                     loc.line(),
                     loc.column()
-                )
+                ))
             })?;
     }
     Ok(Arc::new(set))
@@ -163,18 +168,18 @@ fn validate_fields(
     file: &PolicyFile,
     jurisdictions: &[Jurisdiction],
     set: &Arc<RecognizerSet>,
-) -> std::result::Result<BTreeMap<String, Field>, String> {
+) -> std::result::Result<BTreeMap<String, Field>, Problem> {
     let mut fields = BTreeMap::new();
     let mut outputs: BTreeMap<String, String> = BTreeMap::new();
     for (name, spanned) in &file.fields {
         let loc = spanned.referenced;
         if name.trim().is_empty() {
-            return Err(format!(
+            return Err(Problem(format!(
                 "line {} column {}: a field has an empty name; write the input column's name \
                  before the colon",
                 loc.line(),
                 loc.column()
-            ));
+            )));
         }
         let field = validate_field(
             name,
@@ -185,19 +190,19 @@ fn validate_fields(
             loc.column(),
         )
         .map_err(|m| {
-            format!(
+            Problem(format!(
                 "field `{name}` (line {} column {}): {m}",
                 loc.line(),
                 loc.column()
-            )
+            ))
         })?;
         if field.action != Action::Drop
             && let Some(other) = outputs.insert(field.output_name.clone(), name.clone())
         {
-            return Err(format!(
+            return Err(Problem(format!(
                 "fields `{other}` and `{name}` both write output column `{}`; rename one",
                 field.output_name
-            ));
+            )));
         }
         fields.insert(name.clone(), field);
     }
@@ -212,7 +217,7 @@ fn validate_field(
     set: &Arc<RecognizerSet>,
     line: u64,
     column: u64,
-) -> std::result::Result<Field, String> {
+) -> std::result::Result<Field, Problem> {
     let action = validate_action(name, r, Some(set))?;
     let reaches_output = action != Action::Drop;
     let bases = if reaches_output {
@@ -221,15 +226,14 @@ fn validate_field(
         BTreeMap::new()
     };
     let pipl_sensitive = r.sensitive || r.special_category.is_some();
-    check_sensitive(r, jurisdictions, &bases, reaches_output)?;
+    check_sensitive(r, &bases, reaches_output)?;
     let category_term = category_term(r)?;
     let output_name = r.rename.clone().unwrap_or_else(|| name.to_string());
     if output_name.trim().is_empty() {
-        return Err(
+        return Err(Problem::new(
             "`rename` is empty; give the output column a name, or leave `rename` out to keep \
-             the input name"
-                .into(),
-        );
+             the input name",
+        ));
     }
     if let Some(t) = &r.input_type {
         parse_type_name(t)?;
@@ -257,9 +261,9 @@ fn validate_field(
 fn lawful_bases(
     r: &FieldRule,
     jurisdictions: &[Jurisdiction],
-) -> std::result::Result<BTreeMap<Jurisdiction, Basis>, String> {
+) -> std::result::Result<BTreeMap<Jurisdiction, Basis>, Problem> {
     let spec = r.basis.as_ref().ok_or_else(|| {
-        format!(
+        Problem(format!(
             "`basis` is missing: every field that reaches the output needs a lawful basis in {} \
              (or use `action: drop`)",
             jurisdictions
@@ -267,7 +271,7 @@ fn lawful_bases(
                 .map(|j| j.law())
                 .collect::<Vec<_>>()
                 .join(" and ")
-        )
+        ))
     })?;
     let mut bases = BTreeMap::new();
     for &j in jurisdictions {
@@ -276,9 +280,9 @@ fn lawful_bases(
     if let BasisSpec::PerJurisdiction(m) = spec {
         for k in m.keys() {
             if !jurisdictions.iter().any(|j| j.to_string() == *k) {
-                return Err(format!(
+                return Err(Problem(format!(
                     "`basis` names jurisdiction `{k}`, which the policy's `jurisdictions` does not list"
-                ));
+                )));
             }
         }
     }
@@ -286,86 +290,66 @@ fn lawful_bases(
 }
 
 /// The basis `spec` gives for `j`, which must exist and be available under its law.
-fn basis_in(spec: &BasisSpec, j: Jurisdiction) -> std::result::Result<Basis, String> {
+/// The GDPR-6 and PIPL-13 rules (the basis table of `j`'s module), and DRAFT for a TODO basis.
+fn basis_in(spec: &BasisSpec, j: Jurisdiction) -> std::result::Result<Basis, Problem> {
     let word = match spec {
         BasisSpec::All(w) => w.clone(),
         BasisSpec::PerJurisdiction(m) => m.get(&j.to_string()).cloned().ok_or_else(|| {
-            format!(
+            Problem(format!(
                 "`basis` names no basis for {j} ({}); add `{j}: <basis>`",
                 j.law()
-            )
+            ))
         })?,
     };
     if word.trim() == "TODO" {
-        return Err(format!(
+        return Err(Problem(format!(
             "`basis` is TODO for {j} ({}): a person must choose the lawful basis; \
              nothing is shared on a guessed one",
             j.law()
-        ));
+        )));
     }
     let basis = Basis::parse(&word).ok_or_else(|| {
-        format!(
+        Problem(format!(
             "unknown basis `{word}`; use one of {}",
             basis::ALL_BASES
                 .iter()
                 .map(|b| b.keyword())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )
+        ))
     })?;
     if basis.reference(j).is_none() {
-        return Err(basis.unavailable_reason(j));
+        return Err(Problem(basis.unavailable_reason(j)));
     }
     Ok(basis)
 }
 
-/// Sensitive and special-category data: PIPL separate consent, GDPR Art. 9 condition.
+/// The field rules of each law the policy names (registry order), for a field that reaches
+/// the output; then an Art. 9(2) condition without its category, in every policy.
 fn check_sensitive(
     r: &FieldRule,
-    jurisdictions: &[Jurisdiction],
     bases: &BTreeMap<Jurisdiction, Basis>,
     reaches_output: bool,
-) -> std::result::Result<(), String> {
-    let pipl_sensitive = r.sensitive || r.special_category.is_some();
-    if reaches_output
-        && jurisdictions.contains(&Jurisdiction::CN)
-        && pipl_sensitive
-        && bases.get(&Jurisdiction::CN) == Some(&Basis::Consent)
-        && !r.separate_consent
-    {
-        return Err("sensitive personal information relying on consent needs separate consent \
-                 (PIPL Art. 29); set `separate_consent: true` once it is obtained, and `consent_ref`"
-                .into());
+) -> std::result::Result<(), Problem> {
+    if reaches_output {
+        for regime in REGIMES {
+            if let Some(&b) = bases.get(&regime.jurisdiction) {
+                (regime.check_field)(r, b)?;
+            }
+        }
     }
-    if reaches_output
-        && jurisdictions.contains(&Jurisdiction::EU)
-        && r.special_category.is_some()
-        && r.art9_condition.is_none()
-    {
-        return Err(
-            "special-category data needs a GDPR Art. 9(2) condition besides the Art. 6 basis; \
-             set `art9_condition` (e.g. explicit_consent, research)"
-                .into(),
-        );
-    }
-    if r.art9_condition.is_some() && r.special_category.is_none() {
-        return Err(
-            "`art9_condition` is set but `special_category` is not; name the Art. 9(1) category"
-                .into(),
-        );
-    }
-    Ok(())
+    eu::check_condition_has_category(r)
 }
 
 /// The DPV term of the rule's `category`, if it has one.
-fn category_term(r: &FieldRule) -> std::result::Result<Option<String>, String> {
+fn category_term(r: &FieldRule) -> std::result::Result<Option<String>, Problem> {
     match &r.category {
         None => Ok(None),
         Some(c) => Ok(Some(basis::category_term(c).ok_or_else(|| {
-            format!(
+            Problem(format!(
                 "unknown category `{c}`; use one of {}",
                 basis::CATEGORY_KEYWORDS
-            )
+            ))
         })?)),
     }
 }

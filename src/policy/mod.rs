@@ -22,12 +22,15 @@
 mod action;
 pub mod basis;
 pub mod hierarchy;
+pub mod jurisdiction;
 mod load;
 mod model;
 pub mod privacy;
 pub mod rules;
 
 use arrow::datatypes::{DataType, TimeUnit};
+
+use crate::error::Problem;
 
 pub use action::MAX_MASK_KEEP;
 pub use basis::{Art9Condition, Basis, BasisRef, Jurisdiction, SpecialCategory};
@@ -44,7 +47,7 @@ pub use crate::kernels::generalize::{DateLevel, GeneralizeSpec, LabelStyle, Numb
 pub use crate::kernels::scrub::ScrubMode;
 
 /// Parse a policy `type:` name for text inputs.
-pub fn parse_type_name(name: &str) -> std::result::Result<DataType, String> {
+pub fn parse_type_name(name: &str) -> std::result::Result<DataType, Problem> {
     let t = name.trim().to_ascii_lowercase();
     Ok(match t.as_str() {
         "string" | "utf8" | "text" => DataType::Utf8,
@@ -67,9 +70,9 @@ pub fn parse_type_name(name: &str) -> std::result::Result<DataType, String> {
                     return Ok(DataType::Decimal128(p, s));
                 }
             }
-            return Err(format!(
+            return Err(Problem(format!(
                 "unknown type `{name}`; use string, int32, int64, float64, bool, date, timestamp, timestamptz or decimal(P,S)"
-            ));
+            )));
         }
     })
 }

@@ -11,6 +11,7 @@ use serde_saphyr::Spanned;
 
 use super::action::validate_action;
 use super::{Action, ActionKind, DateLevel, Field, FieldRule, GeneralizeSpec};
+use crate::error::Problem;
 use crate::policy::hierarchy::ArxHierarchy;
 
 /// Dataset-level privacy requirements.
@@ -274,7 +275,7 @@ pub(super) fn validate_privacy(
     block_loc: &serde_saphyr::Location,
     fields: &BTreeMap<String, Field>,
     source: &str,
-) -> std::result::Result<PrivacySpec, String> {
+) -> std::result::Result<PrivacySpec, Problem> {
     if block.quasi_identifiers.is_empty() {
         return Err(at(
             block_loc,
@@ -301,10 +302,10 @@ pub(super) fn validate_privacy(
         Some(s) if s.value < 2 => {
             return Err(at(
                 &s.referenced,
-                format!(
+                Problem(format!(
                     "k is {}; it must be at least 2 (k = 1 holds for any data)",
                     s.value
-                ),
+                )),
             ));
         }
         Some(s) => Some(s.value),
@@ -343,8 +344,12 @@ pub(super) fn validate_privacy(
 }
 
 /// Prefix a message with the position of the block entry it is about.
-fn at(loc: &serde_saphyr::Location, m: String) -> String {
-    format!("privacy (line {} column {}): {m}", loc.line(), loc.column())
+fn at(loc: &serde_saphyr::Location, m: Problem) -> Problem {
+    m.context(format_args!(
+        "privacy (line {} column {})",
+        loc.line(),
+        loc.column()
+    ))
 }
 
 /// A quasi-identifier's field rule must keep or generalize it; then its hierarchy.
@@ -353,32 +358,32 @@ fn quasi_identifier(
     q: &QiSpec,
     fields: &BTreeMap<String, Field>,
     base_dir: &Path,
-) -> std::result::Result<HierarchySource, String> {
+) -> std::result::Result<HierarchySource, Problem> {
     let field = fields.get(name).ok_or_else(|| {
-        format!(
+        Problem(format!(
             "quasi-identifier `{name}` has no rule in `fields`; add one (`keep` or `generalize`)"
-        )
+        ))
     })?;
     match field.action.kind() {
         ActionKind::Keep | ActionKind::Generalize => {}
         ActionKind::Drop => {
-            return Err(format!(
+            return Err(Problem(format!(
                 "quasi-identifier `{name}` is dropped by its field rule, so it cannot link \
                  records; remove it from `quasi_identifiers`"
-            ));
+            )));
         }
         other => {
-            return Err(format!(
+            return Err(Problem(format!(
                 "quasi-identifier `{name}` has action `{}`; use `keep` or `generalize` \
                  (the privacy block decides how far to generalize it)",
                 other.keyword()
-            ));
+            )));
         }
     }
     match (&q.hierarchy, q.levels.is_empty()) {
-        (Some(_), false) => Err(format!(
+        (Some(_), false) => Err(Problem(format!(
             "quasi-identifier `{name}`: use either `hierarchy` or `levels`, not both"
-        )),
+        ))),
         (Some(file), true) => file_hierarchy(name, q, file, field, base_dir),
         (None, _) => level_hierarchy(name, q),
     }
@@ -391,24 +396,26 @@ fn file_hierarchy(
     file: &str,
     field: &Field,
     base_dir: &Path,
-) -> std::result::Result<HierarchySource, String> {
+) -> std::result::Result<HierarchySource, Problem> {
     if field.action != Action::Keep {
-        return Err(format!(
+        return Err(Problem(format!(
             "quasi-identifier `{name}` has an ARX hierarchy file, which maps the \
              original values; its field rule must be `keep`"
-        ));
+        )));
     }
     let path = confine(&resolve(base_dir, file), base_dir)?;
     let delim = q.delimiter.unwrap_or(';');
     if !delim.is_ascii() {
-        return Err(format!("`delimiter` {delim:?} must be one ASCII character"));
+        return Err(Problem(format!(
+            "`delimiter` {delim:?} must be one ASCII character"
+        )));
     }
     let h = ArxHierarchy::load(&path, delim as u8)?;
     Ok(HierarchySource::File(Arc::new(h)))
 }
 
 /// Generalization levels, each checked as a `generalize` rule of its own.
-fn level_hierarchy(name: &str, q: &QiSpec) -> std::result::Result<HierarchySource, String> {
+fn level_hierarchy(name: &str, q: &QiSpec) -> std::result::Result<HierarchySource, Problem> {
     if q.delimiter.is_some() {
         return Err("`delimiter` applies to `hierarchy` files only".into());
     }
@@ -428,7 +435,7 @@ fn level_hierarchy(name: &str, q: &QiSpec) -> std::result::Result<HierarchySourc
             Ok(Action::Generalize(g)) => specs.push(g),
             Ok(_) => {}
             Err(m) => {
-                return Err(format!("quasi-identifier `{name}`, level {}: {m}", i + 1));
+                return Err(m.context(format_args!("quasi-identifier `{name}`, level {}", i + 1)));
             }
         }
     }
@@ -440,25 +447,27 @@ fn check_sensitive(
     block: &PrivacyBlock,
     fields: &BTreeMap<String, Field>,
     attr: &str,
-) -> std::result::Result<(), String> {
-    let f = fields
-        .get(attr)
-        .ok_or_else(|| format!("sensitive attribute `{attr}` has no rule in `fields`"))?;
+) -> std::result::Result<(), Problem> {
+    let f = fields.get(attr).ok_or_else(|| {
+        Problem(format!(
+            "sensitive attribute `{attr}` has no rule in `fields`"
+        ))
+    })?;
     if f.action == Action::Drop {
-        return Err(format!(
+        return Err(Problem(format!(
             "sensitive attribute `{attr}` is dropped by its field rule; nothing can be \
              disclosed, so remove the model"
-        ));
+        )));
     }
     if block.quasi_identifiers.contains_key(attr) {
-        return Err(format!(
+        return Err(Problem(format!(
             "`{attr}` is both a quasi-identifier and a sensitive attribute; choose one"
-        ));
+        )));
     }
     Ok(())
 }
 
-fn l_diversity_rule(r: &LDiversityRule) -> std::result::Result<LDiversity, String> {
+fn l_diversity_rule(r: &LDiversityRule) -> std::result::Result<LDiversity, Problem> {
     let min = if r.variant == LVariant::Entropy {
         1.0
     } else {
@@ -469,7 +478,7 @@ fn l_diversity_rule(r: &LDiversityRule) -> std::result::Result<LDiversity, Strin
         || (r.variant == LVariant::Entropy && r.l <= 1.0)
         || (r.variant != LVariant::Entropy && r.l.fract() != 0.0);
     if bad_l {
-        return Err(format!(
+        return Err(Problem(format!(
             "l-diversity on `{}`: l is {}; it must be {}",
             r.attribute,
             r.l,
@@ -478,17 +487,17 @@ fn l_diversity_rule(r: &LDiversityRule) -> std::result::Result<LDiversity, Strin
             } else {
                 "a whole number of at least 2"
             }
-        ));
+        )));
     }
     match (r.variant, r.c) {
         (LVariant::Recursive, None) => {
-            return Err(format!(
+            return Err(Problem(format!(
                 "recursive (c,l)-diversity on `{}` needs `c`",
                 r.attribute
-            ));
+            )));
         }
         (LVariant::Recursive, Some(c)) if !(c.is_finite() && c > 0.0) => {
-            return Err(format!("`c` is {c}; it must be a positive number"));
+            return Err(Problem(format!("`c` is {c}; it must be a positive number")));
         }
         (LVariant::Distinct | LVariant::Entropy, Some(_)) => {
             return Err("`c` applies to `variant: recursive` only".into());
@@ -503,12 +512,12 @@ fn l_diversity_rule(r: &LDiversityRule) -> std::result::Result<LDiversity, Strin
     })
 }
 
-fn t_closeness_rule(r: &TClosenessRule) -> std::result::Result<TCloseness, String> {
+fn t_closeness_rule(r: &TClosenessRule) -> std::result::Result<TCloseness, Problem> {
     if !(r.t > 0.0 && r.t <= 1.0) {
-        return Err(format!(
+        return Err(Problem(format!(
             "t-closeness on `{}`: t is {}; it must be in (0, 1]",
             r.attribute, r.t
-        ));
+        )));
     }
     Ok(TCloseness {
         attribute: r.attribute.clone(),
@@ -518,16 +527,16 @@ fn t_closeness_rule(r: &TClosenessRule) -> std::result::Result<TCloseness, Strin
 }
 
 /// `max_suppression` (default 0) and `sampling_fraction` (default 1), each within its range.
-fn fractions(block: &PrivacyBlock) -> std::result::Result<(f64, f64), String> {
+fn fractions(block: &PrivacyBlock) -> std::result::Result<(f64, f64), Problem> {
     let max_suppression = match &block.max_suppression {
         None => 0.0,
         Some(s) if !(s.value >= 0.0 && s.value < 1.0) => {
             return Err(at(
                 &s.referenced,
-                format!(
+                Problem(format!(
                     "max_suppression is {}; it must be a fraction in [0, 1)",
                     s.value
-                ),
+                )),
             ));
         }
         Some(s) => s.value,
@@ -537,7 +546,10 @@ fn fractions(block: &PrivacyBlock) -> std::result::Result<(f64, f64), String> {
         Some(s) if !(s.value > 0.0 && s.value <= 1.0) => {
             return Err(at(
                 &s.referenced,
-                format!("sampling_fraction is {}; it must be in (0, 1]", s.value),
+                Problem(format!(
+                    "sampling_fraction is {}; it must be in (0, 1]",
+                    s.value
+                )),
             ));
         }
         Some(s) => s.value,
@@ -545,7 +557,7 @@ fn fractions(block: &PrivacyBlock) -> std::result::Result<(f64, f64), String> {
     Ok((max_suppression, sampling_fraction))
 }
 
-fn search_budget(block: &PrivacyBlock) -> std::result::Result<SearchBudget, String> {
+fn search_budget(block: &PrivacyBlock) -> std::result::Result<SearchBudget, Problem> {
     let Some(s) = &block.search_budget else {
         return Ok(SearchBudget::default());
     };
@@ -555,7 +567,9 @@ fn search_budget(block: &PrivacyBlock) -> std::result::Result<SearchBudget, Stri
     {
         return Err(at(
             &s.referenced,
-            format!("search_budget: `seconds` is {secs}; it must be a positive number"),
+            Problem(format!(
+                "search_budget: `seconds` is {secs}; it must be a positive number"
+            )),
         ));
     }
     if b.nodes == Some(0) {
@@ -572,11 +586,11 @@ fn search_budget(block: &PrivacyBlock) -> std::result::Result<SearchBudget, Stri
 
 /// A hierarchy file must lie (symbolic links resolved) inside the policy's directory or the
 /// working directory: a policy cannot make cloakline read arbitrary files of the machine.
-fn confine(path: &Path, policy_dir: &Path) -> std::result::Result<PathBuf, String> {
+fn confine(path: &Path, policy_dir: &Path) -> std::result::Result<PathBuf, Problem> {
     let shown = path.display();
     let real = path
         .canonicalize()
-        .map_err(|e| format!("hierarchy file {shown}: cannot read it: {e}"))?;
+        .map_err(|e| Problem(format!("hierarchy file {shown}: cannot read it: {e}")))?;
     let roots = [policy_dir.to_path_buf(), PathBuf::from(".")];
     let inside = roots
         .iter()
@@ -589,10 +603,10 @@ fn confine(path: &Path, policy_dir: &Path) -> std::result::Result<PathBuf, Strin
         })
         .any(|r| real.starts_with(&r));
     if !inside {
-        return Err(format!(
+        return Err(Problem(format!(
             "hierarchy file {shown} lies outside the policy's directory and the working \
              directory; put it next to the policy (paths are relative to the policy file)"
-        ));
+        )));
     }
     // The path as written stays the file's name in messages and provenance.
     Ok(path.to_path_buf())

@@ -20,7 +20,7 @@ use futures::StreamExt;
 
 use super::models::Models;
 use super::table::{BaseTable, BaseTableBuilder, ValueDict, utf8, value};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::io::ReadOptions;
 use crate::kernels::Generalizer;
 use crate::keys::Keyring;
@@ -313,7 +313,7 @@ fn level_labels(
     base_values: &[Option<String>],
     batches: &[arrow::array::RecordBatch],
     keyring: &Keyring,
-) -> std::result::Result<QiHierarchy, String> {
+) -> std::result::Result<QiHierarchy, Problem> {
     let arrays: Vec<ArrayRef> = batches.iter().map(|b| Arc::clone(b.column(0))).collect();
     let raw: ArrayRef = match arrays.as_slice() {
         [] => {
@@ -326,18 +326,22 @@ fn level_labels(
         [one] => Arc::clone(one),
         many => {
             let refs: Vec<&dyn Array> = many.iter().map(|a| a.as_ref()).collect();
-            arrow::compute::concat(&refs).map_err(|e| e.to_string())?
+            arrow::compute::concat(&refs).map_err(|e| Problem(e.to_string()))?
         }
     };
     let dt = raw.data_type().clone();
     let (base_kernel, _) = Kernel::build(&rule.action, &dt, keyring)
-        .map_err(|e| format!("quasi-identifier `{name}`: {e}"))?;
-    let level0 = utf8(&base_kernel.apply(&raw).map_err(|e| e.to_string())?)?;
+        .map_err(|e| Problem(format!("quasi-identifier `{name}`: {e}")))?;
+    let level0 = utf8(
+        &base_kernel
+            .apply(&raw)
+            .map_err(|e| Problem(e.to_string()))?,
+    )?;
     let mut levels = Vec::with_capacity(specs.len());
     for (j, s) in specs.iter().enumerate() {
         let g = Generalizer::new(s, &dt)
-            .map_err(|e| format!("quasi-identifier `{name}`, level {}: {e}", j + 1))?;
-        levels.push(utf8(&g.apply(&raw).map_err(|e| e.to_string())?)?);
+            .map_err(|e| Problem(format!("quasi-identifier `{name}`, level {}: {e}", j + 1)))?;
+        levels.push(utf8(&g.apply(&raw).map_err(|e| Problem(e.to_string()))?)?);
     }
     let l0 = level0.as_string::<i32>();
     let lv: Vec<_> = levels.iter().map(|a| a.as_string::<i32>()).collect();
@@ -352,12 +356,12 @@ fn level_labels(
             Some(prev) => {
                 // No values in the message: errors never carry data.
                 if let Some(j) = (0..labels.len()).find(|&j| prev[j] != labels[j]) {
-                    return Err(format!(
+                    return Err(Problem(format!(
                         "quasi-identifier `{name}`: levels do not nest: values in one group at \
                          level 0 (the field rule's output) fall in different groups at level {}; choose levels where each \
                          group lies inside one group of the next level (e.g. bin widths 5, 10, 20)",
                         j + 1
-                    ));
+                    )));
                 }
             }
             None => {
@@ -369,10 +373,10 @@ fn level_labels(
         vec![Vec::with_capacity(base_values.len()); specs.len() + 1];
     for v in base_values {
         let labels = above.get(v).ok_or_else(|| {
-            format!(
+            Problem(format!(
                 "quasi-identifier `{name}`: a value appeared while grouping but not among the \
                  column's distinct values; did the input change during the run?"
-            )
+            ))
         })?;
         for (j, l) in labels.iter().enumerate() {
             higher[j].push(l.clone());
@@ -431,7 +435,7 @@ impl ScalarUDFImpl for CodeFunc {
         Ok(DataType::UInt32)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let err = |m: String| {
+        let err = |m: Problem| {
             datafusion::error::DataFusionError::Execution(format!("{}: {m}", self.name))
         };
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
@@ -465,11 +469,11 @@ fn code_values<'a>(
     dict: &RwLock<ValueDict>,
     len: usize,
     get: impl Fn(usize) -> Option<&'a str>,
-) -> std::result::Result<Vec<u32>, String> {
+) -> std::result::Result<Vec<u32>, Problem> {
     let mut out = vec![0u32; len];
     let mut missing = Vec::new();
     {
-        let d = dict.read().map_err(|_| "poisoned".to_string())?;
+        let d = dict.read().map_err(|_| Problem::new("poisoned"))?;
         for (r, o) in out.iter_mut().enumerate() {
             match d.get(get(r)) {
                 Some(c) => *o = c,
@@ -478,7 +482,7 @@ fn code_values<'a>(
         }
     }
     if !missing.is_empty() {
-        let mut d = dict.write().map_err(|_| "poisoned".to_string())?;
+        let mut d = dict.write().map_err(|_| Problem::new("poisoned"))?;
         for r in missing {
             out[r] = d.code(get(r));
         }

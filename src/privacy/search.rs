@@ -15,6 +15,7 @@ use super::models::{
     Models, NodeEval, Scratch, evaluate, generalization_height, mean_normalized_level,
 };
 use super::table::BaseTable;
+use crate::error::Problem;
 use crate::policy::hierarchy::QiHierarchy;
 use crate::policy::{LossMetric, SearchBudget};
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ pub struct Lattice {
 }
 
 impl Lattice {
-    pub fn new(qis: &[QiHierarchy]) -> Result<Lattice, String> {
+    pub fn new(qis: &[QiHierarchy]) -> Result<Lattice, Problem> {
         let heights: Vec<usize> = qis.iter().map(QiHierarchy::height).collect();
         let mut strides = Vec::with_capacity(heights.len());
         let mut size: usize = 1;
@@ -42,7 +43,7 @@ impl Lattice {
                 .checked_mul(h)
                 .filter(|&s| s <= MAX_NODES)
                 .ok_or_else(|| {
-                    format!(
+                    Problem(format!(
                         "the generalization lattice has more than {MAX_NODES} nodes ({}); use \
                          fewer quasi-identifiers or fewer levels",
                         heights
@@ -50,7 +51,7 @@ impl Lattice {
                             .map(|h| h.to_string())
                             .collect::<Vec<_>>()
                             .join(" x ")
-                    )
+                    ))
                 })?;
         }
         Ok(Lattice {
@@ -117,7 +118,7 @@ pub struct Progress {
 #[non_exhaustive]
 pub enum SearchError {
     /// The lattice is too large to search at all.
-    Lattice(String),
+    Lattice(Problem),
     /// The budget ran out first; the best node so far is not known to be optimal.
     Budget {
         progress: Progress,
@@ -129,7 +130,7 @@ pub enum SearchError {
 impl std::fmt::Display for SearchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SearchError::Lattice(m) => f.write_str(m),
+            SearchError::Lattice(m) => f.write_str(&m.0),
             SearchError::Budget { progress: p, limit } => write!(
                 f,
                 "the search for the least-loss generalization reached its budget ({limit}) after \
@@ -402,12 +403,12 @@ pub fn search(
     table: &BaseTable,
     qis: &[QiHierarchy],
     models: &Models,
-) -> Result<SearchResult, String> {
+) -> Result<SearchResult, SearchError> {
     let unlimited = SearchBudget {
         seconds: None,
         nodes: None,
     };
-    search_with(table, qis, models, unlimited, &mut |_| {}).map_err(|e| e.to_string())
+    search_with(table, qis, models, unlimited, &mut |_| {})
 }
 
 /// [`search`] within `budget`; `progress` is called every [`PROGRESS_EVERY`] once a search
@@ -448,8 +449,8 @@ pub fn brute_force(
     table: &BaseTable,
     qis: &[QiHierarchy],
     models: &Models,
-) -> Result<SearchResult, String> {
-    let lattice = Lattice::new(qis)?;
+) -> Result<SearchResult, SearchError> {
+    let lattice = Lattice::new(qis).map_err(SearchError::Lattice)?;
     let mut scratch = Scratch::default();
     let mut best: Option<NodeEval> = None;
     for n in 0..lattice.size {
@@ -727,7 +728,7 @@ mod tests {
         )
         .unwrap();
         let qis = vec![wide; 7]; // 10^7 nodes
-        let e = Lattice::new(&qis).unwrap_err();
+        let e = Lattice::new(&qis).unwrap_err().0;
         assert!(
             e.contains("10 x 10 x 10") && e.contains("fewer quasi-identifiers"),
             "{e}"

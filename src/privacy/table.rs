@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 
+use crate::error::Problem;
+
 /// One sensitive attribute over the table's tuples.
 #[derive(Debug, Clone)]
 pub struct SensitiveColumn {
@@ -184,13 +186,16 @@ impl BaseTableBuilder {
     /// Count `n` records of a tuple the builder has not seen: the caller guarantees that
     /// `qi` is new (e.g. the rows of a GROUP BY over exactly the quasi-identifiers), which
     /// spares the lookup. Only for tables without sensitive attributes.
-    pub fn add_distinct(&mut self, qi: &[u32], n: u64) -> Result<(), String> {
+    pub fn add_distinct(&mut self, qi: &[u32], n: u64) -> Result<(), Problem> {
         if !self.sa_names.is_empty() {
             return Err("add_distinct needs a table without sensitive attributes".into());
         }
         for (i, &c) in qi.iter().enumerate() {
             if c as usize >= self.qi_values[i].len() {
-                return Err(format!("unknown code {c} of `{}`", self.qi_names[i]));
+                return Err(Problem(format!(
+                    "unknown code {c} of `{}`",
+                    self.qi_names[i]
+                )));
             }
         }
         self.tuples.extend_from_slice(qi);
@@ -200,10 +205,13 @@ impl BaseTableBuilder {
     }
 
     /// Count `n` records with quasi-identifier codes `qi` and sensitive codes `sa`.
-    pub fn add_codes(&mut self, qi: &[u32], sa: &[u32], n: u64) -> Result<(), String> {
+    pub fn add_codes(&mut self, qi: &[u32], sa: &[u32], n: u64) -> Result<(), Problem> {
         for (i, &c) in qi.iter().enumerate() {
             if c as usize >= self.qi_values[i].len() {
-                return Err(format!("unknown code {c} of `{}`", self.qi_names[i]));
+                return Err(Problem(format!(
+                    "unknown code {c} of `{}`",
+                    self.qi_names[i]
+                )));
             }
         }
         let next = self.counts.len() as u32;
@@ -238,16 +246,19 @@ impl BaseTableBuilder {
     }
 
     /// Count `n` records of tuple `t` with sensitive codes `sa`.
-    pub fn add(&mut self, t: u32, sa: &[u32], n: u64) -> Result<(), String> {
+    pub fn add(&mut self, t: u32, sa: &[u32], n: u64) -> Result<(), Problem> {
         let count = self
             .counts
             .get_mut(t as usize)
-            .ok_or_else(|| format!("unknown tuple id {t}"))?;
+            .ok_or_else(|| Problem(format!("unknown tuple id {t}")))?;
         *count += n;
         self.rows += n;
         for (s, &c) in sa.iter().enumerate() {
             if c as usize >= self.sa_values[s].len() {
-                return Err(format!("unknown code {c} of `{}`", self.sa_names[s]));
+                return Err(Problem(format!(
+                    "unknown code {c} of `{}`",
+                    self.sa_names[s]
+                )));
             }
             self.sa_rows[s].push((t, c, n));
         }
@@ -256,16 +267,16 @@ impl BaseTableBuilder {
 
     /// Add one batch: quasi-identifier columns, then sensitive columns, then an Int64 count
     /// column (or no count column: every row counts once).
-    pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), String> {
+    pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), Problem> {
         let m = self.qi_names.len();
         let r = self.sa_names.len();
         let cols = batch.num_columns();
         if cols != m + r && cols != m + r + 1 {
-            return Err(format!(
+            return Err(Problem(format!(
                 "grouped batch has {cols} columns, expected {} or {}",
                 m + r,
                 m + r + 1
-            ));
+            )));
         }
         let strings: Vec<ArrayRef> = (0..m + r)
             .map(|i| utf8(batch.column(i)))
@@ -274,7 +285,7 @@ impl BaseTableBuilder {
         let count_col = if cols == m + r + 1 {
             let c = batch.column(m + r);
             let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Int64)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Problem(e.to_string()))?;
             Some(c)
         } else {
             None

@@ -7,19 +7,20 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::PARQUET_KEY;
+use crate::error::Problem;
 
 /// Parse JSON, refusing an object that names a member twice: readers disagree on which copy
 /// counts, so a duplicate could show one value to a person and another to the signature.
-pub fn parse_strict(text: &str) -> std::result::Result<Value, String> {
+pub fn parse_strict(text: &str) -> std::result::Result<Value, Problem> {
     serde_json::from_str::<NoDuplicates>(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => format!(
+        serde_json::error::Category::Data => Problem(format!(
             "a member name appears twice in one object (line {} column {})",
             e.line(),
             e.column()
-        ),
-        _ => format!("not valid JSON: {e}"),
+        )),
+        _ => Problem(format!("not valid JSON: {e}")),
     })?;
-    serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))
+    serde_json::from_str(text).map_err(|e| Problem(format!("not valid JSON: {e}")))
 }
 
 /// Walks a document, failing on a repeated member name; builds nothing.
@@ -77,24 +78,24 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicates {
 }
 
 /// The provenance copy in a Parquet file's footer, if any.
-pub fn embedded(path: &Path) -> std::result::Result<Option<Value>, String> {
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+pub fn embedded(path: &Path) -> std::result::Result<Option<Value>, Problem> {
+    let f = std::fs::File::open(path).map_err(|e| Problem(e.to_string()))?;
     // The Parquet reader asserts on some corrupt metadata: a panic is a damaged file.
     let text = crate::error::catch_panic(|| {
         use parquet::file::reader::FileReader;
-        let reader =
-            parquet::file::reader::SerializedFileReader::new(f).map_err(|e| e.to_string())?;
+        let reader = parquet::file::reader::SerializedFileReader::new(f)
+            .map_err(|e| Problem(e.to_string()))?;
         let kv = reader.metadata().file_metadata().key_value_metadata();
-        Ok::<_, String>(
+        Ok::<_, Problem>(
             kv.and_then(|kv| kv.iter().find(|e| e.key == PARQUET_KEY))
                 .and_then(|e| e.value.clone()),
         )
     })
-    .map_err(|_| "corrupt Parquet metadata".to_string())??;
+    .map_err(|_| Problem::new("corrupt Parquet metadata"))??;
     let Some(text) = text else {
         return Ok(None);
     };
     parse_strict(&text)
         .map(Some)
-        .map_err(|e| format!("footer record: {e}"))
+        .map_err(|e| e.context("footer record"))
 }

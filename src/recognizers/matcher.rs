@@ -5,6 +5,7 @@ use regex::Regex;
 
 use super::builtin::{Boundary, Pattern, Profile, Recognizer, Window, builtin_recognizers};
 use super::validators::Validator;
+use crate::error::Problem;
 
 /// One entity found in a text. Offsets are byte offsets on char boundaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,42 +40,44 @@ impl RecognizerSet {
         pattern: &str,
         validator: Option<&str>,
         category: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Problem> {
         let name = name.trim();
         if name.is_empty() {
-            return Err("custom recognizer: the name must not be empty".to_string());
+            return Err(Problem::new(
+                "custom recognizer: the name must not be empty",
+            ));
         }
         if self.index_of(name).is_some() {
-            return Err(format!(
+            return Err(Problem(format!(
                 "custom recognizer '{name}': a recognizer with this name already exists"
-            ));
+            )));
         }
         if category.trim().is_empty() {
-            return Err(format!(
+            return Err(Problem(format!(
                 "custom recognizer '{name}': the category must not be empty (use a DPV term such as pd:Identifier)"
-            ));
+            )));
         }
         let validator = match validator {
             None => Validator::None,
             Some(v) => Validator::from_name(v).ok_or_else(|| {
                 let names: Vec<&str> = Validator::ALL.iter().map(Validator::name).collect();
-                format!(
+                Problem(format!(
                     "custom recognizer '{name}': unknown validator '{v}'; valid validators are: {}",
                     names.join(", ")
-                )
+                ))
             })?,
         };
         if pattern.is_empty() {
-            return Err(format!(
+            return Err(Problem(format!(
                 "custom recognizer '{name}': the pattern must not be empty"
-            ));
+            )));
         }
         let re = Regex::new(pattern)
-            .map_err(|e| format!("custom recognizer '{name}': invalid regex: {e}"))?;
+            .map_err(|e| Problem(format!("custom recognizer '{name}': invalid regex: {e}")))?;
         if re.is_match("") {
-            return Err(format!(
+            return Err(Problem(format!(
                 "custom recognizer '{name}': the pattern matches the empty string"
-            ));
+            )));
         }
         self.recs.push(Recognizer {
             name: name.to_string(),
@@ -105,20 +108,20 @@ impl RecognizerSet {
 
     /// A set with only the named recognizers, in the order given. An unknown name is an
     /// error listing the known ones.
-    pub fn subset(&self, names: &[String]) -> Result<RecognizerSet, String> {
+    pub fn subset(&self, names: &[String]) -> Result<RecognizerSet, Problem> {
         let mut recs = Vec::with_capacity(names.len());
         for n in names {
             match self.recs.iter().find(|r| &r.name == n) {
                 Some(r) => recs.push(r.clone()),
                 None => {
-                    return Err(format!(
+                    return Err(Problem(format!(
                         "unknown recognizer `{n}`; known: {}",
                         self.recs
                             .iter()
                             .map(|r| r.name.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ));
+                    )));
                 }
             }
         }

@@ -9,6 +9,7 @@ use datafusion::logical_expr::{
 };
 
 use super::{apply_to_value, check_arity, literal_string, plan_error};
+use crate::error::Problem;
 use crate::kernels::Generalizer;
 use crate::policy::{DateLevel, GeneralizeSpec, LabelStyle, NumberBins};
 
@@ -44,7 +45,7 @@ impl GeneralizeFunc {
 }
 
 /// Parse a SQL generalization spec (see [`GeneralizeFunc`]).
-pub fn parse_generalize_spec(spec: &str) -> Result<GeneralizeSpec, String> {
+pub fn parse_generalize_spec(spec: &str) -> Result<GeneralizeSpec, Problem> {
     let s = spec.trim();
     let date = |to| {
         Ok(GeneralizeSpec::Date {
@@ -52,12 +53,12 @@ pub fn parse_generalize_spec(spec: &str) -> Result<GeneralizeSpec, String> {
             label: LabelStyle::Range,
         })
     };
-    let num = |x: &str| -> Result<f64, String> {
+    let num = |x: &str| -> Result<f64, Problem> {
         x.trim()
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
-            .ok_or_else(|| format!("{x:?} in spec {spec:?} is not a number"))
+            .ok_or_else(|| Problem(format!("{x:?} in spec {spec:?} is not a number")))
     };
     match s.split_once(':') {
         None => match s {
@@ -65,14 +66,14 @@ pub fn parse_generalize_spec(spec: &str) -> Result<GeneralizeSpec, String> {
             "quarter" => date(DateLevel::Quarter),
             "month" => date(DateLevel::Month),
             "decade" => date(DateLevel::Decade),
-            _ => Err(format!(
+            _ => Err(Problem(format!(
                 "unknown spec {spec:?}; use 'year', 'quarter', 'month', 'decade', 'bin:W', 'breaks:a,b,...' or 'prefix:N'"
-            )),
+            ))),
         },
         Some(("bin", w)) => {
             let w = num(w)?;
             if w <= 0.0 {
-                return Err(format!("bin width in {spec:?} must be positive"));
+                return Err(Problem(format!("bin width in {spec:?} must be positive")));
             }
             Ok(GeneralizeSpec::Number(NumberBins {
                 bin_width: Some(w),
@@ -85,7 +86,9 @@ pub fn parse_generalize_spec(spec: &str) -> Result<GeneralizeSpec, String> {
         Some(("breaks", list)) => {
             let breaks = list.split(',').map(num).collect::<Result<Vec<_>, _>>()?;
             if breaks.is_empty() || breaks.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(format!("breaks in {spec:?} must be strictly ascending"));
+                return Err(Problem(format!(
+                    "breaks in {spec:?} must be strictly ascending"
+                )));
             }
             Ok(GeneralizeSpec::Number(NumberBins {
                 bin_width: None,
@@ -96,15 +99,14 @@ pub fn parse_generalize_spec(spec: &str) -> Result<GeneralizeSpec, String> {
             }))
         }
         Some(("prefix", n)) => {
-            let n = n
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| format!("prefix length in {spec:?} must be a whole number"))?;
+            let n = n.trim().parse::<usize>().map_err(|_| {
+                Problem(format!("prefix length in {spec:?} must be a whole number"))
+            })?;
             Ok(GeneralizeSpec::Prefix { keep_prefix: n })
         }
-        Some((other, _)) => Err(format!(
+        Some((other, _)) => Err(Problem(format!(
             "unknown spec kind {other:?} in {spec:?}; use 'bin:W', 'breaks:a,b,...' or 'prefix:N'"
-        )),
+        ))),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::datatypes::Schema;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::io::{Format, Input, ReadOptions, table_files};
 use crate::plan::apply_type_overrides;
 use crate::policy::Policy;
@@ -20,16 +20,16 @@ pub struct TableArg {
 }
 
 impl std::str::FromStr for TableArg {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = Problem;
+    fn from_str(s: &str) -> std::result::Result<Self, Problem> {
         let (name, path) = s
             .split_once('=')
-            .ok_or_else(|| format!("--table takes NAME=PATH, got {s:?}"))?;
+            .ok_or_else(|| Problem(format!("--table takes NAME=PATH, got {s:?}")))?;
         let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
-            return Err(format!(
+            return Err(Problem(format!(
                 "table name {name:?} must use letters, digits and _"
-            ));
+            )));
         }
         Ok(TableArg {
             name: name.to_string(),

@@ -6,6 +6,7 @@ use std::sync::{Arc, Once};
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use arrow::datatypes::DataType;
+use cloakline::Problem;
 use cloakline::kernels::KernelError;
 use cloakline::kernels::custom::{CustomKernel, CustomTransform, Param, ParamType, Params};
 use cloakline::kernels::descriptor::Transform;
@@ -40,14 +41,14 @@ impl CustomTransform for ReverseString {
     fn parameters(&self) -> &'static [Param] {
         PARAMS
     }
-    fn output_type(&self, input: &DataType) -> Result<DataType, String> {
+    fn output_type(&self, input: &DataType) -> Result<DataType, Problem> {
         match input {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(DataType::Utf8),
             DataType::Dictionary(_, v) if self.output_type(v).is_ok() => Ok(DataType::Utf8),
             _ => Err("use a string column".into()),
         }
     }
-    fn kernel(&self, params: &Params, _input: &DataType) -> Result<Box<dyn CustomKernel>, String> {
+    fn kernel(&self, params: &Params, _input: &DataType) -> Result<Box<dyn CustomKernel>, Problem> {
         let keep_last = match params.get("keep_last").and_then(|v| v.as_u64()) {
             Some(n) => n as usize,
             None if params.contains_key("keep_last") => {

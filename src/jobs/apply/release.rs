@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::error::Problem;
 
 /// `--overwrite` replaces a directory only when it is a previous cloakline release: every
 /// file in it is one of the outputs its sidecar lists (no `.git`, no links, nothing else).
@@ -13,7 +14,7 @@ pub(super) fn check_previous_release(
     sidecar: &Path,
     meta: &std::fs::Metadata,
 ) -> Result<()> {
-    let refuse = |why: String| {
+    let refuse = |why: Problem| {
         Error::Usage(format!(
             "{} is not a previous cloakline release ({why}); --overwrite replaces only a \
              directory written by `cloakline apply`. Move it away or choose another output",
@@ -29,20 +30,18 @@ pub(super) fn check_previous_release(
         return Ok(());
     }
     let Some(listed) = released_paths(sidecar) else {
-        return Err(refuse(format!(
-            "{} does not list its files",
-            sidecar.display()
-        )));
+        return Err(refuse(
+            format!("{} does not list its files", sidecar.display()).into(),
+        ));
     };
     // The sidecar names files as `<output>/<rel>`, with the output as that run spelled it.
     let name = dir.file_name().map(Path::new).unwrap_or(Path::new(""));
     for f in &files {
         let want = name.join(f);
         if !listed.iter().any(|l| l.ends_with(&want)) {
-            return Err(refuse(format!(
-                "{} is not one of its outputs",
-                dir.join(f).display()
-            )));
+            return Err(refuse(
+                format!("{} is not one of its outputs", dir.join(f).display()).into(),
+            ));
         }
     }
     Ok(())
@@ -53,22 +52,28 @@ pub(super) fn release_files(
     dir: &Path,
     rel: &Path,
     out: &mut Vec<PathBuf>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Problem> {
     let here = dir.join(rel);
-    let entries = std::fs::read_dir(&here).map_err(|e| format!("cannot list it: {e}"))?;
+    let entries = std::fs::read_dir(&here).map_err(|e| Problem(format!("cannot list it: {e}")))?;
     for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot list it: {e}"))?;
+        let entry = entry.map_err(|e| Problem(format!("cannot list it: {e}")))?;
         let r = rel.join(entry.file_name());
         if entry.file_name() == ".git" {
-            return Err(format!("{} is a Git repository", dir.join(&r).display()));
+            return Err(Problem(format!(
+                "{} is a Git repository",
+                dir.join(&r).display()
+            )));
         }
-        let kind = entry.file_type().map_err(|e| e.to_string())?;
+        let kind = entry.file_type().map_err(|e| Problem(e.to_string()))?;
         if kind.is_dir() {
             release_files(dir, &r, out)?;
         } else if kind.is_file() {
             out.push(r);
         } else {
-            return Err(format!("{} is not a regular file", dir.join(&r).display()));
+            return Err(Problem(format!(
+                "{} is not a regular file",
+                dir.join(&r).display()
+            )));
         }
     }
     Ok(())

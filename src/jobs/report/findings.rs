@@ -1,8 +1,13 @@
 //! The findings the report derives from the record: the points a reviewer must look at
 //! (sensitive data, identifiers, consent, recipients, transfers, the privacy model).
+//!
+//! The lawful-basis rules belong to `policy::jurisdiction`: a finding that falls under one
+//! carries its id (`[PIPL-28/29] …`), and a rule outcome the record carries as a policy warning
+//! is printed from the record rather than decided again here.
 
 use std::fmt::Write as _;
 
+use crate::policy::jurisdiction::{Rule, cn, eu};
 use crate::provenance::record::Record;
 
 use super::format::{group_u, human};
@@ -73,8 +78,9 @@ impl Doc<'_> {
     pub(super) fn findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
         let has_privacy = self.privacy.is_some();
+        let recorded = |rule: &Rule, f: &Field| self.recorded(rule, f);
         for f in &self.fields {
-            field_findings(f, has_privacy, &mut out);
+            field_findings(f, has_privacy, &recorded, &mut out);
         }
         self.recipient_findings(&mut out);
         self.transfer_findings(&mut out);
@@ -84,20 +90,36 @@ impl Doc<'_> {
         out
     }
 
+    /// Whether the record carries a warning under `rule` for the field `f`.
+    fn recorded(&self, rule: &Rule, f: &Field) -> bool {
+        let warnings = self.run.map(|r| &r.warnings[..]).unwrap_or_default();
+        warnings.iter().any(|w| {
+            w.rule.trim() == rule.id
+                && some(&w.field).is_some_and(|n| n == f.source || n == f.output)
+        })
+    }
+
     fn recipient_findings(&self, out: &mut Vec<Finding>) {
-        // Provision to other handlers.
-        let cn = self.applies("CN");
-        let eu = self.applies("EU");
+        // Provision to other handlers. The GDPR part (informing, Art. 26/28 arrangements) is
+        // no rule of the table, so it is said here; the PIPL part restates PIPL-23 by its id,
+        // whose per-field outcomes are the recorded warnings.
+        let pipl = self.applies("CN");
+        let gdpr = self.applies("EU");
         let consent_fields = self
             .fields
             .iter()
-            .filter(|f| f.cn_consent() || (!cn && !f.consent_bases().is_empty()))
+            .filter(|f| f.cn_consent() || (!pipl && !f.consent_bases().is_empty()))
             .count();
         for r in self.recipients() {
             let mut text = format!("provision to another handler: {r}");
-            if cn {
-                text.push_str(
-                    "; PIPL Art. 23 requires separate consent where the processing relies on consent",
+            if pipl {
+                let _ = write!(
+                    text,
+                    "; {}",
+                    tagged(
+                        &cn::PROVISION_CONSENT,
+                        "PIPL Art. 23 requires separate consent where the processing relies on consent"
+                    )
                 );
                 if consent_fields > 0 {
                     let _ = write!(
@@ -107,7 +129,7 @@ impl Doc<'_> {
                     );
                 }
             }
-            if eu {
+            if gdpr {
                 text.push_str(
                     "; GDPR: name the recipient to data subjects (Art. 13(1)(e)) and document the \
                      arrangement with it (Art. 26 or 28)",
@@ -122,14 +144,25 @@ impl Doc<'_> {
     }
 
     fn transfer_findings(&self, out: &mut Vec<Finding>) {
-        // Cross-border transfers.
+        // Cross-border transfers, with the transfer rules of each law whose territory it leaves.
         for t in self.transfers() {
             let recipient =
                 non_empty(&t.recipient).unwrap_or_else(|| "an unnamed recipient".into());
             let country = non_empty(&t.country).unwrap_or_else(|| "an unstated country".into());
-            let text = format!(
+            let code = t.country.trim().to_ascii_uppercase();
+            let mut ids = Vec::new();
+            if self.applies("CN") && cn::leaves(&code) {
+                ids.extend([cn::TRANSFER.id, cn::TRANSFER_CONSENT.id]);
+            }
+            if self.applies("EU") && eu::leaves(&code) {
+                ids.push(eu::TRANSFER.id);
+            }
+            let mut text = format!(
                 "cross-border transfer to {recipient} in {country} (PIPL Art. 38–39; GDPR Chapter V)"
             );
+            if !ids.is_empty() {
+                text = format!("[{}] {text}", ids.join(", "));
+            }
             out.push(Finding {
                 level: Level::Review,
                 field: None,
@@ -165,6 +198,8 @@ impl Doc<'_> {
         }
     }
 
+    // From here on, points no rule of the table covers: the report decides them itself.
+
     fn demo_key_finding(&self, out: &mut Vec<Finding>) {
         // Public demo keys: tokens, envelopes and a signature made with them protect nothing.
         if self.record.demo_keys {
@@ -197,6 +232,11 @@ impl Doc<'_> {
     }
 }
 
+/// `text` under `rule`'s id, as recorded warnings are shown.
+fn tagged(rule: &Rule, text: &str) -> String {
+    format!("[{}] {text}", rule.id)
+}
+
 /// A finding about the output field `f`.
 fn push(out: &mut Vec<Finding>, f: &Field, level: Level, text: String) {
     out.push(Finding {
@@ -206,11 +246,18 @@ fn push(out: &mut Vec<Finding>, f: &Field, level: Level, text: String) {
     });
 }
 
-/// The findings about one output field, in a fixed order.
-fn field_findings(f: &Field, has_privacy: bool, out: &mut Vec<Finding>) {
+/// The findings about one output field, in a fixed order; `recorded` says whether the record
+/// carries a warning under a rule for a field.
+fn field_findings(
+    f: &Field,
+    has_privacy: bool,
+    recorded: &dyn Fn(&Rule, &Field) -> bool,
+    out: &mut Vec<Finding>,
+) {
     let status = f.status_text();
-    sensitive_findings(f, &status, out);
+    sensitive_findings(f, &status, recorded, out);
 
+    // No rule covers the rest: identifiers, consent references, quasi-identifiers, scrubbing.
     // Direct identifiers copied unchanged.
     if f.action == "keep"
         && let Some(t) = f.term.as_deref().filter(|t| DIRECT_IDENTIFIERS.contains(t))
@@ -228,8 +275,14 @@ fn field_findings(f: &Field, has_privacy: bool, out: &mut Vec<Finding>) {
     scrub_findings(f, out);
 }
 
-fn sensitive_findings(f: &Field, status: &str, out: &mut Vec<Finding>) {
-    // Sensitive or special-category data.
+fn sensitive_findings(
+    f: &Field,
+    status: &str,
+    recorded: &dyn Fn(&Rule, &Field) -> bool,
+    out: &mut Vec<Finding>,
+) {
+    // Sensitive or special-category data: first what the field is (no rule's outcome), then
+    // the rules it breaks, by id, unless the record already carries them.
     if f.sensitive || f.special.is_some() {
         let mut parts = Vec::new();
         if let Some(sc) = &f.special {
@@ -272,23 +325,16 @@ fn sensitive_findings(f: &Field, status: &str, out: &mut Vec<Finding>) {
         }
         parts.push(format!("output is {status}"));
         push(out, f, Level::Review, parts.join("; "));
-        if f.special.is_some() && f.eu && f.art9_article.is_none() {
-            push(
-                out,
-                f,
-                Level::Warning,
-                "special category without a GDPR Art. 9(2) condition in the record".into(),
-            );
+        let rule = &eu::SPECIAL_CATEGORY;
+        if f.special.is_some() && f.eu && f.art9_article.is_none() && !recorded(rule, f) {
+            let text = "special category without a GDPR Art. 9(2) condition in the record";
+            push(out, f, Level::Warning, tagged(rule, text));
         }
-        if f.cn && f.cn_consent() && !f.separate_consent {
-            push(
-                out,
-                f,
-                Level::Warning,
-                "sensitive personal information relies on consent, but no separate \
-                 consent is recorded (PIPL Art. 29)"
-                    .into(),
-            );
+        let rule = &cn::SENSITIVE_CONSENT;
+        if f.cn && f.cn_consent() && !f.separate_consent && !recorded(rule, f) {
+            let text = "sensitive personal information relies on consent, but no separate \
+                        consent is recorded (PIPL Art. 29)";
+            push(out, f, Level::Warning, tagged(rule, text));
         }
     }
 }

@@ -415,11 +415,11 @@ mod tests {
             Some("notes"),
             "15 entities replaced (cn_phone: 3, email: 12)"
         ));
-        assert!(has(Level::Review, None, "PIPL Art. 23"));
+        assert!(has(Level::Review, None, "[PIPL-23] PIPL Art. 23"));
         assert!(has(
             Level::Review,
             None,
-            "cross-border transfer to Analytics Partner Ltd. in US (PIPL Art. 38–39; GDPR Chapter V)"
+            "[PIPL-38, PIPL-39, GDPR-44] cross-border transfer to Analytics Partner Ltd. in US (PIPL Art. 38–39; GDPR Chapter V)"
         ));
         assert!(has(
             Level::Info,
@@ -438,6 +438,50 @@ mod tests {
                 .iter()
                 .any(|x| x.text.contains("quasi-identifier"))
         );
+    }
+
+    #[test]
+    fn rule_findings_carry_their_id_unless_recorded() {
+        let mut v = customers_json();
+        let nodes = v["@included"].as_array_mut().unwrap();
+        let id = |c: &str| format!("{RUN}:output-field:{c}");
+        let diagnosis = nodes
+            .iter_mut()
+            .find(|n| n["@id"] == id("diagnosis"))
+            .unwrap();
+        diagnosis["cl:art9Condition"] = Value::Null;
+        let national = nodes
+            .iter_mut()
+            .find(|n| n["@id"] == id("national_id"))
+            .unwrap();
+        national["cl:separateConsent"] = json!(false);
+        let f = findings(&typed(&v));
+        let warned = |field: &str, text: &str| {
+            f.iter().any(|x| {
+                x.level == Level::Warning && x.field.as_deref() == Some(field) && x.text == text
+            })
+        };
+        assert!(warned(
+            "diagnosis",
+            "[GDPR-9] special category without a GDPR Art. 9(2) condition in the record"
+        ));
+        assert!(warned(
+            "national_id",
+            "[PIPL-28/29] sensitive personal information relies on consent, but no separate \
+             consent is recorded (PIPL Art. 29)"
+        ));
+        // A warning the record carries under the same rule is shown instead, once.
+        let nodes = v["@included"].as_array_mut().unwrap();
+        let run_node = nodes.iter_mut().find(|n| n["@id"] == RUN).unwrap();
+        run_node["cl:policyWarnings"] = json!([{"rule": "GDPR-9", "article": "GDPR Art. 9(1)–(2)",
+            "field": "diagnosis", "message": "recorded"}]);
+        let f = findings(&typed(&v));
+        let gdpr9: Vec<&str> = f
+            .iter()
+            .filter(|x| x.text.starts_with("[GDPR-9]"))
+            .map(|x| x.text.as_str())
+            .collect();
+        assert_eq!(gdpr9, ["[GDPR-9] recorded"]);
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Basis {
 pub(super) struct Field<'a> {
     pub(super) node: &'a OutputFieldNode,
     pub(super) output: String,
-    source: String,
+    pub(super) source: String,
     pub(super) action: String,
     pub(super) status: Option<String>,
     pub(super) bases: Vec<Basis>,

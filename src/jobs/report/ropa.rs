@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::policy::{Action, Jurisdiction, Policy};
+use crate::policy::jurisdiction::cn;
+use crate::policy::{Action, Field, Jurisdiction, Policy};
 
 /// One processing activity: one policy.
 #[derive(Debug, Clone, Serialize)]
@@ -112,19 +113,12 @@ pub fn activity(p: &Policy) -> Activity {
             },
         })
         .collect();
+    // The PIPL-55 triggers, as the rule's own check finds them.
     let mut triggers = Vec::new();
     if p.jurisdictions.contains(&Jurisdiction::CN) {
-        if p.output_fields().any(|f| f.sensitive) {
-            triggers.push("sensitive personal information (PIPL Art. 55(1))".to_string());
-        }
-        if !p.recipients.is_empty() || !p.transfers.is_empty() {
-            triggers.push("provision to another handler (PIPL Art. 55(3))".to_string());
-        }
-        if p.transfers
-            .iter()
-            .any(|t| !t.country.eq_ignore_ascii_case("CN"))
-        {
-            triggers.push("cross-border transfer (PIPL Art. 55(4))".to_string());
+        let output: Vec<&Field> = p.output_fields().collect();
+        for (what, article) in cn::assessment_triggers(&p.recipients, &p.transfers, &output) {
+            triggers.push(format!("{what} (PIPL {article})"));
         }
     }
     Activity {

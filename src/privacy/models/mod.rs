@@ -19,6 +19,7 @@ pub use risk::{Assessment, Risks, SIZE_BUCKETS, SensitiveAchieved, SizeBucket, a
 use std::sync::Arc;
 
 use super::table::BaseTable;
+use crate::error::Problem;
 #[cfg(test)]
 use crate::policy::hierarchy::QiHierarchy;
 use crate::policy::{LVariant, LossMetric, PrivacySpec, TDistance};
@@ -46,14 +47,16 @@ pub struct Models {
 impl Models {
     /// Bind `spec` to `table`; `t` distances not given in the policy are chosen from the data
     /// (ordered for numbers, equal otherwise).
-    pub fn new(spec: &PrivacySpec, table: &BaseTable) -> Result<Models, String> {
-        let sa = |name: &str| -> Result<Attribute, String> {
+    pub fn new(spec: &PrivacySpec, table: &BaseTable) -> Result<Models, Problem> {
+        let sa = |name: &str| -> Result<Attribute, Problem> {
             let index = table
                 .sensitive
                 .iter()
                 .position(|s| s.name == name)
                 .ok_or_else(|| {
-                    format!("sensitive attribute `{name}` is not in the grouped data")
+                    Problem(format!(
+                        "sensitive attribute `{name}` is not in the grouped data"
+                    ))
                 })?;
             let name = name.to_string();
             Ok(Attribute { index, name })

@@ -16,6 +16,7 @@ pub use upgrade::camel;
 
 pub use assessment::{Assessment, LossFigures, Risks, SensitiveAchieved, SizeBucket};
 
+use crate::error::Problem;
 use crate::policy::rules::Transfer;
 
 /// The current document format.
@@ -689,19 +690,19 @@ fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 impl Record {
     /// Read a record from parsed JSON (strictly parsed: see [`super::read::parse_strict`]).
     /// A `cloakline-provenance/v1` document is upgraded to the v2 layout first.
-    pub fn from_json(doc: &Value) -> std::result::Result<Record, String> {
+    pub fn from_json(doc: &Value) -> std::result::Result<Record, Problem> {
         let format = doc.get("cl:format").and_then(Value::as_str).unwrap_or("");
         let v2 = match format {
             FORMAT => doc.clone(),
             FORMAT_V1 => upgrade::v1_to_v2(doc)?,
             "" => return Err("no cl:format member: not a cloakline provenance record".into()),
             other => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "cl:format is {other:?}; this cloakline reads {FORMAT} and {FORMAT_V1}"
-                ));
+                )));
             }
         };
-        serde_json::from_value(v2).map_err(|e| e.to_string())
+        serde_json::from_value(v2).map_err(|e| Problem(e.to_string()))
     }
 
     /// The document as JSON.

@@ -3,8 +3,10 @@
 
 use serde_json::{Map, Value};
 
+use crate::error::Problem;
+
 /// The v2 layout of a v1 document. The format string stays v1, so readers can say so.
-pub(super) fn v1_to_v2(doc: &Value) -> Result<Value, String> {
+pub(super) fn v1_to_v2(doc: &Value) -> Result<Value, Problem> {
     let Value::Object(top) = doc else {
         return Err("the record is not a JSON object".into());
     };
