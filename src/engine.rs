@@ -154,7 +154,7 @@ pub fn transform_batch(
     if let Some(filter) = &plan.row_filter {
         let keep = filter.keep(&out).map_err(|m| Error::Transform {
             field: "<quasi-identifiers>".into(),
-            message: m.0,
+            message: m.message,
         })?;
         out = arrow::compute::filter_record_batch(&out, &keep)?;
         mask = Some(keep);

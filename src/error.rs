@@ -14,18 +14,42 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// file, field, YAML line and column — and turns it into an [`Error`] variant. Like every
 /// message here it names what is wrong, never a data value or a key byte.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Problem(pub String);
+#[error("{message}")]
+pub struct Problem {
+    pub message: String,
+    /// The lawful-basis rule it breaks (an id from docs/RULES.md), when it is one.
+    pub rule: Option<&'static str>,
+}
+
+/// A [`Problem`] with this message (the tuple-like spelling the checks use).
+#[allow(non_snake_case)]
+pub fn Problem(message: impl Into<String>) -> Problem {
+    Problem {
+        message: message.into(),
+        rule: None,
+    }
+}
 
 impl Problem {
     pub fn new(message: impl Into<String>) -> Self {
-        Problem(message.into())
+        Problem(message)
+    }
+
+    /// A breach of rule `rule` (an id from docs/RULES.md).
+    pub fn breach(rule: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            message: message.into(),
+            rule: Some(rule),
+        }
     }
 
     /// The same problem with what it concerns in front: `hierarchy age: …`.
     #[must_use]
     pub fn context(self, what: impl std::fmt::Display) -> Self {
-        Problem(format!("{what}: {}", self.0))
+        Problem {
+            message: format!("{what}: {}", self.message),
+            rule: self.rule,
+        }
     }
 }
 
@@ -37,7 +61,30 @@ impl From<String> for Problem {
 
 impl From<&str> for Problem {
     fn from(s: &str) -> Self {
-        Problem(s.to_string())
+        Problem(s)
+    }
+}
+
+/// Typed data an error carries for callers to inspect, made by a layer above this one (the
+/// privacy assessment of [`Error::Privacy`]): the error type sits below every layer, so it
+/// holds the value opaquely and that layer gives the typed accessor.
+#[derive(Clone)]
+pub struct Details(std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl Details {
+    pub fn new<T: std::any::Any + Send + Sync>(value: T) -> Self {
+        Details(std::sync::Arc::new(value))
+    }
+
+    /// The value, if it is a `T`.
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Details {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Details(..)")
     }
 }
 
@@ -50,6 +97,13 @@ pub enum Error {
     /// The policy file is not valid YAML or not a valid policy.
     #[error("policy {path}: {message}")]
     Policy { path: String, message: String },
+    /// The policy breaks a lawful-basis rule (`rule`: its id in docs/RULES.md, e.g. `GDPR-9`).
+    #[error("policy {path}: {message}")]
+    Rule {
+        path: String,
+        rule: &'static str,
+        message: String,
+    },
 
     /// The keyring is missing, malformed, or lacks a key. Never carries key material.
     #[error("keyring {path}: {message}")]
@@ -94,7 +148,13 @@ pub enum Error {
     /// The data does not meet the policy's privacy models (and `on_violation` says fail, or
     /// suppression/generalization cannot meet them). Nothing was written.
     #[error("privacy models not met for {input}: {message}")]
-    Privacy { input: String, message: String },
+    Privacy {
+        input: String,
+        message: String,
+        /// What was measured (a `provenance::record::Assessment`, via
+        /// [`Error::privacy_assessment`]), when the data was assessed.
+        assessment: Option<Details>,
+    },
 
     /// `verify` found a mismatch between an output and its provenance.
     #[error("{0}")]
@@ -130,6 +190,7 @@ impl Error {
             Error::Privacy { .. } => 3,
             Error::Verification(_) => 4,
             Error::Policy { .. }
+            | Error::Rule { .. }
             | Error::Keyring { .. }
             | Error::MissingKey { .. }
             | Error::Plan { .. }

@@ -50,7 +50,7 @@ impl Key {
         let id = id.into();
         validate_key_id(&id).map_err(|m| Error::Keyring {
             path: "<memory>".into(),
-            message: m.0,
+            message: m.message,
         })?;
         Ok(Key {
             id,
@@ -173,7 +173,7 @@ impl Keyring {
         let shown = path.display().to_string();
         let err = |p: Problem| Error::Keyring {
             path: shown.clone(),
-            message: p.0,
+            message: p.message,
         };
         let (text, mode) = read_bounded(path).map_err(&err)?;
         let file: KeyringFile = serde_json::from_str(&text).map_err(|e| {
@@ -316,11 +316,11 @@ impl Keyring {
         let shown = path.display().to_string();
         validate_key_id(id).map_err(|m| Error::Keyring {
             path: shown.clone(),
-            message: m.0,
+            message: m.message,
         })?;
         let path = &link_target(path).map_err(|m| Error::Keyring {
             path: shown.clone(),
-            message: m.0,
+            message: m.message,
         })?;
         let mut ring = if path.exists() {
             Keyring::load(path)?

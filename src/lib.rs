@@ -38,4 +38,4 @@ pub mod provenance;
 pub mod recognizers;
 pub mod sql;
 
-pub use error::{Error, PlanProblem, Problem, Result};
+pub use error::{Details, Error, PlanProblem, Problem, Result};

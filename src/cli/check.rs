@@ -34,6 +34,7 @@ pub(crate) fn run(c: CheckArgs) -> Result<()> {
         Err(Error::Privacy {
             input: c.input.display().to_string(),
             message: "the models are not met (see the report above)".into(),
+            assessment: None,
         })
     }
 }

@@ -356,7 +356,10 @@ pub fn verify_with(
             checks.push(check(
                 "format",
                 false,
-                format!("not a {FORMAT} (or {FORMAT_V1}) record: {}", shown(&e.0)),
+                format!(
+                    "not a {FORMAT} (or {FORMAT_V1}) record: {}",
+                    shown(&e.message)
+                ),
             ));
             checks.push(signature_check(&doc, opts));
             return Ok(Verification {

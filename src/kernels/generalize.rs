@@ -174,7 +174,7 @@ impl Generalizer {
                 Kind::Prefix(*keep_prefix)
             }
             GeneralizeSpec::Number(bins) => {
-                check_number_bins(bins).map_err(|p| KernelError::Parameter(p.0))?;
+                check_number_bins(bins).map_err(|p| KernelError::Parameter(p.message))?;
                 if input.is_integer() {
                     Kind::Exact(exact_bins(bins, 0, input)?)
                 } else if let DataType::Decimal128(_, scale) = input {

@@ -22,7 +22,7 @@ pub struct LevelLookup {
 impl LevelLookup {
     pub fn apply(&self, array: &ArrayRef) -> KernelResult<ArrayRef> {
         let base = self.base.apply(array)?;
-        let s = utf8(&base).map_err(|p| KernelError::Parameter(p.0))?;
+        let s = utf8(&base).map_err(|p| KernelError::Parameter(p.message))?;
         let s = s.as_string::<i32>();
         let mut b = StringBuilder::with_capacity(s.len(), s.len() * 8);
         for i in 0..s.len() {

@@ -150,13 +150,13 @@ impl Kernel {
                     KernelError::UnsupportedType {
                         action: name,
                         data_type: input.clone(),
-                        hint: hint.0,
+                        hint: hint.message,
                     }
                 })?;
                 let k = c
                     .transform
                     .kernel(&c.params, input)
-                    .map_err(|p| KernelError::Parameter(p.0))?;
+                    .map_err(|p| KernelError::Parameter(p.message))?;
                 (Kernel::Custom(c.transform, k), out)
             }
         })

@@ -310,22 +310,22 @@ mod tests {
         assert_eq!(h.labels("7").unwrap(), ["5-9", "*"]);
         let e = ArxHierarchy::parse("1;a;*\n2;b\n", "x.csv", b';')
             .unwrap_err()
-            .0;
+            .message;
         assert!(
             e.contains("x.csv, line 2") && e.contains("2 columns"),
             "{e}"
         );
         let e = ArxHierarchy::parse("1;a;*\n2;a;+\n", "x.csv", b';')
             .unwrap_err()
-            .0;
+            .message;
         assert!(e.contains("one root"), "{e}");
         let e = ArxHierarchy::parse("1;a;p;*\n2;a;q;*\n", "x.csv", b';')
             .unwrap_err()
-            .0;
+            .message;
         assert!(e.contains("nest") && e.contains("line 1"), "{e}");
         let e = ArxHierarchy::parse("1;a;*\n1;a;*\n", "x.csv", b';')
             .unwrap_err()
-            .0;
+            .message;
         assert!(e.contains("`1` is listed twice"), "{e}");
         assert!(ArxHierarchy::parse("1,a,*", "x.csv", b';').is_err());
     }
@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(q.map[2], [0, 0, 0, 0]);
         let e = QiHierarchy::from_arx("q", &s(&[Some("d"), Some("é")]), &h)
             .unwrap_err()
-            .0;
+            .message;
         // The uncovered values come from the data: counted, never shown.
         assert!(
             e.contains("2 distinct values") && e.contains("h.csv"),
@@ -357,7 +357,7 @@ mod tests {
             ],
         )
         .unwrap_err()
-        .0;
+        .message;
         assert!(
             e.contains("`30-39` at level 1") && e.contains("nest"),
             "{e}"

@@ -50,6 +50,18 @@ fn policy_error(source: &str, message: impl std::fmt::Display) -> Error {
     }
 }
 
+/// A problem with the policy: a breach of a lawful-basis rule keeps its rule id.
+fn problem_error(source: &str, p: Problem) -> Error {
+    match p.rule {
+        Some(rule) => Error::Rule {
+            path: source.to_string(),
+            rule,
+            message: p.message,
+        },
+        None => policy_error(source, p.message),
+    }
+}
+
 fn yaml_error_message(e: &serde_saphyr::Error, source: &str) -> String {
     // serde-saphyr's Display carries "line X column Y" and a snippet in most cases; make sure
     // of the position, and name the file in the snippet.
@@ -69,7 +81,7 @@ fn yaml_error_message(e: &serde_saphyr::Error, source: &str) -> String {
 }
 
 fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
-    let perr = |message: Problem| policy_error(source, message);
+    let perr = |p: Problem| problem_error(source, p);
     let jurisdictions = check_header(&file).map_err(perr)?;
     let set = recognizer_set(&file).map_err(perr)?;
     let fields = validate_fields(&file, &jurisdictions, &set).map_err(perr)?;
@@ -81,14 +93,8 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
     let warnings = rules::check(&jurisdictions, &file.recipients, &transfers, &output_fields)
         .map_err(|(i, m)| {
             let loc = file.transfers[i].referenced;
-            policy_error(
-                source,
-                format!(
-                    "transfers (line {} column {}): {m}",
-                    loc.line(),
-                    loc.column()
-                ),
-            )
+            let at = format!("transfers (line {} column {})", loc.line(), loc.column());
+            problem_error(source, m.context(at))
         })?;
     let privacy = match &file.privacy {
         None => None,
@@ -134,10 +140,10 @@ fn check_header(file: &PolicyFile) -> std::result::Result<Vec<Jurisdiction>, Pro
     }
     for (key, v) in [("controller", &file.controller), ("purpose", &file.purpose)] {
         if v.trim() == "TODO" {
-            // The DRAFT rule.
-            return Err(Problem(format!(
-                "`{key}` is TODO: a person must fill it in before the policy is used"
-            )));
+            return Err(Problem::breach(
+                "DRAFT",
+                format!("`{key}` is TODO: a person must fill it in before the policy is used"),
+            ));
         }
     }
     Ok(jurisdictions)
@@ -190,8 +196,8 @@ fn validate_fields(
             loc.column(),
         )
         .map_err(|m| {
-            Problem(format!(
-                "field `{name}` (line {} column {}): {m}",
+            m.context(format_args!(
+                "field `{name}` (line {} column {})",
                 loc.line(),
                 loc.column()
             ))
@@ -302,11 +308,14 @@ fn basis_in(spec: &BasisSpec, j: Jurisdiction) -> std::result::Result<Basis, Pro
         })?,
     };
     if word.trim() == "TODO" {
-        return Err(Problem(format!(
-            "`basis` is TODO for {j} ({}): a person must choose the lawful basis; \
+        return Err(Problem::breach(
+            "DRAFT",
+            format!(
+                "`basis` is TODO for {j} ({}): a person must choose the lawful basis; \
              nothing is shared on a guessed one",
-            j.law()
-        )));
+                j.law()
+            ),
+        ));
     }
     let basis = Basis::parse(&word).ok_or_else(|| {
         Problem(format!(
@@ -319,7 +328,11 @@ fn basis_in(spec: &BasisSpec, j: Jurisdiction) -> std::result::Result<Basis, Pro
         ))
     })?;
     if basis.reference(j).is_none() {
-        return Err(Problem(basis.unavailable_reason(j)));
+        let rule = match j {
+            Jurisdiction::EU => "GDPR-6",
+            Jurisdiction::CN => "PIPL-13",
+        };
+        return Err(Problem::breach(rule, basis.unavailable_reason(j)));
     }
     Ok(basis)
 }

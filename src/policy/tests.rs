@@ -322,3 +322,47 @@ fn yaml_errors_carry_no_library_hints() {
     let e = err("[EU]", "  \"\": { action: keep, basis: contract }\n");
     assert!(e.contains("empty name") && e.contains("line 7"), "{e}");
 }
+
+#[test]
+fn rule_breaches_are_rule_errors_with_their_id() {
+    let id = |jur: &str, fields: &str| match load(jur, fields) {
+        Err(crate::Error::Rule { rule, message, .. }) => (rule, message),
+        other => panic!("{other:?}"),
+    };
+    let (rule, msg) = id(
+        "[EU]",
+        "  dx: { action: keep, basis: consent, special_category: health }\n",
+    );
+    assert_eq!(rule, "GDPR-9");
+    assert!(msg.contains("field `dx` (line"), "{msg}");
+    let (rule, _) = id(
+        "[CN]",
+        "  dx: { action: keep, basis: consent, sensitive: true }\n",
+    );
+    assert_eq!(rule, "PIPL-28/29");
+    assert_eq!(
+        id(
+            "[CN]",
+            "  a: { action: keep, basis: legitimate_interests }\n"
+        )
+        .0,
+        "PIPL-13"
+    );
+    assert_eq!(
+        id("[EU]", "  a: { action: keep, basis: news_reporting }\n").0,
+        "GDPR-6"
+    );
+    assert_eq!(
+        id("[EU]", "  a: { action: keep, basis: TODO }\n").0,
+        "DRAFT"
+    );
+    // Not every policy error is a rule breach.
+    assert!(matches!(
+        load("[EU]", "  a: { action: keep, basis: nonsense }\n"),
+        Err(crate::Error::Policy { .. })
+    ));
+    // Same exit code as any other policy error.
+    let e = load("[EU]", "  a: { action: keep, basis: TODO }\n").unwrap_err();
+    let p = load("[EU]", "  a: { action: keep, basis: nonsense }\n").unwrap_err();
+    assert_eq!(e.exit_code(), p.exit_code());
+}

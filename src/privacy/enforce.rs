@@ -87,6 +87,7 @@ pub fn decide(prep: &Prepared, spec: &PrivacySpec, input: &str) -> Result<Decisi
     let fail = |message: String| Error::Privacy {
         input: input.to_string(),
         message,
+        assessment: Some(crate::error::Details::new(before.clone())),
     };
     let violations = eval0.suppressed;
     let limit = format!("{:.2}%", spec.max_suppression * 100.0);

@@ -130,7 +130,7 @@ pub enum SearchError {
 impl std::fmt::Display for SearchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SearchError::Lattice(m) => f.write_str(&m.0),
+            SearchError::Lattice(m) => f.write_str(&m.message),
             SearchError::Budget { progress: p, limit } => write!(
                 f,
                 "the search for the least-loss generalization reached its budget ({limit}) after \
@@ -728,7 +728,7 @@ mod tests {
         )
         .unwrap();
         let qis = vec![wide; 7]; // 10^7 nodes
-        let e = Lattice::new(&qis).unwrap_err().0;
+        let e = Lattice::new(&qis).unwrap_err().message;
         assert!(
             e.contains("10 x 10 x 10") && e.contains("fewer quasi-identifiers"),
             "{e}"

@@ -750,17 +750,17 @@ mod tests {
         let e = s
             .add_custom("email", "x+", None, "pd:EmailAddress")
             .unwrap_err()
-            .0;
+            .message;
         assert!(e.contains("'email'") && e.contains("already exists"), "{e}");
         let e = s
             .add_custom("broken", "([0-9]", None, "pd:Identifier")
             .unwrap_err()
-            .0;
+            .message;
         assert!(e.contains("'broken'") && e.contains("invalid regex"), "{e}");
         let e = s
             .add_custom("mystery", "[0-9]+", Some("crc32"), "pd:Identifier")
             .unwrap_err()
-            .0;
+            .message;
         assert!(
             e.contains("'mystery'")
                 && e.contains("crc32")
@@ -771,7 +771,7 @@ mod tests {
         let e = s
             .add_custom("empty_ok", "[0-9]*", None, "pd:Identifier")
             .unwrap_err()
-            .0;
+            .message;
         assert!(e.contains("empty string"), "{e}");
         assert!(s.add_custom("", "x", None, "pd:Identifier").is_err());
         assert!(s.add_custom("nocat", "x", None, " ").is_err());

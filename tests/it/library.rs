@@ -232,3 +232,59 @@ fn run_outside_a_tokio_runtime_is_an_error_not_a_panic() {
     assert!(matches!(r, Err(Error::Usage(_))), "{r:?}");
     assert!(dir_names(dir.path()).is_empty());
 }
+
+#[test]
+fn unmet_models_in_apply_carry_the_assessment_and_a_url_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = super::util::people_csv(dir.path());
+    let p = Policy::from_yaml_str(
+        &format!(
+            "{}{}privacy:\n  quasi_identifiers:\n    age: {{ levels: [{{ bin_width: 10 }}] }}\n  k: 2\n  on_violation: fail\n",
+            super::util::HEAD,
+            super::util::PEOPLE
+        ),
+        "k.yaml",
+    )
+    .unwrap();
+    let out = dir.path().join("out.parquet");
+    let e = block_on(Apply::new(p, Keyring::default(), &input, &out).run()).unwrap_err();
+    assert!(matches!(e, Error::Privacy { .. }), "{e:?}");
+    let a = e
+        .privacy_assessment()
+        .expect("the assessment travels with the error");
+    assert_eq!((a.records, a.smallest_class), (6, 1));
+    assert!(!a.satisfied);
+    assert_eq!(dir_names(dir.path()), ["people.csv"]);
+
+    // Object stores are not wired in yet: a URL is refused before anything is read, and the
+    // message does not repeat the credentials in it.
+    let (policy, keyring) = example();
+    let e = block_on(Apply::new(policy, keyring, "s3://user:secret@bucket/in.csv", &out).run())
+        .unwrap_err();
+    assert!(matches!(e, Error::Usage(_)), "{e:?}");
+    assert!(!e.to_string().contains("secret"), "{e}");
+    let v = block_on(cloakline::jobs::verify::Verify::new("gs://b/o.parquet").run()).unwrap_err();
+    assert!(matches!(v, Error::Usage(_)), "{v:?}");
+}
+
+#[test]
+fn verify_and_scan_are_owned_async_jobs() {
+    let (policy, keyring) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.csv");
+    let input = root().join("examples/customers.csv");
+    block_on(Apply::new(policy, keyring, &input, &out).run()).unwrap();
+    let v = block_on(cloakline::jobs::verify::Verify::new(&out).run()).unwrap();
+    assert!(v.passed(), "{}", v.to_text());
+    // Edited after the run: the checksum check fails, and says so as a result, not an error.
+    std::fs::write(&out, "customer_id\nx\n").unwrap();
+    let v = block_on(cloakline::jobs::verify::Verify::new(&out).run()).unwrap();
+    assert!(!v.passed());
+    let report = block_on(
+        cloakline::jobs::scan::Scan::new(&input)
+            .with_sample(50)
+            .run(),
+    )
+    .unwrap();
+    assert!(report.columns.iter().any(|c| c.name == "email"));
+}

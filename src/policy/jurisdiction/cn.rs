@@ -134,7 +134,8 @@ fn missing_basis(b: Basis) -> String {
 fn check_field(r: &FieldRule, basis: Basis) -> Result<(), Problem> {
     let sensitive = r.sensitive || r.special_category.is_some();
     if sensitive && basis == Basis::Consent && !r.separate_consent {
-        return Err(Problem::new(
+        return Err(Problem::breach(
+            "PIPL-28/29",
             "sensitive personal information relying on consent needs separate consent \
                  (PIPL Art. 29); set `separate_consent: true` once it is obtained, and `consent_ref`",
         ));
@@ -151,11 +152,14 @@ fn check_transfer(t: &Transfer, country: &str) -> Result<(), Problem> {
         )
     );
     if leaves(country) && !ok {
-        return Err(Problem(format!(
-            "transfer to `{}` in {country} leaves China: PIPL Art. 38(1) needs \
+        return Err(Problem::breach(
+            "PIPL-38",
+            format!(
+                "transfer to `{}` in {country} leaves China: PIPL Art. 38(1) needs \
                      `mechanism: security_assessment`, `certification` or `standard_contract`",
-            t.recipient
-        )));
+                t.recipient
+            ),
+        ));
     }
     Ok(())
 }

@@ -109,7 +109,8 @@ fn missing_basis(b: Basis) -> String {
 /// GDPR-9: special-category data needs an Art. 9(2) condition besides the Art. 6 basis.
 fn check_field(r: &FieldRule, _basis: Basis) -> Result<(), Problem> {
     if r.special_category.is_some() && r.art9_condition.is_none() {
-        return Err(Problem::new(
+        return Err(Problem::breach(
+            "GDPR-9",
             "special-category data needs a GDPR Art. 9(2) condition besides the Art. 6 basis; \
              set `art9_condition` (e.g. explicit_consent, research)",
         ));
@@ -130,13 +131,16 @@ fn check_transfer(t: &Transfer, country: &str) -> Result<(), Problem> {
         )
     );
     if leaves(country) && !ok {
-        return Err(Problem(format!(
-            "transfer to `{}` in {country} leaves the EEA: GDPR Art. 44 needs a Chapter V \
+        return Err(Problem::breach(
+            "GDPR-44",
+            format!(
+                "transfer to `{}` in {country} leaves the EEA: GDPR Art. 44 needs a Chapter V \
                  ground: `mechanism: adequacy` (Art. 45), `standard_contract` or \
                  `binding_corporate_rules` (Art. 46-47), `certification` (Art. 46(2)(f)) or \
                  `derogation` (Art. 49)",
-            t.recipient
-        )));
+                t.recipient
+            ),
+        ));
     }
     Ok(())
 }
@@ -206,7 +210,8 @@ impl Art9Condition {
 /// the field vocabulary every policy shares, and alone it means a category was left out.
 pub(crate) fn check_condition_has_category(r: &FieldRule) -> Result<(), Problem> {
     if r.art9_condition.is_some() && r.special_category.is_none() {
-        return Err(Problem::new(
+        return Err(Problem::breach(
+            "GDPR-9",
             "`art9_condition` is set but `special_category` is not; name the Art. 9(1) category",
         ));
     }

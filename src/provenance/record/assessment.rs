@@ -105,3 +105,17 @@ pub struct LossFigures {
     #[serde(deserialize_with = "super::lenient_f64")]
     pub suppressed_fraction: f64,
 }
+
+impl crate::Error {
+    /// The assessment of the data that did not meet the privacy models (as `check` reports
+    /// it), when this is [`crate::Error::Privacy`] raised by `apply`.
+    pub fn privacy_assessment(&self) -> Option<&Assessment> {
+        match self {
+            crate::Error::Privacy {
+                assessment: Some(d),
+                ..
+            } => d.get::<Assessment>(),
+            _ => None,
+        }
+    }
+}
