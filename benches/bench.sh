@@ -15,8 +15,9 @@ RSS_ROWS=${2:-10000000}
 WORK=${BENCH_DIR:-target/bench}
 mkdir -p "$WORK"
 cargo build --release --quiet --bin cloakline --example generate
-BIN=target/release/cloakline
-GEN=target/release/examples/generate
+REL="${CARGO_TARGET_DIR:-target}/release"
+BIN=$REL/cloakline
+GEN=$REL/examples/generate
 KEYS=examples/demo-keyring.json
 
 [ -f "$WORK/customers-$ROWS.parquet" ] || "$GEN" "$ROWS" "$WORK/customers-$ROWS.parquet"

@@ -7,7 +7,7 @@
 #
 # ROWS (default 1,000,000) for apply; CHECK_ROWS (default 2,000,000) for `check`. The data is
 # generated with the AFTER tree's `generate` example (GEN, default
-# target/release/examples/generate). Adult is used when ../shared/benchmarks/adult exists.
+# $CARGO_TARGET_DIR or target, /release/examples/generate). Adult is used when ../shared/benchmarks/adult exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1
@@ -16,7 +16,7 @@ ROWS=${3:-1000000}
 CHECK_ROWS=${4:-2000000}
 N=${N:-5}
 WORK=${BENCH_DIR:-target/bench}
-GEN=${GEN:-target/release/examples/generate}
+GEN=${GEN:-${CARGO_TARGET_DIR:-target}/release/examples/generate}
 KEYS=examples/demo-keyring.json
 mkdir -p "$WORK"
 [ -f "$WORK/customers-$ROWS.parquet" ] || "$GEN" "$ROWS" "$WORK/customers-$ROWS.parquet"

@@ -17,7 +17,8 @@ ROWS=${1:-10000000}
 WORK=${BENCH_DIR:-target/bench}
 mkdir -p "$WORK"
 cargo build --release --quiet --bin cloakline --example generate
-BIN=target/release/cloakline
+REL="${CARGO_TARGET_DIR:-target}/release"
+BIN=$REL/cloakline
 KEYS=examples/demo-keyring.json
 
 best() { # best wall time (s) of N runs of a command
@@ -49,7 +50,7 @@ else
 fi
 
 DATA="$WORK/customers-$ROWS.parquet"
-[ -f "$DATA" ] || target/release/examples/generate "$ROWS" "$DATA"
+[ -f "$DATA" ] || "$REL/examples/generate" "$ROWS" "$DATA"
 for grain in coarse fine; do
   sfx=$([ $grain = coarse ] && echo "-coarse" || echo "")
   echo "check, $ROWS rows, 5 QIs ($grain), k only:            $(best 3 "$BIN" check --policy benches/policies/check-k$sfx.yaml --keyring "$KEYS" --input "$DATA") s"

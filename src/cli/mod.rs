@@ -157,11 +157,14 @@ fn keyring_for(policy: Option<&Policy>, arg: &KeyringArg) -> Result<Keyring> {
     match &arg.keyring {
         Some(p) => load_keyring(p),
         None => {
+            // Each key once, in order: "key(s) k1, k2", not one mention per field.
             let needs: Vec<&str> = policy
                 .map(|p| {
                     p.fields
                         .values()
                         .filter_map(|f| f.action.key_id())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
                         .collect()
                 })
                 .unwrap_or_default();

@@ -270,3 +270,23 @@ fn sql_reads_tsv_tables_as_tab_separated() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("| 2 "));
 }
+
+/// Issue 12 item 5: a missing keyring names each key the policy uses once ("k1, k2"), not once
+/// per field ("k1, k1, k1").
+#[test]
+fn missing_keyring_names_each_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.parquet");
+    let o = run(&[
+        "apply",
+        "--policy",
+        root().join("policies/customers.yaml").to_str().unwrap(),
+        "--input",
+        root().join("examples/customers.csv").to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("key(s) k1, k2, but no keyring"), "{e}");
+}
