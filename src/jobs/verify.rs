@@ -248,10 +248,28 @@ fn output_node<'a>(
     if let Some(n) = by_path(&output.display().to_string()).or_else(|| emb_path.and_then(by_path)) {
         return Some(n);
     }
-    let name = output.file_name()?;
+    // Else the one whose path ends in the most components of the output's path: two files of
+    // a layout share a base name (`x/data_0.csv`, `y/data_0.csv`), not their relative path.
+    let suffix = |recorded: &str| {
+        let mut a: Vec<_> = Path::new(recorded).components().collect();
+        let mut b: Vec<_> = output.components().collect();
+        let mut n = 0;
+        while let (Some(x), Some(y)) = (a.pop(), b.pop()) {
+            if x != y {
+                break;
+            }
+            n += 1;
+        }
+        n
+    };
+    let best = outs
+        .iter()
+        .map(|n| suffix(&n.path))
+        .max()
+        .filter(|&m| m > 0)?;
     let named: Vec<&DatasetNode> = outs
         .into_iter()
-        .filter(|n| Path::new(&n.path).file_name() == Some(name))
+        .filter(|n| suffix(&n.path) == best)
         .collect();
     (named.len() == 1).then(|| named[0])
 }

@@ -347,3 +347,122 @@ fn scan_reports_pattern_matches_that_fail_validation_as_no_evidence() {
     assert_eq!(notes["proposedAction"], "scrub");
     assert_eq!(col("contact")["verdict"], "direct_identifier");
 }
+
+/// Issue 12 item 11: a directory release's sidecar records scrub counts summed over its files
+/// (it held one file's counts), and every file still verifies against it.
+#[test]
+fn directory_sidecar_sums_scrub_counts_over_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("b")).unwrap();
+    let head = "id,note\n";
+    std::fs::write(
+        input.join("a.csv"),
+        format!("{head}1,mail me at a@example.com\n2,b@example.org and c@example.net\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("b/c.csv"),
+        format!("{head}3,d@example.com\n4,nothing here\n"),
+    )
+    .unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{}fields:\n  id: {{ action: keep, basis: contract }}\n  note: {{ action: scrub, recognizers: [email], basis: contract }}\n",
+            crate::util::HEAD
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = run(&[
+        "apply",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sidecar = dir.path().join("out.provenance.json");
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    let rec = cloakline::provenance::Record::from_json(&side).unwrap();
+    let note = rec.output_fields().find(|f| f.column == "note").unwrap();
+    let counts = note.entities_replaced.clone().unwrap();
+    assert_eq!(counts.get("email"), Some(&4), "{counts:?}");
+    assert_eq!(note.counts.unwrap().values_transformed, 4);
+    for f in ["a.parquet", "b/c.parquet"] {
+        let o = run(&[
+            "verify",
+            out.join(f).to_str().unwrap(),
+            "--provenance",
+            sidecar.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "{f}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            stderr(&o)
+        );
+    }
+}
+
+/// Issue 12 item 11: `verify` finds a directory release's file by its relative path, not its
+/// base name: two files named `data_0.csv` in different folders each verify (CSV has no
+/// footer copy to fall back on), even when the path is spelled differently.
+#[test]
+fn verify_matches_directory_files_by_relative_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    for (sub, rows) in [("x", "1,a\n2,b\n"), ("y", "3,c\n")] {
+        std::fs::create_dir_all(input.join(sub)).unwrap();
+        std::fs::write(input.join(sub).join("data_0.csv"), format!("id,v\n{rows}")).unwrap();
+    }
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{}fields:\n  id: {{ action: keep, basis: contract }}\n  v: {{ action: keep, basis: contract }}\n",
+            crate::util::HEAD
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = run(&[
+        "apply",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--output-format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sidecar = dir.path().join("out.provenance.json");
+    for sub in ["x", "y"] {
+        // `…/./out/x/data_0.csv`: not the recorded spelling.
+        let file = dir
+            .path()
+            .join(".")
+            .join("out")
+            .join(sub)
+            .join("data_0.csv");
+        let o = run(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--provenance",
+            sidecar.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "{sub}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            stderr(&o)
+        );
+    }
+}

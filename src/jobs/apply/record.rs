@@ -20,7 +20,17 @@ pub(super) fn run_record(
     let mut fields = Vec::new();
     let mut dropped = Vec::new();
     let mut embedded = None;
+    // Scrub counts per field, summed over the files like the value counts.
+    let mut entities: Vec<std::collections::BTreeMap<String, u64>> = Vec::new();
     for j in done {
+        if entities.len() < j.fields.len() {
+            entities.resize(j.fields.len(), Default::default());
+        }
+        for (t, f) in entities.iter_mut().zip(&j.fields) {
+            for (name, n) in &f.entities {
+                *t.entry(name.clone()).or_default() += n;
+            }
+        }
         if totals.len() < j.columns.len() {
             totals.resize(j.columns.len(), ColumnCounts::default());
         }
@@ -36,6 +46,9 @@ pub(super) fn run_record(
     }
     for (f, t) in fields.iter_mut().zip(&totals) {
         f.counts = t.clone();
+    }
+    for (f, e) in fields.iter_mut().zip(entities) {
+        f.entities = e.into_iter().collect();
     }
     let record = match (ctx.is_dir, embedded) {
         (false, Some(mut r)) => {
