@@ -126,8 +126,12 @@ pub async fn register_files(
             ctx.read_csv(paths, opts).await
         }
         Format::Ndjson => {
-            ctx.read_json(paths, JsonReadOptions::default().file_extension(&ext))
-                .await
+            // The schema `apply` reads (with the policy's `type:` overrides), not DataFusion's
+            // own inference, so a `type: date` field is a date in the grouping pass too.
+            let opts = JsonReadOptions::default()
+                .file_extension(&ext)
+                .schema(&schema);
+            ctx.read_json(paths, opts).await
         }
     }
     .map_err(df_err)?;

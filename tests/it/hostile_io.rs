@@ -500,3 +500,51 @@ fn missing_output_directories_are_created_and_removed_on_failure() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!d2.path().join("new").exists());
 }
+
+/// Issue 12 item 7: NDJSON with `type:` overrides worked without a privacy block but failed
+/// with one: the grouping pass read the file with DataFusion's own inference (dates as
+/// strings), not with the policy's types.
+#[test]
+fn ndjson_type_overrides_hold_in_the_privacy_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("p.ndjson");
+    let mut text = String::new();
+    for (i, d) in ["1980-02-03", "1981-05-06", "1982-07-08", "1983-09-10"]
+        .iter()
+        .enumerate()
+    {
+        text.push_str(&format!("{{\"id\": {i}, \"birth_date\": \"{d}\"}}\n"));
+    }
+    std::fs::write(&data, text).unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{}fields:\n  id: {{ action: keep, basis: contract }}\n  birth_date: {{ action: keep, basis: contract, type: date }}\nprivacy:\n  quasi_identifiers:\n    birth_date: {{ levels: [{{ to: decade }}] }}\n  k: 2\n  on_violation: generalize\n",
+            crate::util::HEAD
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("o.csv");
+    let o = crate::util::run(&[
+        "apply",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.matches("1980-1989").count(), 4, "{written}");
+    let o = crate::util::run(&[
+        "check",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+    ]);
+    // Level 0 (whole dates) does not give k = 2: exit 3, not a planning error.
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
