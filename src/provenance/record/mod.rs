@@ -163,14 +163,9 @@ impl<'de> Deserialize<'de> for Node {
         let kind = DISPATCH.iter().find(|t| types.iter().any(|x| x == *t));
         let Some(kind) = kind else {
             return Err(D::Error::custom(format!(
-                "a node of unknown @type {types:?} (expected one of {DISPATCH:?})"
+                "a node whose @type is none of {DISPATCH:?}"
             )));
         };
-        let id = v
-            .get("@id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
         let r = match *kind {
             "cl:Dataset" => serde_json::from_value(v).map(Node::Dataset),
             "cl:Policy" => serde_json::from_value(v).map(Node::Policy),
@@ -182,7 +177,13 @@ impl<'de> Deserialize<'de> for Node {
             "prov:Activity" => serde_json::from_value(v).map(|n| Node::Run(Box::new(n))),
             _ => serde_json::from_value(v).map(Node::Agent),
         };
-        r.map_err(|e| D::Error::custom(format!("node {id} ({kind}): {e}")))
+        // The node's kind, not its @id: a hostile record's ids are text of its author's choosing.
+        r.map_err(|e| {
+            D::Error::custom(format!(
+                "a {kind} node: {}",
+                withhold_values(&e.to_string())
+            ))
+        })
     }
 }
 
@@ -678,6 +679,32 @@ pub struct PrivacyNode {
     pub before: Assessment,
 }
 
+/// A serde message without the value it quotes (`invalid type: string "…", expected u64`):
+/// a record is hostile input, and what it holds may be a data value. Member names stay.
+pub(crate) fn withhold_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    for head in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        while let Some(i) = rest.find(head) {
+            out.push_str(&rest[..i + head.len()]);
+            let after = &rest[i + head.len()..];
+            // The value runs to ", expected" (serde's wording), or to the end.
+            match after.find(", expected") {
+                Some(j) => {
+                    out.push_str("(value withheld)");
+                    rest = &after[j..];
+                }
+                None => {
+                    out.push_str("(value withheld)");
+                    rest = "";
+                }
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -702,7 +729,7 @@ impl Record {
                 )));
             }
         };
-        serde_json::from_value(v2).map_err(|e| Problem(e.to_string()))
+        serde_json::from_value(v2).map_err(|e| Problem(withhold_values(&e.to_string())))
     }
 
     /// The document as JSON.
@@ -773,5 +800,31 @@ impl Record {
             Node::Agent(a) if a.types.iter().any(|t| t == "dpv:DataController") => Some(a),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_about_a_record_withhold_its_values() {
+        let doc = serde_json::json!({"cl:format": FORMAT, "@context": {}, "@id": "r",
+            "@type": ["prov:Entity"], "cl:runKind": "apply", "generatedAtTime": "t",
+            "wasGeneratedBy": "alice@example.com", "cl:summary": "alice@example.com",
+            "@included": []});
+        let e = Record::from_json(&doc).unwrap_err().to_string();
+        assert!(!e.contains("alice"), "{e}");
+        assert!(e.contains("value withheld"), "{e}");
+        let mut doc2 = doc.clone();
+        doc2["cl:summary"] = serde_json::json!(null);
+        doc2["cl:runKind"] = serde_json::json!("alice@example.com");
+        let e = Record::from_json(&doc2).unwrap_err().to_string();
+        assert!(!e.contains("alice"), "{e}");
+        let mut doc3 = doc.clone();
+        doc3["@included"] = serde_json::json!([{"@id": "bob@example.com", "@type": ["cl:Dataset"],
+            "cl:path": 5, "cl:format": "csv"}]);
+        let e = Record::from_json(&doc3).unwrap_err().to_string();
+        assert!(!e.contains("bob"), "{e}");
     }
 }
