@@ -7,7 +7,7 @@
 #
 # ROWS (default 1,000,000) for apply; CHECK_ROWS (default 2,000,000) for `check`. The data is
 # generated with the AFTER tree's `generate` example (GEN, default
-# $CARGO_TARGET_DIR or target, /release/examples/generate). Adult is used when ../shared/benchmarks/adult exists.
+# $CARGO_TARGET_DIR or target, /release/examples/generate). Adult is examples/adult.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1
@@ -56,7 +56,7 @@ compare "apply, example policy" apply --policy policies/customers.yaml --keyring
   --input "$DATA" --output "{out}.parquet" --overwrite --no-progress
 compare "apply, all-keep (plain copy)" apply --policy policies/customers-keep.yaml \
   --keyring "$KEYS" --input "$DATA" --output "{out}-keep.parquet" --overwrite --no-progress
-ADULT=../shared/benchmarks/adult/adult.csv
+ADULT=examples/adult.csv
 if [ -f "$ADULT" ]; then
   compare "adult apply, optimal k=5, 5% suppression" apply --policy policies/adult.yaml \
     --input "$ADULT" --delimiter ';' --output "{out}-adult.parquet" --overwrite --no-progress

@@ -13,7 +13,7 @@ use cloakline::privacy::{models, prepare, search};
 
 fn bench(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data = root.join("../shared/benchmarks/adult/adult.csv");
+    let data = root.join("examples/adult.csv");
     if !data.exists() {
         eprintln!("skipped: {} not found", data.display());
         return;

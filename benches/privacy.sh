@@ -3,7 +3,7 @@
 #
 #   benches/privacy.sh [ROWS]
 #
-# 1. Adult (../shared/benchmarks/adult): wall time of `apply` with optimal enforcement,
+# 1. Adult (examples/adult.csv): wall time of `apply` with optimal enforcement,
 #    k = 5 with 5% suppression and with none (policies/adult.yaml), best of 5; the search's own
 #    time is read from the provenance.
 # 2. `check` on a generated customers table of ROWS rows (default 10,000,000) with five
@@ -35,7 +35,7 @@ best() { # best wall time (s) of N runs of a command
   printf '%.3f' "$b"
 }
 
-ADULT=../shared/benchmarks/adult/adult.csv
+ADULT=examples/adult.csv
 if [ -f "$ADULT" ]; then
   sed 's/max_suppression: 0.05/max_suppression: 0/' policies/adult.yaml > policies/.adult-nosupp.yaml
   for p in policies/adult.yaml policies/.adult-nosupp.yaml; do

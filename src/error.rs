@@ -201,6 +201,29 @@ impl Error {
         }
     }
 
+    /// A stable name of the variant, for machines (the CLI's `--json` error object):
+    /// `policy`, `rule`, `keyring`, `missingKey`, `plan`, `usage`, `data`, `transform`, `io`,
+    /// `privacy`, `verification`, `interrupted`, `internal`, `arrow`, `parquet`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Policy { .. } => "policy",
+            Error::Rule { .. } => "rule",
+            Error::Keyring { .. } => "keyring",
+            Error::MissingKey { .. } => "missingKey",
+            Error::Plan { .. } => "plan",
+            Error::Usage(_) => "usage",
+            Error::Data { .. } => "data",
+            Error::Transform { .. } => "transform",
+            Error::Io { .. } => "io",
+            Error::Privacy { .. } => "privacy",
+            Error::Verification(_) => "verification",
+            Error::Interrupted => "interrupted",
+            Error::Internal(_) => "internal",
+            Error::Arrow(_) => "arrow",
+            Error::Parquet(_) => "parquet",
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into().display().to_string(),
@@ -299,4 +322,64 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
 /// Whether the current thread is inside [`catch_panic`].
 pub fn panic_is_caught() -> bool {
     CATCHING.with(|c| c.get() > 0)
+}
+
+/// Terminal columns `text` takes: 2 for East Asian Wide and Fullwidth characters (CJK,
+/// Hangul, fullwidth forms, most emoji), 0 for combining marks and zero-width characters,
+/// 1 otherwise. The text reports (`scan`, `check`) pad their tables with it, so a column
+/// named `客户备注` lines up with `email`.
+pub fn display_width(text: &str) -> usize {
+    text.chars().map(char_width).sum()
+}
+
+/// `text` followed by spaces up to `width` display columns (nothing when it is wider).
+pub fn pad_display(text: &str, width: usize) -> String {
+    let mut s = text.to_string();
+    s.extend(std::iter::repeat_n(
+        ' ',
+        width.saturating_sub(display_width(text)),
+    ));
+    s
+}
+
+fn char_width(c: char) -> usize {
+    let c = c as u32;
+    match c {
+        // Combining marks, zero-width space/joiners, variation selectors.
+        0x0300..=0x036F | 0x200B..=0x200F | 0x20D0..=0x20FF | 0xFE00..=0xFE0F | 0xFE20..=0xFE2F => {
+            0
+        }
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xA960..=0xA97F
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF
+        | 0x20000..=0x2FFFD
+        | 0x30000..=0x3FFFD => 2,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod width_tests {
+    use super::*;
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        assert_eq!(display_width("email"), 5);
+        assert_eq!(display_width("客户备注"), 8);
+        assert_eq!(display_width("ｅｍａｉｌ"), 10);
+        assert_eq!(display_width("e\u{301}"), 1);
+        assert_eq!(pad_display("名字", 6), "名字  ");
+        assert_eq!(pad_display("toolong", 3), "toolong");
+    }
 }

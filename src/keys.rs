@@ -37,11 +37,26 @@ const DEMO_FINGERPRINTS: [&str; 2] = ["beaf4c510f29e410", "44296cb7a8b4f861"];
 /// Keyring files are small; a larger "keyring" is the wrong file (or `/dev/zero`).
 const MAX_KEYRING_BYTES: u64 = 1 << 20;
 
+/// What a key is for. A data key's HKDF subkeys tokenize, encrypt and HMAC-sign; a signing
+/// key is an Ed25519 private key (its 32 bytes are the seed) whose public half a partner can
+/// hold without being able to decrypt anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// A secret 256-bit key (tokenize, encrypt, scrub, HMAC signatures).
+    Data,
+    /// An Ed25519 signing key (provenance signatures only).
+    Signing,
+}
+
+/// The keyring's name for [`KeyPurpose::Signing`] keys.
+const SIGNING_PURPOSE: &str = "signing-ed25519";
+
 /// One named 256-bit key.
 pub struct Key {
     id: String,
     material: Zeroizing<[u8; 32]>,
     created: Option<String>,
+    purpose: KeyPurpose,
 }
 
 impl Key {
@@ -56,7 +71,34 @@ impl Key {
             id,
             material: Zeroizing::new(material),
             created: None,
+            purpose: KeyPurpose::Data,
         })
+    }
+
+    /// An Ed25519 signing key from its 32-byte seed (tests; `keys generate --signing`).
+    pub fn signing_from_bytes(id: impl Into<String>, seed: [u8; 32]) -> Result<Self> {
+        let mut key = Key::from_bytes(id, seed)?;
+        key.purpose = KeyPurpose::Signing;
+        Ok(key)
+    }
+
+    /// What the key is for.
+    pub fn purpose(&self) -> KeyPurpose {
+        self.purpose
+    }
+
+    /// The Ed25519 public key of a signing key (`None` for a data key, which has no public half).
+    pub fn verifying_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        (self.purpose == KeyPurpose::Signing)
+            .then(|| ed25519_dalek::SigningKey::from_bytes(&self.material).verifying_key())
+    }
+
+    /// An Ed25519 signature over `message` (`None` for a data key).
+    pub fn sign_ed25519(&self, message: &[u8]) -> Option<ed25519_dalek::Signature> {
+        use ed25519_dalek::Signer;
+        // SigningKey zeroizes itself on drop (the `zeroize` feature).
+        (self.purpose == KeyPurpose::Signing)
+            .then(|| ed25519_dalek::SigningKey::from_bytes(&self.material).sign(message))
     }
 
     /// The key's name, as the policy refers to it.
@@ -64,11 +106,15 @@ impl Key {
         &self.id
     }
 
-    /// A public, non-reversible fingerprint: the first 8 bytes (16 hex digits) of
-    /// HKDF-SHA256(ikm = key, salt = empty, info = `cloakline/v1/fingerprint`).
+    /// A public, non-reversible fingerprint (16 hex digits). For a data key, the first 8 bytes
+    /// of HKDF-SHA256(ikm = key, salt = empty, info = `cloakline/v1/fingerprint`); for a
+    /// signing key, of SHA-256 over its public key, so a partner can compute it from the
+    /// exported public key alone ([`public_key_fingerprint`]).
     pub fn fingerprint(&self) -> String {
-        let okm = self.derive("cloakline/v1/fingerprint");
-        hex::encode(&okm[..8])
+        match self.verifying_key() {
+            Some(public) => public_key_fingerprint(&public),
+            None => hex::encode(&self.derive("cloakline/v1/fingerprint")[..8]),
+        }
     }
 
     /// Whether this is one of the public keys of `examples/demo-keyring.json`.
@@ -100,6 +146,58 @@ impl fmt::Debug for Key {
             .field("fingerprint", &self.fingerprint())
             .finish_non_exhaustive()
     }
+}
+
+/// The fingerprint of an Ed25519 public key: the first 8 bytes (16 hex digits) of SHA-256
+/// over its 32 bytes.
+pub fn public_key_fingerprint(public: &ed25519_dalek::VerifyingKey) -> String {
+    use sha2::Digest;
+    hex::encode(&Sha256::digest(public.as_bytes())[..8])
+}
+
+/// The public key of a signing key as PEM (SubjectPublicKeyInfo, as `openssl pkey -pubout`
+/// writes it), for a partner to verify signatures with.
+pub fn public_key_pem(public: &ed25519_dalek::VerifyingKey) -> Result<String> {
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+    public
+        .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .map_err(|_| Error::Internal("cannot encode an Ed25519 public key as PEM".into()))
+}
+
+/// Read an Ed25519 public key file: PEM (SubjectPublicKeyInfo) or 64 hexadecimal digits.
+pub fn read_public_key(path: &Path) -> Result<ed25519_dalek::VerifyingKey> {
+    let shown = path.display().to_string();
+    let err = |message: String| Error::Keyring {
+        path: shown.clone(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read it: {e}")))?;
+    if !meta.is_file() || meta.len() > 64 * 1024 {
+        return Err(err(
+            "is not a public key file (expected a PEM file of a few hundred bytes, from `cloakline keys export-public`)".into(),
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|_| err("is not text; expected a PEM public key".into()))?;
+    let text = text.trim();
+    if text.contains("PRIVATE KEY") {
+        return Err(err(
+            "holds a PRIVATE key; a verifier needs only the public key (`cloakline keys export-public`)".into(),
+        ));
+    }
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut bytes = [0u8; 32];
+        if hex::decode_to_slice(text, &mut bytes).is_ok()
+            && let Ok(k) = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        {
+            return Ok(k);
+        }
+        return Err(err("is not a valid Ed25519 public key".into()));
+    }
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    ed25519_dalek::VerifyingKey::from_public_key_pem(text).map_err(|_| {
+        err("is not an Ed25519 public key in PEM form (-----BEGIN PUBLIC KEY-----); export one with `cloakline keys export-public`".into())
+    })
 }
 
 /// A set of named keys.
@@ -138,6 +236,9 @@ struct KeyEntry {
     secret_hex: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     created: Option<String>,
+    /// Absent for data keys; `signing-ed25519` for signing keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    purpose: Option<String>,
 }
 
 impl Drop for KeyEntry {
@@ -272,6 +373,7 @@ impl Keyring {
                 id: (*id).to_string(),
                 material: random_material(),
                 created: None,
+                purpose: KeyPurpose::Data,
             };
             ring.keys.insert(key.id.clone(), key);
         }
@@ -290,13 +392,28 @@ impl Keyring {
         Ok(())
     }
 
-    /// Look a key up by id; the error lists the ids that exist.
+    /// Look a key up by id, whatever its purpose; the error lists the ids that exist.
     pub fn get(&self, id: &str) -> Result<&Key> {
         self.keys.get(id).ok_or_else(|| Error::MissingKey {
             keyring: self.source.clone(),
             key_id: id.to_string(),
             present: self.keys.keys().cloned().collect(),
         })
+    }
+
+    /// A key to tokenize, encrypt or scrub with: a signing key is refused, so the key whose
+    /// public half partners hold never protects data.
+    pub fn data_key(&self, id: &str) -> Result<&Key> {
+        let key = self.get(id)?;
+        match key.purpose {
+            KeyPurpose::Data => Ok(key),
+            KeyPurpose::Signing => Err(Error::Keyring {
+                path: self.source.clone(),
+                message: format!(
+                    "key {id} is an Ed25519 signing key; it can only sign provenance. Tokenize and encrypt with a data key (`cloakline keys generate --id ID`)"
+                ),
+            }),
+        }
     }
 
     /// Where the keyring came from (a path, or `<memory>`).
@@ -313,6 +430,11 @@ impl Keyring {
     /// The file is replaced atomically and, on Unix, readable by its owner only.
     /// A symlinked keyring is updated where the link points; the link stays.
     pub fn generate_into_file(path: &Path, id: &str) -> Result<String> {
+        Self::generate_into_file_as(path, id, KeyPurpose::Data)
+    }
+
+    /// [`Keyring::generate_into_file`] for a key of the given purpose.
+    pub fn generate_into_file_as(path: &Path, id: &str, purpose: KeyPurpose) -> Result<String> {
         let shown = path.display().to_string();
         validate_key_id(id).map_err(|m| Error::Keyring {
             path: shown.clone(),
@@ -336,6 +458,7 @@ impl Keyring {
             id: id.to_string(),
             material: random_material(),
             created: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            purpose,
         };
         let fingerprint = key.fingerprint();
         ring.insert(key)?;
@@ -354,6 +477,7 @@ impl Keyring {
                     id: k.id.clone(),
                     secret_hex: hex::encode(k.material.as_ref()),
                     created: k.created.clone(),
+                    purpose: (k.purpose == KeyPurpose::Signing).then(|| SIGNING_PURPOSE.into()),
                 })
                 .collect(),
         };
@@ -464,10 +588,20 @@ fn key_from_entry(entry: &KeyEntry, n: usize) -> std::result::Result<Key, Proble
             "key #{n}: secret_hex is not a random key (all bytes equal, a short repeated pattern or a counting sequence); replace it with `cloakline keys generate`"
         )));
     }
+    let purpose = match entry.purpose.as_deref() {
+        None | Some("data") => KeyPurpose::Data,
+        Some(SIGNING_PURPOSE) => KeyPurpose::Signing,
+        Some(_) => {
+            return Err(Problem(format!(
+                "key #{n}: unknown `purpose`; use \"{SIGNING_PURPOSE}\" for a signing key, or leave it out for a data key"
+            )));
+        }
+    };
     Ok(Key {
         id: entry.id.clone(),
         material,
         created: entry.created.clone(),
+        purpose,
     })
 }
 
@@ -553,6 +687,57 @@ mod tests {
         assert_eq!(ring.ids().collect::<Vec<_>>(), ["k1", "k2"]);
         let e = ring.get("nope").unwrap_err().to_string();
         assert!(e.contains("k1, k2"), "{e}");
+    }
+
+    #[test]
+    fn signing_keys_round_trip_and_never_protect_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.json");
+        Keyring::generate_into_file(&p, "k1").unwrap();
+        let fp = Keyring::generate_into_file_as(&p, "s1", KeyPurpose::Signing).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("\"purpose\": \"signing-ed25519\""), "{text}");
+        let ring = Keyring::load(&p).unwrap();
+        let s1 = ring.get("s1").unwrap();
+        assert_eq!(s1.purpose(), KeyPurpose::Signing);
+        assert_eq!(s1.fingerprint(), fp);
+        // The fingerprint is computable from the public key alone.
+        let public = s1.verifying_key().unwrap();
+        assert_eq!(public_key_fingerprint(&public), fp);
+        let sig = s1.sign_ed25519(b"m").unwrap();
+        assert!(public.verify_strict(b"m", &sig).is_ok());
+        assert!(public.verify_strict(b"n", &sig).is_err());
+        // Data keys have no public half and cannot sign with Ed25519; signing keys protect no data.
+        assert!(ring.get("k1").unwrap().verifying_key().is_none());
+        assert!(ring.get("k1").unwrap().sign_ed25519(b"m").is_none());
+        assert!(ring.data_key("k1").is_ok());
+        let e = ring.data_key("s1").unwrap_err().to_string();
+        assert!(e.contains("signing key"), "{e}");
+        // PEM out, PEM in.
+        let pem = public_key_pem(&public).unwrap();
+        let pp = dir.path().join("s1.pem");
+        std::fs::write(&pp, &pem).unwrap();
+        assert_eq!(read_public_key(&pp).unwrap(), public);
+        std::fs::write(&pp, hex::encode(public.as_bytes())).unwrap();
+        assert_eq!(read_public_key(&pp).unwrap(), public);
+    }
+
+    #[test]
+    fn an_unknown_key_purpose_is_refused_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.json");
+        let secret = hex::encode(*random_material());
+        std::fs::write(
+            &p,
+            format!(
+                r#"{{"format":"{KEYRING_FORMAT}","keys":[{{"id":"k1","secret_hex":"{secret}","purpose":"weird-purpose"}}]}}"#
+            ),
+        )
+        .unwrap();
+        set_mode(&p, 0o600);
+        let e = msg(Keyring::load(&p).unwrap_err());
+        assert!(e.contains("key #1: unknown `purpose`"), "{e}");
+        assert!(!e.contains("weird-purpose") && !e.contains(&secret), "{e}");
     }
 
     fn ring_file(dir: &Path, keys: &[(&str, &str)]) -> std::path::PathBuf {

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cloakline::Result;
 use cloakline::engine::Cancel;
@@ -18,11 +18,28 @@ use cli::{
     verify::VerifyArgs,
 };
 
+/// `0.1.0 (1a2b3c4 2026-11-30)`: the commit and UTC build date come from build.rs.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CLOAKLINE_BUILD_COMMIT"),
+    " ",
+    env!("CLOAKLINE_BUILD_DATE"),
+    ")"
+);
+
 /// Make datasets safe to share: apply a declarative privacy policy to Parquet, CSV and NDJSON
 /// files, and record what was done, with which key and on what lawful basis.
 #[derive(Parser)]
-#[command(name = "cloakline", version, about, long_about = None)]
+#[command(name = "cloakline", version = VERSION, about, long_about = None)]
 struct Cli {
+    /// Errors only on stderr: no warnings, notices, summaries or progress bar.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More log output on stderr: -v info, -vv debug, -vvv trace. Without it, CLOAKLINE_LOG
+    /// (or RUST_LOG) sets the levels, e.g. `debug` or `cloakline::jobs=debug`; default `warn`.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,18 +96,79 @@ fn main() -> ExitCode {
             "internal error: cloakline panicked{at} (a bug; please report it — the message is withheld because it may quote data)"
         );
     }));
-    let cli = Cli::parse();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return bad_arguments(e),
+    };
+    let json = wants_json(&matches);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return bad_arguments(e),
+    };
+    cli::set_quiet(cli.quiet);
+    if let Err(e) = cli::logging::init(cli.quiet, cli.verbose) {
+        return fail(&e, json);
+    }
+    tracing::debug!(version = VERSION, "cloakline starting");
     // Ctrl-C, SIGTERM and SIGHUP (the `termination` feature) all stop the run cleanly.
     let cancel = Cancel::new();
     let on_signal = cancel.clone();
     let _ = ctrlc::set_handler(move || on_signal.cancel());
     match run(cli, &cancel) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", printable(&e.to_string()));
-            ExitCode::from(e.exit_code() as u8)
-        }
+        Err(e) => fail(&e, json),
     }
+}
+
+/// Whether the command line asked for `--json` (only the commands that have the flag).
+fn wants_json(matches: &clap::ArgMatches) -> bool {
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    matches!(m.try_get_one::<bool>("json"), Ok(Some(true)))
+}
+
+/// The error on stderr and, with `--json`, as `{"error": {kind, message, exitCode}}` on
+/// stdout, unless the command already printed its JSON result there (`check` whose models
+/// are not met, `verify` that found a mismatch: the exit code tells the failure).
+fn fail(e: &cloakline::Error, json: bool) -> ExitCode {
+    let code = e.exit_code();
+    let message = printable(&e.to_string());
+    if json && !cli::json_result_shown() {
+        print_error_object(e.kind(), &message, code);
+    }
+    eprintln!("error: {message}");
+    ExitCode::from(code as u8)
+}
+
+/// A command line clap rejects (exit 2), or `--help`/`--version` (exit 0).
+fn bad_arguments(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind as K;
+    let informational = matches!(
+        e.kind(),
+        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    // clap has no parsed matches to ask; look for the flag itself (before a `--`).
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if json && !informational {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or_default();
+        let message = first.strip_prefix("error: ").unwrap_or(first);
+        print_error_object("usage", &printable(message), e.exit_code());
+    }
+    let _ = e.print();
+    ExitCode::from(e.exit_code() as u8)
+}
+
+fn print_error_object(kind: &str, message: &str, code: i32) {
+    let doc = serde_json::json!({
+        "error": { "kind": kind, "message": message, "exitCode": code }
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
 
 fn run(cli: Cli, cancel: &Cancel) -> Result<()> {

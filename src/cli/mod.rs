@@ -19,14 +19,20 @@ pub(crate) use cloakline::{Error, Result};
 macro_rules! outln {
     ($($t:tt)*) => { println!("{}", $crate::cli::printable(&format!($($t)*))) };
 }
+/// Notices, warnings and summaries on stderr; silent under `--quiet` (errors only).
 macro_rules! errln {
-    ($($t:tt)*) => { eprintln!("{}", $crate::cli::printable(&format!($($t)*))) };
+    ($($t:tt)*) => {
+        if !$crate::cli::quiet() {
+            eprintln!("{}", $crate::cli::printable(&format!($($t)*)))
+        }
+    };
 }
 
 pub(crate) mod apply;
 pub(crate) mod check;
 pub(crate) mod decrypt;
 pub(crate) mod keys;
+pub(crate) mod logging;
 pub(crate) mod report;
 pub(crate) mod ropa;
 pub(crate) mod scan;
@@ -50,24 +56,54 @@ fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
 
 #[derive(Args)]
 pub(crate) struct FormatArgs {
-    /// Input format; default: from the file extension (.parquet, .csv/.tsv, .ndjson/.jsonl).
+    /// Input format; default: from the file extension (.parquet, .csv/.tsv, .ndjson/.jsonl,
+    /// each CSV/NDJSON one also .gz or .zst). Required when the input is `-` (stdin).
     #[arg(long, value_parser = format_parser(), value_name = "FORMAT")]
     input_format: Option<Format>,
-    /// CSV field delimiter (one ASCII character; `\t` for tab). Used for CSV input and output.
-    #[arg(long, default_value = ",", value_name = "CHAR")]
-    delimiter: String,
+    /// CSV field delimiter (one ASCII character; `\t` for tab). Used for CSV input and output;
+    /// default: tab for .tsv files, `,` otherwise.
+    #[arg(long, value_name = "CHAR")]
+    delimiter: Option<String>,
     /// Rows per batch (1 to 1,048,576).
     #[arg(long, default_value_t = 8192, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     batch_size: u64,
+    /// Rows of a CSV/NDJSON input read to infer its column types; 0 reads the whole file
+    /// first (one more pass).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    infer_rows: usize,
+    /// Read every CSV column (every scalar NDJSON field) as text, inferring no types; the
+    /// policy's `type:` overrides still apply.
+    #[arg(long)]
+    all_strings: bool,
 }
 
-/// A job's progress as a bar on stderr.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static JSON_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--quiet`: errors only on stderr.
+pub(crate) fn set_quiet(yes: bool) {
+    QUIET.store(yes, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub(crate) fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether a `--json` result is on stdout already (an error then adds no second document).
+pub(crate) fn json_result_shown() -> bool {
+    JSON_SHOWN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A job's progress as a bar on stderr (none under `--quiet`).
 #[derive(Default)]
 struct Bar(std::sync::OnceLock<indicatif::ProgressBar>);
 
 impl Progress for Bar {
     fn start(&self, total_rows: Option<u64>) {
+        if quiet() {
+            return;
+        }
         let (bar, template) = match total_rows {
             Some(n) => (
                 indicatif::ProgressBar::new(n),
@@ -116,6 +152,7 @@ fn show<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> Strin
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         );
+        JSON_SHOWN.store(true, std::sync::atomic::Ordering::Relaxed);
     } else {
         print!("{}", printable(&text()));
     }
@@ -147,9 +184,15 @@ fn delimiter(s: &str) -> Result<u8> {
 }
 
 fn read_options(f: &FormatArgs) -> Result<ReadOptions> {
-    Ok(ReadOptions::default()
+    let mut o = ReadOptions::default()
         .with_batch_size(f.batch_size as usize)
-        .with_delimiter(delimiter(&f.delimiter)?))
+        .with_infer_rows(f.infer_rows)
+        .with_all_strings(f.all_strings);
+    // Not given: `.tsv` files are read and written with tabs.
+    if let Some(d) = &f.delimiter {
+        o = o.with_explicit_delimiter(delimiter(d)?);
+    }
+    Ok(o)
 }
 
 /// The keyring, if the policy needs one (or an empty one when it does not).

@@ -4,7 +4,7 @@ use super::*;
 
 #[derive(Args)]
 pub(crate) struct ScanArgs {
-    /// Input file (.parquet, .csv/.tsv, .ndjson/.jsonl).
+    /// Input file (.parquet, .csv/.tsv, .ndjson/.jsonl; CSV/NDJSON also .gz or .zst).
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
     /// Rows examined: all rows up to N, a uniform (reservoir) sample of N beyond it.
@@ -63,7 +63,7 @@ pub(crate) fn run(a: ScanArgs) -> Result<()> {
     let read = read_options(&a.formats)?;
     let job = cloakline::jobs::scan::Scan::new(&a.input)
         .with_format(a.formats.input_format)
-        .with_delimiter(read.delimiter)
+        .with_read_options(read)
         .with_sample(a.sample)
         .with_recognizers(set);
     let report = runtime()?.block_on(job.run())?;

@@ -4,7 +4,8 @@ use super::*;
 
 #[derive(Args)]
 pub(crate) struct VerifyArgs {
-    /// A cloakline output file (.parquet or .csv).
+    /// A cloakline output file, or the directory of a directory release (every file is checked
+    /// against the directory's record; missing and extra files fail).
     output: PathBuf,
     /// The provenance document (default: <OUTPUT>.provenance.json).
     #[arg(long, value_name = "FILE")]
@@ -12,9 +13,14 @@ pub(crate) struct VerifyArgs {
     /// Also check that this policy file is the one the record names (by SHA-256).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// Keyring holding the signing key, to check a signature.
+    /// Keyring holding the key that signed, to check an HMAC signature (the signer's own
+    /// secret; partners use --public-key).
     #[arg(long, env = "CLOAKLINE_KEYRING", value_name = "FILE")]
     keyring: Option<PathBuf>,
+    /// The signer's Ed25519 public key (PEM, from `cloakline keys export-public`), to check
+    /// an Ed25519 signature without any secret. An unsigned record then fails.
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
     /// CSV field delimiter of a CSV output.
     #[arg(long, default_value = ",", value_name = "CHAR")]
     delimiter: String,
@@ -33,6 +39,9 @@ pub(crate) fn run(v: VerifyArgs) -> Result<()> {
         .require_signature(v.require_signature);
     if let Some(p) = &v.keyring {
         job = job.with_keyring(load_keyring(p)?);
+    }
+    if let Some(p) = &v.public_key {
+        job = job.with_public_key(cloakline::keys::read_public_key(p)?);
     }
     if let Some(p) = &v.provenance {
         job = job.with_provenance(p);

@@ -46,7 +46,7 @@ pub fn data_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>> {
             dir.display(),
             match format {
                 Some(f) => format!(".{}", f.extension()),
-                None => ".parquet, .csv or .ndjson".into(),
+                None => ".parquet, .csv or .ndjson (CSV/NDJSON also .gz/.zst)".into(),
             }
         )));
     }
@@ -192,4 +192,75 @@ pub fn refuse_collisions(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) ->
         }
     }
     Ok(())
+}
+
+/// The gzip/zstd-compressed files of a table given as a file or a directory (none when it
+/// cannot be listed: the job that reads it reports that).
+pub fn compressed_files(path: &Path) -> Vec<PathBuf> {
+    table_files(path)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| Compression::from_path(f) != Compression::None)
+        .collect()
+}
+
+/// A private scratch directory (mode 0700) under the system's temporary directory, removed
+/// with everything in it when dropped: where stdin is spooled and stdout staged.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn create() -> Result<ScratchDir> {
+        let base = std::env::temp_dir();
+        let mut last = None;
+        for _ in 0..16 {
+            let path = base.join(format!(
+                "cloakline-{}-{:016x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            let mut b = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            match b.create(&path) {
+                Ok(()) => return Ok(ScratchDir { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::io(
+            &base,
+            last.unwrap_or_else(|| std::io::Error::other("no free scratch directory name")),
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Copy standard input into `dest` (created), returning the bytes copied.
+pub fn spool_stdin(dest: &Path) -> Result<u64> {
+    let mut f = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
+    let n =
+        std::io::copy(&mut std::io::stdin().lock(), &mut f).map_err(|e| Error::io("<stdin>", e))?;
+    f.sync_all().map_err(|e| Error::io(dest, e))?;
+    Ok(n)
+}
+
+/// Copy the file at `src` to standard output.
+pub fn copy_to_stdout(src: &Path) -> Result<u64> {
+    let mut f = open_file(src)?;
+    let mut out = std::io::stdout().lock();
+    let n = std::io::copy(&mut f, &mut out).map_err(|e| Error::io("<stdout>", e))?;
+    std::io::Write::flush(&mut out).map_err(|e| Error::io("<stdout>", e))?;
+    Ok(n)
 }

@@ -1,4 +1,6 @@
-//! Reading and writing record batches: Parquet, CSV and NDJSON in; Parquet or CSV out.
+//! Reading and writing record batches: Parquet, CSV and NDJSON in and out. CSV and NDJSON
+//! files may be gzip- or zstd-compressed (`.csv.gz`, `.ndjson.zst`…), decoded and encoded as
+//! they stream.
 //!
 //! Readers stream batch by batch. Writers write to a temporary file beside the destination,
 //! which [`AtomicFile::commit`] renames into place; dropping it uncommitted deletes it, so a
@@ -13,6 +15,7 @@ use crate::error::{Error, Problem, Result};
 mod commit;
 mod files;
 mod location;
+pub mod partition;
 mod read;
 mod write;
 
@@ -47,9 +50,9 @@ impl std::str::FromStr for Format {
 }
 
 impl Format {
-    /// Guess from a file extension.
+    /// Guess from a file extension, looking under a compression suffix (`a.csv.gz` is CSV).
     pub fn from_path(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        let ext = data_extension(path)?;
         match ext.as_str() {
             "parquet" | "pq" => Some(Format::Parquet),
             "csv" | "tsv" => Some(Format::Csv),
@@ -67,15 +70,69 @@ impl Format {
     }
 }
 
+/// Stream compression of a CSV or NDJSON file, from its last extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    None,
+    /// `.gz` / `.gzip` (several concatenated members are read as one stream).
+    Gzip,
+    /// `.zst` / `.zstd`.
+    Zstd,
+}
+
+impl Compression {
+    pub fn from_path(path: &Path) -> Compression {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("gz" | "gzip") => Compression::Gzip,
+            Some("zst" | "zstd") => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// The extension naming a file's data format, lowercase: under a compression suffix when
+/// there is one (`a.tsv.gz` → `tsv`).
+pub fn data_extension(path: &Path) -> Option<String> {
+    let inner = match Compression::from_path(path) {
+        Compression::None => path.to_path_buf(),
+        _ => Path::new(path.file_stem()?).to_path_buf(),
+    };
+    Some(inner.extension()?.to_str()?.to_ascii_lowercase())
+}
+
+/// Refuse an output this build cannot write at `path` in `format`: Parquet compresses its
+/// pages itself, so a `.gz`/`.zst` Parquet file would be neither Parquet nor useful.
+pub fn check_output(path: &Path, format: Format) -> Result<()> {
+    if format == Format::Parquet && Compression::from_path(path) != Compression::None {
+        return Err(Error::Usage(format!(
+            "{}: Parquet output cannot be gzip/zstd-compressed as a whole (Parquet compresses \
+             its pages itself, with zstd); drop the .gz/.zst suffix, or write CSV or NDJSON",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Options for reading text formats.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ReadOptions {
     pub batch_size: usize,
-    /// CSV delimiter; `,` (the default) means tab for a `.tsv` file.
+    /// CSV delimiter; `,` (the default) means tab for a `.tsv` file unless
+    /// `delimiter_given`.
     pub delimiter: u8,
-    /// Rows read to infer CSV/NDJSON column types.
+    /// The delimiter was chosen explicitly (`--delimiter`): a `.tsv` file is read with it too.
+    pub delimiter_given: bool,
+    /// Rows read to infer CSV/NDJSON column types; 0 reads the whole file first.
     pub infer_rows: usize,
+    /// Read every CSV column, and every scalar NDJSON field, as a string (`Utf8`); the
+    /// policy's `type:` overrides still apply.
+    pub all_strings: bool,
 }
 
 impl Default for ReadOptions {
@@ -83,7 +140,9 @@ impl Default for ReadOptions {
         ReadOptions {
             batch_size: 8192,
             delimiter: b',',
+            delimiter_given: false,
             infer_rows: 10_000,
+            all_strings: false,
         }
     }
 }
@@ -106,11 +165,31 @@ impl ReadOptions {
         self
     }
 
-    /// Set the rows read to infer CSV/NDJSON column types.
+    /// Set the CSV delimiter as chosen explicitly: used for `.tsv` files too.
+    #[must_use]
+    pub fn with_explicit_delimiter(mut self, delimiter: u8) -> Self {
+        self.delimiter = delimiter;
+        self.delimiter_given = true;
+        self
+    }
+
+    /// Set the rows read to infer CSV/NDJSON column types (0: the whole file).
     #[must_use]
     pub fn with_infer_rows(mut self, infer_rows: usize) -> Self {
         self.infer_rows = infer_rows;
         self
+    }
+
+    /// Read every CSV/NDJSON column as a string.
+    #[must_use]
+    pub fn with_all_strings(mut self, yes: bool) -> Self {
+        self.all_strings = yes;
+        self
+    }
+
+    /// The inference window as Arrow takes it (`None`: the whole file).
+    pub(crate) fn infer_limit(&self) -> Option<usize> {
+        (self.infer_rows > 0).then_some(self.infer_rows)
     }
 
     /// Refuse a batch size the readers cannot allocate.
@@ -124,17 +203,20 @@ impl ReadOptions {
         Ok(())
     }
 
-    /// The delimiter of the CSV file at `path`: tab for `.tsv` unless another was chosen.
+    /// The delimiter of the CSV file at `path`: tab for `.tsv` (also `.tsv.gz`) unless
+    /// another was chosen.
     pub fn delimiter_for(&self, path: &Path) -> u8 {
-        default_delimiter(path, self.delimiter)
+        if self.delimiter_given {
+            self.delimiter
+        } else {
+            default_delimiter(path, self.delimiter)
+        }
     }
 }
 
-/// `delimiter`, except that the default `,` means tab for a `.tsv` path.
+/// `delimiter`, except that the default `,` means tab for a `.tsv` path (also `.tsv.gz`).
 pub fn default_delimiter(path: &Path, delimiter: u8) -> u8 {
-    let tsv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    let tsv = data_extension(path).is_some_and(|e| e == "tsv");
     if tsv && delimiter == b',' {
         b'\t'
     } else {
@@ -316,7 +398,30 @@ mod tests {
         }
         assert_eq!(o.delimiter_for(Path::new("a.TSV")), b'\t');
         assert_eq!(o.delimiter_for(Path::new("a.csv")), b',');
+        assert_eq!(o.delimiter_for(Path::new("a.tsv.gz")), b'\t');
+        assert_eq!(default_delimiter(Path::new("d/a.TSV.zst"), b','), b'\t');
         o.delimiter = b';';
         assert_eq!(o.delimiter_for(Path::new("a.tsv")), b';');
+        // Chosen explicitly, even `,` is used for a .tsv file.
+        let o = ReadOptions::default().with_explicit_delimiter(b',');
+        assert_eq!(o.delimiter_for(Path::new("a.tsv")), b',');
+    }
+
+    #[test]
+    fn formats_are_found_under_compression_suffixes() {
+        for (p, f, c) in [
+            ("a.csv.gz", Some(Format::Csv), Compression::Gzip),
+            ("a.TSV.ZST", Some(Format::Csv), Compression::Zstd),
+            ("a.jsonl.gzip", Some(Format::Ndjson), Compression::Gzip),
+            ("a.ndjson.zstd", Some(Format::Ndjson), Compression::Zstd),
+            ("a.parquet", Some(Format::Parquet), Compression::None),
+            ("a.gz", None, Compression::Gzip),
+            ("a.txt.gz", None, Compression::Gzip),
+        ] {
+            assert_eq!(Format::from_path(Path::new(p)), f, "{p}");
+            assert_eq!(Compression::from_path(Path::new(p)), c, "{p}");
+        }
+        assert!(check_output(Path::new("o.parquet.gz"), Format::Parquet).is_err());
+        assert!(check_output(Path::new("o.csv.gz"), Format::Csv).is_ok());
     }
 }

@@ -1,7 +1,8 @@
-//! Readers: Parquet, CSV and NDJSON into record batches, with data-free error messages.
+//! Readers: Parquet, CSV and NDJSON (plain, gzip or zstd) into record batches, with
+//! data-free error messages.
 
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,7 +20,41 @@ pub struct Input {
     pub schema: SchemaRef,
     pub rows: Option<u64>,
     file: File,
+    compression: Compression,
     options: ReadOptions,
+    /// Hive partition columns appended to every batch ([`Input::with_partitions`]).
+    partitions: super::partition::PartitionValues,
+}
+
+/// `file` read through the decoder its compression needs (streaming, nothing spooled).
+pub(crate) fn decoded<'a>(
+    file: impl Read + Send + 'a,
+    compression: Compression,
+    path: &Path,
+) -> Result<Box<dyn Read + Send + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(file),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(file).map_err(|e| Error::io(path, e))?)
+        }
+    })
+}
+
+/// What to do about a value that does not fit its inferred type, for the error message.
+fn drift_hint(options: &ReadOptions) -> String {
+    if options.all_strings {
+        return "fix it, or correct the column's `type:` in the policy".into();
+    }
+    let window = match options.infer_rows {
+        0 => "the whole file".to_string(),
+        n => format!("the first {n} rows"),
+    };
+    format!(
+        "unless the policy declares it, the type was inferred from {window}: pass \
+         --infer-rows 0 (infer from the whole file) or --all-strings (read every column as \
+         text), or declare the column's `type:` in the policy"
+    )
 }
 
 /// `f()`, with a panic of the Parquet reader (it asserts on some corrupt metadata) turned
@@ -49,11 +84,19 @@ impl Input {
         options.check()?;
         let options = &ReadOptions {
             delimiter: options.delimiter_for(path),
+            delimiter_given: true,
             ..options.clone()
         };
+        let compression = Compression::from_path(path);
         let mut file = open_file(path)?;
         let shown = path.display().to_string();
         let (schema, rows) = match format {
+            Format::Parquet if compression != Compression::None => {
+                return Err(Error::Usage(format!(
+                    "{shown}: a gzip/zstd-compressed Parquet file is not read (Parquet \
+                     compresses its pages itself); decompress it first"
+                )));
+            }
             Format::Parquet => {
                 let f = file.try_clone().map_err(|e| Error::io(path, e))?;
                 let b = unpanicked(&shown, || ParquetRecordBatchReaderBuilder::try_new(f))?
@@ -65,8 +108,14 @@ impl Input {
             }
             Format::Csv => {
                 let fmt = csv_format(options);
+                // All strings: the header alone names the columns.
+                let limit = match options.all_strings {
+                    true => Some(0),
+                    false => options.infer_limit(),
+                };
+                let reader = decoded(&mut file, compression, path)?;
                 let (schema, _) = fmt
-                    .infer_schema(BufReader::new(&mut file), Some(options.infer_rows))
+                    .infer_schema(BufReader::new(reader), limit)
                     .map_err(|e| {
                         Error::data(
                             &shown,
@@ -79,12 +128,17 @@ impl Input {
                 if schema.fields().is_empty() {
                     return Err(Error::data(&shown, "the CSV file has no header row"));
                 }
-                (override_schema(&nulls_as_strings(&schema)), None)
+                let schema = match options.all_strings {
+                    true => scalars_as_strings(&schema),
+                    false => nulls_as_strings(&schema),
+                };
+                (override_schema(&schema), None)
             }
             Format::Ndjson => {
+                let reader = decoded(&mut file, compression, path)?;
                 let (schema, _) = arrow::json::reader::infer_json_schema(
-                    BufReader::new(&mut file),
-                    Some(options.infer_rows),
+                    BufReader::new(reader),
+                    options.infer_limit(),
                 )
                 .map_err(|e| {
                     Error::data(
@@ -92,6 +146,10 @@ impl Input {
                         format!("cannot infer NDJSON types: {}", json_message(&e, None)),
                     )
                 })?;
+                let schema = match options.all_strings {
+                    true => scalars_as_strings(&schema),
+                    false => schema,
+                };
                 (override_schema(&schema), None)
             }
         };
@@ -103,12 +161,38 @@ impl Input {
             schema,
             rows,
             file,
+            compression,
             options: options.clone(),
+            partitions: Vec::new(),
         })
     }
 
-    /// Stream the batches.
-    pub fn batches(self) -> Result<BatchIter> {
+    /// Append the partition columns `parts` (from the file's `key=value` directories) to the
+    /// schema and to every batch.
+    pub fn with_partitions(mut self, parts: super::partition::PartitionValues) -> Result<Self> {
+        self.schema = super::partition::schema_with(&self.schema, &parts, &self.path)?;
+        self.partitions = parts;
+        Ok(self)
+    }
+
+    /// Stream the batches (with the partition columns, if any).
+    pub fn batches(mut self) -> Result<BatchIter> {
+        let parts = std::mem::take(&mut self.partitions);
+        if parts.is_empty() {
+            return self.file_batches();
+        }
+        let schema = self.schema.clone();
+        let n = parts.len();
+        // The file's own columns: the schema without the partition columns.
+        let own: Vec<_> = schema.fields()[..schema.fields().len() - n].to_vec();
+        self.schema = Arc::new(Schema::new_with_metadata(own, schema.metadata().clone()));
+        let inner = self.file_batches()?;
+        Ok(Box::new(inner.map(move |b| {
+            b.and_then(|b| super::partition::append(b, &schema, &parts))
+        })))
+    }
+
+    fn file_batches(self) -> Result<BatchIter> {
         let shown = self.path.display().to_string();
         let opts = self.options;
         match self.format {
@@ -136,27 +220,34 @@ impl Input {
             }
             Format::Csv => {
                 let schema = self.schema.clone();
+                let source = decoded(self.file, self.compression, &self.path)?;
                 let reader = arrow::csv::ReaderBuilder::new(self.schema)
                     .with_format(csv_format(&opts))
                     .with_batch_size(opts.batch_size)
-                    .build(BufReader::with_capacity(1 << 20, self.file))
+                    .build(BufReader::with_capacity(1 << 20, source))
                     .map_err(|e| Error::data(&shown, csv_message(&e, &schema)))?;
+                let hint = drift_hint(&opts);
                 Ok(Box::new(reader.map(move |r| {
                     r.map_err(|e| {
-                        Error::data(
-                            &shown,
-                            format!("bad CSV data: {}", csv_message(&e, &schema)),
-                        )
+                        let mut m = format!("bad CSV data: {}", csv_message(&e, &schema));
+                        if matches!(e, arrow::error::ArrowError::ParseError(_)) {
+                            m = format!("{m}; {hint}");
+                        }
+                        Error::data(&shown, m)
                     })
                 })))
             }
             Format::Ndjson => {
+                let source = decoded(self.file, self.compression, &self.path)?;
                 // Strict: a key missing from the inferred columns is an error, not dropped.
+                // All strings: numbers and booleans are read into their text columns.
                 let reader = arrow::json::ReaderBuilder::new(self.schema)
                     .with_batch_size(opts.batch_size)
                     .with_strict_mode(true)
-                    .build(BufReader::with_capacity(1 << 20, self.file))
+                    .with_coerce_primitive(opts.all_strings)
+                    .build(BufReader::with_capacity(1 << 20, source))
                     .map_err(|e| Error::data(&shown, json_message(&e, None)))?;
+                let hint = drift_hint(&opts);
                 let mut done = 0u64;
                 Ok(Box::new(reader.map(move |r| match r {
                     Ok(b) => {
@@ -165,10 +256,11 @@ impl Input {
                     }
                     Err(e) => {
                         let at = (done + 1, done + opts.batch_size as u64, opts.infer_rows);
-                        Err(Error::data(
-                            &shown,
-                            format!("bad NDJSON data: {}", json_message(&e, Some(at))),
-                        ))
+                        let mut m = json_message(&e, Some(at));
+                        if m.contains("is not a valid") {
+                            m = format!("{m}; {hint}");
+                        }
+                        Err(Error::data(&shown, format!("bad NDJSON data: {m}")))
                     }
                 })))
             }
@@ -211,9 +303,7 @@ pub(super) fn csv_message(e: &arrow::error::ArrowError, schema: &Schema) -> Stri
                 )),
                 None => out.push_str("a value does not fit its column's type"),
             }
-            out.push_str(
-                " (the value is not shown); fix it, or declare the column's `type:` in the policy",
-            );
+            out.push_str(" (the value is not shown)");
             out
         }
         _ => "the data could not be decoded (details withheld: they may quote a value)".into(),
@@ -248,10 +338,13 @@ pub(super) fn json_message(e: &arrow::error::ArrowError, at: Option<(u64, u64, u
         .strip_prefix("column '")
         .and_then(|r| r.strip_suffix("' missing from schema"))
     {
-        let seen = at.map(|(_, _, n)| n).unwrap_or(10_000);
+        let seen = match at.map(|(_, _, n)| n).unwrap_or(10_000) {
+            0 => "the file".to_string(),
+            n => format!("the first {n} records"),
+        };
         format!(
-            "key `{}` is not among the columns inferred from the first {seen} records; \
-             put a record that has every key first",
+            "key `{}` is not among the columns inferred from {seen}; put a record that has \
+             every key first, or pass --infer-rows 0 (infer from the whole file)",
             key.escape_debug()
         )
     } else if let Some(r) = rest.strip_prefix("expected ") {
@@ -287,6 +380,22 @@ pub(super) fn nulls_as_strings(schema: &Schema) -> Schema {
                 .clone()
                 .with_data_type(arrow::datatypes::DataType::Utf8),
             _ => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new(fields)
+}
+
+/// Every scalar column as `Utf8` (nested NDJSON fields keep their structure).
+pub(super) fn scalars_as_strings(schema: &Schema) -> Schema {
+    use arrow::datatypes::DataType as D;
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            D::Struct(_) | D::List(_) | D::LargeList(_) | D::FixedSizeList(..) | D::Map(..) => {
+                f.as_ref().clone()
+            }
+            _ => f.as_ref().clone().with_data_type(D::Utf8),
         })
         .collect();
     Schema::new(fields)

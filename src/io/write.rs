@@ -1,4 +1,5 @@
-//! Writers: Parquet row groups encoded in parallel, CSV blocks, and the hashing sink.
+//! Writers: Parquet row groups encoded in parallel, CSV and NDJSON blocks (optionally
+//! gzip/zstd-compressed as they stream), and the hashing sink.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -71,11 +72,12 @@ impl WriteOptions {
     }
 }
 
-/// One encoded row group (Parquet column chunks) or block of CSV lines.
+/// One encoded row group (Parquet column chunks) or block of CSV or NDJSON lines.
 #[non_exhaustive]
 pub enum Encoded {
     Parquet(Vec<ArrowColumnChunk>),
     Csv(Vec<u8>),
+    Ndjson(Vec<u8>),
 }
 
 /// Encodes groups of batches; shared by the worker threads, so encoding (and compression)
@@ -88,6 +90,7 @@ pub struct Encoder {
 enum EncoderKind {
     Parquet(Arc<ArrowRowGroupWriterFactory>),
     Csv(u8),
+    Ndjson,
 }
 
 /// Appends encoded groups to the output file, in order.
@@ -99,7 +102,56 @@ pub struct Sink {
 
 enum SinkKind {
     Parquet(SerializedFileWriter<HashingWriter>),
-    Csv(std::io::BufWriter<HashingWriter>),
+    /// CSV or NDJSON lines, through the compressor when the output path asks for one.
+    Text(std::io::BufWriter<Compressor>),
+}
+
+/// The stream compressor of a text output; the hash is of the compressed bytes (the file as
+/// written, which `verify` hashes).
+enum Compressor {
+    Plain(HashingWriter),
+    Gzip(flate2::write::GzEncoder<HashingWriter>),
+    Zstd(zstd::stream::write::Encoder<'static, HashingWriter>),
+}
+
+impl Compressor {
+    fn new(out: HashingWriter, compression: super::Compression) -> std::io::Result<Self> {
+        Ok(match compression {
+            super::Compression::None => Compressor::Plain(out),
+            super::Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
+                out,
+                flate2::Compression::default(),
+            )),
+            // Level 3, zstd's default: fast, and text compresses well anyway.
+            super::Compression::Zstd => Compressor::Zstd(zstd::stream::write::Encoder::new(out, 3)?),
+        })
+    }
+
+    /// Write the compressed stream's trailer and hand back the file writer.
+    fn finish(self) -> std::io::Result<HashingWriter> {
+        match self {
+            Compressor::Plain(w) => Ok(w),
+            Compressor::Gzip(w) => w.finish(),
+            Compressor::Zstd(w) => w.finish(),
+        }
+    }
+}
+
+impl std::io::Write for Compressor {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Compressor::Plain(w) => w.write(buf),
+            Compressor::Gzip(w) => w.write(buf),
+            Compressor::Zstd(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Compressor::Plain(w) => w.flush(),
+            Compressor::Gzip(w) => w.flush(),
+            Compressor::Zstd(w) => w.flush(),
+        }
+    }
 }
 
 /// Writes to a file while computing its SHA-256, so the output need not be read back.
@@ -158,14 +210,22 @@ pub(super) fn write_error(path: &Path, e: parquet::errors::ParquetError) -> Erro
     }
 }
 
-/// [`open_writer`] for the output at `path` (named in write errors).
+/// [`open_writer`] for the output at `path` (named in write errors). A CSV or NDJSON
+/// output whose path ends in `.gz`/`.zst` is written compressed.
 pub fn open_writer_at(
     file: File,
     path: &Path,
     schema: SchemaRef,
     options: &WriteOptions,
 ) -> Result<(Encoder, Sink)> {
+    check_output(path, options.format)?;
+    let compression = super::Compression::from_path(path);
     let path = path.to_path_buf();
+    let text_out = |file: File| {
+        Compressor::new(HashingWriter::new(file), compression)
+            .map(|c| std::io::BufWriter::with_capacity(1 << 20, c))
+            .map_err(|e| Error::io(&path, e))
+    };
     match options.format {
         Format::Parquet => {
             let level = ZstdLevel::try_new(options.zstd_level)?;
@@ -203,7 +263,7 @@ pub fn open_writer_at(
             ))
         }
         Format::Csv => {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, HashingWriter::new(file));
+            let mut out = text_out(file)?;
             // The header line: an empty batch through a writer with headers on.
             let mut header = arrow::csv::WriterBuilder::new()
                 .with_header(true)
@@ -218,14 +278,24 @@ pub fn open_writer_at(
                     schema,
                 },
                 Sink {
-                    kind: SinkKind::Csv(out),
+                    kind: SinkKind::Text(out),
                     path,
                 },
             ))
         }
-        Format::Ndjson => Err(Error::Usage(
-            "NDJSON output is not supported; write Parquet or CSV".into(),
-        )),
+        Format::Ndjson => {
+            let out = text_out(file)?;
+            Ok((
+                Encoder {
+                    kind: EncoderKind::Ndjson,
+                    schema,
+                },
+                Sink {
+                    kind: SinkKind::Text(out),
+                    path,
+                },
+            ))
+        }
     }
 }
 
@@ -262,6 +332,18 @@ impl Encoder {
                 }
                 Ok(Encoded::Csv(w.into_inner()))
             }
+            EncoderKind::Ndjson => {
+                // Nulls written as `null`: a key left out would vanish from the columns a
+                // reader infers when a column is null throughout.
+                let mut w = arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::LineDelimited>(Vec::new());
+                for b in batches {
+                    w.write(b)?;
+                }
+                w.finish()?;
+                Ok(Encoded::Ndjson(w.into_inner()))
+            }
         }
     }
 }
@@ -279,7 +361,7 @@ impl Sink {
                 }
                 rg.close().map_err(|e| write_error(path, e))?;
             }
-            (SinkKind::Csv(w), Encoded::Csv(bytes)) => {
+            (SinkKind::Text(w), Encoded::Csv(bytes) | Encoded::Ndjson(bytes)) => {
                 std::io::Write::write_all(w, &bytes).map_err(|e| Error::io(&self.path, e))?;
             }
             _ => {
@@ -302,9 +384,11 @@ impl Sink {
                 // Writes the footer and hands back the writer.
                 w.into_inner().map_err(|e| write_error(&self.path, e))?
             }
-            SinkKind::Csv(w) => w
+            SinkKind::Text(w) => w
                 .into_inner()
-                .map_err(|e| Error::io(&self.path, e.into_error()))?,
+                .map_err(|e| Error::io(&self.path, e.into_error()))?
+                .finish()
+                .map_err(|e| Error::io(&self.path, e))?,
         };
         hashing.finish().map_err(|e| Error::io(&self.path, e))
     }

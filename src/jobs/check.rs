@@ -46,6 +46,7 @@ impl Check {
             crate::Error::Usage("Check::run must be awaited inside a Tokio runtime".into())
         })?;
         let input = self.input.local()?;
+        tracing::info!(input = %input.display(), "check: grouping the input");
         privacy::check(&self.policy, &self.keyring, input, &self.read).await
     }
 }

@@ -105,8 +105,13 @@ pub struct ScanReport {
     pub rows: u64,
     pub sampled_rows: u64,
     pub columns: Vec<ColumnReport>,
+    /// What the scan had to work around (a type that did not hold for the whole file…).
+    pub notes: Vec<String>,
     #[serde(skip)]
     format: Option<Format>,
+    /// Columns whose type inferred from the first rows failed later in the file.
+    #[serde(skip)]
+    drifted: HashSet<String>,
 }
 
 /// Builder for one scan: an owned job, awaited like `Apply`.
@@ -266,6 +271,11 @@ impl Scan {
         self.read.delimiter = d;
         self
     }
+    /// How to read CSV/NDJSON: delimiter, batch size, inference window, all strings.
+    pub fn with_read_options(mut self, read: ReadOptions) -> Self {
+        self.read = read;
+        self
+    }
 
     /// Recognizers to run (default: the built-in ones).
     pub fn with_recognizers(mut self, set: impl Into<std::sync::Arc<RecognizerSet>>) -> Self {
@@ -299,21 +309,73 @@ impl Scan {
                     path.display()
                 ))
             })?;
-        let input = Input::open(&path, format, &self.read, &|s| {
-            std::sync::Arc::new(s.clone())
-        })?;
-        let schema = input.schema.clone();
-        let ncols = schema.fields().len();
+        // A type inferred from the first rows may fail later on (a ZIP column of numbers
+        // until a `02139-4307`): scan exists to look at unknown data, so it reads the file
+        // again with types inferred over all of it, then as text, rather than fail.
+        let shown = path.display().to_string();
+        let mut read = self.read.clone();
+        let mut notes = Vec::new();
+        let mut first_schema: Option<arrow::datatypes::SchemaRef> = None;
+        tracing::info!(input = %shown, format = format.extension(), "scan: sampling");
+        let (schema, sample, seen) = loop {
+            let input = Input::open(&path, format, &read, &|s| std::sync::Arc::new(s.clone()))?;
+            let schema = input.schema.clone();
+            match self.sample_rows(input, &shown) {
+                Ok((sample, seen)) => break (schema, sample, seen),
+                Err(e @ Error::Data { .. }) if format != Format::Parquet && !read.all_strings => {
+                    first_schema.get_or_insert(schema);
+                    let retry = if read.infer_rows != 0 {
+                        read.infer_rows = 0;
+                        "read again with the types inferred from the whole file"
+                    } else {
+                        read.all_strings = true;
+                        "read again with every column as text"
+                    };
+                    notes.push(format!("{e}; {retry}"));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let drifted: HashSet<String> = match &first_schema {
+            Some(first) => first
+                .fields()
+                .iter()
+                .zip(schema.fields())
+                .filter(|(a, b)| a.data_type() != b.data_type())
+                .map(|(a, _)| a.name().clone())
+                .collect(),
+            None => HashSet::new(),
+        };
+        let columns = schema
+            .fields()
+            .iter()
+            .zip(&sample)
+            .map(|(f, values)| classify(set, f.name(), f.data_type(), values))
+            .collect();
+        Ok(ScanReport {
+            input: shown,
+            rows: seen,
+            sampled_rows: sample.first().map_or(0, |s| s.len() as u64),
+            columns,
+            notes,
+            format: Some(format),
+            drifted,
+        })
+    }
+
+    /// All rows up to the sample size, a uniform reservoir sample beyond it, as text; and
+    /// the number of rows read.
+    fn sample_rows(&self, input: Input, shown: &str) -> Result<(Vec<Vec<Option<String>>>, u64)> {
+        let ncols = input.schema.fields().len();
         let mut sample: Vec<Vec<Option<String>>> = vec![Vec::new(); ncols];
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
         let mut seen: u64 = 0;
-        let shown = path.display().to_string();
         for batch in input.batches()? {
             let batch = batch?;
             let cols: Vec<_> = batch
                 .columns()
                 .iter()
-                .map(|c| utf8(c).map_err(|m| Error::data(&shown, m)))
+                .map(|c| utf8(c).map_err(|m| Error::data(shown, m)))
                 .collect::<Result<_>>()?;
             let strs: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
             for r in 0..batch.num_rows() {
@@ -335,19 +397,7 @@ impl Scan {
                 }
             }
         }
-        let columns = schema
-            .fields()
-            .iter()
-            .zip(&sample)
-            .map(|(f, values)| classify(set, f.name(), f.data_type(), values))
-            .collect();
-        Ok(ScanReport {
-            input: shown,
-            rows: seen,
-            sampled_rows: sample.first().map_or(0, |s| s.len() as u64),
-            columns,
-            format: Some(format),
-        })
+        Ok((sample, seen))
     }
 }
 
@@ -697,6 +747,13 @@ impl ScanReport {
         y.push_str("unlisted: error\nfields:\n");
         for c in &self.columns {
             y.push_str(&format!("  # {}: {}\n", c.verdict, c.reason));
+            if self.drifted.contains(&c.name) && !c.data_type.starts_with("Utf8") {
+                y.push_str(&format!(
+                    "  # its values are {} only over the whole file: declare `type:` or \
+                     read with --infer-rows 0\n",
+                    c.data_type
+                ));
+            }
             let mut kv: BTreeMap<&str, String> = BTreeMap::new();
             let mut order: Vec<&str> = vec!["action"];
             kv.insert("action", c.proposed_action.clone());
@@ -745,9 +802,13 @@ impl ScanReport {
                 order.push("sensitive");
             }
             // Text formats infer numbers: keep identifiers and codes as text.
+            // A column whose type drifted is text over the whole file: say so, or `apply`
+            // (inferring from the first rows) fails where the scan did.
+            let drifted_text = self.drifted.contains(&c.name) && c.data_type.starts_with("Utf8");
             if text_input
-                && (c.proposed_action == "tokenize" || name_has(&c.name, ZIP))
-                && !c.data_type.starts_with("Utf8")
+                && (drifted_text
+                    || ((c.proposed_action == "tokenize" || name_has(&c.name, ZIP))
+                        && !c.data_type.starts_with("Utf8")))
             {
                 kv.insert("type", "string".into());
                 order.push("type");
@@ -768,10 +829,11 @@ impl ScanReport {
             "{}: {} rows, {} sampled\n\n",
             self.input, self.rows, self.sampled_rows
         );
+        // Display columns, not chars: a CJK name takes two per character.
         let w = self
             .columns
             .iter()
-            .map(|c| c.name.chars().count())
+            .map(|c| crate::error::display_width(&c.name))
             .max()
             .unwrap_or(6)
             .max(6);
@@ -780,10 +842,9 @@ impl ScanReport {
             "column", "verdict", "proposed"
         ));
         for c in &self.columns {
-            let pad = w.saturating_sub(c.name.chars().count()) + c.name.len();
             s.push_str(&format!(
-                "{:<pad$}  {:<30}  {:<10}  {}{}\n",
-                c.name,
+                "{}  {:<30}  {:<10}  {}{}\n",
+                crate::error::pad_display(&c.name, w),
                 c.verdict.to_string()
                     + if c.sensitive && c.verdict != Verdict::Sensitive {
                         " (sensitive)"
@@ -798,6 +859,9 @@ impl ScanReport {
                     format!(" [name: {}]", c.name_signals.join(", "))
                 }
             ));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("\nnote: {n}\n"));
         }
         s
     }

@@ -154,7 +154,7 @@ impl SqlJob {
             let name = format!("{}_shared", first.name);
             crate::sql::register_policy_view(&ctx, &first.name, p, &self.keyring, &name)
                 .await
-                .map_err(|e| Error::plan(first.path.display(), e))?;
+                .map_err(|e| crate::sql::view_error(&first.path.display().to_string(), e))?;
             view = Some(name);
         }
         Ok((ctx, view))
@@ -164,10 +164,12 @@ impl SqlJob {
     pub async fn run(self) -> Result<QueryOutcome> {
         let started = Utc::now();
         let (ctx, view) = self.context().await?;
+        tracing::info!(tables = self.tables.len(), policy_view = view.is_some(), "sql: tables registered");
         let df = self.plan_query(&ctx).await?;
         let used = functions_used(df.logical_plan(), view.as_deref());
         let Some(output) = self.output.clone() else {
             let batches = df.collect().await.map_err(exec_err)?;
+            tracing::debug!(batches = batches.len(), "sql: result collected");
             return Ok(QueryOutcome::Rows(batches));
         };
         let output = output.local()?.to_path_buf();
@@ -328,6 +330,7 @@ impl SqlJob {
         );
         nodes.push(Node::Run(Box::new(run)));
         let mut out = DatasetRecord {
+            relative_path: None,
             path: output.display().to_string(),
             format: format.extension().into(),
             rows: written.rows,
@@ -373,6 +376,7 @@ impl SqlJob {
                 let (sha256, bytes) = sha256_file(&f)?;
                 let format = Format::from_path(&f).map(|f| f.extension()).unwrap_or("");
                 let mut node = DatasetRecord {
+            relative_path: None,
                     path: f.display().to_string(),
                     format: format.into(),
                     rows: 0,

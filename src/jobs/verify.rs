@@ -7,10 +7,9 @@
 //! failure when a keyring is given (a stripped signature looks exactly like that) or when
 //! [`VerifyOptions::require_signature`] is set; otherwise its line says SKIP, never PASS.
 //!
-//! A signature is HMAC-SHA256 over the canonical form of the sidecar document without its
-//! `cl:signature` member (object keys sorted, no insignificant whitespace), under the subkey
-//! HKDF(key, info `cloakline/v1/sign/provenance`). HMAC was chosen over Ed25519 because the
-//! keyring already holds symmetric keys; a verifier needs the same key.
+//! A signature is Ed25519 (checked with a public key: [`VerifyOptions::public_key`]) or
+//! HMAC-SHA256 (checked with the keyring holding the same secret); see
+//! [`crate::provenance::sign`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +23,7 @@ use crate::io::{Format, Input, Location, ReadOptions, sha256_file};
 use crate::keys::Keyring;
 use crate::provenance::read::{embedded, parse_strict};
 use crate::provenance::record::{DatasetNode, OutputKind, RunKind};
-use crate::provenance::sign::{CANONICALIZATION, KDF_INFO, SIGNATURE, mac_of};
+use crate::provenance::sign::{ED25519, SIGNATURE, ed25519_valid, signature_block};
 use crate::provenance::{FORMAT, FORMAT_V1, PARQUET_KEY, Record, sidecar_path};
 
 /// One check and its outcome.
@@ -98,6 +97,8 @@ pub struct VerifyOptions<'a> {
     pub keyring: Option<&'a Keyring>,
     /// Fail an unsigned record even without a keyring (`verify --require-signature`).
     pub require_signature: bool,
+    /// Check an Ed25519 signature with this public key; an unsigned record then fails.
+    pub public_key: Option<&'a ed25519_dalek::VerifyingKey>,
 }
 
 impl<'a> VerifyOptions<'a> {
@@ -128,6 +129,13 @@ impl<'a> VerifyOptions<'a> {
         self.require_signature = require_signature;
         self
     }
+
+    /// Set the Ed25519 public key the signature is checked with (`None`: no such check).
+    #[must_use]
+    pub fn with_public_key(mut self, public_key: Option<&'a ed25519_dalek::VerifyingKey>) -> Self {
+        self.public_key = public_key;
+        self
+    }
 }
 
 /// Verify an output against its record: an owned job builder, like `Apply`.
@@ -146,6 +154,7 @@ pub struct Verify {
     provenance: Option<Location>,
     policy: Option<Location>,
     keyring: Option<Arc<Keyring>>,
+    public_key: Option<ed25519_dalek::VerifyingKey>,
     read: ReadOptions,
     require_signature: bool,
 }
@@ -158,6 +167,7 @@ impl Verify {
             provenance: None,
             policy: None,
             keyring: None,
+            public_key: None,
             read: ReadOptions::default(),
             require_signature: false,
         }
@@ -181,6 +191,13 @@ impl Verify {
         self
     }
 
+    /// Check an Ed25519 signature with this public key (from the signer's
+    /// `keys export-public`); an unsigned record then fails.
+    pub fn with_public_key(mut self, public_key: ed25519_dalek::VerifyingKey) -> Self {
+        self.public_key = Some(public_key);
+        self
+    }
+
     /// How to read a CSV output (its delimiter).
     pub fn with_read_options(mut self, read: ReadOptions) -> Self {
         self.read = read;
@@ -197,6 +214,7 @@ impl Verify {
     /// could not be read at all.
     pub async fn run(self) -> Result<Verification> {
         run_blocking("Verify::run", move || {
+            tracing::info!(output = %self.output.local()?.display(), "verify: checking against the record");
             let provenance = self.provenance.as_ref().map(Location::local).transpose()?;
             let policy = self.policy.as_ref().map(Location::local).transpose()?;
             verify_with(
@@ -207,6 +225,7 @@ impl Verify {
                     policy,
                     keyring: self.keyring.as_deref(),
                     require_signature: self.require_signature,
+                    public_key: self.public_key.as_ref(),
                 },
             )
         })
@@ -343,6 +362,7 @@ pub fn verify(
             policy,
             keyring,
             require_signature: false,
+            public_key: None,
         },
     )
 }
@@ -359,6 +379,9 @@ pub fn verify_with(
         .unwrap_or_else(|| sidecar_path(output));
     let text = std::fs::read_to_string(&side_path).map_err(|e| Error::io(&side_path, e))?;
     let doc = parse_strict(&text).map_err(|e| Error::data(side_path.display(), e))?;
+    if output.is_dir() {
+        return verify_dir(output, &side_path, &doc, read, opts);
+    }
     let mut checks = Vec::new();
     let rec = match Record::from_json(&doc) {
         Ok(rec) => {
@@ -422,10 +445,21 @@ pub fn verify_with(
             }
         }
     }
+    checks.extend(policy_check(&rec, opts)?);
+    checks.push(signature_check(&doc, opts));
+    Ok(Verification {
+        output: output.display().to_string(),
+        provenance: side_path.display().to_string(),
+        checks,
+    })
+}
+
+/// The policy line, when `opts` names a policy file.
+fn policy_check(rec: &Record, opts: &VerifyOptions) -> Result<Option<Check>> {
     if let Some(p) = opts.policy {
         let (sha, _) = sha256_file(p)?;
         let recorded = rec.policy().map(|n| n.sha256.clone()).unwrap_or_default();
-        checks.push(check(
+        return Ok(Some(check(
             "policy",
             sha == recorded,
             if sha == recorded {
@@ -442,14 +476,146 @@ pub fn verify_with(
                     shown(&recorded)
                 )
             },
-        ));
+        )));
     }
-    checks.push(signature_check(&doc, opts));
-    Ok(Verification {
-        output: output.display().to_string(),
+    Ok(None)
+}
+
+/// `verify DIR`: every file of a directory release against the directory's record, matched
+/// by relative path; a recorded file that is missing and a file the record does not list
+/// both fail.
+fn verify_dir(
+    dir: &Path,
+    side_path: &Path,
+    doc: &Value,
+    read: &ReadOptions,
+    opts: &VerifyOptions,
+) -> Result<Verification> {
+    let mut checks = Vec::new();
+    let done = |checks: Vec<Check>| Verification {
+        output: dir.display().to_string(),
         provenance: side_path.display().to_string(),
         checks,
-    })
+    };
+    let rec = match Record::from_json(doc) {
+        Ok(rec) => rec,
+        Err(e) => {
+            checks.push(check(
+                "format",
+                false,
+                format!(
+                    "not a {FORMAT} (or {FORMAT_V1}) record: {}",
+                    shown(&e.message)
+                ),
+            ));
+            checks.push(signature_check(doc, opts));
+            return Ok(done(checks));
+        }
+    };
+    checks.push(check("format", true, format!("cl:format is {}", rec.format)));
+    let outputs: Vec<&DatasetNode> = rec.outputs().collect();
+    let rels = relative_paths(&outputs);
+    let present: Vec<PathBuf> = match crate::io::data_files(dir, None) {
+        Ok(files) => files,
+        Err(_) => Vec::new(),
+    };
+    let present_rel: Vec<String> = present
+        .iter()
+        .map(|f| slash(f.strip_prefix(dir).unwrap_or(f)))
+        .collect();
+    let mut missing = Vec::new();
+    for (node, rel) in outputs.iter().zip(&rels) {
+        let file = dir.join(rel);
+        if !present_rel.contains(rel) {
+            missing.push(rel.clone());
+            continue;
+        }
+        let format = Format::from_path(&file).ok_or_else(|| {
+            Error::Usage(format!("cannot tell the format of {}", file.display()))
+        })?;
+        let mut file_lines = Vec::new();
+        file_checks(&file, format, read, &rec, node, &mut file_lines)?;
+        if format == Format::Parquet {
+            match embedded(&file) {
+                Ok(Some(e)) => {
+                    let emb_rec = Record::from_json(&e).ok();
+                    file_lines.push(embedded_check(&e, emb_rec.as_ref(), doc, node));
+                }
+                Ok(None) => file_lines.push(check(
+                    "embedded record",
+                    false,
+                    format!("no `{PARQUET_KEY}` in the Parquet footer"),
+                )),
+                Err(e) => file_lines.push(check("embedded record", false, e.to_string())),
+            }
+        }
+        for mut c in file_lines {
+            c.detail = format!("{}: {}", shown(rel), c.detail);
+            checks.push(c);
+        }
+    }
+    let extra: Vec<&String> = present_rel.iter().filter(|r| !rels.contains(r)).collect();
+    checks.push(check(
+        "files",
+        missing.is_empty() && extra.is_empty(),
+        match (missing.is_empty(), extra.is_empty()) {
+            (true, true) => format!("the {} recorded files are all there, and no other", rels.len()),
+            _ => {
+                let list = |v: Vec<&String>| {
+                    v.iter().map(|s| shown(s)).collect::<Vec<_>>().join(", ")
+                };
+                let mut parts = Vec::new();
+                if !missing.is_empty() {
+                    parts.push(format!("recorded but missing: {}", list(missing.iter().collect())));
+                }
+                if !extra.is_empty() {
+                    parts.push(format!("not in the record: {}", list(extra)));
+                }
+                parts.join("; ")
+            }
+        },
+    ));
+    checks.extend(policy_check(&rec, opts)?);
+    checks.push(signature_check(doc, opts));
+    Ok(done(checks))
+}
+
+/// Each output's path relative to the release directory: `cl:relativePath`, or for records
+/// written before it existed, the recorded path minus the directory all outputs share.
+fn relative_paths(outputs: &[&DatasetNode]) -> Vec<String> {
+    if outputs.iter().all(|n| n.relative_path.is_some()) {
+        return outputs
+            .iter()
+            .map(|n| n.relative_path.clone().unwrap_or_default())
+            .collect();
+    }
+    let paths: Vec<Vec<String>> = outputs
+        .iter()
+        .map(|n| {
+            Path::new(&n.path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect();
+    let mut common = paths.first().map_or(0, |p| p.len().saturating_sub(1));
+    for p in &paths {
+        let same = paths[0]
+            .iter()
+            .zip(p)
+            .take_while(|(a, b)| a == b)
+            .count();
+        common = common.min(same).min(p.len().saturating_sub(1));
+    }
+    paths.iter().map(|p| p[common..].join("/")).collect()
+}
+
+/// A relative path with `/` separators.
+fn slash(rel: &Path) -> String {
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn check(name: &'static str, passed: bool, detail: String) -> Check {
@@ -532,9 +698,23 @@ fn schema_check(
             .zip(&node.schema)
             .all(|(f, c)| f.data_type().to_string() == c.data_type);
     // A query's field records describe the policy view it read, not its result columns.
+    // Fields written as Hive directory names (`key=value/` in the file's recorded relative
+    // path) are not columns of the file.
+    let dir_columns: Vec<String> = node
+        .relative_path
+        .as_deref()
+        .and_then(|r| crate::io::partition::partition_values(Path::new(""), Path::new(r)).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     let fields: Vec<String> = match rec.run_kind {
         RunKind::Sql => names.clone(),
-        _ => rec.output_fields().map(|f| f.column.clone()).collect(),
+        _ => rec
+            .output_fields()
+            .map(|f| f.column.clone())
+            .filter(|c| !dir_columns.contains(c))
+            .collect(),
     };
     let ok = names == rec_names && types_ok && fields == names;
     check(
@@ -689,58 +869,119 @@ fn has_type(n: &Value, ty: &str) -> bool {
     }
 }
 
-/// The signature line. Every member of `cl:signature` is checked, not only the MAC, so
-/// nothing in the document can change undetected.
+/// The signature line. Every member of `cl:signature` is checked, not only the signature
+/// value, so nothing in the document can change undetected.
 fn signature_check(doc: &Value, opts: &VerifyOptions) -> Check {
+    let checker = match (opts.public_key.is_some(), opts.keyring.is_some()) {
+        (true, _) => "a public key",
+        (false, true) => "a keyring",
+        (false, false) => "",
+    };
     let sig = match doc.get(SIGNATURE) {
         None | Some(Value::Null) => {
-            return match (opts.keyring, opts.require_signature) {
-                (Some(_), _) => check(
+            return match (checker.is_empty(), opts.require_signature) {
+                (false, _) => check(
                     "signature",
                     false,
-                    "the record is not signed, but a keyring was given: a record whose signature was removed looks exactly like this (verify an unsigned record without --keyring)".into(),
+                    format!("the record is not signed, but {checker} was given: a record whose signature was removed looks exactly like this (verify an unsigned record without --keyring or --public-key)"),
                 ),
-                (None, true) => check(
+                (true, true) => check(
                     "signature",
                     false,
                     "the record is not signed, and a signature is required".into(),
                 ),
-                (None, false) => Check {
+                (true, false) => Check {
                     name: "signature",
                     passed: false,
                     skipped: true,
-                    detail: "the record is not signed: nothing shows it was not edited; sign with `apply --sign-key` and check with --keyring".into(),
+                    detail: "the record is not signed: nothing shows it was not edited; sign with `apply --sign-key` and check with --public-key (Ed25519) or --keyring (HMAC)".into(),
                 },
             };
         }
         Some(sig) => sig,
     };
-    let Some(ring) = opts.keyring else {
+    let Some(id) = sig.get("keyId").and_then(Value::as_str) else {
+        return check("signature", false, "cl:signature names no keyId".into());
+    };
+    let algorithm = sig.get("algorithm").and_then(Value::as_str).unwrap_or("");
+    if algorithm == ED25519 {
+        ed25519_check(doc, sig, id, opts)
+    } else {
+        hmac_check(doc, sig, id, opts)
+    }
+}
+
+/// An Ed25519 signature, checked with `--public-key` or with the keyring's signing key.
+fn ed25519_check(doc: &Value, sig: &Value, id: &str, opts: &VerifyOptions) -> Check {
+    let from_ring = opts.keyring.and_then(|r| r.get(id).ok()).and_then(|k| k.verifying_key());
+    let Some(public) = opts.public_key.copied().or(from_ring) else {
         return check(
             "signature",
             false,
-            format!(
-                "signed with key {} but no keyring was given to check it (--keyring)",
-                sig["keyId"]
-            ),
+            format!("signed with Ed25519 key {id}, but no public key was given to check it (--public-key FILE, from the signer's `keys export-public`)"),
         );
     };
-    let Some(id) = sig["keyId"].as_str() else {
-        return check("signature", false, "cl:signature names no keyId".into());
+    let fingerprint = crate::keys::public_key_fingerprint(&public);
+    let value = sig.get("value").and_then(Value::as_str).unwrap_or("");
+    let expected = json!({
+        "algorithm": ED25519,
+        "canonicalization": crate::provenance::sign::CANONICALIZATION,
+        "keyId": id,
+        "keyFingerprint": fingerprint,
+        "value": value,
+    });
+    if let Some(p) = first_difference(sig, &expected, format!("/{SIGNATURE}")) {
+        return check(
+            "signature",
+            false,
+            if p.ends_with("/keyFingerprint") {
+                format!("signed by another key than the public key given (fingerprint {fingerprint}): key {id} is not this one")
+            } else {
+                format!("{p} is not what Ed25519 signing writes: the signature block was changed")
+            },
+        );
+    }
+    if ed25519_valid(doc, &public, value) {
+        check(
+            "signature",
+            true,
+            format!("Ed25519 signature by key {id} (fingerprint {fingerprint}) is valid"),
+        )
+    } else {
+        check(
+            "signature",
+            false,
+            format!("Ed25519 signature by key {id} does not match: the record was changed after signing"),
+        )
+    }
+}
+
+/// An HMAC-SHA256 signature, checked with the keyring holding the same secret key.
+fn hmac_check(doc: &Value, sig: &Value, id: &str, opts: &VerifyOptions) -> Check {
+    let Some(ring) = opts.keyring else {
+        let hint = if opts.public_key.is_some() {
+            ": a public key cannot check an HMAC signature; ask the sender for a release signed with an Ed25519 key"
+        } else {
+            " (--keyring)"
+        };
+        return check(
+            "signature",
+            false,
+            format!("signed with HMAC key {id}, which only the keyring holding that secret can check{hint}"),
+        );
     };
     let key = match ring.get(id) {
-        Ok(k) => k,
+        Ok(k) if k.purpose() == crate::keys::KeyPurpose::Data => k,
+        Ok(_) => {
+            return check(
+                "signature",
+                false,
+                format!("the record claims an HMAC signature, but key {id} is an Ed25519 signing key: the signature block was changed"),
+            );
+        }
         Err(e) => return check("signature", false, e.to_string()),
     };
-    let expected = json!({
-        "algorithm": "HMAC-SHA256",
-        "kdf": "HKDF-SHA256",
-        "kdfInfo": KDF_INFO,
-        "canonicalization": CANONICALIZATION,
-        "keyId": id,
-        "keyFingerprint": key.fingerprint(),
-        "value": mac_of(key, doc),
-    });
+    let expected = signature_block(doc, key);
     match first_difference(sig, &expected, format!("/{SIGNATURE}")) {
         None => check(
             "signature",

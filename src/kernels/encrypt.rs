@@ -206,7 +206,7 @@ impl<'k> Decryptor<'k> {
         if !self.ciphers.contains_key(key_id) {
             let key = self
                 .keyring
-                .get(key_id)
+                .data_key(key_id)
                 .map_err(|e| KernelError::Value(e.to_string()))?;
             self.ciphers
                 .insert(key_id.to_string(), cipher_for(key, &self.domain)?);

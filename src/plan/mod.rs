@@ -114,7 +114,7 @@ impl Kernel {
             }
             Action::Tokenize(t) => {
                 let out = Tokenizer::output_type(input)?;
-                let key = keyring.get(&t.key).map_err(KernelBuildError::Key)?;
+                let key = keyring.data_key(&t.key).map_err(KernelBuildError::Key)?;
                 (
                     Kernel::Tokenize(Tokenizer::new(key, &t.domain, t.length, &t.prefix)?),
                     out,
@@ -122,7 +122,7 @@ impl Kernel {
             }
             Action::Encrypt(e) => {
                 let out = Encryptor::output_type(input)?;
-                let key = keyring.get(&e.key).map_err(KernelBuildError::Key)?;
+                let key = keyring.data_key(&e.key).map_err(KernelBuildError::Key)?;
                 (
                     Kernel::Encrypt(Box::new(Encryptor::new(key, &e.domain)?)),
                     out,

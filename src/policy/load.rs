@@ -1,40 +1,79 @@
 //! Loading a policy: YAML parsing with positions, and the checks that turn a [`PolicyFile`]
-//! into a [`Policy`].
+//! into a [`Policy`]. Loading collects every problem it finds, in file order, not only the
+//! first: a drafted policy of many columns is fixed in one pass, not one run per mistake.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_saphyr::{MessageFormatter as _, Spanned};
 use sha2::{Digest, Sha256};
 
 use super::action::validate_action;
 use super::basis::{self, Basis, Jurisdiction};
 use super::jurisdiction::{REGIMES, eu};
-use super::model::{Action, BasisSpec, Field, FieldRule, Policy, PolicyFile};
-use super::{parse_type_name, privacy, rules};
+use super::model::{Action, ActionKind, BasisSpec, Field, FieldRule, Policy, PolicyFile};
+use super::{PolicyProblem, parse_type_name, privacy, rules};
 use crate::error::{Error, Problem, Result};
 use crate::recognizers::RecognizerSet;
 
 impl Policy {
-    /// Load and validate a policy file.
+    /// Load and validate a policy file. The error lists every problem found, in file order.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::Policy {
-            path: path.display().to_string(),
-            message: format!("cannot read it: {e}"),
+        let source = path.display().to_string();
+        Self::load_collecting(path).map_err(|ps| problems_error(&source, ps))
+    }
+
+    /// Load and validate a policy file; on failure, every problem found, in file order, each
+    /// with its line, column and field (what `validate --json` lists).
+    pub fn load_collecting(path: &Path) -> std::result::Result<Self, Vec<PolicyProblem>> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| vec![PolicyProblem::new(format!("cannot read it: {e}"))])?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            vec![PolicyProblem::new(format!(
+                "not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))]
         })?;
-        let text = String::from_utf8(bytes).map_err(|e| Error::Policy {
-            path: path.display().to_string(),
-            message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
-        })?;
-        Self::from_yaml_str(&text, &path.display().to_string())
+        Self::from_yaml_str_collecting(&text, &path.display().to_string())
     }
 
     /// Parse and validate policy text; `source` names it in errors.
     pub fn from_yaml_str(text: &str, source: &str) -> Result<Self> {
-        let file: PolicyFile = serde_saphyr::from_str(text)
-            .map_err(|e| policy_error(source, yaml_error_message(&e, source)))?;
-        let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
-        validate(file, source, sha256)
+        Self::from_yaml_str_collecting(text, source).map_err(|ps| problems_error(source, ps))
+    }
+
+    /// Parse and validate policy text; on failure, every problem found, in file order.
+    pub fn from_yaml_str_collecting(
+        text: &str,
+        source: &str,
+    ) -> std::result::Result<Self, Vec<PolicyProblem>> {
+        let mut found = parse(text, source);
+        let policy = match found.file.take() {
+            Some(file) => validate(
+                file,
+                source,
+                hex::encode(Sha256::digest(text.as_bytes())),
+                &mut found,
+            ),
+            None => None,
+        };
+        let mut problems = found.problems;
+        match policy {
+            Some(p) if problems.is_empty() => Ok(p),
+            _ => {
+                if problems.is_empty() {
+                    problems.push(PolicyProblem::new(
+                        "internal: the policy was refused without a reason (a bug in cloakline)",
+                    ));
+                }
+                // Stable: the problems of one field keep the order they were found in.
+                problems.sort_by_key(|p| (p.line.unwrap_or(u64::MAX), p.column.unwrap_or(0)));
+                Err(problems)
+            }
+        }
     }
 
     /// The policy's fields that reach the output, in no particular order.
@@ -43,22 +82,39 @@ impl Policy {
     }
 }
 
-fn policy_error(source: &str, message: impl std::fmt::Display) -> Error {
-    Error::Policy {
-        path: source.to_string(),
-        message: message.to_string(),
+/// The problems as one error: a single one as before (a rule breach keeps its rule id), several
+/// listed one a line (a rule id only when they all break the same rule).
+fn problems_error(source: &str, mut problems: Vec<PolicyProblem>) -> Error {
+    let path = source.to_string();
+    if problems.len() == 1 {
+        let p = problems.remove(0);
+        let message = p.detail.unwrap_or(p.message);
+        return match p.rule {
+            Some(rule) => Error::Rule {
+                path,
+                rule,
+                message,
+            },
+            None => Error::Policy { path, message },
+        };
     }
-}
-
-/// A problem with the policy: a breach of a lawful-basis rule keeps its rule id.
-fn problem_error(source: &str, p: Problem) -> Error {
-    match p.rule {
+    let message = format!(
+        "{} problems, in file order:\n  {}",
+        problems.len(),
+        problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
+    let first = problems.first().and_then(|p| p.rule);
+    match first.filter(|r| problems.iter().all(|p| p.rule == Some(*r))) {
         Some(rule) => Error::Rule {
-            path: source.to_string(),
+            path,
             rule,
-            message: p.message,
+            message,
         },
-        None => policy_error(source, p.message),
+        None => Error::Policy { path, message },
     }
 }
 
@@ -80,29 +136,378 @@ fn yaml_error_message(e: &serde_saphyr::Error, source: &str) -> String {
     }
 }
 
-fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
-    let perr = |p: Problem| problem_error(source, p);
-    let jurisdictions = check_header(&file).map_err(perr)?;
-    let set = recognizer_set(&file).map_err(perr)?;
-    let fields = validate_fields(&file, &jurisdictions, &set).map_err(perr)?;
+// ---------------------------------------------------------------------------------------------
+// Reading the YAML, past the entries serde cannot read.
+// ---------------------------------------------------------------------------------------------
+
+/// What loading found so far.
+struct Found {
+    /// The file, once it reads (with the unreadable entries set aside).
+    file: Option<PolicyFile>,
+    problems: Vec<PolicyProblem>,
+    /// Fields whose rule could not be read: a stand-in took its place, not checked further.
+    unreadable: BTreeSet<String>,
+    /// `jurisdictions` could not be read: lawful bases are not checked.
+    no_jurisdictions: bool,
+    /// Line and column of each top-level key, for problems of the header.
+    keys: BTreeMap<String, (u64, u64)>,
+}
+
+impl Found {
+    /// `p`, placed at `pos` (or where its message says) and about `field`.
+    fn push(&mut self, p: Problem, pos: Option<(u64, u64)>, field: Option<&str>) {
+        let pos = pos.or_else(|| position_in(&p.message));
+        self.problems.push(PolicyProblem {
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            field: field.map(str::to_string),
+            message: p.message,
+            rule: p.rule,
+            detail: None,
+        });
+    }
+
+    /// A problem of field `name`, whose rule is at `pos`: "field `name` (line L column C): …".
+    fn push_field(&mut self, name: &str, pos: (u64, u64), p: Problem) {
+        let p = p.context(format_args!(
+            "field `{name}` (line {} column {})",
+            pos.0, pos.1
+        ));
+        self.push(p, Some(pos), Some(name));
+    }
+
+    /// A problem of top-level entry `key`, placed at the key when the message does not say.
+    fn push_at_key(&mut self, key: &str, p: Problem) {
+        match self.keys.get(key).copied() {
+            Some((l, c)) if position_in(&p.message).is_none() => self.push(
+                p.context(format_args!("line {l} column {c}")),
+                Some((l, c)),
+                None,
+            ),
+            _ => self.push(p, None, None),
+        }
+    }
+}
+
+/// The first "line L column C" of a message, if it has one.
+fn position_in(message: &str) -> Option<(u64, u64)> {
+    let mut rest = message;
+    while let Some(i) = rest.find("line ") {
+        rest = &rest[i + "line ".len()..];
+        let line = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+        if let Some(tail) = rest[line.len()..].strip_prefix(" column ") {
+            let column = tail.split(|c: char| !c.is_ascii_digit()).next()?;
+            if let (Ok(l), Ok(c)) = (line.parse(), column.parse()) {
+                return Some((l, c));
+            }
+        }
+    }
+    None
+}
+
+/// Each attempt sets one entry aside; a policy has far fewer.
+const MAX_SET_ASIDE: usize = 2000;
+
+/// Parse the YAML. serde stops at its first error, so each entry it cannot read (a field
+/// rule, a top-level entry) is recorded as a problem and set aside — a field becomes a
+/// stand-in `{ action: drop }`, lines kept so later positions hold — and the text is read
+/// again, until it reads or nothing more can be set aside (invalid YAML, a flow mapping).
+fn parse(text: &str, source: &str) -> Found {
+    let mut found = Found {
+        file: None,
+        problems: Vec::new(),
+        unreadable: BTreeSet::new(),
+        no_jurisdictions: false,
+        keys: BTreeMap::new(),
+    };
+    if let Some(o) = outline(text) {
+        found.keys = o
+            .top
+            .iter()
+            .map(|e| (e.key.clone(), (e.line, e.column)))
+            .collect();
+    }
+    let mut doc = text.to_string();
+    for _ in 0..MAX_SET_ASIDE {
+        let e = match serde_saphyr::from_str::<PolicyFile>(&doc) {
+            Ok(file) => {
+                found.file = Some(file);
+                return found;
+            }
+            Err(e) => e,
+        };
+        let aside = outline(&doc).and_then(|o| set_aside(&doc, &e, &o));
+        let field = aside.as_ref().and_then(|a| a.field.clone());
+        found
+            .problems
+            .push(yaml_problem(&e, source, field.as_deref()));
+        match aside {
+            Some(a) if a.doc != doc => {
+                found.unreadable.extend(a.field);
+                found.no_jurisdictions |= a.jurisdictions;
+                doc = a.doc;
+            }
+            _ => return found,
+        }
+    }
+    found
+}
+
+/// A serde error as a problem: its core message (no snippet), placed, naming the field.
+fn yaml_problem(e: &serde_saphyr::Error, source: &str, field: Option<&str>) -> PolicyProblem {
+    let core: String = serde_saphyr::UserMessageFormatter
+        .format_message(e.without_snippet())
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let pos = e
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| (l.line(), l.column()));
+    let message = match (field, pos) {
+        (Some(f), Some((l, c))) => format!("field `{f}` (line {l} column {c}): {core}"),
+        (None, Some((l, c))) => format!("line {l} column {c}: {core}"),
+        _ => core,
+    };
+    PolicyProblem {
+        line: pos.map(|p| p.0),
+        column: pos.map(|p| p.1),
+        field: field.map(str::to_string),
+        message,
+        rule: None,
+        detail: Some(yaml_error_message(e, source)),
+    }
+}
+
+/// The entries of a mapping, in order, with the places of their keys.
+struct Entries(Vec<Spanned<String>>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<Entries, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(k) = m.next_key::<Spanned<String>>()? {
+                    m.next_value::<IgnoredAny>()?;
+                    keys.push(k);
+                }
+                Ok(Entries(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Only the `fields` mapping of a policy, whatever the rest holds.
+#[derive(Deserialize)]
+struct FieldsOnly {
+    fields: Option<Entries>,
+}
+
+/// A mapping entry: its key, the key's place, and the byte range of its lines.
+struct Entry {
+    key: String,
+    line: u64,
+    column: u64,
+    /// Start of the key's line.
+    start: usize,
+    /// Start of the next entry's line (or the end of the mapping).
+    end: usize,
+    /// The key starts its line (block style), so its lines can be replaced.
+    block: bool,
+}
+
+/// The top-level entries and the field entries of a document that is valid YAML.
+struct Outline {
+    top: Vec<Entry>,
+    fields: Vec<Entry>,
+}
+
+fn outline(doc: &str) -> Option<Outline> {
+    let top = entries(
+        doc,
+        serde_saphyr::from_str::<Entries>(doc).ok()?.0,
+        doc.len(),
+    );
+    let fields = match top.iter().position(|e| e.key == "fields") {
+        Some(i) => {
+            let end = top.get(i + 1).map_or(doc.len(), |e| e.start);
+            let f = serde_saphyr::from_str::<FieldsOnly>(doc).ok()?;
+            f.fields.map(|f| entries(doc, f.0, end)).unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    Some(Outline { top, fields })
+}
+
+fn entries(doc: &str, keys: Vec<Spanned<String>>, end: usize) -> Vec<Entry> {
+    let mut v: Vec<Entry> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let at = usize::try_from(k.referenced.span().byte_offset()?).ok()?;
+            let before = doc.get(..at)?;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let indent = before[start..].trim_start_matches(' ');
+            Some(Entry {
+                key: k.value,
+                line: k.referenced.line(),
+                column: k.referenced.column(),
+                start,
+                end,
+                block: matches!(indent, "" | "\"" | "'"),
+            })
+        })
+        .collect();
+    v.sort_by_key(|e| (e.line, e.column));
+    for i in 1..v.len() {
+        if v[i].start == v[i - 1].start {
+            v[i].block = false;
+            v[i - 1].block = false;
+        }
+        v[i - 1].end = v[i].start;
+    }
+    v
+}
+
+/// A document with one unreadable entry set aside.
+struct SetAside {
+    doc: String,
+    /// The field set aside, if it was one.
+    field: Option<String>,
+    /// `jurisdictions` was replaced by a stand-in.
+    jurisdictions: bool,
+}
+
+/// A value that reads for each required top-level entry (problems about it are already
+/// recorded; checks that depend on it are skipped).
+fn header_stand_in(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "policy" | "controller" | "purpose" => "\"-\"",
+        "version" => "1",
+        "jurisdictions" => "[EU]",
+        "fields" => "{}",
+        _ => return None,
+    })
+}
+
+/// Set aside the entry that error `e` is in: a field becomes `{ action: drop }`, a required
+/// top-level entry a stand-in, any other entry nothing. `None`: it cannot be placed.
+fn set_aside(doc: &str, e: &serde_saphyr::Error, o: &Outline) -> Option<SetAside> {
+    // A required top-level entry is missing: a stand-in at the end.
+    if let serde_saphyr::Error::SerdeMissingField { field, .. } = e.without_snippet()
+        && let Some(value) = header_stand_in(field)
+        && !o.top.iter().any(|t| t.key == *field)
+    {
+        let mut d = doc.to_string();
+        if !d.is_empty() && !d.ends_with('\n') {
+            d.push('\n');
+        }
+        d.push_str(&format!("{field}: {value}\n"));
+        return Some(SetAside {
+            doc: d,
+            field: None,
+            jurisdictions: *field == "jurisdictions",
+        });
+    }
+    let loc = e.location()?;
+    let pos = (loc.line(), loc.column());
+    let top = o.top.iter().rev().find(|t| (t.line, t.column) <= pos)?;
+    if !top.block {
+        return None;
+    }
+    if top.key == "fields" {
+        let f = o.fields.iter().rev().find(|f| (f.line, f.column) <= pos)?;
+        if !f.block {
+            return None;
+        }
+        let indent: String = doc[f.start..].chars().take_while(|c| *c == ' ').collect();
+        let key = serde_json::to_string(&f.key).ok()?;
+        let line = format!("{indent}{key}: {{ action: drop }}");
+        return Some(SetAside {
+            doc: replace_lines(doc, f.start, f.end, &line),
+            field: Some(f.key.clone()),
+            jurisdictions: false,
+        });
+    }
+    let line = header_stand_in(&top.key)
+        .map(|v| format!("{}: {v}", top.key))
+        .unwrap_or_default();
+    Some(SetAside {
+        doc: replace_lines(doc, top.start, top.end, &line),
+        field: None,
+        jurisdictions: top.key == "jurisdictions",
+    })
+}
+
+/// `doc` with bytes `start..end` (whole lines) replaced by `line` and as many line breaks as
+/// they held, so that every later line keeps its number.
+fn replace_lines(doc: &str, start: usize, end: usize, line: &str) -> String {
+    let breaks = doc[start..end].matches('\n').count();
+    let mut d = String::with_capacity(doc.len());
+    d.push_str(&doc[..start]);
+    d.push_str(line);
+    d.extend(std::iter::repeat_n('\n', breaks));
+    d.push_str(&doc[end..]);
+    d
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking what was read.
+// ---------------------------------------------------------------------------------------------
+
+/// Check every part of the file, recording each problem in `found`; the policy (meaningful
+/// only when no problem was found), or `None` when the checks could not run.
+fn validate(file: PolicyFile, source: &str, sha256: String, found: &mut Found) -> Option<Policy> {
+    let jurisdictions = check_header(&file, found);
+    let set = recognizer_set(&file, found)?;
+    let fields = validate_fields(&file, &jurisdictions, &set, found);
     let output_fields: Vec<&Field> = fields
         .values()
         .filter(|f| f.action != Action::Drop)
         .collect();
     let transfers: Vec<rules::Transfer> = file.transfers.iter().map(|t| t.value.clone()).collect();
-    let warnings = rules::check(&jurisdictions, &file.recipients, &transfers, &output_fields)
-        .map_err(|(i, m)| {
-            let loc = file.transfers[i].referenced;
+    // One transfer at a time, so that each bad one is reported.
+    let mut transfers_ok = true;
+    for (t, spanned) in transfers.iter().zip(&file.transfers) {
+        if let Err((_, m)) = rules::check(
+            &jurisdictions,
+            &file.recipients,
+            std::slice::from_ref(t),
+            &[],
+        ) {
+            let loc = spanned.referenced;
             let at = format!("transfers (line {} column {})", loc.line(), loc.column());
-            problem_error(source, m.context(at))
-        })?;
+            found.push(m.context(at), Some((loc.line(), loc.column())), None);
+            transfers_ok = false;
+        }
+    }
+    let warnings = if transfers_ok {
+        rules::check(&jurisdictions, &file.recipients, &transfers, &output_fields)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let privacy = match &file.privacy {
         None => None,
-        Some(b) => Some(
-            privacy::validate_privacy(&b.value, &b.referenced, &fields, source).map_err(perr)?,
-        ),
+        Some(b) => match privacy::validate_privacy(&b.value, &b.referenced, &fields, source) {
+            Ok(s) => Some(s),
+            Err(p) => {
+                let pos =
+                    position_in(&p.message).unwrap_or((b.referenced.line(), b.referenced.column()));
+                found.push(p, Some(pos), None);
+                None
+            }
+        },
     };
-    Ok(Policy {
+    Some(Policy {
         name: file.policy,
         version: file.version,
         controller: file.controller,
@@ -122,129 +527,203 @@ fn validate(file: PolicyFile, source: &str, sha256: String) -> Result<Policy> {
     })
 }
 
-/// The policy-wide entries: jurisdictions (sorted, without repeats), name, and no TODO left.
-fn check_header(file: &PolicyFile) -> std::result::Result<Vec<Jurisdiction>, Problem> {
+/// The policy-wide entries: jurisdictions (sorted, without repeats; none when they could not
+/// be read), name, and no TODO left.
+fn check_header(file: &PolicyFile, found: &mut Found) -> Vec<Jurisdiction> {
+    if found.no_jurisdictions {
+        return Vec::new();
+    }
     let jur_loc = file.jurisdictions.referenced;
     let mut jurisdictions = file.jurisdictions.value.clone();
     jurisdictions.sort();
     jurisdictions.dedup();
     if jurisdictions.is_empty() {
-        return Err(Problem(format!(
-            "line {} column {}: `jurisdictions` is empty; name EU (GDPR), CN (PIPL) or both",
-            jur_loc.line(),
-            jur_loc.column()
-        )));
+        let pos = (jur_loc.line(), jur_loc.column());
+        found.push(
+            Problem(format!(
+                "line {} column {}: `jurisdictions` is empty; name EU (GDPR), CN (PIPL) or both",
+                pos.0, pos.1
+            )),
+            Some(pos),
+            None,
+        );
     }
     if file.policy.trim().is_empty() {
-        return Err(Problem::new("`policy` (the policy's name) is empty"));
+        found.push_at_key(
+            "policy",
+            Problem::new("`policy` (the policy's name) is empty"),
+        );
     }
     for (key, v) in [("controller", &file.controller), ("purpose", &file.purpose)] {
         if v.trim() == "TODO" {
-            return Err(Problem::breach(
-                "DRAFT",
-                format!("`{key}` is TODO: a person must fill it in before the policy is used"),
-            ));
+            found.push_at_key(
+                key,
+                Problem::breach(
+                    "DRAFT",
+                    format!("`{key}` is TODO: a person must fill it in before the policy is used"),
+                ),
+            );
         }
     }
-    Ok(jurisdictions)
+    jurisdictions
 }
 
-/// The built-in recognizers plus the policy's own.
-fn recognizer_set(file: &PolicyFile) -> std::result::Result<Arc<RecognizerSet>, Problem> {
-    let mut set =
-        RecognizerSet::builtin().map_err(|e| format!("internal: built-in recognizers: {e}"))?;
+/// The built-in recognizers plus the policy's own (each bad one recorded and left out).
+fn recognizer_set(file: &PolicyFile, found: &mut Found) -> Option<Arc<RecognizerSet>> {
+    let mut set = match RecognizerSet::builtin() {
+        Ok(s) => s,
+        Err(e) => {
+            found.push(
+                Problem(format!("internal: built-in recognizers: {e}")),
+                None,
+                None,
+            );
+            return None;
+        }
+    };
     for r in &file.recognizers {
         let loc = r.referenced;
         let c = &r.value;
-        set.add_custom(&c.name, &c.pattern, c.validator.as_deref(), &c.category)
-            .map_err(|m| {
+        if let Err(m) = set.add_custom(&c.name, &c.pattern, c.validator.as_deref(), &c.category) {
+            found.push(
                 Problem(format!(
                     "recognizer `{}` (line {} column {}): {m}",
                     c.name,
                     loc.line(),
                     loc.column()
-                ))
-            })?;
+                )),
+                Some((loc.line(), loc.column())),
+                None,
+            );
+        }
     }
-    Ok(Arc::new(set))
+    Some(Arc::new(set))
 }
 
-/// Every field rule, and no two fields writing the same output column.
+/// Every field rule, and no two fields writing the same output column. A field with problems
+/// is still in the map (its action, or `keep` in its place), so that the privacy block's
+/// checks do not report it again as missing.
 fn validate_fields(
     file: &PolicyFile,
     jurisdictions: &[Jurisdiction],
     set: &Arc<RecognizerSet>,
-) -> std::result::Result<BTreeMap<String, Field>, Problem> {
+    found: &mut Found,
+) -> BTreeMap<String, Field> {
     let mut fields = BTreeMap::new();
     let mut outputs: BTreeMap<String, String> = BTreeMap::new();
-    for (name, spanned) in &file.fields {
+    // File order, so that "both write" names the later field.
+    let mut rules: Vec<(&String, &Spanned<FieldRule>)> = file.fields.iter().collect();
+    rules.sort_by_key(|(_, s)| (s.referenced.line(), s.referenced.column()));
+    for (name, spanned) in rules {
         let loc = spanned.referenced;
-        if name.trim().is_empty() {
-            return Err(Problem(format!(
-                "line {} column {}: a field has an empty name; write the input column's name \
-                 before the colon",
-                loc.line(),
-                loc.column()
-            )));
+        let pos = (loc.line(), loc.column());
+        if found.unreadable.contains(name) {
+            fields.insert(name.clone(), stand_in(name, pos));
+            continue;
         }
-        let field = validate_field(
-            name,
-            &spanned.value,
-            jurisdictions,
-            set,
-            loc.line(),
-            loc.column(),
-        )
-        .map_err(|m| {
-            m.context(format_args!(
-                "field `{name}` (line {} column {})",
-                loc.line(),
-                loc.column()
-            ))
-        })?;
-        if field.action != Action::Drop
+        if name.trim().is_empty() {
+            found.push(
+                Problem(format!(
+                    "line {} column {}: a field has an empty name; write the input column's \
+                     name before the colon",
+                    pos.0, pos.1
+                )),
+                Some(pos),
+                None,
+            );
+            continue;
+        }
+        let (field, problems) = validate_field(name, &spanned.value, jurisdictions, set, pos);
+        let clean = problems.is_empty();
+        for p in problems {
+            found.push_field(name, pos, p);
+        }
+        if clean
+            && field.action != Action::Drop
             && let Some(other) = outputs.insert(field.output_name.clone(), name.clone())
         {
-            return Err(Problem(format!(
-                "fields `{other}` and `{name}` both write output column `{}`; rename one",
-                field.output_name
-            )));
+            found.push_field(
+                name,
+                pos,
+                Problem(format!(
+                    "fields `{other}` and `{name}` both write output column `{}`; rename one",
+                    field.output_name
+                )),
+            );
         }
         fields.insert(name.clone(), field);
     }
-    Ok(fields)
+    fields
 }
 
-/// Check one rule: parameters fit the action, lawful bases fit every jurisdiction.
+/// A field whose rule could not be checked, standing in for it in later checks.
+fn stand_in(name: &str, pos: (u64, u64)) -> Field {
+    Field {
+        input_name: name.to_string(),
+        output_name: name.to_string(),
+        action: Action::Keep,
+        bases: BTreeMap::new(),
+        category: None,
+        category_term: None,
+        sensitive: false,
+        special_category: None,
+        art9_condition: None,
+        separate_consent: false,
+        consent_ref: None,
+        input_type: None,
+        note: None,
+        line: pos.0,
+        column: pos.1,
+    }
+}
+
+/// Check one rule: parameters fit the action, lawful bases fit every jurisdiction (none
+/// checked when the policy has no readable jurisdiction: that is reported once). Every
+/// problem of the rule, and the field (with `keep` for an action that does not check).
 fn validate_field(
     name: &str,
     r: &FieldRule,
     jurisdictions: &[Jurisdiction],
     set: &Arc<RecognizerSet>,
-    line: u64,
-    column: u64,
-) -> std::result::Result<Field, Problem> {
-    let action = validate_action(name, r, Some(set))?;
-    let reaches_output = action != Action::Drop;
-    let bases = if reaches_output {
-        lawful_bases(r, jurisdictions)?
+    pos: (u64, u64),
+) -> (Field, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let action = validate_action(name, r, Some(set)).unwrap_or_else(|p| {
+        problems.push(p);
+        Action::Keep
+    });
+    let reaches_output = r.action != ActionKind::Drop;
+    let bases = if reaches_output && !jurisdictions.is_empty() {
+        lawful_bases(r, jurisdictions).unwrap_or_else(|p| {
+            problems.push(p);
+            BTreeMap::new()
+        })
     } else {
         BTreeMap::new()
     };
     let pipl_sensitive = r.sensitive || r.special_category.is_some();
-    check_sensitive(r, &bases, reaches_output)?;
-    let category_term = category_term(r)?;
-    let output_name = r.rename.clone().unwrap_or_else(|| name.to_string());
+    // With no bases (not checked, or wrong), only the checks that need none run.
+    if let Err(p) = check_sensitive(r, &bases, reaches_output) {
+        problems.push(p);
+    }
+    let category_term = category_term(r).unwrap_or_else(|p| {
+        problems.push(p);
+        None
+    });
+    let mut output_name = r.rename.clone().unwrap_or_else(|| name.to_string());
     if output_name.trim().is_empty() {
-        return Err(Problem::new(
+        problems.push(Problem::new(
             "`rename` is empty; give the output column a name, or leave `rename` out to keep \
              the input name",
         ));
+        output_name = name.to_string();
     }
-    if let Some(t) = &r.input_type {
-        parse_type_name(t)?;
+    if let Some(t) = &r.input_type
+        && let Err(p) = parse_type_name(t)
+    {
+        problems.push(p);
     }
-    Ok(Field {
+    let field = Field {
         input_name: name.to_string(),
         output_name,
         action,
@@ -258,9 +737,10 @@ fn validate_field(
         consent_ref: r.consent_ref.clone(),
         input_type: r.input_type.clone(),
         note: r.note.clone(),
-        line,
-        column,
-    })
+        line: pos.0,
+        column: pos.1,
+    };
+    (field, problems)
 }
 
 /// The basis of a field that reaches the output, in every jurisdiction of the policy.

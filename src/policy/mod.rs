@@ -36,7 +36,8 @@ pub use action::MAX_MASK_KEEP;
 pub use basis::{Art9Condition, Basis, BasisRef, Jurisdiction, SpecialCategory};
 pub use model::{
     Action, ActionKind, BasisSpec, Constant, CustomAction, CustomRecognizer, EncryptSpec, Field,
-    FieldRule, MaskSpec, Policy, PolicyFile, ReplaceWith, ScrubSpec, TokenizeSpec, Unlisted,
+    FieldRule, MaskSpec, Policy, PolicyFile, PolicyProblem, ReplaceWith, ScrubSpec, TokenizeSpec,
+    Unlisted,
 };
 pub use privacy::{
     HierarchySource, LDiversity, LVariant, LossMetric, OnViolation, PrivacySpec, QuasiIdentifier,

@@ -326,6 +326,46 @@ pub struct Policy {
     pub warnings: Vec<rules::RuleWarning>,
 }
 
+/// One problem found while loading a policy, placed for people and machines (`validate
+/// --json`). Loading reports every problem it finds, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct PolicyProblem {
+    /// YAML line and column of what is wrong, when known.
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    /// The policy field (input column) it concerns, if any.
+    pub field: Option<String>,
+    /// What is wrong and what to do, with its place ("field `a` (line 7 column 6): ...").
+    pub message: String,
+    /// The lawful-basis rule it breaks (an id from docs/RULES.md), when it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
+    /// The message with a snippet of the file, for a YAML error shown on its own.
+    #[serde(skip)]
+    pub(crate) detail: Option<String>,
+}
+
+impl PolicyProblem {
+    pub fn new(message: impl Into<String>) -> Self {
+        PolicyProblem {
+            line: None,
+            column: None,
+            field: None,
+            message: message.into(),
+            rule: None,
+            detail: None,
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// A validated field rule.
 #[derive(Debug, Clone)]
 pub struct Field {

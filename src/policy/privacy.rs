@@ -52,6 +52,11 @@ pub struct PrivacyBlock {
     /// (exit 3) and writes nothing.
     #[schemars(with = "Option<SearchBudgetSpec>")]
     pub search_budget: Option<Spanned<SearchBudgetSpec>>,
+    /// The column identifying the person (data subject) a record is about, e.g. `customer_id`.
+    /// With it, classes count distinct subjects, not records: k-anonymity needs k people in
+    /// every class. Compared on input values while grouping, never printed.
+    #[schemars(with = "Option<String>")]
+    pub subject: Option<Spanned<String>>,
 }
 
 /// Limits of the lattice search, as written.
@@ -97,6 +102,13 @@ pub struct QiSpec {
     /// A final level `*` (everything in one group) is always added.
     #[serde(default)]
     pub levels: Vec<LevelSpec>,
+    /// Lowest level the search may choose (default 0, the field rule's output).
+    pub min_level: Option<usize>,
+    /// Highest level the search may choose (default the top, `*`).
+    pub max_level: Option<usize>,
+    /// Weight of this quasi-identifier's loss in the `precision` and `height` metrics
+    /// (default 1; 0: its generalization costs nothing).
+    pub weight: Option<f64>,
 }
 
 /// One generalization level of a quasi-identifier.
@@ -216,6 +228,8 @@ pub struct PrivacySpec {
     pub metric: LossMetric,
     pub sampling_fraction: f64,
     pub search_budget: SearchBudget,
+    /// Input column whose distinct values the classes count (`None`: records).
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +237,33 @@ pub struct QuasiIdentifier {
     /// Input column name.
     pub field: String,
     pub hierarchy: HierarchySource,
+    /// Levels the search may choose, within the hierarchy.
+    pub min_level: usize,
+    /// `None`: the hierarchy's top.
+    pub max_level: Option<usize>,
+    /// Weight of its loss (precision, height); 1 by default.
+    pub weight: f64,
+}
+
+impl QuasiIdentifier {
+    /// A quasi-identifier with the whole hierarchy open to the search and weight 1.
+    pub fn new(field: impl Into<String>, hierarchy: HierarchySource) -> Self {
+        QuasiIdentifier {
+            field: field.into(),
+            hierarchy,
+            min_level: 0,
+            max_level: None,
+            weight: 1.0,
+        }
+    }
+
+    /// The hierarchy's highest level (`*`).
+    pub fn top_level(&self) -> usize {
+        match &self.hierarchy {
+            HierarchySource::File(h) => h.height.saturating_sub(1),
+            HierarchySource::Levels(specs) => specs.len() + 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -293,11 +334,18 @@ pub(super) fn validate_privacy(
         let loc = &spanned.referenced;
         let hierarchy =
             quasi_identifier(name, &spanned.value, fields, &base_dir).map_err(|m| at(loc, m))?;
-        qis.push(QuasiIdentifier {
-            field: name.clone(),
-            hierarchy,
-        });
+        let qi = level_range(name, &spanned.value, QuasiIdentifier::new(name, hierarchy))
+            .map_err(|m| at(loc, m))?;
+        truthful_name(&qi, fields, block.on_violation).map_err(|m| at(loc, m))?;
+        qis.push(qi);
     }
+    let subject = match &block.subject {
+        None => None,
+        Some(s) => {
+            subject_column(block, fields, &s.value).map_err(|m| at(&s.referenced, m))?;
+            Some(s.value.clone())
+        }
+    };
     let k = match &block.k {
         Some(s) if s.value < 2 => {
             return Err(at(
@@ -340,7 +388,105 @@ pub(super) fn validate_privacy(
         metric: block.metric,
         sampling_fraction,
         search_budget: search_budget(block)?,
+        subject,
     })
+}
+
+/// `min_level`, `max_level` and `weight` of a quasi-identifier, checked against its hierarchy.
+fn level_range(
+    name: &str,
+    q: &QiSpec,
+    mut qi: QuasiIdentifier,
+) -> std::result::Result<QuasiIdentifier, Problem> {
+    let top = qi.top_level();
+    let min = q.min_level.unwrap_or(0);
+    let max = q.max_level.unwrap_or(top);
+    if max > top {
+        return Err(Problem(format!(
+            "quasi-identifier `{name}`: max_level is {max} but its hierarchy has levels 0 to \
+             {top}"
+        )));
+    }
+    if min > max {
+        return Err(Problem(format!(
+            "quasi-identifier `{name}`: min_level {min} is above max_level {max}"
+        )));
+    }
+    if let Some(w) = q.weight
+        && !(w.is_finite() && w >= 0.0)
+    {
+        return Err(Problem(format!(
+            "quasi-identifier `{name}`: weight is {w}; it must be a number of at least 0"
+        )));
+    }
+    qi.min_level = min;
+    qi.max_level = q.max_level;
+    qi.weight = q.weight.unwrap_or(1.0);
+    Ok(qi)
+}
+
+/// Date units and counts an output name can claim (`birth_year`, `zip3`).
+const UNIT_WORDS: &[&str] = &[
+    "day", "days", "month", "months", "quarter", "quarters", "year", "years", "yr", "decade",
+    "decades", "century",
+];
+
+/// The output-name rule: a quasi-identifier the policy renames may not carry a number or a
+/// date unit in its new name when the privacy block may release it above level 0, because
+/// that level's values would contradict the name (`zip3` holding 2-character prefixes,
+/// `birth_year` holding decades). Names are never derived: the policy's name is the column's.
+fn truthful_name(
+    qi: &QuasiIdentifier,
+    fields: &BTreeMap<String, Field>,
+    on_violation: OnViolation,
+) -> std::result::Result<(), Problem> {
+    let Some(f) = fields.get(&qi.field) else {
+        return Ok(());
+    };
+    let out = &f.output_name;
+    let highest = qi.max_level.unwrap_or(qi.top_level());
+    let may_rise = qi.min_level > 0 || (on_violation == OnViolation::Generalize && highest > 0);
+    if out == &qi.field || !may_rise {
+        return Ok(());
+    }
+    let lower = out.to_lowercase();
+    let digit = lower.chars().any(|c| c.is_ascii_digit());
+    let unit = lower
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .find(|w| UNIT_WORDS.contains(w));
+    let claim = match (digit, unit) {
+        (true, _) => "a number".to_string(),
+        (false, Some(u)) => format!("the unit `{u}`"),
+        (false, None) => return Ok(()),
+    };
+    Err(Problem(format!(
+        "quasi-identifier `{}` is renamed `{out}`, whose name states {claim}, but the privacy \
+         block may release it at a level up to {highest} (coarser values, up to `*`), which \
+         would contradict the name; rename it without the number or unit (e.g. after the \
+         attribute), or set `max_level: 0` on it",
+        qi.field
+    )))
+}
+
+/// `subject` must name an input column with a rule in `fields`.
+fn subject_column(
+    block: &PrivacyBlock,
+    fields: &BTreeMap<String, Field>,
+    name: &str,
+) -> std::result::Result<(), Problem> {
+    if !fields.contains_key(name) {
+        return Err(Problem(format!(
+            "subject `{name}` has no rule in `fields`; name the input column that identifies \
+             the person (it may be tokenized or dropped in the output)"
+        )));
+    }
+    if block.quasi_identifiers.contains_key(name) {
+        return Err(Problem(format!(
+            "`{name}` is both the subject and a quasi-identifier; a subject identifier is not \
+             released to link on, so remove it from `quasi_identifiers`"
+        )));
+    }
+    Ok(())
 }
 
 /// Prefix a message with the position of the block entry it is about.

@@ -366,3 +366,138 @@ fn rule_breaches_are_rule_errors_with_their_id() {
     let p = load("[EU]", "  a: { action: keep, basis: nonsense }\n").unwrap_err();
     assert_eq!(e.exit_code(), p.exit_code());
 }
+
+fn problems(text: &str) -> Vec<PolicyProblem> {
+    Policy::from_yaml_str_collecting(text, "t.yaml").unwrap_err()
+}
+
+fn places(ps: &[PolicyProblem]) -> Vec<(Option<u64>, Option<&str>)> {
+    ps.iter().map(|p| (p.line, p.field.as_deref())).collect()
+}
+
+#[test]
+fn every_problem_of_every_field_is_reported_in_file_order() {
+    // Fields in reverse alphabetical order: the report follows the file, not the names.
+    let text = format!(
+        "{HEAD}jurisdictions: [EU]\nfields:\n  zeta: {{ action: keep }}\n  yak:\n    action: tokenise\n    key: k1\n  xray: {{ action: keep, basis: contract, colour: red }}\n  wolf: {{ action: mask, key: k1, basis: because, type: varchar }}\n  vole: {{ action: keep, basis: contract, rename: out }}\n  urchin: {{ action: keep, basis: contract, rename: out }}\n  ok: {{ action: drop }}\n"
+    );
+    let ps = problems(&text);
+    assert_eq!(
+        places(&ps),
+        [
+            (Some(7), Some("zeta")),
+            (Some(9), Some("yak")),
+            (Some(11), Some("xray")),
+            (Some(12), Some("wolf")),
+            (Some(12), Some("wolf")),
+            (Some(12), Some("wolf")),
+            (Some(14), Some("urchin")),
+        ],
+        "{ps:#?}"
+    );
+    let m: Vec<&str> = ps.iter().map(|p| p.message.as_str()).collect();
+    assert!(
+        m[0].starts_with("field `zeta` (line 7 column 9): `basis` is missing"),
+        "{m:?}"
+    );
+    assert!(
+        m[1].contains("unknown action `tokenise`") && m[1].contains("line 9 column 13"),
+        "{m:?}"
+    );
+    assert!(m[2].contains("unknown field `colour`"), "{m:?}");
+    assert!(m[3].contains("`key` is not a parameter of `mask`"), "{m:?}");
+    assert!(m[4].contains("unknown basis `because`"), "{m:?}");
+    assert!(m[5].contains("unknown type `varchar`"), "{m:?}");
+    assert!(
+        m[6].contains("fields `vole` and `urchin` both write output column `out`"),
+        "{m:?}"
+    );
+    // The error lists them all, one a line; no snippet of a YAML error in the list.
+    let e = Policy::from_yaml_str(&text, "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("policy t.yaml: 7 problems, in file order:\n  field `zeta`"),
+        "{e}"
+    );
+    assert!(!e.contains(" --> "), "{e}");
+}
+
+#[test]
+fn header_and_other_entries_that_do_not_read_are_reported_with_the_fields() {
+    // `version` of the wrong type, an unknown top-level key, a privacy entry that does not
+    // read, a bad transfer and a TODO controller, beside two bad fields.
+    let text = "policy: t\nversion: one\ncontroller: TODO\npurpose: p\njurisdictions: [EU]\ncolour: red\nfields:\n  a: { action: keep }\n  b: { action: kep }\ntransfers:\n  - { recipient: r, country: USA, mechanism: adequacy }\n  - { recipient: s, country: U1, mechanism: adequacy }\nprivacy:\n  quasi_identifiers: { a: {} }\n  k: 2\n  metric: entropy\n";
+    let ps = problems(text);
+    assert_eq!(
+        ps.iter().map(|p| p.line.unwrap()).collect::<Vec<_>>(),
+        [2, 3, 6, 8, 9, 11, 12, 16],
+        "{ps:#?}"
+    );
+    assert_eq!(ps[1].rule, Some("DRAFT"));
+    assert!(
+        ps[1]
+            .message
+            .starts_with("line 3 column 1: `controller` is TODO"),
+        "{ps:#?}"
+    );
+    assert!(ps[2].message.contains("colour"), "{ps:#?}");
+    assert!(
+        ps[5].message.contains("`USA`") && ps[6].message.contains("`U1`"),
+        "{ps:#?}"
+    );
+    assert!(ps[7].message.contains("entropy"), "{ps:#?}");
+    // A required entry missing: reported with the rest.
+    let ps = problems(
+        "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\nfields:\n  a: { action: kep }\n",
+    );
+    assert_eq!(ps.len(), 2, "{ps:#?}");
+    assert!(
+        ps.iter()
+            .any(|p| p.message.contains("missing field `purpose`")),
+        "{ps:#?}"
+    );
+    // Jurisdictions that do not read: the bases are not checked (nothing to check them
+    // against), the rest is.
+    let ps = problems(
+        "policy: t\nversion: 1\ncontroller: C\npurpose: p\njurisdictions: [XX]\nfields:\n  a: { action: keep }\n  b: { action: kep }\n",
+    );
+    assert_eq!(
+        places(&ps),
+        [(Some(5), None), (Some(8), Some("b"))],
+        "{ps:#?}"
+    );
+}
+
+#[test]
+fn a_block_rule_set_aside_keeps_later_lines_and_a_flow_mapping_stops_at_the_first() {
+    let ps = problems(&format!(
+        "{HEAD}jurisdictions: [EU]\nfields:\n  a:\n    action: keep\n    basis: contract\n    # a comment\n    colour: red\n\n  b:\n    action: keep\n"
+    ));
+    assert_eq!(
+        places(&ps),
+        [(Some(11), Some("a")), (Some(15), Some("b"))],
+        "{ps:#?}"
+    );
+    assert!(ps[1].message.contains("`basis` is missing"), "{ps:#?}");
+    // A flow mapping cannot be taken apart line by line: its first problem only.
+    let ps = problems(&format!(
+        "{HEAD}jurisdictions: [EU]\nfields: {{ a: {{ action: kep }}, b: {{ action: kap }} }}\n"
+    ));
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    // Invalid YAML stops at once, with the snippet when it is the only problem.
+    let e = Policy::from_yaml_str("policy: t\nversion: [1\n", "bad.yaml").unwrap_err();
+    assert!(e.to_string().contains("bad.yaml:"), "{e}");
+}
+
+#[test]
+fn one_rule_broken_many_times_keeps_its_rule_id() {
+    let text = "policy: t\nversion: 1\ncontroller: TODO\npurpose: TODO\njurisdictions: [EU]\nfields:\n  a: { action: keep, basis: TODO }\n";
+    match Policy::from_yaml_str(text, "t.yaml") {
+        Err(crate::Error::Rule { rule, message, .. }) => {
+            assert_eq!(rule, "DRAFT");
+            assert!(message.starts_with("3 problems"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

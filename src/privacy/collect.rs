@@ -27,7 +27,7 @@ use crate::keys::Keyring;
 use crate::plan::Kernel;
 use crate::policy::hierarchy::{QiHierarchy, TOP};
 use crate::policy::{HierarchySource, Policy, PrivacySpec};
-use crate::sql::{register_files, register_policy_view};
+use crate::sql::{register_files_under, register_policy_view};
 use datafusion::prelude::SessionContext;
 
 /// The grouped input with its hierarchies and models.
@@ -36,6 +36,8 @@ pub struct Prepared {
     pub table: BaseTable,
     pub qis: Vec<QiHierarchy>,
     pub models: Models,
+    /// Per quasi-identifier, its field rule (level 0: what the policy declares).
+    pub rules: Vec<crate::policy::Field>,
 }
 
 fn quote(name: &str) -> String {
@@ -55,25 +57,29 @@ pub async fn prepare(
     hierarchies: bool,
 ) -> Result<Prepared> {
     let shown = input.display().to_string();
+    let grouping = grouping_policy(policy, spec);
     let task = async {
         let ctx = SessionContext::new();
-        register_files(&ctx, "input", files, Some(policy), read).await?;
+        let root = input.is_dir().then_some(input);
+        register_files_under(&ctx, "input", root, files, Some(policy), read).await?;
         let view = "input_shared";
-        register_policy_view(&ctx, "input", policy, keyring, view)
+        register_policy_view(&ctx, "input", &grouping, keyring, view)
             .await
-            .map_err(|e| Error::plan(&shown, e))?;
+            .map_err(|e| crate::sql::view_error(&shown, e))?;
         let qi_names: Vec<String> = spec
             .quasi_identifiers
             .iter()
             .map(|q| q.field.clone())
             .collect();
-        let sa_names = spec.sensitive_attributes();
+        let mut sa_names = spec.sensitive_attributes();
+        // The subject is grouped like a sensitive attribute that no report names.
+        sa_names.extend(spec.subject.iter().cloned());
         // Code every value into a small integer inside the scan, so that DataFusion groups
         // on integers instead of comparing strings.
         let dicts: Vec<Arc<RwLock<ValueDict>>> = (0..qi_names.len() + sa_names.len())
             .map(|_| Arc::new(RwLock::new(ValueDict::default())))
             .collect();
-        let sql = grouping_sql(&ctx, policy, &qi_names, &sa_names, &dicts, view);
+        let sql = grouping_sql(&ctx, &grouping, &qi_names, &sa_names, &dicts, view);
         let groups = group_rows(&ctx, &sql)
             .await
             .map_err(|e| grouping_error(policy, files, read, &shown, e))?;
@@ -96,7 +102,54 @@ pub async fn prepare(
         ));
     }
     let models = Models::new(spec, &table).map_err(|m| Error::plan(&shown, m))?;
-    Ok(Prepared { table, qis, models })
+    let rules = spec
+        .quasi_identifiers
+        .iter()
+        .map(|q| {
+            policy.fields.get(&q.field).cloned().ok_or_else(|| {
+                Error::Usage(format!("internal: no rule for `{}`", q.field))
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Prepared {
+        table,
+        qis,
+        models,
+        rules,
+    })
+}
+
+/// Output name of the subject column in the grouping view (never written anywhere).
+const SUBJECT_COLUMN: &str = "__cloakline_subject";
+
+/// The policy the grouping pass runs: only the columns the models read (quasi-identifiers,
+/// sensitive attributes, subject), so other columns' keys are not needed. Tokenized columns
+/// and the subject are grouped on their input values: tokenization is injective per key, so
+/// the classes and distinct counts are the same, and no key is needed.
+fn grouping_policy(policy: &Policy, spec: &PrivacySpec) -> Policy {
+    let mut p = policy.clone();
+    p.unlisted = crate::policy::Unlisted::Drop;
+    let needed: Vec<String> = spec
+        .quasi_identifiers
+        .iter()
+        .map(|q| q.field.clone())
+        .chain(spec.sensitive_attributes())
+        .collect();
+    p.fields.retain(|name, _| needed.contains(name));
+    for f in p.fields.values_mut() {
+        if matches!(f.action, crate::policy::Action::Tokenize(_)) {
+            f.action = crate::policy::Action::Keep;
+        }
+    }
+    if let Some(subject) = &spec.subject
+        && let Some(rule) = policy.fields.get(subject)
+    {
+        let mut rule = rule.clone();
+        rule.action = crate::policy::Action::Keep;
+        rule.output_name = SUBJECT_COLUMN.into();
+        p.fields.insert(subject.clone(), rule);
+    }
+    p
 }
 
 /// A DataFusion error as a data error on `shown`; library messages may quote the value or

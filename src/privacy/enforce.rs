@@ -17,8 +17,13 @@ use super::models::{Assessment, NodeEval, Scratch, assess, evaluate};
 use super::search::{SearchError, search_with};
 use crate::error::{Error, Result};
 use crate::plan::{Kernel, LevelLookup, Plan, RowFilter, meta};
-use crate::policy::hierarchy::QiHierarchy;
-use crate::policy::{HierarchySource, OnViolation, PrivacySpec, TDistance};
+use crate::kernels::custom::{CustomKernel, CustomTransform, Param, ParamType, Params};
+use crate::kernels::descriptor::Transform;
+use crate::policy::hierarchy::{QiHierarchy, TOP};
+use crate::policy::{
+    Action, CustomAction, HierarchySource, OnViolation, PrivacySpec, QuasiIdentifier, TDistance,
+};
+use crate::provenance::record::QiTransformation;
 
 /// What the privacy block decided for a run.
 #[derive(Debug)]
@@ -141,7 +146,8 @@ pub fn decide(prep: &Prepared, spec: &PrivacySpec, input: &str) -> Result<Decisi
             }
         }
     };
-    let assessment = assess(table, qis, models, &eval, true);
+    let mut assessment = assess(table, qis, models, &eval, true);
+    assessment.transformations = transformations(prep, spec, &eval.levels);
     Ok(Decision {
         suppress: eval.suppressed > 0,
         eval,
@@ -194,7 +200,7 @@ pub fn enforce<'a>(
             filter_cols.push(release_column(
                 plan,
                 q,
-                &qspec.hierarchy,
+                qspec,
                 release,
                 levels[qi_index],
             )?);
@@ -275,10 +281,11 @@ fn suppressed_keys(prep: &Prepared, decision: &Decision) -> HashSet<Box<[u32]>> 
 fn release_column(
     plan: &mut Plan,
     q: &QiHierarchy,
-    hierarchy: &HierarchySource,
+    qspec: &QuasiIdentifier,
     release: &QiRelease,
     level: usize,
 ) -> Result<usize> {
+    let hierarchy = &qspec.hierarchy;
     let Some(pos) = plan
         .columns
         .iter()
@@ -301,6 +308,8 @@ fn release_column(
     if level > 0 {
         md.insert(meta::ACTION.into(), "generalize".into());
         md.insert(meta::STATUS.into(), "generalized personal data".into());
+        // The record (`cl:params`) and summaries describe what the column now holds.
+        col.rule.action = effective_action(qspec, &col.rule.action, level, q.max_level());
     }
     md.insert(
         meta::HIERARCHY.into(),
@@ -312,6 +321,97 @@ fn release_column(
     col.output_field =
         Arc::new(ArrowField::new(col.output_field.name(), DataType::Utf8, true).with_metadata(md));
     Ok(pos)
+}
+
+/// The transformation a quasi-identifier's column really goes through at `level`: the field
+/// rule at level 0, the `levels:` entry at its level, or a [`HierarchyLevel`] (an ARX file's
+/// level, or the top `*`).
+pub fn effective_action(
+    q: &QuasiIdentifier,
+    declared: &Action,
+    level: usize,
+    max_level: usize,
+) -> Action {
+    if level == 0 {
+        return declared.clone();
+    }
+    let source = match &q.hierarchy {
+        HierarchySource::Levels(specs) if level <= specs.len() => {
+            return Action::Generalize(specs[level - 1].clone());
+        }
+        HierarchySource::Levels(_) => "policy levels".to_string(),
+        HierarchySource::File(h) => h.path.clone(),
+    };
+    let mut params = Params::new();
+    params.insert("hierarchy".into(), json!(source));
+    params.insert("level".into(), json!(level));
+    if level == max_level {
+        params.insert("label".into(), json!(TOP));
+    }
+    Action::Custom(CustomAction {
+        transform: &HierarchyLevel,
+        params,
+    })
+}
+
+/// Per quasi-identifier, the effective transformation at `levels` next to the declared one.
+pub fn transformations(prep: &Prepared, spec: &PrivacySpec, levels: &[usize]) -> Vec<QiTransformation> {
+    prep.qis
+        .iter()
+        .zip(&spec.quasi_identifiers)
+        .zip(&prep.rules)
+        .zip(levels)
+        .map(|(((q, qspec), rule), &level)| {
+            let effective = effective_action(qspec, &rule.action, level, q.max_level());
+            QiTransformation {
+                field: qspec.field.clone(),
+                column: rule.output_name.clone(),
+                level,
+                max_level: q.max_level(),
+                action: match &effective {
+                    Action::Custom(_) => "hierarchy".into(),
+                    a => a.kind().keyword().into(),
+                },
+                params: crate::provenance::action_params(&effective),
+                declared: crate::provenance::action_params(&rule.action),
+            }
+        })
+        .collect()
+}
+
+/// A quasi-identifier released at a hierarchy level no `generalize` rule describes (an ARX
+/// file's level, or `*`). Only recorded: the privacy block's [`LevelLookup`] computes it.
+#[derive(Debug)]
+pub struct HierarchyLevel;
+
+static HIERARCHY_LEVEL: Transform = crate::kernels::descriptor::GENERALIZE;
+static HIERARCHY_LEVEL_PARAMS: [Param; 3] = [
+    Param::new(
+        "hierarchy",
+        ParamType::String,
+        "the ARX hierarchy file, or `policy levels`",
+    ),
+    Param::new("level", ParamType::Integer, "the hierarchy level released"),
+    Param::new("label", ParamType::String, "the single label of the top level"),
+];
+
+impl CustomTransform for HierarchyLevel {
+    fn descriptor(&self) -> &'static Transform {
+        &HIERARCHY_LEVEL
+    }
+    fn parameters(&self) -> &'static [Param] {
+        &HIERARCHY_LEVEL_PARAMS
+    }
+    fn output_type(&self, _: &DataType) -> std::result::Result<DataType, crate::error::Problem> {
+        Ok(DataType::Utf8)
+    }
+    fn kernel(
+        &self,
+        _: &Params,
+        _: &DataType,
+    ) -> std::result::Result<Box<dyn CustomKernel>, crate::error::Problem> {
+        Err("hierarchy levels are applied by the privacy block, not as a field rule".into())
+    }
 }
 
 /// The provenance evidence of a decision (no data values beyond generalized level labels).

@@ -34,6 +34,7 @@
 //!     quasi_identifiers: vec![], k: Some(2), l_diversity: vec![], t_closeness: vec![],
 //!     on_violation: Default::default(), max_suppression: 0.5,
 //!     metric: LossMetric::Precision, sampling_fraction: 1.0, search_budget: Default::default(),
+//!     subject: None,
 //! };
 //! let m = models::Models::new(&spec, &table).unwrap();
 //! let e = models::evaluate(&table, &qis, &m, &[0, 0], &mut Default::default());
@@ -126,66 +127,99 @@ pub async fn check(
 }
 
 impl CheckReport {
-    /// A plain-text rendering for people.
+    /// A plain-text rendering for people: labels and values in two aligned columns (by
+    /// display width, so attribute names in CJK line up too).
     pub fn to_text(&self) -> String {
         let a = &self.assessment;
-        let mut s = String::new();
         let pct = |x: f64| format!("{:.2}%", x * 100.0);
-        s.push_str(&format!("input:              {}\n", self.input));
-        s.push_str(&format!("policy:             {}\n", self.policy));
-        s.push_str(&format!(
-            "quasi-identifiers:  {}\n",
-            self.quasi_identifiers.join(", ")
-        ));
+        let mut rows: Vec<(String, String)> = Vec::new();
+        let mut row = |label: String, value: String| rows.push((label, value));
+        row("input".into(), self.input.clone());
+        row("policy".into(), self.policy.clone());
+        row("quasi-identifiers".into(), self.quasi_identifiers.join(", "));
         if !self.sensitive_attributes.is_empty() {
-            s.push_str(&format!(
-                "sensitive:          {}\n",
-                self.sensitive_attributes.join(", ")
-            ));
+            row("sensitive".into(), self.sensitive_attributes.join(", "));
         }
-        s.push_str(&format!("records:            {}\n", a.records));
-        s.push_str(&format!(
-            "classes:            {} (sizes {}..{}, average {:.2})\n",
-            a.classes, a.smallest_class, a.largest_class, a.average_class_size
-        ));
-        s.push_str(&format!("smallest k:         {}\n", a.smallest_class));
+        row("records".into(), a.records.to_string());
+        row("classes count".into(), a.counted.clone());
+        row(
+            "classes".into(),
+            format!(
+                "{} (sizes {}..{}, average {:.2})",
+                a.classes, a.smallest_class, a.largest_class, a.average_class_size
+            ),
+        );
+        row("smallest k".into(), a.smallest_class.to_string());
         if let Some(k) = self.k {
-            s.push_str(&format!(
-                "below k = {k}:        {} records in {} classes ({})\n",
-                a.records_below_k,
-                a.classes_below_k,
-                pct(a.records_below_k as f64 / a.records.max(1) as f64)
-            ));
+            row(
+                format!("below k = {k}"),
+                format!(
+                    "{} records in {} classes ({})",
+                    a.records_below_k,
+                    a.classes_below_k,
+                    pct(a.records_below_k as f64 / a.records.max(1) as f64)
+                ),
+            );
         }
         for x in &a.sensitive {
-            s.push_str(&format!(
-                "l ({}):{}distinct {}, entropy {:.3}\n",
-                x.attribute,
-                " ".repeat(14usize.saturating_sub(x.attribute.len() + 4)),
-                x.distinct_l,
-                x.entropy_l
-            ));
+            row(
+                format!("l ({})", x.attribute),
+                format!("distinct {}, entropy {:.3}", x.distinct_l, x.entropy_l),
+            );
             for (d, t) in &x.t {
                 let d = match d {
                     crate::policy::TDistance::Equal => "equal",
                     crate::policy::TDistance::Ordered => "ordered",
                 };
-                s.push_str(&format!("t ({}, {d} distance): {t:.4}\n", x.attribute));
+                row(format!("t ({}, {d} distance)", x.attribute), format!("{t:.4}"));
             }
         }
         let r = &a.risks;
-        s.push_str(&format!(
-            "prosecutor risk:    highest {}, average {}, records at risk {}\n",
-            pct(r.prosecutor_highest),
-            pct(r.prosecutor_average),
-            pct(r.records_at_risk)
-        ));
-        s.push_str(&format!(
-            "journalist risk:    highest {} (sampling fraction {})\n",
-            pct(r.journalist_highest),
-            r.sampling_fraction
-        ));
-        s.push_str(&format!("marketer risk:      {}\n", pct(r.marketer)));
+        row(
+            "prosecutor risk".into(),
+            format!(
+                "highest {}, average {}, records at risk {}",
+                pct(r.prosecutor_highest),
+                pct(r.prosecutor_average),
+                pct(r.records_at_risk)
+            ),
+        );
+        row(
+            "journalist risk".into(),
+            format!(
+                "highest {} (sampling fraction {})",
+                pct(r.journalist_highest),
+                r.sampling_fraction
+            ),
+        );
+        row("marketer risk".into(), pct(r.marketer));
+        let verdict = if self.meets_models {
+            "meets every model".to_string()
+        } else if self.meets_with_suppression {
+            format!(
+                "meets the models after suppressing {} records (within max_suppression {})",
+                self.records_violating,
+                pct(self.max_suppression)
+            )
+        } else {
+            "does NOT meet the models".to_string()
+        };
+        let width = rows
+            .iter()
+            .map(|(l, _)| crate::error::display_width(l) + 2)
+            .max()
+            .unwrap_or(0)
+            .max(20);
+        let line = |label: &str, value: &str| {
+            format!(
+                "{}{value}\n",
+                crate::error::pad_display(&format!("{label}:"), width)
+            )
+        };
+        let mut s = String::new();
+        for (label, value) in &rows {
+            s.push_str(&line(label, value));
+        }
         s.push_str("class sizes:\n");
         for b in &a.size_distribution {
             if b.classes > 0 {
@@ -195,20 +229,7 @@ impl CheckReport {
                 ));
             }
         }
-        s.push_str(&format!(
-            "verdict:            {}\n",
-            if self.meets_models {
-                "meets every model".to_string()
-            } else if self.meets_with_suppression {
-                format!(
-                    "meets the models after suppressing {} records (within max_suppression {})",
-                    self.records_violating,
-                    pct(self.max_suppression)
-                )
-            } else {
-                "does NOT meet the models".to_string()
-            }
-        ));
+        s.push_str(&line("verdict", &verdict));
         s
     }
 }

@@ -577,6 +577,7 @@ mod tests {
             metric,
             sampling_fraction: 1.0,
             search_budget: Default::default(),
+            subject: None,
         }
     }
 

@@ -142,6 +142,8 @@ fn params_of(action: &Action) -> Value {
 #[derive(Clone, Debug, Serialize)]
 pub struct DatasetRecord {
     pub path: String,
+    /// A file of a directory release: its path relative to the release directory.
+    pub relative_path: Option<String>,
     pub format: String,
     pub rows: u64,
     pub sha256: Option<String>,
@@ -615,6 +617,7 @@ impl DatasetRecord {
             id,
             types: strings(&["prov:Entity", "cl:Dataset"]),
             path: self.path.clone(),
+            relative_path: self.relative_path.clone(),
             table: None,
             format: self.format.clone(),
             rows: Some(self.rows),

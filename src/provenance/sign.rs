@@ -1,15 +1,20 @@
 //! Signing provenance.
 //!
-//! A signature is HMAC-SHA256 over the canonical form of the sidecar document without its
-//! `cl:signature` member (object keys sorted, no insignificant whitespace), under the subkey
-//! HKDF(key, info `cloakline/v1/sign/provenance`). HMAC was chosen over Ed25519 because the
-//! keyring already holds symmetric keys; a verifier needs the same key.
+//! Both kinds of signature cover the canonical form of the sidecar document without its
+//! `cl:signature` member (object keys sorted, no insignificant whitespace).
+//!
+//! - **Ed25519**, with a signing key (`keys generate --signing`): anyone holding the public
+//!   key (`keys export-public`) can verify, and the public key unlocks nothing. For releases
+//!   that leave the organisation.
+//! - **HMAC-SHA256**, with a data key, under the subkey HKDF(key, info
+//!   `cloakline/v1/sign/provenance`): the verifier needs the same secret key, so it proves
+//!   integrity only within the organisation.
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::keys::Key;
+use crate::keys::{Key, KeyPurpose};
 /// The member holding the signature.
 pub const SIGNATURE: &str = "cl:signature";
 pub(crate) const KDF_INFO: &str = "cloakline/v1/sign/provenance";
@@ -55,34 +60,93 @@ fn write_canonical(v: &Value, out: &mut String) {
 
 pub(crate) fn mac_of(key: &Key, doc: &Value) -> String {
     let sub = key.subkey("sign", "provenance");
-    let mut unsigned = doc.clone();
-    if let Value::Object(m) = &mut unsigned {
-        m.remove(SIGNATURE);
-    }
     // HMAC accepts keys of any length.
     let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(sub.as_ref()) {
         Ok(m) => m,
         Err(_) => return String::new(),
     };
-    mac.update(canonical_json(&unsigned).as_bytes());
+    mac.update(&signed_bytes(doc));
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Add a `cl:signature` member to `doc`, signed with `key`.
-pub fn sign(doc: &mut Value, key: &Key) {
-    let value = mac_of(key, doc);
-    if let Value::Object(m) = doc {
-        m.insert(
-            SIGNATURE.into(),
+/// The bytes a signature covers: the canonical form of `doc` without `cl:signature`.
+pub fn signed_bytes(doc: &Value) -> Vec<u8> {
+    let mut unsigned = doc.clone();
+    if let Value::Object(m) = &mut unsigned {
+        m.remove(SIGNATURE);
+    }
+    canonical_json(&unsigned).into_bytes()
+}
+
+/// The `cl:signature` block signing `doc` with `key` would add: Ed25519 for a signing key,
+/// HMAC-SHA256 for a data key.
+pub fn signature_block(doc: &Value, key: &Key) -> Value {
+    match key.purpose() {
+        KeyPurpose::Signing => {
+            let value = key
+                .sign_ed25519(&signed_bytes(doc))
+                .map(|s| hex::encode(s.to_bytes()))
+                .unwrap_or_default();
             json!({
-                "algorithm": "HMAC-SHA256",
-                "kdf": "HKDF-SHA256",
-                "kdfInfo": KDF_INFO,
+                "algorithm": ED25519,
                 "canonicalization": CANONICALIZATION,
                 "keyId": key.id(),
                 "keyFingerprint": key.fingerprint(),
                 "value": value,
-            }),
-        );
+            })
+        }
+        KeyPurpose::Data => json!({
+            "algorithm": HMAC,
+            "kdf": "HKDF-SHA256",
+            "kdfInfo": KDF_INFO,
+            "canonicalization": CANONICALIZATION,
+            "keyId": key.id(),
+            "keyFingerprint": key.fingerprint(),
+            "value": mac_of(key, doc),
+        }),
     }
+}
+
+/// The `algorithm` of an Ed25519 signature block.
+pub const ED25519: &str = "Ed25519";
+/// The `algorithm` of an HMAC signature block.
+pub const HMAC: &str = "HMAC-SHA256";
+
+/// Add a `cl:signature` member to `doc`, signed with `key`.
+pub fn sign(doc: &mut Value, key: &Key) {
+    let block = signature_block(doc, key);
+    if let Value::Object(m) = doc {
+        m.insert(SIGNATURE.into(), block);
+    }
+}
+
+/// Whether `signature_hex` is a valid Ed25519 signature of `doc` under `public`.
+pub fn ed25519_valid(doc: &Value, public: &ed25519_dalek::VerifyingKey, signature_hex: &str) -> bool {
+    let mut bytes = [0u8; 64];
+    if signature_hex.len() != 128 || hex::decode_to_slice(signature_hex, &mut bytes).is_err() {
+        return false;
+    }
+    let signature = ed25519_dalek::Signature::from_bytes(&bytes);
+    // verify_strict refuses small-order keys and non-canonical signatures (malleability).
+    public
+        .verify_strict(&signed_bytes(doc), &signature)
+        .is_ok()
+}
+
+/// A warning when the data key `key_id` would HMAC-sign provenance and also tokenizes,
+/// encrypts or scrubs fields of `policy`: whoever is given it to check signatures can also
+/// decrypt and re-identify.
+pub fn shared_signing_key(policy: &crate::policy::Policy, key_id: &str) -> Option<String> {
+    let fields: Vec<&str> = policy
+        .fields
+        .iter()
+        .filter(|(_, f)| f.action.key_id() == Some(key_id))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    (!fields.is_empty()).then(|| {
+        format!(
+            "signing key {key_id} also protects field(s) {}: anyone given it to check signatures can decrypt or re-identify them; sign with an Ed25519 key (`cloakline keys generate --signing --id s1`, partners verify with `keys export-public`)",
+            fields.join(", ")
+        )
+    })
 }

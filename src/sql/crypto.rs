@@ -105,7 +105,7 @@ impl ScalarUDFImpl for EncryptFunc {
         let (key, _) = encrypt_args(args.arg_fields, args.scalar_arguments)?;
         self.keyring
             .0
-            .get(&key)
+            .data_key(&key)
             .map_err(|e| plan_error(self.name(), e))?;
         Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))
     }
@@ -116,7 +116,7 @@ impl ScalarUDFImpl for EncryptFunc {
         let key = self
             .keyring
             .0
-            .get(&key)
+            .data_key(&key)
             .map_err(|e| exec_error(self.name(), e))?;
         let enc = Encryptor::new(key, &domain).map_err(|e| exec_error(self.name(), e))?;
         apply_to_value(self.name(), &args.args[0], &DataType::Utf8, |v| {

@@ -54,9 +54,10 @@ pub use custom::CustomFunc;
 pub use generalize::{GeneralizeFunc, parse_generalize_spec};
 pub use mask::{MaskFunc, RedactFunc};
 pub use scrub::ScrubFunc;
-pub use tables::{TableArg, register_file, register_files};
+pub use tables::{TableArg, register_file, register_files, register_files_under};
 pub use tokenize::TokenizeFunc;
 pub use view::{PolicyColumnFunc, register_policy_view};
+pub(crate) use view::view_error;
 
 use crate::keys::Keyring;
 use crate::recognizers::RecognizerSet;

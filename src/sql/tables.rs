@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{
+    CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext, lit,
+};
 
 use crate::error::{Error, Problem, Result};
+use crate::io::partition::{PartitionValues, check_layout, partition_values};
 use crate::io::{Format, Input, ReadOptions, table_files};
 use crate::plan::apply_type_overrides;
 use crate::policy::Policy;
@@ -56,13 +60,27 @@ pub async fn register_file(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
         ));
     }
-    register_files(ctx, &t.name, &table_files(&t.path)?, policy, read).await
+    let root = t.path.is_dir().then_some(t.path.as_path());
+    register_files_under(ctx, &t.name, root, &table_files(&t.path)?, policy, read).await
 }
 
 /// Register `files` as one table `name`. They must share a format, an extension and a schema.
 pub async fn register_files(
     ctx: &SessionContext,
     name: &str,
+    files: &[PathBuf],
+    policy: Option<&Policy>,
+    read: &ReadOptions,
+) -> Result<()> {
+    register_files_under(ctx, name, None, files, policy, read).await
+}
+
+/// [`register_files`] for the files of directory `root` (when given): their Hive partition
+/// directories (`key=value/`) become Utf8 columns, as `apply` reads them.
+pub async fn register_files_under(
+    ctx: &SessionContext,
+    name: &str,
+    root: Option<&Path>,
     files: &[PathBuf],
     policy: Option<&Policy>,
     read: &ReadOptions,
@@ -112,29 +130,74 @@ pub async fn register_files(
             .ok_or_else(|| Error::Usage(format!("{} is not UTF-8", f.display())))?;
         paths.push(p.to_string());
     }
-    let df = match fmt {
+    let parts = match root {
+        Some(root) => files
+            .iter()
+            .map(|f| partition_values(root, f))
+            .collect::<Result<Vec<_>>>()?,
+        None => vec![Vec::new(); files.len()],
+    };
+    if let Some(root) = root {
+        let pairs: Vec<_> = files.iter().map(PathBuf::as_path).zip(&parts).collect();
+        check_layout(root, &pairs)?;
+    }
+    // One scan per partition directory, its values added as literal columns, all unioned.
+    let mut groups: std::collections::BTreeMap<&PartitionValues, Vec<String>> = Default::default();
+    for (p, part) in paths.into_iter().zip(&parts) {
+        groups.entry(part).or_default().push(p);
+    }
+    let mut table: Option<DataFrame> = None;
+    for (part, paths) in groups {
+        crate::io::partition::schema_with(&schema, part, first)?;
+        let mut df = read_files(ctx, paths, fmt, &ext, &schema, read, first).await?;
+        for (key, value) in part {
+            df = df
+                .with_column(key, lit(ScalarValue::Utf8(value.clone())))
+                .map_err(df_err)?;
+        }
+        table = Some(match table {
+            None => df,
+            Some(t) => t.union(df).map_err(df_err)?,
+        });
+    }
+    let Some(df) = table else {
+        return Err(Error::Usage(format!("table {name} has no files")));
+    };
+    ctx.register_table(name, df.into_view()).map_err(df_err)?;
+    Ok(())
+}
+
+/// One DataFusion scan of `paths`, all of format `fmt` with `schema`.
+async fn read_files(
+    ctx: &SessionContext,
+    paths: Vec<String>,
+    fmt: Format,
+    ext: &str,
+    schema: &Schema,
+    read: &ReadOptions,
+    first: &Path,
+) -> Result<DataFrame> {
+    match fmt {
         Format::Parquet => {
-            ctx.read_parquet(paths, ParquetReadOptions::default().file_extension(&ext))
+            ctx.read_parquet(paths, ParquetReadOptions::default().file_extension(ext))
                 .await
         }
         Format::Csv => {
             let opts = CsvReadOptions::new()
                 .has_header(true)
                 .delimiter(read.delimiter_for(first))
-                .file_extension(&ext)
-                .schema(&schema);
+                .file_extension(ext)
+                .schema(schema);
             ctx.read_csv(paths, opts).await
         }
         Format::Ndjson => {
             // The schema `apply` reads (with the policy's `type:` overrides), not DataFusion's
             // own inference, so a `type: date` field is a date in the grouping pass too.
             let opts = JsonReadOptions::default()
-                .file_extension(&ext)
-                .schema(&schema);
+                .file_extension(ext)
+                .schema(schema);
             ctx.read_json(paths, opts).await
         }
     }
-    .map_err(df_err)?;
-    ctx.register_table(name, df.into_view()).map_err(df_err)?;
-    Ok(())
+    .map_err(df_err)
 }

@@ -99,7 +99,7 @@ impl ScalarUDFImpl for TokenizeFunc {
         let a = parse(args.arg_fields, args.scalar_arguments)?;
         self.keyring
             .0
-            .get(&a.key)
+            .data_key(&a.key)
             .map_err(|e| plan_error(self.name(), e))?;
         Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))
     }
@@ -110,7 +110,7 @@ impl ScalarUDFImpl for TokenizeFunc {
         let key = self
             .keyring
             .0
-            .get(&a.key)
+            .data_key(&a.key)
             .map_err(|e| exec_error(self.name(), e))?;
         let t =
             Tokenizer::new(key, &a.domain, a.length, "").map_err(|e| exec_error(self.name(), e))?;

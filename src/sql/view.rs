@@ -85,7 +85,9 @@ pub async fn register_policy_view(
     let df = ctx.table(table).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let plan = Plan::new(policy, schema, keyring, &format!("table {table}"))
-        .map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        // Kept whole (not re-worded as a planning error) so the caller can return the
+        // plan's own problems, without a doubled "Error during planning: plan for …".
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
     let input_schema = Arc::clone(&plan.input_schema);
     let mut exprs = Vec::with_capacity(plan.columns.len());
     let mut fields = Vec::with_capacity(plan.columns.len());
@@ -125,4 +127,24 @@ pub async fn register_policy_view(
     let projected = df.select(exprs)?;
     ctx.register_table(view, projected.into_view())?;
     Ok(fields)
+}
+
+/// An error of [`register_policy_view`] as one plan error for `input` (the table's file): the
+/// plan's own problems when it is they, else DataFusion's message without its "Error during
+/// planning: " prefix (the error says it is a plan already).
+pub(crate) fn view_error(input: &str, e: DataFusionError) -> crate::Error {
+    use crate::Error;
+    match e {
+        DataFusionError::External(inner) => match inner.downcast::<Error>() {
+            Ok(err) => match *err {
+                Error::Plan { problems, .. } => Error::Plan {
+                    input: input.to_string(),
+                    problems,
+                },
+                other => other,
+            },
+            Err(other) => Error::plan(input, other),
+        },
+        other => Error::plan(input, other.message()),
+    }
 }

@@ -1,8 +1,11 @@
 //! Integration tests, built as one binary.
 
 mod cli;
+mod cli_usage;
 mod compliance;
 mod custom_transform;
+mod examples;
+mod formats;
 mod hostile_cli;
 mod hostile_compliance;
 mod hostile_io;
@@ -10,11 +13,15 @@ mod hostile_kernels;
 mod interop;
 mod layers;
 mod library;
+mod partitions;
 mod privacy;
+mod privacy_search;
 mod props;
 mod report;
 mod scan;
+mod signing;
 mod sql;
 mod sqllogic;
 mod util;
+mod validate;
 mod vectors;

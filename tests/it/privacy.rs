@@ -29,12 +29,12 @@ const QIS: [&str; 8] = [
 ];
 
 fn adult() -> Option<PathBuf> {
-    let p = root().join("../shared/benchmarks/adult/adult.csv");
+    let p = root().join("examples/adult.csv");
     if p.exists() {
         Some(p)
     } else {
         eprintln!(
-            "skipped: {} not found (the Adult benchmark lives in ../shared)",
+            "skipped: {} not found (the Adult extract ships in examples/)",
             p.display()
         );
         None
@@ -203,7 +203,7 @@ fn adult_enforcement_meets_k_and_is_recounted_from_the_output() {
 fn prepare(policy_text: &str) -> privacy::Prepared {
     let policy = Policy::from_yaml_str(policy_text, "adult-test.yaml").unwrap();
     let spec = policy.privacy.clone().unwrap();
-    let data = root().join("../shared/benchmarks/adult/adult.csv");
+    let data = root().join("examples/adult.csv");
     super::util::block_on(privacy::prepare(
         &policy,
         &spec,

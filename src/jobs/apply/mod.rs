@@ -39,13 +39,16 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+mod layout;
 mod record;
 mod release;
+use layout::Layout;
 use record::{run_record, schema_pairs};
 use release::{Staging, StagingDir, check_previous_release};
 
 use crate::engine::{self, Cancel, ColumnCounts, Progress};
 use crate::error::{Error, Result};
+use crate::io::partition::{PartitionValues, check_layout, partition_values};
 use crate::io::{
     AtomicFile, CreatedDirs, Format, Input, Location, OutputLock, ROW_GROUP_ROWS, ReadOptions,
     Staged, WriteOptions, commit_all, data_files, default_delimiter, open_writer_at,
@@ -119,6 +122,8 @@ struct Job {
     input: Input,
     plan: Plan,
     out_rel: Option<PathBuf>,
+    /// The file's Hive partition values (empty when it has none).
+    partitions: PartitionValues,
 }
 
 /// What every file of a run shares.
@@ -208,6 +213,13 @@ impl Apply {
         self.read.batch_size = n;
         self
     }
+    /// How CSV/NDJSON inputs are typed: rows read to infer types (0: the whole file), and
+    /// whether every column is read as text (`type:` overrides still apply).
+    pub fn with_inference(mut self, infer_rows: usize, all_strings: bool) -> Self {
+        self.read.infer_rows = infer_rows;
+        self.read.all_strings = all_strings;
+        self
+    }
     /// Worker threads (default: one per core).
     pub fn with_threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
@@ -275,10 +287,17 @@ impl Apply {
         let mut jobs = Vec::new();
         if self.input.is_dir() {
             let files = data_files(&self.input, self.input_format)?;
+            let parts = files
+                .iter()
+                .map(|f| partition_values(&self.input, f))
+                .collect::<Result<Vec<_>>>()?;
+            let pairs: Vec<_> = files.iter().map(PathBuf::as_path).zip(&parts).collect();
+            check_layout(&self.input, &pairs)?;
             let mut first: Option<SchemaRef> = None;
-            for f in files {
+            for (f, parts) in files.into_iter().zip(parts) {
                 let fmt = self.input_format_of(&f)?;
-                let input = Input::open(&f, fmt, &self.read, &overrides)?;
+                let input =
+                    Input::open(&f, fmt, &self.read, &overrides)?.with_partitions(parts.clone())?;
                 if let Some(s) = &first {
                     if s.fields() != input.schema.fields() {
                         return Err(Error::data(
@@ -303,6 +322,7 @@ impl Apply {
                     input,
                     plan,
                     out_rel: Some(rel),
+                    partitions: parts,
                 });
             }
         } else {
@@ -318,6 +338,7 @@ impl Apply {
                 input,
                 plan,
                 out_rel: None,
+                partitions: Vec::new(),
             });
         }
         Ok(jobs)
@@ -341,15 +362,13 @@ impl Apply {
             None if is_dir => Format::Parquet,
             None => Format::from_path(&self.output).ok_or_else(|| {
                 Error::Usage(format!(
-                    "cannot tell the output format of {} from its extension; pass --output-format parquet|csv",
+                    "cannot tell the output format of {} from its extension; pass --output-format parquet|csv|ndjson",
                     self.output.display()
                 ))
             })?,
         };
-        if f == Format::Ndjson {
-            return Err(Error::Usage(
-                "NDJSON output is not supported; write Parquet or CSV".into(),
-            ));
+        if !is_dir {
+            crate::io::check_output(&self.output, f)?;
         }
         Ok(f)
     }
@@ -498,6 +517,7 @@ impl Apply {
         // Again under the lock: another run may have committed meanwhile.
         self.check_destinations(is_dir, &sidecar)?;
         let mut jobs = self.plan_jobs(out_format)?;
+        tracing::info!(files = jobs.len(), "plan: the policy fits every input");
         let (ctx, privacy_assessment) =
             self.prepare_run(handle, &mut jobs, out_format, is_dir, started)?;
 
@@ -513,8 +533,8 @@ impl Apply {
         };
 
         let mut done = Vec::new();
-        for job in jobs {
-            done.push(self.write_job(job, &ctx, &staging)?);
+        for (n, job) in jobs.into_iter().enumerate() {
+            done.push(self.write_job(job, n, &ctx, &staging)?);
         }
         if let Some(p) = &self.progress {
             p.finish();
@@ -537,6 +557,7 @@ impl Apply {
             staged.push(af.stage()?);
         }
         commit_all(staged)?;
+        tracing::info!(output = %self.output.display(), "commit: output and provenance in place");
         created.keep();
         if let Some(d) = lineage_dirs {
             d.keep();
@@ -584,6 +605,7 @@ impl Apply {
         if let Some(spec) = &self.policy.privacy {
             // One table, however many files: group them together, release them alike.
             let files: Vec<PathBuf> = jobs.iter().map(|j| j.input.path.clone()).collect();
+            tracing::info!(files = files.len(), "privacy pass: grouping the input");
             let prep = handle.block_on(privacy::prepare(
                 &self.policy,
                 spec,
@@ -631,13 +653,26 @@ impl Apply {
     }
 
     /// Transform one input file into its staged output.
-    fn write_job(&self, job: Job, ctx: &RunContext, staging: &Staging) -> Result<JobOutput> {
+    fn write_job(
+        &self,
+        job: Job,
+        n: usize,
+        ctx: &RunContext,
+        staging: &Staging,
+    ) -> Result<JobOutput> {
         let in_path = job.input.path.clone();
         let in_format = job.input.format;
         let in_schema = schema_pairs(&job.input.schema);
+        let layout = Layout::new(&job.plan, &job.partitions);
+        // A partitioned file's output path depends on its transformed values: write it under
+        // a hidden name first, and move it into place once they are known.
+        let partitioned = !job.partitions.is_empty();
         let (out_file, out_shown) = match (staging, &job.out_rel) {
             (Staging::Dir(dir), Some(rel)) => {
-                let p = dir.path.join(rel);
+                let p = match partitioned {
+                    true => dir.path.join(format!(".partition-{n}.tmp")),
+                    false => dir.path.join(rel),
+                };
                 if let Some(parent) = p.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
@@ -651,12 +686,8 @@ impl Apply {
                 ));
             }
         };
-        let (encoder, mut sink) = open_writer_at(
-            out_file,
-            &out_shown,
-            job.plan.output_schema.clone(),
-            &ctx.write,
-        )?;
+        let (encoder, mut sink) =
+            open_writer_at(out_file, &out_shown, layout.file_schema(), &ctx.write)?;
         // Hash the input on another thread while the engine reads it.
         let (stats, input_hash) = std::thread::scope(|s| {
             let hasher = s.spawn(|| sha256_file(&in_path));
@@ -669,6 +700,13 @@ impl Apply {
                 &self.cancel,
                 |group| {
                     let rows: usize = group.iter().map(|b| b.num_rows()).sum();
+                    if layout.has_dirs() {
+                        let group = group
+                            .iter()
+                            .map(|b| layout.project(b))
+                            .collect::<Result<Vec<_>>>()?;
+                        return encoder.encode(&group).map(|e| (rows, e));
+                    }
                     encoder.encode(group).map(|e| (rows, e))
                 },
                 |(rows, encoded)| {
@@ -683,6 +721,20 @@ impl Apply {
                 .unwrap_or_else(|_| Err(Error::data(in_path.display(), "hashing failed")));
             Ok::<_, Error>((stats?, hash?))
         })?;
+        let (out_rel, out_shown) = match (&job.out_rel, staging) {
+            (Some(rel), Staging::Dir(dir)) if partitioned => {
+                let rel = layout.output_rel(rel, n, |r| dir.path.join(r).exists())?;
+                let from = dir.path.join(format!(".partition-{n}.tmp"));
+                let to = dir.path.join(&rel);
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+                (Some(rel.clone()), self.output.join(rel))
+            }
+            _ => (job.out_rel.clone(), out_shown),
+        };
+        tracing::info!(input = %in_path.display(), rows = stats.rows, suppressed = stats.suppressed, batches = stats.batches, "write: file transformed");
         let fields = FieldRecord::from_plan(&job.plan, &stats.columns);
         let dropped: Vec<(String, String, &'static str)> = job
             .plan
@@ -692,6 +744,7 @@ impl Apply {
             .collect();
         let input_rec = DatasetRecord {
             path: in_path.display().to_string(),
+            relative_path: None,
             format: in_format.extension().into(),
             rows: stats.rows + stats.suppressed,
             sha256: Some(input_hash.0),
@@ -700,11 +753,12 @@ impl Apply {
         };
         let output_rec = DatasetRecord {
             path: out_shown.display().to_string(),
+            relative_path: out_rel.as_ref().map(|r| slash_path(r)),
             format: ctx.out_format.extension().into(),
             rows: stats.rows,
             sha256: None,
             bytes: None,
-            schema: schema_pairs(&job.plan.output_schema),
+            schema: schema_pairs(&layout.file_schema()),
         };
         // The record embedded in this file: this file's input and output, no own checksum.
         let record = RunRecord {
@@ -786,4 +840,12 @@ impl Drop for CancelOnDrop {
             c.cancel();
         }
     }
+}
+
+/// A relative path with `/` separators on every platform, as the record stores it.
+fn slash_path(rel: &Path) -> String {
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }

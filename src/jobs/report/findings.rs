@@ -124,8 +124,8 @@ impl Doc<'_> {
                 if consent_fields > 0 {
                     let _ = write!(
                         text,
-                        " ({consent_fields} field{} here rely on consent)",
-                        if consent_fields == 1 { "" } else { "s" }
+                        " ({consent_fields} {} on consent)",
+                        if consent_fields == 1 { "field here relies" } else { "fields here rely" }
                     );
                 }
             }

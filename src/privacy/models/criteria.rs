@@ -65,22 +65,42 @@ pub struct Attribute {
     pub name: String,
 }
 
-/// Every class has at least `k` records.
+/// Every class has at least `k` records, or `k` distinct subjects when `subject` is set.
 #[derive(Debug, Clone)]
 pub struct KAnonymity {
     pub k: u64,
+    /// The subject column (`privacy.subject`), whose distinct values are counted.
+    pub subject: Option<Attribute>,
 }
 
 impl Criterion for KAnonymity {
     fn name(&self) -> String {
-        format!("k-anonymity (k = {})", self.k)
+        match &self.subject {
+            Some(s) => format!("k-anonymity over subjects `{}` (k = {})", s.name, self.k),
+            None => format!("k-anonymity (k = {})", self.k),
+        }
     }
 
+    /// Merging classes never lowers a class's record count nor its distinct subjects.
     fn monotonicity(&self) -> Monotonicity {
         Monotonicity::Always
     }
 
-    fn mark(&self, sizes: &[u64], _: &SensitiveStats, violating: &mut [bool]) {
+    fn attribute(&self) -> Option<usize> {
+        self.subject.as_ref().map(|s| s.index)
+    }
+
+    fn request(&mut self, needs: &mut StatsNeeds) {
+        needs.distinct |= self.subject.is_some();
+    }
+
+    fn mark(&self, sizes: &[u64], stats: &SensitiveStats, violating: &mut [bool]) {
+        if self.subject.is_some() {
+            for (v, &d) in violating.iter_mut().zip(&stats.distinct) {
+                *v |= u64::from(d) < self.k;
+            }
+            return;
+        }
         for (v, &s) in violating.iter_mut().zip(sizes) {
             if s < self.k {
                 *v = true;
@@ -321,6 +341,7 @@ mod tests {
             metric: LossMetric::Discernibility,
             sampling_fraction: 1.0,
             search_budget: Default::default(),
+            subject: None,
         }
     }
 

@@ -42,6 +42,9 @@ pub struct Models {
     criteria: Vec<Arc<dyn Criterion>>,
     /// Per sensitive attribute, the statistics the criteria read (`None`: not named).
     needs: Vec<Option<StatsNeeds>>,
+    /// The subject column (`privacy.subject`), grouped as a hidden sensitive column: classes
+    /// count its distinct values.
+    pub subject: Option<Attribute>,
 }
 
 impl Models {
@@ -70,9 +73,16 @@ impl Models {
             sampling_fraction: spec.sampling_fraction,
             criteria: Vec::new(),
             needs: vec![None; table.sensitive.len()],
+            subject: None,
         };
+        if let Some(name) = &spec.subject {
+            m.subject = Some(sa(name)?);
+        }
         if let Some(k) = spec.k {
-            m.add(KAnonymity { k });
+            m.add(KAnonymity {
+                k,
+                subject: m.subject.clone(),
+            });
         }
         for r in &spec.l_diversity {
             let (on, l) = (sa(&r.attribute)?, r.l);
@@ -102,6 +112,14 @@ impl Models {
             c.request(self.needs[s].get_or_insert_with(StatsNeeds::default));
         }
         self.criteria.push(Arc::new(c));
+    }
+
+    /// What class sizes and k count: `records`, or `subjects (<column>)`.
+    pub fn counted(&self) -> String {
+        match &self.subject {
+            Some(s) => format!("subjects ({})", s.name),
+            None => "records".into(),
+        }
     }
 
     /// The criteria, in the order they were added.
@@ -163,6 +181,7 @@ mod tests {
             metric: LossMetric::Discernibility,
             sampling_fraction: 1.0,
             search_budget: Default::default(),
+            subject: None,
         }
     }
 

@@ -33,7 +33,25 @@ pub fn assess(
     eval: &NodeEval,
     suppress: bool,
 ) -> Assessment {
-    let sizes = &eval.classes.sizes;
+    let records = &eval.classes.sizes;
+    // With a subject column, a class's size is its number of distinct subjects: k, the size
+    // figures and the risks are about people, not rows.
+    let subjects: Option<Vec<u64>> = models.subject.as_ref().map(|a| {
+        let own;
+        let st = match &eval.sensitive[a.index] {
+            Some(st) if st.distinct.len() == records.len() => st,
+            _ => {
+                let needs = StatsNeeds {
+                    distinct: true,
+                    ..StatsNeeds::default()
+                };
+                own = sensitive_stats(table, &eval.classes, a.index, &needs);
+                &own
+            }
+        };
+        st.distinct.iter().map(|&d| u64::from(d)).collect()
+    });
+    let sizes = subjects.as_ref().unwrap_or(records);
     let released = |c: usize| !(suppress && eval.violating[c]);
     let n = table.rows;
     let suppressed = if suppress { eval.suppressed } else { 0 };
@@ -41,13 +59,20 @@ pub fn assess(
         .filter(|&c| released(c))
         .map(|c| sizes[c])
         .collect();
-    let released_n: u64 = kept_sizes.iter().sum();
+    let released_n: u64 = (0..records.len())
+        .filter(|&c| released(c))
+        .map(|c| records[c])
+        .sum();
+    let counted_n: u64 = kept_sizes.iter().sum();
     let smallest = kept_sizes.iter().copied().min().unwrap_or(0);
     let largest = kept_sizes.iter().copied().max().unwrap_or(0);
     let buckets = size_distribution(&kept_sizes);
-    let below: Vec<u64> = sizes.iter().copied().filter(|&s| s < models.k).collect();
+    let below: Vec<u64> = (0..sizes.len())
+        .filter(|&c| sizes[c] < models.k)
+        .map(|c| records[c])
+        .collect();
     let nk = kept_sizes.len() as f64;
-    let risks = risks(models, &kept_sizes, released_n, smallest);
+    let risks = risks(models, &kept_sizes, counted_n, smallest);
     let sens = sensitive_achieved(table, models, eval, &released);
     let nf = n.max(1) as f64;
     let s = suppressed as f64;
@@ -70,7 +95,7 @@ pub fn assess(
         average_class_size: if nk == 0.0 {
             0.0
         } else {
-            released_n as f64 / nk
+            counted_n as f64 / nk
         },
         records_below_k: below.iter().sum(),
         classes_below_k: below.len() as u64,
@@ -79,6 +104,8 @@ pub fn assess(
         risks,
         loss,
         satisfied: eval.ok,
+        transformations: Vec::new(),
+        counted: models.counted(),
     }
 }
 
@@ -150,8 +177,12 @@ fn sensitive_achieved(
         ..StatsNeeds::default()
     };
     let mut sens = Vec::new();
+    let subject = models.subject.as_ref().map(|a| a.index);
     for (s, st) in eval.sensitive.iter().enumerate() {
         let Some(st) = st else { continue };
+        if Some(s) == subject {
+            continue;
+        }
         // Distinct and entropy l are reported for every named attribute, even when no
         // criterion had them computed during the search.
         let own;

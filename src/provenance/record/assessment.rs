@@ -33,6 +33,38 @@ pub struct Assessment {
     pub loss: LossFigures,
     /// Whether the models hold within the suppression limit.
     pub satisfied: bool,
+    /// What the quasi-identifiers' columns hold at the chosen levels: the effective
+    /// transformation per quasi-identifier (empty in records written before it existed).
+    #[serde(default)]
+    pub transformations: Vec<QiTransformation>,
+    /// What class sizes and k count: `records`, or `subjects (<column>)` with
+    /// `privacy.subject` (absent in older records: records).
+    #[serde(default = "records_counted")]
+    pub counted: String,
+}
+
+fn records_counted() -> String {
+    "records".into()
+}
+
+/// One quasi-identifier's release: the transformation its column really went through at the
+/// chosen level, next to what the policy's field rule declares.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QiTransformation {
+    /// Input column.
+    pub field: String,
+    /// Output column.
+    pub column: String,
+    pub level: usize,
+    pub max_level: usize,
+    /// `generalize` (a `levels:` entry), `hierarchy` (an ARX file's level or the top `*`), or
+    /// the field rule's action at level 0.
+    pub action: String,
+    /// The effective parameters at `level` (camelCase, as `cl:params`).
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// The field rule's own parameters (level 0).
+    pub declared: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One bucket of the class-size distribution.

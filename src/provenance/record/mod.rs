@@ -14,7 +14,9 @@ mod upgrade;
 
 pub use upgrade::camel;
 
-pub use assessment::{Assessment, LossFigures, Risks, SensitiveAchieved, SizeBucket};
+pub use assessment::{
+    Assessment, LossFigures, QiTransformation, Risks, SensitiveAchieved, SizeBucket,
+};
 
 use crate::error::Problem;
 use crate::policy::rules::Transfer;
@@ -123,8 +125,11 @@ pub struct PrivacySummary {
 #[non_exhaustive]
 pub struct Signature {
     pub algorithm: String,
-    pub kdf: String,
-    pub kdf_info: String,
+    /// HMAC signatures only (Ed25519 signs with the key itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdf: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdf_info: Option<String>,
     pub canonicalization: String,
     pub key_id: String,
     pub key_fingerprint: String,
@@ -364,6 +369,14 @@ pub struct DatasetNode {
     pub types: Vec<String>,
     #[serde(rename = "cl:path")]
     pub path: String,
+    /// A file of a directory release: its path relative to the release directory, with `/`
+    /// separators (what `verify DIR` matches files by).
+    #[serde(
+        rename = "cl:relativePath",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub relative_path: Option<String>,
     /// `sql` runs: the table name the file was registered under.
     #[serde(rename = "cl:table", default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
