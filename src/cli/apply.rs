@@ -72,7 +72,7 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
         errln!("warning: {w}");
     }
     let read = read_options(&a.formats)?;
-    let io = StdIo::prepare(&a, policy.privacy.is_some())?;
+    let io = StdIo::prepare(&a)?;
     let mut job = Apply::new(policy, keyring, &io.input, &io.output)
         .with_input_format(a.formats.input_format)
         .with_output_format(a.output_format)
@@ -138,7 +138,7 @@ struct StdIo {
 }
 
 impl StdIo {
-    fn prepare(a: &ApplyArgs, privacy: bool) -> Result<StdIo> {
+    fn prepare(a: &ApplyArgs) -> Result<StdIo> {
         let from_stdin = a.input.as_os_str() == "-";
         let to_stdout = a.output.as_os_str() == "-";
         let usage = |m: &str| Err(Error::Usage(m.into()));
@@ -147,16 +147,6 @@ impl StdIo {
                 "--input - (stdin) has no extension to tell its format; pass --input-format \
                  csv, ndjson or parquet",
             );
-        }
-        if privacy && !from_stdin {
-            if let Some(f) = cloakline::io::compressed_files(&a.input).first() {
-                return Err(Error::Usage(format!(
-                    "{} is compressed, and the policy's privacy block groups the input with a \
-                     reader that does not decompress; decompress it first (or pipe it in: \
-                     `zcat FILE | cloakline apply --input - --input-format …`)",
-                    f.display()
-                )));
-            }
         }
         if to_stdout {
             let Some(prov) = &a.provenance else {

@@ -26,29 +26,33 @@ pub(crate) struct CheckArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Only measure the data as the field rules release it (level 0): no preview of the
+    /// levels and suppression `apply` would choose with `on_violation: suppress` or
+    /// `generalize`; exit 3 unless level 0 meets the models within `max_suppression`.
+    #[arg(long)]
+    no_preview: bool,
 }
 
 pub(crate) fn run(c: CheckArgs) -> Result<()> {
     let policy = Policy::load(&c.policy)?;
-    let keyring = keyring_for(Some(&policy), &c.keyring)?;
+    // The grouping pass reads only the models' columns, on input values: no key is needed.
+    let keyring = if c.keyring.keyring.is_some() {
+        keyring_for(Some(&policy), &c.keyring)?
+    } else {
+        cloakline::keys::Keyring::default()
+    };
     let mut read = ReadOptions::default()
         .with_infer_rows(c.infer_rows)
         .with_all_strings(c.all_strings);
     if let Some(d) = &c.delimiter {
         read = read.with_explicit_delimiter(delimiter(d)?);
     }
-    // The grouping pass reads through a reader that does not decompress.
-    if let Some(f) = cloakline::io::compressed_files(&c.input).first() {
-        return Err(Error::Usage(format!(
-            "{} is compressed; `check` groups the input with a reader that does not \
-             decompress. Decompress it first",
-            f.display()
-        )));
-    }
-    let job = cloakline::jobs::check::Check::new(policy, keyring, &c.input).with_read_options(read);
+    let job = cloakline::jobs::check::Check::new(policy, keyring, &c.input)
+        .with_read_options(read)
+        .with_preview(!c.no_preview);
     let report = runtime()?.block_on(job.run())?;
     show(c.json, &report, || report.to_text());
-    if report.meets_with_suppression {
+    if report.passes() {
         Ok(())
     } else {
         Err(Error::Privacy {

@@ -65,7 +65,7 @@ pub(crate) struct FormatArgs {
     #[arg(long, value_name = "CHAR")]
     delimiter: Option<String>,
     /// Rows per batch (1 to 1,048,576).
-    #[arg(long, default_value_t = 8192, value_name = "N",
+    #[arg(long, env = "CLOAKLINE_BATCH_SIZE", default_value_t = 8192, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     batch_size: u64,
     /// Rows of a CSV/NDJSON input read to infer its column types; 0 reads the whole file

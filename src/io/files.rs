@@ -194,16 +194,6 @@ pub fn refuse_collisions(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) ->
     Ok(())
 }
 
-/// The gzip/zstd-compressed files of a table given as a file or a directory (none when it
-/// cannot be listed: the job that reads it reports that).
-pub fn compressed_files(path: &Path) -> Vec<PathBuf> {
-    table_files(path)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|f| Compression::from_path(f) != Compression::None)
-        .collect()
-}
-
 /// A private scratch directory (mode 0700) under the system's temporary directory, removed
 /// with everything in it when dropped: where stdin is spooled and stdout staged.
 #[derive(Debug)]

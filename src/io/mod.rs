@@ -6,7 +6,7 @@
 //! which [`AtomicFile::commit`] renames into place; dropping it uncommitted deletes it, so a
 //! failed run leaves no partial output.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 
@@ -103,6 +103,17 @@ pub fn data_extension(path: &Path) -> Option<String> {
         _ => Path::new(path.file_stem()?).to_path_buf(),
     };
     Some(inner.extension()?.to_str()?.to_ascii_lowercase())
+}
+
+/// The output file of a directory run for the input file `rel`: its data extension replaced
+/// by `format`'s, a compression suffix dropped (`a.csv.gz` → `a.parquet`, not
+/// `a.csv.parquet`); outputs of a directory run are not compressed.
+pub fn output_file_name(rel: &Path, format: Format) -> PathBuf {
+    let base = match Compression::from_path(rel) {
+        Compression::None => rel.to_path_buf(),
+        _ => rel.with_extension(""),
+    };
+    base.with_extension(format.extension())
 }
 
 /// Refuse an output this build cannot write at `path` in `format`: Parquet compresses its
@@ -421,6 +432,14 @@ mod tests {
             assert_eq!(Format::from_path(Path::new(p)), f, "{p}");
             assert_eq!(Compression::from_path(Path::new(p)), c, "{p}");
         }
+        assert_eq!(
+            output_file_name(Path::new("d/a.csv.gz"), Format::Parquet),
+            Path::new("d/a.parquet")
+        );
+        assert_eq!(
+            output_file_name(Path::new("a.ndjson"), Format::Csv),
+            Path::new("a.csv")
+        );
         assert!(check_output(Path::new("o.parquet.gz"), Format::Parquet).is_err());
         assert!(check_output(Path::new("o.csv.gz"), Format::Csv).is_ok());
     }

@@ -101,7 +101,11 @@ pub fn schema_with(schema: &Schema, parts: &PartitionValues, file: &Path) -> Res
 }
 
 /// `batch` with the partition columns appended (constant over its rows).
-pub fn append(batch: RecordBatch, schema: &SchemaRef, parts: &PartitionValues) -> Result<RecordBatch> {
+pub fn append(
+    batch: RecordBatch,
+    schema: &SchemaRef,
+    parts: &PartitionValues,
+) -> Result<RecordBatch> {
     let n = batch.num_rows();
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     for (_, v) in parts {
@@ -132,7 +136,10 @@ pub fn directory_name(key: &str, value: Option<&str>) -> String {
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') || (!c.is_ascii() && c.is_alphanumeric()) {
+        if c.is_ascii_alphanumeric()
+            || matches!(c, '.' | '_' | '-')
+            || (!c.is_ascii() && c.is_alphanumeric())
+        {
             out.push(c);
         } else {
             let mut buf = [0u8; 4];
@@ -179,7 +186,10 @@ mod tests {
             ]
         );
         assert!(values("sub/a.csv").is_empty());
-        assert_eq!(values("x=__HIVE_DEFAULT_PARTITION__/a.csv"), vec![("x".into(), None)]);
+        assert_eq!(
+            values("x=__HIVE_DEFAULT_PARTITION__/a.csv"),
+            vec![("x".into(), None)]
+        );
         assert_eq!(values("x=/a.csv"), vec![("x".into(), Some(String::new()))]);
         assert!(values("=v/a.csv").is_empty());
     }
@@ -191,7 +201,11 @@ mod tests {
             assert!(!name.contains('/') && !name.contains('\t'), "{name}");
             assert_ne!(name, "k=..");
             let parsed = values(&format!("{name}/f.csv"));
-            assert_eq!(parsed, vec![("k".to_string(), Some(v.to_string()))], "{name}");
+            assert_eq!(
+                parsed,
+                vec![("k".to_string(), Some(v.to_string()))],
+                "{name}"
+            );
         }
         assert_eq!(directory_name("k", None), "k=__HIVE_DEFAULT_PARTITION__");
         assert!(partition_values(Path::new("/in"), Path::new("/in/k=%ZZ/f.csv")).is_err());
@@ -210,7 +224,10 @@ mod tests {
         let b = values("y=1/b.csv");
         let err = check_layout(
             Path::new("/in"),
-            &[(Path::new("/in/x=1/a.csv"), &a), (Path::new("/in/y=1/b.csv"), &b)],
+            &[
+                (Path::new("/in/x=1/a.csv"), &a),
+                (Path::new("/in/y=1/b.csv"), &b),
+            ],
         );
         assert!(err.is_err());
     }

@@ -123,7 +123,9 @@ impl Compressor {
                 flate2::Compression::default(),
             )),
             // Level 3, zstd's default: fast, and text compresses well anyway.
-            super::Compression::Zstd => Compressor::Zstd(zstd::stream::write::Encoder::new(out, 3)?),
+            super::Compression::Zstd => {
+                Compressor::Zstd(zstd::stream::write::Encoder::new(out, 3)?)
+            }
         })
     }
 

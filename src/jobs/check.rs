@@ -17,6 +17,7 @@ pub struct Check {
     keyring: Arc<Keyring>,
     input: Location,
     read: ReadOptions,
+    preview: bool,
 }
 
 impl Check {
@@ -30,6 +31,7 @@ impl Check {
             keyring: keyring.into(),
             input: input.into(),
             read: ReadOptions::default(),
+            preview: true,
         }
     }
 
@@ -38,7 +40,15 @@ impl Check {
         self
     }
 
-    /// The report, whether or not the models are met (`meets_with_suppression` says); an
+    /// With `on_violation: suppress` or `generalize`, also decide as `apply` would and
+    /// report that release ([`CheckReport::preview`]; on by default). Off: only the data as
+    /// the field rules release it (level 0) is measured.
+    pub fn with_preview(mut self, preview: bool) -> Self {
+        self.preview = preview;
+        self
+    }
+
+    /// The report, whether or not the models are met ([`CheckReport::passes`] says); an
     /// error means the check itself could not run (no privacy block, unreadable input…).
     pub async fn run(self) -> Result<CheckReport> {
         // DataFusion spawns Tokio tasks: another executor would make it panic.
@@ -47,6 +57,6 @@ impl Check {
         })?;
         let input = self.input.local()?;
         tracing::info!(input = %input.display(), "check: grouping the input");
-        privacy::check(&self.policy, &self.keyring, input, &self.read).await
+        privacy::check(&self.policy, &self.keyring, input, &self.read, self.preview).await
     }
 }

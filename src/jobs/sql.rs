@@ -164,7 +164,11 @@ impl SqlJob {
     pub async fn run(self) -> Result<QueryOutcome> {
         let started = Utc::now();
         let (ctx, view) = self.context().await?;
-        tracing::info!(tables = self.tables.len(), policy_view = view.is_some(), "sql: tables registered");
+        tracing::info!(
+            tables = self.tables.len(),
+            policy_view = view.is_some(),
+            "sql: tables registered"
+        );
         let df = self.plan_query(&ctx).await?;
         let used = functions_used(df.logical_plan(), view.as_deref());
         let Some(output) = self.output.clone() else {
@@ -376,7 +380,7 @@ impl SqlJob {
                 let (sha256, bytes) = sha256_file(&f)?;
                 let format = Format::from_path(&f).map(|f| f.extension()).unwrap_or("");
                 let mut node = DatasetRecord {
-            relative_path: None,
+                    relative_path: None,
                     path: f.display().to_string(),
                     format: format.into(),
                     rows: 0,

@@ -512,13 +512,15 @@ fn verify_dir(
             return Ok(done(checks));
         }
     };
-    checks.push(check("format", true, format!("cl:format is {}", rec.format)));
+    checks.push(check(
+        "format",
+        true,
+        format!("cl:format is {}", rec.format),
+    ));
     let outputs: Vec<&DatasetNode> = rec.outputs().collect();
     let rels = relative_paths(&outputs);
-    let present: Vec<PathBuf> = match crate::io::data_files(dir, None) {
-        Ok(files) => files,
-        Err(_) => Vec::new(),
-    };
+    // No data files at all: every recorded one is reported missing below.
+    let present: Vec<PathBuf> = crate::io::data_files(dir, None).unwrap_or_default();
     let present_rel: Vec<String> = present
         .iter()
         .map(|f| slash(f.strip_prefix(dir).unwrap_or(f)))
@@ -530,9 +532,8 @@ fn verify_dir(
             missing.push(rel.clone());
             continue;
         }
-        let format = Format::from_path(&file).ok_or_else(|| {
-            Error::Usage(format!("cannot tell the format of {}", file.display()))
-        })?;
+        let format = Format::from_path(&file)
+            .ok_or_else(|| Error::Usage(format!("cannot tell the format of {}", file.display())))?;
         let mut file_lines = Vec::new();
         file_checks(&file, format, read, &rec, node, &mut file_lines)?;
         if format == Format::Parquet {
@@ -559,14 +560,19 @@ fn verify_dir(
         "files",
         missing.is_empty() && extra.is_empty(),
         match (missing.is_empty(), extra.is_empty()) {
-            (true, true) => format!("the {} recorded files are all there, and no other", rels.len()),
+            (true, true) => format!(
+                "the {} recorded files are all there, and no other",
+                rels.len()
+            ),
             _ => {
-                let list = |v: Vec<&String>| {
-                    v.iter().map(|s| shown(s)).collect::<Vec<_>>().join(", ")
-                };
+                let list =
+                    |v: Vec<&String>| v.iter().map(|s| shown(s)).collect::<Vec<_>>().join(", ");
                 let mut parts = Vec::new();
                 if !missing.is_empty() {
-                    parts.push(format!("recorded but missing: {}", list(missing.iter().collect())));
+                    parts.push(format!(
+                        "recorded but missing: {}",
+                        list(missing.iter().collect())
+                    ));
                 }
                 if !extra.is_empty() {
                     parts.push(format!("not in the record: {}", list(extra)));
@@ -600,11 +606,7 @@ fn relative_paths(outputs: &[&DatasetNode]) -> Vec<String> {
         .collect();
     let mut common = paths.first().map_or(0, |p| p.len().saturating_sub(1));
     for p in &paths {
-        let same = paths[0]
-            .iter()
-            .zip(p)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let same = paths[0].iter().zip(p).take_while(|(a, b)| a == b).count();
         common = common.min(same).min(p.len().saturating_sub(1));
     }
     paths.iter().map(|p| p[common..].join("/")).collect()
@@ -913,12 +915,17 @@ fn signature_check(doc: &Value, opts: &VerifyOptions) -> Check {
 
 /// An Ed25519 signature, checked with `--public-key` or with the keyring's signing key.
 fn ed25519_check(doc: &Value, sig: &Value, id: &str, opts: &VerifyOptions) -> Check {
-    let from_ring = opts.keyring.and_then(|r| r.get(id).ok()).and_then(|k| k.verifying_key());
+    let from_ring = opts
+        .keyring
+        .and_then(|r| r.get(id).ok())
+        .and_then(|k| k.verifying_key());
     let Some(public) = opts.public_key.copied().or(from_ring) else {
         return check(
             "signature",
             false,
-            format!("signed with Ed25519 key {id}, but no public key was given to check it (--public-key FILE, from the signer's `keys export-public`)"),
+            format!(
+                "signed with Ed25519 key {id}, but no public key was given to check it (--public-key FILE, from the signer's `keys export-public`)"
+            ),
         );
     };
     let fingerprint = crate::keys::public_key_fingerprint(&public);
@@ -935,7 +942,9 @@ fn ed25519_check(doc: &Value, sig: &Value, id: &str, opts: &VerifyOptions) -> Ch
             "signature",
             false,
             if p.ends_with("/keyFingerprint") {
-                format!("signed by another key than the public key given (fingerprint {fingerprint}): key {id} is not this one")
+                format!(
+                    "signed by another key than the public key given (fingerprint {fingerprint}): key {id} is not this one"
+                )
             } else {
                 format!("{p} is not what Ed25519 signing writes: the signature block was changed")
             },
@@ -951,7 +960,9 @@ fn ed25519_check(doc: &Value, sig: &Value, id: &str, opts: &VerifyOptions) -> Ch
         check(
             "signature",
             false,
-            format!("Ed25519 signature by key {id} does not match: the record was changed after signing"),
+            format!(
+                "Ed25519 signature by key {id} does not match: the record was changed after signing"
+            ),
         )
     }
 }
@@ -967,7 +978,9 @@ fn hmac_check(doc: &Value, sig: &Value, id: &str, opts: &VerifyOptions) -> Check
         return check(
             "signature",
             false,
-            format!("signed with HMAC key {id}, which only the keyring holding that secret can check{hint}"),
+            format!(
+                "signed with HMAC key {id}, which only the keyring holding that secret can check{hint}"
+            ),
         );
     };
     let key = match ring.get(id) {
@@ -976,7 +989,9 @@ fn hmac_check(doc: &Value, sig: &Value, id: &str, opts: &VerifyOptions) -> Check
             return check(
                 "signature",
                 false,
-                format!("the record claims an HMAC signature, but key {id} is an Ed25519 signing key: the signature block was changed"),
+                format!(
+                    "the record claims an HMAC signature, but key {id} is an Ed25519 signing key: the signature block was changed"
+                ),
             );
         }
         Err(e) => return check("signature", false, e.to_string()),

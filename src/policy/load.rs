@@ -82,9 +82,10 @@ impl Policy {
     }
 }
 
-/// The problems as one error: a single one as before (a rule breach keeps its rule id), several
-/// listed one a line (a rule id only when they all break the same rule).
-fn problems_error(source: &str, mut problems: Vec<PolicyProblem>) -> Error {
+/// The problems of policy `source` as one error: a single one as it was found (a rule breach
+/// keeps its rule id), several listed one a line (with a rule id only when they all break the
+/// same rule). Exit code 2, like every policy error.
+pub fn problems_error(source: &str, mut problems: Vec<PolicyProblem>) -> Error {
     let path = source.to_string();
     if problems.len() == 1 {
         let p = problems.remove(0);
@@ -205,8 +206,10 @@ fn position_in(message: &str) -> Option<(u64, u64)> {
     None
 }
 
-/// Each attempt sets one entry aside; a policy has far fewer.
-const MAX_SET_ASIDE: usize = 2000;
+/// Each attempt parses the text again: past this many entries set aside, loading stops and
+/// says so (a policy with more unreadable rules is better fixed in several passes than read
+/// quadratically).
+const MAX_SET_ASIDE: usize = 100;
 
 /// Parse the YAML. serde stops at its first error, so each entry it cannot read (a field
 /// rule, a top-level entry) is recorded as a problem and set aside — a field becomes a
@@ -220,29 +223,36 @@ fn parse(text: &str, source: &str) -> Found {
         no_jurisdictions: false,
         keys: BTreeMap::new(),
     };
-    if let Some(o) = outline(text) {
+    // Setting aside keeps every key on its line, so the outline of the text holds throughout.
+    let outline = outline(text);
+    if let Some(o) = &outline {
         found.keys = o
             .top
             .iter()
             .map(|e| (e.key.clone(), (e.line, e.column)))
             .collect();
     }
-    let mut doc = text.to_string();
+    let mut doc = Doc {
+        text: text.to_string(),
+        appended: 0,
+    };
     for _ in 0..MAX_SET_ASIDE {
-        let e = match serde_saphyr::from_str::<PolicyFile>(&doc) {
+        let e = match serde_saphyr::from_str::<PolicyFile>(&doc.text) {
             Ok(file) => {
                 found.file = Some(file);
                 return found;
             }
             Err(e) => e,
         };
-        let aside = outline(&doc).and_then(|o| set_aside(&doc, &e, &o));
+        let aside = outline.as_ref().and_then(|o| set_aside(&doc, &e, o));
         let field = aside.as_ref().and_then(|a| a.field.clone());
+        // A missing top-level entry has no place in the file (serde gives the end of it).
+        let placed = !aside.as_ref().is_some_and(|a| a.missing);
         found
             .problems
-            .push(yaml_problem(&e, source, field.as_deref()));
+            .push(yaml_problem(&e, source, field.as_deref(), placed));
         match aside {
-            Some(a) if a.doc != doc => {
+            Some(a) if a.doc.text != doc.text => {
                 found.unreadable.extend(a.field);
                 found.no_jurisdictions |= a.jurisdictions;
                 doc = a.doc;
@@ -250,11 +260,20 @@ fn parse(text: &str, source: &str) -> Found {
             _ => return found,
         }
     }
+    found.problems.push(PolicyProblem::new(format!(
+        "stopped after {MAX_SET_ASIDE} entries that do not read; fix them and run again"
+    )));
     found
 }
 
-/// A serde error as a problem: its core message (no snippet), placed, naming the field.
-fn yaml_problem(e: &serde_saphyr::Error, source: &str, field: Option<&str>) -> PolicyProblem {
+/// A serde error as a problem: its core message (no snippet), placed (unless not `placed`),
+/// naming the field.
+fn yaml_problem(
+    e: &serde_saphyr::Error,
+    source: &str,
+    field: Option<&str>,
+    placed: bool,
+) -> PolicyProblem {
     let core: String = serde_saphyr::UserMessageFormatter
         .format_message(e.without_snippet())
         .chars()
@@ -262,7 +281,7 @@ fn yaml_problem(e: &serde_saphyr::Error, source: &str, field: Option<&str>) -> P
         .collect();
     let pos = e
         .location()
-        .filter(|l| l.line() > 0)
+        .filter(|l| placed && l.line() > 0)
         .map(|l| (l.line(), l.column()));
     let message = match (field, pos) {
         (Some(f), Some((l, c))) => format!("field `{f}` (line {l} column {c}): {core}"),
@@ -312,34 +331,28 @@ struct FieldsOnly {
     fields: Option<Entries>,
 }
 
-/// A mapping entry: its key, the key's place, and the byte range of its lines.
+/// A mapping entry: its key and the key's place.
 struct Entry {
     key: String,
     line: u64,
     column: u64,
-    /// Start of the key's line.
-    start: usize,
-    /// Start of the next entry's line (or the end of the mapping).
-    end: usize,
+    /// The line of the next entry (its lines end there); `None`: the end of the document.
+    end_line: Option<u64>,
     /// The key starts its line (block style), so its lines can be replaced.
     block: bool,
 }
 
-/// The top-level entries and the field entries of a document that is valid YAML.
+/// The top-level entries and the field entries of a document that is valid YAML, in order.
 struct Outline {
     top: Vec<Entry>,
     fields: Vec<Entry>,
 }
 
 fn outline(doc: &str) -> Option<Outline> {
-    let top = entries(
-        doc,
-        serde_saphyr::from_str::<Entries>(doc).ok()?.0,
-        doc.len(),
-    );
+    let top = entries(doc, serde_saphyr::from_str::<Entries>(doc).ok()?.0, None);
     let fields = match top.iter().position(|e| e.key == "fields") {
         Some(i) => {
-            let end = top.get(i + 1).map_or(doc.len(), |e| e.start);
+            let end = top.get(i + 1).map(|e| e.line);
             let f = serde_saphyr::from_str::<FieldsOnly>(doc).ok()?;
             f.fields.map(|f| entries(doc, f.0, end)).unwrap_or_default()
         }
@@ -348,42 +361,97 @@ fn outline(doc: &str) -> Option<Outline> {
     Some(Outline { top, fields })
 }
 
-fn entries(doc: &str, keys: Vec<Spanned<String>>, end: usize) -> Vec<Entry> {
+fn entries(doc: &str, keys: Vec<Spanned<String>>, end_line: Option<u64>) -> Vec<Entry> {
     let mut v: Vec<Entry> = keys
         .into_iter()
-        .filter_map(|k| {
-            let at = usize::try_from(k.referenced.span().byte_offset()?).ok()?;
-            let before = doc.get(..at)?;
-            let start = before.rfind('\n').map_or(0, |i| i + 1);
-            let indent = before[start..].trim_start_matches(' ');
-            Some(Entry {
+        .map(|k| {
+            let (line, column) = (k.referenced.line(), k.referenced.column());
+            // Only spaces (and an opening quote) before the key on its line.
+            let before: String = doc
+                .lines()
+                .nth(usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX))
+                .unwrap_or_default()
+                .chars()
+                .take(usize::try_from(column.saturating_sub(1)).unwrap_or(0))
+                .collect();
+            let block = line > 0 && matches!(before.trim_start_matches(' '), "" | "\"" | "'");
+            Entry {
                 key: k.value,
-                line: k.referenced.line(),
-                column: k.referenced.column(),
-                start,
-                end,
-                block: matches!(indent, "" | "\"" | "'"),
-            })
+                line,
+                column,
+                end_line,
+                block,
+            }
         })
         .collect();
     v.sort_by_key(|e| (e.line, e.column));
     for i in 1..v.len() {
-        if v[i].start == v[i - 1].start {
+        if v[i].line == v[i - 1].line {
             v[i].block = false;
             v[i - 1].block = false;
         }
-        v[i - 1].end = v[i].start;
+        v[i - 1].end_line = Some(v[i].line);
     }
     v
 }
 
+/// The text being read: the policy with entries set aside, and stand-ins for missing
+/// top-level entries appended.
+#[derive(Clone)]
+struct Doc {
+    text: String,
+    /// Bytes appended at the end (not part of any entry of the outline).
+    appended: usize,
+}
+
+impl Doc {
+    /// Byte range of lines `line..end_line` (1-based; `None`: to the end of the policy).
+    fn lines(&self, line: u64, end_line: Option<u64>) -> Option<(usize, usize)> {
+        let end_of_policy = self.text.len() - self.appended;
+        let start_of = |l: u64| -> Option<usize> {
+            if l <= 1 {
+                return Some(0);
+            }
+            let n = usize::try_from(l - 1).ok()?;
+            self.text
+                .match_indices('\n')
+                .nth(n - 1)
+                .map(|(i, _)| (i + 1).min(end_of_policy))
+        };
+        let start = start_of(line)?;
+        let end = match end_line {
+            Some(l) => start_of(l)?,
+            None => end_of_policy,
+        };
+        (start <= end).then_some((start, end))
+    }
+
+    /// Lines `start..end` (bytes) replaced by `line` and as many line breaks as they held, so
+    /// that every later line keeps its number.
+    fn replace(&self, (start, end): (usize, usize), line: &str) -> Doc {
+        let t = &self.text;
+        let breaks = t[start..end].matches('\n').count();
+        let mut text = String::with_capacity(t.len());
+        text.push_str(&t[..start]);
+        text.push_str(line);
+        text.extend(std::iter::repeat_n('\n', breaks));
+        text.push_str(&t[end..]);
+        Doc {
+            text,
+            appended: self.appended,
+        }
+    }
+}
+
 /// A document with one unreadable entry set aside.
 struct SetAside {
-    doc: String,
+    doc: Doc,
     /// The field set aside, if it was one.
     field: Option<String>,
     /// `jurisdictions` was replaced by a stand-in.
     jurisdictions: bool,
+    /// A missing top-level entry was added.
+    missing: bool,
 }
 
 /// A value that reads for each required top-level entry (problems about it are already
@@ -400,21 +468,24 @@ fn header_stand_in(key: &str) -> Option<&'static str> {
 
 /// Set aside the entry that error `e` is in: a field becomes `{ action: drop }`, a required
 /// top-level entry a stand-in, any other entry nothing. `None`: it cannot be placed.
-fn set_aside(doc: &str, e: &serde_saphyr::Error, o: &Outline) -> Option<SetAside> {
+fn set_aside(doc: &Doc, e: &serde_saphyr::Error, o: &Outline) -> Option<SetAside> {
     // A required top-level entry is missing: a stand-in at the end.
     if let serde_saphyr::Error::SerdeMissingField { field, .. } = e.without_snippet()
         && let Some(value) = header_stand_in(field)
         && !o.top.iter().any(|t| t.key == *field)
     {
-        let mut d = doc.to_string();
-        if !d.is_empty() && !d.ends_with('\n') {
-            d.push('\n');
+        let mut d = doc.clone();
+        let before = d.text.len();
+        if !d.text.is_empty() && !d.text.ends_with('\n') {
+            d.text.push('\n');
         }
-        d.push_str(&format!("{field}: {value}\n"));
+        d.text.push_str(&format!("{field}: {value}\n"));
+        d.appended += d.text.len() - before;
         return Some(SetAside {
             doc: d,
             field: None,
             jurisdictions: *field == "jurisdictions",
+            missing: true,
         });
     }
     let loc = e.location()?;
@@ -428,35 +499,28 @@ fn set_aside(doc: &str, e: &serde_saphyr::Error, o: &Outline) -> Option<SetAside
         if !f.block {
             return None;
         }
-        let indent: String = doc[f.start..].chars().take_while(|c| *c == ' ').collect();
+        let range = doc.lines(f.line, f.end_line)?;
+        let indent: String = doc.text[range.0..]
+            .chars()
+            .take_while(|c| *c == ' ')
+            .collect();
         let key = serde_json::to_string(&f.key).ok()?;
-        let line = format!("{indent}{key}: {{ action: drop }}");
         return Some(SetAside {
-            doc: replace_lines(doc, f.start, f.end, &line),
+            doc: doc.replace(range, &format!("{indent}{key}: {{ action: drop }}")),
             field: Some(f.key.clone()),
             jurisdictions: false,
+            missing: false,
         });
     }
     let line = header_stand_in(&top.key)
         .map(|v| format!("{}: {v}", top.key))
         .unwrap_or_default();
     Some(SetAside {
-        doc: replace_lines(doc, top.start, top.end, &line),
+        doc: doc.replace(doc.lines(top.line, top.end_line)?, &line),
         field: None,
         jurisdictions: top.key == "jurisdictions",
+        missing: false,
     })
-}
-
-/// `doc` with bytes `start..end` (whole lines) replaced by `line` and as many line breaks as
-/// they held, so that every later line keeps its number.
-fn replace_lines(doc: &str, start: usize, end: usize, line: &str) -> String {
-    let breaks = doc[start..end].matches('\n').count();
-    let mut d = String::with_capacity(doc.len());
-    d.push_str(&doc[..start]);
-    d.push_str(line);
-    d.extend(std::iter::repeat_n('\n', breaks));
-    d.push_str(&doc[end..]);
-    d
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ use crate::error::Problem;
 
 pub use action::MAX_MASK_KEEP;
 pub use basis::{Art9Condition, Basis, BasisRef, Jurisdiction, SpecialCategory};
+pub use load::problems_error;
 pub use model::{
     Action, ActionKind, BasisSpec, Constant, CustomAction, CustomRecognizer, EncryptSpec, Field,
     FieldRule, MaskSpec, Policy, PolicyFile, PolicyProblem, ReplaceWith, ScrubSpec, TokenizeSpec,

@@ -480,6 +480,16 @@ fn subject_column(
              the person (it may be tokenized or dropped in the output)"
         )));
     }
+    let sensitive = block
+        .l_diversity
+        .iter()
+        .map(|l| &l.value.attribute)
+        .chain(block.t_closeness.iter().map(|t| &t.value.attribute));
+    if sensitive.into_iter().any(|a| a == name) {
+        return Err(Problem(format!(
+            "`{name}` is both the subject and a sensitive attribute; choose one"
+        )));
+    }
     if block.quasi_identifiers.contains_key(name) {
         return Err(Problem(format!(
             "`{name}` is both the subject and a quasi-identifier; a subject identifier is not \

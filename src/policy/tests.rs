@@ -452,9 +452,9 @@ fn header_and_other_entries_that_do_not_read_are_reported_with_the_fields() {
         "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\nfields:\n  a: { action: kep }\n",
     );
     assert_eq!(ps.len(), 2, "{ps:#?}");
+    // Not in the file, so not placed: listed after the rest.
     assert!(
-        ps.iter()
-            .any(|p| p.message.contains("missing field `purpose`")),
+        ps[1].message == "missing field `purpose`" && ps[1].line.is_none(),
         "{ps:#?}"
     );
     // Jurisdictions that do not read: the bases are not checked (nothing to check them
@@ -476,7 +476,7 @@ fn a_block_rule_set_aside_keeps_later_lines_and_a_flow_mapping_stops_at_the_firs
     ));
     assert_eq!(
         places(&ps),
-        [(Some(11), Some("a")), (Some(15), Some("b"))],
+        [(Some(11), Some("a")), (Some(14), Some("b"))],
         "{ps:#?}"
     );
     assert!(ps[1].message.contains("`basis` is missing"), "{ps:#?}");
@@ -500,4 +500,20 @@ fn one_rule_broken_many_times_keeps_its_rule_id() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn reading_past_unreadable_rules_stops_after_a_bound() {
+    let mut text = format!("{HEAD}jurisdictions: [EU]\nfields:\n");
+    for i in 0..150 {
+        text.push_str(&format!("  f{i}: {{ action: kep }}\n"));
+    }
+    let ps = problems(&text);
+    assert_eq!(ps.len(), 101, "{:#?}", &ps[99..]);
+    assert_eq!(ps[99].field.as_deref(), Some("f99"));
+    assert!(
+        ps[100].message.starts_with("stopped after 100"),
+        "{:?}",
+        ps[100]
+    );
 }

@@ -106,9 +106,11 @@ pub async fn prepare(
         .quasi_identifiers
         .iter()
         .map(|q| {
-            policy.fields.get(&q.field).cloned().ok_or_else(|| {
-                Error::Usage(format!("internal: no rule for `{}`", q.field))
-            })
+            policy
+                .fields
+                .get(&q.field)
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("internal: no rule for `{}`", q.field)))
         })
         .collect::<Result<_>>()?;
     Ok(Prepared {
@@ -123,9 +125,10 @@ pub async fn prepare(
 const SUBJECT_COLUMN: &str = "__cloakline_subject";
 
 /// The policy the grouping pass runs: only the columns the models read (quasi-identifiers,
-/// sensitive attributes, subject), so other columns' keys are not needed. Tokenized columns
-/// and the subject are grouped on their input values: tokenization is injective per key, so
-/// the classes and distinct counts are the same, and no key is needed.
+/// sensitive attributes, subject), so other columns' keys are not needed. Columns whose rule
+/// takes a key (tokenize, encrypt, scrub with tokens) and the subject are grouped on their
+/// input values: tokenization is injective per key, so classes and distinct counts are the
+/// same as on tokens, and no key is needed.
 fn grouping_policy(policy: &Policy, spec: &PrivacySpec) -> Policy {
     let mut p = policy.clone();
     p.unlisted = crate::policy::Unlisted::Drop;
@@ -137,7 +140,7 @@ fn grouping_policy(policy: &Policy, spec: &PrivacySpec) -> Policy {
         .collect();
     p.fields.retain(|name, _| needed.contains(name));
     for f in p.fields.values_mut() {
-        if matches!(f.action, crate::policy::Action::Tokenize(_)) {
+        if f.action.key_id().is_some() {
             f.action = crate::policy::Action::Keep;
         }
     }

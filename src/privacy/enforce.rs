@@ -16,9 +16,9 @@ use super::collect::Prepared;
 use super::models::{Assessment, NodeEval, Scratch, assess, evaluate};
 use super::search::{SearchError, search_with};
 use crate::error::{Error, Result};
-use crate::plan::{Kernel, LevelLookup, Plan, RowFilter, meta};
 use crate::kernels::custom::{CustomKernel, CustomTransform, Param, ParamType, Params};
 use crate::kernels::descriptor::Transform;
+use crate::plan::{Kernel, LevelLookup, Plan, RowFilter, meta};
 use crate::policy::hierarchy::{QiHierarchy, TOP};
 use crate::policy::{
     Action, CustomAction, HierarchySource, OnViolation, PrivacySpec, QuasiIdentifier, TDistance,
@@ -86,9 +86,11 @@ fn describe_violation(a: &Assessment, spec: &PrivacySpec) -> String {
 pub fn decide(prep: &Prepared, spec: &PrivacySpec, input: &str) -> Result<Decision> {
     let (table, qis, models) = (&prep.table, prep.qis.as_slice(), &prep.models);
     let mut scratch = Scratch::default();
-    let zero = vec![0; qis.len()];
-    let eval0 = evaluate(table, qis, models, &zero, &mut scratch);
-    let before = assess(table, qis, models, &eval0, false);
+    // The lowest levels allowed (`min_level`, 0 by default): what `fail` and `suppress` release.
+    let base = models.min_levels(qis);
+    let eval0 = evaluate(table, qis, models, &base, &mut scratch);
+    let mut before = assess(table, qis, models, &eval0, false);
+    before.transformations = transformations(prep, spec, &base);
     let fail = |message: String| Error::Privacy {
         input: input.to_string(),
         message,
@@ -197,13 +199,7 @@ pub fn enforce<'a>(
             .zip(&releases)
             .enumerate()
         {
-            filter_cols.push(release_column(
-                plan,
-                q,
-                qspec,
-                release,
-                levels[qi_index],
-            )?);
+            filter_cols.push(release_column(plan, q, qspec, release, levels[qi_index])?);
         }
         plan.output_schema = Arc::new(Schema::new(
             plan.columns
@@ -355,7 +351,11 @@ pub fn effective_action(
 }
 
 /// Per quasi-identifier, the effective transformation at `levels` next to the declared one.
-pub fn transformations(prep: &Prepared, spec: &PrivacySpec, levels: &[usize]) -> Vec<QiTransformation> {
+pub fn transformations(
+    prep: &Prepared,
+    spec: &PrivacySpec,
+    levels: &[usize],
+) -> Vec<QiTransformation> {
     prep.qis
         .iter()
         .zip(&spec.quasi_identifiers)
@@ -392,7 +392,11 @@ static HIERARCHY_LEVEL_PARAMS: [Param; 3] = [
         "the ARX hierarchy file, or `policy levels`",
     ),
     Param::new("level", ParamType::Integer, "the hierarchy level released"),
-    Param::new("label", ParamType::String, "the single label of the top level"),
+    Param::new(
+        "label",
+        ParamType::String,
+        "the single label of the top level",
+    ),
 ];
 
 impl CustomTransform for HierarchyLevel {

@@ -78,15 +78,42 @@ pub struct CheckReport {
     pub records_violating: u64,
     pub max_suppression: f64,
     pub assessment: Assessment,
+    /// With `on_violation: suppress` or `generalize` (unless turned off): what `apply` would
+    /// release. `None` for `fail`, or with `--no-preview`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Preview>,
     pub seconds: f64,
 }
 
-/// Measure the input against the policy's privacy block without writing anything.
+/// What `apply` would choose for this input: the levels (with their effective
+/// transformations), the suppression and the resulting assessment; nothing is written.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    /// `suppress` or `generalize`.
+    pub on_violation: String,
+    /// Whether `apply` would release the data (the models met within `max_suppression`).
+    pub satisfied: bool,
+    /// Why `apply` would stop, when it would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The release `apply` would write (levels, transformations, suppressed records, k
+    /// achieved as `smallestClass`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assessment: Option<Assessment>,
+    /// Lattice nodes and nodes evaluated, when a search ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<crate::provenance::record::SearchRecord>,
+}
+
+/// Measure the input against the policy's privacy block without writing anything. With
+/// `preview` and `on_violation: suppress` or `generalize`, also decide as `apply` would.
 pub async fn check(
     policy: &Policy,
     keyring: &Keyring,
     input: &Path,
     read: &ReadOptions,
+    preview: bool,
 ) -> Result<CheckReport> {
     let clock = std::time::Instant::now();
     let spec = policy.privacy.as_ref().ok_or_else(|| {
@@ -97,7 +124,8 @@ pub async fn check(
         ))
     })?;
     let files = crate::io::table_files(input)?;
-    let prep = prepare(policy, spec, keyring, input, &files, read, false).await?;
+    let preview = preview && spec.on_violation != crate::policy::OnViolation::Fail;
+    let prep = prepare(policy, spec, keyring, input, &files, read, preview).await?;
     let zero = vec![0; prep.qis.len()];
     let eval = models::evaluate(
         &prep.table,
@@ -106,7 +134,13 @@ pub async fn check(
         &zero,
         &mut models::Scratch::default(),
     );
-    let assessment = models::assess(&prep.table, &prep.qis, &prep.models, &eval, false);
+    let mut assessment = models::assess(&prep.table, &prep.qis, &prep.models, &eval, false);
+    assessment.transformations = enforce::transformations(&prep, spec, &zero);
+    let preview = if preview {
+        Some(preview_of(&prep, spec, &input.display().to_string())?)
+    } else {
+        None
+    };
     Ok(CheckReport {
         input: input.display().to_string(),
         policy: format!("{} v{}", policy.name, policy.version),
@@ -122,8 +156,86 @@ pub async fn check(
         records_violating: eval.suppressed,
         max_suppression: spec.max_suppression,
         assessment,
+        preview,
         seconds: clock.elapsed().as_secs_f64(),
     })
+}
+
+/// `apply`'s decision on the prepared input, as a preview: a privacy failure (budget spent,
+/// nothing meets the models) is part of the preview, not an error of the check.
+fn preview_of(prep: &Prepared, spec: &crate::policy::PrivacySpec, input: &str) -> Result<Preview> {
+    let on_violation = serde_json::to_value(spec.on_violation)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match decide(prep, spec, input) {
+        Ok(d) => Ok(Preview {
+            on_violation,
+            satisfied: d.assessment.satisfied,
+            message: None,
+            search: d.search.map(|(size, evaluated, seconds)| {
+                crate::provenance::record::SearchRecord {
+                    lattice_nodes: size as u64,
+                    nodes_evaluated: evaluated as u64,
+                    seconds,
+                }
+            }),
+            assessment: Some(d.assessment),
+        }),
+        Err(Error::Privacy { message, .. }) => Ok(Preview {
+            on_violation,
+            satisfied: false,
+            message: Some(message.replace("Nothing was written", "apply would write nothing")),
+            assessment: None,
+            search: None,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+impl Preview {
+    /// The preview's lines of the text report.
+    fn to_text(&self) -> String {
+        let mut s = format!("preview (on_violation: {}):\n", self.on_violation);
+        if let Some(a) = &self.assessment {
+            for t in &a.transformations {
+                let params: Vec<String> = t
+                    .params
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| match v {
+                        serde_json::Value::String(x) => format!("{k} {x}"),
+                        v => format!("{k} {v}"),
+                    })
+                    .collect();
+                s.push_str(&format!(
+                    "  {}: level {}/{}, {}{}\n",
+                    t.column,
+                    t.level,
+                    t.max_level,
+                    t.action,
+                    if params.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", params.join(", "))
+                    }
+                ));
+            }
+            s.push_str(&format!(
+                "  suppressed: {} of {} records; smallest class {} ({})\n",
+                a.suppressed, a.records, a.smallest_class, a.counted
+            ));
+        }
+        if let Some(m) = &self.message {
+            s.push_str(&format!("  {m}\n"));
+        }
+        s.push_str(if self.satisfied {
+            "  apply would release the data at these levels\n"
+        } else {
+            "  apply would NOT release the data\n"
+        });
+        s
+    }
 }
 
 impl CheckReport {
@@ -136,7 +248,10 @@ impl CheckReport {
         let mut row = |label: String, value: String| rows.push((label, value));
         row("input".into(), self.input.clone());
         row("policy".into(), self.policy.clone());
-        row("quasi-identifiers".into(), self.quasi_identifiers.join(", "));
+        row(
+            "quasi-identifiers".into(),
+            self.quasi_identifiers.join(", "),
+        );
         if !self.sensitive_attributes.is_empty() {
             row("sensitive".into(), self.sensitive_attributes.join(", "));
         }
@@ -171,7 +286,10 @@ impl CheckReport {
                     crate::policy::TDistance::Equal => "equal",
                     crate::policy::TDistance::Ordered => "ordered",
                 };
-                row(format!("t ({}, {d} distance)", x.attribute), format!("{t:.4}"));
+                row(
+                    format!("t ({}, {d} distance)", x.attribute),
+                    format!("{t:.4}"),
+                );
             }
         }
         let r = &a.risks;
@@ -230,6 +348,18 @@ impl CheckReport {
             }
         }
         s.push_str(&line("verdict", &verdict));
+        if let Some(p) = &self.preview {
+            s.push_str(&p.to_text());
+        }
         s
+    }
+
+    /// Whether the check passes: the preview's verdict when there is one (what `apply` would
+    /// do), else the models met at level 0 within `max_suppression`.
+    pub fn passes(&self) -> bool {
+        match &self.preview {
+            Some(p) => p.satisfied,
+            None => self.meets_with_suppression,
+        }
     }
 }

@@ -23,18 +23,32 @@ use std::time::{Duration, Instant};
 /// Largest lattice searched.
 pub const MAX_NODES: usize = 4_000_000;
 
-/// The lattice of generalization levels.
+/// The lattice of generalization levels, each quasi-identifier within its bounds.
 #[derive(Debug, Clone)]
 pub struct Lattice {
-    /// Levels per quasi-identifier (level 0 included).
+    /// Levels per quasi-identifier within its bounds (`max - min + 1`).
     pub heights: Vec<usize>,
+    /// Lowest level per quasi-identifier (node coordinates count from it).
+    pub lows: Vec<usize>,
     strides: Vec<usize>,
     pub size: usize,
 }
 
 impl Lattice {
+    /// Every level of every hierarchy.
     pub fn new(qis: &[QiHierarchy]) -> Result<Lattice, Problem> {
-        let heights: Vec<usize> = qis.iter().map(QiHierarchy::height).collect();
+        let lows = vec![0; qis.len()];
+        let highs: Vec<usize> = qis.iter().map(QiHierarchy::max_level).collect();
+        Self::bounded(&lows, &highs)
+    }
+
+    /// The levels the models allow (`min_level`..=`max_level` per quasi-identifier).
+    pub fn within(qis: &[QiHierarchy], models: &Models) -> Result<Lattice, Problem> {
+        Self::bounded(&models.min_levels(qis), &models.max_levels(qis))
+    }
+
+    fn bounded(lows: &[usize], highs: &[usize]) -> Result<Lattice, Problem> {
+        let heights: Vec<usize> = lows.iter().zip(highs).map(|(l, h)| h - l + 1).collect();
         let mut strides = Vec::with_capacity(heights.len());
         let mut size: usize = 1;
         for &h in &heights {
@@ -56,30 +70,39 @@ impl Lattice {
         }
         Ok(Lattice {
             heights,
+            lows: lows.to_vec(),
             strides,
             size,
         })
     }
 
+    /// The levels of `node`.
     pub fn levels(&self, mut node: usize) -> Vec<usize> {
         self.heights
             .iter()
-            .map(|&h| {
+            .zip(&self.lows)
+            .map(|(&h, &low)| {
                 let l = node % h;
                 node /= h;
-                l
+                low + l
             })
             .collect()
     }
 
+    /// The node of `levels` (each within its bounds).
     pub fn index(&self, levels: &[usize]) -> usize {
-        levels.iter().zip(&self.strides).map(|(l, s)| l * s).sum()
+        levels
+            .iter()
+            .zip(&self.lows)
+            .zip(&self.strides)
+            .map(|((l, low), s)| (l - low) * s)
+            .sum()
     }
 
     fn successors(&self, node: usize, levels: &[usize], out: &mut Vec<usize>) {
         out.clear();
         for (i, (&l, &h)) in levels.iter().zip(&self.heights).enumerate() {
-            if l + 1 < h {
+            if l + 1 < self.lows[i] + h {
                 out.push(node + self.strides[i]);
             }
         }
@@ -88,7 +111,7 @@ impl Lattice {
     fn predecessors(&self, node: usize, levels: &[usize], out: &mut Vec<usize>) {
         out.clear();
         for (i, &l) in levels.iter().enumerate() {
-            if l > 0 {
+            if l > self.lows[i] {
                 out.push(node - self.strides[i]);
             }
         }
@@ -346,8 +369,12 @@ impl Search<'_> {
         // Phase 2: candidates that meet the monotone part, cheapest bound first when the
         // bound is data-independent, else bottom-up with inherited bounds.
         let apriori = |n: usize| match self.models.metric {
-            LossMetric::Height => generalization_height(self.qis, &levels_of[n]),
-            LossMetric::Precision => mean_normalized_level(self.qis, &levels_of[n]),
+            LossMetric::Height => {
+                generalization_height(self.qis, &self.models.weights, &levels_of[n])
+            }
+            LossMetric::Precision => {
+                mean_normalized_level(self.qis, &self.models.weights, &levels_of[n])
+            }
             LossMetric::Discernibility | LossMetric::AvgClassSize => 0.0,
         };
         for n in 0..size {
@@ -420,7 +447,7 @@ pub fn search_with(
     budget: SearchBudget,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<SearchResult, SearchError> {
-    let lattice = Lattice::new(qis).map_err(SearchError::Lattice)?;
+    let lattice = Lattice::within(qis, models).map_err(SearchError::Lattice)?;
     let size = lattice.size;
     let s = Search {
         table,
@@ -450,7 +477,7 @@ pub fn brute_force(
     qis: &[QiHierarchy],
     models: &Models,
 ) -> Result<SearchResult, SearchError> {
-    let lattice = Lattice::new(qis).map_err(SearchError::Lattice)?;
+    let lattice = Lattice::within(qis, models).map_err(SearchError::Lattice)?;
     let mut scratch = Scratch::default();
     let mut best: Option<NodeEval> = None;
     for n in 0..lattice.size {
@@ -631,6 +658,131 @@ mod tests {
             }
         }
         assert!(compared > 100, "{compared}");
+    }
+
+    #[test]
+    fn level_bounds_and_weights_are_searched_exactly() {
+        // Seeded: bounds and weights drawn at random, the search compared with an
+        // independent scan of the full lattice restricted to the bounds.
+        let mut x = 0x5eed_u64;
+        let mut next = move |m: usize| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) % m as u64) as usize
+        };
+        let metrics = [
+            LossMetric::Precision,
+            LossMetric::Height,
+            LossMetric::Discernibility,
+            LossMetric::AvgClassSize,
+        ];
+        let (mut compared, mut weights_mattered) = (0, 0);
+        for seed in [3, 4, 5] {
+            let (t, qis) = random_table(seed, 300);
+            let full = Lattice::new(&qis).unwrap();
+            for _ in 0..8 {
+                let bounds: Vec<(usize, Option<usize>)> = qis
+                    .iter()
+                    .map(|q| {
+                        let (a, b) = (next(q.max_level() + 1), next(q.max_level() + 1));
+                        (a.min(b), Some(a.max(b)))
+                    })
+                    .collect();
+                let weights: Vec<f64> = (0..qis.len()).map(|_| next(4) as f64 / 2.0).collect();
+                for metric in metrics {
+                    for (k, supp) in [(3, 0.0), (5, 0.05)] {
+                        let mut m = Models::new(&spec(k, None, None, supp, metric), &t).unwrap();
+                        let unweighted = search(&t, &qis, &m).unwrap();
+                        m.bounds = bounds.clone();
+                        m.weights = weights.clone();
+                        let fast = search(&t, &qis, &m).unwrap();
+                        let inside = |l: &[usize]| {
+                            l.iter()
+                                .zip(&bounds)
+                                .all(|(&l, &(lo, hi))| l >= lo && Some(l) <= hi)
+                        };
+                        let mut scratch = Scratch::default();
+                        let mut best: Option<NodeEval> = None;
+                        for n in 0..full.size {
+                            let levels = full.levels(n);
+                            if !inside(&levels) {
+                                continue;
+                            }
+                            let e = evaluate(&t, &qis, &m, &levels, &mut scratch);
+                            if e.ok && best.as_ref().is_none_or(|b| e.loss < b.loss) {
+                                best = Some(e);
+                            }
+                        }
+                        let loss = |e: &Option<NodeEval>| e.as_ref().map(|b| b.loss);
+                        assert_eq!(
+                            loss(&fast.best),
+                            loss(&best),
+                            "seed {seed} {metric:?} k {k} bounds {bounds:?} weights {weights:?}"
+                        );
+                        if let Some(b) = &fast.best {
+                            assert!(inside(&b.levels), "{:?} {bounds:?}", b.levels);
+                            compared += 1;
+                            let other = unweighted.best.as_ref().map(|u| &u.levels);
+                            weights_mattered += usize::from(other != Some(&b.levels));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 50, "{compared}");
+        assert!(weights_mattered > 10, "{weights_mattered}");
+    }
+
+    #[test]
+    fn weights_scale_each_attributes_loss() {
+        let (_, qis) = random_table(1, 50);
+        // Levels 3/3, 0/3, 1/1 (age, zip, sex).
+        let levels = [3, 0, 1];
+        assert!((mean_normalized_level(&qis, &[], &levels) - 2.0 / 3.0).abs() < 1e-12);
+        assert!((mean_normalized_level(&qis, &[0.0, 1.0, 1.0], &levels) - 0.5).abs() < 1e-12);
+        assert!((generalization_height(&qis, &[], &levels) - 4.0 / 7.0).abs() < 1e-12);
+        assert!((generalization_height(&qis, &[2.0, 1.0, 0.0], &levels) - 6.0 / 9.0).abs() < 1e-12);
+        assert_eq!(mean_normalized_level(&qis, &[0.0; 3], &levels), 0.0);
+    }
+
+    #[test]
+    fn subject_counts_are_searched_exactly() {
+        // The random table again, with a subject column: 80 people over 400 records.
+        let (t0, qis) = random_table(6, 400);
+        let mut x = 6u64;
+        let mut b = BaseTableBuilder::new(t0.qi_names.clone(), vec!["dx".into(), "who".into()]);
+        let mut key = vec![0u32; 3];
+        for tuple in 0..t0.num_tuples() {
+            let codes = t0.tuple(tuple);
+            let values: Vec<Option<&str>> = (0..3)
+                .map(|i| t0.qi_values[i][codes[i] as usize].as_deref())
+                .collect();
+            for _ in 0..t0.counts[tuple] {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let id = b.tuple_id(&values, &mut key);
+                let dx = b.sensitive_code(0, Some("flu"));
+                let who = b.sensitive_code(1, Some(&format!("p{}", (x >> 33) % 80)));
+                b.add(id, &[dx, who], 1).unwrap();
+            }
+        }
+        let t = b.finish();
+        let mut compared = 0;
+        for (k, supp) in [(3, 0.0), (4, 0.05), (6, 0.2)] {
+            for metric in [LossMetric::Precision, LossMetric::Discernibility] {
+                let mut s = spec(k, None, None, supp, metric);
+                s.subject = Some("who".into());
+                let m = Models::new(&s, &t).unwrap();
+                let fast = search(&t, &qis, &m).unwrap();
+                let slow = brute_force(&t, &qis, &m).unwrap();
+                let loss = |r: &SearchResult| r.best.as_ref().map(|b| b.loss);
+                assert_eq!(loss(&fast), loss(&slow), "k {k} supp {supp} {metric:?}");
+                compared += usize::from(slow.best.is_some());
+            }
+        }
+        assert!(compared >= 4, "{compared}");
     }
 
     /// A test-only, non-monotone model: no class larger than `max` records.

@@ -121,16 +121,18 @@ pub fn sign(doc: &mut Value, key: &Key) {
 }
 
 /// Whether `signature_hex` is a valid Ed25519 signature of `doc` under `public`.
-pub fn ed25519_valid(doc: &Value, public: &ed25519_dalek::VerifyingKey, signature_hex: &str) -> bool {
+pub fn ed25519_valid(
+    doc: &Value,
+    public: &ed25519_dalek::VerifyingKey,
+    signature_hex: &str,
+) -> bool {
     let mut bytes = [0u8; 64];
     if signature_hex.len() != 128 || hex::decode_to_slice(signature_hex, &mut bytes).is_err() {
         return false;
     }
     let signature = ed25519_dalek::Signature::from_bytes(&bytes);
     // verify_strict refuses small-order keys and non-canonical signatures (malleability).
-    public
-        .verify_strict(&signed_bytes(doc), &signature)
-        .is_ok()
+    public.verify_strict(&signed_bytes(doc), &signature).is_ok()
 }
 
 /// A warning when the data key `key_id` would HMAC-sign provenance and also tokenizes,
@@ -140,7 +142,7 @@ pub fn shared_signing_key(policy: &crate::policy::Policy, key_id: &str) -> Optio
     let fields: Vec<&str> = policy
         .fields
         .iter()
-        .filter(|(_, f)| f.action.key_id() == Some(key_id))
+        .filter(|(_, f)| protects(f, key_id))
         .map(|(name, _)| name.as_str())
         .collect();
     (!fields.is_empty()).then(|| {
@@ -149,4 +151,9 @@ pub fn shared_signing_key(policy: &crate::policy::Policy, key_id: &str) -> Optio
             fields.join(", ")
         )
     })
+}
+
+/// Whether `field` is tokenized, encrypted or scrubbed into tokens with key `key_id`.
+pub fn protects(field: &crate::policy::Field, key_id: &str) -> bool {
+    field.action.key_id() == Some(key_id)
 }

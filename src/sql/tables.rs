@@ -88,6 +88,17 @@ pub async fn register_files_under(
     let Some(first) = files.first() else {
         return Err(Error::Usage(format!("table {name} has no files")));
     };
+    // DataFusion is built without its compression feature: its scans (SQL tables, the
+    // privacy grouping pass) cannot read gzip or zstd files.
+    if let Some(f) = files
+        .iter()
+        .find(|f| crate::io::Compression::from_path(f) != crate::io::Compression::None)
+    {
+        return Err(Error::Usage(format!(
+            "{} is compressed; SQL tables and the privacy grouping pass (`check`, and `apply` with a `privacy:` block) read with a scan that does not decompress. Decompress it first (or pipe it in: `zcat FILE | cloakline apply --input - --input-format csv …`)",
+            f.display()
+        )));
+    }
     let fmt = Format::from_path(first).ok_or_else(|| {
         Error::Usage(format!(
             "cannot tell the format of {}; use .parquet, .csv/.tsv or .ndjson/.jsonl",

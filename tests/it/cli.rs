@@ -332,14 +332,14 @@ fn unlisted_drop_ndjson_input_csv_output_and_directories() {
         &format!("{HEAD}unlisted: drop\nfields:\n  id: {{ action: keep, basis: contract }}\n"),
     );
     let input = dir.path().join("in");
-    std::fs::create_dir_all(input.join("part=1")).unwrap();
+    std::fs::create_dir_all(input.join("sub")).unwrap();
     std::fs::write(
         input.join("a.ndjson"),
         "{\"id\": 1, \"secret\": \"x\"}\n{\"id\": 2, \"secret\": \"y\"}\n",
     )
     .unwrap();
     std::fs::write(
-        input.join("part=1/b.ndjson"),
+        input.join("sub/b.ndjson"),
         "{\"id\": 3, \"secret\": \"z\"}\n",
     )
     .unwrap();
@@ -351,7 +351,7 @@ fn unlisted_drop_ndjson_input_csv_output_and_directories() {
         vec![vec!["id"], vec!["1"], vec!["2"]]
     );
     assert_eq!(
-        read_csv_strings(&out.join("part=1/b.csv")),
+        read_csv_strings(&out.join("sub/b.csv")),
         vec![vec!["id"], vec!["3"]]
     );
     let side: Value = serde_json::from_str(

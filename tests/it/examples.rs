@@ -11,7 +11,9 @@ fn documented_commands(policy: &str) -> Vec<String> {
         let text = line.trim_start_matches('#').trim();
         match cur.take() {
             Some(c) => cur = Some(format!("{c} {}", text.trim_end_matches('\\').trim())),
-            None if text.starts_with("cloakline ") => cur = Some(text.trim_end_matches('\\').trim().to_string()),
+            None if text.starts_with("cloakline ") => {
+                cur = Some(text.trim_end_matches('\\').trim().to_string())
+            }
             None => {}
         }
         if !text.ends_with('\\')

@@ -657,4 +657,18 @@ fn check_takes_the_inference_flags_and_refuses_compressed_input() {
     let o = crate::util::check(&policy, &gz, &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("Decompress it first"), "{}", stderr(&o));
+    // `apply` with the privacy block too, before writing anything.
+    let out = d.join("o.parquet");
+    let o = run(&[
+        "apply",
+        "--policy",
+        s(&policy),
+        "--input",
+        s(&gz),
+        "--output",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("Decompress it first"), "{}", stderr(&o));
+    assert!(!out.exists());
 }

@@ -544,6 +544,7 @@ fn ndjson_type_overrides_hold_in_the_privacy_pass() {
         policy.to_str().unwrap(),
         "--input",
         data.to_str().unwrap(),
+        "--no-preview",
     ]);
     // Level 0 (whole dates) does not give k = 2: exit 3, not a planning error.
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));

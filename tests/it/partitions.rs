@@ -14,7 +14,9 @@ fn partitioned(dir: &Path) -> PathBuf {
     for (cur, base) in [("CNY", 0), ("USD", 10)] {
         let d = input.join(format!("currency={cur}"));
         std::fs::create_dir_all(&d).unwrap();
-        let rows: String = (0..3).map(|i| format!("{},{}\n", base + i, 100 + i)).collect();
+        let rows: String = (0..3)
+            .map(|i| format!("{},{}\n", base + i, 100 + i))
+            .collect();
         std::fs::write(d.join("part-0.csv"), format!("order_id,amount\n{rows}")).unwrap();
     }
     input
@@ -47,7 +49,12 @@ fn tree(dir: &Path) -> Vec<String> {
             if p.is_dir() {
                 walk(base, &p, out);
             } else {
-                out.push(p.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/"));
+                out.push(
+                    p.strip_prefix(base)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
             }
         }
     }
@@ -66,7 +73,10 @@ fn sidecar(out: &Path) -> serde_json::Value {
 fn an_unlisted_partition_key_is_an_error_not_a_copied_directory() {
     let dir = tempfile::tempdir().unwrap();
     let (o, out) = apply(dir.path(), "");
-    assert!(!o.status.success(), "a partition key the policy does not list passed");
+    assert!(
+        !o.status.success(),
+        "a partition key the policy does not list passed"
+    );
     assert!(stderr(&o).contains("currency"), "{}", stderr(&o));
     assert!(!out.exists());
 }
@@ -89,9 +99,17 @@ fn a_kept_partition_key_keeps_its_directories_and_is_recorded() {
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
     // The provenance has a field for it, with its basis.
     let doc = sidecar(&out).to_string();
-    assert!(doc.contains("\"currency\""), "no provenance entry for the partition key");
+    assert!(
+        doc.contains("\"currency\""),
+        "no provenance entry for the partition key"
+    );
     let v = run(&["verify", out.to_str().unwrap()]);
-    assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        stderr(&v)
+    );
 }
 
 #[test]
@@ -106,7 +124,10 @@ fn a_tokenized_partition_key_renames_its_directories() {
     assert_eq!(files.len(), 2, "{files:?}");
     for f in &files {
         assert!(f.starts_with("currency=t_"), "{f}");
-        assert!(!f.contains("CNY") && !f.contains("USD"), "clear value in {f}");
+        assert!(
+            !f.contains("CNY") && !f.contains("USD"),
+            "clear value in {f}"
+        );
     }
     assert_ne!(files[0].split('/').next(), files[1].split('/').next());
 }
@@ -120,11 +141,22 @@ fn a_dropped_partition_key_flattens_the_layout_without_collisions() {
     assert_eq!(files, ["part-0-1.parquet", "part-0.parquet"], "{files:?}");
     let rows: usize = files
         .iter()
-        .map(|f| read_parquet(&out.join(f)).0.iter().map(|b| b.num_rows()).sum::<usize>())
+        .map(|f| {
+            read_parquet(&out.join(f))
+                .0
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>()
+        })
         .sum();
     assert_eq!(rows, 6);
     let v = run(&["verify", out.to_str().unwrap()]);
-    assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        stderr(&v)
+    );
 }
 
 #[test]
@@ -137,8 +169,18 @@ fn a_renamed_generalized_partition_key_names_the_directory_by_its_output() {
     assert!(o.status.success(), "{}", stderr(&o));
     let files = tree(&out);
     assert_eq!(files.len(), 2, "{files:?}");
-    assert!(files.iter().all(|f| f.starts_with("cur=C") || f.starts_with("cur=U")), "{files:?}");
-    assert!(files.iter().all(|f| !f.contains("CNY") && !f.contains("USD")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f.starts_with("cur=C") || f.starts_with("cur=U")),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.contains("CNY") && !f.contains("USD")),
+        "{files:?}"
+    );
 }
 
 #[test]
@@ -200,11 +242,17 @@ fn sql_sees_partition_keys_as_columns() {
 #[test]
 fn verify_dir_reports_missing_extra_and_changed_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (o, out) = apply(dir.path(), "  currency:\n    action: keep\n    basis: contract\n");
+    let (o, out) = apply(
+        dir.path(),
+        "  currency:\n    action: keep\n    basis: contract\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let verify = || {
         let v = run(&["verify", out.to_str().unwrap()]);
-        (v.status.success(), String::from_utf8_lossy(&v.stdout).into_owned() + &stderr(&v))
+        (
+            v.status.success(),
+            String::from_utf8_lossy(&v.stdout).into_owned() + &stderr(&v),
+        )
     };
     let (ok, text) = verify();
     assert!(ok, "{text}");
@@ -226,14 +274,55 @@ fn verify_dir_reports_missing_extra_and_changed_files() {
     // An extra file.
     std::fs::copy(&a, out.join("currency=CNY/part-9.parquet")).unwrap();
     let (ok, text) = verify();
-    assert!(!ok && text.contains("not in the record: currency=CNY/part-9.parquet"), "{text}");
+    assert!(
+        !ok && text.contains("not in the record: currency=CNY/part-9.parquet"),
+        "{text}"
+    );
     std::fs::remove_file(out.join("currency=CNY/part-9.parquet")).unwrap();
 
     // A missing file.
     std::fs::remove_file(&b).unwrap();
     let (ok, text) = verify();
-    assert!(!ok && text.contains("recorded but missing: currency=USD/part-0.parquet"), "{text}");
+    assert!(
+        !ok && text.contains("recorded but missing: currency=USD/part-0.parquet"),
+        "{text}"
+    );
     std::fs::write(&b, &b_bytes).unwrap();
     let (ok, text) = verify();
     assert!(ok, "{text}");
+}
+
+#[test]
+fn a_mixed_layout_is_refused_and_unlisted_drop_flattens_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = partitioned(dir.path());
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, HEAD.replace("unlisted: error", "unlisted: drop")).unwrap();
+    let args = |out: &Path| {
+        vec![
+            "apply".to_string(),
+            "--policy".into(),
+            policy.display().to_string(),
+            "--input".into(),
+            input.display().to_string(),
+            "--output".into(),
+            out.display().to_string(),
+        ]
+    };
+    // unlisted: drop drops the key like any unlisted column: the layout flattens.
+    let out = dir.path().join("out");
+    let o = run(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tree(&out), ["part-0-1.parquet", "part-0.parquet"]);
+    // A file outside the partition directories: which value would its rows have?
+    std::fs::write(input.join("loose.csv"), "order_id,amount\n1,2\n").unwrap();
+    let out2 = dir.path().join("out2");
+    let o = run(&args(&out2).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("partitioned differently"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out2.exists());
 }

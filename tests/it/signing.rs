@@ -15,7 +15,15 @@ fn ring_with_signing(dir: &Path, ids: &[&str]) -> PathBuf {
         std::fs::set_permissions(&ring, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     for id in ids {
-        let o = run(&["keys", "generate", "--signing", "--id", id, "--keyring", ring.to_str().unwrap()]);
+        let o = run(&[
+            "keys",
+            "generate",
+            "--signing",
+            "--id",
+            id,
+            "--keyring",
+            ring.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stderr(&o).contains("Ed25519 signing key"), "{}", stderr(&o));
     }
@@ -86,9 +94,15 @@ fn a_partner_verifies_an_ed25519_signature_with_the_public_key_alone() {
     // No keyring: only the public key.
     let (ok, text) = verify_public(&out, &public);
     assert!(ok, "{text}");
-    assert!(text.contains("PASS signature") && text.contains("Ed25519"), "{text}");
+    assert!(
+        text.contains("PASS signature") && text.contains("Ed25519"),
+        "{text}"
+    );
     // The fingerprint in the record is computable from the public key alone.
-    let fp = doc["cl:signature"]["keyFingerprint"].as_str().unwrap().to_string();
+    let fp = doc["cl:signature"]["keyFingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(text.contains(&fp), "{text}");
 }
 
@@ -106,11 +120,18 @@ fn an_edited_or_stripped_or_foreign_signed_record_fails_with_the_public_key() {
 
     // Another signer's public key.
     let (ok, text) = verify_public(&out, &other);
-    assert!(!ok && text.contains("FAIL signature") && text.contains("another key"), "{text}");
+    assert!(
+        !ok && text.contains("FAIL signature") && text.contains("another key"),
+        "{text}"
+    );
 
     // An edited record (the policy name changed), signature kept.
     let mut doc: serde_json::Value = serde_json::from_str(&original).unwrap();
-    let edited = original.replacen("\"cl:signature\"", "\"cl:note\": \"x\", \"cl:signature\"", 1);
+    let edited = original.replacen(
+        "\"cl:signature\"",
+        "\"cl:note\": \"x\", \"cl:signature\"",
+        1,
+    );
     assert_ne!(edited, original);
     std::fs::write(&side, &edited).unwrap();
     let (ok, text) = verify_public(&out, &public);
@@ -150,7 +171,10 @@ fn an_hmac_signed_record_cannot_be_checked_with_a_public_key_and_says_why() {
     let public = dir.path().join("s1.pem");
     assert!(export_public(&ring, "s1", &public).status.success());
     let (ok, text) = verify_public(&out, &public);
-    assert!(!ok && text.contains("HMAC") && text.contains("Ed25519"), "{text}");
+    assert!(
+        !ok && text.contains("HMAC") && text.contains("Ed25519"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -175,9 +199,19 @@ fn a_data_key_has_no_public_half_and_a_signing_key_protects_no_data() {
     let p = dir.path().join("p.yaml");
     std::fs::write(&p, policy.replace("key: k1", "key: s1")).unwrap();
     let out = dir.path().join("o.parquet");
-    let o = apply_files(&p, Some(&ring), &root().join("examples/customers.csv"), &out, &[]);
+    let o = apply_files(
+        &p,
+        Some(&ring),
+        &root().join("examples/customers.csv"),
+        &out,
+        &[],
+    );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("s1 is an Ed25519 signing key"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s1 is an Ed25519 signing key"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!out.exists());
 }
 
@@ -187,13 +221,31 @@ fn a_private_key_file_is_refused_as_a_public_key() {
     let ring = ring_with_signing(dir.path(), &["s1"]);
     let (out, _) = signed(dir.path(), &ring, "s1");
     let bad = dir.path().join("bad.pem");
-    std::fs::write(&bad, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
-    let o = run(&["verify", out.to_str().unwrap(), "--public-key", bad.to_str().unwrap()]);
+    std::fs::write(
+        &bad,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--public-key",
+        bad.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("PRIVATE key"), "{}", stderr(&o));
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "hello").unwrap();
-    let o = run(&["verify", out.to_str().unwrap(), "--public-key", junk.to_str().unwrap()]);
+    let o = run(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--public-key",
+        junk.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("not an Ed25519 public key"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not an Ed25519 public key"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -314,10 +314,10 @@ impl Apply {
                     &self.keyring,
                     &f.display().to_string(),
                 )?;
-                let rel = f
-                    .strip_prefix(&self.input)
-                    .unwrap_or(&f)
-                    .with_extension(out_format.extension());
+                let rel = crate::io::output_file_name(
+                    f.strip_prefix(&self.input).unwrap_or(&f),
+                    out_format,
+                );
                 jobs.push(Job {
                     input,
                     plan,

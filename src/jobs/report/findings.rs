@@ -125,7 +125,11 @@ impl Doc<'_> {
                     let _ = write!(
                         text,
                         " ({consent_fields} {} on consent)",
-                        if consent_fields == 1 { "field here relies" } else { "fields here rely" }
+                        if consent_fields == 1 {
+                            "field here relies"
+                        } else {
+                            "fields here rely"
+                        }
                     );
                 }
             }

@@ -89,6 +89,8 @@ fn settings_blocks(p: &PrivacyNode, blocks: &mut Vec<Block>) {
     let mut kv = Table::kv();
     kv.pair("Models satisfied", t(yes_no(a.satisfied)));
     kv.pair("k achieved (smallest class)", t(group_u(a.smallest_class)));
+    // Class sizes and k count people when the policy names a subject column.
+    kv.pair("Classes count", t(a.counted.clone()));
     let suppressed = group_u(a.suppressed);
     kv.pair(
         "Suppressed records",
@@ -138,7 +140,13 @@ fn quasi_identifier_blocks(p: &PrivacyNode, blocks: &mut Vec<Block>) {
         blocks.push(Block::Para(t("None recorded.")));
         return;
     }
-    let mut tb = Table::new(vec!["Field", "Hierarchy", "Chosen level", "Max level"]);
+    let mut tb = Table::new(vec![
+        "Field",
+        "Hierarchy",
+        "Chosen level",
+        "Max level",
+        "Released as",
+    ]);
     tb.num = vec![2, 3];
     for q in &p.quasi_identifiers {
         // An ARX file is shown by its path; policy levels by the kind of hierarchy.
@@ -153,9 +161,30 @@ fn quasi_identifier_blocks(p: &PrivacyNode, blocks: &mut Vec<Block>) {
             t(hierarchy),
             t(group_u(q.chosen_level as u64)),
             t(group_u(q.levels as u64)),
+            opt(released_as(&p.achieved, &q.field)),
         ]);
     }
     blocks.push(Block::Table(tb));
+}
+
+/// The effective transformation of quasi-identifier `field` at its chosen level, e.g.
+/// `generalize (kind prefix, keepPrefix 2)`; `None` in records that do not hold it.
+fn released_as(a: &Assessment, field: &str) -> Option<String> {
+    let tr = a.transformations.iter().find(|x| x.field == field)?;
+    let params: Vec<String> = tr
+        .params
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k} {s}"),
+            v => format!("{k} {v}"),
+        })
+        .collect();
+    let action = non_empty(&tr.action)?;
+    Some(match join_or_none(&params) {
+        Some(p) => format!("{action} ({p})"),
+        None => action,
+    })
 }
 
 fn sensitive_attribute_blocks(p: &PrivacyNode, blocks: &mut Vec<Block>) {

@@ -208,6 +208,26 @@ fn global_distribution(table: &BaseTable, s: usize) -> (Vec<f64>, Vec<f64>) {
     (q, q_by_rank)
 }
 
+/// Distinct values of sensitive column `s` (the subject) in the classes `flags` marks.
+fn subjects_in(table: &BaseTable, classes: &Classes, s: usize, flags: &[bool]) -> u64 {
+    let col = &table.sensitive[s];
+    let mut seen = vec![false; col.values.len()];
+    let mut n = 0;
+    for t in 0..table.num_tuples() {
+        if !flags[classes.class_of[t] as usize] {
+            continue;
+        }
+        for &(code, _) in &col.entries[col.offsets[t]..col.offsets[t + 1]] {
+            let slot = &mut seen[code as usize];
+            if !*slot {
+                *slot = true;
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 /// The outcome of one node.
 #[derive(Debug, Clone)]
 pub struct NodeEval {
@@ -270,11 +290,20 @@ pub fn evaluate(
     };
     let suppressed = sum_where(&violating);
     let suppressed_monotone = sum_where(&violating_mono);
-    let ok = suppressed <= models.max_suppressed;
+    // The suppression limit counts people when classes do: the subjects with a suppressed
+    // record (the set only shrinks under generalization, as the records do).
+    let within = |flags: &[bool], records: u64| match &models.subject {
+        None => records <= models.max_suppressed,
+        Some(a) => {
+            records == 0
+                || subjects_in(table, &cl, a.index, flags) <= models.max_suppressed_subjects
+        }
+    };
+    let ok = within(&violating, suppressed);
     let ok_monotone = if models.all_monotone() {
         ok
     } else {
-        suppressed_monotone <= models.max_suppressed
+        within(&violating_mono, suppressed_monotone)
     };
     let (loss, lower_bound) = loss(table, qis, models, levels, &cl, &violating, suppressed);
     NodeEval {

@@ -9,30 +9,36 @@ use super::Models;
 use super::classes::Classes;
 pub use crate::provenance::record::LossFigures;
 
-/// Mean normalized level over the quasi-identifiers (0 = original, 1 = fully generalized).
-pub fn mean_normalized_level(qis: &[QiHierarchy], levels: &[usize]) -> f64 {
-    let parts: Vec<f64> = qis
-        .iter()
-        .zip(levels)
-        .map(|(q, &l)| {
-            if q.max_level() == 0 {
-                0.0
-            } else {
-                l as f64 / q.max_level() as f64
-            }
-        })
-        .collect();
-    parts.iter().sum::<f64>() / parts.len().max(1) as f64
+/// Weight of quasi-identifier `i` (1 when `weights` does not give one).
+fn weight(weights: &[f64], i: usize) -> f64 {
+    weights.get(i).copied().unwrap_or(1.0)
 }
 
-/// Normalized generalization height: sum of levels over sum of maximum levels.
-pub fn generalization_height(qis: &[QiHierarchy], levels: &[usize]) -> f64 {
-    let max: usize = qis.iter().map(QiHierarchy::max_level).sum();
-    if max == 0 {
-        0.0
-    } else {
-        levels.iter().sum::<usize>() as f64 / max as f64
+/// Weighted mean normalized level over the quasi-identifiers (0 = original, 1 = fully
+/// generalized): Σ wᵢ·lᵢ/maxᵢ / Σ wᵢ; `weights` empty means 1 each.
+pub fn mean_normalized_level(qis: &[QiHierarchy], weights: &[f64], levels: &[usize]) -> f64 {
+    let mut sum = 0.0;
+    let mut total = 0.0;
+    for (i, (q, &l)) in qis.iter().zip(levels).enumerate() {
+        let w = weight(weights, i);
+        total += w;
+        if q.max_level() > 0 {
+            sum += w * l as f64 / q.max_level() as f64;
+        }
     }
+    if total > 0.0 { sum / total } else { 0.0 }
+}
+
+/// Weighted normalized generalization height: Σ wᵢ·lᵢ / Σ wᵢ·maxᵢ.
+pub fn generalization_height(qis: &[QiHierarchy], weights: &[f64], levels: &[usize]) -> f64 {
+    let mut sum = 0.0;
+    let mut max = 0.0;
+    for (i, (q, &l)) in qis.iter().zip(levels).enumerate() {
+        let w = weight(weights, i);
+        sum += w * l as f64;
+        max += w * q.max_level() as f64;
+    }
+    if max > 0.0 { sum / max } else { 0.0 }
 }
 
 /// The metric value and its monotone lower bound, with the node's suppression applied.
@@ -49,11 +55,11 @@ pub(super) fn loss(
     let s = suppressed as f64;
     match models.metric {
         LossMetric::Height => {
-            let h = generalization_height(qis, levels);
+            let h = generalization_height(qis, &models.weights, levels);
             (h, h)
         }
         LossMetric::Precision => {
-            let h = mean_normalized_level(qis, levels);
+            let h = mean_normalized_level(qis, &models.weights, levels);
             (((n - s) * h + s) / n, h)
         }
         LossMetric::Discernibility => {

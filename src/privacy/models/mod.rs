@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use super::table::BaseTable;
 use crate::error::Problem;
-#[cfg(test)]
 use crate::policy::hierarchy::QiHierarchy;
 use crate::policy::{LVariant, LossMetric, PrivacySpec, TDistance};
 use criteria::{Attribute, DistinctL, EntropyL, KAnonymity, RecursiveCL};
@@ -35,6 +34,9 @@ pub struct Models {
     pub t: Vec<(usize, f64, TDistance)>,
     /// Largest number of records that may be suppressed.
     pub max_suppressed: u64,
+    /// With a subject column: the largest number of subjects whose records may be
+    /// suppressed (`max_suppression` of the distinct subjects).
+    pub max_suppressed_subjects: u64,
     pub max_suppression: f64,
     pub metric: LossMetric,
     pub sampling_fraction: f64,
@@ -45,6 +47,11 @@ pub struct Models {
     /// The subject column (`privacy.subject`), grouped as a hidden sensitive column: classes
     /// count its distinct values.
     pub subject: Option<Attribute>,
+    /// Per quasi-identifier, the levels the search may choose: (min, max; `None` the top).
+    /// Empty: every level.
+    pub bounds: Vec<(usize, Option<usize>)>,
+    /// Per quasi-identifier, the weight of its loss in `precision` and `height` (empty: 1).
+    pub weights: Vec<f64>,
 }
 
 impl Models {
@@ -68,15 +75,25 @@ impl Models {
             k: spec.k.unwrap_or(1),
             t: Vec::new(),
             max_suppressed: (spec.max_suppression * table.rows as f64 + 1e-9).floor() as u64,
+            max_suppressed_subjects: 0,
             max_suppression: spec.max_suppression,
             metric: spec.metric,
             sampling_fraction: spec.sampling_fraction,
             criteria: Vec::new(),
             needs: vec![None; table.sensitive.len()],
             subject: None,
+            bounds: spec
+                .quasi_identifiers
+                .iter()
+                .map(|q| (q.min_level, q.max_level))
+                .collect(),
+            weights: spec.quasi_identifiers.iter().map(|q| q.weight).collect(),
         };
         if let Some(name) = &spec.subject {
-            m.subject = Some(sa(name)?);
+            let a = sa(name)?;
+            let subjects = table.sensitive[a.index].values.len() as f64;
+            m.max_suppressed_subjects = (spec.max_suppression * subjects + 1e-9).floor() as u64;
+            m.subject = Some(a);
         }
         if let Some(k) = spec.k {
             m.add(KAnonymity {
@@ -114,6 +131,27 @@ impl Models {
         self.criteria.push(Arc::new(c));
     }
 
+    /// The lowest level of each quasi-identifier the release may use (`min_level`, within
+    /// the hierarchy): the node `fail` and `suppress` release.
+    pub fn min_levels(&self, qis: &[QiHierarchy]) -> Vec<usize> {
+        qis.iter()
+            .enumerate()
+            .map(|(i, q)| self.bounds.get(i).map_or(0, |b| b.0).min(q.max_level()))
+            .collect()
+    }
+
+    /// The highest level of each quasi-identifier the search may choose.
+    pub fn max_levels(&self, qis: &[QiHierarchy]) -> Vec<usize> {
+        qis.iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let top = q.max_level();
+                let max = self.bounds.get(i).and_then(|b| b.1).unwrap_or(top).min(top);
+                max.max(self.bounds.get(i).map_or(0, |b| b.0).min(top))
+            })
+            .collect()
+    }
+
     /// What class sizes and k count: `records`, or `subjects (<column>)`.
     pub fn counted(&self) -> String {
         match &self.subject {
@@ -138,7 +176,10 @@ impl Models {
     pub fn all_monotone(&self) -> bool {
         self.criteria.iter().all(|c| match c.monotonicity() {
             Monotonicity::Always => true,
-            Monotonicity::WithoutSuppression => self.max_suppressed == 0,
+            Monotonicity::WithoutSuppression => {
+                self.max_suppressed == 0
+                    || (self.subject.is_some() && self.max_suppressed_subjects == 0)
+            }
             Monotonicity::Never => false,
         })
     }
@@ -247,6 +288,79 @@ mod tests {
         let a = assess(&t, &qis, &m, &e, false);
         assert!((a.risks.journalist_highest - 0.1).abs() < 1e-12);
         assert!((a.risks.marketer - 0.1 * 3.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn with_a_subject_k_and_sizes_count_distinct_subjects() {
+        // (30,A): one person with three rows; (40,B): three people; (50,B): p2 and p5.
+        let rows = [
+            ("30", "A", "flu", "p1"),
+            ("30", "A", "flu", "p1"),
+            ("30", "A", "hiv", "p1"),
+            ("40", "B", "flu", "p2"),
+            ("40", "B", "hiv", "p3"),
+            ("40", "B", "flu", "p4"),
+            ("50", "B", "flu", "p2"),
+            ("50", "B", "flu", "p5"),
+        ];
+        let col = |i: usize| -> ArrayRef {
+            Arc::new(StringArray::from(
+                rows.iter()
+                    .map(|r| [r.0, r.1, r.2, r.3][i])
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let batch = RecordBatch::try_from_iter(vec![
+            ("a", col(0)),
+            ("b", col(1)),
+            ("s", col(2)),
+            ("who", col(3)),
+        ])
+        .unwrap();
+        let mut b =
+            BaseTableBuilder::new(vec!["a".into(), "b".into()], vec!["s".into(), "who".into()]);
+        b.push_batch(&batch).unwrap();
+        let t = b.finish();
+        let qis: Vec<QiHierarchy> = (0..2)
+            .map(|i| {
+                QiHierarchy::build(
+                    &t.qi_names[i],
+                    &t.qi_values[i],
+                    vec![vec![Some("*".into()); t.qi_values[i].len()]],
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut s = spec(Some(2), vec![], vec![], 0.5);
+        let records = Models::new(&s, &t).unwrap();
+        s.subject = Some("who".into());
+        let m = Models::new(&s, &t).unwrap();
+        assert_eq!(m.counted(), "subjects (who)");
+        let e = evaluate(&t, &qis, &m, &[0, 0], &mut Scratch::default());
+        // Counting records every class has at least 2; counting people (30,A) has 1.
+        assert_eq!(
+            evaluate(&t, &qis, &records, &[0, 0], &mut Scratch::default()).suppressed,
+            0
+        );
+        assert_eq!(e.suppressed, 3);
+        assert!(e.ok_monotone && e.ok);
+        let a = assess(&t, &qis, &m, &e, false);
+        assert_eq!((a.smallest_class, a.largest_class), (1, 3));
+        assert_eq!((a.records_below_k, a.classes_below_k), (3, 1));
+        assert_eq!(a.counted, "subjects (who)");
+        // The subject is not reported as a sensitive attribute.
+        assert!(a.sensitive.is_empty());
+        // The suppression limit counts people: 3 of 8 records exceed 20%, but they are one of
+        // five subjects, within it.
+        s.max_suppression = 0.2;
+        let m = Models::new(&s, &t).unwrap();
+        assert_eq!((m.max_suppressed, m.max_suppressed_subjects), (1, 1));
+        let e = evaluate(&t, &qis, &m, &[0, 0], &mut Scratch::default());
+        assert!(e.ok && e.suppressed == 3);
+        // One class at the top: p2 counts once although in two former classes.
+        let top = evaluate(&t, &qis, &m, &[1, 1], &mut Scratch::default());
+        let a = assess(&t, &qis, &m, &top, true);
+        assert_eq!((a.smallest_class, top.suppressed), (5, 0));
     }
 
     #[test]

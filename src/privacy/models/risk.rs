@@ -231,7 +231,7 @@ fn loss_figures(
     nk: f64,
     (nf, s): (f64, f64),
 ) -> LossFigures {
-    let h = mean_normalized_level(qis, &eval.levels);
+    let h = mean_normalized_level(qis, &models.weights, &eval.levels);
     let mut dm = 0.0;
     for (c, &size) in eval.classes.sizes.iter().enumerate() {
         let sz = size as f64;
@@ -241,7 +241,7 @@ fn loss_figures(
     LossFigures {
         metric: models.metric.keyword().into(),
         value: match models.metric {
-            LossMetric::Height => generalization_height(qis, &eval.levels),
+            LossMetric::Height => generalization_height(qis, &models.weights, &eval.levels),
             LossMetric::Precision => ((nf - s) * h + s) / nf,
             LossMetric::Discernibility => dm,
             LossMetric::AvgClassSize => {
@@ -252,7 +252,7 @@ fn loss_figures(
                 }
             }
         },
-        generalization_height: generalization_height(qis, &eval.levels),
+        generalization_height: generalization_height(qis, &models.weights, &eval.levels),
         precision: ((nf - s) * h + s) / nf,
         discernibility: dm,
         discernibility_normalized: dm / (nf * nf),
