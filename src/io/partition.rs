@@ -28,13 +28,9 @@ pub fn partition_values(root: &Path, file: &Path) -> Result<PartitionValues> {
     let mut out = Vec::new();
     for c in dirs {
         let Component::Normal(name) = c else { continue };
-        let Some(name) = name.to_str() else { continue };
-        let Some((key, value)) = name.split_once('=') else {
+        let Some((key, value)) = name.to_str().and_then(split_partition) else {
             continue;
         };
-        if key.is_empty() {
-            continue;
-        }
         let decode = |s: &str| {
             percent_decode(s).ok_or_else(|| {
                 Error::Usage(format!(
@@ -58,6 +54,29 @@ pub fn partition_values(root: &Path, file: &Path) -> Result<PartitionValues> {
         out.push((key, value));
     }
     Ok(out)
+}
+
+/// `key` and `value` of a directory name that is a partition (`key=value`, key not empty).
+pub fn split_partition(name: &str) -> Option<(&str, &str)> {
+    name.split_once('=').filter(|(k, _)| !k.is_empty())
+}
+
+/// `file` (below `root`) as provenance and logs may show it: each partition directory's value
+/// withheld (`city=(withheld)`), since a partition value is a data value.
+pub fn withheld(root: &Path, file: &Path) -> String {
+    let Ok(rel) = file.strip_prefix(root) else {
+        return file.display().to_string();
+    };
+    let comps: Vec<Component> = rel.components().collect();
+    let mut out = root.to_path_buf();
+    for (i, c) in comps.iter().enumerate() {
+        let name = c.as_os_str();
+        match name.to_str().and_then(split_partition) {
+            Some((key, _)) if i + 1 < comps.len() => out.push(format!("{key}=(withheld)")),
+            _ => out.push(name),
+        }
+    }
+    out.display().to_string()
 }
 
 /// Every file of one input must have the same partition keys in the same order.
@@ -158,6 +177,10 @@ fn percent_decode(s: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            // from_str_radix alone would take a sign (`%+1`).
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -209,6 +232,17 @@ mod tests {
         }
         assert_eq!(directory_name("k", None), "k=__HIVE_DEFAULT_PARTITION__");
         assert!(partition_values(Path::new("/in"), Path::new("/in/k=%ZZ/f.csv")).is_err());
+        assert!(partition_values(Path::new("/in"), Path::new("/in/k=%+1/f.csv")).is_err());
+    }
+
+    #[test]
+    fn withheld_paths_keep_keys_and_file_names_but_no_values() {
+        let shown = withheld(
+            Path::new("in"),
+            Path::new("in/city=Paris/sub/zip=75001/p=1.csv"),
+        );
+        assert_eq!(shown, "in/city=(withheld)/sub/zip=(withheld)/p=1.csv");
+        assert!(!shown.contains("Paris") && !shown.contains("75001"));
     }
 
     #[test]

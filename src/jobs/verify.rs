@@ -905,9 +905,21 @@ fn signature_check(doc: &Value, opts: &VerifyOptions) -> Check {
     let Some(id) = sig.get("keyId").and_then(Value::as_str) else {
         return check("signature", false, "cl:signature names no keyId".into());
     };
+    let id = &shown(id);
     let algorithm = sig.get("algorithm").and_then(Value::as_str).unwrap_or("");
     if algorithm == ED25519 {
         ed25519_check(doc, sig, id, opts)
+    } else if opts.public_key.is_some() {
+        // A public key asks for an Ed25519 signature: anything else (an HMAC block made with
+        // some shared secret, say) must not get to a keyring that happens to be at hand.
+        check(
+            "signature",
+            false,
+            format!(
+                "a public key was given, so the record must carry an Ed25519 signature; it carries {} by key {id}: ask the sender for a release signed with an Ed25519 key",
+                shown(algorithm)
+            ),
+        )
     } else {
         hmac_check(doc, sig, id, opts)
     }
@@ -970,16 +982,11 @@ fn ed25519_check(doc: &Value, sig: &Value, id: &str, opts: &VerifyOptions) -> Ch
 /// An HMAC-SHA256 signature, checked with the keyring holding the same secret key.
 fn hmac_check(doc: &Value, sig: &Value, id: &str, opts: &VerifyOptions) -> Check {
     let Some(ring) = opts.keyring else {
-        let hint = if opts.public_key.is_some() {
-            ": a public key cannot check an HMAC signature; ask the sender for a release signed with an Ed25519 key"
-        } else {
-            " (--keyring)"
-        };
         return check(
             "signature",
             false,
             format!(
-                "signed with HMAC key {id}, which only the keyring holding that secret can check{hint}"
+                "signed with HMAC key {id}, which only the keyring holding that secret can check (--keyring)"
             ),
         );
     };

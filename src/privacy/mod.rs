@@ -125,17 +125,28 @@ pub async fn check(
     })?;
     let files = crate::io::table_files(input)?;
     let preview = preview && spec.on_violation != crate::policy::OnViolation::Fail;
-    let prep = prepare(policy, spec, keyring, input, &files, read, preview).await?;
-    let zero = vec![0; prep.qis.len()];
+    // `min_level` above 0: even `fail` releases generalized data, so measure that, not level 0.
+    let raised = spec.quasi_identifiers.iter().any(|q| q.min_level > 0);
+    let prep = prepare(
+        policy,
+        spec,
+        keyring,
+        input,
+        &files,
+        read,
+        preview || raised,
+    )
+    .await?;
+    let base = prep.models.min_levels(&prep.qis);
     let eval = models::evaluate(
         &prep.table,
         &prep.qis,
         &prep.models,
-        &zero,
+        &base,
         &mut models::Scratch::default(),
     );
     let mut assessment = models::assess(&prep.table, &prep.qis, &prep.models, &eval, false);
-    assessment.transformations = enforce::transformations(&prep, spec, &zero);
+    assessment.transformations = enforce::transformations(&prep, spec, &base);
     let preview = if preview {
         Some(preview_of(&prep, spec, &input.display().to_string())?)
     } else {

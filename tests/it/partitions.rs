@@ -326,3 +326,116 @@ fn a_mixed_layout_is_refused_and_unlisted_drop_flattens_a_key() {
     );
     assert!(!out2.exists());
 }
+
+#[test]
+fn the_record_withholds_partition_values_of_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = apply(
+        dir.path(),
+        "  currency:\n    action: tokenize\n    key: k1\n    domain: currency\n    basis: contract\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let side = std::fs::read_to_string(format!("{}.provenance.json", out.display())).unwrap();
+    assert!(
+        !side.contains("CNY") && !side.contains("USD"),
+        "a partition value in the record"
+    );
+    assert!(side.contains("currency=(withheld)"), "{side}");
+    for f in tree(&out) {
+        let bytes = std::fs::read(out.join(&f)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("CNY") && !text.contains("USD"),
+            "a partition value in {f}"
+        );
+    }
+}
+
+#[test]
+fn flattened_names_never_overwrite_one_another() {
+    // x-2.csv, x.csv and x.csv under a dropped key: the third must not land on the first.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    for (d, f, base) in [
+        ("a=1", "x-2.csv", 0),
+        ("a=1", "x.csv", 10),
+        ("a=2", "x.csv", 20),
+    ] {
+        std::fs::create_dir_all(input.join(d)).unwrap();
+        std::fs::write(
+            input.join(d).join(f),
+            format!("order_id,amount\n{base},1\n"),
+        )
+        .unwrap();
+    }
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, format!("{HEAD}  a:\n    action: drop\n")).unwrap();
+    let out = dir.path().join("out");
+    let o = run(&[
+        "apply",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = tree(&out);
+    assert_eq!(files.len(), 3, "{files:?}");
+    let rows: usize = files
+        .iter()
+        .map(|f| {
+            read_parquet(&out.join(f))
+                .0
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(rows, 3);
+}
+
+#[test]
+fn an_emptied_partition_goes_to_the_null_directory_and_verifies() {
+    // Every USD row is suppressed (k = 4 over currency, 3 rows each, suppression allowed):
+    // its file keeps the layout under the null partition.
+    let dir = tempfile::tempdir().unwrap();
+    let input = partitioned(dir.path());
+    std::fs::write(
+        input.join("currency=CNY/part-1.csv"),
+        "order_id,amount\n7,1\n8,1\n",
+    )
+    .unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{HEAD}  currency:\n    action: keep\n    basis: contract\nprivacy:\n  quasi_identifiers:\n    currency: {{}}\n  k: 4\n  on_violation: suppress\n  max_suppression: 0.5\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = run(&[
+        "apply",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = tree(&out);
+    assert!(
+        files.contains(&"currency=__HIVE_DEFAULT_PARTITION__/part-0.parquet".to_string()),
+        "{files:?}"
+    );
+    let v = run(&["verify", out.to_str().unwrap()]);
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        stderr(&v)
+    );
+}

@@ -392,3 +392,26 @@ fn check_previews_what_apply_would_release() {
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(r.get("preview").is_none());
 }
+
+#[test]
+fn check_measures_the_min_level_that_fail_releases() {
+    // Ages 30..35 are unique (k = 1 at level 0) but one class in tens: with `min_level: 1`
+    // and `on_violation: fail`, apply releases tens and succeeds, so check must agree.
+    let dir = tempfile::tempdir().unwrap();
+    let data = people_csv(dir.path());
+    let policy = write_policy(
+        dir.path(),
+        &format!(
+            "{HEAD}{PEOPLE}privacy:\n  quasi_identifiers:\n    age: {{ levels: [{{ bin_width: 10 }}], min_level: 1 }}\n  k: 2\n  on_violation: fail\n"
+        ),
+    );
+    let out = dir.path().join("out.parquet");
+    let o = apply_files(&policy, None, &data, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = check(&policy, &data, &["--json"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+    assert!(
+        o.status.success(),
+        "check measured level 0, not the min_level apply releases: {text}"
+    );
+}

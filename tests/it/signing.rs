@@ -249,3 +249,30 @@ fn a_private_key_file_is_refused_as_a_public_key() {
         stderr(&o)
     );
 }
+
+#[test]
+fn with_a_public_key_an_hmac_record_fails_even_when_a_keyring_is_at_hand() {
+    // Someone holding a shared data key re-signs an edited record with HMAC; the partner
+    // checks with the public key while CLOAKLINE_KEYRING happens to point at that keyring.
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_with_signing(dir.path(), &["s1"]);
+    let (out, _) = signed(dir.path(), &ring, "k2");
+    let public = dir.path().join("s1.pem");
+    assert!(export_public(&ring, "s1", &public).status.success());
+    let o = crate::util::bin()
+        .env("CLOAKLINE_KEYRING", &ring)
+        .args([
+            "verify",
+            out.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+    assert!(
+        !o.status.success(),
+        "an HMAC signature passed a public-key check: {text}"
+    );
+    assert!(text.contains("must carry an Ed25519 signature"), "{text}");
+}

@@ -17,7 +17,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::error::{Error, Result};
-use crate::io::partition::{PartitionValues, directory_name, partition_values};
+use crate::io::partition::{PartitionValues, directory_name, partition_values, split_partition};
 use crate::plan::Plan;
 use crate::policy::Action;
 
@@ -144,19 +144,17 @@ impl Layout {
             .lock()
             .map_err(|_| Error::Internal("layout lock poisoned".into()))?
             .clone();
+        // The partition directories, decoded, in path order: walked in step with the path.
         let parts = partition_values(Path::new(""), rel)?;
+        let mut parts = parts.iter();
         let mut out = PathBuf::new();
         let comps: Vec<Component> = rel.components().collect();
         let last = comps.len().saturating_sub(1);
         for (i, c) in comps.iter().enumerate() {
             let Component::Normal(name) = c else { continue };
-            let key = (i < last)
-                .then(|| name.to_str().and_then(|s| s.split_once('=')))
-                .flatten()
-                .map(|(k, _)| k)
-                .filter(|k| !k.is_empty())
-                .and_then(|k| parts.iter().find(|(pk, _)| pk == k || percent_eq(pk, k)));
-            let Some((key, _)) = key else {
+            let is_partition = i < last && name.to_str().and_then(split_partition).is_some();
+            let next = if is_partition { parts.next() } else { None };
+            let Some((key, _)) = next else {
                 out.push(name);
                 continue;
             };
@@ -165,8 +163,10 @@ impl Layout {
             };
             match &seen[pos] {
                 Seen::One(v) => out.push(directory_name(&self.dirs[pos].name, v.as_deref())),
-                // An empty file: no value to name the directory by.
-                Seen::Nothing => {}
+                // A file left empty (e.g. every row suppressed) has no value to name its
+                // directory by: it goes to the null partition, so the layout stays uniform and
+                // no input value shows.
+                Seen::Nothing => out.push(directory_name(&self.dirs[pos].name, None)),
                 Seen::Several => {
                     return Err(Error::Usage(format!(
                         "partition key {key}: its transformed values differ between rows of one file, so they cannot name a directory; give it a deterministic action (keep, tokenize, generalize, mask, redact) or drop it"
@@ -183,16 +183,16 @@ impl Layout {
                 .extension()
                 .map(|e| format!(".{}", e.to_string_lossy()))
                 .unwrap_or_default();
-            out.set_file_name(format!("{stem}-{n}{ext}"));
+            // `x-2` may itself be an input's name: count on until a name is free.
+            let mut k = n;
+            loop {
+                out.set_file_name(format!("{stem}-{k}{ext}"));
+                if !taken(&out) {
+                    break;
+                }
+                k += 1;
+            }
         }
         Ok(out)
     }
-}
-
-/// `decoded` is the percent-decoded form of the raw directory key `raw`.
-fn percent_eq(decoded: &str, raw: &str) -> bool {
-    partition_values(Path::new(""), &Path::new(&format!("{raw}=x")).join("f"))
-        .ok()
-        .and_then(|p| p.into_iter().next())
-        .is_some_and(|(k, _)| k == decoded)
 }

@@ -729,12 +729,23 @@ impl Apply {
                 if let Some(parent) = to.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
+                if to.exists() {
+                    return Err(Error::Internal(format!(
+                        "{} is already written; refusing to replace it",
+                        to.display()
+                    )));
+                }
                 std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
                 (Some(rel.clone()), self.output.join(rel))
             }
             _ => (job.out_rel.clone(), out_shown),
         };
-        tracing::info!(input = %in_path.display(), rows = stats.rows, suppressed = stats.suppressed, batches = stats.batches, "write: file transformed");
+        // A partition directory's value is a data value: the record and the log withhold it.
+        let in_shown = match partitioned {
+            true => crate::io::partition::withheld(&self.input, &in_path),
+            false => in_path.display().to_string(),
+        };
+        tracing::info!(input = %in_shown, rows = stats.rows, suppressed = stats.suppressed, batches = stats.batches, "write: file transformed");
         let fields = FieldRecord::from_plan(&job.plan, &stats.columns);
         let dropped: Vec<(String, String, &'static str)> = job
             .plan
@@ -743,7 +754,7 @@ impl Apply {
             .map(|d| (d.name.clone(), d.data_type.to_string(), d.reason))
             .collect();
         let input_rec = DatasetRecord {
-            path: in_path.display().to_string(),
+            path: in_shown,
             relative_path: None,
             format: in_format.extension().into(),
             rows: stats.rows + stats.suppressed,
