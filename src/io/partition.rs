@@ -141,6 +141,8 @@ pub fn append(
 pub fn directory_name(key: &str, value: Option<&str>) -> String {
     let v = match value {
         None => NULL_PARTITION.to_string(),
+        // The text of the null marker itself must not read back as null (found by fuzzing).
+        Some(NULL_PARTITION) => format!("%5F{}", &NULL_PARTITION[1..]),
         Some(v) => percent_encode(v),
     };
     let k = percent_encode(key);
@@ -219,7 +221,17 @@ mod tests {
 
     #[test]
     fn escapes_round_trip_and_never_make_paths() {
-        for v in ["a/b", "..", ".", "x=y", "100%", "北京", "tab\there", ""] {
+        for v in [
+            "a/b",
+            "..",
+            ".",
+            "x=y",
+            "100%",
+            "北京",
+            "tab\there",
+            "",
+            NULL_PARTITION,
+        ] {
             let name = directory_name("k", Some(v));
             assert!(!name.contains('/') && !name.contains('\t'), "{name}");
             assert_ne!(name, "k=..");
