@@ -254,3 +254,23 @@ pub fn copy_to_stdout(src: &Path) -> Result<u64> {
     std::io::Write::flush(&mut out).map_err(|e| Error::io("<stdout>", e))?;
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_dir_removes_only_the_fresh_directory_it_made() {
+        let a = ScratchDir::create().unwrap();
+        let b = ScratchDir::create().unwrap();
+        assert_ne!(a.path(), b.path(), "each scratch directory is new");
+        std::fs::write(a.path().join("stdin.csv"), "x").unwrap();
+        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        let parent = pa.parent().unwrap().to_path_buf();
+        drop(a);
+        assert!(!pa.exists(), "its own directory is removed");
+        assert!(pb.exists() && parent.exists(), "nothing else is touched");
+        drop(b);
+        assert!(!pb.exists());
+    }
+}

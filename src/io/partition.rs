@@ -35,7 +35,7 @@ pub fn partition_values(root: &Path, file: &Path) -> Result<PartitionValues> {
             percent_decode(s).ok_or_else(|| {
                 Error::Usage(format!(
                     "{}: the partition directory `{}=…` has a malformed %-escape or is not UTF-8 once decoded",
-                    file.display(),
+                    withheld(root, file),
                     key
                 ))
             })
@@ -44,7 +44,7 @@ pub fn partition_values(root: &Path, file: &Path) -> Result<PartitionValues> {
         if out.iter().any(|(k, _)| *k == key) {
             return Err(Error::Usage(format!(
                 "{}: partition key {key} appears twice in the path; a layout names each key once",
-                file.display()
+                withheld(root, file)
             )));
         }
         let value = match value {
@@ -90,9 +90,9 @@ pub fn check_layout(root: &Path, files: &[(&Path, &PartitionValues)]) -> Result<
             return Err(Error::Usage(format!(
                 "{}: the files below it are partitioned differently ({} has partition keys [{}], {} has [{}]); one input has one layout",
                 root.display(),
-                first.display(),
+                withheld(root, first),
                 keys(want).join(", "),
-                f.display(),
+                withheld(root, f),
                 keys(p).join(", ")
             )));
         }
@@ -108,7 +108,9 @@ pub fn schema_with(schema: &Schema, parts: &PartitionValues, file: &Path) -> Res
         if schema.field_with_name(k).is_ok() {
             return Err(Error::Usage(format!(
                 "{}: {k} is both a column of the file and a partition directory ({k}=…); rename one",
-                file.display()
+                file.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
             )));
         }
         fields.push(Arc::new(Field::new(k, DataType::Utf8, true)));
