@@ -45,8 +45,15 @@ else
 fi
 
 echo "fuzz: building ${targets[*]} (sanitizer ${FUZZ_SANITIZER:-none}, target dir $target_dir)"
+deps="$target_dir/x86_64-unknown-linux-gnu/release/deps"
 for t in "${targets[@]}"; do
     nice -n "$nice_level" cargo +nightly fuzz build "${opts[@]}" "$t"
+    # Each rebuild leaves a ~1 GB binary under a new hash; keep only the current one (the
+    # one hard-linked as release/<t>), or the cache fills the disk within days.
+    current="$target_dir/x86_64-unknown-linux-gnu/release/$t"
+    for old in "$deps/$t"-*; do
+        if [ -f "$old" ] && [ -x "$old" ] && ! [ "$old" -ef "$current" ]; then rm -f "$old"; fi
+    done
 done
 
 # Scratch files of the targets (libFuzzer exits without running destructors).
