@@ -156,6 +156,11 @@ pub enum Error {
         assessment: Option<Details>,
     },
 
+    /// An object store failed or refused (a missing bucket, denied credentials, a lost
+    /// connection). `location` is shown without credentials or query strings.
+    #[error("{location}: {message}")]
+    Storage { location: String, message: String },
+
     /// `verify` found a mismatch between an output and its provenance.
     #[error("{0}")]
     Verification(String),
@@ -203,7 +208,7 @@ impl Error {
 
     /// A stable name of the variant, for machines (the CLI's `--json` error object):
     /// `policy`, `rule`, `keyring`, `missingKey`, `plan`, `usage`, `data`, `transform`, `io`,
-    /// `privacy`, `verification`, `interrupted`, `internal`, `arrow`, `parquet`.
+    /// `storage`, `privacy`, `verification`, `interrupted`, `internal`, `arrow`, `parquet`.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Policy { .. } => "policy",
@@ -215,6 +220,7 @@ impl Error {
             Error::Data { .. } => "data",
             Error::Transform { .. } => "transform",
             Error::Io { .. } => "io",
+            Error::Storage { .. } => "storage",
             Error::Privacy { .. } => "privacy",
             Error::Verification(_) => "verification",
             Error::Interrupted => "interrupted",

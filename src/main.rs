@@ -40,6 +40,10 @@ struct Cli {
     /// (or RUST_LOG) sets the levels, e.g. `debug` or `cloakline::jobs=debug`; default `warn`.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// A setting of the object store a URL is in (repeatable): endpoint, region, allow_http,
+    /// max_retries… (docs/STORAGE.md). Credentials come from the cloud's environment.
+    #[arg(long = "storage-option", global = true, value_name = "KEY=VALUE")]
+    storage_options: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,6 +80,9 @@ enum Command {
     },
     /// Print the JSON Schema of the policy format (for editors).
     Schema,
+    /// Remove what a killed run left in an object store: its lock, and the objects under the
+    /// output that no committed release lists.
+    Gc(cli::gc::GcArgs),
     /// Run SQL with the cloakline functions (tokenize, encrypt, decrypt, mask, redact,
     /// generalize, scrub) registered; print the result or write it with a provenance sidecar.
     Sql(SqlArgs),
@@ -106,6 +113,9 @@ fn main() -> ExitCode {
         Err(e) => return bad_arguments(e),
     };
     cli::set_quiet(cli.quiet);
+    if let Err(e) = cli::set_storage(&cli.storage_options) {
+        return fail(&e, json);
+    }
     if let Err(e) = cli::logging::init(cli.quiet, cli.verbose) {
         return fail(&e, json);
     }
@@ -183,6 +193,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<()> {
         Command::Decrypt(d) => cli::decrypt::run(d),
         Command::Keys { command } => cli::keys::run(command),
         Command::Schema => cli::schema::run(),
+        Command::Gc(g) => cli::gc::run(g),
         Command::Sql(q) => cli::sql::run(q, cancel),
     }
 }

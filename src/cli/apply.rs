@@ -73,10 +73,10 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
     }
     let read = read_options(&a.formats)?;
     let io = StdIo::prepare(&a)?;
-    let mut job = Apply::new(policy, keyring, &io.input, &io.output)
+    let mut job = Apply::new(policy, keyring, location(&io.input), location(&io.output))
+        .with_storage_options(storage())
         .with_input_format(a.formats.input_format)
         .with_output_format(a.output_format)
-        .with_delimiter(read.delimiter)
         .with_inference(read.infer_rows, read.all_strings)
         .with_batch_size(read.batch_size)
         .with_zstd_level(a.zstd_level)
@@ -84,6 +84,18 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
         .with_cancel(cancel.clone())
         .with_sign_key(a.sign_key.clone())
         .with_openlineage(a.openlineage.clone(), &a.openlineage_namespace);
+    if io.scratch.is_some() {
+        if a.input.as_os_str() == "-" {
+            job = job.with_input_shown_as("stdin");
+        }
+        if a.output.as_os_str() == "-" {
+            job = job.with_output_shown_as("stdout");
+        }
+    }
+    job = match read.delimiter_given {
+        true => job.with_explicit_delimiter(read.delimiter),
+        false => job.with_delimiter(read.delimiter),
+    };
     if let Some(t) = a.threads {
         job = job.with_threads(t as usize);
     }

@@ -47,7 +47,8 @@ pub(crate) fn run(c: CheckArgs) -> Result<()> {
     if let Some(d) = &c.delimiter {
         read = read.with_explicit_delimiter(delimiter(d)?);
     }
-    let job = cloakline::jobs::check::Check::new(policy, keyring, &c.input)
+    let job = cloakline::jobs::check::Check::new(policy, keyring, location(&c.input))
+        .with_storage_options(storage())
         .with_read_options(read)
         .with_preview(!c.no_preview);
     let report = runtime()?.block_on(job.run())?;

@@ -31,6 +31,7 @@ macro_rules! errln {
 pub(crate) mod apply;
 pub(crate) mod check;
 pub(crate) mod decrypt;
+pub(crate) mod gc;
 pub(crate) mod keys;
 pub(crate) mod logging;
 pub(crate) mod report;
@@ -80,6 +81,32 @@ pub(crate) struct FormatArgs {
 
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static JSON_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+static STORAGE: std::sync::OnceLock<cloakline::io::store::StorageOptions> =
+    std::sync::OnceLock::new();
+
+/// `--storage-option KEY=VALUE`, parsed once for every command.
+pub(crate) fn set_storage(pairs: &[String]) -> Result<()> {
+    let mut o = cloakline::io::store::StorageOptions::new();
+    for p in pairs {
+        let (k, v) = cloakline::io::store::StorageOptions::parse_pair(p)?;
+        o = o.with(k, v);
+    }
+    let _ = STORAGE.set(o);
+    Ok(())
+}
+
+pub(crate) fn storage() -> cloakline::io::store::StorageOptions {
+    STORAGE.get().cloned().unwrap_or_default()
+}
+
+/// A command-line path as a location: `s3://…` and the like are URLs.
+pub(crate) fn location(p: &Path) -> cloakline::io::Location {
+    match p.to_str() {
+        Some(s) => cloakline::io::Location::parse(s),
+        None => cloakline::io::Location::Local(p.to_path_buf()),
+    }
+}
 
 /// `--quiet`: errors only on stderr.
 pub(crate) fn set_quiet(yes: bool) {

@@ -61,7 +61,8 @@ pub(crate) fn run(a: ScanArgs) -> Result<()> {
         )));
     }
     let read = read_options(&a.formats)?;
-    let job = cloakline::jobs::scan::Scan::new(&a.input)
+    let job = cloakline::jobs::scan::Scan::new(location(&a.input))
+        .with_storage_options(storage())
         .with_format(a.formats.input_format)
         .with_read_options(read)
         .with_sample(a.sample)

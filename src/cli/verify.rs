@@ -34,7 +34,8 @@ pub(crate) struct VerifyArgs {
 }
 
 pub(crate) fn run(v: VerifyArgs) -> Result<()> {
-    let mut job = cloakline::jobs::verify::Verify::new(&v.output)
+    let mut job = cloakline::jobs::verify::Verify::new(location(&v.output))
+        .with_storage_options(storage())
         .with_read_options(ReadOptions::default().with_delimiter(delimiter(&v.delimiter)?))
         .require_signature(v.require_signature);
     if let Some(p) = &v.keyring {
@@ -44,10 +45,10 @@ pub(crate) fn run(v: VerifyArgs) -> Result<()> {
         job = job.with_public_key(cloakline::keys::read_public_key(p)?);
     }
     if let Some(p) = &v.provenance {
-        job = job.with_provenance(p);
+        job = job.with_provenance(location(p));
     }
     if let Some(p) = &v.policy {
-        job = job.with_policy(p);
+        job = job.with_policy(location(p));
     }
     let result = runtime()?.block_on(job.run())?;
     show(v.json, &result, || result.to_text());

@@ -17,6 +17,7 @@ mod files;
 mod location;
 pub mod partition;
 mod read;
+pub mod store;
 mod write;
 
 pub use commit::*;

@@ -103,7 +103,14 @@ impl Input {
                     .map_err(|e| {
                         Error::data(&shown, format!("not a readable Parquet file: {e}"))
                     })?;
-                let rows = b.metadata().file_metadata().num_rows() as u64;
+                // A negative count in a hostile footer is no count at all.
+                let rows =
+                    u64::try_from(b.metadata().file_metadata().num_rows()).map_err(|_| {
+                        Error::data(
+                            &shown,
+                            "its footer records a negative row count; the file is corrupt",
+                        )
+                    })?;
                 (Arc::clone(b.schema()), Some(rows))
             }
             Format::Csv => {

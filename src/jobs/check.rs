@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::io::{Location, ReadOptions};
+use crate::io::store::{Local, StorageOptions};
+use crate::io::{Format, Location, ReadOptions};
 use crate::keys::Keyring;
 use crate::policy::Policy;
 use crate::privacy::{self, CheckReport};
@@ -18,6 +19,7 @@ pub struct Check {
     input: Location,
     read: ReadOptions,
     preview: bool,
+    storage: StorageOptions,
 }
 
 impl Check {
@@ -32,7 +34,14 @@ impl Check {
             input: input.into(),
             read: ReadOptions::default(),
             preview: true,
+            storage: StorageOptions::default(),
         }
+    }
+
+    /// Settings of the store a URL input is in (see docs/STORAGE.md).
+    pub fn with_storage_options(mut self, options: StorageOptions) -> Self {
+        self.storage = options;
+        self
     }
 
     pub fn with_read_options(mut self, read: ReadOptions) -> Self {
@@ -55,8 +64,23 @@ impl Check {
         tokio::runtime::Handle::try_current().map_err(|_| {
             crate::Error::Usage("Check::run must be awaited inside a Tokio runtime".into())
         })?;
-        let input = self.input.local()?;
-        tracing::info!(input = %input.display(), "check: grouping the input");
-        privacy::check(&self.policy, &self.keyring, input, &self.read, self.preview).await
+        let local = Local::of(&self.input, &self.storage, |p| {
+            Format::from_path(p).is_some()
+        })
+        .await?;
+        let input = local.path.as_path();
+        tracing::info!(input = %self.input, "check: grouping the input");
+        let shown = |t: &str| local.show(t);
+        match privacy::check(&self.policy, &self.keyring, input, &self.read, self.preview).await {
+            Ok(mut report) => {
+                report.input = shown(&report.input);
+                Ok(report)
+            }
+            Err(e) if local.is_remote() => {
+                let from = local.path.display().to_string();
+                Err(e.relocated(&from, &shown(&from)))
+            }
+            Err(e) => Err(e),
+        }
     }
 }

@@ -123,6 +123,7 @@ pub struct Scan {
     read: ReadOptions,
     sample: usize,
     seed: u64,
+    storage: crate::io::store::StorageOptions,
 }
 
 const PERSON_NAME: &[&str] = &[
@@ -254,6 +255,7 @@ impl Scan {
             read: ReadOptions::default(),
             sample: 100_000,
             seed: 0x5ca9,
+            storage: Default::default(),
         }
     }
     /// Rows examined: all rows up to this many, a uniform reservoir sample beyond it.
@@ -277,6 +279,12 @@ impl Scan {
         self
     }
 
+    /// Settings of the store a URL input is in (see docs/STORAGE.md).
+    pub fn with_storage_options(mut self, options: crate::io::store::StorageOptions) -> Self {
+        self.storage = options;
+        self
+    }
+
     /// Recognizers to run (default: the built-in ones).
     pub fn with_recognizers(mut self, set: impl Into<std::sync::Arc<RecognizerSet>>) -> Self {
         self.recognizers = Some(set.into());
@@ -284,8 +292,14 @@ impl Scan {
     }
 
     /// Read the sample and classify every column.
-    pub async fn run(self) -> Result<ScanReport> {
-        crate::engine::run_blocking("Scan::run", move || {
+    pub async fn run(mut self) -> Result<ScanReport> {
+        // A URL: the object fetched to scratch, shown as its URL.
+        let local = crate::io::store::Local::of(&self.input, &self.storage, |_| true).await?;
+        let remote = local.is_remote();
+        let from = local.path.display().to_string();
+        let to = local.show(&from);
+        self.input = Location::Local(local.path.clone());
+        let result = crate::engine::run_blocking("Scan::run", move || {
             let set = match &self.recognizers {
                 Some(s) => std::sync::Arc::clone(s),
                 None => std::sync::Arc::new(
@@ -295,7 +309,21 @@ impl Scan {
             };
             self.run_with(&set)
         })
-        .await
+        .await;
+        drop(local);
+        match (result, remote) {
+            (Ok(mut r), true) => {
+                r.input = crate::io::store::relocate(&r.input, &from, &to);
+                r.notes = r
+                    .notes
+                    .iter()
+                    .map(|n| crate::io::store::relocate(n, &from, &to))
+                    .collect();
+                Ok(r)
+            }
+            (Err(e), true) => Err(e.relocated(&from, &to)),
+            (r, false) => r,
+        }
     }
 
     fn run_with(self, set: &RecognizerSet) -> Result<ScanReport> {

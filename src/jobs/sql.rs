@@ -112,6 +112,100 @@ impl SqlJob {
     }
 }
 
+/// Longest operator chain accepted in one expression. DataFusion plans (and clones) a chain
+/// like `1+1+…` recursively: 8,000 links overflowed the stack of a debug build, an abort no
+/// error handler sees. Nesting by parentheses is bounded by the parser already (depth 50).
+pub const MAX_OPERATOR_CHAIN: usize = 2_000;
+
+/// Refuse a query with an operator chain longer than [`MAX_OPERATOR_CHAIN`], counted on the
+/// tokens (no recursion): operators at one parenthesis level, between commas and clause
+/// keywords. It over-counts (`a = 1 AND b = 2` is three), never under-counts.
+fn check_chains(query: &str) -> Result<()> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    // Unparseable text is the parser's to report, with its position.
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, query).tokenize() else {
+        return Ok(());
+    };
+    let mut levels: Vec<usize> = vec![0];
+    let mut longest = 0;
+    for t in tokens {
+        let op = match &t {
+            Token::LParen => {
+                levels.push(0);
+                false
+            }
+            Token::RParen => {
+                if levels.len() > 1 {
+                    levels.pop();
+                }
+                false
+            }
+            Token::Comma | Token::SemiColon => {
+                if let Some(n) = levels.last_mut() {
+                    *n = 0;
+                }
+                false
+            }
+            Token::Word(w) => match w.keyword {
+                Keyword::AND | Keyword::OR => true,
+                Keyword::SELECT
+                | Keyword::FROM
+                | Keyword::WHERE
+                | Keyword::GROUP
+                | Keyword::HAVING
+                | Keyword::ORDER
+                | Keyword::LIMIT
+                | Keyword::ON
+                | Keyword::WHEN
+                | Keyword::THEN
+                | Keyword::ELSE
+                | Keyword::UNION => {
+                    if let Some(n) = levels.last_mut() {
+                        *n = 0;
+                    }
+                    false
+                }
+                _ => false,
+            },
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::DuckIntDiv
+            | Token::StringConcat
+            | Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Spaceship
+            | Token::Caret
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::ShiftLeft
+            | Token::ShiftRight => true,
+            _ => false,
+        };
+        if op && let Some(n) = levels.last_mut() {
+            *n += 1;
+            longest = longest.max(*n);
+        }
+    }
+    if longest > MAX_OPERATOR_CHAIN {
+        return Err(Error::Usage(format!(
+            "SQL: an expression chains {longest} operators; cloakline accepts up to \
+             {MAX_OPERATOR_CHAIN} in one expression (the planner recurses over the chain and \
+             would overflow its stack). Split it, or use `IN (…)` for a long OR chain"
+        )));
+    }
+    Ok(())
+}
+
 /// An error while the query runs: DataFusion quotes the offending value (`Cannot cast string
 /// '…'`), so quoted text is withheld.
 fn exec_err(e: datafusion::error::DataFusionError) -> Error {
@@ -211,6 +305,7 @@ impl SqlJob {
 
     /// The query planned under the safety options (no DDL, DML or statements unless allowed).
     async fn plan_query(&self, ctx: &SessionContext) -> Result<DataFrame> {
+        check_chains(&self.query)?;
         let options = SQLOptions::new()
             .with_allow_ddl(self.allow_unsafe)
             .with_allow_dml(self.allow_unsafe)
@@ -341,6 +436,8 @@ impl SqlJob {
             sha256: Some(written.sha256.clone()),
             bytes: Some(written.bytes),
             schema: written.schema.clone(),
+            e_tag: None,
+            version: None,
         }
         .node(ids.output(0), true, Vec::new());
         out.generated_by = Some(ids.run.clone());
@@ -387,6 +484,8 @@ impl SqlJob {
                     sha256: Some(sha256),
                     bytes: Some(bytes),
                     schema: Vec::new(),
+                    e_tag: None,
+                    version: None,
                 }
                 .node(ids.input(inputs.len()), true, Vec::new());
                 node.rows = None;

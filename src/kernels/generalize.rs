@@ -521,8 +521,10 @@ impl ExactBins {
             return b;
         }
         if let Some(w) = self.width {
-            let lo = v.div_euclid(w) * w;
-            let mut hi = lo + w;
+            // Saturating: a Parquet decimal may hold a value beyond its declared precision
+            // (readers do not check), up to i128::MIN or MAX.
+            let lo = v.div_euclid(w).saturating_mul(w);
+            let mut hi = lo.saturating_add(w);
             if let Some(t) = self.top {
                 hi = hi.min(t);
             }
@@ -552,10 +554,11 @@ impl ExactBins {
             Bin::AtOrAbove(x) => format!(">={}", self.fmt(x)),
             Bin::Value(x) => self.fmt(x),
             Bin::Range(lo, hi) if self.scale == 0 => {
-                if hi - 1 == lo {
+                let last = hi.saturating_sub(1);
+                if last == lo {
                     lo.to_string()
                 } else {
-                    format!("{lo}-{}", hi - 1)
+                    format!("{lo}-{last}")
                 }
             }
             Bin::Range(lo, hi) => format!("[{}, {})", self.fmt(lo), self.fmt(hi)),
@@ -884,6 +887,20 @@ mod tests {
             run(&spec, d),
             s(&[Some("10000.00"), None, Some("-10000.00")])
         );
+    }
+
+    #[test]
+    fn decimals_beyond_their_precision_bin_without_overflow() {
+        // Parquet readers do not check decimal values against the declared precision.
+        let d: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(i128::MAX), Some(i128::MIN)])
+                .with_precision_and_scale(38, 0)
+                .unwrap(),
+        );
+        for w in [3.0, 10.0] {
+            let spec = nb(Some(w), None, None, None, LabelStyle::Range);
+            let _ = run(&spec, d.clone());
+        }
     }
 
     #[test]

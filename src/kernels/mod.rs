@@ -154,7 +154,9 @@ where
                 if arr.is_null(i) {
                     out.append_null();
                 } else {
-                    f(arr.value(i), &mut out)?;
+                    let v = arr.value(i);
+                    room_for(out.values_slice().len(), v.len())?;
+                    f(v, &mut out)?;
                 }
             }
         }};
@@ -170,6 +172,19 @@ where
         }
     }
     Ok(Arc::new(out.finish()))
+}
+
+/// Refuse to append a value that could take a `Utf8` array past its 2 GiB offset limit
+/// (arrow panics there): `written` bytes so far, the next input value `len` bytes long, its
+/// output at most 4× that (a mask character is 3 bytes, an envelope ~1.4× plus a header).
+pub(crate) fn room_for(written: usize, len: usize) -> KernelResult<()> {
+    let worst = len.saturating_mul(4).saturating_add(1024).max(64 << 20);
+    if written.saturating_add(worst) > i32::MAX as usize {
+        return Err(KernelError::Parameter(
+            "one batch of this column would pass 2 GiB of text; lower --batch-size".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Total bytes of string data in a string array (for output capacity hints).
@@ -224,6 +239,13 @@ pub fn utf8(array: &ArrayRef) -> Result<ArrayRef, Problem> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_batch_that_would_pass_2_gib_of_text_is_an_error_not_a_panic() {
+        assert!(super::room_for(0, 100).is_ok());
+        assert!(super::room_for(i32::MAX as usize - (32 << 20), 10).is_err());
+        assert!(super::room_for(1 << 30, 300 << 20).is_err());
+    }
+
     use super::*;
     use arrow::array::*;
     use arrow::datatypes::TimeUnit;

@@ -45,7 +45,10 @@ impl LevelLookup {
                 })?
             };
             match label {
-                Some(l) => b.append_value(l),
+                Some(l) => {
+                    crate::kernels::room_for(b.values_slice().len(), l.len())?;
+                    b.append_value(l)
+                }
                 None => b.append_null(),
             }
         }

@@ -149,6 +149,9 @@ pub struct DatasetRecord {
     pub sha256: Option<String>,
     pub bytes: Option<u64>,
     pub schema: Vec<(String, String)>,
+    /// An object-store input's ETag and version id, as the store gave them.
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
 }
 
 /// Everything a run did, gathered for the record.
@@ -623,6 +626,8 @@ impl DatasetRecord {
             rows: Some(self.rows),
             sha256: self.sha256.clone().filter(|_| checksums),
             bytes: self.bytes.filter(|_| checksums),
+            e_tag: self.e_tag.clone().filter(|_| checksums),
+            version_id: self.version.clone().filter(|_| checksums),
             schema: self
                 .schema
                 .iter()

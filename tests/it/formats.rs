@@ -209,6 +209,10 @@ fn stdin_to_stdout_with_the_record_in_a_provenance_file() {
     // The record describes the bytes read and written; a saved copy verifies against it.
     let record = std::fs::read_to_string(&prov).unwrap();
     assert!(record.contains(&sha256_hex(&raw).0), "input checksum");
+    // It names stdin and stdout, not the scratch files they were spooled through.
+    assert!(record.contains("\"stdin\""), "{record}");
+    assert!(record.contains("\"stdout\""), "{record}");
+    assert!(!record.contains(&tmp.display().to_string()), "{record}");
     let saved = d.join("saved.csv");
     std::fs::write(&saved, &o.stdout).unwrap();
     verify_ok(&saved, &["--provenance", s(&prov)]);

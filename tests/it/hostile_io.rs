@@ -473,6 +473,13 @@ fn tsv_is_tab_separated_in_and_out() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().next(), Some("id\tname\tage"), "{text}");
     assert_eq!(text.lines().count(), 4);
+    // An explicit `--delimiter ,` wins over the extension, for the input and the output.
+    let commas = dir.path().join("commas.tsv");
+    std::fs::write(&commas, CSV).unwrap();
+    let out2 = dir.path().join("o2.tsv");
+    summary(&apply(&policy, &commas, &out2, &["--delimiter", ","]));
+    let text = std::fs::read_to_string(&out2).unwrap();
+    assert_eq!(text.lines().next(), Some("id,name,age"), "{text}");
 }
 
 #[test]

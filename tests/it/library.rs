@@ -256,14 +256,14 @@ fn unmet_models_in_apply_carry_the_assessment_and_a_url_is_a_usage_error() {
     assert!(!a.satisfied);
     assert_eq!(dir_names(dir.path()), ["people.csv"]);
 
-    // Object stores are not wired in yet: a URL is refused before anything is read, and the
-    // message does not repeat the credentials in it.
+    // A URL with credentials in it is refused before anything is read, and the message does
+    // not repeat them; so is a scheme no store serves.
     let (policy, keyring) = example();
     let e = block_on(Apply::new(policy, keyring, "s3://user:secret@bucket/in.csv", &out).run())
         .unwrap_err();
     assert!(matches!(e, Error::Usage(_)), "{e:?}");
     assert!(!e.to_string().contains("secret"), "{e}");
-    let v = block_on(cloakline::jobs::verify::Verify::new("gs://b/o.parquet").run()).unwrap_err();
+    let v = block_on(cloakline::jobs::verify::Verify::new("ftp://b/o.parquet").run()).unwrap_err();
     assert!(matches!(v, Error::Usage(_)), "{v:?}");
 }
 

@@ -22,6 +22,8 @@ mod scan;
 mod signing;
 mod sql;
 mod sqllogic;
+mod storage;
+mod storage_azure;
 mod util;
 mod validate;
 mod vectors;

@@ -42,6 +42,7 @@ use serde::Serialize;
 mod layout;
 mod record;
 mod release;
+mod remote;
 use layout::Layout;
 use record::{run_record, schema_pairs};
 use release::{Staging, StagingDir, check_previous_release};
@@ -83,8 +84,15 @@ pub struct Apply {
     openlineage: Option<(PathBuf, String)>,
     /// Other files the run reads (role, path), which no output may replace.
     read_files: Vec<(String, PathBuf)>,
-    /// Input or output locations that are not local paths (refused when the job runs).
-    remote: Vec<Location>,
+    /// The locations as given: a URL is fetched to (or published from) scratch paths, which
+    /// `input` and `output` then name.
+    input_loc: Location,
+    output_loc: Location,
+    storage: crate::io::store::StorageOptions,
+    /// How records and messages show scratch paths (as the URLs they stand for).
+    shown: remote::Shown,
+    /// The run id, when chosen before the run (a remote output's lock names it).
+    run_id: Option<String>,
 }
 
 /// What a run did (the CLI prints it with `--json`).
@@ -155,21 +163,18 @@ impl Apply {
         input: impl Into<Location>,
         output: impl Into<Location>,
     ) -> Self {
-        let mut remote = Vec::new();
-        let mut local = |l: Location| match l {
-            Location::Local(p) => p,
-            other => {
-                remote.push(other);
-                PathBuf::new()
-            }
-        };
-        let (input, output) = (local(input.into()), local(output.into()));
+        let (input_loc, output_loc) = (input.into(), output.into());
+        let local = |l: &Location| l.as_path().map(Path::to_path_buf).unwrap_or_default();
         Apply {
             policy: policy.into(),
             keyring: keyring.into(),
-            input,
-            output,
-            remote,
+            input: local(&input_loc),
+            output: local(&output_loc),
+            input_loc,
+            output_loc,
+            storage: Default::default(),
+            shown: Default::default(),
+            run_id: None,
             input_format: None,
             output_format: None,
             read: ReadOptions::default(),
@@ -185,12 +190,30 @@ impl Apply {
         }
     }
 
-    /// A location this build cannot reach is a usage error before anything is read.
+    /// `validate` reads local files only (a run fetches a URL first).
     fn check_locations(&self) -> Result<()> {
-        match self.remote.first() {
-            Some(l) => l.local().map(|_| ()),
-            None => Ok(()),
-        }
+        self.input_loc.local()?;
+        self.output_loc.local().map(|_| ())
+    }
+
+    /// Name the input (a file the caller staged, e.g. stdin spooled to a scratch file) as
+    /// `name` in the record, the summary and messages.
+    pub fn with_input_shown_as(mut self, name: &str) -> Self {
+        self.shown.push(&self.input, name);
+        self
+    }
+
+    /// Name the output as `name` (e.g. `stdout`) in the record and messages.
+    pub fn with_output_shown_as(mut self, name: &str) -> Self {
+        self.shown.push(&self.output, name);
+        self
+    }
+
+    /// Settings of the object stores a URL input or output is in (endpoint, region…;
+    /// credentials come from the environment). See docs/STORAGE.md.
+    pub fn with_storage_options(mut self, options: crate::io::store::StorageOptions) -> Self {
+        self.storage = options;
+        self
     }
     /// Input format (default: from the file extension).
     pub fn with_input_format(mut self, f: Option<Format>) -> Self {
@@ -205,6 +228,13 @@ impl Apply {
     /// CSV delimiter for input and output; `,` (the default) means tab for `.tsv` files.
     pub fn with_delimiter(mut self, d: u8) -> Self {
         self.read.delimiter = d;
+        self.out_delimiter = d;
+        self
+    }
+    /// CSV delimiter chosen explicitly (`--delimiter`): used for `.tsv` inputs and outputs
+    /// too.
+    pub fn with_explicit_delimiter(mut self, d: u8) -> Self {
+        self.read = self.read.with_explicit_delimiter(d);
         self.out_delimiter = d;
         self
     }
@@ -475,8 +505,11 @@ impl Apply {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Usage("Apply::run must be awaited inside a Tokio runtime".into())
         })?;
-        let on_drop = CancelOnDrop(Some(self.cancel.clone()));
-        let result = tokio::task::spawn_blocking(move || self.run_on(&handle))
+        let mut this = self;
+        let remote = remote::RemoteRun::prepare(&mut this).await?;
+        let shown = this.shown.clone();
+        let on_drop = CancelOnDrop(Some(this.cancel.clone()));
+        let result = tokio::task::spawn_blocking(move || this.run_on(&handle))
             .await
             .unwrap_or_else(|_| {
                 // A panic: a bug, and its message (dropped) may quote a value.
@@ -485,11 +518,10 @@ impl Apply {
                 ))
             });
         on_drop.disarm();
-        result
+        remote.finish(&shown, result).await
     }
 
     fn run_on(self, handle: &tokio::runtime::Handle) -> Result<RunSummary> {
-        self.check_locations()?;
         let clock = Instant::now();
         let started = Utc::now();
         let is_dir = self.input.is_dir();
@@ -631,19 +663,25 @@ impl Apply {
                     .collect()
             })
             .unwrap_or_default();
-        let total_rows: Option<u64> = jobs.iter().map(|j| j.input.rows).sum();
+        // Footer counts are the files' word: a checked sum, no total when it overflows.
+        let total_rows: Option<u64> = jobs
+            .iter()
+            .try_fold(0u64, |acc, j| acc.checked_add(j.input.rows?));
         if let Some(p) = &self.progress {
             p.start(total_rows);
         }
         let ctx = RunContext {
-            run_id: provenance::new_run_id(),
+            run_id: self.run_id.clone().unwrap_or_else(provenance::new_run_id),
             started,
             policy: PolicySummary::of(&self.policy),
             privacy: privacy_evidence,
             out_format,
             write: WriteOptions {
                 format: out_format,
-                delimiter: default_delimiter(&self.output, self.out_delimiter),
+                delimiter: match self.read.delimiter_given {
+                    true => self.out_delimiter,
+                    false => default_delimiter(&self.output, self.out_delimiter),
+                },
                 zstd_level: self.zstd_level,
                 no_dictionary,
             },
@@ -741,10 +779,11 @@ impl Apply {
             _ => (job.out_rel.clone(), out_shown),
         };
         // A partition directory's value is a data value: the record and the log withhold it.
-        let in_shown = match partitioned {
+        let in_shown = self.shown.show(&match partitioned {
             true => crate::io::partition::withheld(&self.input, &in_path),
             false => in_path.display().to_string(),
-        };
+        });
+        let (e_tag, version) = self.shown.object_version(&in_path);
         tracing::info!(input = %in_shown, rows = stats.rows, suppressed = stats.suppressed, batches = stats.batches, "write: file transformed");
         let fields = FieldRecord::from_plan(&job.plan, &stats.columns);
         let dropped: Vec<(String, String, &'static str)> = job
@@ -761,15 +800,19 @@ impl Apply {
             sha256: Some(input_hash.0),
             bytes: Some(input_hash.1),
             schema: in_schema,
+            e_tag,
+            version,
         };
         let output_rec = DatasetRecord {
-            path: out_shown.display().to_string(),
+            path: self.shown.show(&out_shown.display().to_string()),
             relative_path: out_rel.as_ref().map(|r| slash_path(r)),
             format: ctx.out_format.extension().into(),
             rows: stats.rows,
             sha256: None,
             bytes: None,
             schema: schema_pairs(&layout.file_schema()),
+            e_tag: None,
+            version: None,
         };
         // The record embedded in this file: this file's input and output, no own checksum.
         let record = RunRecord {

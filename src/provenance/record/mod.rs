@@ -389,6 +389,16 @@ pub struct DatasetNode {
     pub sha256: Option<String>,
     #[serde(rename = "cl:bytes", default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// An object-store input: the ETag the store gave for the version read.
+    #[serde(rename = "cl:etag", default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    /// An object-store input: its version id, on a versioned bucket.
+    #[serde(
+        rename = "cl:versionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub version_id: Option<String>,
     #[serde(rename = "cl:schema", default)]
     pub schema: Vec<SchemaField>,
     #[serde(

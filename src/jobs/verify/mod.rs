@@ -18,6 +18,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::engine::run_blocking;
+
+mod remote;
 use crate::error::{Error, Result};
 use crate::io::{Format, Input, Location, ReadOptions, sha256_file};
 use crate::keys::Keyring;
@@ -157,6 +159,7 @@ pub struct Verify {
     public_key: Option<ed25519_dalek::VerifyingKey>,
     read: ReadOptions,
     require_signature: bool,
+    storage: crate::io::store::StorageOptions,
 }
 
 impl Verify {
@@ -170,7 +173,14 @@ impl Verify {
             public_key: None,
             read: ReadOptions::default(),
             require_signature: false,
+            storage: Default::default(),
         }
+    }
+
+    /// Settings of the store a URL output or record is in (see docs/STORAGE.md).
+    pub fn with_storage_options(mut self, options: crate::io::store::StorageOptions) -> Self {
+        self.storage = options;
+        self
     }
 
     /// The record to check against (default: the output's sidecar).
@@ -213,19 +223,53 @@ impl Verify {
     /// Run every check. A failed check is in the result, not an error; errors are for what
     /// could not be read at all.
     pub async fn run(self) -> Result<Verification> {
+        // URLs: the release (or the one object) and its record fetched to scratch first.
+        let fetched = remote::fetch(&self).await?;
+        let (this, pairs, scratch) = match fetched {
+            Some(f) => {
+                let mut v = self.clone();
+                v.output = Location::Local(f.output);
+                v.provenance = f.provenance.map(Location::Local);
+                v.policy = f.policy.map(Location::Local).or(v.policy);
+                (v, f.pairs, Some(f.scratch))
+            }
+            None => (self, Vec::new(), None),
+        };
+        let result = this.run_local().await;
+        drop(scratch);
+        let show = |t: &str| {
+            pairs.iter().fold(t.to_string(), |t, (a, b)| {
+                crate::io::store::relocate(&t, a, b)
+            })
+        };
+        match result {
+            Ok(mut v) => {
+                v.output = show(&v.output);
+                v.provenance = show(&v.provenance);
+                for c in &mut v.checks {
+                    c.detail = show(&c.detail);
+                }
+                Ok(v)
+            }
+            Err(e) => Err(pairs.iter().fold(e, |e, (a, b)| e.relocated(a, b))),
+        }
+    }
+
+    async fn run_local(&self) -> Result<Verification> {
+        let v = self.clone();
         run_blocking("Verify::run", move || {
-            tracing::info!(output = %self.output.local()?.display(), "verify: checking against the record");
-            let provenance = self.provenance.as_ref().map(Location::local).transpose()?;
-            let policy = self.policy.as_ref().map(Location::local).transpose()?;
+            tracing::info!(output = %v.output.local()?.display(), "verify: checking against the record");
+            let provenance = v.provenance.as_ref().map(Location::local).transpose()?;
+            let policy = v.policy.as_ref().map(Location::local).transpose()?;
             verify_with(
-                self.output.local()?,
-                &self.read,
+                v.output.local()?,
+                &v.read,
                 &VerifyOptions {
                     provenance,
                     policy,
-                    keyring: self.keyring.as_deref(),
-                    require_signature: self.require_signature,
-                    public_key: self.public_key.as_ref(),
+                    keyring: v.keyring.as_deref(),
+                    require_signature: v.require_signature,
+                    public_key: v.public_key.as_ref(),
                 },
             )
         })

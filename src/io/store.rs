@@ -1,0 +1,1181 @@
+//! Object stores: `s3://`, `az://`/`abfss://`, `gs://`, and `http(s)://` for reading, through
+//! the `object_store` crate DataFusion uses. Credentials come from each cloud's standard
+//! environment (what `object_store`'s `from_env` builders read) plus `--storage-option
+//! KEY=VALUE`; never from the policy. Messages name locations without user info or query
+//! strings, and every secret value we know of is scrubbed from a store's error text.
+//!
+//! Jobs reach a remote location through two operations: [`Remote::fetch`] (objects streamed
+//! to a local scratch directory, SHA-256 computed while streaming, the ETag pinned so an
+//! object that changes mid-read is an error) and [`RemoteRelease`] (the commit protocol of
+//! docs/STORAGE.md: a lock object created conditionally, data objects uploaded multipart,
+//! the provenance sidecar written last as the commit marker).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjPath;
+use object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{Error, Result};
+
+/// Options for the stores (`--storage-option KEY=VALUE`): the keys `object_store`'s builders
+/// know (`endpoint`, `region`, `allow_http`, `access_key_id`…), plus `max_retries` and
+/// `retry_timeout_secs`. Debug output shows keys only.
+#[derive(Clone, Default)]
+pub struct StorageOptions {
+    pairs: Vec<(String, String)>,
+}
+
+impl fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&str> = self.pairs.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("StorageOptions")
+            .field("keys", &keys)
+            .finish()
+    }
+}
+
+impl StorageOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add one option (a later value for the same key wins).
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.pairs
+            .push((key.into().to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Parse `KEY=VALUE` (the command line's form); the error never quotes the value.
+    pub fn parse_pair(text: &str) -> Result<(String, String)> {
+        match text.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(Error::Usage(
+                "--storage-option takes KEY=VALUE (e.g. endpoint=http://127.0.0.1:9000)".into(),
+            )),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Values that must never appear in a message: option values with secret-looking keys
+    /// and the standard credential variables of the environment.
+    fn secrets(&self) -> Vec<String> {
+        let secret = |k: &str| {
+            let k = k.to_ascii_lowercase();
+            [
+                "secret",
+                "token",
+                "key",
+                "password",
+                "sas",
+                "signature",
+                "credential",
+            ]
+            .iter()
+            .any(|s| k.contains(s))
+                && !k.ends_with("key_id")
+        };
+        let mut v: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|(k, _)| secret(k))
+            .map(|(_, v)| v.clone())
+            .collect();
+        v.extend(
+            std::env::vars()
+                .filter(|(k, _)| {
+                    (k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_"))
+                        && secret(k)
+                })
+                .map(|(_, v)| v),
+        );
+        v.retain(|s| s.len() >= 4);
+        v
+    }
+}
+
+/// A URL's scheme family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    S3,
+    Azure,
+    Gcs,
+    Http,
+}
+
+/// A location in an object store: the store, the key (or key prefix) it names, and how to
+/// show it.
+#[derive(Clone)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    kind: Kind,
+    /// The key, without a trailing `/`.
+    key: ObjPath,
+    /// `scheme://bucket` as shown (no user info).
+    base: String,
+    /// Whether the user wrote a trailing `/` (a prefix for certain).
+    prefix: bool,
+    secrets: Arc<Vec<String>>,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+/// An object brought to local disk.
+#[derive(Clone, Debug)]
+pub struct FetchedObject {
+    /// Local file.
+    pub local: PathBuf,
+    /// As shown in records and messages.
+    pub shown: String,
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// What [`Remote::fetch`] brought: a local file, or a local directory mirroring a prefix.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub local: PathBuf,
+    pub is_dir: bool,
+    pub objects: Vec<FetchedObject>,
+}
+
+impl Fetched {
+    /// The fetched object behind a local file.
+    pub fn object(&self, local: &Path) -> Option<&FetchedObject> {
+        self.objects.iter().find(|o| o.local == local)
+    }
+}
+
+/// Objects fetched at once; each streams in chunks, so memory stays bounded.
+const PARALLEL: usize = 4;
+/// Multipart part size: S3's minimum is 5 MiB.
+const PART: usize = 8 << 20;
+
+impl Remote {
+    /// Open `url` with `options` (credentials from the environment as each cloud's tools
+    /// read them).
+    pub fn open(url: &str, options: &StorageOptions) -> Result<Remote> {
+        let shown = super::location::redact_url(url);
+        let parsed =
+            url::Url::parse(url).map_err(|_| Error::Usage(format!("{shown}: not a valid URL")))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(Error::Usage(format!(
+                "{shown}: credentials in the URL are refused (they would end up in shell \
+                 history and logs); use the environment or --storage-option"
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(Error::Usage(format!(
+                "{shown}: a query string or fragment in a storage URL is refused; pass \
+                 settings with --storage-option"
+            )));
+        }
+        let scheme = parsed.scheme().to_ascii_lowercase();
+        let kind = match scheme.as_str() {
+            "s3" | "s3a" => Kind::S3,
+            "az" | "azure" | "abfs" | "abfss" | "adl" => Kind::Azure,
+            "gs" => Kind::Gcs,
+            "http" | "https" => Kind::Http,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{shown}: unknown storage scheme {scheme:?}; use s3://, az://, abfss://, \
+                     gs://, http(s):// or a local path"
+                )));
+            }
+        };
+        let unknown = |k: &str| {
+            Error::Usage(format!(
+                "--storage-option {k}: not a setting of the {scheme}:// store; see \
+                 docs/STORAGE.md for the keys"
+            ))
+        };
+        let mut retry = object_store::RetryConfig {
+            max_retries: 5,
+            retry_timeout: Duration::from_secs(120),
+            ..Default::default()
+        };
+        let number = |k: &str| -> Result<Option<u64>> {
+            options
+                .get(k)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        Error::Usage(format!("--storage-option {k} takes a whole number"))
+                    })
+                })
+                .transpose()
+        };
+        if let Some(n) = number("max_retries")? {
+            retry.max_retries = n.min(100) as usize;
+        }
+        if let Some(n) = number("retry_timeout_secs")? {
+            retry.retry_timeout = Duration::from_secs(n.min(3600));
+        }
+        let own = |k: &str| matches!(k, "max_retries" | "retry_timeout_secs");
+        let fail = |e: object_store::Error| Error::Storage {
+            location: shown.clone(),
+            message: describe(&e, &[]),
+        };
+        let store: Arc<dyn ObjectStore> = match kind {
+            Kind::S3 => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_url(url)
+                    .with_retry(retry);
+                for (k, v) in options.pairs.iter().filter(|(k, _)| !own(k)) {
+                    b = b.with_config(k.parse().map_err(|_| unknown(k))?, v);
+                }
+                Arc::new(b.build().map_err(fail)?)
+            }
+            Kind::Azure => {
+                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(url)
+                    .with_retry(retry);
+                for (k, v) in options.pairs.iter().filter(|(k, _)| !own(k)) {
+                    b = b.with_config(k.parse().map_err(|_| unknown(k))?, v);
+                }
+                Arc::new(b.build().map_err(fail)?)
+            }
+            Kind::Gcs => {
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(url)
+                    .with_retry(retry);
+                for (k, v) in options.pairs.iter().filter(|(k, _)| !own(k)) {
+                    b = b.with_config(k.parse().map_err(|_| unknown(k))?, v);
+                }
+                Arc::new(b.build().map_err(fail)?)
+            }
+            Kind::Http => {
+                let origin = &parsed[..url::Position::BeforePath];
+                let mut b = object_store::http::HttpBuilder::new()
+                    .with_url(origin)
+                    .with_retry(retry);
+                for (k, v) in options.pairs.iter().filter(|(k, _)| !own(k)) {
+                    b = b.with_config(k.parse().map_err(|_| unknown(k))?, v);
+                }
+                Arc::new(b.build().map_err(fail)?)
+            }
+        };
+        // The key is the URL's path (`with_url` took the bucket or container from the URL).
+        let path = parsed.path().trim_start_matches('/');
+        let prefix = path.ends_with('/') || path.is_empty();
+        let key = ObjPath::from_url_path(path.trim_end_matches('/'))
+            .map_err(|_| Error::Usage(format!("{shown}: not a valid object key")))?;
+        let base = {
+            let host = parsed.host_str().unwrap_or("");
+            match parsed.port() {
+                Some(p) => format!("{scheme}://{host}:{p}"),
+                None => format!("{scheme}://{host}"),
+            }
+        };
+        Ok(Remote {
+            store,
+            kind,
+            key,
+            base,
+            prefix,
+            secrets: Arc::new(options.secrets()),
+        })
+    }
+
+    /// The location as the user gave it, without secrets.
+    pub fn shown(&self) -> String {
+        self.shown_key(&self.key)
+    }
+
+    fn shown_key(&self, key: &ObjPath) -> String {
+        match key.as_ref() {
+            "" => format!("{}/", self.base),
+            k => format!("{}/{k}", self.base),
+        }
+    }
+
+    /// `rel` (with `/` separators) under this location, as shown.
+    pub fn shown_at(&self, rel: &str) -> String {
+        self.shown_key(&self.child(rel))
+    }
+
+    fn child(&self, rel: &str) -> ObjPath {
+        let mut k = self.key.clone();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            k = k.join(part);
+        }
+        k
+    }
+
+    /// The same store at `key + suffix` (a sidecar beside an output: `out` → `out.provenance.json`).
+    pub fn with_suffix(&self, suffix: &str) -> Remote {
+        let mut r = self.clone();
+        r.key = ObjPath::from(format!("{}{suffix}", self.key.as_ref()));
+        r.prefix = false;
+        r
+    }
+
+    /// The same store at another of its locations, given as shown (`s3://bucket/key`),
+    /// taken as a prefix.
+    pub fn at(&self, shown: &str) -> Result<Remote> {
+        let rest = shown
+            .strip_prefix(&self.base)
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or_else(|| Error::Internal("a location outside its store".into()))?;
+        let mut r = self.clone();
+        r.key = ObjPath::parse(rest)
+            .map_err(|_| Error::Usage(format!("{shown}: not a valid object key")))?;
+        r.prefix = true;
+        Ok(r)
+    }
+
+    /// Whether this store takes writes (`http(s)://` is read-only here).
+    pub fn writable(&self) -> Result<()> {
+        match self.kind {
+            Kind::Http => Err(Error::Usage(format!(
+                "{}: http(s):// locations are read-only; write to s3://, az://, gs:// or a local path",
+                self.shown()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn err(&self, key: &ObjPath, doing: &str, e: object_store::Error) -> Error {
+        let message = describe(&e, &self.secrets);
+        Error::Storage {
+            location: self.shown_key(key),
+            message: format!("{doing}: {message}"),
+        }
+    }
+
+    /// The object at this key, if there is one.
+    pub async fn head(&self) -> Result<Option<ObjectMeta>> {
+        if self.prefix {
+            return Ok(None);
+        }
+        match self.store.head(&self.key).await {
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(&self.key, "reading its metadata", e)),
+        }
+    }
+
+    /// Every object under this location taken as a prefix (`key/…`), sorted by key.
+    pub async fn list(&self) -> Result<Vec<ObjectMeta>> {
+        let prefix = match self.key.as_ref() {
+            "" => None,
+            _ => Some(&self.key),
+        };
+        let mut v: Vec<ObjectMeta> = self
+            .store
+            .list(prefix)
+            .try_collect()
+            .await
+            .map_err(|e| self.err(&self.key, "listing its objects", e))?;
+        v.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(v)
+    }
+
+    /// The object's key relative to this location, with `/` separators.
+    fn relative(&self, key: &ObjPath) -> Option<String> {
+        let parts: Vec<_> = key.prefix_match(&self.key)?.collect();
+        Some(
+            parts
+                .iter()
+                .map(|p| p.as_ref())
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
+    }
+
+    /// Read a small object whole (a sidecar, a policy).
+    pub async fn read_small(&self, limit: u64) -> Result<(bytes::Bytes, ObjectMeta)> {
+        let got = self
+            .store
+            .get(&self.key)
+            .await
+            .map_err(|e| self.err(&self.key, "reading it", e))?;
+        if got.meta.size > limit {
+            return Err(Error::Storage {
+                location: self.shown(),
+                message: format!("larger than {limit} bytes; is it the right object?"),
+            });
+        }
+        let meta = got.meta.clone();
+        let b = got
+            .bytes()
+            .await
+            .map_err(|e| self.err(&self.key, "reading it", e))?;
+        Ok((b, meta))
+    }
+
+    /// Bring this location to `dir`: one object (named by its last key segment), or, for a
+    /// prefix, every object under it whose name `keep` accepts, mirrored as a directory.
+    /// Names starting with `.` are skipped, as in local directories.
+    pub async fn fetch(&self, dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Fetched> {
+        if let Some(meta) = self.head().await? {
+            let name = self.key.filename().unwrap_or("object");
+            let local = dir.join(safe_segment(name).ok_or_else(|| self.bad_name())?);
+            let obj = self.download(meta, local.clone()).await?;
+            return Ok(Fetched {
+                local,
+                is_dir: false,
+                objects: vec![obj],
+            });
+        }
+        let root = dir.join("dataset");
+        let mut wanted = Vec::new();
+        for meta in self.list().await? {
+            let Some(rel) = self.relative(&meta.location) else {
+                continue;
+            };
+            let mut local = root.clone();
+            let mut hidden = false;
+            for seg in rel.split('/') {
+                hidden |= seg.starts_with('.');
+                local.push(safe_segment(seg).ok_or_else(|| self.bad_name())?);
+            }
+            if hidden || !keep(&local) {
+                continue;
+            }
+            wanted.push((meta, local));
+        }
+        if wanted.is_empty() {
+            return Err(Error::Storage {
+                location: self.shown(),
+                message: "no object, and no data file under it as a prefix; check the URL \
+                          (and the bucket)"
+                    .into(),
+            });
+        }
+        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        let objects = futures::stream::iter(wanted)
+            .map(|(meta, local)| self.download(meta, local))
+            .buffered(PARALLEL)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(Fetched {
+            local: root,
+            is_dir: true,
+            objects,
+        })
+    }
+
+    fn bad_name(&self) -> Error {
+        Error::Storage {
+            location: self.shown(),
+            message: "an object under it has a name that cannot be a local file name (`..`, \
+                      a backslash or a control character); rename it"
+                .into(),
+        }
+    }
+
+    /// Stream one object to `local`, hashing as it goes. The GET is pinned to the listed
+    /// ETag: an object replaced meanwhile is an error, not a mix of two versions.
+    async fn download(&self, meta: ObjectMeta, local: PathBuf) -> Result<FetchedObject> {
+        let key = meta.location.clone();
+        if let Some(parent) = local.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| Error::io(parent, e))?;
+        }
+        let options = object_store::GetOptions {
+            if_match: meta.e_tag.clone(),
+            version: meta.version.clone(),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(&key, options)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::Precondition { .. } => Error::Storage {
+                    location: self.shown_key(&key),
+                    message: "the object changed while being read (its ETag no longer matches); \
+                          run again once writers are done"
+                        .into(),
+                },
+                e => self.err(&key, "reading it", e),
+            })?;
+        let mut file = tokio::fs::File::create(&local)
+            .await
+            .map_err(|e| Error::io(&local, e))?;
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.err(&key, "reading it", e))?;
+            hash.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(&local, e))?;
+        }
+        file.flush().await.map_err(|e| Error::io(&local, e))?;
+        if size != meta.size {
+            return Err(Error::Storage {
+                location: self.shown_key(&key),
+                message: format!(
+                    "read {size} bytes where the store listed {}; it changed while being read",
+                    meta.size
+                ),
+            });
+        }
+        Ok(FetchedObject {
+            local,
+            shown: self.shown_key(&key),
+            e_tag: meta.e_tag,
+            version: meta.version,
+            size,
+            sha256: hex::encode(hash.finalize()),
+        })
+    }
+
+    /// Upload the local file `src` to `key`: one PUT when small, else a multipart upload
+    /// with bounded memory (at most 4 parts in flight).
+    async fn upload(&self, src: &Path, key: &ObjPath) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(src)
+            .await
+            .map_err(|e| Error::io(src, e))?;
+        let len = file.metadata().await.map_err(|e| Error::io(src, e))?.len();
+        if len < PART as u64 {
+            let mut buf = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut buf)
+                .await
+                .map_err(|e| Error::io(src, e))?;
+            self.store
+                .put(key, PutPayload::from(buf))
+                .await
+                .map_err(|e| self.err(key, "writing it", e))?;
+            return Ok(());
+        }
+        let upload = self
+            .store
+            .put_multipart(key)
+            .await
+            .map_err(|e| self.err(key, "starting a multipart upload", e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match file.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(Error::io(src, e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = w.wait_for_capacity(4).await {
+                let _ = w.abort().await;
+                return Err(self.err(key, "uploading a part", e));
+            }
+            w.write(&buf[..n]);
+        }
+        w.finish()
+            .await
+            .map_err(|e| self.err(key, "completing the multipart upload", e))?;
+        Ok(())
+    }
+
+    async fn delete_quietly(&self, key: &ObjPath) {
+        if let Err(e) = self.store.delete(key).await {
+            tracing::warn!(location = %self.shown_key(key), error = %describe(&e, &self.secrets), "cleanup: could not delete");
+        }
+    }
+}
+
+/// A key segment usable as a local file name, or None.
+fn safe_segment(seg: &str) -> Option<&str> {
+    let bad = seg.is_empty()
+        || seg == "."
+        || seg == ".."
+        || seg.contains(['\\', '/', '\0'])
+        || seg.chars().any(char::is_control);
+    (!bad).then_some(seg)
+}
+
+/// A store error for people: the kind of failure and what to do, without response bodies
+/// (they can echo request details) and with every known secret scrubbed.
+pub(crate) fn describe(e: &object_store::Error, secrets: &[String]) -> String {
+    use object_store::Error as E;
+    let text = match e {
+        E::NotFound { .. } => "not found (check the bucket or container and the key)".to_string(),
+        E::PermissionDenied { .. } => {
+            "access denied (403): the credentials in use may not do this".to_string()
+        }
+        E::Unauthenticated { .. } => {
+            "not authenticated (401): the credentials are missing, wrong or expired; see \
+             docs/STORAGE.md"
+                .to_string()
+        }
+        E::AlreadyExists { .. } => "already exists".to_string(),
+        E::Precondition { .. } => "changed by another writer (precondition failed)".to_string(),
+        E::NotImplemented { .. } | E::NotSupported { .. } => {
+            "this store does not support the operation".to_string()
+        }
+        other => {
+            let s = other.to_string();
+            // Drop what a server returned (`…, body: <Error>…`) and any query strings.
+            let s = s.split("body:").next().unwrap_or("").trim_end().to_string();
+            let s = s
+                .split_whitespace()
+                .map(|w| match w.split_once('?') {
+                    Some((head, _)) if w.contains("://") => format!("{head}?…"),
+                    _ => w.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let s = s.trim_end_matches([',', ' ']).to_string();
+            if s.is_empty() {
+                "the store failed".to_string()
+            } else {
+                s
+            }
+        }
+    };
+    secrets
+        .iter()
+        .fold(text, |t, s| t.replace(s.as_str(), "***"))
+}
+
+/// What a release writes, relative to its output location (`None`: a single object).
+pub struct ReleaseFiles<'a> {
+    /// The local data file, or the local directory whose files are the release.
+    pub data: &'a Path,
+    pub is_dir: bool,
+    /// The local provenance sidecar.
+    pub sidecar: &'a Path,
+}
+
+/// One release to an object store, from claim to commit (docs/STORAGE.md):
+///
+/// 1. `begin` creates `<out>.provenance.json.lock` with a conditional PUT (if-none-match):
+///    a second run to the same output fails here, before any data object is written.
+/// 2. It refuses an output that exists (without `--overwrite`) or a prefix holding objects
+///    that no previous release lists: cloakline never deletes what it did not write.
+/// 3. `publish` withdraws a previous release's sidecar, uploads the data objects, writes the
+///    new sidecar last (it is the commit marker: a release exists when its sidecar does, and
+///    lists every object with its size and SHA-256), deletes the previous release's objects
+///    the new one does not list, and removes the lock.
+/// 4. On failure, `abort` deletes what this run uploaded and the lock. A killed run leaves
+///    the lock; `cloakline gc OUT` removes it and the objects no sidecar lists.
+pub struct RemoteRelease {
+    out: Remote,
+    sidecar: Remote,
+    lock: Remote,
+    /// Relative paths (or `""` for a single object) of the previous release.
+    previous: Option<Vec<String>>,
+    uploaded: Vec<ObjPath>,
+    done: bool,
+}
+
+/// The lock object's name beside a sidecar.
+pub const LOCK_SUFFIX: &str = ".lock";
+
+impl RemoteRelease {
+    /// Claim `out` for one run (steps 1 and 2).
+    pub async fn begin(out: Remote, is_dir: bool, overwrite: bool, run_id: &str) -> Result<Self> {
+        out.writable()?;
+        let sidecar = out.with_suffix(".provenance.json");
+        let lock = sidecar.with_suffix(LOCK_SUFFIX);
+        let body = serde_json::json!({
+            "runId": run_id,
+            "started": chrono::Utc::now().to_rfc3339(),
+            "host": std::env::var("HOSTNAME").unwrap_or_default(),
+        });
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match out
+            .store
+            .put_opts(&lock.key, PutPayload::from(body.to_string()), opts)
+            .await
+        {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                return Err(Error::Usage(format!(
+                    "another cloakline run is writing {} (its lock {} exists); wait for it, or \
+                     if no run is going on, remove the leftovers with `cloakline gc {}`",
+                    out.shown(),
+                    lock.shown(),
+                    out.shown()
+                )));
+            }
+            Err(e) => return Err(lock.err(&lock.key, "creating the run's lock", e)),
+        }
+        let mut rel = RemoteRelease {
+            out,
+            sidecar,
+            lock,
+            previous: None,
+            uploaded: Vec::new(),
+            done: false,
+        };
+        if let Err(e) = rel.check_destination(is_dir, overwrite).await {
+            rel.abort().await;
+            return Err(e);
+        }
+        Ok(rel)
+    }
+
+    async fn check_destination(&mut self, is_dir: bool, overwrite: bool) -> Result<()> {
+        let previous = match self.sidecar.head().await? {
+            Some(_) if !overwrite => {
+                return Err(Error::Usage(format!(
+                    "{} already exists (its sidecar {} does); pass --overwrite to replace it, \
+                     or choose another output",
+                    self.out.shown(),
+                    self.sidecar.shown()
+                )));
+            }
+            Some(_) => Some(self.listed().await?),
+            None => None,
+        };
+        let listed = previous.clone().unwrap_or_default();
+        if is_dir {
+            let strays = self
+                .out
+                .list()
+                .await?
+                .into_iter()
+                .filter_map(|m| self.out.relative(&m.location))
+                .filter(|r| !listed.contains(r))
+                .count();
+            if strays > 0 {
+                return Err(Error::Usage(format!(
+                    "{} holds {strays} object(s) that no cloakline release there lists; write to \
+                     an empty prefix, or remove them (`cloakline gc` removes a dead run's)",
+                    self.out.shown()
+                )));
+            }
+        } else if self.out.head().await?.is_some() && !overwrite {
+            return Err(Error::Usage(format!(
+                "{} already exists; pass --overwrite to replace it, or choose another output",
+                self.out.shown()
+            )));
+        }
+        self.previous = previous;
+        Ok(())
+    }
+
+    /// The relative paths the current sidecar lists (`""`: the single output itself).
+    async fn listed(&self) -> Result<Vec<String>> {
+        listed_in(&self.sidecar).await
+    }
+
+    /// Steps 3: upload, commit, clean. Returns the uploaded objects' locations as shown.
+    pub async fn publish(mut self, files: ReleaseFiles<'_>) -> Result<Vec<String>> {
+        match self.publish_inner(&files).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let withdrawn = self.previous.is_some();
+                self.abort().await;
+                Err(match (withdrawn, e) {
+                    (true, Error::Storage { location, message }) => Error::Storage {
+                        location,
+                        message: format!(
+                            "{message}; the previous release was withdrawn (its sidecar \
+                             removed) and no new one committed"
+                        ),
+                    },
+                    (_, e) => e,
+                })
+            }
+        }
+    }
+
+    async fn publish_inner(&mut self, files: &ReleaseFiles<'_>) -> Result<Vec<String>> {
+        let mut local: Vec<(PathBuf, String)> = Vec::new();
+        if files.is_dir {
+            collect_files(files.data, files.data, &mut local)?;
+        } else {
+            local.push((files.data.to_path_buf(), String::new()));
+        }
+        if self.previous.is_some() {
+            // Withdraw first: readers then see no release rather than a mix of two.
+            match self.out.store.delete(&self.sidecar.key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.sidecar.err(&self.sidecar.key, "withdrawing it", e)),
+            }
+        }
+        let mut shown = Vec::new();
+        let uploads = local.iter().map(|(path, rel)| {
+            let key = match rel.as_str() {
+                "" => self.out.key.clone(),
+                r => self.out.child(r),
+            };
+            (path.clone(), key)
+        });
+        let keys: Vec<ObjPath> = uploads.clone().map(|(_, k)| k).collect();
+        // Recorded before the upload starts: a failure midway deletes whatever landed.
+        self.uploaded.extend(keys.iter().cloned());
+        let out = &self.out;
+        futures::stream::iter(uploads)
+            .map(|(path, key)| async move { out.upload(&path, &key).await })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<Vec<()>>()
+            .await?;
+        for k in &keys {
+            shown.push(self.out.shown_key(k));
+        }
+        // The commit: the sidecar, created only if none exists (the lock makes a race a bug,
+        // and this catches it rather than overwrite another run's commit).
+        let body = std::fs::read(files.sidecar).map_err(|e| Error::io(files.sidecar, e))?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        self.out
+            .store
+            .put_opts(&self.sidecar.key, PutPayload::from(body), opts)
+            .await
+            .map_err(|e| {
+                self.sidecar
+                    .err(&self.sidecar.key, "committing the release", e)
+            })?;
+        self.uploaded.clear();
+        // The previous release's objects that the new one did not overwrite.
+        if let Some(prev) = self.previous.take() {
+            let new: std::collections::HashSet<String> =
+                local.iter().map(|(_, r)| r.clone()).collect();
+            for r in prev.iter().filter(|r| !r.is_empty() && !new.contains(*r)) {
+                let k = self.out.child(r);
+                self.out.delete_quietly(&k).await;
+            }
+        }
+        self.out.delete_quietly(&self.lock.key).await;
+        self.done = true;
+        Ok(shown)
+    }
+
+    /// Delete what this run uploaded, and its lock.
+    pub async fn abort(mut self) {
+        for k in std::mem::take(&mut self.uploaded) {
+            self.out.delete_quietly(&k).await;
+        }
+        self.out.delete_quietly(&self.lock.key).await;
+        self.done = true;
+    }
+}
+
+impl Drop for RemoteRelease {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // A dropped future (a cancelled run): clean up on the runtime if there is one.
+        let (store, mut keys) = (self.out.store.clone(), std::mem::take(&mut self.uploaded));
+        keys.push(self.lock.key.clone());
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            h.spawn(async move {
+                for k in keys {
+                    let _ = store.delete(&k).await;
+                }
+            });
+        }
+    }
+}
+
+/// Every file under `dir`, with its path relative to `root` (`/` separators).
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let p = entry.path();
+        let kind = entry.file_type().map_err(|e| Error::io(&p, e))?;
+        if kind.is_dir() {
+            collect_files(root, &p, out)?;
+        } else if kind.is_file() {
+            let rel = p
+                .strip_prefix(root)
+                .map_err(|_| Error::Internal("a release file outside its directory".into()))?;
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push((p, rel));
+        }
+    }
+    out.sort();
+    Ok(())
+}
+
+/// The relative paths a sidecar lists: each output's `cl:relativePath`, or `""` for a
+/// single-file release.
+async fn listed_in(sidecar: &Remote) -> Result<Vec<String>> {
+    let (bytes, _) = sidecar.read_small(64 << 20).await?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| Error::Storage {
+        location: sidecar.shown(),
+        message: "not a provenance record (not JSON); move it away or remove it".into(),
+    })?;
+    let mut v = Vec::new();
+    let nodes = doc.get("@graph").and_then(|g| g.as_array());
+    for n in nodes.into_iter().flatten() {
+        if let Some(r) = n.get("cl:relativePath").and_then(|r| r.as_str()) {
+            v.push(r.to_string());
+        }
+    }
+    if v.is_empty() {
+        v.push(String::new());
+    }
+    Ok(v)
+}
+
+/// `cloakline gc OUT`: remove a dead run's lock (when older than `min_age`) and the
+/// objects under the prefix that the current sidecar does not list. Returns what it removed
+/// (or would remove, with `dry_run`).
+pub async fn gc(out: &Remote, min_age: Duration, dry_run: bool) -> Result<Vec<String>> {
+    out.writable()?;
+    let sidecar = out.with_suffix(".provenance.json");
+    let lock = sidecar.with_suffix(LOCK_SUFFIX);
+    let mut removed = Vec::new();
+    if let Some(meta) = lock.head().await? {
+        let age = chrono::Utc::now() - meta.last_modified;
+        if age.to_std().unwrap_or_default() < min_age {
+            return Err(Error::Usage(format!(
+                "{} is younger than the --older-than limit: a run may still be writing; wait, \
+                 or pass a shorter --older-than",
+                lock.shown()
+            )));
+        }
+    }
+    let listed = match sidecar.head().await? {
+        Some(_) => listed_in(&sidecar).await?,
+        None => Vec::new(),
+    };
+    for m in out.list().await? {
+        let Some(rel) = out.relative(&m.location) else {
+            continue;
+        };
+        if !listed.contains(&rel) {
+            removed.push((out.shown_key(&m.location), m.location));
+        }
+    }
+    if lock.head().await?.is_some() {
+        removed.push((lock.shown(), lock.key.clone()));
+    }
+    if !dry_run {
+        for (_, k) in &removed {
+            out.store
+                .delete(k)
+                .await
+                .map_err(|e| out.err(k, "deleting it", e))?;
+        }
+    }
+    Ok(removed.into_iter().map(|(s, _)| s).collect())
+}
+
+/// A [`Location`](super::Location) made readable as a local path: the path itself, or a URL
+/// fetched into a scratch directory (removed on drop). [`Local::show`] turns the scratch
+/// paths back into the URL in anything shown to people or recorded.
+pub struct Local {
+    pub path: PathBuf,
+    pub fetched: Option<Fetched>,
+    /// (scratch path as text, the URL as shown)
+    relocate: Option<(String, String)>,
+    _scratch: Option<super::ScratchDir>,
+}
+
+impl Local {
+    /// `location` as a local path; a URL is fetched first (only the objects `keep` accepts,
+    /// when it names a prefix).
+    pub async fn of(
+        location: &super::Location,
+        options: &StorageOptions,
+        keep: impl Fn(&Path) -> bool,
+    ) -> Result<Local> {
+        match location {
+            super::Location::Local(p) => Ok(Local {
+                path: p.clone(),
+                fetched: None,
+                relocate: None,
+                _scratch: None,
+            }),
+            super::Location::Url(u) => {
+                let remote = Remote::open(u, options)?;
+                let scratch = super::ScratchDir::create()?;
+                let fetched = remote.fetch(scratch.path(), keep).await?;
+                Ok(Local {
+                    path: fetched.local.clone(),
+                    relocate: Some((fetched.local.display().to_string(), remote.shown())),
+                    fetched: Some(fetched),
+                    _scratch: Some(scratch),
+                })
+            }
+        }
+    }
+
+    /// Whether the location was a URL.
+    pub fn is_remote(&self) -> bool {
+        self.relocate.is_some()
+    }
+
+    /// `text` with the scratch path replaced by the URL it stands for.
+    pub fn show(&self, text: &str) -> String {
+        match &self.relocate {
+            Some((from, to)) => relocate(text, from, to),
+            None => text.to_string(),
+        }
+    }
+}
+
+/// `text` with the local path `from` replaced by the URL `to` (and the separators after it
+/// by `/`).
+pub fn relocate(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(from) {
+        out.push_str(&rest[..i]);
+        out.push_str(to);
+        rest = &rest[i + from.len()..];
+        // The path's tail up to whitespace or a quote: `/` separators on every platform.
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',' || c == ')')
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..end].replace(std::path::MAIN_SEPARATOR, "/"));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Error {
+    /// The error with scratch paths shown as the URLs they stand for.
+    pub fn relocated(self, from: &str, to: &str) -> Error {
+        let r = |s: String| relocate(&s, from, to);
+        match self {
+            Error::Data { path, message } => Error::Data {
+                path: r(path),
+                message: r(message),
+            },
+            Error::Io { path, source } => Error::Io {
+                path: r(path),
+                source,
+            },
+            Error::Plan { input, problems } => Error::Plan {
+                input: r(input),
+                problems,
+            },
+            Error::Privacy {
+                input,
+                message,
+                assessment,
+            } => Error::Privacy {
+                input: r(input),
+                message: r(message),
+                assessment,
+            },
+            Error::Usage(m) => Error::Usage(r(m)),
+            Error::Verification(m) => Error::Verification(r(m)),
+            Error::Transform { field, message } => Error::Transform {
+                field,
+                message: r(message),
+            },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_drop_bodies_queries_and_secrets() {
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing GET http://h/b/k?X-Amz-Signature=abc in 1s, body: <Error><Key>AKIASECRETVALUE</Key></Error>".into(),
+        };
+        let d = describe(&e, &["hunter2secret".to_string()]);
+        assert!(!d.contains("Signature") && !d.contains("AKIA"), "{d}");
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "bad credential hunter2secret".into(),
+        };
+        assert!(!describe(&e, &["hunter2secret".to_string()]).contains("hunter2"));
+    }
+
+    #[test]
+    fn urls_with_credentials_or_queries_are_refused_without_echo() {
+        let o = StorageOptions::new();
+        for u in [
+            "s3://AKIA:topsecret@bucket/k.parquet",
+            "s3://bucket/k.parquet?X-Amz-Signature=topsecret",
+        ] {
+            let e = Remote::open(u, &o).unwrap_err().to_string();
+            assert!(!e.contains("topsecret"), "{e}");
+        }
+        let e = Remote::open("ftp://h/x", &o).unwrap_err().to_string();
+        assert!(e.contains("unknown storage scheme"), "{e}");
+    }
+
+    #[test]
+    fn unknown_options_name_the_key_not_the_value() {
+        let o = StorageOptions::new().with("no_such_key", "topsecret");
+        let e = Remote::open("s3://bucket/k", &o).unwrap_err().to_string();
+        assert!(e.contains("no_such_key") && !e.contains("topsecret"), "{e}");
+        assert!(StorageOptions::parse_pair("novalue").is_err());
+        assert_eq!(
+            StorageOptions::parse_pair("endpoint=http://x=y").unwrap(),
+            ("endpoint".to_string(), "http://x=y".to_string())
+        );
+    }
+
+    #[test]
+    fn scratch_paths_are_shown_as_their_urls() {
+        let t = relocate(
+            "reading /tmp/s/in/dataset/y=1/a.csv: bad row; see /tmp/s/in/dataset",
+            "/tmp/s/in/dataset",
+            "s3://raw/c",
+        );
+        assert_eq!(t, "reading s3://raw/c/y=1/a.csv: bad row; see s3://raw/c");
+    }
+
+    #[test]
+    fn segments_that_escape_a_directory_are_refused() {
+        for s in ["..", ".", "", "a\\b", "a\u{1b}b"] {
+            assert!(safe_segment(s).is_none(), "{s:?}");
+        }
+        assert_eq!(safe_segment("year=2025"), Some("year=2025"));
+    }
+
+    #[test]
+    fn shown_locations_keep_the_key_and_drop_nothing_else() {
+        let o = StorageOptions::new()
+            .with("endpoint", "http://127.0.0.1:1")
+            .with("allow_http", "true")
+            .with("region", "us-east-1");
+        let r = Remote::open("s3://share/customers/", &o).unwrap();
+        assert_eq!(r.shown(), "s3://share/customers");
+        assert_eq!(
+            r.shown_at("a/b.parquet"),
+            "s3://share/customers/a/b.parquet"
+        );
+        assert_eq!(
+            r.with_suffix(".provenance.json").shown(),
+            "s3://share/customers.provenance.json"
+        );
+        assert!(r.writable().is_ok());
+        let h = Remote::open("https://example.com/d/a.csv", &o.clone());
+        assert!(h.is_err() || h.unwrap().writable().is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! `apply` with an object-store input or output: the input is fetched to a scratch
+//! directory (hashed as it streams, ETags pinned), the run writes and commits into scratch as
+//! it does locally, then the release is published with the commit protocol of
+//! [`crate::io::store::RemoteRelease`]. Records name the URLs, never the scratch paths.
+
+use std::path::PathBuf;
+
+use super::{Apply, RunSummary};
+use crate::error::{Error, Result};
+use crate::io::store::{Fetched, Local, ReleaseFiles, Remote, RemoteRelease};
+use crate::io::{Format, Location, ScratchDir};
+
+/// What a remote run keeps between preparing and publishing.
+pub(super) struct RemoteRun {
+    input: Option<Local>,
+    output: Option<Output>,
+}
+
+struct Output {
+    release: RemoteRelease,
+    _scratch: ScratchDir,
+    /// The local path the run writes (a file, or a directory for a directory run).
+    local: PathBuf,
+    is_dir: bool,
+    shown: String,
+    sidecar_shown: String,
+}
+
+/// How to show local paths of a run: pairs (local prefix, URL).
+#[derive(Clone, Default)]
+pub(super) struct Shown {
+    pairs: Vec<(String, String)>,
+    fetched: Option<Fetched>,
+}
+
+impl Shown {
+    pub(super) fn push(&mut self, local: &std::path::Path, shown: &str) {
+        self.pairs
+            .push((local.display().to_string(), shown.to_string()));
+    }
+
+    pub(super) fn show(&self, text: &str) -> String {
+        self.pairs.iter().fold(text.to_string(), |t, (from, to)| {
+            crate::io::store::relocate(&t, from, to)
+        })
+    }
+
+    /// The ETag and version of the fetched object behind a local input file.
+    pub(super) fn object_version(
+        &self,
+        local: &std::path::Path,
+    ) -> (Option<String>, Option<String>) {
+        match self.fetched.as_ref().and_then(|f| f.object(local)) {
+            Some(o) => (o.e_tag.clone(), o.version.clone()),
+            None => (None, None),
+        }
+    }
+
+    fn relocate_error(&self, e: Error) -> Error {
+        self.pairs
+            .iter()
+            .fold(e, |e, (from, to)| e.relocated(from, to))
+    }
+}
+
+impl RemoteRun {
+    /// Fetch a remote input and claim a remote output, pointing `job` at scratch paths.
+    pub(super) async fn prepare(job: &mut Apply) -> Result<RemoteRun> {
+        let mut run = RemoteRun {
+            input: None,
+            output: None,
+        };
+        if let Location::Url(_) = &job.input_loc {
+            let fmt = job.input_format;
+            let keep = move |p: &std::path::Path| match fmt {
+                Some(f) => Format::from_path(p) == Some(f),
+                None => Format::from_path(p).is_some(),
+            };
+            tracing::info!(input = %job.input_loc, "fetch: reading the input from its store");
+            let local = Local::of(&job.input_loc, &job.storage, keep).await?;
+            job.input = local.path.clone();
+            job.shown.pairs.push((
+                local.path.display().to_string(),
+                local.show(&local.path.display().to_string()),
+            ));
+            job.shown.fetched = local.fetched.clone();
+            run.input = Some(local);
+        }
+        if let Location::Url(u) = &job.output_loc {
+            if job.openlineage.is_some() {
+                return Err(Error::Usage(
+                    "--openlineage with an object-store output: write the event to a local \
+                     file and upload it yourself (not supported yet)"
+                        .into(),
+                ));
+            }
+            let remote = Remote::open(u, &job.storage)?;
+            let is_dir = job.input.is_dir();
+            let scratch = ScratchDir::create()?;
+            // The file name keeps its extension: the format is told from it.
+            let name = match is_dir {
+                true => "dataset".to_string(),
+                false => remote
+                    .shown()
+                    .rsplit('/')
+                    .next()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("output")
+                    .to_string(),
+            };
+            let local = scratch.path().join("out").join(name);
+            let run_id = crate::provenance::new_run_id();
+            let release =
+                RemoteRelease::begin(remote.clone(), is_dir, job.overwrite, &run_id).await?;
+            job.run_id = Some(run_id);
+            job.output = local.clone();
+            job.shown
+                .pairs
+                .push((local.display().to_string(), remote.shown()));
+            run.output = Some(Output {
+                release,
+                _scratch: scratch,
+                local,
+                is_dir,
+                shown: remote.shown(),
+                sidecar_shown: remote.with_suffix(".provenance.json").shown(),
+            });
+        }
+        Ok(run)
+    }
+
+    /// Publish a committed local run, or clean up after a failed one.
+    pub(super) async fn finish(
+        self,
+        shown: &Shown,
+        result: Result<RunSummary>,
+    ) -> Result<RunSummary> {
+        let mut summary = match (result, self.output) {
+            (Ok(s), None) => s,
+            (Err(e), out) => {
+                if let Some(o) = out {
+                    o.release.abort().await;
+                }
+                return Err(shown.relocate_error(e));
+            }
+            (Ok(mut s), Some(o)) => {
+                tracing::info!(output = %o.shown, "publish: uploading the release");
+                o.release
+                    .publish(ReleaseFiles {
+                        data: &o.local,
+                        is_dir: o.is_dir,
+                        sidecar: &s.provenance,
+                    })
+                    .await?;
+                tracing::info!(output = %o.shown, "commit: sidecar written last, release complete");
+                s.output = PathBuf::from(&o.shown);
+                s.provenance = PathBuf::from(&o.sidecar_shown);
+                s
+            }
+        };
+        if let Some(i) = &self.input {
+            summary.input = PathBuf::from(i.show(&summary.input.display().to_string()));
+        }
+        Ok(summary)
+    }
+}

@@ -1,0 +1,668 @@
+//! Object stores, against a real S3-compatible server on loopback (moto's standalone server,
+//! `pip install 'moto[server]'`, started here). Without it these tests say why and skip.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::Array;
+
+use crate::util::{bin, demo_keyring, read_parquet, root, stderr};
+
+/// A secret only the tests know: it must never appear in anything cloakline writes or prints.
+const SECRET: &str = "s3cr3t-Never-Print-This-9f27c1";
+const KEY_ID: &str = "cloaklinetestkeyid";
+
+/// A moto S3 server on a free loopback port, stopped on drop.
+pub struct S3 {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3 {
+    /// Start a server, or `None` (printing why) when moto is not installed or does not start.
+    pub fn start() -> Option<S3> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let spawned = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .or_else(|_| {
+                Command::new("python3")
+                    .args([
+                        "-m",
+                        "moto.server",
+                        "-H",
+                        "127.0.0.1",
+                        "-p",
+                        &port.to_string(),
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+            });
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "SKIPPED: cannot start moto's S3 server ({e}); pip install 'moto[server]'"
+                );
+                return None;
+            }
+        };
+        let s3 = S3 { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if s3
+                .request("GET", "/", b"")
+                .map(|(c, _)| c == 200)
+                .unwrap_or(false)
+            {
+                return Some(s3);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        eprintln!("SKIPPED: moto's S3 server did not answer within 30 s");
+        None
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One HTTP request (moto does not check signatures): (status, body).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let head = format!(
+            // moto does not check signatures, but refuses anonymous reads.
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        );
+        s.write_all(head.as_bytes())?;
+        s.write_all(body)?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)?;
+        let split = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP header"))?;
+        let head = String::from_utf8_lossy(&buf[..split]).to_string();
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut body = buf[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        Ok((code, body))
+    }
+
+    pub fn bucket(&self, name: &str) {
+        let (c, _) = self.request("PUT", &format!("/{name}"), b"").unwrap();
+        assert_eq!(c, 200, "create bucket {name}");
+    }
+
+    pub fn put(&self, key: &str, body: &[u8]) {
+        let (c, _) = self.request("PUT", &format!("/{key}"), body).unwrap();
+        assert_eq!(c, 200, "put {key}");
+    }
+
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let (c, b) = self.request("GET", &format!("/{key}"), b"").unwrap();
+        (c == 200).then_some(b)
+    }
+
+    /// Keys in `bucket`, sorted.
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let (_, b) = self
+            .request("GET", &format!("/{bucket}?list-type=2"), b"")
+            .unwrap();
+        let text = String::from_utf8_lossy(&b);
+        let mut v: Vec<String> = text
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `cloakline ARGS` with credentials in the environment and the endpoint as options.
+    pub fn cloakline(&self, args: &[&str]) -> Output {
+        let mut c = bin();
+        c.env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .args(["--storage-option", &format!("endpoint={}", self.endpoint())])
+            .args(["--storage-option", "allow_http=true"])
+            .args(["--storage-option", "max_retries=2"])
+            .args(args);
+        c.output().expect("run cloakline")
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[nl + 2 + n + 2..];
+    }
+}
+
+/// Nothing the run printed or wrote holds the secret.
+fn assert_no_secret(o: &Output, files: &[&[u8]]) {
+    for text in [&o.stdout[..], &o.stderr[..]]
+        .into_iter()
+        .chain(files.iter().copied())
+    {
+        assert!(
+            !String::from_utf8_lossy(text).contains(SECRET),
+            "the secret leaked"
+        );
+    }
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "{}", stderr(o));
+}
+
+fn str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn policy() -> PathBuf {
+    root().join("policies/customers.yaml")
+}
+
+/// Every column but the encrypted one (random nonces), as text.
+fn deterministic_columns(path: &Path) -> Vec<(String, Vec<String>)> {
+    let (batches, _) = read_parquet(path);
+    let schema = batches[0].schema();
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.name() != "national_id")
+        .map(|(i, f)| {
+            let mut v = Vec::new();
+            for b in &batches {
+                let col =
+                    arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8).unwrap();
+                let s = col
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                v.extend((0..s.len()).map(|r| {
+                    if s.is_valid(r) {
+                        s.value(r).to_string()
+                    } else {
+                        String::new()
+                    }
+                }));
+            }
+            (f.name().clone(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn local_to_s3_to_s3_to_local_round_trip_matches_a_local_run_and_verifies() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("share");
+    let csv = std::fs::read(root().join("examples/customers.csv")).unwrap();
+    s3.put("raw/customers.csv", &csv);
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = demo_keyring();
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&policy()),
+        "--keyring",
+        str(&keyring),
+        "--input",
+        "s3://raw/customers.csv",
+        "--output",
+        "s3://share/customers.parquet",
+        "--json",
+    ]);
+    ok(&o);
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["output"], "s3://share/customers.parquet");
+    assert_eq!(
+        summary["provenance"],
+        "s3://share/customers.parquet.provenance.json"
+    );
+    assert_eq!(
+        s3.keys("share"),
+        ["customers.parquet", "customers.parquet.provenance.json"]
+    );
+
+    // The same run on local files: every deterministic column is identical.
+    let local = dir.path().join("local.parquet");
+    ok(&crate::util::apply_example(&local, &[]));
+    let fetched = dir.path().join("fetched.parquet");
+    std::fs::write(&fetched, s3.get("share/customers.parquet").unwrap()).unwrap();
+    assert_eq!(
+        deterministic_columns(&fetched),
+        deterministic_columns(&local)
+    );
+
+    // The record names the URLs, the input's ETag, and never a scratch path or a secret.
+    let sidecar = s3.get("share/customers.parquet.provenance.json").unwrap();
+    let text = String::from_utf8_lossy(&sidecar);
+    assert!(text.contains("\"s3://raw/customers.csv\""), "{text}");
+    assert!(text.contains("\"s3://share/customers.parquet\""));
+    assert!(text.contains("cl:etag"));
+    let tmp = std::env::temp_dir().display().to_string();
+    assert!(!text.contains(&tmp), "a scratch path in the record");
+    assert_no_secret(&o, &[&sidecar]);
+
+    let v = s3.cloakline(&["verify", "s3://share/customers.parquet", "--json"]);
+    ok(&v);
+    let doc: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(doc["passed"], true);
+    assert_eq!(doc["output"], "s3://share/customers.parquet");
+
+    // A second run to the same output is refused; --overwrite replaces it.
+    let again = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&policy()),
+        "--keyring",
+        str(&keyring),
+        "--input",
+        "s3://raw/customers.csv",
+        "--output",
+        "s3://share/customers.parquet",
+    ]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("--overwrite"), "{}", stderr(&again));
+    let over = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&policy()),
+        "--keyring",
+        str(&keyring),
+        "--input",
+        "s3://raw/customers.csv",
+        "--output",
+        "s3://share/customers.parquet",
+        "--overwrite",
+    ]);
+    ok(&over);
+    assert_eq!(
+        s3.keys("share"),
+        ["customers.parquet", "customers.parquet.provenance.json"]
+    );
+    ok(&s3.cloakline(&["verify", "s3://share/customers.parquet"]));
+
+    // Tampering is caught through the store too.
+    let mut bytes = s3.get("share/customers.parquet").unwrap();
+    let n = bytes.len() / 2;
+    bytes[n] ^= 1;
+    s3.put("share/customers.parquet", &bytes);
+    let bad = s3.cloakline(&["verify", "s3://share/customers.parquet"]);
+    assert_eq!(bad.status.code(), Some(4), "{}", stderr(&bad));
+}
+
+/// `raw/orders/currency=CNY/part-0.csv`, `…USD…`.
+fn put_partitioned(s3: &S3) {
+    for (cur, base) in [("CNY", 0), ("USD", 10)] {
+        let rows: String = (0..3)
+            .map(|i| format!("{},{}\n", base + i, 100 + i))
+            .collect();
+        s3.put(
+            &format!("raw/orders/currency={cur}/part-0.csv"),
+            format!("order_id,amount\n{rows}").as_bytes(),
+        );
+    }
+}
+
+const ORDERS: &str = "policy: orders\nversion: 1\ncontroller: Example\njurisdictions: [EU]\npurpose: test\nunlisted: error\nfields:\n  order_id: { action: keep, basis: contract }\n  amount: { action: keep, basis: contract }\n";
+
+#[test]
+fn a_partitioned_prefix_is_released_as_a_directory_and_verified_whole_or_by_object() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("share");
+    put_partitioned(&s3);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    std::fs::write(
+        &p,
+        format!("{ORDERS}  currency: {{ action: keep, basis: contract }}\n"),
+    )
+    .unwrap();
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&p),
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://share/orders/",
+    ]);
+    ok(&o);
+    assert_eq!(
+        s3.keys("share"),
+        [
+            "orders.provenance.json",
+            "orders/currency=CNY/part-0.parquet",
+            "orders/currency=USD/part-0.parquet"
+        ]
+    );
+    // The record withholds partition values of inputs, as for local directories.
+    let record =
+        String::from_utf8_lossy(&s3.get("share/orders.provenance.json").unwrap()).to_string();
+    assert!(record.contains("s3://raw/orders/"), "{record}");
+    assert!(!record.contains("currency=CNY/part-0.csv"), "{record}");
+
+    ok(&s3.cloakline(&["verify", "s3://share/orders/"]));
+    let one = s3.cloakline(&[
+        "verify",
+        "s3://share/orders/currency=USD/part-0.parquet",
+        "--json",
+    ]);
+    ok(&one);
+    // check and scan read through the store too.
+    let c = s3.cloakline(&["scan", "--input", "s3://raw/orders/currency=CNY/part-0.csv"]);
+    ok(&c);
+    assert!(String::from_utf8_lossy(&c.stdout).contains("s3://raw/orders/currency=CNY/part-0.csv"));
+
+    // An unrecorded object in the release fails verification; a prefix holding objects no
+    // release lists is refused as an output.
+    s3.put("share/orders/stray.parquet", b"x");
+    let v = s3.cloakline(&["verify", "s3://share/orders/"]);
+    assert_eq!(v.status.code(), Some(4), "{}", stderr(&v));
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&p),
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://share/orders/",
+        "--overwrite",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no cloakline release there lists"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        s3.get("share/orders.provenance.json.lock").is_none(),
+        "the lock outlived the run"
+    );
+}
+
+#[test]
+fn a_held_lock_refuses_a_second_writer_and_gc_clears_a_dead_runs_leftovers() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("share");
+    put_partitioned(&s3);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    std::fs::write(
+        &p,
+        format!("{ORDERS}  currency: {{ action: keep, basis: contract }}\n"),
+    )
+    .unwrap();
+    // A dead run: its lock and one object it uploaded.
+    s3.put("share/orders.provenance.json.lock", b"{\"runId\":\"dead\"}");
+    s3.put("share/orders/currency=CNY/part-0.parquet", b"half");
+    let args = [
+        "apply",
+        "--policy",
+        str(&p),
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://share/orders/",
+    ];
+    let o = s3.cloakline(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("another cloakline run is writing"),
+        "{}",
+        stderr(&o)
+    );
+    // The lock is young: gc leaves it unless told the run is dead.
+    let young = s3.cloakline(&["gc", "s3://share/orders/"]);
+    assert!(!young.status.success());
+    let dry = s3.cloakline(&["gc", "s3://share/orders/", "--older-than", "0", "--dry-run"]);
+    ok(&dry);
+    assert!(
+        String::from_utf8_lossy(&dry.stdout)
+            .contains("would remove s3://share/orders/currency=CNY/part-0.parquet")
+    );
+    assert_eq!(s3.keys("share").len(), 2);
+    ok(&s3.cloakline(&["gc", "s3://share/orders/", "--older-than", "0"]));
+    assert!(s3.keys("share").is_empty(), "{:?}", s3.keys("share"));
+    ok(&s3.cloakline(&args));
+}
+
+#[test]
+fn store_failures_name_the_location_and_leave_no_release() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    let csv = std::fs::read(root().join("examples/customers.csv")).unwrap();
+    s3.put("raw/customers.csv", &csv);
+    let keyring = demo_keyring();
+    // A bucket that does not exist, for input and for output.
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&policy()),
+        "--keyring",
+        str(&keyring),
+        "--input",
+        "s3://nobucket/customers.csv",
+        "--output",
+        "s3://raw/out.parquet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s3://nobucket/customers.csv"),
+        "{}",
+        stderr(&o)
+    );
+    assert_no_secret(&o, &[]);
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&policy()),
+        "--keyring",
+        str(&keyring),
+        "--input",
+        "s3://raw/customers.csv",
+        "--output",
+        "s3://nobucket/out.parquet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s3://nobucket/out.parquet"),
+        "{}",
+        stderr(&o)
+    );
+    assert_no_secret(&o, &[]);
+    // A server that is gone: bounded retries, then a clear error.
+    let endpoint_down = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let o = bin()
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .args([
+            "--storage-option",
+            &format!("endpoint=http://127.0.0.1:{endpoint_down}"),
+        ])
+        .args([
+            "--storage-option",
+            "allow_http=true",
+            "--storage-option",
+            "max_retries=1",
+        ])
+        .args([
+            "check",
+            "--policy",
+            str(&policy()),
+            "--input",
+            "s3://raw/customers.csv",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s3://raw/customers.csv"),
+        "{}",
+        stderr(&o)
+    );
+    assert_no_secret(&o, &[]);
+    // Credentials in a URL or an unknown option: refused without echoing them.
+    let o = s3.cloakline(&[
+        "scan",
+        "--input",
+        &format!("s3://{KEY_ID}:{SECRET}@raw/customers.csv"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_no_secret(&o, &[]);
+    let o = s3.cloakline(&[
+        "--storage-option",
+        &format!("bogus={SECRET}"),
+        "scan",
+        "--input",
+        "s3://raw/customers.csv",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bogus"), "{}", stderr(&o));
+    assert_no_secret(&o, &[]);
+    assert_eq!(
+        s3.keys("raw"),
+        ["customers.csv"],
+        "a failed run left objects"
+    );
+}
+
+#[test]
+fn a_server_killed_mid_run_fails_clearly_and_commits_nothing() {
+    let Some(mut s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("share");
+    // Kill the server once the run has fetched its input and is writing: the upload fails,
+    // and no sidecar (no release) exists when the server is back.
+    let csv = std::fs::read(root().join("examples/customers.csv")).unwrap();
+    let big: Vec<u8> = {
+        let mut v = csv.clone();
+        let body = csv
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(&b'\n');
+        for _ in 0..200 {
+            v.extend_from_slice(&body);
+            v.push(b'\n');
+        }
+        v
+    };
+    s3.put("raw/customers.csv", &big);
+    let keyring = demo_keyring();
+    let child = {
+        let mut c = bin();
+        c.env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .args(["--storage-option", &format!("endpoint={}", s3.endpoint())])
+            .args([
+                "--storage-option",
+                "allow_http=true",
+                "--storage-option",
+                "max_retries=1",
+            ])
+            .args([
+                "apply",
+                "--policy",
+                str(&policy()),
+                "--keyring",
+                str(&keyring),
+                "--input",
+                "s3://raw/customers.csv",
+                "--output",
+                "s3://share/customers.parquet",
+                "--batch-size",
+                "64",
+                "--threads",
+                "1",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    // The lock appears once the input is fetched and the output claimed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s3
+        .get("share/customers.parquet.provenance.json.lock")
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the run never claimed its output"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = s3.child.kill();
+    let _ = s3.child.wait();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        eprintln!("note: the run finished before the server was killed; nothing to check");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("s3://share/customers.parquet"),
+        "{}",
+        stderr(&out)
+    );
+    assert_no_secret(&out, &[]);
+    drop(s3);
+}
