@@ -6,8 +6,9 @@ use super::*;
 pub(crate) struct GcArgs {
     /// The output URL the dead run wrote (`s3://share/customers/`).
     output: String,
-    /// Leave a lock younger than this many seconds: its run may still be going.
-    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    /// Leave a lock younger than this many seconds: its run may still be going (a lock has
+    /// no heartbeat, so the default is a day; pass less once you know the run is dead).
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     older_than: u64,
     /// List what would be removed; remove nothing.
     #[arg(long)]

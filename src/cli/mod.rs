@@ -90,6 +90,28 @@ pub(crate) fn set_storage(pairs: &[String]) -> Result<()> {
     let mut o = cloakline::io::store::StorageOptions::new();
     for p in pairs {
         let (k, v) = cloakline::io::store::StorageOptions::parse_pair(p)?;
+        // A secret on the command line lands in shell history and process listings.
+        let lower = k.to_ascii_lowercase();
+        let secret = [
+            "secret",
+            "token",
+            "password",
+            "account_key",
+            "access_key",
+            "sas",
+            "service_account_key",
+            "client_secret",
+        ]
+        .iter()
+        .any(|s| lower.contains(s))
+            && !lower.ends_with("key_id");
+        if secret {
+            return Err(Error::Usage(format!(
+                "--storage-option {k}: credentials are not taken from the command line (shell \
+                 history, process listings); set them in the environment (AWS_SECRET_ACCESS_KEY, \
+                 AZURE_STORAGE_ACCOUNT_KEY…, see docs/STORAGE.md)"
+            )));
+        }
         o = o.with(k, v);
     }
     let _ = STORAGE.set(o);

@@ -7,7 +7,8 @@ pub(crate) struct SqlArgs {
     /// The query, e.g. "SELECT tokenize(email, 'k1') FROM customers".
     query: String,
     /// Register a file as a table (repeatable): NAME=PATH (.parquet, .csv/.tsv, .ndjson/.jsonl).
-    /// PATH may be a directory of files of one format, read as one table.
+    /// PATH may be a directory of files of one format, read as one table, or an object-store
+    /// URL (an object, or a prefix read as one table).
     #[arg(long = "table", value_name = "NAME=PATH")]
     tables: Vec<cloakline::sql::TableArg>,
     #[command(flatten)]
@@ -50,9 +51,10 @@ pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
         .with_policy(policy.map(Arc::new))
         .allow_unsafe(q.allow_unsafe_sql)
         .with_cancel(cancel.clone())
+        .with_storage_options(storage())
         .with_read_options(ReadOptions::default().with_delimiter(delimiter(&q.delimiter)?));
     if let Some(o) = &q.output {
-        job = job.with_output(o);
+        job = job.with_output(location(o));
     }
     for t in q.tables {
         job = job.with_table(t);

@@ -204,6 +204,7 @@ pub struct ScratchDir {
 impl ScratchDir {
     pub fn create() -> Result<ScratchDir> {
         let base = std::env::temp_dir();
+        remove_dead_scratch(&base);
         let mut last = None;
         for _ in 0..16 {
             let path = base.join(format!(
@@ -228,6 +229,37 @@ impl ScratchDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Scratch directories of runs that were killed (`cloakline-<pid>-<16 hex>` whose process is
+/// gone): they may hold fetched input, so the next run removes them. Linux only (`/proc`);
+/// elsewhere nothing is removed.
+fn remove_dead_scratch(base: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("cloakline-")) else {
+            continue;
+        };
+        let Some((pid, tail)) = rest.split_once('-') else {
+            continue;
+        };
+        let well_formed = !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && tail.len() == 16
+            && tail.bytes().all(|b| b.is_ascii_hexdigit());
+        // Only our own directories (not links), of processes that no longer exist.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if well_formed && is_dir && !proc.join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

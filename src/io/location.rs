@@ -62,9 +62,17 @@ impl Location {
 pub(super) fn redact_url(u: &str) -> String {
     let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
     let rest = rest.split(['?', '#']).next().unwrap_or("");
+    // `abfss://container@account…` names the container, not a user: kept unless it holds a
+    // password (`user:secret@`).
+    let keep_user = matches!(scheme, "abfs" | "abfss");
+    let host_of = |h: &str| match h.rsplit_once('@') {
+        Some((user, host)) if keep_user && !user.contains(':') => format!("{user}@{host}"),
+        Some((_, host)) => host.to_string(),
+        None => h.to_string(),
+    };
     let rest = match rest.split_once('/') {
-        Some((host, path)) => format!("{}/{path}", host.rsplit('@').next().unwrap_or(host)),
-        None => rest.rsplit('@').next().unwrap_or(rest).to_string(),
+        Some((host, path)) => format!("{}/{path}", host_of(host)),
+        None => host_of(rest),
     };
     format!("{scheme}://{rest}")
 }

@@ -179,7 +179,9 @@ impl Remote {
         let shown = super::location::redact_url(url);
         let parsed =
             url::Url::parse(url).map_err(|_| Error::Usage(format!("{shown}: not a valid URL")))?;
-        if !parsed.username().is_empty() || parsed.password().is_some() {
+        // `abfss://container@account.dfs.core.windows.net/…` names the container as the user.
+        let container_as_user = matches!(parsed.scheme(), "abfs" | "abfss");
+        if (!parsed.username().is_empty() && !container_as_user) || parsed.password().is_some() {
             return Err(Error::Usage(format!(
                 "{shown}: credentials in the URL are refused (they would end up in shell \
                  history and logs); use the environment or --storage-option"
@@ -281,7 +283,10 @@ impl Remote {
         let key = ObjPath::from_url_path(path.trim_end_matches('/'))
             .map_err(|_| Error::Usage(format!("{shown}: not a valid object key")))?;
         let base = {
-            let host = parsed.host_str().unwrap_or("");
+            let host = match parsed.username() {
+                "" => parsed.host_str().unwrap_or("").to_string(),
+                user => format!("{user}@{}", parsed.host_str().unwrap_or("")),
+            };
             match parsed.port() {
                 Some(p) => format!("{scheme}://{host}:{p}"),
                 None => format!("{scheme}://{host}"),
@@ -314,18 +319,30 @@ impl Remote {
         self.shown_key(&self.child(rel))
     }
 
+    /// `rel` under this key, its segments taken as they are (a partition directory's
+    /// `%20` stays `%20`: `join` would encode the `%` again and name another object).
     fn child(&self, rel: &str) -> ObjPath {
-        let mut k = self.key.clone();
-        for part in rel.split('/').filter(|p| !p.is_empty()) {
-            k = k.join(part);
-        }
-        k
+        let rel = rel.trim_matches('/');
+        let joined = match (self.key.as_ref(), rel) {
+            (k, "") => k.to_string(),
+            ("", r) => r.to_string(),
+            (k, r) => format!("{k}/{r}"),
+        };
+        ObjPath::parse(&joined).unwrap_or_else(|_| {
+            // Unreachable for names cloakline writes (checked segments); never a panic.
+            let mut k = self.key.clone();
+            for part in rel.split('/').filter(|p| !p.is_empty()) {
+                k = k.join(part);
+            }
+            k
+        })
     }
 
     /// The same store at `key + suffix` (a sidecar beside an output: `out` → `out.provenance.json`).
     pub fn with_suffix(&self, suffix: &str) -> Remote {
         let mut r = self.clone();
-        r.key = ObjPath::from(format!("{}{suffix}", self.key.as_ref()));
+        let joined = format!("{}{suffix}", self.key.as_ref());
+        r.key = ObjPath::parse(&joined).unwrap_or_else(|_| ObjPath::from(joined));
         r.prefix = false;
         r
     }
@@ -358,8 +375,30 @@ impl Remote {
     fn err(&self, key: &ObjPath, doing: &str, e: object_store::Error) -> Error {
         let message = describe(&e, &self.secrets);
         Error::Storage {
-            location: self.shown_key(key),
+            location: self.withheld_key(key),
             message: format!("{doing}: {message}"),
+        }
+    }
+
+    /// A key as shown in messages: partition directory values below this location
+    /// (`currency=CNY/`) are data values, shown as `currency=(withheld)/`.
+    fn withheld_key(&self, key: &ObjPath) -> String {
+        let Some(rel) = self.relative(key) else {
+            return self.shown_key(key);
+        };
+        let segs: Vec<&str> = rel.split('/').collect();
+        let shown: Vec<String> = segs
+            .iter()
+            .enumerate()
+            .map(|(i, seg)| match seg.split_once('=') {
+                Some((k, _)) if i + 1 < segs.len() => format!("{k}=(withheld)"),
+                _ => seg.to_string(),
+            })
+            .collect();
+        match self.key.as_ref() {
+            "" => format!("{}/{}", self.base, shown.join("/")),
+            _ if rel.is_empty() => self.shown_key(key),
+            k => format!("{}/{k}/{}", self.base, shown.join("/")),
         }
     }
 
@@ -425,7 +464,8 @@ impl Remote {
     }
 
     /// Bring this location to `dir`: one object (named by its last key segment), or, for a
-    /// prefix, every object under it whose name `keep` accepts, mirrored as a directory.
+    /// prefix, every object under it whose relative path (`a=1/x.csv`) `keep` accepts,
+    /// mirrored as a directory.
     /// Names starting with `.` are skipped, as in local directories.
     pub async fn fetch(&self, dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Fetched> {
         if let Some(meta) = self.head().await? {
@@ -444,14 +484,18 @@ impl Remote {
             let Some(rel) = self.relative(&meta.location) else {
                 continue;
             };
-            let mut local = root.clone();
-            let mut hidden = false;
-            for seg in rel.split('/') {
-                hidden |= seg.starts_with('.');
-                local.push(safe_segment(seg).ok_or_else(|| self.bad_name())?);
-            }
-            if hidden || !keep(&local) {
+            // Folder markers (`prefix/`, zero bytes), hidden names and files that are not
+            // data are skipped before a name is judged.
+            let segs: Vec<&str> = rel.split('/').collect();
+            if rel.is_empty()
+                || segs.iter().any(|s| s.is_empty() || s.starts_with('.'))
+                || !keep(Path::new(&rel))
+            {
                 continue;
+            }
+            let mut local = root.clone();
+            for seg in segs {
+                local.push(safe_segment(seg).ok_or_else(|| self.bad_name())?);
             }
             wanted.push((meta, local));
         }
@@ -656,39 +700,54 @@ pub(crate) fn describe(e: &object_store::Error, secrets: &[String]) -> String {
         .fold(text, |t, s| t.replace(s.as_str(), "***"))
 }
 
-/// What a release writes, relative to its output location (`None`: a single object).
+/// What a release writes: a local file (a single-object release) or the local directory
+/// whose files are the release, and the local provenance sidecar.
 pub struct ReleaseFiles<'a> {
-    /// The local data file, or the local directory whose files are the release.
     pub data: &'a Path,
     pub is_dir: bool,
-    /// The local provenance sidecar.
     pub sidecar: &'a Path,
 }
 
 /// One release to an object store, from claim to commit (docs/STORAGE.md):
 ///
-/// 1. `begin` creates `<out>.provenance.json.lock` with a conditional PUT (if-none-match):
-///    a second run to the same output fails here, before any data object is written.
+/// 1. `begin` creates `<out>.provenance.json.lock` (naming this run) with a conditional PUT
+///    (if-none-match): a second run to the same output fails here, before any data object
+///    is written.
 /// 2. It refuses an output that exists (without `--overwrite`) or a prefix holding objects
 ///    that no previous release lists: cloakline never deletes what it did not write.
-/// 3. `publish` withdraws a previous release's sidecar, uploads the data objects, writes the
-///    new sidecar last (it is the commit marker: a release exists when its sidecar does, and
-///    lists every object with its size and SHA-256), deletes the previous release's objects
-///    the new one does not list, and removes the lock.
-/// 4. On failure, `abort` deletes what this run uploaded and the lock. A killed run leaves
-///    the lock; `cloakline gc OUT` removes it and the objects no sidecar lists.
+/// 3. `publish` withdraws a previous release's sidecar, uploads the data objects one file at
+///    a time (multipart parts in parallel), writes the new sidecar last (the commit marker:
+///    a release exists when its sidecar does, and lists every object with its size and
+///    SHA-256), deletes the previous release's objects the new one does not list, and
+///    removes its own lock.
+/// 4. On failure, `abort` deletes the objects this run finished uploading and its lock, and
+///    the error says whether a previous release was withdrawn. A killed run leaves its lock;
+///    `cloakline gc OUT` removes it and the objects no sidecar lists.
 pub struct RemoteRelease {
     out: Remote,
     sidecar: Remote,
     lock: Remote,
-    /// Relative paths (or `""` for a single object) of the previous release.
+    run_id: String,
+    /// Relative paths (`""` for a single object) of the previous release, when there is one.
     previous: Option<Vec<String>>,
+    /// Whether `publish` withdrew the previous release's sidecar.
+    withdrawn: bool,
+    /// Objects this run finished uploading (deleted again on failure).
     uploaded: Vec<ObjPath>,
     done: bool,
 }
 
 /// The lock object's name beside a sidecar.
 pub const LOCK_SUFFIX: &str = ".lock";
+
+/// Whether the object at `remote` holds exactly `body` (a retried conditional PUT whose
+/// first attempt landed: ours, not another run's).
+async fn holds(remote: &Remote, body: &[u8]) -> bool {
+    match remote.read_small(64 << 20).await {
+        Ok((b, _)) => b.as_ref() == body,
+        Err(_) => false,
+    }
+}
 
 impl RemoteRelease {
     /// Claim `out` for one run (steps 1 and 2).
@@ -699,18 +758,22 @@ impl RemoteRelease {
         let body = serde_json::json!({
             "runId": run_id,
             "started": chrono::Utc::now().to_rfc3339(),
-            "host": std::env::var("HOSTNAME").unwrap_or_default(),
-        });
+            "pid": std::process::id(),
+        })
+        .to_string();
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
         match out
             .store
-            .put_opts(&lock.key, PutPayload::from(body.to_string()), opts)
+            .put_opts(&lock.key, PutPayload::from(body.clone()), opts)
             .await
         {
             Ok(_) => {}
+            // A retried PUT whose first attempt landed finds its own lock.
+            Err(object_store::Error::AlreadyExists { .. })
+                if holds(&lock, body.as_bytes()).await => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
                 return Err(Error::Usage(format!(
                     "another cloakline run is writing {} (its lock {} exists); wait for it, or \
@@ -726,7 +789,9 @@ impl RemoteRelease {
             out,
             sidecar,
             lock,
+            run_id: run_id.to_string(),
             previous: None,
+            withdrawn: false,
             uploaded: Vec::new(),
             done: false,
         };
@@ -747,10 +812,11 @@ impl RemoteRelease {
                     self.sidecar.shown()
                 )));
             }
-            Some(_) => Some(self.listed().await?),
+            Some(_) => Some(listed_in(&self.sidecar).await?),
             None => None,
         };
-        let listed = previous.clone().unwrap_or_default();
+        let listed: std::collections::HashSet<&str> =
+            previous.iter().flatten().map(String::as_str).collect();
         if is_dir {
             let strays = self
                 .out
@@ -758,12 +824,12 @@ impl RemoteRelease {
                 .await?
                 .into_iter()
                 .filter_map(|m| self.out.relative(&m.location))
-                .filter(|r| !listed.contains(r))
+                .filter(|r| !listed.contains(r.as_str()))
                 .count();
             if strays > 0 {
                 return Err(Error::Usage(format!(
                     "{} holds {strays} object(s) that no cloakline release there lists; write to \
-                     an empty prefix, or remove them (`cloakline gc` removes a dead run's)",
+                     an empty prefix, or move them away",
                     self.out.shown()
                 )));
             }
@@ -777,103 +843,151 @@ impl RemoteRelease {
         Ok(())
     }
 
-    /// The relative paths the current sidecar lists (`""`: the single output itself).
-    async fn listed(&self) -> Result<Vec<String>> {
-        listed_in(&self.sidecar).await
-    }
-
-    /// Steps 3: upload, commit, clean. Returns the uploaded objects' locations as shown.
-    pub async fn publish(mut self, files: ReleaseFiles<'_>) -> Result<Vec<String>> {
-        match self.publish_inner(&files).await {
+    /// Step 3: upload, commit, clean. `cancelled` is asked between objects and before the
+    /// commit: an interrupted run commits nothing.
+    pub async fn publish(
+        mut self,
+        files: ReleaseFiles<'_>,
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<String>> {
+        match self.publish_inner(&files, cancelled).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                let withdrawn = self.previous.is_some();
+                let withdrawn = self.withdrawn;
                 self.abort().await;
-                Err(match (withdrawn, e) {
-                    (true, Error::Storage { location, message }) => Error::Storage {
+                if !withdrawn {
+                    return Err(e);
+                }
+                // Said whatever the failure: the previous release is gone.
+                let note = "; the previous release was withdrawn (its sidecar removed, some of \
+                            its objects may be replaced) and no new one committed";
+                Err(match e {
+                    Error::Storage { location, message } => Error::Storage {
                         location,
-                        message: format!(
-                            "{message}; the previous release was withdrawn (its sidecar \
-                             removed) and no new one committed"
-                        ),
+                        message: format!("{message}{note}"),
                     },
-                    (_, e) => e,
+                    Error::Interrupted => Error::Storage {
+                        location: self_shown(&files),
+                        message: format!("interrupted{note}"),
+                    },
+                    e => Error::Storage {
+                        location: String::from("the output"),
+                        message: format!("{e}{note}"),
+                    },
                 })
             }
         }
     }
 
-    async fn publish_inner(&mut self, files: &ReleaseFiles<'_>) -> Result<Vec<String>> {
+    async fn publish_inner(
+        &mut self,
+        files: &ReleaseFiles<'_>,
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<String>> {
+        let check = || match cancelled() {
+            true => Err(Error::Interrupted),
+            false => Ok(()),
+        };
         let mut local: Vec<(PathBuf, String)> = Vec::new();
         if files.is_dir {
             collect_files(files.data, files.data, &mut local)?;
         } else {
             local.push((files.data.to_path_buf(), String::new()));
         }
+        check()?;
         if self.previous.is_some() {
             // Withdraw first: readers then see no release rather than a mix of two.
             match self.out.store.delete(&self.sidecar.key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.sidecar.err(&self.sidecar.key, "withdrawing it", e)),
             }
+            self.withdrawn = true;
         }
         let mut shown = Vec::new();
-        let uploads = local.iter().map(|(path, rel)| {
+        // One file at a time (its parts in parallel): a failure leaves no other upload
+        // running unseen, and each failed upload is aborted on the server.
+        for (path, rel) in &local {
+            check()?;
             let key = match rel.as_str() {
                 "" => self.out.key.clone(),
                 r => self.out.child(r),
             };
-            (path.clone(), key)
-        });
-        let keys: Vec<ObjPath> = uploads.clone().map(|(_, k)| k).collect();
-        // Recorded before the upload starts: a failure midway deletes whatever landed.
-        self.uploaded.extend(keys.iter().cloned());
-        let out = &self.out;
-        futures::stream::iter(uploads)
-            .map(|(path, key)| async move { out.upload(&path, &key).await })
-            .buffer_unordered(PARALLEL)
-            .try_collect::<Vec<()>>()
-            .await?;
-        for k in &keys {
-            shown.push(self.out.shown_key(k));
+            self.out.upload(path, &key).await?;
+            self.uploaded.push(key.clone());
+            shown.push(self.out.shown_key(&key));
         }
-        // The commit: the sidecar, created only if none exists (the lock makes a race a bug,
-        // and this catches it rather than overwrite another run's commit).
+        check()?;
+        // The commit: the sidecar, created only if none exists (the lock makes a race a bug;
+        // this catches it rather than overwrite another run's commit).
         let body = std::fs::read(files.sidecar).map_err(|e| Error::io(files.sidecar, e))?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        self.out
+        match self
+            .out
             .store
-            .put_opts(&self.sidecar.key, PutPayload::from(body), opts)
+            .put_opts(&self.sidecar.key, PutPayload::from(body.clone()), opts)
             .await
-            .map_err(|e| {
-                self.sidecar
-                    .err(&self.sidecar.key, "committing the release", e)
-            })?;
+        {
+            Ok(_) => {}
+            // A retry of our own PUT that had landed: committed.
+            Err(object_store::Error::AlreadyExists { .. }) if holds(&self.sidecar, &body).await => {
+            }
+            Err(e) => {
+                return Err(self
+                    .sidecar
+                    .err(&self.sidecar.key, "committing the release", e));
+            }
+        }
         self.uploaded.clear();
-        // The previous release's objects that the new one did not overwrite.
+        self.done = true;
+        // After the commit, cleanup failures are warnings: the release stands.
         if let Some(prev) = self.previous.take() {
-            let new: std::collections::HashSet<String> =
-                local.iter().map(|(_, r)| r.clone()).collect();
-            for r in prev.iter().filter(|r| !r.is_empty() && !new.contains(*r)) {
+            let new: std::collections::HashSet<&str> =
+                local.iter().map(|(_, r)| r.as_str()).collect();
+            for r in prev
+                .iter()
+                .filter(|r| !r.is_empty() && !new.contains(r.as_str()))
+            {
                 let k = self.out.child(r);
                 self.out.delete_quietly(&k).await;
             }
         }
-        self.out.delete_quietly(&self.lock.key).await;
-        self.done = true;
+        self.release_lock().await;
         Ok(shown)
     }
 
-    /// Delete what this run uploaded, and its lock.
+    /// Remove the lock if it is still this run's (a `gc` may have taken it, and another run
+    /// may hold it now).
+    async fn release_lock(&self) {
+        let ours = match self.lock.read_small(1 << 20).await {
+            Ok((b, _)) => serde_json::from_slice::<serde_json::Value>(&b)
+                .ok()
+                .and_then(|v| v.get("runId").and_then(|r| r.as_str()).map(str::to_string))
+                .is_some_and(|id| id == self.run_id),
+            Err(_) => false,
+        };
+        if ours {
+            self.out.delete_quietly(&self.lock.key).await;
+        }
+    }
+
+    /// Delete what this run finished uploading, and its lock.
     pub async fn abort(mut self) {
         for k in std::mem::take(&mut self.uploaded) {
             self.out.delete_quietly(&k).await;
         }
-        self.out.delete_quietly(&self.lock.key).await;
+        self.release_lock().await;
         self.done = true;
+    }
+}
+
+/// How a release's output is named in a message when nothing more specific is at hand.
+fn self_shown(files: &ReleaseFiles<'_>) -> String {
+    match files.is_dir {
+        true => "the output directory".into(),
+        false => "the output".into(),
     }
 }
 
@@ -882,13 +996,24 @@ impl Drop for RemoteRelease {
         if self.done {
             return;
         }
-        // A dropped future (a cancelled run): clean up on the runtime if there is one.
-        let (store, mut keys) = (self.out.store.clone(), std::mem::take(&mut self.uploaded));
-        keys.push(self.lock.key.clone());
+        // A dropped future before the commit (a cancelled run): clean up on the runtime if
+        // there is one. After the commit `done` is set, so a committed release is never
+        // touched here.
+        let (store, keys) = (self.out.store.clone(), std::mem::take(&mut self.uploaded));
+        let (lock, run_id) = (self.lock.clone(), self.run_id.clone());
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             h.spawn(async move {
                 for k in keys {
                     let _ = store.delete(&k).await;
+                }
+                let ours = lock.read_small(1 << 20).await.ok().is_some_and(|(b, _)| {
+                    serde_json::from_slice::<serde_json::Value>(&b)
+                        .ok()
+                        .and_then(|v| v.get("runId").and_then(|r| r.as_str()).map(str::to_string))
+                        .is_some_and(|id| id == run_id)
+                });
+                if ours {
+                    let _ = store.delete(&lock.key).await;
                 }
             });
         }
@@ -920,65 +1045,81 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> R
 }
 
 /// The relative paths a sidecar lists: each output's `cl:relativePath`, or `""` for a
-/// single-file release.
+/// single-object release. Nodes sit under `@included` (v2 records) or `@graph` (v1); an
+/// output is a node with `wasGeneratedBy`.
 async fn listed_in(sidecar: &Remote) -> Result<Vec<String>> {
     let (bytes, _) = sidecar.read_small(64 << 20).await?;
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| Error::Storage {
+    let not_a_record = || Error::Storage {
         location: sidecar.shown(),
-        message: "not a provenance record (not JSON); move it away or remove it".into(),
-    })?;
-    let mut v = Vec::new();
-    let nodes = doc.get("@graph").and_then(|g| g.as_array());
-    for n in nodes.into_iter().flatten() {
-        if let Some(r) = n.get("cl:relativePath").and_then(|r| r.as_str()) {
-            v.push(r.to_string());
-        }
-    }
+        message: "not a cloakline provenance record; move it away or remove it".into(),
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| not_a_record())?;
+    let nodes = ["@included", "@graph"]
+        .iter()
+        .find_map(|k| doc.get(*k).and_then(|n| n.as_array()))
+        .ok_or_else(not_a_record)?;
+    let mut v: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.get("wasGeneratedBy").is_some())
+        .filter_map(|n| n.get("cl:relativePath").and_then(|r| r.as_str()))
+        .map(str::to_string)
+        .collect();
     if v.is_empty() {
         v.push(String::new());
     }
     Ok(v)
 }
 
-/// `cloakline gc OUT`: remove a dead run's lock (when older than `min_age`) and the
-/// objects under the prefix that the current sidecar does not list. Returns what it removed
-/// (or would remove, with `dry_run`).
+/// `cloakline gc OUT`: the leftovers of a dead run. Only where a run's lock exists and is
+/// older than `min_age`: then the objects under the output that the current sidecar does
+/// not list (for a single-object output without a sidecar, the object itself), and the lock.
+/// Returns what it removed (or would remove, with `dry_run`).
 pub async fn gc(out: &Remote, min_age: Duration, dry_run: bool) -> Result<Vec<String>> {
     out.writable()?;
     let sidecar = out.with_suffix(".provenance.json");
     let lock = sidecar.with_suffix(LOCK_SUFFIX);
-    let mut removed = Vec::new();
-    if let Some(meta) = lock.head().await? {
-        let age = chrono::Utc::now() - meta.last_modified;
-        if age.to_std().unwrap_or_default() < min_age {
-            return Err(Error::Usage(format!(
-                "{} is younger than the --older-than limit: a run may still be writing; wait, \
-                 or pass a shorter --older-than",
-                lock.shown()
-            )));
-        }
-    }
-    let listed = match sidecar.head().await? {
-        Some(_) => listed_in(&sidecar).await?,
-        None => Vec::new(),
+    let Some(lock_meta) = lock.head().await? else {
+        return Err(Error::Usage(format!(
+            "{}: no lock of a cloakline run ({} does not exist), so nothing here is a dead \
+             run's; gc removes nothing without one",
+            out.shown(),
+            lock.shown()
+        )));
     };
+    let age = chrono::Utc::now() - lock_meta.last_modified;
+    if age.to_std().unwrap_or_default() < min_age {
+        return Err(Error::Usage(format!(
+            "{} is younger than --older-than ({} s): its run may still be writing; wait, or \
+             pass a shorter --older-than once you know it is dead",
+            lock.shown(),
+            min_age.as_secs()
+        )));
+    }
+    let listed: std::collections::HashSet<String> = match sidecar.head().await? {
+        Some(_) => listed_in(&sidecar).await?.into_iter().collect(),
+        None => Default::default(),
+    };
+    let mut removed = Vec::new();
     for m in out.list().await? {
         let Some(rel) = out.relative(&m.location) else {
             continue;
         };
         if !listed.contains(&rel) {
-            removed.push((out.shown_key(&m.location), m.location));
+            removed.push((out.withheld_key(&m.location), m.location));
         }
     }
-    if lock.head().await?.is_some() {
-        removed.push((lock.shown(), lock.key.clone()));
+    if !listed.contains("")
+        && let Some(m) = out.head().await?
+    {
+        removed.push((out.shown(), m.location));
     }
+    removed.push((lock.shown(), lock.key.clone()));
     if !dry_run {
         for (_, k) in &removed {
-            out.store
-                .delete(k)
-                .await
-                .map_err(|e| out.err(k, "deleting it", e))?;
+            match out.store.delete(k).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(out.err(k, "deleting it", e)),
+            }
         }
     }
     Ok(removed.into_iter().map(|(s, _)| s).collect())
@@ -1041,6 +1182,9 @@ impl Local {
 /// `text` with the local path `from` replaced by the URL `to` (and the separators after it
 /// by `/`).
 pub fn relocate(text: &str, from: &str, to: &str) -> String {
+    if from.is_empty() {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find(from) {
@@ -1148,6 +1292,22 @@ mod tests {
             "s3://raw/c",
         );
         assert_eq!(t, "reading s3://raw/c/y=1/a.csv: bad row; see s3://raw/c");
+    }
+
+    #[test]
+    fn abfss_urls_keep_their_container() {
+        let o = StorageOptions::new().with("use_emulator", "true");
+        let r = Remote::open(
+            "abfss://lake@devstoreaccount1.dfs.core.windows.net/raw/a.csv",
+            &o,
+        )
+        .unwrap();
+        assert_eq!(
+            r.shown(),
+            "abfss://lake@devstoreaccount1.dfs.core.windows.net/raw/a.csv"
+        );
+        // A password in the user part is still refused.
+        assert!(Remote::open("abfss://lake:pw@acct.dfs.core.windows.net/a.csv", &o).is_err());
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct SqlJob {
     read: ReadOptions,
     allow_unsafe: bool,
     cancel: crate::engine::Cancel,
+    storage: crate::io::store::StorageOptions,
+    /// URL tables fetched to scratch: (scratch path, URL) pairs and the objects read.
+    shown: Vec<(String, String)>,
+    fetched: Vec<crate::io::store::FetchedObject>,
 }
 
 impl SqlJob {
@@ -66,7 +70,22 @@ impl SqlJob {
             read: ReadOptions::default(),
             allow_unsafe: false,
             cancel: crate::engine::Cancel::new(),
+            storage: Default::default(),
+            shown: Vec::new(),
+            fetched: Vec::new(),
         }
+    }
+
+    /// Settings of the object stores URL tables or a URL output are in (docs/STORAGE.md).
+    pub fn with_storage_options(mut self, options: crate::io::store::StorageOptions) -> Self {
+        self.storage = options;
+        self
+    }
+
+    fn show(&self, text: &str) -> String {
+        self.shown.iter().fold(text.to_string(), |t, (a, b)| {
+            crate::io::store::relocate(&t, a, b)
+        })
     }
 
     /// Register a file or a directory of files as a table.
@@ -255,7 +274,87 @@ impl SqlJob {
     }
 
     /// Run the query.
-    pub async fn run(self) -> Result<QueryOutcome> {
+    pub async fn run(mut self) -> Result<QueryOutcome> {
+        use crate::io::store::{Local, ReleaseFiles, Remote, RemoteRelease};
+        // URL tables: fetched to scratch (kept until the run ends), shown as their URLs.
+        let mut held = Vec::new();
+        for i in 0..self.tables.len() {
+            let Some(loc @ Location::Url(_)) = self.tables[i].path.to_str().map(Location::parse)
+            else {
+                continue;
+            };
+            let l = Local::of(&loc, &self.storage, |p| Format::from_path(p).is_some()).await?;
+            let from = l.path.display().to_string();
+            self.shown.push((from.clone(), l.show(&from)));
+            self.fetched
+                .extend(l.fetched.iter().flat_map(|f| f.objects.iter().cloned()));
+            self.tables[i].path = l.path.clone();
+            held.push(l);
+        }
+        // A URL output: written to scratch as a local one is, then published.
+        let mut release = None;
+        let mut out_scratch = None;
+        if let Some(Location::Url(u)) = &self.output {
+            let remote = Remote::open(u, &self.storage)?;
+            let scratch = crate::io::ScratchDir::create()?;
+            let name = remote
+                .shown()
+                .rsplit('/')
+                .next()
+                .unwrap_or("output")
+                .to_string();
+            let local = scratch.path().join(name);
+            self.shown
+                .push((local.display().to_string(), remote.shown()));
+            release = Some((
+                RemoteRelease::begin(remote.clone(), false, true, &new_run_id()).await?,
+                remote,
+                local.clone(),
+            ));
+            self.output = Some(Location::Local(local));
+            out_scratch = Some(scratch);
+        }
+        let shown = self.shown.clone();
+        let cancel = self.cancel.clone();
+        let result = self.run_local().await;
+        let relocate = |e: Error| shown.iter().fold(e, |e, (a, b)| e.relocated(a, b));
+        let outcome = match (result, release) {
+            (Err(e), Some((rel, _, _))) => {
+                rel.abort().await;
+                return Err(relocate(e));
+            }
+            (Err(e), None) => return Err(relocate(e)),
+            (
+                Ok(QueryOutcome::Written {
+                    rows,
+                    output,
+                    provenance,
+                }),
+                Some((rel, remote, _)),
+            ) => {
+                rel.publish(
+                    ReleaseFiles {
+                        data: &output,
+                        is_dir: false,
+                        sidecar: &provenance,
+                    },
+                    &|| cancel.is_cancelled(),
+                )
+                .await
+                .map_err(relocate)?;
+                QueryOutcome::Written {
+                    rows,
+                    output: PathBuf::from(remote.shown()),
+                    provenance: PathBuf::from(remote.with_suffix(".provenance.json").shown()),
+                }
+            }
+            (Ok(o), _) => o,
+        };
+        drop((held, out_scratch));
+        Ok(outcome)
+    }
+
+    async fn run_local(self) -> Result<QueryOutcome> {
         let started = Utc::now();
         let (ctx, view) = self.context().await?;
         tracing::info!(
@@ -430,7 +529,7 @@ impl SqlJob {
         nodes.push(Node::Run(Box::new(run)));
         let mut out = DatasetRecord {
             relative_path: None,
-            path: output.display().to_string(),
+            path: self.show(&output.display().to_string()),
             format: format.extension().into(),
             rows: written.rows,
             sha256: Some(written.sha256.clone()),
@@ -476,16 +575,21 @@ impl SqlJob {
             for f in table_files(&t.path)? {
                 let (sha256, bytes) = sha256_file(&f)?;
                 let format = Format::from_path(&f).map(|f| f.extension()).unwrap_or("");
+                let object = self.fetched.iter().find(|o| o.local == f);
                 let mut node = DatasetRecord {
                     relative_path: None,
-                    path: f.display().to_string(),
+                    // A partition directory's value is a data value: withheld, as `apply` does.
+                    path: self.show(&match t.path.is_dir() {
+                        true => crate::io::partition::withheld(&t.path, &f),
+                        false => f.display().to_string(),
+                    }),
                     format: format.into(),
                     rows: 0,
                     sha256: Some(sha256),
                     bytes: Some(bytes),
                     schema: Vec::new(),
-                    e_tag: None,
-                    version: None,
+                    e_tag: object.and_then(|o| o.e_tag.clone()),
+                    version: object.and_then(|o| o.version.clone()),
                 }
                 .node(ids.input(inputs.len()), true, Vec::new());
                 node.rows = None;

@@ -563,10 +563,12 @@ fn validate(file: PolicyFile, source: &str, sha256: String, found: &mut Found) -
         None => None,
         Some(b) => match privacy::validate_privacy(&b.value, &b.referenced, &fields, source) {
             Ok(s) => Some(s),
-            Err(p) => {
-                let pos =
-                    position_in(&p.message).unwrap_or((b.referenced.line(), b.referenced.column()));
-                found.push(p, Some(pos), None);
+            Err(problems) => {
+                for p in problems {
+                    let pos = position_in(&p.message)
+                        .unwrap_or((b.referenced.line(), b.referenced.column()));
+                    found.push(p, Some(pos), None);
+                }
                 None
             }
         },

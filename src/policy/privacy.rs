@@ -310,20 +310,34 @@ impl PrivacySpec {
     }
 }
 
-/// Validate the block against the (already validated) field rules.
+/// Validate the block against the (already validated) field rules: every problem in the
+/// block, each with its position (an author fixes them all in one pass).
 pub(super) fn validate_privacy(
     block: &PrivacyBlock,
     block_loc: &serde_saphyr::Location,
     fields: &BTreeMap<String, Field>,
     source: &str,
-) -> std::result::Result<PrivacySpec, Problem> {
+) -> std::result::Result<PrivacySpec, Vec<Problem>> {
+    let mut problems = Vec::new();
+    // Each check's value, or None with its problem kept.
+    macro_rules! keep {
+        ($r:expr) => {
+            match $r {
+                Ok(v) => Some(v),
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
+            }
+        };
+    }
     if block.quasi_identifiers.is_empty() {
-        return Err(at(
+        keep!(Err::<(), Problem>(at(
             block_loc,
             "`quasi_identifiers` is empty; name the columns an attacker could link (e.g. age, \
              zip, sex)"
                 .into(),
-        ));
+        )));
     }
     let base_dir = Path::new(source)
         .parent()
@@ -332,64 +346,72 @@ pub(super) fn validate_privacy(
     let mut qis = Vec::new();
     for (name, spanned) in &block.quasi_identifiers {
         let loc = &spanned.referenced;
-        let hierarchy =
-            quasi_identifier(name, &spanned.value, fields, &base_dir).map_err(|m| at(loc, m))?;
-        let qi = level_range(name, &spanned.value, QuasiIdentifier::new(name, hierarchy))
-            .map_err(|m| at(loc, m))?;
-        truthful_name(&qi, fields, block.on_violation).map_err(|m| at(loc, m))?;
-        qis.push(qi);
+        let qi = quasi_identifier(name, &spanned.value, fields, &base_dir)
+            .and_then(|h| level_range(name, &spanned.value, QuasiIdentifier::new(name, h)))
+            .and_then(|qi| truthful_name(&qi, fields, block.on_violation).map(|()| qi))
+            .map_err(|m| at(loc, m));
+        if let Some(qi) = keep!(qi) {
+            qis.push(qi);
+        }
     }
-    let subject = match &block.subject {
-        None => None,
-        Some(s) => {
-            subject_column(block, fields, &s.value).map_err(|m| at(&s.referenced, m))?;
-            Some(s.value.clone())
-        }
-    };
+    let subject = block.subject.as_ref().and_then(|s| {
+        keep!(subject_column(block, fields, &s.value).map_err(|m| at(&s.referenced, m)))
+            .map(|()| s.value.clone())
+    });
     let k = match &block.k {
-        Some(s) if s.value < 2 => {
-            return Err(at(
-                &s.referenced,
-                Problem(format!(
-                    "k is {}; it must be at least 2 (k = 1 holds for any data)",
-                    s.value
-                )),
-            ));
-        }
+        Some(s) if s.value < 2 => keep!(Err(at(
+            &s.referenced,
+            Problem(format!(
+                "k is {}; it must be at least 2 (k = 1 holds for any data)",
+                s.value
+            )),
+        ))),
         Some(s) => Some(s.value),
         None => None,
     };
     let mut l_diversity = Vec::new();
     for s in &block.l_diversity {
         let r = &s.value;
-        check_sensitive(block, fields, &r.attribute).map_err(|m| at(&s.referenced, m))?;
-        l_diversity.push(l_diversity_rule(r).map_err(|m| at(&s.referenced, m))?);
+        let rule = check_sensitive(block, fields, &r.attribute)
+            .and_then(|()| l_diversity_rule(r))
+            .map_err(|m| at(&s.referenced, m));
+        l_diversity.extend(keep!(rule));
     }
     let mut t_closeness = Vec::new();
     for s in &block.t_closeness {
         let r = &s.value;
-        check_sensitive(block, fields, &r.attribute).map_err(|m| at(&s.referenced, m))?;
-        t_closeness.push(t_closeness_rule(r).map_err(|m| at(&s.referenced, m))?);
+        let rule = check_sensitive(block, fields, &r.attribute)
+            .and_then(|()| t_closeness_rule(r))
+            .map_err(|m| at(&s.referenced, m));
+        t_closeness.extend(keep!(rule));
     }
-    if k.is_none() && l_diversity.is_empty() && t_closeness.is_empty() {
-        return Err(at(
+    if block.k.is_none() && block.l_diversity.is_empty() && block.t_closeness.is_empty() {
+        keep!(Err::<(), Problem>(at(
             block_loc,
             "no model is set; give `k`, `l_diversity` or `t_closeness`".into(),
-        ));
+        )));
     }
-    let (max_suppression, sampling_fraction) = fractions(block)?;
-    Ok(PrivacySpec {
-        quasi_identifiers: qis,
-        k,
-        l_diversity,
-        t_closeness,
-        on_violation: block.on_violation,
-        max_suppression,
-        metric: block.metric,
-        sampling_fraction,
-        search_budget: search_budget(block)?,
-        subject,
-    })
+    let fractions = keep!(fractions(block));
+    let search_budget = keep!(search_budget(block));
+    match (fractions, search_budget) {
+        (Some((max_suppression, sampling_fraction)), Some(search_budget))
+            if problems.is_empty() =>
+        {
+            Ok(PrivacySpec {
+                quasi_identifiers: qis,
+                k,
+                l_diversity,
+                t_closeness,
+                on_violation: block.on_violation,
+                max_suppression,
+                metric: block.metric,
+                sampling_fraction,
+                search_budget,
+                subject,
+            })
+        }
+        _ => Err(problems),
+    }
 }
 
 /// `min_level`, `max_level` and `weight` of a quasi-identifier, checked against its hierarchy.

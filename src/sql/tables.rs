@@ -88,17 +88,6 @@ pub async fn register_files_under(
     let Some(first) = files.first() else {
         return Err(Error::Usage(format!("table {name} has no files")));
     };
-    // DataFusion is built without its compression feature: its scans (SQL tables, the
-    // privacy grouping pass) cannot read gzip or zstd files.
-    if let Some(f) = files
-        .iter()
-        .find(|f| crate::io::Compression::from_path(f) != crate::io::Compression::None)
-    {
-        return Err(Error::Usage(format!(
-            "{} is compressed; SQL tables and the privacy grouping pass (`check`, and `apply` with a `privacy:` block) read with a scan that does not decompress. Decompress it first (or pipe it in: `zcat FILE | cloakline apply --input - --input-format csv …`)",
-            f.display()
-        )));
-    }
     let fmt = Format::from_path(first).ok_or_else(|| {
         Error::Usage(format!(
             "cannot tell the format of {}; use .parquet, .csv/.tsv or .ndjson/.jsonl",
@@ -160,7 +149,11 @@ pub async fn register_files_under(
     let mut table: Option<DataFrame> = None;
     for (part, paths) in groups {
         crate::io::partition::schema_with(&schema, part, first)?;
-        let mut df = read_files(ctx, paths, fmt, &ext, &schema, read, first).await?;
+        let compressed = crate::io::Compression::from_path(first) != crate::io::Compression::None;
+        let mut df = match compressed {
+            true => read_decoded(ctx, &paths, fmt, &schema, read)?,
+            false => read_files(ctx, paths, fmt, &ext, &schema, read, first).await?,
+        };
         for (key, value) in part {
             df = df
                 .with_column(key, lit(ScalarValue::Utf8(value.clone())))
@@ -176,6 +169,92 @@ pub async fn register_files_under(
     };
     ctx.register_table(name, df.into_view()).map_err(df_err)?;
     Ok(())
+}
+
+/// Gzip/zstd CSV or NDJSON files as one table. DataFusion is built without its compression
+/// feature; each file is a partition read by cloakline's own reader (decompressing as it
+/// streams, with the same types `apply` reads), on a blocking thread.
+fn read_decoded(
+    ctx: &SessionContext,
+    paths: &[String],
+    fmt: Format,
+    schema: &Schema,
+    read: &ReadOptions,
+) -> Result<DataFrame> {
+    let schema = Arc::new(schema.clone());
+    let parts: Vec<Arc<dyn datafusion::physical_plan::streaming::PartitionStream>> = paths
+        .iter()
+        .map(|p| {
+            Arc::new(DecodedFile {
+                path: PathBuf::from(p),
+                format: fmt,
+                read: read.clone(),
+                schema: Arc::clone(&schema),
+            }) as _
+        })
+        .collect();
+    let table =
+        datafusion::catalog::streaming::StreamingTable::try_new(schema, parts).map_err(df_err)?;
+    ctx.read_table(Arc::new(table)).map_err(df_err)
+}
+
+/// One compressed file, streamed through [`Input`].
+#[derive(Debug)]
+struct DecodedFile {
+    path: PathBuf,
+    format: Format,
+    read: ReadOptions,
+    schema: arrow::datatypes::SchemaRef,
+}
+
+impl datafusion::physical_plan::streaming::PartitionStream for DecodedFile {
+    fn schema(&self) -> &arrow::datatypes::SchemaRef {
+        &self.schema
+    }
+
+    fn execute(
+        &self,
+        _ctx: Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::execution::SendableRecordBatchStream {
+        use datafusion::error::DataFusionError;
+        type Item = datafusion::error::Result<arrow::record_batch::RecordBatch>;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
+        let (path, format, read, schema) = (
+            self.path.clone(),
+            self.format,
+            self.read.clone(),
+            Arc::clone(&self.schema),
+        );
+        // Our messages never quote data; DataFusion passes them on as they are.
+        let fail = |e: Error| DataFusionError::Execution(e.to_string());
+        tokio::task::spawn_blocking(move || {
+            let target = Arc::clone(&schema);
+            let batches = Input::open(&path, format, &read, &move |_| Arc::clone(&target))
+                .and_then(|i| i.batches());
+            let batches = match batches {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(fail(e)));
+                    return;
+                }
+            };
+            for b in batches {
+                // The receiver is gone (the query ended or was cancelled): stop reading.
+                if tx.blocking_send(b.map_err(fail)).is_err() {
+                    return;
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                stream,
+            ),
+        )
+    }
 }
 
 /// One DataFusion scan of `paths`, all of format `fmt` with `schema`.

@@ -290,8 +290,12 @@ fn local_to_s3_to_s3_to_local_round_trip_matches_a_local_run_and_verifies() {
     assert!(text.contains("\"s3://raw/customers.csv\""), "{text}");
     assert!(text.contains("\"s3://share/customers.parquet\""));
     assert!(text.contains("cl:etag"));
-    let tmp = std::env::temp_dir().display().to_string();
-    assert!(!text.contains(&tmp), "a scratch path in the record");
+    // (The clone itself may live under $TMPDIR: look for cloakline's scratch directories.)
+    let scratch = std::env::temp_dir()
+        .join("cloakline-")
+        .display()
+        .to_string();
+    assert!(!text.contains(&scratch), "a scratch path in the record");
     assert_no_secret(&o, &[&sidecar]);
 
     let v = s3.cloakline(&["verify", "s3://share/customers.parquet", "--json"]);
@@ -470,9 +474,12 @@ fn a_held_lock_refuses_a_second_writer_and_gc_clears_a_dead_runs_leftovers() {
     assert!(!young.status.success());
     let dry = s3.cloakline(&["gc", "s3://share/orders/", "--older-than", "0", "--dry-run"]);
     ok(&dry);
+    // Partition values are data: withheld in what gc prints.
     assert!(
         String::from_utf8_lossy(&dry.stdout)
-            .contains("would remove s3://share/orders/currency=CNY/part-0.parquet")
+            .contains("would remove s3://share/orders/currency=(withheld)/part-0.parquet"),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
     );
     assert_eq!(s3.keys("share").len(), 2);
     ok(&s3.cloakline(&["gc", "s3://share/orders/", "--older-than", "0"]));
@@ -566,6 +573,16 @@ fn store_failures_name_the_location_and_leave_no_release() {
         &format!("s3://{KEY_ID}:{SECRET}@raw/customers.csv"),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_no_secret(&o, &[]);
+    let o = s3.cloakline(&[
+        "--storage-option",
+        &format!("secret_access_key={SECRET}"),
+        "scan",
+        "--input",
+        "s3://raw/customers.csv",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("environment"), "{}", stderr(&o));
     assert_no_secret(&o, &[]);
     let o = s3.cloakline(&[
         "--storage-option",
@@ -665,4 +682,115 @@ fn a_server_killed_mid_run_fails_clearly_and_commits_nothing() {
     );
     assert_no_secret(&out, &[]);
     drop(s3);
+}
+
+#[test]
+fn sql_reads_url_tables_and_writes_a_url_output_with_a_record_naming_them() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("share");
+    put_partitioned(&s3);
+    let o = s3.cloakline(&[
+        "sql",
+        "SELECT currency, count(*) AS n, sum(amount) AS total FROM o GROUP BY currency ORDER BY currency",
+        "--table",
+        "o=s3://raw/orders/",
+        "--output",
+        "s3://share/agg.parquet",
+    ]);
+    ok(&o);
+    assert_eq!(
+        s3.keys("share"),
+        ["agg.parquet", "agg.parquet.provenance.json"]
+    );
+    let record =
+        String::from_utf8_lossy(&s3.get("share/agg.parquet.provenance.json").unwrap()).to_string();
+    assert!(record.contains("s3://share/agg.parquet"), "{record}");
+    assert!(record.contains("s3://raw/orders"), "{record}");
+    assert!(
+        !record.contains("currency=CNY/part-0.csv"),
+        "partition values are data: {record}"
+    );
+    assert!(record.contains("cl:etag"), "{record}");
+    let scratch = std::env::temp_dir()
+        .join("cloakline-")
+        .display()
+        .to_string();
+    assert!(!record.contains(&scratch), "{record}");
+    ok(&s3.cloakline(&["verify", "s3://share/agg.parquet"]));
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("agg.parquet");
+    std::fs::write(&local, s3.get("share/agg.parquet").unwrap()).unwrap();
+    let (batches, _) = read_parquet(&local);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+}
+
+#[test]
+fn escaped_partition_values_folder_markers_overwrite_and_gc_keep_a_release_whole() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("share");
+    // A folder marker (as consoles create) and a partition value escaped in its key.
+    s3.put("raw/orders/", b"");
+    // (`%25` on the wire: the key itself holds `%2F`, as a Hive writer escapes `/`.)
+    s3.put(
+        "raw/orders/city=a%252Fb/part-0.csv",
+        b"order_id,amount\n1,10\n2,20\n",
+    );
+    s3.put("raw/orders/city=c/part-0.csv", b"order_id,amount\n3,30\n");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    std::fs::write(
+        &p,
+        format!("{ORDERS}  city: {{ action: keep, basis: contract }}\n"),
+    )
+    .unwrap();
+    let args = [
+        "apply",
+        "--policy",
+        str(&p),
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://share/orders/",
+    ];
+    ok(&s3.cloakline(&args));
+    // The escaped value keeps its escape in the key (not `%252F`), and verifies.
+    assert_eq!(
+        s3.keys("share"),
+        [
+            "orders.provenance.json",
+            "orders/city=a%2Fb/part-0.parquet",
+            "orders/city=c/part-0.parquet"
+        ]
+    );
+    ok(&s3.cloakline(&["verify", "s3://share/orders/"]));
+    // --overwrite replaces a directory release (its objects are the previous release's).
+    let mut over = args.to_vec();
+    over.push("--overwrite");
+    ok(&s3.cloakline(&over));
+    ok(&s3.cloakline(&["verify", "s3://share/orders/"]));
+    // gc never touches a committed release: with a stale lock it removes only the lock.
+    let o = s3.cloakline(&["gc", "s3://share/orders/", "--older-than", "0"]);
+    assert!(
+        !o.status.success(),
+        "no lock, nothing to collect: {}",
+        stderr(&o)
+    );
+    s3.put("share/orders.provenance.json.lock", b"{\"runId\":\"dead\"}");
+    let o = s3.cloakline(&["gc", "s3://share/orders/", "--older-than", "0"]);
+    ok(&o);
+    assert_eq!(s3.keys("share").len(), 3, "{:?}", s3.keys("share"));
+    ok(&s3.cloakline(&["verify", "s3://share/orders/"]));
+    // An input and output that overlap are refused before anything is written.
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&p),
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://raw/orders/out/",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

@@ -168,3 +168,20 @@ fn a_signing_key_that_also_protects_data_is_warned_about() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
 }
+
+#[test]
+fn every_problem_in_the_privacy_block_is_reported_in_one_run() {
+    // Three problems in the block (a QI without a rule, k below 2, an l-diversity attribute
+    // that is a QI): all reported, each with its line.
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{HEAD}jurisdictions: [EU]\nfields:\n  age: {{ action: keep, basis: contract }}\n  dx: {{ action: keep, basis: contract }}\nprivacy:\n  quasi_identifiers:\n    age: {{ levels: [{{ bin_width: 10 }}] }}\n    zip: {{ levels: [{{ keep_prefix: 3 }}] }}\n  k: 1\n  l_diversity:\n    - {{ attribute: age, l: 2 }}\n"
+    );
+    let o = validate(dir.path(), &body, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("3 problems"), "{err}");
+    for w in ["`zip`", "k is 1", "age"] {
+        assert!(err.contains(w), "{w:?} not in {err}");
+    }
+}

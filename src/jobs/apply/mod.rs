@@ -508,6 +508,7 @@ impl Apply {
         let mut this = self;
         let remote = remote::RemoteRun::prepare(&mut this).await?;
         let shown = this.shown.clone();
+        let cancel = this.cancel.clone();
         let on_drop = CancelOnDrop(Some(this.cancel.clone()));
         let result = tokio::task::spawn_blocking(move || this.run_on(&handle))
             .await
@@ -518,7 +519,7 @@ impl Apply {
                 ))
             });
         on_drop.disarm();
-        remote.finish(&shown, result).await
+        remote.finish(&shown, &cancel, result).await
     }
 
     fn run_on(self, handle: &tokio::runtime::Handle) -> Result<RunSummary> {
@@ -784,6 +785,16 @@ impl Apply {
             false => in_path.display().to_string(),
         });
         let (e_tag, version) = self.shown.object_version(&in_path);
+        // The record's checksum is of the local copy: it must be what the store streamed.
+        if let Some(streamed) = self.shown.streamed_sha256(&in_path)
+            && streamed != input_hash.0
+        {
+            return Err(Error::data(
+                &in_shown,
+                "the fetched copy no longer matches what the store sent (its SHA-256 \
+                 changed on local disk); run again",
+            ));
+        }
         tracing::info!(input = %in_shown, rows = stats.rows, suppressed = stats.suppressed, batches = stats.batches, "write: file transformed");
         let fields = FieldRecord::from_plan(&job.plan, &stats.columns);
         let dropped: Vec<(String, String, &'static str)> = job

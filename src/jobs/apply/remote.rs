@@ -56,6 +56,14 @@ impl Shown {
         }
     }
 
+    /// The SHA-256 the fetch computed while streaming the object behind a local input file.
+    pub(super) fn streamed_sha256(&self, local: &std::path::Path) -> Option<&str> {
+        self.fetched
+            .as_ref()
+            .and_then(|f| f.object(local))
+            .map(|o| o.sha256.as_str())
+    }
+
     fn relocate_error(&self, e: Error) -> Error {
         self.pairs
             .iter()
@@ -85,6 +93,7 @@ impl RemoteRun {
             ));
             job.shown.fetched = local.fetched.clone();
             run.input = Some(local);
+            job.cancel.check()?;
         }
         if let Location::Url(u) = &job.output_loc {
             if job.openlineage.is_some() {
@@ -95,6 +104,19 @@ impl RemoteRun {
                 ));
             }
             let remote = Remote::open(u, &job.storage)?;
+            // An output over (or inside, or around) the input would replace what it reads.
+            if let Location::Url(i) = &job.input_loc
+                && let Ok(input) = Remote::open(i, &job.storage)
+            {
+                let (a, b) = (input.shown(), remote.shown());
+                let within = |x: &str, y: &str| x == y || x.starts_with(&format!("{y}/"));
+                if within(&a, &b) || within(&b, &a) {
+                    return Err(Error::Usage(format!(
+                        "--output {b} is, holds or lies inside --input {a}; write the release \
+                         elsewhere"
+                    )));
+                }
+            }
             let is_dir = job.input.is_dir();
             let scratch = ScratchDir::create()?;
             // The file name keeps its extension: the format is told from it.
@@ -133,6 +155,7 @@ impl RemoteRun {
     pub(super) async fn finish(
         self,
         shown: &Shown,
+        cancel: &crate::engine::Cancel,
         result: Result<RunSummary>,
     ) -> Result<RunSummary> {
         let mut summary = match (result, self.output) {
@@ -146,12 +169,16 @@ impl RemoteRun {
             (Ok(mut s), Some(o)) => {
                 tracing::info!(output = %o.shown, "publish: uploading the release");
                 o.release
-                    .publish(ReleaseFiles {
-                        data: &o.local,
-                        is_dir: o.is_dir,
-                        sidecar: &s.provenance,
-                    })
-                    .await?;
+                    .publish(
+                        ReleaseFiles {
+                            data: &o.local,
+                            is_dir: o.is_dir,
+                            sidecar: &s.provenance,
+                        },
+                        &|| cancel.is_cancelled(),
+                    )
+                    .await
+                    .map_err(|e| shown.relocate_error(e))?;
                 tracing::info!(output = %o.shown, "commit: sidecar written last, release complete");
                 s.output = PathBuf::from(&o.shown);
                 s.provenance = PathBuf::from(&o.sidecar_shown);

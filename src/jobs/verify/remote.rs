@@ -144,10 +144,7 @@ async fn fetch_object(
         }
         let record = download(&sidecar, &root.join("record")).await?;
         let rel = &shown[cut + 1..];
-        let target = rel
-            .split('/')
-            .fold(root.join("dataset"), |p, seg| p.join(seg));
-        let fetched = dir.fetch(root, |p| p == target).await?;
+        let fetched = dir.fetch(root, |p| p == Path::new(rel)).await?;
         let local = fetched
             .objects
             .into_iter()
