@@ -289,6 +289,38 @@ pub fn copy_to_stdout(src: &Path) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_dead_runs_scratch_directories_are_removed() {
+        let base = tempfile::tempdir().unwrap();
+        let b = base.path();
+        // No process has this pid (above Linux's pid_max limit of 2^22).
+        let dead = b.join("cloakline-99999999-0123456789abcdef");
+        let alive = b.join(format!("cloakline-{}-0123456789abcdef", std::process::id()));
+        let user = b.join("cloakline-99999999-notours");
+        let file = b.join("cloakline-99999999-fedcba9876543210");
+        for d in [&dead, &alive, &user] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("x"), "x").unwrap();
+        }
+        std::fs::write(&file, "a user's file").unwrap();
+        // A link named like a dead run's directory, pointing at a user's directory.
+        let target = b.join("users-data");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("keep"), "x").unwrap();
+        let link = b.join("cloakline-99999998-0123456789abcdef");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        super::remove_dead_scratch(b);
+        assert!(!dead.exists(), "a dead run's scratch is removed");
+        assert!(alive.join("x").exists(), "a live run's is kept");
+        assert!(user.join("x").exists(), "a name not ours is kept");
+        assert!(file.exists(), "a file is kept");
+        assert!(
+            target.join("keep").exists() && link.exists(),
+            "a link is not followed"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -549,7 +549,7 @@ impl Remote {
             .await
             .map_err(|e| match e {
                 object_store::Error::Precondition { .. } => Error::Storage {
-                    location: self.shown_key(&key),
+                    location: self.withheld_key(&key),
                     message: "the object changed while being read (its ETag no longer matches); \
                           run again once writers are done"
                         .into(),
@@ -573,7 +573,7 @@ impl Remote {
         file.flush().await.map_err(|e| Error::io(&local, e))?;
         if size != meta.size {
             return Err(Error::Storage {
-                location: self.shown_key(&key),
+                location: self.withheld_key(&key),
                 message: format!(
                     "read {size} bytes where the store listed {}; it changed while being read",
                     meta.size
@@ -582,7 +582,7 @@ impl Remote {
         }
         Ok(FetchedObject {
             local,
-            shown: self.shown_key(&key),
+            shown: self.withheld_key(&key),
             e_tag: meta.e_tag,
             version: meta.version,
             size,
@@ -641,7 +641,7 @@ impl Remote {
 
     async fn delete_quietly(&self, key: &ObjPath) {
         if let Err(e) = self.store.delete(key).await {
-            tracing::warn!(location = %self.shown_key(key), error = %describe(&e, &self.secrets), "cleanup: could not delete");
+            tracing::warn!(location = %self.withheld_key(key), error = %describe(&e, &self.secrets), "cleanup: could not delete");
         }
     }
 }
@@ -914,7 +914,7 @@ impl RemoteRelease {
             };
             self.out.upload(path, &key).await?;
             self.uploaded.push(key.clone());
-            shown.push(self.out.shown_key(&key));
+            shown.push(self.out.withheld_key(&key));
         }
         check()?;
         // The commit: the sidecar, created only if none exists (the lock makes a race a bug;

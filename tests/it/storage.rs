@@ -154,6 +154,23 @@ impl S3 {
         v
     }
 
+    /// `cloakline apply` with the example policy and demo keyring, plus `extra`.
+    pub fn apply_customers(&self, input: &str, output: &str, extra: &[&str]) -> Output {
+        let (policy, keyring) = (policy(), demo_keyring());
+        let head = [
+            "apply",
+            "--policy",
+            str(&policy),
+            "--keyring",
+            str(&keyring),
+            "--input",
+            input,
+            "--output",
+            output,
+        ];
+        self.cloakline(&[&head[..], extra].concat())
+    }
+
     /// `cloakline ARGS` with credentials in the environment and the endpoint as options.
     pub fn cloakline(&self, args: &[&str]) -> Output {
         let mut c = bin();
@@ -249,19 +266,11 @@ fn local_to_s3_to_s3_to_local_round_trip_matches_a_local_run_and_verifies() {
     let csv = std::fs::read(root().join("examples/customers.csv")).unwrap();
     s3.put("raw/customers.csv", &csv);
     let dir = tempfile::tempdir().unwrap();
-    let keyring = demo_keyring();
-    let o = s3.cloakline(&[
-        "apply",
-        "--policy",
-        str(&policy()),
-        "--keyring",
-        str(&keyring),
-        "--input",
+    let o = s3.apply_customers(
         "s3://raw/customers.csv",
-        "--output",
         "s3://share/customers.parquet",
-        "--json",
-    ]);
+        &["--json"],
+    );
     ok(&o);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["output"], "s3://share/customers.parquet");
@@ -305,31 +314,18 @@ fn local_to_s3_to_s3_to_local_round_trip_matches_a_local_run_and_verifies() {
     assert_eq!(doc["output"], "s3://share/customers.parquet");
 
     // A second run to the same output is refused; --overwrite replaces it.
-    let again = s3.cloakline(&[
-        "apply",
-        "--policy",
-        str(&policy()),
-        "--keyring",
-        str(&keyring),
-        "--input",
+    let again = s3.apply_customers(
         "s3://raw/customers.csv",
-        "--output",
         "s3://share/customers.parquet",
-    ]);
+        &[],
+    );
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
     assert!(stderr(&again).contains("--overwrite"), "{}", stderr(&again));
-    let over = s3.cloakline(&[
-        "apply",
-        "--policy",
-        str(&policy()),
-        "--keyring",
-        str(&keyring),
-        "--input",
+    let over = s3.apply_customers(
         "s3://raw/customers.csv",
-        "--output",
         "s3://share/customers.parquet",
-        "--overwrite",
-    ]);
+        &["--overwrite"],
+    );
     ok(&over);
     assert_eq!(
         s3.keys("share"),
@@ -493,19 +489,8 @@ fn store_failures_name_the_location_and_leave_no_release() {
     s3.bucket("raw");
     let csv = std::fs::read(root().join("examples/customers.csv")).unwrap();
     s3.put("raw/customers.csv", &csv);
-    let keyring = demo_keyring();
     // A bucket that does not exist, for input and for output.
-    let o = s3.cloakline(&[
-        "apply",
-        "--policy",
-        str(&policy()),
-        "--keyring",
-        str(&keyring),
-        "--input",
-        "s3://nobucket/customers.csv",
-        "--output",
-        "s3://raw/out.parquet",
-    ]);
+    let o = s3.apply_customers("s3://nobucket/customers.csv", "s3://raw/out.parquet", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("s3://nobucket/customers.csv"),
@@ -513,17 +498,7 @@ fn store_failures_name_the_location_and_leave_no_release() {
         stderr(&o)
     );
     assert_no_secret(&o, &[]);
-    let o = s3.cloakline(&[
-        "apply",
-        "--policy",
-        str(&policy()),
-        "--keyring",
-        str(&keyring),
-        "--input",
-        "s3://raw/customers.csv",
-        "--output",
-        "s3://nobucket/out.parquet",
-    ]);
+    let o = s3.apply_customers("s3://raw/customers.csv", "s3://nobucket/out.parquet", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("s3://nobucket/out.parquet"),
