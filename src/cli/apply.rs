@@ -36,6 +36,11 @@ pub(crate) struct ApplyArgs {
     #[arg(long, env = "CLOAKLINE_ZSTD_LEVEL", default_value_t = 1, value_name = "LEVEL",
           value_parser = clap::value_parser!(i32).range(1..=22))]
     zstd_level: i32,
+    /// Write the output as a directory of Hive partitions (`region=EU/part-00000.parquet`),
+    /// named by these output columns' values *after* the policy (a generalized or tokenized
+    /// value, never the raw one). The columns leave the files, as in any Hive layout.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMN,…")]
+    partition_by: Vec<String>,
     /// Replace an existing output: a regular file, or a directory that is a previous
     /// cloakline release (every file in it listed by its sidecar). Never a directory holding
     /// the input, a `.git`, links or devices.
@@ -72,6 +77,11 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
         errln!("warning: {w}");
     }
     let read = read_options(&a.formats)?;
+    if !a.partition_by.is_empty() && a.output.as_os_str() == "-" {
+        return Err(Error::Usage(
+            "--partition-by writes a directory; name an --output directory, not `-`".into(),
+        ));
+    }
     let io = StdIo::prepare(&a)?;
     let mut job = Apply::new(policy, keyring, location(&io.input), location(&io.output))
         .with_storage_options(storage())
@@ -81,6 +91,7 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
         .with_batch_size(read.batch_size)
         .with_zstd_level(a.zstd_level)
         .with_overwrite(a.overwrite)
+        .with_partition_by(a.partition_by.clone())
         .with_cancel(cancel.clone())
         .with_sign_key(a.sign_key.clone())
         .with_openlineage(a.openlineage.clone(), &a.openlineage_namespace);

@@ -230,23 +230,7 @@ pub fn open_writer_at(
     };
     match options.format {
         Format::Parquet => {
-            let level = ZstdLevel::try_new(options.zstd_level)?;
-            let mut props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(level))
-                .set_created_by(format!("cloakline {}", env!("CARGO_PKG_VERSION")));
-            for c in &options.no_dictionary {
-                // Random-looking values: a dictionary never pays, and min/max statistics
-                // neither prune anything nor should reveal anything.
-                props = props
-                    .set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false)
-                    .set_column_statistics_enabled(
-                        ColumnPath::from(c.as_str()),
-                        EnabledStatistics::None,
-                    );
-            }
-            // A small dictionary page limit makes high-cardinality columns fall back to plain
-            // encoding early, while low-cardinality ones (labels, cities) still fit.
-            let props = props.set_dictionary_page_size_limit(128 * 1024).build();
+            let props = parquet_properties(options)?;
             let writer =
                 ArrowWriter::try_new(HashingWriter::new(file), schema.clone(), Some(props))
                     .map_err(|e| write_error(&path, e))?;
@@ -301,7 +285,44 @@ pub fn open_writer_at(
     }
 }
 
+/// The Parquet writer settings of every output file.
+fn parquet_properties(options: &WriteOptions) -> Result<WriterProperties> {
+    let level = ZstdLevel::try_new(options.zstd_level)?;
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_created_by(format!("cloakline {}", env!("CARGO_PKG_VERSION")));
+    for c in &options.no_dictionary {
+        // Random-looking values: a dictionary never pays, and min/max statistics
+        // neither prune anything nor should reveal anything.
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false)
+            .set_column_statistics_enabled(ColumnPath::from(c.as_str()), EnabledStatistics::None);
+    }
+    // A small dictionary page limit makes high-cardinality columns fall back to plain
+    // encoding early, while low-cardinality ones (labels, cities) still fit.
+    Ok(props.set_dictionary_page_size_limit(128 * 1024).build())
+}
+
 impl Encoder {
+    /// An encoder whose groups any [`Sink`] of this schema and these options accepts (a
+    /// partitioned output encodes on the workers before knowing which file a piece goes to).
+    pub fn new(schema: SchemaRef, options: &WriteOptions) -> Result<Encoder> {
+        let kind = match options.format {
+            Format::Parquet => {
+                let writer = ArrowWriter::try_new(
+                    Vec::new(),
+                    schema.clone(),
+                    Some(parquet_properties(options)?),
+                )?;
+                let (_, factory) = writer.into_serialized_writer()?;
+                EncoderKind::Parquet(Arc::new(factory))
+            }
+            Format::Csv => EncoderKind::Csv(options.delimiter),
+            Format::Ndjson => EncoderKind::Ndjson,
+        };
+        Ok(Encoder { kind, schema })
+    }
+
     /// Encode a group of batches (all with the output schema).
     pub fn encode(&self, batches: &[RecordBatch]) -> Result<Encoded> {
         match &self.kind {

@@ -439,3 +439,142 @@ fn an_emptied_partition_goes_to_the_null_directory_and_verifies() {
         stderr(&v)
     );
 }
+
+fn apply_partitioned_by(
+    dir: &Path,
+    input: &Path,
+    rules: &str,
+    by: &str,
+) -> (std::process::Output, PathBuf) {
+    let policy = dir.join("p.yaml");
+    std::fs::write(&policy, format!("{HEAD}{rules}")).unwrap();
+    let out = dir.join("out");
+    let o = run(&[
+        "apply",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--keyring",
+        demo_keyring().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--partition-by",
+        by,
+    ]);
+    (o, out)
+}
+
+#[test]
+fn partition_by_names_directories_by_transformed_values_never_raw_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::write(
+        &input,
+        "order_id,amount,region\n1,10,Zürich\n2,20,\n3,30,Zürich\n4,40,a/b\n",
+    )
+    .unwrap();
+    let (o, out) = apply_partitioned_by(
+        dir.path(),
+        &input,
+        "  region:\n    action: tokenize\n    key: k1\n    domain: region\n    length: 8\n    prefix: \"t_\"\n    basis: contract\n",
+        "region",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = tree(&out);
+    // Two token directories and the null partition, one file each.
+    assert_eq!(files.len(), 3, "{files:?}");
+    for f in &files {
+        assert!(f.ends_with("/part-00000.parquet"), "{f}");
+        assert!(!f.contains("Zürich") && !f.contains("a%2Fb"), "raw value in {f}");
+    }
+    assert!(files.iter().any(|f| f.starts_with("region=__HIVE_DEFAULT_PARTITION__/")));
+    let mut rows = 0;
+    for f in &files {
+        let (batches, _) = read_parquet(&out.join(f));
+        assert!(batches[0].schema().field_with_name("region").is_err());
+        rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    }
+    assert_eq!(rows, 4);
+    // The record lists each file with its rows; verify checks them all.
+    let doc = sidecar(&out).to_string();
+    assert!(!doc.contains("Zürich"), "raw value in the record");
+    let v = run(&["verify", out.to_str().unwrap()]);
+    assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
+    // Read back as a table: the directory is a column again, with the token.
+    let q = run(&[
+        "sql",
+        "SELECT count(DISTINCT region) AS n FROM t WHERE region LIKE 't_%'",
+        "--table",
+        &format!("t={}", out.display()),
+    ]);
+    assert!(q.status.success(), "{}", stderr(&q));
+    let table = String::from_utf8_lossy(&q.stdout);
+    assert!(table.contains("| 2 "), "{table}");
+}
+
+#[test]
+fn partition_by_over_a_partitioned_input_keeps_its_keys_as_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = partitioned(dir.path());
+    let (o, out) = apply_partitioned_by(
+        dir.path(),
+        &input,
+        "  currency:\n    action: keep\n    basis: contract\n",
+        "amount",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        tree(&out),
+        [
+            "amount=100/part-00000.parquet",
+            "amount=100/part-00001.parquet",
+            "amount=101/part-00000.parquet",
+            "amount=101/part-00001.parquet",
+            "amount=102/part-00000.parquet",
+            "amount=102/part-00001.parquet",
+        ]
+    );
+    let (batches, _) = read_parquet(&out.join("amount=100/part-00000.parquet"));
+    assert!(batches[0].schema().field_with_name("currency").is_ok());
+    let v = run(&["verify", out.to_str().unwrap()]);
+    assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
+}
+
+#[test]
+fn partition_by_refuses_missing_dropped_and_encrypted_columns_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    std::fs::write(&input, "order_id,amount,region,note\n1,10,EU,x\n").unwrap();
+    let rules = "  region:\n    action: encrypt\n    key: k1\n    basis: contract\n  note:\n    action: drop\n";
+    for (by, says) in [
+        ("nosuch", "no output column"),
+        ("note", "drops it"),
+        ("region", "different value on every row"),
+        ("amount,amount", "twice"),
+    ] {
+        let (o, out) = apply_partitioned_by(dir.path(), &input, rules, by);
+        assert_eq!(o.status.code(), Some(2), "{by}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{by}: {}", stderr(&o));
+        assert!(!out.exists(), "{by}: an output was left");
+    }
+    let o = run(&[
+        "apply",
+        "--policy",
+        dir.path().join("p.yaml").to_str().unwrap(),
+        "--keyring",
+        demo_keyring().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        "-",
+        "--output-format",
+        "csv",
+        "--provenance",
+        dir.path().join("rec.json").to_str().unwrap(),
+        "--partition-by",
+        "amount",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+}

@@ -406,6 +406,38 @@ fn a_partitioned_prefix_is_released_as_a_directory_and_verified_whole_or_by_obje
     ok(&c);
     assert!(String::from_utf8_lossy(&c.stdout).contains("s3://raw/orders/currency=CNY/part-0.csv"));
 
+    // --partition-by: one object in, a partitioned prefix out, named by output values.
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&p),
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://share/by-amount/",
+        "--partition-by",
+        "amount",
+    ]);
+    ok(&o);
+    let keys: Vec<String> = s3
+        .keys("share")
+        .into_iter()
+        .filter(|k| k.starts_with("by-amount"))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "by-amount.provenance.json",
+            "by-amount/amount=100/part-00000.parquet",
+            "by-amount/amount=100/part-00001.parquet",
+            "by-amount/amount=101/part-00000.parquet",
+            "by-amount/amount=101/part-00001.parquet",
+            "by-amount/amount=102/part-00000.parquet",
+            "by-amount/amount=102/part-00001.parquet",
+        ]
+    );
+    ok(&s3.cloakline(&["verify", "s3://share/by-amount/"]));
+
     // An unrecorded object in the release fails verification; a prefix holding objects no
     // release lists is refused as an output.
     s3.put("share/orders/stray.parquet", b"x");

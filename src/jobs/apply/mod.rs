@@ -43,6 +43,7 @@ mod layout;
 mod record;
 mod release;
 mod remote;
+mod split;
 use layout::Layout;
 use record::{run_record, schema_pairs};
 use release::{Staging, StagingDir, check_previous_release};
@@ -93,6 +94,8 @@ pub struct Apply {
     shown: remote::Shown,
     /// The run id, when chosen before the run (a remote output's lock names it).
     run_id: Option<String>,
+    /// Output columns whose transformed values name the output's directories.
+    partition_by: Vec<String>,
 }
 
 /// What a run did (the CLI prints it with `--json`).
@@ -134,6 +137,15 @@ struct Job {
     partitions: PartitionValues,
 }
 
+/// One output file being written.
+struct Written {
+    rel: Option<PathBuf>,
+    shown: PathBuf,
+    sink: crate::io::Sink,
+    rows: u64,
+    schema: SchemaRef,
+}
+
 /// What every file of a run shares.
 struct RunContext {
     run_id: String,
@@ -148,7 +160,8 @@ struct RunContext {
 /// What one file's transform produced.
 struct JobOutput {
     input: DatasetRecord,
-    output: DatasetRecord,
+    /// One file, or one per partition met (none when a partitioned file had no rows).
+    outputs: Vec<DatasetRecord>,
     fields: Vec<FieldRecord>,
     columns: Vec<ColumnCounts>,
     dropped: Vec<(String, String, &'static str)>,
@@ -175,6 +188,7 @@ impl Apply {
             storage: Default::default(),
             shown: Default::default(),
             run_id: None,
+            partition_by: Vec::new(),
             input_format: None,
             output_format: None,
             read: ReadOptions::default(),
@@ -297,6 +311,18 @@ impl Apply {
 
     /// Stop when `cancel` is cancelled: the run fails with [`Error::Interrupted`] and commits
     /// nothing.
+    /// Write the output as Hive directories (`col=value/part-00000.parquet`) named by these
+    /// output columns' *transformed* values; the output is then a directory.
+    pub fn with_partition_by(mut self, columns: Vec<String>) -> Self {
+        self.partition_by = columns;
+        self
+    }
+
+    /// Whether the output is a directory: for a directory input, or when partitioned.
+    fn output_is_dir(&self) -> bool {
+        self.input.is_dir() || !self.partition_by.is_empty()
+    }
+
     pub fn with_cancel(mut self, cancel: Cancel) -> Self {
         self.cancel = cancel;
         self
@@ -379,11 +405,17 @@ impl Apply {
         self.check_locations()?;
         self.read.check()?;
         let out_format = self.output_format.unwrap_or(Format::Parquet);
-        Ok(self
+        let plans: Vec<Plan> = self
             .plan_jobs(out_format)?
             .into_iter()
             .map(|j| j.plan)
-            .collect())
+            .collect();
+        if !self.partition_by.is_empty() {
+            for p in &plans {
+                split::Split::new(p, &self.partition_by)?;
+            }
+        }
+        Ok(plans)
     }
 
     fn out_format(&self, is_dir: bool) -> Result<Format> {
@@ -525,7 +557,7 @@ impl Apply {
     fn run_on(self, handle: &tokio::runtime::Handle) -> Result<RunSummary> {
         let clock = Instant::now();
         let started = Utc::now();
-        let is_dir = self.input.is_dir();
+        let is_dir = self.output_is_dir();
         self.read.check()?;
         let out_format = self.out_format(is_dir)?;
         let sidecar = sidecar_path(&self.output);
@@ -550,6 +582,11 @@ impl Apply {
         // Again under the lock: another run may have committed meanwhile.
         self.check_destinations(is_dir, &sidecar)?;
         let mut jobs = self.plan_jobs(out_format)?;
+        for j in &jobs {
+            if !self.partition_by.is_empty() {
+                split::Split::new(&j.plan, &self.partition_by)?;
+            }
+        }
         tracing::info!(files = jobs.len(), "plan: the policy fits every input");
         let (ctx, privacy_assessment) =
             self.prepare_run(handle, &mut jobs, out_format, is_dir, started)?;
@@ -691,7 +728,7 @@ impl Apply {
         Ok((ctx, privacy_assessment))
     }
 
-    /// Transform one input file into its staged output.
+    /// Transform one input file into its staged output (or outputs, when partitioned).
     fn write_job(
         &self,
         job: Job,
@@ -702,11 +739,157 @@ impl Apply {
         let in_path = job.input.path.clone();
         let in_format = job.input.format;
         let in_schema = schema_pairs(&job.input.schema);
-        let layout = Layout::new(&job.plan, &job.partitions);
+        let (stats, input_hash, written) = match self.partition_by.is_empty() {
+            true => self.write_one(job.input, &job.plan, &job.partitions, &job.out_rel, n, ctx, staging)?,
+            false => self.write_split(job.input, &job.plan, n, ctx, staging)?,
+        };
+        // A partition directory's value is a data value: the record and the log withhold it.
+        let in_shown = self.shown.show(&match job.partitions.is_empty() {
+            false => crate::io::partition::withheld(&self.input, &in_path),
+            true => in_path.display().to_string(),
+        });
+        let (e_tag, version) = self.shown.object_version(&in_path);
+        // The record's checksum is of the local copy: it must be what the store streamed.
+        if let Some(streamed) = self.shown.streamed_sha256(&in_path)
+            && streamed != input_hash.0
+        {
+            return Err(Error::data(
+                &in_shown,
+                "the fetched copy no longer matches what the store sent (its SHA-256 \
+                 changed on local disk); run again",
+            ));
+        }
+        tracing::info!(input = %in_shown, rows = stats.rows, suppressed = stats.suppressed, batches = stats.batches, outputs = written.len(), "write: file transformed");
+        let fields = FieldRecord::from_plan(&job.plan, &stats.columns);
+        let dropped: Vec<(String, String, &'static str)> = job
+            .plan
+            .dropped
+            .iter()
+            .map(|d| (d.name.clone(), d.data_type.to_string(), d.reason))
+            .collect();
+        let input_rec = DatasetRecord {
+            path: in_shown,
+            relative_path: None,
+            format: in_format.extension().into(),
+            rows: stats.rows + stats.suppressed,
+            sha256: Some(input_hash.0),
+            bytes: Some(input_hash.1),
+            schema: in_schema,
+            e_tag,
+            version,
+        };
+        let mut outputs = Vec::new();
+        let mut record = None;
+        for w in written {
+            let output_rec = DatasetRecord {
+                path: self.shown.show(&w.shown.display().to_string()),
+                relative_path: w.rel.as_ref().map(|r| slash_path(r)),
+                format: ctx.out_format.extension().into(),
+                rows: w.rows,
+                sha256: None,
+                bytes: None,
+                schema: schema_pairs(&w.schema),
+                e_tag: None,
+                version: None,
+            };
+            // The record embedded in this file: this file's input and output, no own checksum.
+            let r = RunRecord {
+                run_id: ctx.run_id.clone(),
+                started: ctx.started,
+                ended: Utc::now(),
+                policy: ctx.policy.clone(),
+                inputs: vec![input_rec.clone()],
+                outputs: vec![output_rec.clone()],
+                fields: fields.clone(),
+                dropped: dropped.clone(),
+                privacy: ctx.privacy.clone(),
+                directory: ctx.is_dir,
+                demo_keys: self.keyring.is_demo(),
+            };
+            let footer = (ctx.out_format == Format::Parquet).then(|| {
+                (
+                    provenance::PARQUET_KEY.to_string(),
+                    r.to_jsonld(false).to_string(),
+                )
+            });
+            let (sha, bytes) = w.sink.finish(footer)?;
+            outputs.push(DatasetRecord {
+                sha256: Some(sha),
+                bytes: Some(bytes),
+                ..output_rec
+            });
+            record = Some(r);
+        }
+        let record = record.unwrap_or_else(|| RunRecord {
+            run_id: ctx.run_id.clone(),
+            started: ctx.started,
+            ended: Utc::now(),
+            policy: ctx.policy.clone(),
+            inputs: vec![input_rec.clone()],
+            outputs: Vec::new(),
+            fields: fields.clone(),
+            dropped: dropped.clone(),
+            privacy: ctx.privacy.clone(),
+            directory: ctx.is_dir,
+            demo_keys: self.keyring.is_demo(),
+        });
+        Ok(JobOutput {
+            input: input_rec,
+            outputs,
+            fields,
+            columns: stats.columns,
+            dropped,
+            record,
+        })
+    }
+
+    /// Run the engine over `input`, hashing the input file on another thread meanwhile.
+    fn transform<T: Send>(
+        &self,
+        input: Input,
+        plan: &Plan,
+        encode: impl Fn(&[arrow::record_batch::RecordBatch]) -> Result<T> + Sync,
+        sink: impl FnMut(T) -> Result<()>,
+    ) -> Result<(engine::StreamStats, (String, u64))> {
+        let in_path = input.path.clone();
+        std::thread::scope(|s| {
+            let hasher = s.spawn(|| sha256_file(&in_path));
+            let stats = input.batches().and_then(|batches| {
+                engine::run(
+                    plan,
+                    batches,
+                    self.threads,
+                    ROW_GROUP_ROWS,
+                    &self.cancel,
+                    encode,
+                    sink,
+                )
+            });
+            let hash = hasher
+                .join()
+                .unwrap_or_else(|_| Err(Error::data(in_path.display(), "hashing failed")));
+            Ok::<_, Error>((stats?, hash?))
+        })
+    }
+
+    /// One output file for one input file (its directories renamed by transformed values
+    /// when the input is Hive-partitioned).
+    #[allow(clippy::too_many_arguments)]
+    fn write_one(
+        &self,
+        input: Input,
+        plan: &Plan,
+        partitions: &PartitionValues,
+        out_rel: &Option<PathBuf>,
+        n: usize,
+        ctx: &RunContext,
+        staging: &Staging,
+    ) -> Result<(engine::StreamStats, (String, u64), Vec<Written>)> {
+        let layout = Layout::new(plan, partitions);
         // A partitioned file's output path depends on its transformed values: write it under
         // a hidden name first, and move it into place once they are known.
-        let partitioned = !job.partitions.is_empty();
-        let (out_file, out_shown) = match (staging, &job.out_rel) {
+        let partitioned = !partitions.is_empty();
+        let (out_file, out_shown) = match (staging, out_rel) {
             (Staging::Dir(dir), Some(rel)) => {
                 let p = match partitioned {
                     true => dir.path.join(format!(".partition-{n}.tmp")),
@@ -727,40 +910,28 @@ impl Apply {
         };
         let (encoder, mut sink) =
             open_writer_at(out_file, &out_shown, layout.file_schema(), &ctx.write)?;
-        // Hash the input on another thread while the engine reads it.
-        let (stats, input_hash) = std::thread::scope(|s| {
-            let hasher = s.spawn(|| sha256_file(&in_path));
-            let batches = job.input.batches()?;
-            let stats = engine::run(
-                &job.plan,
-                batches,
-                self.threads,
-                ROW_GROUP_ROWS,
-                &self.cancel,
-                |group| {
-                    let rows: usize = group.iter().map(|b| b.num_rows()).sum();
-                    if layout.has_dirs() {
-                        let group = group
-                            .iter()
-                            .map(|b| layout.project(b))
-                            .collect::<Result<Vec<_>>>()?;
-                        return encoder.encode(&group).map(|e| (rows, e));
-                    }
-                    encoder.encode(group).map(|e| (rows, e))
-                },
-                |(rows, encoded)| {
-                    if let Some(p) = &self.progress {
-                        p.advance(rows as u64);
-                    }
-                    sink.append(encoded)
-                },
-            );
-            let hash = hasher
-                .join()
-                .unwrap_or_else(|_| Err(Error::data(in_path.display(), "hashing failed")));
-            Ok::<_, Error>((stats?, hash?))
-        })?;
-        let (out_rel, out_shown) = match (&job.out_rel, staging) {
+        let (stats, hash) = self.transform(
+            input,
+            plan,
+            |group| {
+                let rows: usize = group.iter().map(|b| b.num_rows()).sum();
+                if layout.has_dirs() {
+                    let group = group
+                        .iter()
+                        .map(|b| layout.project(b))
+                        .collect::<Result<Vec<_>>>()?;
+                    return encoder.encode(&group).map(|e| (rows, e));
+                }
+                encoder.encode(group).map(|e| (rows, e))
+            },
+            |(rows, encoded)| {
+                if let Some(p) = &self.progress {
+                    p.advance(rows as u64);
+                }
+                sink.append(encoded)
+            },
+        )?;
+        let (rel, shown) = match (out_rel, staging) {
             (Some(rel), Staging::Dir(dir)) if partitioned => {
                 let rel = layout.output_rel(rel, n, |r| dir.path.join(r).exists())?;
                 let from = dir.path.join(format!(".partition-{n}.tmp"));
@@ -777,87 +948,96 @@ impl Apply {
                 std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
                 (Some(rel.clone()), self.output.join(rel))
             }
-            _ => (job.out_rel.clone(), out_shown),
+            _ => (out_rel.clone(), out_shown),
         };
-        // A partition directory's value is a data value: the record and the log withhold it.
-        let in_shown = self.shown.show(&match partitioned {
-            true => crate::io::partition::withheld(&self.input, &in_path),
-            false => in_path.display().to_string(),
-        });
-        let (e_tag, version) = self.shown.object_version(&in_path);
-        // The record's checksum is of the local copy: it must be what the store streamed.
-        if let Some(streamed) = self.shown.streamed_sha256(&in_path)
-            && streamed != input_hash.0
-        {
-            return Err(Error::data(
-                &in_shown,
-                "the fetched copy no longer matches what the store sent (its SHA-256 \
-                 changed on local disk); run again",
-            ));
-        }
-        tracing::info!(input = %in_shown, rows = stats.rows, suppressed = stats.suppressed, batches = stats.batches, "write: file transformed");
-        let fields = FieldRecord::from_plan(&job.plan, &stats.columns);
-        let dropped: Vec<(String, String, &'static str)> = job
-            .plan
-            .dropped
-            .iter()
-            .map(|d| (d.name.clone(), d.data_type.to_string(), d.reason))
-            .collect();
-        let input_rec = DatasetRecord {
-            path: in_shown,
-            relative_path: None,
-            format: in_format.extension().into(),
-            rows: stats.rows + stats.suppressed,
-            sha256: Some(input_hash.0),
-            bytes: Some(input_hash.1),
-            schema: in_schema,
-            e_tag,
-            version,
-        };
-        let output_rec = DatasetRecord {
-            path: self.shown.show(&out_shown.display().to_string()),
-            relative_path: out_rel.as_ref().map(|r| slash_path(r)),
-            format: ctx.out_format.extension().into(),
+        let written = Written {
+            rel,
+            shown,
+            sink,
             rows: stats.rows,
-            sha256: None,
-            bytes: None,
-            schema: schema_pairs(&layout.file_schema()),
-            e_tag: None,
-            version: None,
+            schema: layout.file_schema(),
         };
-        // The record embedded in this file: this file's input and output, no own checksum.
-        let record = RunRecord {
-            run_id: ctx.run_id.clone(),
-            started: ctx.started,
-            ended: Utc::now(),
-            policy: ctx.policy.clone(),
-            inputs: vec![input_rec.clone()],
-            outputs: vec![output_rec.clone()],
-            fields: fields.clone(),
-            dropped: dropped.clone(),
-            privacy: ctx.privacy.clone(),
-            directory: ctx.is_dir,
-            demo_keys: self.keyring.is_demo(),
+        Ok((stats, hash, vec![written]))
+    }
+
+    /// `--partition-by`: one file per partition met in this input file,
+    /// `<col>=<value>/…/part-<n>.<ext>`.
+    fn write_split(
+        &self,
+        input: Input,
+        plan: &Plan,
+        n: usize,
+        ctx: &RunContext,
+        staging: &Staging,
+    ) -> Result<(engine::StreamStats, (String, u64), Vec<Written>)> {
+        let Staging::Dir(dir) = staging else {
+            return Err(Error::Internal(
+                "a partitioned output is staged as a directory".into(),
+            ));
         };
-        let footer = (ctx.out_format == Format::Parquet).then(|| {
-            (
-                provenance::PARQUET_KEY.to_string(),
-                record.to_jsonld(false).to_string(),
-            )
-        });
-        let (sha, bytes) = sink.finish(footer)?;
-        Ok(JobOutput {
-            input: input_rec,
-            output: DatasetRecord {
-                sha256: Some(sha),
-                bytes: Some(bytes),
-                ..output_rec
+        let split = split::Split::new(plan, &self.partition_by)?;
+        let schema = split.file_schema();
+        // Pieces are encoded on the workers with one encoder; any file of this schema and
+        // these properties accepts its row groups.
+        let encoder = crate::io::Encoder::new(schema.clone(), &ctx.write)?;
+        let name = format!("part-{n:05}.{}", ctx.out_format.extension());
+        let mut files: Vec<Written> = Vec::new();
+        let mut index: std::collections::HashMap<PathBuf, usize> = Default::default();
+        let (stats, hash) = self.transform(
+            input,
+            plan,
+            |group| {
+                let rows: usize = group.iter().map(|b| b.num_rows()).sum();
+                let pieces = split
+                    .split(group)?
+                    .into_iter()
+                    .map(|p| encoder.encode(&p.batches).map(|e| (p.dir, p.rows, e)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((rows, pieces))
             },
-            fields,
-            columns: stats.columns,
-            dropped,
-            record,
-        })
+            |(rows, pieces)| {
+                if let Some(p) = &self.progress {
+                    p.advance(rows as u64);
+                }
+                for (sub, piece_rows, encoded) in pieces {
+                    let i = match index.get(&sub) {
+                        Some(&i) => i,
+                        None => {
+                            if files.len() == split::MAX_PARTITIONS {
+                                return Err(Error::Usage(format!(
+                                    "--partition-by: one input file holds more than {} \
+                                     distinct partitions; partition by a coarser \
+                                     (generalized) column",
+                                    split::MAX_PARTITIONS
+                                )));
+                            }
+                            let rel = sub.join(&name);
+                            let path = dir.path.join(&rel);
+                            if let Some(parent) = path.parent() {
+                                std::fs::create_dir_all(parent)
+                                    .map_err(|e| Error::io(parent, e))?;
+                            }
+                            let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+                            let shown = self.output.join(&rel);
+                            let (_, sink) = open_writer_at(f, &shown, schema.clone(), &ctx.write)?;
+                            files.push(Written {
+                                rel: Some(rel),
+                                shown,
+                                sink,
+                                rows: 0,
+                                schema: schema.clone(),
+                            });
+                            index.insert(sub.clone(), files.len() - 1);
+                            files.len() - 1
+                        }
+                    };
+                    files[i].sink.append(encoded)?;
+                    files[i].rows += piece_rows as u64;
+                }
+                Ok(())
+            },
+        )?;
+        Ok((stats, hash, files))
     }
 
     /// The OpenLineage event for the run's record (the sidecar's facts, unsigned).

@@ -39,7 +39,7 @@ pub(super) fn run_record(
             t.nulls += c.nulls;
         }
         inputs.push(j.input);
-        outputs.push(j.output);
+        outputs.extend(j.outputs);
         fields = j.fields;
         dropped = j.dropped;
         embedded = Some(j.record);

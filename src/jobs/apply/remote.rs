@@ -117,7 +117,7 @@ impl RemoteRun {
                     )));
                 }
             }
-            let is_dir = job.input.is_dir();
+            let is_dir = job.output_is_dir();
             let scratch = ScratchDir::create()?;
             // The file name keeps its extension: the format is told from it.
             let name = match is_dir {
