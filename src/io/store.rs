@@ -169,6 +169,9 @@ impl Fetched {
 
 /// Objects fetched at once; each streams in chunks, so memory stays bounded.
 const PARALLEL: usize = 4;
+/// Bytes per ranged GET: large enough to stream at full speed, small enough that a failed
+/// range costs little to read again.
+const RANGE: u64 = 64 << 20;
 /// Multipart part size: S3's minimum is 5 MiB.
 const PART: usize = 8 << 20;
 
@@ -529,57 +532,80 @@ impl Remote {
         }
     }
 
-    /// Stream one object to `local`, hashing as it goes. The GET is pinned to the listed
-    /// ETag: an object replaced meanwhile is an error, not a mix of two versions.
+    /// Stream one object to `local` with ranged GETs of [`RANGE`] bytes, in order, hashing as
+    /// it goes. Every range is pinned to the listed ETag (and version): an object replaced
+    /// between two ranges is an error, never a mix of two versions; a failed range is retried
+    /// alone by the store client, not the whole object.
     async fn download(&self, meta: ObjectMeta, local: PathBuf) -> Result<FetchedObject> {
+        self.download_ranged(meta, local, RANGE).await
+    }
+
+    async fn download_ranged(
+        &self,
+        meta: ObjectMeta,
+        local: PathBuf,
+        range: u64,
+    ) -> Result<FetchedObject> {
         let key = meta.location.clone();
         if let Some(parent) = local.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
                 .map_err(|e| Error::io(parent, e))?;
         }
-        let options = object_store::GetOptions {
-            if_match: meta.e_tag.clone(),
-            version: meta.version.clone(),
-            ..Default::default()
-        };
-        let got = self
-            .store
-            .get_opts(&key, options)
-            .await
-            .map_err(|e| match e {
-                object_store::Error::Precondition { .. } => Error::Storage {
-                    location: self.withheld_key(&key),
-                    message: "the object changed while being read (its ETag no longer matches); \
-                          run again once writers are done"
-                        .into(),
-                },
-                e => self.err(&key, "reading it", e),
-            })?;
         let mut file = tokio::fs::File::create(&local)
             .await
             .map_err(|e| Error::io(&local, e))?;
         let mut hash = Sha256::new();
         let mut size = 0u64;
-        let mut stream = got.into_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.err(&key, "reading it", e))?;
-            hash.update(&chunk);
-            size += chunk.len() as u64;
-            file.write_all(&chunk)
+        let changed = || Error::Storage {
+            location: self.withheld_key(&key),
+            message: "the object changed while being read (its ETag no longer matches); \
+                      run again once writers are done"
+                .into(),
+        };
+        while size < meta.size {
+            let end = meta.size.min(size + range);
+            let options = object_store::GetOptions {
+                if_match: meta.e_tag.clone(),
+                version: meta.version.clone(),
+                range: Some(object_store::GetRange::Bounded(size..end)),
+                ..Default::default()
+            };
+            let got = self
+                .store
+                .get_opts(&key, options)
                 .await
-                .map_err(|e| Error::io(&local, e))?;
+                .map_err(|e| match e {
+                    object_store::Error::Precondition { .. } => changed(),
+                    e => self.err(&key, "reading it", e),
+                })?;
+            // A store that ignores If-Match still reports the object's ETag and size.
+            if (meta.e_tag.is_some() && got.meta.e_tag != meta.e_tag) || got.meta.size != meta.size
+            {
+                return Err(changed());
+            }
+            let mut stream = got.into_stream();
+            let start = size;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.err(&key, "reading it", e))?;
+                hash.update(&chunk);
+                size += chunk.len() as u64;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| Error::io(&local, e))?;
+            }
+            if size != end {
+                return Err(Error::Storage {
+                    location: self.withheld_key(&key),
+                    message: format!(
+                        "asked for bytes {start}..{end} and got {} bytes; it changed while \
+                         being read",
+                        size - start
+                    ),
+                });
+            }
         }
         file.flush().await.map_err(|e| Error::io(&local, e))?;
-        if size != meta.size {
-            return Err(Error::Storage {
-                location: self.withheld_key(&key),
-                message: format!(
-                    "read {size} bytes where the store listed {}; it changed while being read",
-                    meta.size
-                ),
-            });
-        }
         Ok(FetchedObject {
             local,
             shown: self.withheld_key(&key),
@@ -1242,6 +1268,125 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An in-memory store whose object is replaced after its first GET: what a writer
+    /// racing a reader looks like between two ranged reads.
+    #[derive(Debug)]
+    struct Racing {
+        inner: object_store::memory::InMemory,
+        gets: std::sync::atomic::AtomicUsize,
+        honour_if_match: bool,
+    }
+
+    impl fmt::Display for Racing {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Racing")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Racing {
+        async fn put_opts(
+            &self,
+            l: &ObjPath,
+            p: PutPayload,
+            o: PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.inner.put_opts(l, p, o).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            l: &ObjPath,
+            o: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(l, o).await
+        }
+        async fn get_opts(
+            &self,
+            l: &ObjPath,
+            mut o: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            if self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                self.inner.put(l, PutPayload::from(vec![b'y'; 10])).await?;
+            }
+            if !self.honour_if_match {
+                o.if_match = None;
+            }
+            self.inner.get_opts(l, o).await
+        }
+        fn delete_stream(
+            &self,
+            l: futures::stream::BoxStream<'static, object_store::Result<ObjPath>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<ObjPath>> {
+            self.inner.delete_stream(l)
+        }
+        fn list(
+            &self,
+            p: Option<&ObjPath>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(p)
+        }
+        async fn list_with_delimiter(
+            &self,
+            p: Option<&ObjPath>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(p).await
+        }
+        async fn copy_opts(
+            &self,
+            f: &ObjPath,
+            t: &ObjPath,
+            o: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(f, t, o).await
+        }
+    }
+
+    #[test]
+    fn an_object_replaced_between_ranged_reads_is_an_error_not_a_mix() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for honour_if_match in [true, false] {
+            let store = Racing {
+                inner: Default::default(),
+                gets: Default::default(),
+                honour_if_match,
+            };
+            let key = ObjPath::from("raw/secret-name.csv");
+            rt.block_on(store.inner.put(&key, PutPayload::from(vec![b'x'; 10])))
+                .unwrap();
+            let remote = Remote {
+                store: Arc::new(store),
+                kind: Kind::S3,
+                key: key.clone(),
+                base: "s3://raw".into(),
+                prefix: false,
+                secrets: Default::default(),
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let meta = rt.block_on(remote.store.head(&key)).unwrap();
+            // Three GETs of 4 bytes: the object changes after the first.
+            let e = rt
+                .block_on(remote.download_ranged(meta.clone(), dir.path().join("f"), 4))
+                .err()
+                .expect("a mixed read passed");
+            assert!(e.to_string().contains("changed while being read"), "{e}");
+            // Whole ranges in order when nothing changes: same bytes, same hash.
+            let quiet = Remote {
+                store: Arc::new(object_store::memory::InMemory::new()),
+                ..remote
+            };
+            rt.block_on(quiet.store.put(&key, PutPayload::from(b"0123456789".to_vec())))
+                .unwrap();
+            let meta = rt.block_on(quiet.store.head(&key)).unwrap();
+            let got = rt
+                .block_on(quiet.download_ranged(meta, dir.path().join("g"), 4))
+                .unwrap();
+            assert_eq!(std::fs::read(dir.path().join("g")).unwrap(), b"0123456789");
+            assert_eq!(got.sha256, hex::encode(Sha256::digest(b"0123456789")));
+        }
+    }
 
     #[test]
     fn errors_drop_bodies_queries_and_secrets() {
