@@ -68,7 +68,7 @@ pub(crate) struct ApplyArgs {
 
 pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
     tracing::debug!(policy = %a.policy.display(), input = %a.input.display(), output = %a.output.display(), "apply: arguments read");
-    let policy = Policy::load(&a.policy)?;
+    let policy = load_policy(&a.policy)?;
     let keyring = keyring_for(Some(&policy), &a.keyring)?;
     if let Some(id) = &a.sign_key
         && keyring.get(id).is_ok_and(|k| k.verifying_key().is_none())

@@ -34,7 +34,7 @@ pub(crate) struct CheckArgs {
 }
 
 pub(crate) fn run(c: CheckArgs) -> Result<()> {
-    let policy = Policy::load(&c.policy)?;
+    let policy = load_policy(&c.policy)?;
     // The grouping pass reads only the models' columns, on input values: no key is needed.
     let keyring = if c.keyring.keyring.is_some() {
         keyring_for(Some(&policy), &c.keyring)?

@@ -280,7 +280,26 @@ fn keyring_for(policy: Option<&Policy>, arg: &KeyringArg) -> Result<Keyring> {
 }
 
 /// Load a keyring and show its notices (readable by others, demo keys) on stderr.
+/// `--policy PATH|URL`: a URL's policy and its hierarchy files are read from the store.
+fn load_policy(path: &Path) -> Result<Policy> {
+    match location(path) {
+        cloakline::io::Location::Local(p) => Policy::load(&p),
+        loc => runtime()?.block_on(Policy::load_at(&loc, &storage())),
+    }
+}
+
 fn load_keyring(path: &Path) -> Result<Keyring> {
+    // Plain key material copied through a bucket spreads to every reader of the bucket.
+    if let cloakline::io::Location::Url(u) = location(path) {
+        return Err(Error::Usage(format!(
+            "--keyring {}: a keyring is read from a local file (mount it as a secret); \
+             keeping plain key material in a bucket shares it with everyone who can read \
+             the bucket",
+            cloakline::io::store::Remote::open(&u, &storage())
+                .map(|r| r.shown())
+                .unwrap_or_else(|_| "(a URL)".into())
+        )));
+    }
     let ring = Keyring::load(path)?;
     for n in ring.notices() {
         errln!("warning: {n}");

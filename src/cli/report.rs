@@ -5,12 +5,13 @@ use super::*;
 #[derive(Args)]
 pub(crate) struct ReportArgs {
     /// A cloakline output (its <OUTPUT>.provenance.json is read, or the copy in a Parquet
-    /// footer) or a provenance document (.json).
+    /// footer) or a provenance document (.json); local, or a URL (`s3://…`: the sidecar, or
+    /// the record of the release an object belongs to).
     input: PathBuf,
     /// `html` (one self-contained file: inline CSS and SVG, no scripts, printable) or `md`.
     #[arg(long, value_enum, default_value = "html")]
     format: ReportFormat,
-    /// Write here (atomically) instead of stdout.
+    /// Write here (atomically; a URL in one PUT) instead of stdout.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -22,18 +23,37 @@ pub(crate) enum ReportFormat {
 }
 
 pub(crate) fn run(r: ReportArgs) -> Result<()> {
-    if let Some(o) = &r.output {
-        let side = cloakline::provenance::sidecar_path(&r.input);
+    let (input, output) = (location(&r.input), r.output.as_deref().map(location));
+    if let (Some(cloakline::io::Location::Local(o)), cloakline::io::Location::Local(i)) =
+        (&output, &input)
+    {
+        let side = cloakline::provenance::sidecar_path(i);
         refuse_collisions(
-            &[("the report's input", &r.input), ("its provenance", &side)],
+            &[("the report's input", i), ("its provenance", &side)],
             &[("--output", o)],
         )?;
     }
-    let record = cloakline::jobs::report::load_record(&r.input)?;
+    let rt = runtime()?;
+    let record = rt.block_on(cloakline::jobs::report::load_record_at(&input, &storage()))?;
     let text = match r.format {
         ReportFormat::Html => cloakline::jobs::report::render_html(&record),
         ReportFormat::Md => cloakline::jobs::report::render_markdown(&record),
     };
-    write_or_print(r.output.as_deref(), &text)?;
+    match output {
+        Some(cloakline::io::Location::Url(u)) => {
+            let remote = cloakline::io::store::Remote::open(&u, &storage())?;
+            if let cloakline::io::Location::Url(i) = &input {
+                let i = cloakline::io::store::Remote::open(i, &storage())?;
+                if i.shown() == remote.shown() || remote.shown().ends_with(".provenance.json") {
+                    return Err(Error::Usage(format!(
+                        "--output {} would replace a record; write the report elsewhere",
+                        remote.shown()
+                    )));
+                }
+            }
+            rt.block_on(remote.put_small(text.into_bytes()))?;
+        }
+        _ => write_or_print(r.output.as_deref(), &text)?,
+    }
     Ok(())
 }

@@ -33,7 +33,7 @@ pub(crate) fn run(r: RopaArgs) -> Result<()> {
     }
     let mut acts = Vec::new();
     for p in &r.policies {
-        acts.push(cloakline::jobs::report::ropa::activity(&Policy::load(p)?));
+        acts.push(cloakline::jobs::report::ropa::activity(&load_policy(p)?));
     }
     let text = match r.format {
         RopaFormat::Csv => cloakline::jobs::report::ropa::to_csv(&acts),

@@ -35,7 +35,7 @@ pub(crate) struct ScanArgs {
 
 pub(crate) fn run(a: ScanArgs) -> Result<()> {
     let set = match &a.policy {
-        Some(p) => Policy::load(p)?.recognizers.as_ref().clone(),
+        Some(p) => load_policy(p)?.recognizers.as_ref().clone(),
         None => cloakline::recognizers::RecognizerSet::builtin()
             .map_err(|e| Error::Internal(format!("built-in recognizers: {e}")))?,
     };

@@ -41,7 +41,7 @@ pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
         let side = cloakline::provenance::sidecar_path(o);
         refuse_collisions(&ins, &[("--output", o), ("its provenance", &side)])?;
     }
-    let policy = q.policy.as_deref().map(Policy::load).transpose()?;
+    let policy = q.policy.as_deref().map(load_policy).transpose()?;
     let keyring = match &q.keyring.keyring {
         Some(p) => load_keyring(p)?,
         None => Keyring::default(),

@@ -54,7 +54,13 @@ pub(crate) fn run(v: ValidateArgs) -> Result<()> {
         };
         show(true, &r, String::new);
     };
-    let policy = match Policy::load_collecting(&v.policy) {
+    let loaded = match location(&v.policy) {
+        cloakline::io::Location::Local(p) => Policy::load_collecting(&p),
+        loc => runtime()?
+            .block_on(Policy::load_at_collecting(&loc, &storage()))?
+            .map_err(|(_, ps)| ps),
+    };
+    let policy = match loaded {
         Ok(p) => p,
         Err(problems) => {
             if v.json {

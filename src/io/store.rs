@@ -167,6 +167,16 @@ impl Fetched {
     }
 }
 
+/// What a release's sidecar is called: `<output>` plus this.
+pub const SIDECAR_SUFFIX: &str = ".provenance.json";
+
+/// The record covering an object ([`Remote::covering_record`]).
+pub struct Covering {
+    pub sidecar: Remote,
+    /// When the record is an enclosing prefix's: that prefix, and the object's path below it.
+    pub enclosing: Option<(Remote, String)>,
+}
+
 /// Objects fetched at once; each streams in chunks, so memory stays bounded.
 const PARALLEL: usize = 4;
 /// Bytes per ranged GET: large enough to stream at full speed, small enough that a failed
@@ -443,6 +453,50 @@ impl Remote {
                 .collect::<Vec<_>>()
                 .join("/"),
         )
+    }
+
+    /// The provenance record covering this object, as a reader finds it:
+    /// `<key>.provenance.json`, else the sidecar of the nearest enclosing prefix
+    /// (`s3://share/t/a=1/part-0.parquet` → `s3://share/t.provenance.json`), with the
+    /// prefix and the object's path below it.
+    pub async fn covering_record(&self) -> Result<Option<Covering>> {
+        let own = self.with_suffix(SIDECAR_SUFFIX);
+        if own.head().await?.is_some() {
+            return Ok(Some(Covering {
+                sidecar: own,
+                enclosing: None,
+            }));
+        }
+        let shown = self.shown();
+        let mut cut = shown.len();
+        while let Some(i) = shown[..cut].rfind('/') {
+            cut = i;
+            let prefix = &shown[..cut];
+            if prefix.ends_with('/')
+                || !prefix[prefix.find("://").map_or(0, |p| p + 3)..].contains('/')
+            {
+                break;
+            }
+            let dir = self.at(prefix)?;
+            let sidecar = dir.with_suffix(SIDECAR_SUFFIX);
+            if sidecar.head().await?.is_some() {
+                return Ok(Some(Covering {
+                    sidecar,
+                    enclosing: Some((dir, shown[cut + 1..].to_string())),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Write a small object in one PUT (a report): readers see all of it or none.
+    pub async fn put_small(&self, body: Vec<u8>) -> Result<()> {
+        self.writable()?;
+        self.store
+            .put(&self.key, PutPayload::from(body))
+            .await
+            .map_err(|e| self.err(&self.key, "writing it", e))?;
+        Ok(())
     }
 
     /// Read a small object whole (a sidecar, a policy).
@@ -779,7 +833,7 @@ impl RemoteRelease {
     /// Claim `out` for one run (steps 1 and 2).
     pub async fn begin(out: Remote, is_dir: bool, overwrite: bool, run_id: &str) -> Result<Self> {
         out.writable()?;
-        let sidecar = out.with_suffix(".provenance.json");
+        let sidecar = out.with_suffix(SIDECAR_SUFFIX);
         let lock = sidecar.with_suffix(LOCK_SUFFIX);
         let body = serde_json::json!({
             "runId": run_id,
@@ -1102,7 +1156,7 @@ async fn listed_in(sidecar: &Remote) -> Result<Vec<String>> {
 /// Returns what it removed (or would remove, with `dry_run`).
 pub async fn gc(out: &Remote, min_age: Duration, dry_run: bool) -> Result<Vec<String>> {
     out.writable()?;
-    let sidecar = out.with_suffix(".provenance.json");
+    let sidecar = out.with_suffix(SIDECAR_SUFFIX);
     let lock = sidecar.with_suffix(LOCK_SUFFIX);
     let Some(lock_meta) = lock.head().await? else {
         return Err(Error::Usage(format!(
@@ -1377,8 +1431,12 @@ mod tests {
                 store: Arc::new(object_store::memory::InMemory::new()),
                 ..remote
             };
-            rt.block_on(quiet.store.put(&key, PutPayload::from(b"0123456789".to_vec())))
-                .unwrap();
+            rt.block_on(
+                quiet
+                    .store
+                    .put(&key, PutPayload::from(b"0123456789".to_vec())),
+            )
+            .unwrap();
             let meta = rt.block_on(quiet.store.head(&key)).unwrap();
             let got = rt
                 .block_on(quiet.download_ranged(meta, dir.path().join("g"), 4))
@@ -1476,7 +1534,7 @@ mod tests {
             "s3://share/customers/a/b.parquet"
         );
         assert_eq!(
-            r.with_suffix(".provenance.json").shown(),
+            r.with_suffix(SIDECAR_SUFFIX).shown(),
             "s3://share/customers.provenance.json"
         );
         assert!(r.writable().is_ok());

@@ -345,7 +345,9 @@ impl SqlJob {
                 QueryOutcome::Written {
                     rows,
                     output: PathBuf::from(remote.shown()),
-                    provenance: PathBuf::from(remote.with_suffix(".provenance.json").shown()),
+                    provenance: PathBuf::from(
+                        remote.with_suffix(crate::io::store::SIDECAR_SUFFIX).shown(),
+                    ),
                 }
             }
             (Ok(o), _) => o,

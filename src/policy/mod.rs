@@ -26,6 +26,7 @@ pub mod jurisdiction;
 mod load;
 mod model;
 pub mod privacy;
+mod remote;
 pub mod rules;
 
 use arrow::datatypes::{DataType, TimeUnit};

@@ -486,9 +486,16 @@ fn partition_by_names_directories_by_transformed_values_never_raw_ones() {
     assert_eq!(files.len(), 3, "{files:?}");
     for f in &files {
         assert!(f.ends_with("/part-00000.parquet"), "{f}");
-        assert!(!f.contains("Zürich") && !f.contains("a%2Fb"), "raw value in {f}");
+        assert!(
+            !f.contains("Zürich") && !f.contains("a%2Fb"),
+            "raw value in {f}"
+        );
     }
-    assert!(files.iter().any(|f| f.starts_with("region=__HIVE_DEFAULT_PARTITION__/")));
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("region=__HIVE_DEFAULT_PARTITION__/"))
+    );
     let mut rows = 0;
     for f in &files {
         let (batches, _) = read_parquet(&out.join(f));
@@ -500,7 +507,12 @@ fn partition_by_names_directories_by_transformed_values_never_raw_ones() {
     let doc = sidecar(&out).to_string();
     assert!(!doc.contains("Zürich"), "raw value in the record");
     let v = run(&["verify", out.to_str().unwrap()]);
-    assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        stderr(&v)
+    );
     // Read back as a table: the directory is a column again, with the token.
     let q = run(&[
         "sql",
@@ -538,7 +550,12 @@ fn partition_by_over_a_partitioned_input_keeps_its_keys_as_columns() {
     let (batches, _) = read_parquet(&out.join("amount=100/part-00000.parquet"));
     assert!(batches[0].schema().field_with_name("currency").is_ok());
     let v = run(&["verify", out.to_str().unwrap()]);
-    assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        stderr(&v)
+    );
 }
 
 #[test]

@@ -133,6 +133,11 @@ impl S3 {
         assert_eq!(c, 200, "put {key}");
     }
 
+    pub fn delete(&self, key: &str) {
+        let (c, _) = self.request("DELETE", &format!("/{key}"), b"").unwrap();
+        assert_eq!(c, 204, "delete {key}");
+    }
+
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
         let (c, b) = self.request("GET", &format!("/{key}"), b"").unwrap();
         (c == 200).then_some(b)
@@ -313,6 +318,37 @@ fn local_to_s3_to_s3_to_local_round_trip_matches_a_local_run_and_verifies() {
     assert_eq!(doc["passed"], true);
     assert_eq!(doc["output"], "s3://share/customers.parquet");
 
+    // report reads the release's record through the store and can write to one.
+    let r = s3.cloakline(&["report", "s3://share/customers.parquet", "--format", "md"]);
+    ok(&r);
+    let md = String::from_utf8_lossy(&r.stdout);
+    assert!(md.contains("s3://share/customers.parquet"), "{md}");
+    ok(&s3.cloakline(&[
+        "report",
+        "s3://share/customers.parquet.provenance.json",
+        "--output",
+        "s3://share/reports/customers.html",
+    ]));
+    let html = s3.get("share/reports/customers.html").unwrap();
+    assert!(String::from_utf8_lossy(&html).contains("<html"));
+    // It never writes over a record.
+    let r = s3.cloakline(&[
+        "report",
+        "s3://share/customers.parquet",
+        "--output",
+        "s3://share/customers.parquet.provenance.json",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    let r = s3.cloakline(&["report", "s3://share/nothing-here.parquet"]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("no provenance record"),
+        "{}",
+        stderr(&r)
+    );
+    assert_no_secret(&r, &[&html]);
+    s3.delete("share/reports/customers.html");
+
     // A second run to the same output is refused; --overwrite replaces it.
     let again = s3.apply_customers(
         "s3://raw/customers.csv",
@@ -437,6 +473,15 @@ fn a_partitioned_prefix_is_released_as_a_directory_and_verified_whole_or_by_obje
         ]
     );
     ok(&s3.cloakline(&["verify", "s3://share/by-amount/"]));
+    // An object of a partitioned release: its report is the release's record.
+    let r = s3.cloakline(&[
+        "report",
+        "s3://share/by-amount/amount=101/part-00001.parquet",
+        "--format",
+        "md",
+    ]);
+    ok(&r);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("s3://share/by-amount"));
 
     // An unrecorded object in the release fails verification; a prefix holding objects no
     // release lists is refused as an output.
@@ -800,4 +845,89 @@ fn escaped_partition_values_folder_markers_overwrite_and_gc_keep_a_release_whole
         "s3://raw/orders/out/",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn a_policy_and_its_hierarchy_files_are_read_from_the_store_and_named_by_url() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("conf");
+    s3.bucket("share");
+    put_partitioned(&s3);
+    let policy = format!(
+        "{ORDERS}  currency: {{ action: keep, basis: contract }}\nprivacy:\n  quasi_identifiers:\n    currency: {{ hierarchy: h/currency.csv }}\n  k: 3\n"
+    );
+    s3.put("conf/policies/orders.yaml", policy.as_bytes());
+    s3.put("conf/policies/h/currency.csv", b"CNY;*\nUSD;*\n");
+    let url = "s3://conf/policies/orders.yaml";
+    ok(&s3.cloakline(&["validate", "--policy", url]));
+    let c = s3.cloakline(&["check", "--policy", url, "--input", "s3://raw/orders/"]);
+    ok(&c);
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        url,
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://share/orders/",
+    ]);
+    ok(&o);
+    let record =
+        String::from_utf8_lossy(&s3.get("share/orders.provenance.json").unwrap()).to_string();
+    assert!(record.contains(url), "the policy is not named by its URL");
+    assert!(
+        record.contains("s3://conf/policies/h/currency.csv"),
+        "the hierarchy file is not named by its URL"
+    );
+    let scratch = std::env::temp_dir()
+        .join("cloakline-")
+        .display()
+        .to_string();
+    assert!(!record.contains(&scratch), "a scratch path in the record");
+    ok(&s3.cloakline(&["verify", "s3://share/orders/", "--policy", url]));
+
+    // A policy in a bucket reaches only files beside it; a policy problem names the URL.
+    s3.put(
+        "conf/policies/escape.yaml",
+        policy.replace("h/currency.csv", "../secret.csv").as_bytes(),
+    );
+    let e = s3.cloakline(&["validate", "--policy", "s3://conf/policies/escape.yaml"]);
+    assert_eq!(e.status.code(), Some(2), "{}", stderr(&e));
+    assert!(
+        stderr(&e).contains("relative paths beside it"),
+        "{}",
+        stderr(&e)
+    );
+    s3.put(
+        "conf/policies/bad.yaml",
+        policy.replace("k: 3", "k: 0").as_bytes(),
+    );
+    let e = s3.cloakline(&["validate", "--policy", "s3://conf/policies/bad.yaml"]);
+    assert_ne!(e.status.code(), Some(0));
+    assert!(
+        stderr(&e).contains("s3://conf/policies/bad.yaml"),
+        "{}",
+        stderr(&e)
+    );
+    assert!(!stderr(&e).contains(&scratch), "{}", stderr(&e));
+    // Plain key material is not read from a bucket.
+    s3.put("conf/keys.json", b"{}");
+    let e = s3.cloakline(&[
+        "apply",
+        "--policy",
+        url,
+        "--keyring",
+        "s3://conf/keys.json",
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://share/other/",
+    ]);
+    assert_eq!(e.status.code(), Some(2), "{}", stderr(&e));
+    assert!(
+        stderr(&e).contains("mount it as a secret"),
+        "{}",
+        stderr(&e)
+    );
 }

@@ -740,7 +740,15 @@ impl Apply {
         let in_format = job.input.format;
         let in_schema = schema_pairs(&job.input.schema);
         let (stats, input_hash, written) = match self.partition_by.is_empty() {
-            true => self.write_one(job.input, &job.plan, &job.partitions, &job.out_rel, n, ctx, staging)?,
+            true => self.write_one(
+                job.input,
+                &job.plan,
+                &job.partitions,
+                &job.out_rel,
+                n,
+                ctx,
+                staging,
+            )?,
             false => self.write_split(job.input, &job.plan, n, ctx, staging)?,
         };
         // A partition directory's value is a data value: the record and the log withhold it.
@@ -1017,7 +1025,8 @@ impl Apply {
                                 std::fs::create_dir_all(parent)
                                     .map_err(|e| Error::io(parent, e))?;
                             }
-                            let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+                            let f =
+                                std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
                             let shown = self.output.join(&rel);
                             let (_, sink) = open_writer_at(f, &shown, schema.clone(), &ctx.write)?;
                             files.push(Written {

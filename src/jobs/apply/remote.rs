@@ -145,7 +145,7 @@ impl RemoteRun {
                 local,
                 is_dir,
                 shown: remote.shown(),
-                sidecar_shown: remote.with_suffix(".provenance.json").shown(),
+                sidecar_shown: remote.with_suffix(crate::io::store::SIDECAR_SUFFIX).shown(),
             });
         }
         Ok(run)

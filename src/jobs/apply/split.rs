@@ -68,9 +68,7 @@ impl Split {
                 )));
             }
             if cols.iter().any(|(i, _)| *i == index) {
-                return Err(Error::Usage(format!(
-                    "--partition-by names {name} twice"
-                )));
+                return Err(Error::Usage(format!("--partition-by names {name} twice")));
             }
             cols.push((index, name.clone()));
         }
@@ -209,12 +207,19 @@ mod tests {
                 .into_iter()
                 .collect();
         let schema = Arc::new(Schema::new(vec![
-            Field::new("region", DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8)), true),
+            Field::new(
+                "region",
+                DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8)),
+                true,
+            ),
             Field::new("n", DataType::Int32, true),
         ]));
         let batch = RecordBatch::try_new(
             schema.clone(),
-            vec![Arc::new(keys), Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5]))],
+            vec![
+                Arc::new(keys),
+                Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5])),
+            ],
         )
         .unwrap();
         // A sliced batch: the split must read the slice's rows, not the buffer's.
@@ -224,7 +229,12 @@ mod tests {
         let dirs: Vec<String> = pieces.iter().map(|p| p.dir.display().to_string()).collect();
         assert_eq!(
             dirs,
-            ["region=EU", "region=__HIVE_DEFAULT_PARTITION__", "region=a%2Fb", "region=Zürich"]
+            [
+                "region=EU",
+                "region=__HIVE_DEFAULT_PARTITION__",
+                "region=a%2Fb",
+                "region=Zürich"
+            ]
         );
         let values = |p: &Piece| -> Vec<i32> {
             p.batches
@@ -238,7 +248,11 @@ mod tests {
         assert_eq!(values(&pieces[0]), [1, 4, 4]);
         assert_eq!(values(&pieces[1]), [2, 2]);
         assert_eq!(values(&pieces[3]), [5, 5]);
-        assert!(pieces.iter().all(|p| p.batches.iter().all(|b| b.num_columns() == 1)));
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.batches.iter().all(|b| b.num_columns() == 1))
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use findings::{Finding, Level, findings};
 pub use html::render_html;
 pub(crate) use markdown::md_text;
 pub use markdown::render_markdown;
-pub use read::load_record;
+pub use read::{load_record, load_record_at};
 
 #[cfg(test)]
 use self::{

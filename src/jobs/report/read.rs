@@ -439,13 +439,55 @@ pub fn load_record(path: &std::path::Path) -> crate::Result<Record> {
 
 fn read_file(path: &std::path::Path) -> crate::Result<Record> {
     let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
-    let doc = crate::provenance::read::parse_strict(&text).map_err(|e| {
+    read_text(&text, path)
+}
+
+fn read_text(text: &str, path: &std::path::Path) -> crate::Result<Record> {
+    let doc = crate::provenance::read::parse_strict(text).map_err(|e| {
         crate::Error::data(
             path.display(),
             format!("{e}; a provenance record is the JSON document cloakline wrote"),
         )
     })?;
     typed(&doc, path)
+}
+
+/// The largest record read from a store (a release of many thousand files stays far below).
+const RECORD_LIMIT: u64 = 256 << 20;
+
+/// [`load_record`] for a location. A URL names a record (`.json`), an output with a sidecar
+/// `<URL>.provenance.json`, or one object of a release (the nearest enclosing prefix's
+/// record covers it); the record is read whole, the data never.
+pub async fn load_record_at(
+    loc: &crate::io::Location,
+    storage: &crate::io::store::StorageOptions,
+) -> crate::Result<Record> {
+    let url = match loc {
+        crate::io::Location::Local(p) => return load_record(p),
+        crate::io::Location::Url(u) => u,
+    };
+    let remote = crate::io::store::Remote::open(url, storage)?;
+    let shown = remote.shown();
+    let lower = shown.to_ascii_lowercase();
+    let record = match lower.ends_with(".json") || lower.ends_with(".jsonld") {
+        true => remote,
+        false => match remote.covering_record().await? {
+            Some(c) => c.sidecar,
+            None => {
+                return Err(crate::Error::Storage {
+                    location: shown,
+                    message: "no provenance record: neither its sidecar nor one of an \
+                              enclosing prefix exists; give the record's .json URL"
+                        .into(),
+                });
+            }
+        },
+    };
+    let (bytes, _) = record.read_small(RECORD_LIMIT).await?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        crate::Error::data(record.shown(), "not UTF-8 text; is it a provenance record?")
+    })?;
+    read_text(&text, std::path::Path::new(&record.shown()))
 }
 
 fn typed(doc: &Value, from: &std::path::Path) -> crate::Result<Record> {

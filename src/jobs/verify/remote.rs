@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::Verify;
 use crate::error::{Error, Result};
-use crate::io::store::{Local, Remote};
+use crate::io::store::{Covering, Local, Remote};
 use crate::io::{Location, ScratchDir};
 
 /// What was fetched for one verification.
@@ -28,7 +28,7 @@ pub(super) struct Scratch {
     _locals: Vec<Local>,
 }
 
-const SIDECAR: &str = ".provenance.json";
+use crate::io::store::SIDECAR_SUFFIX as SIDECAR;
 
 /// Fetch what `v` names by URL; `None` when everything is local.
 pub(super) async fn fetch(v: &Verify) -> Result<Option<Fetched>> {
@@ -119,49 +119,42 @@ async fn fetch_object(
     root: &Path,
     want_record: bool,
 ) -> Result<(PathBuf, Option<(PathBuf, String)>)> {
-    let own = remote.with_suffix(SIDECAR);
-    if !want_record || own.head().await?.is_some() {
-        let fetched = remote.fetch(root, |_| true).await?;
-        let record = match want_record {
-            true => Some(download(&own, &root.join("record")).await?),
-            false => None,
+    let covering = match want_record {
+        true => remote.covering_record().await?,
+        false => None,
+    };
+    let Some(Covering {
+        sidecar,
+        enclosing: Some((dir, rel)),
+    }) = covering
+    else {
+        let record = match (want_record, &covering) {
+            (false, _) => None,
+            (true, Some(c)) => Some(download(&c.sidecar, &root.join("record")).await?),
+            (true, None) => {
+                return Err(Error::Storage {
+                    location: remote.with_suffix(SIDECAR).shown(),
+                    message: "no provenance record: neither this sidecar nor one of an \
+                              enclosing prefix exists; pass --provenance"
+                        .into(),
+                });
+            }
         };
+        let fetched = remote.fetch(root, |_| true).await?;
         return Ok((fetched.local, record));
-    }
-    let shown = remote.shown();
-    let mut cut = shown.len();
-    while let Some(i) = shown[..cut].rfind('/') {
-        cut = i;
-        let prefix = &shown[..cut];
-        if prefix.ends_with('/') || !prefix[prefix.find("://").map_or(0, |p| p + 3)..].contains('/')
-        {
-            break;
-        }
-        let dir = remote.at(prefix)?;
-        let sidecar = dir.with_suffix(SIDECAR);
-        if sidecar.head().await?.is_none() {
-            continue;
-        }
-        let record = download(&sidecar, &root.join("record")).await?;
-        let rel = &shown[cut + 1..];
-        let fetched = dir.fetch(root, |p| p == Path::new(rel)).await?;
-        let local = fetched
-            .objects
-            .into_iter()
-            .next()
-            .map(|o| o.local)
-            .ok_or_else(|| Error::Storage {
-                location: shown.clone(),
-                message: "vanished while being fetched".into(),
-            })?;
-        return Ok((local, Some(record)));
-    }
-    Err(Error::Storage {
-        location: own.shown(),
-        message: "no provenance record: neither this sidecar nor one of an enclosing \
-                  prefix exists; pass --provenance"
-            .into(),
-    })
+    };
+    let record = download(&sidecar, &root.join("record")).await?;
+    let fetched = dir.fetch(root, |p| p == Path::new(&rel)).await?;
+    let local = fetched
+        .objects
+        .into_iter()
+        .next()
+        .map(|o| o.local)
+        .ok_or_else(|| Error::Storage {
+            location: remote.shown(),
+            message: "vanished while being fetched".into(),
+        })?;
+    Ok((local, Some(record)))
 }
 
 /// Download one small object (a record) into `dir`, returning its local path and URL.
