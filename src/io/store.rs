@@ -757,8 +757,38 @@ pub(crate) fn describe(e: &object_store::Error, secrets: &[String]) -> String {
         }
         other => {
             let s = other.to_string();
-            // Drop what a server returned (`…, body: <Error>…`) and any query strings.
-            let s = s.split("body:").next().unwrap_or("").trim_end().to_string();
+            // Some clients wrap a status in a generic error: say what it means.
+            for (status, meaning) in [
+                (
+                    "404 Not Found",
+                    "not found (check the bucket or container and the key)",
+                ),
+                (
+                    "403 Forbidden",
+                    "access denied (403): the credentials in use may not do this",
+                ),
+                (
+                    "401 Unauthorized",
+                    "not authenticated (401): the credentials are missing, wrong or expired; \
+                     see docs/STORAGE.md",
+                ),
+            ] {
+                if s.contains(status) {
+                    return meaning.to_string();
+                }
+            }
+            // Drop what a server returned (`…, body: <Error>…`, `…status code: 500 …: <xml>`)
+            // and any query strings.
+            let mut s = s.split("body:").next().unwrap_or("").trim_end().to_string();
+            if let Some(i) = s.find("status code: ") {
+                let rest = &s[i + "status code: ".len()..];
+                if let Some(j) = rest.find(": ") {
+                    s.truncate(i + "status code: ".len() + j);
+                }
+            }
+            if let Some(i) = s.find('<') {
+                s.truncate(i);
+            }
             let s = s
                 .split_whitespace()
                 .map(|w| match w.split_once('?') {
@@ -1452,6 +1482,21 @@ mod tests {
             store: "S3",
             source: "Error performing GET http://h/b/k?X-Amz-Signature=abc in 1s, body: <Error><Key>AKIASECRETVALUE</Key></Error>".into(),
         };
+        let e2 = object_store::Error::Generic {
+            store: "MicrosoftAzure",
+            source: "Error performing GET http://h/acct/lake?restype=container in 6ms - Server returned non-2xx status code: 500 Internal Server Error: <?xml version=\"1.0\"?><Error><Message>AKIASECRETVALUE</Message></Error>".into(),
+        };
+        let d2 = describe(&e2, &[]);
+        assert!(d2.contains("500 Internal Server Error"), "{d2}");
+        assert!(
+            !d2.contains("AKIA") && !d2.contains("restype") && !d2.contains('<'),
+            "{d2}"
+        );
+        let e3 = object_store::Error::Generic {
+            store: "MicrosoftAzure",
+            source: "Server returned non-2xx status code: 404 Not Found: <Error>ContainerNotFound</Error>".into(),
+        };
+        assert!(describe(&e3, &[]).starts_with("not found"));
         let d = describe(&e, &["hunter2secret".to_string()]);
         assert!(!d.contains("Signature") && !d.contains("AKIA"), "{d}");
         let e = object_store::Error::Generic {

@@ -102,7 +102,13 @@ impl Azurite {
     }
 
     fn cloakline(&self, args: &[&str]) -> Output {
+        self.cloakline_with(&[], args)
+    }
+
+    /// `cloakline ARGS` with extra environment variables (other credentials).
+    fn cloakline_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         bin()
+            .envs(env.iter().copied())
             .env("AZURE_STORAGE_USE_EMULATOR", "true")
             .env(
                 "AZURITE_BLOB_STORAGE_URL",
@@ -113,6 +119,33 @@ impl Azurite {
             .output()
             .expect("run cloakline")
     }
+}
+
+/// An account SAS token for the blob service (version 2020-08-04 string-to-sign) with
+/// permissions `sp`, valid until `expiry`.
+fn account_sas(sp: &str, expiry: chrono::DateTime<chrono::Utc>) -> String {
+    let (sv, ss, srt) = ("2020-08-04", "b", "sco");
+    let st = "2020-01-01T00:00:00Z";
+    let se = expiry.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let to_sign = format!("{ACCOUNT}\n{sp}\n{ss}\n{srt}\n{st}\n{se}\n\nhttp,https\n{sv}\n");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(KEY)
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(to_sign.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let enc = |v: &str| {
+        v.replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D")
+            .replace(':', "%3A")
+    };
+    format!(
+        "sv={sv}&ss={ss}&srt={srt}&sp={sp}&st={}&se={}&spr=http,https&sig={}",
+        enc(st),
+        enc(&se),
+        enc(&sig)
+    )
 }
 
 fn ok(o: &Output) {
@@ -169,5 +202,101 @@ fn azure_round_trip_through_azurite_verifies_and_refuses_a_second_release() {
         stderr(&o).contains("az://nolake/x.parquet"),
         "{}",
         stderr(&o)
+    );
+    // The server's response body (it can echo the request) is not passed on.
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains('<'), "{}", stderr(&o));
+}
+
+#[test]
+fn wrong_keys_expired_tokens_and_a_403_on_write_fail_clearly_and_commit_nothing() {
+    let Some(az) = Azurite::start() else { return };
+    az.container("lake");
+    let policy = root().join("policies/customers.yaml");
+    let input = root().join("examples/customers.csv");
+    let keyring = demo_keyring();
+    let (p, k, i) = (
+        policy.to_str().unwrap(),
+        keyring.to_str().unwrap(),
+        input.to_str().unwrap(),
+    );
+    ok(&az.cloakline(&[
+        "apply",
+        "--policy",
+        p,
+        "--keyring",
+        k,
+        "--input",
+        i,
+        "--output",
+        "az://lake/raw/customers.parquet",
+    ]));
+    let apply = |env: &[(&str, &str)], out: &str| {
+        az.cloakline_with(
+            env,
+            &[
+                "apply",
+                "--policy",
+                p,
+                "--keyring",
+                k,
+                "--input",
+                "az://lake/raw/customers.parquet",
+                "--output",
+                out,
+            ],
+        )
+    };
+    let no_secret = |o: &Output, secret: &str| {
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(o));
+        assert!(!all.contains(secret), "a credential in the output: {all}");
+    };
+    // A wrong account key: the read is refused, named, and nothing is written.
+    let wrong = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+    let o = apply(
+        &[("AZURE_STORAGE_ACCOUNT_KEY", wrong.as_str())],
+        "az://lake/share/a.parquet",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("az://lake/raw/customers.parquet"),
+        "{}",
+        stderr(&o)
+    );
+    no_secret(&o, &wrong);
+    // An expired token.
+    let expired = account_sas("racwdl", chrono::Utc::now() - chrono::Duration::hours(1));
+    let o = apply(
+        &[("AZURE_STORAGE_SAS_KEY", expired.as_str())],
+        "az://lake/share/b.parquet",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("az://lake/"), "{}", stderr(&o));
+    no_secret(&o, expired.split("sig=").nth(1).unwrap());
+    // A token that may read but not write: the run reads, transforms, and fails on its first
+    // write (the lock) with a 403 naming the output; no release, no lock left.
+    let read_only = account_sas("rl", chrono::Utc::now() + chrono::Duration::hours(1));
+    let o = apply(
+        &[("AZURE_STORAGE_SAS_KEY", read_only.as_str())],
+        "az://lake/share/c.parquet",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("az://lake/share/c.parquet"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("403"), "{}", stderr(&o));
+    no_secret(&o, read_only.split("sig=").nth(1).unwrap());
+    // The same token reads: scan works with it.
+    ok(&az.cloakline_with(
+        &[("AZURE_STORAGE_SAS_KEY", read_only.as_str())],
+        &["scan", "--input", "az://lake/raw/customers.parquet"],
+    ));
+    let listed = az.cloakline(&["verify", "az://lake/share/"]);
+    assert_ne!(
+        listed.status.code(),
+        Some(0),
+        "something was released under share/"
     );
 }
