@@ -159,6 +159,24 @@ impl S3 {
         v
     }
 
+    /// The ETag the listing of `bucket` gives `key` (a multipart upload's ends in `-N`).
+    pub fn etag(&self, bucket: &str, key: &str) -> Option<String> {
+        let (_, b) = self
+            .request("GET", &format!("/{bucket}?list-type=2"), b"")
+            .unwrap();
+        let text = String::from_utf8_lossy(&b).to_string();
+        text.split("<Contents>").skip(1).find_map(|c| {
+            let k = c.split("<Key>").nth(1)?.split("</Key>").next()?;
+            (k == key).then(|| {
+                let e = c
+                    .split("<ETag>")
+                    .nth(1)
+                    .and_then(|e| e.split("</ETag>").next());
+                e.unwrap_or("").replace("&#34;", "").replace('"', "")
+            })
+        })
+    }
+
     /// `cloakline apply` with the example policy and demo keyring, plus `extra`.
     pub fn apply_customers(&self, input: &str, output: &str, extra: &[&str]) -> Output {
         let (policy, keyring) = (policy(), demo_keyring());
@@ -930,4 +948,62 @@ fn a_policy_and_its_hierarchy_files_are_read_from_the_store_and_named_by_url() {
         "{}",
         stderr(&e)
     );
+}
+
+#[test]
+fn an_output_over_the_part_size_goes_up_in_parts_and_reads_back_whole() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("share");
+    // 200,000 rows whose encrypted column does not compress: a release of ~12 MB, more than
+    // one 8 MiB part.
+    let mut csv = String::from("order_id,secret\n");
+    for i in 0..200_000u64 {
+        let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        csv.push_str(&format!("{i},{h:016x}{:016x}\n", h.rotate_left(17)));
+    }
+    s3.put("raw/big.csv", csv.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    std::fs::write(
+        &p,
+        "policy: big\nversion: 1\ncontroller: Example\njurisdictions: [EU]\npurpose: test\nunlisted: error\nfields:\n  order_id: { action: keep, basis: contract }\n  secret: { action: encrypt, key: k1, basis: contract }\n",
+    )
+    .unwrap();
+    let k = demo_keyring();
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&p),
+        "--keyring",
+        str(&k),
+        "--input",
+        "s3://raw/big.csv",
+        "--output",
+        "s3://share/big.parquet",
+        "--json",
+    ]);
+    ok(&o);
+    let body = s3.get("share/big.parquet").unwrap();
+    assert!(
+        body.len() > 8 << 20,
+        "only {} bytes: not multipart",
+        body.len()
+    );
+    let etag = s3.etag("share", "big.parquet").unwrap();
+    assert!(
+        etag.contains('-'),
+        "ETag {etag} is not a multipart upload's"
+    );
+    // What went up is what the record lists, byte for byte.
+    let record: serde_json::Value =
+        serde_json::from_slice(&s3.get("share/big.parquet.provenance.json").unwrap()).unwrap();
+    let text = record.to_string();
+    use sha2::Digest as _;
+    let sha = hex::encode(sha2::Sha256::digest(&body));
+    assert!(
+        text.contains(&sha),
+        "the record does not list the uploaded bytes"
+    );
+    ok(&s3.cloakline(&["verify", "s3://share/big.parquet"]));
 }
