@@ -273,8 +273,8 @@ fn wrong_keys_expired_tokens_and_a_403_on_write_fail_clearly_and_commit_nothing(
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("az://lake/"), "{}", stderr(&o));
     no_secret(&o, expired.split("sig=").nth(1).unwrap());
-    // A token that may read but not write: the run reads, transforms, and fails on its first
-    // write (the lock) with a 403 naming the output; no release, no lock left.
+    // A token that may read but not write: the run fails on its first write (the lock, before
+    // anything is transformed) with a 403 naming the output; no release, no lock left.
     let read_only = account_sas("rl", chrono::Utc::now() + chrono::Duration::hours(1));
     let o = apply(
         &[("AZURE_STORAGE_SAS_KEY", read_only.as_str())],
