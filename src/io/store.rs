@@ -1453,8 +1453,7 @@ mod tests {
             // Three GETs of 4 bytes: the object changes after the first.
             let e = rt
                 .block_on(remote.download_ranged(meta.clone(), dir.path().join("f"), 4))
-                .err()
-                .expect("a mixed read passed");
+                .expect_err("a mixed read passed");
             assert!(e.to_string().contains("changed while being read"), "{e}");
             // Whole ranges in order when nothing changes: same bytes, same hash.
             let quiet = Remote {
