@@ -161,6 +161,10 @@ pub enum Error {
     #[error("{location}: {message}")]
     Storage { location: String, message: String },
 
+    /// A cluster failed: its scheduler could not be reached, or a job failed there.
+    #[error("cluster {scheduler}: {message}")]
+    Cluster { scheduler: String, message: String },
+
     /// `verify` found a mismatch between an output and its provenance.
     #[error("{0}")]
     Verification(String),
@@ -208,7 +212,8 @@ impl Error {
 
     /// A stable name of the variant, for machines (the CLI's `--json` error object):
     /// `policy`, `rule`, `keyring`, `missingKey`, `plan`, `usage`, `data`, `transform`, `io`,
-    /// `storage`, `privacy`, `verification`, `interrupted`, `internal`, `arrow`, `parquet`.
+    /// `storage`, `cluster`, `privacy`, `verification`, `interrupted`, `internal`, `arrow`,
+    /// `parquet`.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Policy { .. } => "policy",
@@ -221,6 +226,7 @@ impl Error {
             Error::Transform { .. } => "transform",
             Error::Io { .. } => "io",
             Error::Storage { .. } => "storage",
+            Error::Cluster { .. } => "cluster",
             Error::Privacy { .. } => "privacy",
             Error::Verification(_) => "verification",
             Error::Interrupted => "interrupted",

@@ -208,6 +208,9 @@ pub struct Keyring {
     warning: Option<String>,
     /// Notices from loading (loose permissions, demo keys) for the caller to show.
     notices: Vec<String>,
+    /// Names keys without holding any: a cluster scheduler plans queries that executors run
+    /// with their own keyrings ([`Keyring::planning_only`]).
+    planning_only: bool,
 }
 
 impl fmt::Debug for Keyring {
@@ -300,6 +303,7 @@ impl Keyring {
             source: shown.clone(),
             warning: file.warning.clone(),
             notices: Vec::new(),
+            planning_only: false,
         };
         for (i, entry) in file.keys.iter().enumerate() {
             let key = key_from_entry(entry, i + 1).map_err(&err)?;
@@ -367,6 +371,7 @@ impl Keyring {
             source: "<memory>".into(),
             warning: None,
             notices: Vec::new(),
+            planning_only: false,
         };
         for id in ids {
             let key = Key {
@@ -378,6 +383,34 @@ impl Keyring {
             ring.keys.insert(key.id.clone(), key);
         }
         ring
+    }
+
+    /// A keyring that holds no key material and accepts every key id while planning; using
+    /// a key fails. A cluster scheduler plans with it (constant folding of a keyed function
+    /// then fails and is skipped), and each executor transforms with its own keyring, so
+    /// key bytes never travel.
+    pub fn planning_only() -> Self {
+        Keyring {
+            keys: BTreeMap::new(),
+            source: "<key ids only: this process plans, executors hold the keys>".into(),
+            warning: None,
+            notices: Vec::new(),
+            planning_only: true,
+        }
+    }
+
+    /// Whether this keyring only names keys ([`Keyring::planning_only`]).
+    pub fn is_planning_only(&self) -> bool {
+        self.planning_only
+    }
+
+    /// While planning: whether `id` names a data key here. A planning-only keyring accepts
+    /// every id (the executors check theirs when they run).
+    pub fn check_data_key(&self, id: &str) -> Result<()> {
+        match self.planning_only {
+            true => Ok(()),
+            false => self.data_key(id).map(|_| ()),
+        }
     }
 
     /// Add a key (replacing none: an existing id is an error).
@@ -452,6 +485,7 @@ impl Keyring {
                 source: path.display().to_string(),
                 warning: None,
                 notices: Vec::new(),
+                planning_only: false,
             }
         };
         let key = Key {

@@ -25,6 +25,8 @@
 //! # Ok::<(), cloakline::Error>(())
 //! ```
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod engine;
 pub mod error;
 pub mod io;

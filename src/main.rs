@@ -86,6 +86,13 @@ enum Command {
     /// Run SQL with the cloakline functions (tokenize, encrypt, decrypt, mask, redact,
     /// generalize, scrub) registered; print the result or write it with a provenance sidecar.
     Sql(SqlArgs),
+    /// Run a Ballista scheduler or executor with cloakline's functions inside, for
+    /// `--cluster df://HOST:PORT` (docs/CLUSTER.md).
+    #[cfg(feature = "cluster")]
+    Cluster {
+        #[command(subcommand)]
+        command: cli::cluster::ClusterCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -195,5 +202,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<()> {
         Command::Schema => cli::schema::run(),
         Command::Gc(g) => cli::gc::run(g),
         Command::Sql(q) => cli::sql::run(q, cancel),
+        #[cfg(feature = "cluster")]
+        Command::Cluster { command } => cli::cluster::run(command, cancel),
     }
 }

@@ -30,6 +30,8 @@ macro_rules! errln {
 
 pub(crate) mod apply;
 pub(crate) mod check;
+#[cfg(feature = "cluster")]
+pub(crate) mod cluster;
 pub(crate) mod decrypt;
 pub(crate) mod gc;
 pub(crate) mod keys;

@@ -23,6 +23,11 @@ pub(crate) struct SqlArgs {
     /// CSV field delimiter for CSV tables and output.
     #[arg(long, default_value = ",", value_name = "CHAR")]
     delimiter: String,
+    /// Run the query on a cluster (`df://HOST:PORT`, the scheduler of `cloakline cluster`):
+    /// URL tables are read in place by the executors, local paths must be visible to them
+    /// all; the result comes back here. Executors transform with their own keyrings.
+    #[arg(long, env = "CLOAKLINE_CLUSTER", value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
     /// Also run DDL (CREATE EXTERNAL TABLE), DML (COPY … TO, INSERT) and statements (SET).
     /// Off by default: they read and write arbitrary files with no policy and no provenance.
     #[arg(long)]
@@ -50,6 +55,7 @@ pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
         .with_keyring(Arc::new(keyring))
         .with_policy(policy.map(Arc::new))
         .allow_unsafe(q.allow_unsafe_sql)
+        .with_cluster(q.cluster.clone())
         .with_cancel(cancel.clone())
         .with_storage_options(storage())
         .with_read_options(ReadOptions::default().with_delimiter(delimiter(&q.delimiter)?));

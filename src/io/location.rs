@@ -59,7 +59,7 @@ impl Location {
 }
 
 /// A URL as shown in messages: without user info (`user:secret@`) or query (`?sig=…`).
-pub(super) fn redact_url(u: &str) -> String {
+pub(crate) fn redact_url(u: &str) -> String {
     let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
     let rest = rest.split(['?', '#']).next().unwrap_or("");
     // `abfss://container@account…` names the container, not a user: kept unless it holds a

@@ -23,6 +23,7 @@ mod write;
 pub use commit::*;
 pub use files::*;
 pub use location::Location;
+pub(crate) use location::redact_url;
 pub use read::*;
 pub use write::*;
 

@@ -167,6 +167,15 @@ impl Fetched {
     }
 }
 
+/// An object as listed ([`Remote::list_data`]).
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub shown: String,
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
+    pub size: u64,
+}
+
 /// What a release's sidecar is called: `<output>` plus this.
 pub const SIDECAR_SUFFIX: &str = ".provenance.json";
 
@@ -453,6 +462,50 @@ impl Remote {
                 .collect::<Vec<_>>()
                 .join("/"),
         )
+    }
+
+    /// The store itself (for DataFusion's object-store registry).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// What is there without reading it: this object, or the data objects under this prefix
+    /// (names `keep` accepts, hidden names and folder markers skipped, as [`Remote::fetch`]
+    /// does), each shown with partition values withheld.
+    /// The flag says whether the location is one object (not a prefix).
+    pub async fn list_data(&self, keep: impl Fn(&Path) -> bool) -> Result<(bool, Vec<Listed>)> {
+        let listed = |m: ObjectMeta| Listed {
+            shown: self.withheld_key(&m.location),
+            e_tag: m.e_tag,
+            version: m.version,
+            size: m.size,
+        };
+        if let Some(meta) = self.head().await? {
+            return Ok((true, vec![listed(meta)]));
+        }
+        let mut v = Vec::new();
+        for meta in self.list().await? {
+            let Some(rel) = self.relative(&meta.location) else {
+                continue;
+            };
+            let segs: Vec<&str> = rel.split('/').collect();
+            if rel.is_empty()
+                || segs.iter().any(|s| s.is_empty() || s.starts_with('.'))
+                || !keep(Path::new(&rel))
+            {
+                continue;
+            }
+            v.push(listed(meta));
+        }
+        if v.is_empty() {
+            return Err(Error::Storage {
+                location: self.shown(),
+                message: "no object, and no data file under it as a prefix; check the URL \
+                          (and the bucket)"
+                    .into(),
+            });
+        }
+        Ok((false, v))
     }
 
     /// The provenance record covering this object, as a reader finds it:

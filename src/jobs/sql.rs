@@ -56,6 +56,11 @@ pub struct SqlJob {
     /// URL tables fetched to scratch: (scratch path, URL) pairs and the objects read.
     shown: Vec<(String, String)>,
     fetched: Vec<crate::io::store::FetchedObject>,
+    /// A cluster's scheduler (`df://host:port`): the query runs there.
+    cluster: Option<String>,
+    /// On a cluster, URL tables are read in place: their objects as listed (URL, ETag,
+    /// version, size), recorded without a SHA-256 (nothing streams them whole).
+    listed: Vec<(String, bool, Vec<crate::io::store::Listed>)>,
 }
 
 impl SqlJob {
@@ -73,7 +78,16 @@ impl SqlJob {
             storage: Default::default(),
             shown: Vec::new(),
             fetched: Vec::new(),
+            cluster: None,
+            listed: Vec::new(),
         }
+    }
+
+    /// Run on the cluster whose scheduler is at `url` (`df://host:port`): tables are read
+    /// where they are (URLs, or paths every executor sees), the result comes back here.
+    pub fn with_cluster(mut self, url: Option<String>) -> Self {
+        self.cluster = url;
+        self
     }
 
     /// Settings of the object stores URL tables or a URL output are in (docs/STORAGE.md).
@@ -253,10 +267,33 @@ pub(crate) fn withhold_quoted(text: &str) -> String {
 impl SqlJob {
     /// Register the tables, the functions and (with a policy) the view `<first table>_shared`.
     pub async fn context(&self) -> Result<(SessionContext, Option<String>)> {
-        let ctx = SessionContext::new();
-        crate::sql::register(&ctx, Arc::clone(&self.keyring));
+        let ctx = match &self.cluster {
+            None => {
+                let ctx = SessionContext::new();
+                crate::sql::register(&ctx, Arc::clone(&self.keyring));
+                ctx
+            }
+            Some(url) => self.cluster_context(url).await?,
+        };
         for t in &self.tables {
-            register_file(&ctx, t, self.policy.as_deref(), &self.read).await?;
+            match t.path.to_str().map(Location::parse) {
+                Some(Location::Url(u)) if self.cluster.is_some() => {
+                    let listed = self.listed.iter().find(|(n, _, _)| *n == t.name);
+                    let format = listed
+                        .and_then(|(_, _, objects)| objects.first())
+                        .and_then(|o| Format::from_path(Path::new(&o.shown)))
+                        .ok_or_else(|| {
+                            Error::Usage(format!("--table {}: cannot tell its format", t.name))
+                        })?;
+                    // A prefix is read as a directory of files of that format.
+                    let u = match listed.is_some_and(|(_, object, _)| !object) {
+                        true if !u.ends_with('/') => format!("{u}/"),
+                        _ => u,
+                    };
+                    crate::sql::tables::register_url(&ctx, &t.name, &u, format).await?
+                }
+                _ => register_file(&ctx, t, self.policy.as_deref(), &self.read).await?,
+            }
         }
         let mut view = None;
         if let Some(p) = self.policy.as_deref() {
@@ -273,16 +310,48 @@ impl SqlJob {
         Ok((ctx, view))
     }
 
+    /// A failed query: on a cluster, a cluster error naming the scheduler.
+    fn exec_error(&self, e: datafusion::error::DataFusionError) -> Error {
+        match &self.cluster {
+            Some(url) => Error::Cluster {
+                scheduler: url.clone(),
+                message: withhold_quoted(&e.to_string()),
+            },
+            None => exec_err(e),
+        }
+    }
+
+    #[cfg(feature = "cluster")]
+    async fn cluster_context(&self, url: &str) -> Result<SessionContext> {
+        crate::cluster::connect(url, Arc::clone(&self.keyring), &self.storage).await
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    async fn cluster_context(&self, url: &str) -> Result<SessionContext> {
+        Err(Error::Usage(format!(
+            "--cluster {url}: this cloakline was built without the `cluster` feature"
+        )))
+    }
+
     /// Run the query.
     pub async fn run(mut self) -> Result<QueryOutcome> {
         use crate::io::store::{Local, ReleaseFiles, Remote, RemoteRelease};
-        // URL tables: fetched to scratch (kept until the run ends), shown as their URLs.
+        // URL tables: fetched to scratch (kept until the run ends), shown as their URLs; on a
+        // cluster, read in place and only listed here.
         let mut held = Vec::new();
         for i in 0..self.tables.len() {
             let Some(loc @ Location::Url(_)) = self.tables[i].path.to_str().map(Location::parse)
             else {
                 continue;
             };
+            if let (Some(_), Location::Url(u)) = (&self.cluster, &loc) {
+                let (object, listed) = Remote::open(u, &self.storage)?
+                    .list_data(|p| Format::from_path(p).is_some())
+                    .await?;
+                self.listed
+                    .push((self.tables[i].name.clone(), object, listed));
+                continue;
+            }
             let l = Local::of(&loc, &self.storage, |p| Format::from_path(p).is_some()).await?;
             let from = l.path.display().to_string();
             self.shown.push((from.clone(), l.show(&from)));
@@ -367,7 +436,7 @@ impl SqlJob {
         let df = self.plan_query(&ctx).await?;
         let used = functions_used(df.logical_plan(), view.as_deref());
         let Some(output) = self.output.clone() else {
-            let batches = df.collect().await.map_err(exec_err)?;
+            let batches = df.collect().await.map_err(|e| self.exec_error(e))?;
             tracing::debug!(batches = batches.len(), "sql: result collected");
             return Ok(QueryOutcome::Rows(batches));
         };
@@ -433,13 +502,13 @@ impl SqlJob {
             ..Default::default()
         };
         let (encoder, mut sink) = open_writer(af.file()?, Arc::clone(&schema), &options)?;
-        let mut stream = df.execute_stream().await.map_err(exec_err)?;
+        let mut stream = df.execute_stream().await.map_err(|e| self.exec_error(e))?;
         let mut group = Vec::new();
         let mut group_rows = 0;
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
             self.cancel.check()?;
-            let batch = batch.map_err(exec_err)?;
+            let batch = batch.map_err(|e| self.exec_error(e))?;
             rows += batch.num_rows() as u64;
             group_rows += batch.num_rows();
             group.push(batch);
@@ -574,6 +643,29 @@ impl SqlJob {
     fn input_nodes(&self, ids: &Ids) -> Result<Vec<DatasetNode>> {
         let mut inputs = Vec::new();
         for t in &self.tables {
+            if let Some((_, _, objects)) = self.listed.iter().find(|(n, _, _)| *n == t.name) {
+                for o in objects {
+                    let mut node = DatasetRecord {
+                        relative_path: None,
+                        path: o.shown.clone(),
+                        format: Format::from_path(Path::new(&o.shown))
+                            .map(|f| f.extension())
+                            .unwrap_or("")
+                            .into(),
+                        rows: 0,
+                        sha256: None,
+                        bytes: Some(o.size),
+                        schema: Vec::new(),
+                        e_tag: o.e_tag.clone(),
+                        version: o.version.clone(),
+                    }
+                    .node(ids.input(inputs.len()), true, Vec::new());
+                    node.rows = None;
+                    node.table = Some(t.name.clone());
+                    inputs.push(node);
+                }
+                continue;
+            }
             for f in table_files(&t.path)? {
                 let (sha256, bytes) = sha256_file(&f)?;
                 let format = Format::from_path(&f).map(|f| f.extension()).unwrap_or("");

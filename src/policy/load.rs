@@ -62,7 +62,10 @@ impl Policy {
         };
         let mut problems = found.problems;
         match policy {
-            Some(p) if problems.is_empty() => Ok(p),
+            Some(p) if problems.is_empty() => Ok(Policy {
+                text: Arc::from(text),
+                ..p
+            }),
             _ => {
                 if problems.is_empty() {
                     problems.push(PolicyProblem::new(
@@ -587,6 +590,7 @@ fn validate(file: PolicyFile, source: &str, sha256: String, found: &mut Found) -
         fields,
         source: source.to_string(),
         sha256,
+        text: Arc::from(""),
         privacy,
         recognizers: set,
         warnings,

@@ -318,6 +318,9 @@ pub struct Policy {
     pub source: String,
     /// SHA-256 of the policy file's bytes, lowercase hex.
     pub sha256: String,
+    /// The policy text as loaded (key ids, never keys): a cluster's executors rebuild the
+    /// kernels of a policy view from it.
+    pub text: Arc<str>,
     /// Dataset-level privacy requirements, if the policy sets any.
     pub privacy: Option<PrivacySpec>,
     /// Built-in plus the policy's own recognizers.

@@ -105,7 +105,7 @@ impl ScalarUDFImpl for EncryptFunc {
         let (key, _) = encrypt_args(args.arg_fields, args.scalar_arguments)?;
         self.keyring
             .0
-            .data_key(&key)
+            .check_data_key(&key)
             .map_err(|e| plan_error(self.name(), e))?;
         Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))
     }

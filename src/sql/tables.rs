@@ -64,6 +64,54 @@ pub async fn register_file(
     register_files_under(ctx, &t.name, root, &table_files(&t.path)?, policy, read).await
 }
 
+/// Register the object or prefix at `url` as table `name`, read in place through the
+/// session's object stores (a cluster's executors read it where it is). The format comes from
+/// the name (a prefix: add the `/`); types are DataFusion's, as the files declare them
+/// (Parquet) or as it infers them (CSV, NDJSON).
+pub async fn register_url(
+    ctx: &SessionContext,
+    name: &str,
+    url: &str,
+    format: Format,
+) -> Result<()> {
+    use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions};
+    let r = match format {
+        Format::Parquet => {
+            ctx.register_parquet(name, url, ParquetReadOptions::default())
+                .await
+        }
+        Format::Csv => {
+            let ext = if url.ends_with(".tsv") {
+                ".tsv"
+            } else {
+                ".csv"
+            };
+            let delimiter = if ext == ".tsv" { b'\t' } else { b',' };
+            ctx.register_csv(
+                name,
+                url,
+                CsvReadOptions::new()
+                    .file_extension(ext)
+                    .delimiter(delimiter),
+            )
+            .await
+        }
+        Format::Ndjson => {
+            let ext = if url.ends_with(".jsonl") {
+                ".jsonl"
+            } else {
+                ".ndjson"
+            };
+            ctx.register_json(name, url, JsonReadOptions::default().file_extension(ext))
+                .await
+        }
+    };
+    r.map_err(|e| Error::Storage {
+        location: crate::io::redact_url(url),
+        message: format!("registering it as table {name}: {}", e.message()),
+    })
+}
+
 /// Register `files` as one table `name`. They must share a format, an extension and a schema.
 pub async fn register_files(
     ctx: &SessionContext,

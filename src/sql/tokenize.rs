@@ -99,7 +99,7 @@ impl ScalarUDFImpl for TokenizeFunc {
         let a = parse(args.arg_fields, args.scalar_arguments)?;
         self.keyring
             .0
-            .data_key(&a.key)
+            .check_data_key(&a.key)
             .map_err(|e| plan_error(self.name(), e))?;
         Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))
     }

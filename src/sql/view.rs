@@ -20,26 +20,68 @@ use crate::policy::Policy;
 #[derive(Debug)]
 pub struct PolicyColumnFunc {
     name: String,
-    kernel: Arc<Kernel>,
+    /// Absent in a process that plans without keys (a cluster scheduler): calling it fails.
+    kernel: Option<Arc<Kernel>>,
     output: DataType,
     signature: Signature,
+    /// How another process rebuilds it; absent when the policy cannot travel.
+    spec: Option<Arc<ColumnSpec>>,
+}
+
+/// What another process (a cluster executor) needs to rebuild a policy column's kernel with
+/// its own keyring: the policy text without its `privacy:` block (key ids only, no hierarchy
+/// file to read), the column, and the types. Never key material.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ColumnSpec {
+    pub policy: String,
+    pub source: String,
+    pub field: String,
+    pub input_type: String,
+    pub output_type: String,
+}
+
+/// Marks a [`ColumnSpec`] payload (and its version) among plan bytes.
+const SPEC_MAGIC: &[u8] = b"cloakline-policy-column/1\n";
+
+impl ColumnSpec {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = SPEC_MAGIC.to_vec();
+        v.extend(serde_json::to_vec(self).unwrap_or_default());
+        v
+    }
+
+    /// `None` when `bytes` is not a spec (another codec's payload).
+    pub fn from_bytes(bytes: &[u8]) -> Option<std::result::Result<ColumnSpec, String>> {
+        let body = bytes.strip_prefix(SPEC_MAGIC)?;
+        Some(serde_json::from_slice(body).map_err(|e| format!("a malformed policy column: {e}")))
+    }
 }
 
 impl PartialEq for PolicyColumnFunc {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && Arc::ptr_eq(&self.kernel, &other.kernel)
+        self.name == other.name
+            && self.spec == other.spec
+            && match (&self.kernel, &other.kernel) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 }
 impl Eq for PolicyColumnFunc {}
 impl Hash for PolicyColumnFunc {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.name.hash(state);
-        (Arc::as_ptr(&self.kernel) as usize).hash(state);
+        self.spec.hash(state);
+        self.kernel
+            .as_ref()
+            .map(|k| Arc::as_ptr(k) as usize)
+            .hash(state);
     }
 }
 
 impl PolicyColumnFunc {
-    fn new(name: String, kernel: Kernel, output: DataType) -> Self {
+    fn new(name: String, kernel: Kernel, output: DataType, spec: Option<ColumnSpec>) -> Self {
         let volatility = if kernel.descriptor().deterministic {
             Volatility::Immutable
         } else {
@@ -47,10 +89,54 @@ impl PolicyColumnFunc {
         };
         PolicyColumnFunc {
             name,
-            kernel: Arc::new(kernel),
+            kernel: Some(Arc::new(kernel)),
             output,
             signature: Signature::new(TypeSignature::Any(1), volatility),
+            spec: spec.map(Arc::new),
         }
+    }
+
+    /// The function's spec, for a codec to send it to another process.
+    pub fn spec(&self) -> Option<&ColumnSpec> {
+        self.spec.as_deref()
+    }
+
+    /// Rebuild from a spec with this process's keyring. A planning-only keyring (a cluster
+    /// scheduler) gives a function that plans but does not run.
+    pub fn from_spec(name: &str, spec: ColumnSpec, keyring: &Keyring) -> crate::Result<Self> {
+        use std::str::FromStr;
+        let bad = |m: String| crate::Error::plan(&spec.source, m);
+        let input = DataType::from_str(&spec.input_type)
+            .map_err(|e| bad(format!("column {}: input type: {e}", spec.field)))?;
+        let output = DataType::from_str(&spec.output_type)
+            .map_err(|e| bad(format!("column {}: output type: {e}", spec.field)))?;
+        let policy = Policy::from_yaml_str(&spec.policy, &spec.source)?;
+        let field = policy
+            .fields
+            .get(&spec.field)
+            .ok_or_else(|| bad(format!("the policy has no field {}", spec.field)))?;
+        let kernel = match Kernel::build(&field.action, &input, keyring) {
+            Ok((k, out)) if out == output => Some(Arc::new(k)),
+            Ok(_) => {
+                return Err(bad(format!(
+                    "column {}: the kernel's output type differs from the plan's",
+                    spec.field
+                )));
+            }
+            Err(_) if keyring.is_planning_only() => None,
+            Err(e) => return Err(bad(format!("column {}: {e}", spec.field))),
+        };
+        let volatility = match field.action.descriptor().deterministic {
+            true => Volatility::Immutable,
+            false => Volatility::Volatile,
+        };
+        Ok(PolicyColumnFunc {
+            name: name.to_string(),
+            kernel,
+            output,
+            signature: Signature::new(TypeSignature::Any(1), volatility),
+            spec: Some(Arc::new(spec)),
+        })
     }
 }
 
@@ -65,9 +151,13 @@ impl ScalarUDFImpl for PolicyColumnFunc {
         Ok(self.output.clone())
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        apply_to_value(&self.name, &args.args[0], &self.output, |v| {
-            self.kernel.apply(v)
-        })
+        let Some(kernel) = &self.kernel else {
+            return Err(DataFusionError::Execution(format!(
+                "{}: this process holds no keys and only plans; executors run it",
+                self.name
+            )));
+        };
+        apply_to_value(&self.name, &args.args[0], &self.output, |v| kernel.apply(v))
     }
 }
 
@@ -89,6 +179,7 @@ pub async fn register_policy_view(
         // plan's own problems, without a doubled "Error during planning: plan for …".
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     let input_schema = Arc::clone(&plan.input_schema);
+    let travel = TravellingPolicy::of(policy);
     let mut exprs = Vec::with_capacity(plan.columns.len());
     let mut fields = Vec::with_capacity(plan.columns.len());
     for c in plan.columns {
@@ -104,10 +195,14 @@ pub async fn register_policy_view(
                     c.rule.action.kind().keyword(),
                     c.rule.input_name
                 );
+                let input_type = input_schema.field(c.input_index).data_type();
+                let output_type = c.output_field.data_type();
+                let spec = travel.spec(&c.rule.input_name, &c.rule.action, input_type, output_type);
                 let udf = ScalarUDF::new_from_impl(PolicyColumnFunc::new(
                     name,
                     kernel,
-                    c.output_field.data_type().clone(),
+                    output_type.clone(),
+                    spec,
                 ));
                 udf.call(vec![source])
             }
@@ -127,6 +222,61 @@ pub async fn register_policy_view(
     let projected = df.select(exprs)?;
     ctx.register_table(view, projected.into_view())?;
     Ok(fields)
+}
+
+/// The policy as it travels to other processes: its text without the `privacy:` block,
+/// checked to give the same rules as the policy in hand (a policy changed after loading
+/// cannot travel).
+struct TravellingPolicy {
+    text: Option<String>,
+    reparsed: Option<Policy>,
+    source: String,
+}
+
+impl TravellingPolicy {
+    fn of(policy: &Policy) -> Self {
+        let text = strip_privacy(&policy.text);
+        let reparsed = text
+            .as_deref()
+            .and_then(|t| Policy::from_yaml_str(t, &policy.source).ok());
+        TravellingPolicy {
+            text,
+            reparsed,
+            source: policy.source.clone(),
+        }
+    }
+
+    fn spec(
+        &self,
+        field: &str,
+        action: &crate::policy::Action,
+        input: &DataType,
+        output: &DataType,
+    ) -> Option<ColumnSpec> {
+        use crate::policy::Action;
+        let theirs = &self.reparsed.as_ref()?.fields.get(field)?.action;
+        // Recognizer sets compare by identity; the text they came from is the same.
+        let same = match (theirs, action) {
+            (Action::Scrub(a), Action::Scrub(b)) => {
+                a.mode == b.mode && a.recognizers == b.recognizers
+            }
+            (a, b) => a == b,
+        };
+        same.then(|| ColumnSpec {
+            policy: self.text.clone().unwrap_or_default(),
+            source: self.source.clone(),
+            field: field.to_string(),
+            input_type: input.to_string(),
+            output_type: output.to_string(),
+        })
+    }
+}
+
+/// `text` (a policy) as JSON without its `privacy:` block; `None` when it does not parse.
+fn strip_privacy(text: &str) -> Option<String> {
+    let mut doc: serde_json::Value = serde_saphyr::from_str(text).ok()?;
+    doc.as_object_mut()?.remove("privacy");
+    serde_json::to_string(&doc).ok()
 }
 
 /// An error of [`register_policy_view`] as one plan error for `input` (the table's file): the

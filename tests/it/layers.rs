@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["provenance"],
     &["sql"],
     &["privacy"],
+    &["cluster"],
     &[
         "jobs",
         "jobs::apply",

@@ -2,6 +2,8 @@
 
 mod cli;
 mod cli_usage;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod compliance;
 mod custom_transform;
 mod examples;

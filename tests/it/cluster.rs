@@ -1,0 +1,327 @@
+//! The cluster door against a real Ballista cluster on loopback: one scheduler and two
+//! executors, each a `cloakline cluster …` process started here. The tests share one
+//! cluster per test and run one at a time (two cores).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::util::{bin, demo_keyring, root, stderr};
+
+/// One cluster at a time: they compete for the same two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Cluster {
+    scheduler: Option<Child>,
+    executors: Vec<Option<Child>>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self
+            .executors
+            .iter_mut()
+            .chain([&mut self.scheduler])
+            .flatten()
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `GET /readyz` on the scheduler's port: 200 once enough executors are alive.
+fn ready(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req =
+        format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200")
+}
+
+impl Cluster {
+    /// A scheduler and `n` executors of one task slot each, ready to run.
+    pub fn start(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let logs = dir.path().to_path_buf();
+        let log =
+            move |name: &str| std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
+        let scheduler = bin()
+            .args([
+                "cluster",
+                "scheduler",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--executor-timeout", "3", "--min-executors", &n.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log("scheduler"))
+            .spawn()
+            .unwrap();
+        let mut c = Cluster {
+            scheduler: Some(scheduler),
+            executors: Vec::new(),
+            port,
+            dir,
+        };
+        for i in 0..n {
+            let work = c.dir.path().join(format!("work-{i}"));
+            std::fs::create_dir_all(&work).unwrap();
+            let e = bin()
+                .args([
+                    "cluster",
+                    "executor",
+                    "--scheduler",
+                    &format!("127.0.0.1:{port}"),
+                ])
+                .args(["--flight-port", &free_port().to_string()])
+                .args(["--grpc-port", &free_port().to_string()])
+                .args(["--task-slots", "1", "--heartbeat", "1"])
+                .args(["--work-dir", work.to_str().unwrap()])
+                .args(["--keyring", demo_keyring().to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(log(&format!("executor-{i}")))
+                .spawn()
+                .unwrap();
+            c.executors.push(Some(e));
+        }
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !ready(port) {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster was not ready within 90 s:\n{}",
+                c.logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        c
+    }
+
+    pub fn url(&self) -> String {
+        format!("df://127.0.0.1:{}", self.port)
+    }
+
+    /// Every process's log, for a failure message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                out.push_str(&format!("--- {}\n", p.display()));
+                for l in tail.into_iter().rev() {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    /// Stop executor `i` (SIGKILL: no goodbye to the scheduler).
+    pub fn kill_executor(&mut self, i: usize) {
+        if let Some(mut c) = self.executors[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn sql(args: &[&str]) -> Output {
+    bin().arg("sql").args(args).output().unwrap()
+}
+
+fn customers() -> PathBuf {
+    root().join("examples/customers.csv")
+}
+
+#[test]
+fn sql_and_policy_views_on_the_cluster_equal_a_local_run() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start(2);
+    let table = format!("c={}", customers().display());
+    let ring = demo_keyring();
+    let query = "SELECT customer_id, tokenize(email, 'k1') AS t, mask(phone, 0, 4) AS m, \
+                 generalize(birth_date, 'decade') AS d, \
+                 decrypt(encrypt(full_name, 'k1', 'n'), 'n') = full_name AS round_trip \
+                 FROM c ORDER BY customer_id";
+    let base = ["--table", &table, "--keyring", ring.to_str().unwrap()];
+    let local = sql(&[&[query][..], &base[..]].concat());
+    assert!(local.status.success(), "{}", stderr(&local));
+    let remote = sql(&[&[query, "--cluster", &c.url()][..], &base[..]].concat());
+    assert!(remote.status.success(), "{}\n{}", stderr(&remote), c.logs());
+    assert_eq!(
+        String::from_utf8_lossy(&remote.stdout),
+        String::from_utf8_lossy(&local.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&remote.stdout).contains("| false"));
+    // The executors transform with their own keys: a client whose k1 differs gets the
+    // executors' tokens, not its own.
+    let other = c.dir.path().join("client-keys.json");
+    let g = bin()
+        .args([
+            "keys",
+            "generate",
+            "--id",
+            "k1",
+            "--keyring",
+            other.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(g.status.success(), "{}", stderr(&g));
+    let tokens = "SELECT tokenize(email, 'k1') AS t FROM c ORDER BY customer_id";
+    let mine = sql(&[
+        tokens,
+        "--table",
+        &table,
+        "--keyring",
+        other.to_str().unwrap(),
+    ]);
+    let theirs = sql(&[
+        tokens,
+        "--table",
+        &table,
+        "--keyring",
+        ring.to_str().unwrap(),
+    ]);
+    let remote = sql(&[
+        tokens,
+        "--table",
+        &table,
+        "--keyring",
+        other.to_str().unwrap(),
+        "--cluster",
+        &c.url(),
+    ]);
+    assert!(remote.status.success(), "{}\n{}", stderr(&remote), c.logs());
+    assert_eq!(
+        remote.stdout, theirs.stdout,
+        "the executors did not use their own keys"
+    );
+    assert_ne!(remote.stdout, mine.stdout);
+    // The policy's view: the same kernels, rebuilt on the executors from key ids.
+    let policy = root().join("policies/customers.yaml");
+    let view =
+        "SELECT customer_id, email, zip3, birth_year, income FROM c_shared ORDER BY customer_id";
+    let with_policy = ["--policy", policy.to_str().unwrap()];
+    let local = sql(&[&[view][..], &base[..], &with_policy[..]].concat());
+    assert!(local.status.success(), "{}", stderr(&local));
+    let remote = sql(&[
+        &[view, "--cluster", &c.url()][..],
+        &base[..],
+        &with_policy[..],
+    ]
+    .concat());
+    assert!(remote.status.success(), "{}\n{}", stderr(&remote), c.logs());
+    assert_eq!(
+        String::from_utf8_lossy(&remote.stdout),
+        String::from_utf8_lossy(&local.stdout)
+    );
+}
+
+#[test]
+fn a_scheduler_that_cannot_be_reached_fails_clearly_in_bounded_time() {
+    let port = free_port();
+    let started = Instant::now();
+    let o = sql(&["SELECT 1", "--cluster", &format!("df://127.0.0.1:{port}")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    let o = sql(&["SELECT 1", "--cluster", "http://nowhere"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("df://HOST:PORT"), "{}", stderr(&o));
+}
+
+/// `dir/t/part-N.csv`, `files` × `rows` rows of free text with an email and a phone each.
+fn texts(dir: &std::path::Path, files: usize, rows: usize) -> PathBuf {
+    let t = dir.join("t");
+    std::fs::create_dir_all(&t).unwrap();
+    for f in 0..files {
+        let mut s = String::from("id,note\n");
+        for r in 0..rows {
+            let n = f * rows + r;
+            s.push_str(&format!(
+                "{n},write to user{n}@example.com or call +49 30 {:07} about order {n}\n",
+                n % 10_000_000
+            ));
+        }
+        std::fs::write(t.join(format!("part-{f}.csv")), s).unwrap();
+    }
+    t
+}
+
+#[test]
+fn a_job_survives_the_loss_of_an_executor_and_writes_nothing_partial() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start(2);
+    let t = texts(c.dir.path(), 8, 20_000);
+    let out = c.dir.path().join("counts.csv");
+    let ring = demo_keyring();
+    let mut child = bin()
+        .args([
+            "sql",
+            "SELECT count(*) AS n, count(DISTINCT scrub(note)) AS d FROM t",
+            "--table",
+            &format!("t={}", t.display()),
+            "--keyring",
+            ring.to_str().unwrap(),
+            "--cluster",
+            &c.url(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let both executors take tasks, then lose one without a goodbye.
+    std::thread::sleep(Duration::from_millis(1500));
+    let still_running = child.try_wait().unwrap().is_none();
+    c.kill_executor(0);
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        still_running,
+        "the job ended before the executor was killed; make it longer"
+    );
+    // Ballista re-runs the lost executor's tasks on the other one: the job completes, with
+    // every row counted once.
+    assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().nth(1), Some("160000,160000"), "{text}");
+    let v = bin()
+        .args(["verify", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", stderr(&v));
+}
