@@ -211,6 +211,8 @@ pub struct Keyring {
     /// Names keys without holding any: a cluster scheduler plans queries that executors run
     /// with their own keyrings ([`Keyring::planning_only`]).
     planning_only: bool,
+    /// For a planning-only keyring: the key ids it vouches for (`None`: any).
+    known_ids: Option<std::collections::BTreeSet<String>>,
 }
 
 impl fmt::Debug for Keyring {
@@ -304,6 +306,7 @@ impl Keyring {
             warning: file.warning.clone(),
             notices: Vec::new(),
             planning_only: false,
+            known_ids: None,
         };
         for (i, entry) in file.keys.iter().enumerate() {
             let key = key_from_entry(entry, i + 1).map_err(&err)?;
@@ -372,6 +375,7 @@ impl Keyring {
             warning: None,
             notices: Vec::new(),
             planning_only: false,
+            known_ids: None,
         };
         for id in ids {
             let key = Key {
@@ -396,6 +400,24 @@ impl Keyring {
             warning: None,
             notices: Vec::new(),
             planning_only: true,
+            known_ids: None,
+        }
+    }
+
+    /// This keyring's ids without its material: a cluster client plans with it, so a
+    /// misspelled key id still fails here, and a keyed function over literals is never
+    /// computed with the client's keys (the executors' keys are the ones that count).
+    pub fn ids_only(&self) -> Self {
+        Keyring {
+            known_ids: Some(
+                self.keys
+                    .values()
+                    .filter(|k| matches!(k.purpose, KeyPurpose::Data))
+                    .map(|k| k.id.clone())
+                    .collect(),
+            ),
+            source: self.source.clone(),
+            ..Keyring::planning_only()
         }
     }
 
@@ -407,9 +429,14 @@ impl Keyring {
     /// While planning: whether `id` names a data key here. A planning-only keyring accepts
     /// every id (the executors check theirs when they run).
     pub fn check_data_key(&self, id: &str) -> Result<()> {
-        match self.planning_only {
-            true => Ok(()),
-            false => self.data_key(id).map(|_| ()),
+        match (self.planning_only, &self.known_ids) {
+            (true, Some(known)) if !known.contains(id) => Err(Error::MissingKey {
+                keyring: self.source.clone(),
+                key_id: id.to_string(),
+                present: known.iter().cloned().collect(),
+            }),
+            (true, _) => Ok(()),
+            (false, _) => self.data_key(id).map(|_| ()),
         }
     }
 
@@ -486,6 +513,7 @@ impl Keyring {
                 warning: None,
                 notices: Vec::new(),
                 planning_only: false,
+                known_ids: None,
             }
         };
         let key = Key {

@@ -42,14 +42,24 @@ pub(crate) fn run(r: ReportArgs) -> Result<()> {
     match output {
         Some(cloakline::io::Location::Url(u)) => {
             let remote = cloakline::io::store::Remote::open(&u, &storage())?;
-            if let cloakline::io::Location::Url(i) = &input {
-                let i = cloakline::io::store::Remote::open(i, &storage())?;
-                if i.shown() == remote.shown() || remote.shown().ends_with(".provenance.json") {
-                    return Err(Error::Usage(format!(
-                        "--output {} would replace a record; write the report elsewhere",
-                        remote.shown()
-                    )));
+            let shown = remote.shown();
+            let same_as_input = match &input {
+                cloakline::io::Location::Url(i) => {
+                    cloakline::io::store::Remote::open(i, &storage())?.shown() == shown
                 }
+                _ => false,
+            };
+            // Never over a record, a lock, or an object a release lists.
+            let covered = rt.block_on(remote.covering_record())?.is_some();
+            if same_as_input
+                || shown.contains(".provenance.json")
+                || shown.ends_with(".lock")
+                || covered
+            {
+                return Err(Error::Usage(format!(
+                    "--output {shown} would replace a record, a lock or part of a release; \
+                     write the report elsewhere"
+                )));
             }
             rt.block_on(remote.put_small(text.into_bytes()))?;
         }

@@ -25,8 +25,9 @@ fn encode_udf(udf: &ScalarUDF, buf: &mut Vec<u8>) -> DFResult<()> {
     };
     let spec = f.spec().ok_or_else(|| {
         DataFusionError::Plan(format!(
-            "{}: this policy view's policy was changed after loading and cannot be sent to \
-             a cluster; load it from its file",
+            "{}: this policy view's policy cannot be sent to a cluster (it was changed after \
+             loading, or its YAML does not convert to JSON, e.g. `.nan` or duplicate keys); \
+             load it from its file",
             udf.name()
         ))
     })?;

@@ -157,6 +157,10 @@ impl std::io::Write for Compressor {
 }
 
 /// Writes to a file while computing its SHA-256, so the output need not be read back.
+/// Write buffer per output file: large writes (row groups) pass through it; a partitioned
+/// output holds one per open partition, so it stays small.
+const WRITE_BUFFER: usize = 128 << 10;
+
 pub struct HashingWriter {
     file: std::io::BufWriter<File>,
     hasher: sha2::Sha256,
@@ -166,7 +170,7 @@ pub struct HashingWriter {
 impl HashingWriter {
     fn new(file: File) -> Self {
         HashingWriter {
-            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            file: std::io::BufWriter::with_capacity(WRITE_BUFFER, file),
             hasher: sha2::Sha256::default(),
             bytes: 0,
         }
@@ -225,7 +229,7 @@ pub fn open_writer_at(
     let path = path.to_path_buf();
     let text_out = |file: File| {
         Compressor::new(HashingWriter::new(file), compression)
-            .map(|c| std::io::BufWriter::with_capacity(1 << 20, c))
+            .map(|c| std::io::BufWriter::with_capacity(WRITE_BUFFER, c))
             .map_err(|e| Error::io(&path, e))
     };
     match options.format {

@@ -245,23 +245,17 @@ fn exec_err(e: datafusion::error::DataFusionError) -> Error {
     Error::data("query", withhold_quoted(&e.to_string()))
 }
 
-/// `text` with every single-quoted span replaced by `'…'`.
+/// `text` with everything from its first single quote to its last replaced by `'…'` (all of
+/// the rest after the first quote when the quotes do not pair): a quoted value may itself
+/// hold quotes (`'O'Brien'`), so quotes cannot be paired one by one.
 pub(crate) fn withhold_quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut parts = text.split('\'');
-    if let Some(first) = parts.next() {
-        out.push_str(first);
+    let (Some(first), Some(last)) = (text.find('\''), text.rfind('\'')) else {
+        return text.to_string();
+    };
+    match text.matches('\'').count().is_multiple_of(2) && last > first {
+        true => format!("{}'…'{}", &text[..first], &text[last + 1..]),
+        false => format!("{}'…'", &text[..first]),
     }
-    let mut inside = true;
-    for p in parts {
-        if inside {
-            out.push_str("'…'");
-        } else {
-            out.push_str(p);
-        }
-        inside = !inside;
-    }
-    out
 }
 
 impl SqlJob {
@@ -285,12 +279,33 @@ impl SqlJob {
                         .ok_or_else(|| {
                             Error::Usage(format!("--table {}: cannot tell its format", t.name))
                         })?;
+                    // DataFusion infers CSV/NDJSON types itself: the policy's `type:`
+                    // overrides would not hold, and tokens of `02134` read as 2134 differ.
+                    let overrides = self
+                        .policy
+                        .as_deref()
+                        .is_some_and(|p| p.fields.values().any(|f| f.input_type.is_some()));
+                    if format != Format::Parquet && overrides {
+                        return Err(Error::Usage(format!(
+                            "--table {}: on a cluster a CSV or NDJSON table is read with \
+                             DataFusion's inferred types, and the policy declares `type:` \
+                             overrides; give the table as Parquet (or as a path every \
+                             executor sees)",
+                            t.name
+                        )));
+                    }
                     // A prefix is read as a directory of files of that format.
                     let u = match listed.is_some_and(|(_, object, _)| !object) {
                         true if !u.ends_with('/') => format!("{u}/"),
                         _ => u,
                     };
-                    crate::sql::tables::register_url(&ctx, &t.name, &u, format).await?
+                    let extension = listed
+                        .and_then(|(_, _, objects)| objects.first())
+                        .and_then(|o| o.shown.rsplit('/').next())
+                        .and_then(|n| n.split_once('.'))
+                        .map(|(_, e)| e.to_string())
+                        .unwrap_or_default();
+                    crate::sql::tables::register_url(&ctx, &t.name, &u, format, &extension).await?
                 }
                 _ => register_file(&ctx, t, self.policy.as_deref(), &self.read).await?,
             }
@@ -308,6 +323,16 @@ impl SqlJob {
             view = Some(name);
         }
         Ok((ctx, view))
+    }
+
+    /// The keys whose fingerprints the record may state. On a cluster the executors used
+    /// their own keyrings, which this process cannot see: no fingerprint is claimed.
+    fn recorded_keys(&self) -> &Keyring {
+        static NONE: std::sync::OnceLock<Keyring> = std::sync::OnceLock::new();
+        match self.cluster {
+            Some(_) => NONE.get_or_init(Keyring::default),
+            None => self.keyring.as_ref(),
+        }
     }
 
     /// A failed query: on a cluster, a cluster error naming the scheduler.
@@ -346,8 +371,29 @@ impl SqlJob {
             };
             if let (Some(_), Location::Url(u)) = (&self.cluster, &loc) {
                 let (object, listed) = Remote::open(u, &self.storage)?
-                    .list_data(|p| Format::from_path(p).is_some())
+                    .list_data(|p| {
+                        Format::from_path(p).is_some()
+                            && !p
+                                .to_string_lossy()
+                                .ends_with(crate::io::store::SIDECAR_SUFFIX)
+                    })
                     .await?;
+                // The executors read every object of the one extension DataFusion is given:
+                // what is recorded must be exactly that.
+                let ext = |o: &crate::io::store::Listed| {
+                    o.shown
+                        .rsplit('/')
+                        .next()
+                        .and_then(|n| n.split_once('.'))
+                        .map(|(_, e)| e.to_string())
+                };
+                if listed.iter().any(|o| ext(o) != ext(&listed[0])) {
+                    return Err(Error::Usage(format!(
+                        "--table {}: its objects have different extensions; on a cluster a \
+                         table is objects of one format and extension",
+                        self.tables[i].name
+                    )));
+                }
                 self.listed
                     .push((self.tables[i].name.clone(), object, listed));
                 continue;
@@ -593,7 +639,7 @@ impl SqlJob {
                 .iter()
                 .map(|id| KeyUse {
                     key_id: id.clone(),
-                    key_fingerprint: self.keyring.get(id).ok().map(|k| k.fingerprint()),
+                    key_fingerprint: self.recorded_keys().get(id).ok().map(|k| k.fingerprint()),
                 })
                 .collect(),
         );
@@ -617,7 +663,7 @@ impl SqlJob {
         nodes.extend(inputs.into_iter().map(Node::Dataset));
         nodes.push(Node::Dataset(out));
         if let (Some(s), Some(p), Some((_, table, shared))) = (&summary, policy, view) {
-            nodes.extend(view_fields(&ids, p, s, table, shared, &self.keyring));
+            nodes.extend(view_fields(&ids, p, s, table, shared, self.recorded_keys()));
         }
         Ok(Record::new(
             RunKind::Sql,
@@ -880,6 +926,15 @@ mod tests {
             "Cannot cast string '…' to Int32"
         );
         assert_eq!(withhold_quoted("no quotes"), "no quotes");
-        assert_eq!(withhold_quoted("x 'a' y 'b"), "x '…' y '…'");
+        assert_eq!(withhold_quoted("x 'a' y 'b"), "x '…'");
+        // A value with a quote of its own: nothing of it shows, whatever the pairing.
+        assert_eq!(
+            withhold_quoted("Cannot cast string 'O'Brien-123-45-6789' to Int32"),
+            "Cannot cast string '…'"
+        );
+        assert_eq!(
+            withhold_quoted("Cannot cast string 'O'Brien's 6789' to Int32"),
+            "Cannot cast string '…' to Int32"
+        );
     }
 }

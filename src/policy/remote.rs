@@ -48,7 +48,15 @@ impl Policy {
             .filter(|n| plain_relative(n))
             .unwrap_or("policy.yaml");
         let beside = shown.rsplit_once('/').map(|(p, _)| p).unwrap_or(&shown);
-        for rel in hierarchy_files(&bytes) {
+        // What cannot be scanned for hierarchy files is not loaded: the loader could still
+        // find one, and it must never be a local file.
+        let Some(files) = hierarchy_files(&bytes) else {
+            return Err(Error::Usage(format!(
+                "{shown}: not a YAML policy cloakline can read from a store (it does not \
+                 parse; check it with `cloakline validate` on a local copy)"
+            )));
+        };
+        for rel in files {
             if !plain_relative(&rel) {
                 return Err(Error::Usage(format!(
                     "{shown}: hierarchy file {rel}: a policy read from a URL names its \
@@ -69,7 +77,13 @@ impl Policy {
         std::fs::write(&local, &bytes).map_err(|e| Error::io(&local, e))?;
         let from = dir.display().to_string();
         let policy = match Policy::load_collecting(&local) {
-            Ok(p) => p,
+            Ok(p) if !reaches_outside(&p, &dir) => p,
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "{shown}: a hierarchy file lies outside the policy's location; a policy \
+                     read from a URL names its hierarchy files by relative paths beside it"
+                )));
+            }
             Err(mut ps) => {
                 for p in &mut ps {
                     p.message = relocate(&p.message, &from, beside);
@@ -96,6 +110,21 @@ fn named_by_urls(mut policy: Policy, shown: &str, from: &str, to: &str) -> Polic
     policy
 }
 
+/// Whether a loaded policy's hierarchy files lie anywhere but below `dir`.
+fn reaches_outside(policy: &Policy, dir: &Path) -> bool {
+    let Ok(root) = dir.canonicalize() else {
+        return true;
+    };
+    policy.privacy.iter().any(|spec| {
+        spec.quasi_identifiers.iter().any(|q| match &q.hierarchy {
+            HierarchySource::File(h) => !Path::new(&h.path)
+                .canonicalize()
+                .is_ok_and(|p| p.starts_with(&root)),
+            _ => false,
+        })
+    })
+}
+
 /// A relative path that stays below its base: normal components only.
 fn plain_relative(rel: &str) -> bool {
     !rel.is_empty()
@@ -107,13 +136,9 @@ fn plain_relative(rel: &str) -> bool {
 
 /// The `hierarchy:` paths of a policy's privacy block, read leniently (the loader reports
 /// what is wrong with the policy itself).
-fn hierarchy_files(bytes: &[u8]) -> Vec<String> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return Vec::new();
-    };
-    let Ok(doc) = serde_saphyr::from_str::<serde_json::Value>(text) else {
-        return Vec::new();
-    };
+fn hierarchy_files(bytes: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let doc = serde_saphyr::from_str::<serde_json::Value>(text).ok()?;
     let mut v: Vec<String> = doc
         .get("privacy")
         .and_then(|p| p.get("quasi_identifiers"))
@@ -127,7 +152,7 @@ fn hierarchy_files(bytes: &[u8]) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v.dedup();
-    v
+    Some(v)
 }
 
 #[cfg(test)]
@@ -137,7 +162,7 @@ mod tests {
     #[test]
     fn hierarchy_paths_are_found_and_only_plain_relative_ones_pass() {
         let y = b"privacy:\n  quasi_identifiers:\n    age: { hierarchy: h/age.csv }\n    sex: { levels: [] }\n    zip: { hierarchy: ../x.csv }\n";
-        assert_eq!(hierarchy_files(y), ["../x.csv", "h/age.csv"]);
+        assert_eq!(hierarchy_files(y).unwrap(), ["../x.csv", "h/age.csv"]);
         assert!(plain_relative("h/age.csv"));
         for bad in [
             "../x.csv",
@@ -149,7 +174,8 @@ mod tests {
         ] {
             assert!(!plain_relative(bad), "{bad}");
         }
-        assert!(hierarchy_files(b"\xff").is_empty());
-        assert!(hierarchy_files(b"fields: [").is_empty());
+        // What does not parse is refused, not loaded unchecked.
+        assert!(hierarchy_files(b"\xff").is_none());
+        assert!(hierarchy_files(b"fields: [").is_none());
     }
 }

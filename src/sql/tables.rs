@@ -73,37 +73,53 @@ pub async fn register_url(
     name: &str,
     url: &str,
     format: Format,
+    extension: &str,
 ) -> Result<()> {
+    use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
     use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions};
+    // `extension` is what every object's name ends with (`csv.gz`, `parquet`, …).
+    let file_extension = format!(".{extension}");
+    let compression = if extension.ends_with(".gz") {
+        FileCompressionType::GZIP
+    } else if extension.ends_with(".zst") {
+        FileCompressionType::ZSTD
+    } else {
+        FileCompressionType::UNCOMPRESSED
+    };
     let r = match format {
         Format::Parquet => {
-            ctx.register_parquet(name, url, ParquetReadOptions::default())
-                .await
+            ctx.register_parquet(
+                name,
+                url,
+                ParquetReadOptions::default().file_extension(&file_extension),
+            )
+            .await
         }
         Format::Csv => {
-            let ext = if url.ends_with(".tsv") {
-                ".tsv"
+            let delimiter = if extension.starts_with("tsv") {
+                b'\t'
             } else {
-                ".csv"
+                b','
             };
-            let delimiter = if ext == ".tsv" { b'\t' } else { b',' };
             ctx.register_csv(
                 name,
                 url,
                 CsvReadOptions::new()
-                    .file_extension(ext)
-                    .delimiter(delimiter),
+                    .file_extension(&file_extension)
+                    .delimiter(delimiter)
+                    .file_compression_type(compression),
             )
             .await
         }
         Format::Ndjson => {
-            let ext = if url.ends_with(".jsonl") {
-                ".jsonl"
-            } else {
-                ".ndjson"
-            };
-            ctx.register_json(name, url, JsonReadOptions::default().file_extension(ext))
-                .await
+            ctx.register_json(
+                name,
+                url,
+                JsonReadOptions::default()
+                    .file_extension(&file_extension)
+                    .file_compression_type(compression),
+            )
+            .await
         }
     };
     r.map_err(|e| Error::Storage {

@@ -40,6 +40,9 @@ pub struct ColumnSpec {
     pub output_type: String,
 }
 
+/// Largest policy text a plan may carry for one column.
+const MAX_SPEC_POLICY: usize = 1 << 20;
+
 /// Marks a [`ColumnSpec`] payload (and its version) among plan bytes.
 const SPEC_MAGIC: &[u8] = b"cloakline-policy-column/1\n";
 
@@ -103,28 +106,51 @@ impl PolicyColumnFunc {
 
     /// Rebuild from a spec with this process's keyring. A planning-only keyring (a cluster
     /// scheduler) gives a function that plans but does not run.
+    ///
+    /// A spec comes from a plan, which may be hostile: it is refused unless it is what
+    /// [`register_policy_view`] sends (a policy of bounded size as JSON, without a `privacy:`
+    /// block, so loading it reads no file; simple type names), and a refusal does not echo it.
     pub fn from_spec(name: &str, spec: ColumnSpec, keyring: &Keyring) -> crate::Result<Self> {
         use std::str::FromStr;
-        let bad = |m: String| crate::Error::plan(&spec.source, m);
+        let bad = |m: &str| crate::Error::plan("a policy column from the plan", m);
+        // Arrow's type parser recurses without a depth limit: bound what reaches it.
+        let simple_type = |t: &str| t.len() <= 256 && t.matches('(').count() <= 8;
+        if !simple_type(&spec.input_type) || !simple_type(&spec.output_type) {
+            return Err(bad("a column type is too long or too deeply nested"));
+        }
         let input = DataType::from_str(&spec.input_type)
-            .map_err(|e| bad(format!("column {}: input type: {e}", spec.field)))?;
+            .map_err(|_| bad("the input type does not parse"))?;
         let output = DataType::from_str(&spec.output_type)
-            .map_err(|e| bad(format!("column {}: output type: {e}", spec.field)))?;
-        let policy = Policy::from_yaml_str(&spec.policy, &spec.source)?;
+            .map_err(|_| bad("the output type does not parse"))?;
+        let doc: Option<serde_json::Value> = (spec.policy.len() <= MAX_SPEC_POLICY)
+            .then(|| serde_json::from_str(&spec.policy).ok())
+            .flatten();
+        match doc.as_ref().and_then(|d| d.as_object()) {
+            Some(o) if !o.contains_key("privacy") => {}
+            _ => {
+                return Err(bad(
+                    "not a policy this version sends (JSON, no privacy block)",
+                ));
+            }
+        }
+        // A fixed source: no path is derived from the plan.
+        let policy = Policy::from_yaml_str(&spec.policy, "<policy from the plan>")
+            .map_err(|_| bad("its policy does not load"))?;
         let field = policy
             .fields
             .get(&spec.field)
-            .ok_or_else(|| bad(format!("the policy has no field {}", spec.field)))?;
+            .ok_or_else(|| bad("its policy has no rule for its column"))?;
         let kernel = match Kernel::build(&field.action, &input, keyring) {
             Ok((k, out)) if out == output => Some(Arc::new(k)),
-            Ok(_) => {
-                return Err(bad(format!(
-                    "column {}: the kernel's output type differs from the plan's",
-                    spec.field
-                )));
+            Ok(_) => return Err(bad("the kernel's output type differs from the plan's")),
+            // Only a missing key is expected where no keys are held.
+            Err(crate::plan::KernelBuildError::Key(_)) if keyring.is_planning_only() => None,
+            Err(e) => {
+                return Err(crate::Error::plan(
+                    &spec.source,
+                    format!("column {}: {e}", spec.field),
+                ));
             }
-            Err(_) if keyring.is_planning_only() => None,
-            Err(e) => return Err(bad(format!("column {}: {e}", spec.field))),
         };
         let volatility = match field.action.descriptor().deterministic {
             true => Volatility::Immutable,
@@ -296,5 +322,46 @@ pub(crate) fn view_error(input: &str, e: DataFusionError) -> crate::Error {
             Err(other) => Error::plan(input, other),
         },
         other => Error::plan(input, other.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(policy: &str, input_type: &str) -> ColumnSpec {
+        ColumnSpec {
+            policy: policy.into(),
+            source: "/etc/x.yaml".into(),
+            field: "zip".into(),
+            input_type: input_type.into(),
+            output_type: "Utf8".into(),
+        }
+    }
+
+    const POLICY: &str = r#"{"policy":"t","version":1,"controller":"C","jurisdictions":["EU"],"purpose":"p","unlisted":"error","fields":{"zip":{"action":"mask","keep_first":1,"keep_last":0,"basis":"contract"}}}"#;
+
+    #[test]
+    fn a_spec_from_a_plan_is_rebuilt_only_when_it_is_what_a_view_sends() {
+        let ring = Keyring::planning_only();
+        assert!(PolicyColumnFunc::from_spec("f", spec(POLICY, "Utf8"), &ring).is_ok());
+        // A privacy block would make loading read hierarchy files: refused, not echoed.
+        let hostile = POLICY.replace(
+            r#""fields""#,
+            r#""privacy":{"quasi_identifiers":{"zip":{"hierarchy":"passwd"}},"k":2},"fields""#,
+        );
+        let e = PolicyColumnFunc::from_spec("f", spec(&hostile, "Utf8"), &ring)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("no privacy block") && !e.contains("passwd"),
+            "{e}"
+        );
+        // Arrow's type parser recurses: a deep type is refused before it.
+        let deep = format!("{}Utf8{}", "List(".repeat(10_000), ")".repeat(10_000));
+        assert!(PolicyColumnFunc::from_spec("f", spec(POLICY, &deep), &ring).is_err());
+        // YAML, not the JSON a view sends.
+        assert!(PolicyColumnFunc::from_spec("f", spec("policy: t", "Utf8"), &ring).is_err());
     }
 }

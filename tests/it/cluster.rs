@@ -285,7 +285,7 @@ fn texts(dir: &std::path::Path, files: usize, rows: usize) -> PathBuf {
 fn a_job_survives_the_loss_of_an_executor_and_writes_nothing_partial() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = Cluster::start(2);
-    let t = texts(c.dir.path(), 8, 20_000);
+    let t = texts(c.dir.path(), 16, 50_000);
     let out = c.dir.path().join("counts.csv");
     let ring = demo_keyring();
     let mut child = bin()
@@ -305,8 +305,26 @@ fn a_job_survives_the_loss_of_an_executor_and_writes_nothing_partial() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let both executors take tasks, then lose one without a goodbye.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once executor 0 has finished a task (its shuffle output is in its work directory),
+    // lose it without a goodbye: its output and its running task must be redone elsewhere.
+    let work = c.dir.path().join("work-0");
+    let has_output = |d: &std::path::Path| {
+        fn any_file(d: &std::path::Path) -> bool {
+            std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    let p = e.path();
+                    p.is_file() || (p.is_dir() && any_file(&p))
+                })
+        }
+        any_file(d)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !has_output(&work) && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let still_running = child.try_wait().unwrap().is_none();
     c.kill_executor(0);
     let o = child.wait_with_output().unwrap();
@@ -318,7 +336,7 @@ fn a_job_survives_the_loss_of_an_executor_and_writes_nothing_partial() {
     // every row counted once.
     assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());
     let text = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(text.lines().nth(1), Some("160000,160000"), "{text}");
+    assert_eq!(text.lines().nth(1), Some("800000,800000"), "{text}");
     let v = bin()
         .args(["verify", out.to_str().unwrap()])
         .output()

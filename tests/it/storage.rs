@@ -506,6 +506,23 @@ fn a_partitioned_prefix_is_released_as_a_directory_and_verified_whole_or_by_obje
     s3.put("share/orders/stray.parquet", b"x");
     let v = s3.cloakline(&["verify", "s3://share/orders/"]);
     assert_eq!(v.status.code(), Some(4), "{}", stderr(&v));
+    // The release's record does not speak for a stray object, and a report is never
+    // written into a release.
+    let r = s3.cloakline(&["report", "s3://share/orders/stray.parquet"]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("does not list this object"),
+        "{}",
+        stderr(&r)
+    );
+    let r = s3.cloakline(&[
+        "report",
+        "s3://share/orders/",
+        "--output",
+        "s3://share/orders/report.html",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(s3.get("share/orders/report.html").is_none());
     let o = s3.cloakline(&[
         "apply",
         "--policy",

@@ -1021,14 +1021,33 @@ impl Apply {
                             }
                             let rel = sub.join(&name);
                             let path = dir.path.join(&rel);
+                            // Messages name the file with its partition values withheld: a
+                            // kept column's value is data.
+                            let named = PathBuf::from(crate::io::partition::withheld(
+                                &self.output,
+                                &self.output.join(&rel),
+                            ));
                             if let Some(parent) = path.parent() {
                                 std::fs::create_dir_all(parent)
-                                    .map_err(|e| Error::io(parent, e))?;
+                                    .map_err(|e| Error::io(&named, e))?;
                             }
-                            let f =
-                                std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+                            // Never over another partition's file (`EU` and `eu` are one
+                            // directory on a case-insensitive file system).
+                            let f = std::fs::File::options()
+                                .write(true)
+                                .create_new(true)
+                                .open(&path)
+                                .map_err(|e| match e.kind() {
+                                    std::io::ErrorKind::AlreadyExists => Error::Usage(format!(
+                                        "--partition-by: two partitions name one file ({}) on \
+                                         this file system (values differing only in case?); \
+                                         partition by a generalized column",
+                                        named.display()
+                                    )),
+                                    _ => Error::io(&named, e),
+                                })?;
+                            let (_, sink) = open_writer_at(f, &named, schema.clone(), &ctx.write)?;
                             let shown = self.output.join(&rel);
-                            let (_, sink) = open_writer_at(f, &shown, schema.clone(), &ctx.write)?;
                             files.push(Written {
                                 rel: Some(rel),
                                 shown,

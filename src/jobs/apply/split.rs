@@ -18,8 +18,9 @@ use crate::error::{Error, Result};
 use crate::io::partition::directory_name;
 use crate::plan::Plan;
 
-/// Most distinct partitions one input file may open: each is an open file.
-pub(super) const MAX_PARTITIONS: usize = 1000;
+/// Most distinct partitions one input file may open: each is an open file with its own
+/// write buffer, and the usual limit of open files is 1,024.
+pub(super) const MAX_PARTITIONS: usize = 256;
 
 /// A directory name longer than this fails on common file systems and object-store UIs.
 const MAX_NAME: usize = 255;
@@ -273,7 +274,7 @@ mod tests {
         .unwrap();
         let s = split_of(vec![(0, "id")], schema.clone());
         let e = s.split(&[batch]).err().unwrap().to_string();
-        assert!(e.contains("more than 1000"), "{e}");
+        assert!(e.contains("more than 256"), "{e}");
         assert!(!e.contains("secret"), "{e}");
         let long = "x".repeat(300);
         let batch = RecordBatch::try_new(

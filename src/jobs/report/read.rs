@@ -469,10 +469,14 @@ pub async fn load_record_at(
     let remote = crate::io::store::Remote::open(url, storage)?;
     let shown = remote.shown();
     let lower = shown.to_ascii_lowercase();
+    let mut member = None;
     let record = match lower.ends_with(".json") || lower.ends_with(".jsonld") {
         true => remote,
         false => match remote.covering_record().await? {
-            Some(c) => c.sidecar,
+            Some(c) => {
+                member = c.enclosing.map(|(_, rel)| rel);
+                c.sidecar
+            }
             None => {
                 return Err(crate::Error::Storage {
                     location: shown,
@@ -487,7 +491,23 @@ pub async fn load_record_at(
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
         crate::Error::data(record.shown(), "not UTF-8 text; is it a provenance record?")
     })?;
-    read_text(&text, std::path::Path::new(&record.shown()))
+    let found = read_text(&text, std::path::Path::new(&record.shown()))?;
+    // An enclosing prefix's record speaks for the objects it lists, not for strays.
+    if let Some(rel) = member
+        && !found
+            .outputs()
+            .any(|o| o.relative_path.as_deref() == Some(rel.as_str()))
+    {
+        return Err(crate::Error::Storage {
+            location: shown,
+            message: format!(
+                "the release record {} does not list this object; it is not part of that \
+                 release",
+                record.shown()
+            ),
+        });
+    }
+    Ok(found)
 }
 
 fn typed(doc: &Value, from: &std::path::Path) -> crate::Result<Record> {
