@@ -31,6 +31,10 @@ pub(crate) struct CheckArgs {
     /// `generalize`; exit 3 unless level 0 meets the models within `max_suppression`.
     #[arg(long)]
     no_preview: bool,
+    /// Group on a cluster (`df://HOST:PORT`, the scheduler of `cloakline cluster`): the
+    /// executors read the input (a URL) in place and group it; the models are evaluated here.
+    #[arg(long, env = "CLOAKLINE_CLUSTER", value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 pub(crate) fn run(c: CheckArgs) -> Result<()> {
@@ -50,7 +54,8 @@ pub(crate) fn run(c: CheckArgs) -> Result<()> {
     let job = cloakline::jobs::check::Check::new(policy, keyring, location(&c.input))
         .with_storage_options(storage())
         .with_read_options(read)
-        .with_preview(!c.no_preview);
+        .with_preview(!c.no_preview)
+        .with_cluster(c.cluster.clone());
     let report = runtime()?.block_on(job.run())?;
     show(c.json, &report, || report.to_text());
     if report.passes() {

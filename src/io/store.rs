@@ -25,6 +25,10 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 
+mod upload;
+use upload::Streamed;
+pub use upload::{Streams, UploadTee};
+
 /// Options for the stores (`--storage-option KEY=VALUE`): the keys `object_store`'s builders
 /// know (`endpoint`, `region`, `allow_http`, `access_key_id`…), plus `max_retries` and
 /// `retry_timeout_secs`. Debug output shows keys only.
@@ -902,6 +906,8 @@ pub struct RemoteRelease {
     withdrawn: bool,
     /// Objects this run finished uploading (deleted again on failure).
     uploaded: Vec<ObjPath>,
+    /// Objects streamed while the run writes them, completed at publish.
+    streams: Streams,
     done: bool,
 }
 
@@ -953,6 +959,7 @@ impl RemoteRelease {
             }
             Err(e) => return Err(lock.err(&lock.key, "creating the run's lock", e)),
         }
+        let streams = Streams::new(out.clone(), tokio::runtime::Handle::current());
         let mut rel = RemoteRelease {
             out,
             sidecar,
@@ -961,6 +968,7 @@ impl RemoteRelease {
             previous: None,
             withdrawn: false,
             uploaded: Vec::new(),
+            streams,
             done: false,
         };
         if let Err(e) = rel.check_destination(is_dir, overwrite).await {
@@ -1072,6 +1080,7 @@ impl RemoteRelease {
             self.withdrawn = true;
         }
         let mut shown = Vec::new();
+        let mut streamed = 0;
         // One file at a time (its parts in parallel): a failure leaves no other upload
         // running unseen, and each failed upload is aborted on the server.
         for (path, rel) in &local {
@@ -1080,10 +1089,18 @@ impl RemoteRelease {
                 "" => self.out.key.clone(),
                 r => self.out.child(r),
             };
-            self.out.upload(path, &key).await?;
+            let was_streamed = self.place(path, rel, &key).await?;
+            streamed += usize::from(was_streamed);
             self.uploaded.push(key.clone());
             shown.push(self.out.withheld_key(&key));
         }
+        // Streams publish did not take (a file the run wrote and then left out).
+        self.streams.abort_all().await;
+        tracing::info!(
+            objects = local.len(),
+            streamed,
+            "publish: data objects in place (streamed while written, or uploaded now)"
+        );
         check()?;
         // The commit: the sidecar, created only if none exists (the lock makes a race a bug;
         // this catches it rather than overwrite another run's commit).
@@ -1126,6 +1143,32 @@ impl RemoteRelease {
         Ok(shown)
     }
 
+    /// The run's writers stream these objects as they write them (see [`Streams::tee`]).
+    pub fn streams(&self) -> Streams {
+        self.streams.clone()
+    }
+
+    /// Put one data object: complete its streamed upload when the stream holds exactly the
+    /// local file, else upload the file. Returns whether it had been streamed.
+    async fn place(&self, path: &Path, rel: &str, key: &ObjPath) -> Result<bool> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        match self.streams.take(rel).await {
+            Some(Streamed::Parts { bytes, control }) if bytes == len => {
+                control
+                    .complete()
+                    .await
+                    .map_err(|e| self.out.err(key, "completing the multipart upload", e))?;
+                return Ok(true);
+            }
+            Some(Streamed::Parts { control, .. }) => control.abort().await,
+            Some(Streamed::Small) | None => {}
+        }
+        self.out.upload(path, key).await?;
+        Ok(false)
+    }
+
     /// Remove the lock if it is still this run's (a `gc` may have taken it, and another run
     /// may hold it now).
     async fn release_lock(&self) {
@@ -1143,6 +1186,7 @@ impl RemoteRelease {
 
     /// Delete what this run finished uploading, and its lock.
     pub async fn abort(mut self) {
+        self.streams.abort_all().await;
         for k in std::mem::take(&mut self.uploaded) {
             self.out.delete_quietly(&k).await;
         }

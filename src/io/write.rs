@@ -165,21 +165,28 @@ pub struct HashingWriter {
     file: std::io::BufWriter<File>,
     hasher: sha2::Sha256,
     bytes: u64,
+    /// A copy of the bytes for an object store (uploaded while the run writes).
+    tee: Option<super::store::UploadTee>,
 }
 
 impl HashingWriter {
-    fn new(file: File) -> Self {
+    fn new(file: File, tee: Option<super::store::UploadTee>) -> Self {
         HashingWriter {
             file: std::io::BufWriter::with_capacity(WRITE_BUFFER, file),
             hasher: sha2::Sha256::default(),
             bytes: 0,
+            tee,
         }
     }
 
     fn finish(mut self) -> std::io::Result<(String, u64)> {
         use sha2::Digest;
         std::io::Write::flush(&mut self.file)?;
-        Ok((hex::encode(self.hasher.finalize()), self.bytes))
+        let sha = hex::encode(self.hasher.finalize());
+        if let Some(tee) = self.tee.take() {
+            tee.finish(&sha, self.bytes);
+        }
+        Ok((sha, self.bytes))
     }
 }
 
@@ -189,6 +196,9 @@ impl std::io::Write for HashingWriter {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
+        if let Some(tee) = &mut self.tee {
+            tee.write(&buf[..n]);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -224,11 +234,23 @@ pub fn open_writer_at(
     schema: SchemaRef,
     options: &WriteOptions,
 ) -> Result<(Encoder, Sink)> {
+    open_writer_teed(file, path, schema, options, None)
+}
+
+/// [`open_writer_at`], also sending every byte written to `tee` (an object-store upload
+/// that runs while the file is written).
+pub fn open_writer_teed(
+    file: File,
+    path: &Path,
+    schema: SchemaRef,
+    options: &WriteOptions,
+    tee: Option<super::store::UploadTee>,
+) -> Result<(Encoder, Sink)> {
     check_output(path, options.format)?;
     let compression = super::Compression::from_path(path);
     let path = path.to_path_buf();
-    let text_out = |file: File| {
-        Compressor::new(HashingWriter::new(file), compression)
+    let text_out = |file: File, tee: Option<super::store::UploadTee>| {
+        Compressor::new(HashingWriter::new(file, tee), compression)
             .map(|c| std::io::BufWriter::with_capacity(WRITE_BUFFER, c))
             .map_err(|e| Error::io(&path, e))
     };
@@ -236,7 +258,7 @@ pub fn open_writer_at(
         Format::Parquet => {
             let props = parquet_properties(options)?;
             let writer =
-                ArrowWriter::try_new(HashingWriter::new(file), schema.clone(), Some(props))
+                ArrowWriter::try_new(HashingWriter::new(file, tee), schema.clone(), Some(props))
                     .map_err(|e| write_error(&path, e))?;
             let (file_writer, factory) = writer
                 .into_serialized_writer()
@@ -253,7 +275,7 @@ pub fn open_writer_at(
             ))
         }
         Format::Csv => {
-            let mut out = text_out(file)?;
+            let mut out = text_out(file, tee)?;
             // The header line: an empty batch through a writer with headers on.
             let mut header = arrow::csv::WriterBuilder::new()
                 .with_header(true)
@@ -274,7 +296,7 @@ pub fn open_writer_at(
             ))
         }
         Format::Ndjson => {
-            let out = text_out(file)?;
+            let out = text_out(file, tee)?;
             Ok((
                 Encoder {
                     kind: EncoderKind::Ndjson,

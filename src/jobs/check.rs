@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::store::{Local, StorageOptions};
 use crate::io::{Format, Location, ReadOptions};
 use crate::keys::Keyring;
@@ -20,6 +20,8 @@ pub struct Check {
     read: ReadOptions,
     preview: bool,
     storage: StorageOptions,
+    /// A cluster's scheduler (`df://host:port`): the grouping runs there.
+    cluster: Option<String>,
 }
 
 impl Check {
@@ -35,7 +37,16 @@ impl Check {
             read: ReadOptions::default(),
             preview: true,
             storage: StorageOptions::default(),
+            cluster: None,
         }
+    }
+
+    /// Group on the cluster whose scheduler is at `url` (`df://host:port`): the executors
+    /// read the input (a URL) in place and run the `GROUP BY`; only the grouped rows come
+    /// back, and the models are evaluated here, as for a local check.
+    pub fn with_cluster(mut self, url: Option<String>) -> Self {
+        self.cluster = url;
+        self
     }
 
     /// Settings of the store a URL input is in (see docs/STORAGE.md).
@@ -64,6 +75,9 @@ impl Check {
         tokio::runtime::Handle::try_current().map_err(|_| {
             crate::Error::Usage("Check::run must be awaited inside a Tokio runtime".into())
         })?;
+        if let Some(url) = &self.cluster {
+            return self.run_on_cluster(url).await;
+        }
         let local = Local::of(&self.input, &self.storage, |p| {
             Format::from_path(p).is_some()
         })
@@ -83,4 +97,76 @@ impl Check {
             Err(e) => Err(e),
         }
     }
+
+    async fn run_on_cluster(&self, cluster: &str) -> Result<CheckReport> {
+        let ctx = cluster_context(cluster, &self.keyring, &self.storage).await?;
+        // A URL is listed here and read by the executors in place; a local path must be one
+        // every executor sees (a shared filesystem), as for `sql --cluster`.
+        let (shown, objects) = match &self.input {
+            Location::Url(url) => {
+                let table = super::cluster_input::list("--input", url, &self.storage).await?;
+                super::cluster_input::register(
+                    &ctx,
+                    "input",
+                    "--input",
+                    url,
+                    &table,
+                    Some(&self.policy),
+                )
+                .await?;
+                let shown = crate::io::store::Remote::open(url, &self.storage)?.shown();
+                (shown, table.objects.len())
+            }
+            Location::Local(path) => {
+                let files = crate::io::table_files(path)?;
+                let root = path.is_dir().then_some(path.as_path());
+                crate::sql::register_files_under(
+                    &ctx,
+                    "input",
+                    root,
+                    &files,
+                    Some(&self.policy),
+                    &self.read,
+                )
+                .await?;
+                (path.display().to_string(), files.len())
+            }
+        };
+        tracing::info!(input = %shown, objects, "check: grouping on the cluster");
+        let at = privacy::Registered {
+            ctx: &ctx,
+            table: "input",
+            shown: &shown,
+        };
+        // Reading and grouping ran on the cluster: their failures name the scheduler.
+        privacy::check_registered(&self.policy, &self.keyring, at, self.preview)
+            .await
+            .map_err(|e| match e {
+                Error::Data { path, message } => Error::Cluster {
+                    scheduler: cluster.to_string(),
+                    message: format!("{path}: {message}"),
+                },
+                e => e,
+            })
+    }
+}
+
+#[cfg(feature = "cluster")]
+async fn cluster_context(
+    url: &str,
+    keyring: &Arc<Keyring>,
+    storage: &StorageOptions,
+) -> Result<datafusion::prelude::SessionContext> {
+    crate::cluster::connect(url, Arc::clone(keyring), storage).await
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn cluster_context(
+    url: &str,
+    _keyring: &Arc<Keyring>,
+    _storage: &StorageOptions,
+) -> Result<datafusion::prelude::SessionContext> {
+    Err(Error::Usage(format!(
+        "--cluster {url}: this cloakline was built without the `cluster` feature"
+    )))
 }

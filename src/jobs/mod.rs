@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod check;
+mod cluster_input;
 pub mod decrypt;
 pub mod report;
 pub mod scan;

@@ -272,40 +272,28 @@ impl SqlJob {
         for t in &self.tables {
             match t.path.to_str().map(Location::parse) {
                 Some(Location::Url(u)) if self.cluster.is_some() => {
-                    let listed = self.listed.iter().find(|(n, _, _)| *n == t.name);
-                    let format = listed
-                        .and_then(|(_, _, objects)| objects.first())
-                        .and_then(|o| Format::from_path(Path::new(&o.shown)))
-                        .ok_or_else(|| {
-                            Error::Usage(format!("--table {}: cannot tell its format", t.name))
-                        })?;
-                    // DataFusion infers CSV/NDJSON types itself: the policy's `type:`
-                    // overrides would not hold, and tokens of `02134` read as 2134 differ.
-                    let overrides = self
-                        .policy
-                        .as_deref()
-                        .is_some_and(|p| p.fields.values().any(|f| f.input_type.is_some()));
-                    if format != Format::Parquet && overrides {
+                    let Some((_, object, objects)) =
+                        self.listed.iter().find(|(n, _, _)| *n == t.name)
+                    else {
                         return Err(Error::Usage(format!(
-                            "--table {}: on a cluster a CSV or NDJSON table is read with \
-                             DataFusion's inferred types, and the policy declares `type:` \
-                             overrides; give the table as Parquet (or as a path every \
-                             executor sees)",
+                            "--table {}: cannot tell its format",
                             t.name
                         )));
-                    }
-                    // A prefix is read as a directory of files of that format.
-                    let u = match listed.is_some_and(|(_, object, _)| !object) {
-                        true if !u.ends_with('/') => format!("{u}/"),
-                        _ => u,
                     };
-                    let extension = listed
-                        .and_then(|(_, _, objects)| objects.first())
-                        .and_then(|o| o.shown.rsplit('/').next())
-                        .and_then(|n| n.split_once('.'))
-                        .map(|(_, e)| e.to_string())
-                        .unwrap_or_default();
-                    crate::sql::tables::register_url(&ctx, &t.name, &u, format, &extension).await?
+                    let table = super::cluster_input::ListedTable {
+                        object: *object,
+                        objects: objects.clone(),
+                    };
+                    let what = format!("--table {}", t.name);
+                    super::cluster_input::register(
+                        &ctx,
+                        &t.name,
+                        &what,
+                        &u,
+                        &table,
+                        self.policy.as_deref(),
+                    )
+                    .await?
                 }
                 _ => register_file(&ctx, t, self.policy.as_deref(), &self.read).await?,
             }
@@ -370,32 +358,10 @@ impl SqlJob {
                 continue;
             };
             if let (Some(_), Location::Url(u)) = (&self.cluster, &loc) {
-                let (object, listed) = Remote::open(u, &self.storage)?
-                    .list_data(|p| {
-                        Format::from_path(p).is_some()
-                            && !p
-                                .to_string_lossy()
-                                .ends_with(crate::io::store::SIDECAR_SUFFIX)
-                    })
-                    .await?;
-                // The executors read every object of the one extension DataFusion is given:
-                // what is recorded must be exactly that.
-                let ext = |o: &crate::io::store::Listed| {
-                    o.shown
-                        .rsplit('/')
-                        .next()
-                        .and_then(|n| n.split_once('.'))
-                        .map(|(_, e)| e.to_string())
-                };
-                if listed.iter().any(|o| ext(o) != ext(&listed[0])) {
-                    return Err(Error::Usage(format!(
-                        "--table {}: its objects have different extensions; on a cluster a \
-                         table is objects of one format and extension",
-                        self.tables[i].name
-                    )));
-                }
+                let what = format!("--table {}", self.tables[i].name);
+                let t = super::cluster_input::list(&what, u, &self.storage).await?;
                 self.listed
-                    .push((self.tables[i].name.clone(), object, listed));
+                    .push((self.tables[i].name.clone(), t.object, t.objects));
                 continue;
             }
             let l = Local::of(&loc, &self.storage, |p| Format::from_path(p).is_some()).await?;

@@ -57,43 +57,157 @@ pub async fn prepare(
     hierarchies: bool,
 ) -> Result<Prepared> {
     let shown = input.display().to_string();
+    let ctx = SessionContext::new();
+    let root = input.is_dir().then_some(input);
+    register_files_under(&ctx, "input", root, files, Some(policy), read).await?;
+    let grouped = group(&ctx, "input", &shown, policy, spec, keyring, Coding::InScan)
+        .await
+        .map_err(|e| match e {
+            Grouping::Engine(e) => grouping_error(policy, files, read, &shown, e),
+            Grouping::Other(e) => e,
+        })?;
+    finish(
+        &ctx,
+        "input",
+        &shown,
+        policy,
+        spec,
+        keyring,
+        grouped,
+        hierarchies,
+    )
+    .await
+}
+
+/// Where a table is registered already: a session (a cluster's client), the table's name in
+/// it, and how to name the table in messages.
+pub struct Registered<'a> {
+    pub ctx: &'a SessionContext,
+    pub table: &'a str,
+    pub shown: &'a str,
+}
+
+/// [`prepare`] over a table registered in `at.ctx`, whose plans may run on other machines
+/// (a Ballista cluster): the `GROUP BY` runs there on the released values, and only the
+/// grouped rows come back to be coded here.
+pub async fn prepare_registered(
+    policy: &Policy,
+    spec: &PrivacySpec,
+    keyring: &Keyring,
+    at: Registered<'_>,
+    hierarchies: bool,
+) -> Result<Prepared> {
+    let grouped = group(
+        at.ctx,
+        at.table,
+        at.shown,
+        policy,
+        spec,
+        keyring,
+        Coding::Here,
+    )
+    .await
+    .map_err(|e| match e {
+        Grouping::Engine(e) => df_error(at.shown, e),
+        Grouping::Other(e) => e,
+    })?;
+    finish(
+        at.ctx,
+        at.table,
+        at.shown,
+        policy,
+        spec,
+        keyring,
+        grouped,
+        hierarchies,
+    )
+    .await
+}
+
+/// Where values become the small integer codes the models work on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    /// Inside the scan, by a function sharing this process's dictionaries (DataFusion then
+    /// groups integers, not strings).
+    InScan,
+    /// Here, on the grouped rows: the plan holds no state, so it can run anywhere.
+    Here,
+}
+
+enum Grouping {
+    /// A failure of the query engine (reading, grouping).
+    Engine(datafusion::error::DataFusionError),
+    Other(Error),
+}
+
+impl From<Error> for Grouping {
+    fn from(e: Error) -> Self {
+        Grouping::Other(e)
+    }
+}
+
+/// The base table of `table` (registered in `ctx`).
+async fn group(
+    ctx: &SessionContext,
+    table: &str,
+    shown: &str,
+    policy: &Policy,
+    spec: &PrivacySpec,
+    keyring: &Keyring,
+    coding: Coding,
+) -> std::result::Result<BaseTable, Grouping> {
     let grouping = grouping_policy(policy, spec);
-    let task = async {
-        let ctx = SessionContext::new();
-        let root = input.is_dir().then_some(input);
-        register_files_under(&ctx, "input", root, files, Some(policy), read).await?;
-        let view = "input_shared";
-        register_policy_view(&ctx, "input", &grouping, keyring, view)
-            .await
-            .map_err(|e| crate::sql::view_error(&shown, e))?;
-        let qi_names: Vec<String> = spec
-            .quasi_identifiers
-            .iter()
-            .map(|q| q.field.clone())
-            .collect();
-        let mut sa_names = spec.sensitive_attributes();
-        // The subject is grouped like a sensitive attribute that no report names.
-        sa_names.extend(spec.subject.iter().cloned());
-        // Code every value into a small integer inside the scan, so that DataFusion groups
-        // on integers instead of comparing strings.
-        let dicts: Vec<Arc<RwLock<ValueDict>>> = (0..qi_names.len() + sa_names.len())
-            .map(|_| Arc::new(RwLock::new(ValueDict::default())))
-            .collect();
-        let sql = grouping_sql(&ctx, &grouping, &qi_names, &sa_names, &dicts, view);
-        let groups = group_rows(&ctx, &sql)
-            .await
-            .map_err(|e| grouping_error(policy, files, read, &shown, e))?;
-        let table = build_table(&dicts, &groups, qi_names, sa_names, &shown)?;
-        let qis =
-            build_hierarchies(&ctx, policy, spec, keyring, &table, hierarchies, &shown).await?;
-        Ok::<_, Error>((table, qis))
-    };
-    let (table, qis) = task.await?;
+    let view = format!("{table}_shared");
+    register_policy_view(ctx, table, &grouping, keyring, &view)
+        .await
+        .map_err(|e| crate::sql::view_error(shown, e))?;
+    let qi_names: Vec<String> = spec
+        .quasi_identifiers
+        .iter()
+        .map(|q| q.field.clone())
+        .collect();
+    let mut sa_names = spec.sensitive_attributes();
+    // The subject is grouped like a sensitive attribute that no report names.
+    sa_names.extend(spec.subject.iter().cloned());
+    let dicts: Vec<Arc<RwLock<ValueDict>>> = (0..qi_names.len() + sa_names.len())
+        .map(|_| Arc::new(RwLock::new(ValueDict::default())))
+        .collect();
+    let sql = grouping_sql(ctx, &grouping, &qi_names, &sa_names, &dicts, &view, coding);
+    let mut groups = group_rows(ctx, &sql).await.map_err(Grouping::Engine)?;
+    if coding == Coding::Here {
+        groups = code_groups(&groups, &dicts).map_err(|m| Error::data(shown, m))?;
+    }
+    Ok(build_table(&dicts, &groups, qi_names, sa_names, shown)?)
+}
+
+/// Hierarchies, the size check and the models, on the grouped table.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    ctx: &SessionContext,
+    table_name: &str,
+    shown: &str,
+    policy: &Policy,
+    spec: &PrivacySpec,
+    keyring: &Keyring,
+    table: BaseTable,
+    hierarchies: bool,
+) -> Result<Prepared> {
+    let qis = build_hierarchies(
+        ctx,
+        table_name,
+        policy,
+        spec,
+        keyring,
+        &table,
+        hierarchies,
+        shown,
+    )
+    .await?;
     if let Some(k) = spec.k
         && k > table.rows
     {
         return Err(Error::plan(
-            &shown,
+            shown,
             format!(
                 "k = {k} exceeds the {} records in the input; no release of it can be \
                  {k}-anonymous",
@@ -101,7 +215,7 @@ pub async fn prepare(
             ),
         ));
     }
-    let models = Models::new(spec, &table).map_err(|m| Error::plan(&shown, m))?;
+    let models = Models::new(spec, &table).map_err(|m| Error::plan(shown, m))?;
     let rules = spec
         .quasi_identifiers
         .iter()
@@ -119,6 +233,54 @@ pub async fn prepare(
         models,
         rules,
     })
+}
+
+/// Code grouped rows of released values (one column per quasi-identifier and sensitive
+/// attribute, then the count) into the form the in-scan coding gives. Values that differ in
+/// the engine but print alike (the models compare printed values) are merged.
+fn code_groups(
+    groups: &[arrow::array::RecordBatch],
+    dicts: &[Arc<RwLock<ValueDict>>],
+) -> std::result::Result<Vec<arrow::array::RecordBatch>, Problem> {
+    let width = dicts.len();
+    let mut merged: HashMap<Vec<u32>, i64> = HashMap::new();
+    for batch in groups {
+        let mut coded = Vec::with_capacity(width);
+        for (i, dict) in dicts.iter().enumerate() {
+            let s = utf8(batch.column(i))?;
+            let v = s.as_string::<i32>();
+            coded.push(code_values(dict, v.len(), |r| value(v, r))?);
+        }
+        let n = batch
+            .column(width)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| Problem::new("the grouped counts are not 64-bit integers"))?;
+        for r in 0..batch.num_rows() {
+            let key: Vec<u32> = coded.iter().map(|c| c[r]).collect();
+            *merged.entry(key).or_default() += n.value(r).max(0);
+        }
+    }
+    let mut cols: Vec<Vec<u32>> = vec![Vec::with_capacity(merged.len()); width];
+    let mut counts = Vec::with_capacity(merged.len());
+    for (key, n) in merged {
+        for (c, k) in cols.iter_mut().zip(key) {
+            c.push(k);
+        }
+        counts.push(n);
+    }
+    let mut arrays: Vec<ArrayRef> = cols
+        .into_iter()
+        .map(|c| Arc::new(UInt32Array::from(c)) as ArrayRef)
+        .collect();
+    arrays.push(Arc::new(arrow::array::Int64Array::from(counts)));
+    let batch = arrow::array::RecordBatch::try_from_iter(
+        arrays
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| (format!("c{i}"), a)),
+    )
+    .map_err(|e| Problem(e.to_string()))?;
+    Ok(vec![batch])
 }
 
 /// Output name of the subject column in the grouping view (never written anywhere).
@@ -170,6 +332,7 @@ fn grouping_sql(
     sa_names: &[String],
     dicts: &[Arc<RwLock<ValueDict>>],
     view: &str,
+    coding: Coding,
 ) -> String {
     let out_name = |f: &str| {
         policy
@@ -181,12 +344,18 @@ fn grouping_sql(
     let mut inner = Vec::new();
     let mut outer = Vec::new();
     for (i, (col, dict)) in qi_names.iter().chain(sa_names).zip(dicts).enumerate() {
-        let f = format!("cloakline_code_{i}");
-        ctx.register_udf(ScalarUDF::new_from_impl(CodeFunc::new(
-            &f,
-            Arc::clone(dict),
-        )));
-        inner.push(format!("{f}({}) AS __cl_{i}", quote(&out_name(col))));
+        let column = quote(&out_name(col));
+        match coding {
+            Coding::InScan => {
+                let f = format!("cloakline_code_{i}");
+                ctx.register_udf(ScalarUDF::new_from_impl(CodeFunc::new(
+                    &f,
+                    Arc::clone(dict),
+                )));
+                inner.push(format!("{f}({column}) AS __cl_{i}"));
+            }
+            Coding::Here => inner.push(format!("{column} AS __cl_{i}")),
+        }
         outer.push(format!("__cl_{i}"));
     }
     let list = outer.join(", ");
@@ -261,8 +430,10 @@ fn build_table(
 }
 
 /// Every quasi-identifier's hierarchy; only level 0 unless `hierarchies` is set.
+#[allow(clippy::too_many_arguments)]
 async fn build_hierarchies(
     ctx: &SessionContext,
+    table_name: &str,
     policy: &Policy,
     spec: &PrivacySpec,
     keyring: &Keyring,
@@ -278,7 +449,11 @@ async fn build_hierarchies(
             (_, false) => QiHierarchy::build(&q.field, values, Vec::new()),
             (HierarchySource::File(h), true) => QiHierarchy::from_arx(&q.field, values, h),
             (HierarchySource::Levels(specs), true) => {
-                let sql = format!("SELECT DISTINCT {} FROM input", quote(&q.field));
+                let sql = format!(
+                    "SELECT DISTINCT {} FROM {}",
+                    quote(&q.field),
+                    quote(table_name)
+                );
                 let batches = ctx
                     .sql(&sql)
                     .await

@@ -57,7 +57,7 @@ use crate::error::{Error, Result};
 use crate::io::ReadOptions;
 use crate::keys::Keyring;
 use crate::policy::Policy;
-pub use collect::{Prepared, prepare};
+pub use collect::{Prepared, Registered, prepare, prepare_registered};
 pub use enforce::{Decision, decide, enforce, evidence};
 pub use models::Assessment;
 
@@ -116,27 +116,63 @@ pub async fn check(
     preview: bool,
 ) -> Result<CheckReport> {
     let clock = std::time::Instant::now();
-    let spec = policy.privacy.as_ref().ok_or_else(|| {
+    let spec = privacy_block(policy)?;
+    let files = crate::io::table_files(input)?;
+    let (preview, hierarchies) = check_needs(spec, preview);
+    let prep = prepare(policy, spec, keyring, input, &files, read, hierarchies).await?;
+    report(
+        policy,
+        spec,
+        &prep,
+        &input.display().to_string(),
+        preview,
+        clock,
+    )
+}
+
+/// [`check`] of a table registered in a session whose plans may run elsewhere (a cluster):
+/// the grouping runs there, the models here.
+pub async fn check_registered(
+    policy: &Policy,
+    keyring: &Keyring,
+    at: collect::Registered<'_>,
+    preview: bool,
+) -> Result<CheckReport> {
+    let clock = std::time::Instant::now();
+    let spec = privacy_block(policy)?;
+    let (preview, hierarchies) = check_needs(spec, preview);
+    let shown = at.shown.to_string();
+    let prep = collect::prepare_registered(policy, spec, keyring, at, hierarchies).await?;
+    report(policy, spec, &prep, &shown, preview, clock)
+}
+
+/// Whether a check previews `apply`'s decision, and whether it needs the hierarchies.
+fn check_needs(spec: &crate::policy::PrivacySpec, preview: bool) -> (bool, bool) {
+    let preview = preview && spec.on_violation != crate::policy::OnViolation::Fail;
+    // `min_level` above 0: even `fail` releases generalized data, so measure that, not level 0.
+    let raised = spec.quasi_identifiers.iter().any(|q| q.min_level > 0);
+    (preview, preview || raised)
+}
+
+fn privacy_block(policy: &Policy) -> Result<&crate::policy::PrivacySpec> {
+    policy.privacy.as_ref().ok_or_else(|| {
         Error::Usage(format!(
             "policy {} has no `privacy:` block; add one naming the quasi-identifiers and models \
              (see docs/PRIVACY.md)",
             policy.source
         ))
-    })?;
-    let files = crate::io::table_files(input)?;
-    let preview = preview && spec.on_violation != crate::policy::OnViolation::Fail;
-    // `min_level` above 0: even `fail` releases generalized data, so measure that, not level 0.
-    let raised = spec.quasi_identifiers.iter().any(|q| q.min_level > 0);
-    let prep = prepare(
-        policy,
-        spec,
-        keyring,
-        input,
-        &files,
-        read,
-        preview || raised,
-    )
-    .await?;
+    })
+}
+
+/// The check's report on the prepared input.
+fn report(
+    policy: &Policy,
+    spec: &crate::policy::PrivacySpec,
+    prep: &Prepared,
+    input: &str,
+    preview: bool,
+    clock: std::time::Instant,
+) -> Result<CheckReport> {
     let base = prep.models.min_levels(&prep.qis);
     let eval = models::evaluate(
         &prep.table,
@@ -146,14 +182,14 @@ pub async fn check(
         &mut models::Scratch::default(),
     );
     let mut assessment = models::assess(&prep.table, &prep.qis, &prep.models, &eval, false);
-    assessment.transformations = enforce::transformations(&prep, spec, &base);
+    assessment.transformations = enforce::transformations(prep, spec, &base);
     let preview = if preview {
-        Some(preview_of(&prep, spec, &input.display().to_string())?)
+        Some(preview_of(prep, spec, input)?)
     } else {
         None
     };
     Ok(CheckReport {
-        input: input.display().to_string(),
+        input: input.to_string(),
         policy: format!("{} v{}", policy.name, policy.version),
         quasi_identifiers: spec
             .quasi_identifiers

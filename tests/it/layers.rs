@@ -19,6 +19,8 @@ const LAYERS: &[&[&str]] = &[
     &["sql"],
     &["privacy"],
     &["cluster"],
+    // Helpers jobs share (not jobs: they run nothing on their own).
+    &["jobs::cluster_input"],
     &[
         "jobs",
         "jobs::apply",

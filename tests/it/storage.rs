@@ -999,8 +999,15 @@ fn an_output_over_the_part_size_goes_up_in_parts_and_reads_back_whole() {
         "--output",
         "s3://share/big.parquet",
         "--json",
+        "-v",
     ]);
     ok(&o);
+    // Its parts went up while the file was written; publish only completed the upload.
+    assert!(
+        stderr(&o).contains("streamed=1"),
+        "not streamed: {}",
+        stderr(&o)
+    );
     let body = s3.get("share/big.parquet").unwrap();
     assert!(
         body.len() > 8 << 20,

@@ -54,7 +54,7 @@ use crate::io::partition::{PartitionValues, check_layout, partition_values};
 use crate::io::{
     AtomicFile, CreatedDirs, Format, Input, Location, OutputLock, ROW_GROUP_ROWS, ReadOptions,
     Staged, WriteOptions, commit_all, data_files, default_delimiter, open_writer_at,
-    refuse_collisions, remove_stale_temps, sha256_file,
+    open_writer_teed, refuse_collisions, remove_stale_temps, sha256_file,
 };
 use crate::keys::Keyring;
 use crate::plan::{Plan, apply_type_overrides};
@@ -94,6 +94,8 @@ pub struct Apply {
     shown: remote::Shown,
     /// The run id, when chosen before the run (a remote output's lock names it).
     run_id: Option<String>,
+    /// An object-store output: its data objects upload while they are written.
+    streams: Option<crate::io::store::Streams>,
     /// Output columns whose transformed values name the output's directories.
     partition_by: Vec<String>,
 }
@@ -126,6 +128,18 @@ pub struct FieldSummary {
     pub action: &'static str,
     pub transformed: u64,
     pub nulls: u64,
+}
+
+/// An output file's object path relative to the release (`""` for a single-object one), as
+/// publish names it.
+fn object_rel(rel: Option<&Path>) -> String {
+    rel.map(|r| {
+        r.components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/")
+    })
+    .unwrap_or_default()
 }
 
 /// One input file and where its output goes (relative to the staging location).
@@ -188,6 +202,7 @@ impl Apply {
             storage: Default::default(),
             shown: Default::default(),
             run_id: None,
+            streams: None,
             partition_by: Vec::new(),
             input_format: None,
             output_format: None,
@@ -916,8 +931,13 @@ impl Apply {
                 ));
             }
         };
+        // Known names only: a file renamed after its values are known uploads at publish.
+        let tee = match (&self.streams, partitioned) {
+            (Some(streams), false) => streams.tee(&object_rel(out_rel.as_deref())),
+            _ => None,
+        };
         let (encoder, mut sink) =
-            open_writer_at(out_file, &out_shown, layout.file_schema(), &ctx.write)?;
+            open_writer_teed(out_file, &out_shown, layout.file_schema(), &ctx.write, tee)?;
         let (stats, hash) = self.transform(
             input,
             plan,

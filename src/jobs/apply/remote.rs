@@ -135,6 +135,7 @@ impl RemoteRun {
             let release =
                 RemoteRelease::begin(remote.clone(), is_dir, job.overwrite, &run_id).await?;
             job.run_id = Some(run_id);
+            job.streams = Some(release.streams());
             job.output = local.clone();
             job.shown
                 .pairs
