@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 
 mod upload;
 use upload::Streamed;
-pub use upload::{Streams, UploadTee};
+pub use upload::{Cancelled, Streams, UploadTee};
 
 /// Options for the stores (`--storage-option KEY=VALUE`): the keys `object_store`'s builders
 /// know (`endpoint`, `region`, `allow_http`, `access_key_id`…), plus `max_retries` and
@@ -1089,9 +1089,10 @@ impl RemoteRelease {
                 "" => self.out.key.clone(),
                 r => self.out.child(r),
             };
+            // Listed before it can exist: a failure or a dropped publish deletes it.
+            self.uploaded.push(key.clone());
             let was_streamed = self.place(path, rel, &key).await?;
             streamed += usize::from(was_streamed);
-            self.uploaded.push(key.clone());
             shown.push(self.out.withheld_key(&key));
         }
         // Streams publish did not take (a file the run wrote and then left out).

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io::store::{Local, StorageOptions};
 use crate::io::{Format, Location, ReadOptions};
 use crate::keys::Keyring;
@@ -112,6 +112,7 @@ impl Check {
                     url,
                     &table,
                     Some(&self.policy),
+                    &self.read,
                 )
                 .await?;
                 let shown = crate::io::store::Remote::open(url, &self.storage)?.shown();
@@ -137,17 +138,9 @@ impl Check {
             ctx: &ctx,
             table: "input",
             shown: &shown,
+            scheduler: Some(cluster),
         };
-        // Reading and grouping ran on the cluster: their failures name the scheduler.
-        privacy::check_registered(&self.policy, &self.keyring, at, self.preview)
-            .await
-            .map_err(|e| match e {
-                Error::Data { path, message } => Error::Cluster {
-                    scheduler: cluster.to_string(),
-                    message: format!("{path}: {message}"),
-                },
-                e => e,
-            })
+        privacy::check_registered(&self.policy, &self.keyring, at, self.preview).await
     }
 }
 
@@ -166,7 +159,7 @@ async fn cluster_context(
     _keyring: &Arc<Keyring>,
     _storage: &StorageOptions,
 ) -> Result<datafusion::prelude::SessionContext> {
-    Err(Error::Usage(format!(
+    Err(crate::error::Error::Usage(format!(
         "--cluster {url}: this cloakline was built without the `cluster` feature"
     )))
 }

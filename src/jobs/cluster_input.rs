@@ -7,8 +7,8 @@ use std::path::Path;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
-use crate::io::Format;
 use crate::io::store::{Listed, Remote, SIDECAR_SUFFIX, StorageOptions};
+use crate::io::{Format, ReadOptions};
 use crate::policy::Policy;
 
 /// A URL table as listed before the cluster reads it.
@@ -56,6 +56,7 @@ pub(crate) async fn register(
     url: &str,
     table: &ListedTable,
     policy: Option<&Policy>,
+    read: &ReadOptions,
 ) -> Result<()> {
     let first = table.objects.first();
     let format = first
@@ -71,11 +72,18 @@ pub(crate) async fn register(
              as a path every executor sees)"
         )));
     }
+    if format != Format::Parquet && read.all_strings {
+        return Err(Error::Usage(format!(
+            "{what}: --all-strings: on a cluster a CSV or NDJSON table is read with \
+             DataFusion's inferred types; give the table as Parquet (or as a path every \
+             executor sees)"
+        )));
+    }
     // A prefix is read as a directory of files of that format.
     let url = match !table.object && !url.ends_with('/') {
         true => format!("{url}/"),
         false => url.to_string(),
     };
     let ext = first.and_then(extension).unwrap_or_default();
-    crate::sql::tables::register_url(ctx, name, &url, format, &ext).await
+    crate::sql::tables::register_url(ctx, name, &url, format, &ext, read).await
 }

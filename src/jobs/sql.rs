@@ -292,6 +292,7 @@ impl SqlJob {
                         &u,
                         &table,
                         self.policy.as_deref(),
+                        &self.read,
                     )
                     .await?
                 }

@@ -85,6 +85,8 @@ pub struct Registered<'a> {
     pub ctx: &'a SessionContext,
     pub table: &'a str,
     pub shown: &'a str,
+    /// The scheduler the plans run on: a failed query is a cluster error naming it.
+    pub scheduler: Option<&'a str>,
 }
 
 /// [`prepare`] over a table registered in `at.ctx`, whose plans may run on other machines
@@ -107,9 +109,13 @@ pub async fn prepare_registered(
         Coding::Here,
     )
     .await
-    .map_err(|e| match e {
-        Grouping::Engine(e) => df_error(at.shown, e),
-        Grouping::Other(e) => e,
+    .map_err(|e| match (e, at.scheduler) {
+        (Grouping::Engine(e), Some(s)) => Error::Cluster {
+            scheduler: s.to_string(),
+            message: format!("{}: {}", at.shown, without_data(&e.to_string())),
+        },
+        (Grouping::Engine(e), None) => df_error(at.shown, e),
+        (Grouping::Other(e), _) => e,
     })?;
     finish(
         at.ctx,
@@ -283,6 +289,11 @@ fn code_groups(
     Ok(vec![batch])
 }
 
+/// A fresh salt for the subject's digests (hex: safe inside an SQL literal).
+fn subject_salt() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
 /// Output name of the subject column in the grouping view (never written anywhere).
 const SUBJECT_COLUMN: &str = "__cloakline_subject";
 
@@ -354,6 +365,14 @@ fn grouping_sql(
                 )));
                 inner.push(format!("{f}({column}) AS __cl_{i}"));
             }
+            // The subject is only counted: it leaves the executors as a salted digest, so
+            // no subject identifier reaches this process (and equal values stay equal).
+            Coding::Here if out_name(col) == SUBJECT_COLUMN => inner.push(format!(
+                "CASE WHEN {column} IS NULL THEN NULL ELSE \
+                 encode(sha256(concat('{salt}', CAST({column} AS VARCHAR))), 'hex') END \
+                 AS __cl_{i}",
+                salt = subject_salt()
+            )),
             Coding::Here => inner.push(format!("{column} AS __cl_{i}")),
         }
         outer.push(format!("__cl_{i}"));

@@ -74,6 +74,7 @@ pub async fn register_url(
     url: &str,
     format: Format,
     extension: &str,
+    read: &ReadOptions,
 ) -> Result<()> {
     use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
     use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions};
@@ -96,10 +97,11 @@ pub async fn register_url(
             .await
         }
         Format::Csv => {
-            let delimiter = if extension.starts_with("tsv") {
+            // As for local files: `--delimiter` wins, else tab for `.tsv`.
+            let delimiter = if !read.delimiter_given && extension.starts_with("tsv") {
                 b'\t'
             } else {
-                b','
+                read.delimiter
             };
             ctx.register_csv(
                 name,
@@ -107,6 +109,7 @@ pub async fn register_url(
                 CsvReadOptions::new()
                     .file_extension(&file_extension)
                     .delimiter(delimiter)
+                    .schema_infer_max_records(infer_records(read))
                     .file_compression_type(compression),
             )
             .await
@@ -117,6 +120,7 @@ pub async fn register_url(
                 url,
                 JsonReadOptions::default()
                     .file_extension(&file_extension)
+                    .schema_infer_max_records(infer_records(read))
                     .file_compression_type(compression),
             )
             .await
@@ -126,6 +130,14 @@ pub async fn register_url(
         location: crate::io::redact_url(url),
         message: format!("registering it as table {name}: {}", e.message()),
     })
+}
+
+/// Rows DataFusion reads to infer a text table's types (`--infer-rows 0`: all of them).
+fn infer_records(read: &ReadOptions) -> usize {
+    match read.infer_rows {
+        0 => usize::MAX,
+        n => n,
+    }
 }
 
 /// Register `files` as one table `name`. They must share a format, an extension and a schema.

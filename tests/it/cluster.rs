@@ -419,4 +419,49 @@ fn check_on_the_cluster_decides_as_a_local_check_on_adult_split_into_files() {
         stderr(&raw)
     );
     assert_eq!(comparable(&raw.stdout), comparable(&raw_local.stdout));
+
+    // Counting people: the subject leaves the executors only as a salted digest, and the
+    // classes count the same people as locally.
+    let data = c.dir.path().join("people.csv");
+    std::fs::write(
+        &data,
+        "customer_id,age,zip\ncust-alpha,30,100\ncust-alpha,30,100\ncust-alpha,30,100\n\
+         cust-bravo,40,200\ncust-charlie,40,200\ncust-delta,40,200\n",
+    )
+    .unwrap();
+    let p = c.dir.path().join("people.yaml");
+    std::fs::write(
+        &p,
+        "policy: people\nversion: 1\ncontroller: Example\njurisdictions: [EU]\npurpose: test\n\
+         unlisted: error\nfields:\n  customer_id: { action: drop }\n  age: { action: keep, basis: consent }\n  \
+         zip: { action: keep, basis: consent, type: string }\nprivacy:\n  quasi_identifiers:\n    \
+         age: {}\n    zip: {}\n  k: 3\n  subject: customer_id\n",
+    )
+    .unwrap();
+    let args = [
+        "check",
+        "--policy",
+        p.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+        "--json",
+        "--no-preview",
+    ];
+    let local = bin().args(args).output().unwrap();
+    let remote = bin()
+        .args(args)
+        .args(["--cluster", &c.url()])
+        .output()
+        .unwrap();
+    assert_eq!(local.status.code(), Some(3), "{}", stderr(&local));
+    assert_eq!(
+        remote.status.code(),
+        Some(3),
+        "{}\n{}",
+        stderr(&remote),
+        c.logs()
+    );
+    let r = comparable(&remote.stdout);
+    assert_eq!(r["assessment"]["smallestClass"], 1, "{r}");
+    assert_eq!(r, comparable(&local.stdout));
 }

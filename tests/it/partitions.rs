@@ -595,3 +595,42 @@ fn partition_by_refuses_missing_dropped_and_encrypted_columns_before_writing() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
 }
+
+#[test]
+fn partition_by_over_no_rows_writes_an_empty_release_and_its_lineage_event() {
+    // Regression: no partition met, so no file; the OpenLineage event then has no output
+    // dataset, which is what happened, not an error.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("empty.csv");
+    std::fs::write(&input, "order_id,amount,currency\n").unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!("{HEAD}  currency:\n    action: keep\n    basis: contract\n"),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let event = dir.path().join("event.json");
+    let o = run(&[
+        "apply",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--keyring",
+        demo_keyring().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--partition-by",
+        "currency",
+        "--openlineage",
+        event.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&std::fs::read(&event).unwrap()).unwrap();
+    assert_eq!(e["outputs"], serde_json::json!([]));
+    assert_eq!(e["eventType"], "COMPLETE");
+    assert!(tree(&out).is_empty(), "{:?}", tree(&out));
+    let v = run(&["verify", out.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}

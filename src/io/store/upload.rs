@@ -32,24 +32,75 @@ enum Msg {
     },
 }
 
+/// Objects of one release whose bytes may be in memory at once (queued, or in parts not yet
+/// uploaded); the writer waits for a slot before it opens the next file. Memory stays
+/// bounded however many files a run writes: about `ACTIVE × (QUEUE × CHUNK + (IN_FLIGHT + 1)
+/// × PART)`.
+const ACTIVE: usize = 2;
+
+/// A counting semaphore the writer's (blocking) thread waits on and upload tasks release.
+#[derive(Default)]
+struct Slots {
+    busy: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// A taken slot, given back when dropped.
+struct Slot(Arc<Slots>);
+
+impl Slots {
+    /// Wait for a free slot, or give up when `cancelled` says so.
+    fn take(self: &Arc<Self>, cancelled: &(dyn Fn() -> bool + Send + Sync)) -> Option<Slot> {
+        let mut busy = self.busy.lock().ok()?;
+        while *busy >= ACTIVE {
+            if cancelled() {
+                return None;
+            }
+            busy = self
+                .freed
+                .wait_timeout(busy, std::time::Duration::from_millis(50))
+                .ok()?
+                .0;
+        }
+        *busy += 1;
+        Some(Slot(Arc::clone(self)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.0.busy.lock() {
+            *busy = busy.saturating_sub(1);
+        }
+        self.0.freed.notify_all();
+    }
+}
+
+/// Asked while the writer waits on the store: a cancelled run must not wait out retries.
+pub type Cancelled = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// The writer's end: a copy of every byte written to the local file. Never blocks the run on
-/// a failed upload (the task is gone, the tee goes quiet).
+/// a failed upload (the task is gone, the tee goes quiet), nor a cancelled one.
 pub struct UploadTee {
     tx: Option<mpsc::Sender<Msg>>,
     buf: Vec<u8>,
+    cancelled: Cancelled,
 }
 
 impl UploadTee {
     /// Called by the writer with what it wrote. Must run on a blocking thread, not in an
     /// async task: a full queue waits for the upload.
-    pub fn write(&mut self, data: &[u8]) {
-        if self.tx.is_none() {
-            return;
-        }
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            self.send(Msg::Data(chunk));
+    pub fn write(&mut self, mut data: &[u8]) {
+        // Messages of at most CHUNK bytes, however large one write is (a text output hands
+        // over whole encoded blocks), so the queue's bound is a bound in bytes.
+        while self.tx.is_some() && !data.is_empty() {
+            let take = (CHUNK - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() >= CHUNK {
+                let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+                self.send(Msg::Data(chunk));
+            }
         }
     }
 
@@ -65,13 +116,24 @@ impl UploadTee {
         });
     }
 
-    fn send(&mut self, msg: Msg) {
-        if let Some(tx) = &self.tx
-            && tx.blocking_send(msg).is_err()
-        {
-            // The task stopped (a failed part): publish uploads the file instead.
-            self.tx = None;
+    fn send(&mut self, mut msg: Msg) {
+        use mpsc::error::TrySendError;
+        let Some(tx) = &self.tx else { return };
+        loop {
+            match tx.try_send(msg) {
+                Ok(()) => return,
+                // The task stopped (a failed part): publish uploads the file instead.
+                Err(TrySendError::Closed(_)) => break,
+                Err(TrySendError::Full(m)) => {
+                    if (self.cancelled)() {
+                        break;
+                    }
+                    msg = m;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            }
         }
+        self.tx = None;
     }
 }
 
@@ -136,6 +198,7 @@ pub struct Streams {
     out: Remote,
     runtime: tokio::runtime::Handle,
     pending: Arc<Mutex<HashMap<String, oneshot::Receiver<Option<Outcome>>>>>,
+    slots: Arc<Slots>,
 }
 
 impl Streams {
@@ -144,15 +207,26 @@ impl Streams {
             out,
             runtime,
             pending: Arc::default(),
+            slots: Arc::default(),
         }
     }
 
-    /// A tee for the object at `rel`, or None if it is already being streamed.
-    pub fn tee(&self, rel: &str) -> Option<UploadTee> {
-        let mut pending = self.pending.lock().ok()?;
-        if pending.contains_key(rel) {
-            return None;
+    /// A tee for the object at `rel`. Waits (on the writer's thread) while other objects of
+    /// the run still hold their bytes in memory. None when cancelled meanwhile, or when `rel`
+    /// was streamed already: two writers of one object mean the first copy is stale, so it is
+    /// dropped (aborted) and publish uploads the local file.
+    pub fn tee(&self, rel: &str, cancelled: Cancelled) -> Option<UploadTee> {
+        {
+            let mut pending = self.pending.lock().ok()?;
+            if pending.remove(rel).is_some() {
+                // Keep a marker: no later tee for it either.
+                let (_, closed) = oneshot::channel();
+                pending.insert(rel.to_string(), closed);
+                return None;
+            }
         }
+        let slot = self.slots.take(cancelled.as_ref())?;
+        let mut pending = self.pending.lock().ok()?;
         let key = match rel {
             "" => self.out.key.clone(),
             r => self.out.child(r),
@@ -163,6 +237,7 @@ impl Streams {
         let out = self.out.clone();
         self.runtime.spawn(async move {
             let result = pump(&out, &key, rx).await;
+            drop(slot);
             if let Err(e) = &result {
                 tracing::info!(output = %out.withheld_key(&key), reason = %e,
                     "publish: streaming the object stopped; it is uploaded from the local file");
@@ -172,6 +247,7 @@ impl Streams {
         Some(UploadTee {
             tx: Some(tx),
             buf: Vec::with_capacity(CHUNK),
+            cancelled,
         })
     }
 
@@ -275,7 +351,12 @@ async fn pump(
 async fn hold(mut upload: Box<dyn MultipartUpload>, commands: oneshot::Receiver<Command>) {
     match commands.await {
         Ok(Command::Complete(reply)) => {
-            let _ = reply.send(upload.complete().await.map(|_| ()));
+            let done = upload.complete().await.map(|_| ());
+            if done.is_err() {
+                // Not left on the server as an incomplete upload.
+                let _ = upload.abort().await;
+            }
+            let _ = reply.send(done);
         }
         Ok(Command::Abort(reply)) => {
             let _ = reply.send(upload.abort().await);
@@ -349,9 +430,10 @@ mod tests {
 
     /// Write `data` through a tee on a blocking thread, as the apply job does.
     async fn write_through(streams: &Streams, rel: &str, data: Vec<u8>, end: bool) {
-        let mut tee = streams.tee(rel).expect("a tee");
+        let mut tee = streams.tee(rel, never()).expect("a tee");
         tokio::task::spawn_blocking(move || {
-            for piece in data.chunks(300_001) {
+            // Pieces larger than a chunk, as a text output's blocks are.
+            for piece in data.chunks(3_000_001) {
                 tee.write(piece);
             }
             if end {
@@ -360,6 +442,10 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+
+    fn never() -> Cancelled {
+        Arc::new(|| false)
     }
 
     fn data(n: usize) -> Vec<u8> {
@@ -405,7 +491,7 @@ mod tests {
     async fn a_copy_that_differs_from_the_file_is_not_committed() {
         let store = Arc::new(InMemory::new());
         let streams = Streams::new(remote(store.clone()), tokio::runtime::Handle::current());
-        let mut tee = streams.tee("").unwrap();
+        let mut tee = streams.tee("", never()).unwrap();
         let body = data(PART + 10);
         tokio::task::spawn_blocking(move || {
             tee.write(&body);
@@ -421,12 +507,34 @@ mod tests {
         let store = Arc::new(InMemory::new());
         let streams = Streams::new(remote(store.clone()), tokio::runtime::Handle::current());
         write_through(&streams, "x", data(PART * 2), true).await;
-        assert!(streams.tee("y").is_some());
-        assert!(streams.tee("y").is_none(), "one stream per object");
+        assert!(streams.tee("y", never()).is_some());
+        assert!(streams.tee("y", never()).is_none(), "one stream per object");
         // "y" was never written: its writer is gone, so abort_all does not wait forever.
         streams.abort_all().await;
         assert!(streams.take("x").await.is_none());
         assert!(store.list(None).next().await.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_writer_of_one_object_makes_the_first_copy_stale() {
+        let store = Arc::new(InMemory::new());
+        let streams = Streams::new(remote(store.clone()), tokio::runtime::Handle::current());
+        write_through(&streams, "", data(2 * PART), true).await;
+        assert!(streams.tee("", never()).is_none());
+        assert!(streams.take("").await.is_none(), "a stale copy was kept");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(store.list(None).next().await.is_none());
+    }
+
+    #[test]
+    fn a_cancelled_writer_stops_waiting_for_a_slot() {
+        let slots = Arc::new(Slots::default());
+        let held: Vec<Slot> = (0..ACTIVE)
+            .map(|_| slots.take(&|| false).unwrap())
+            .collect();
+        assert!(slots.take(&|| true).is_none());
+        drop(held);
+        assert!(slots.take(&|| false).is_some());
     }
 
     use futures::StreamExt;

@@ -632,7 +632,7 @@ impl Apply {
         }
         write_json(&side, &sidecar, &doc, true)?;
         if let (Some(af), Some((path, namespace))) = (&lineage, &self.openlineage) {
-            let event = self.lineage_event(typed, path, namespace)?;
+            let event = self.lineage_event(typed, path, namespace, !record.outputs.is_empty())?;
             write_json(af, path, &event, false)?;
         }
         self.cancel.check()?;
@@ -933,7 +933,13 @@ impl Apply {
         };
         // Known names only: a file renamed after its values are known uploads at publish.
         let tee = match (&self.streams, partitioned) {
-            (Some(streams), false) => streams.tee(&object_rel(out_rel.as_deref())),
+            (Some(streams), false) => {
+                let cancel = self.cancel.clone();
+                streams.tee(
+                    &object_rel(out_rel.as_deref()),
+                    Arc::new(move || cancel.is_cancelled()),
+                )
+            }
             _ => None,
         };
         let (encoder, mut sink) =
@@ -1094,6 +1100,7 @@ impl Apply {
         mut rec: provenance::Record,
         path: &Path,
         namespace: &str,
+        wrote_files: bool,
     ) -> Result<serde_json::Value> {
         let job = format!("cloakline.{}", self.policy.name);
         // OpenLineage names local files by absolute path in the `file` namespace.
@@ -1104,6 +1111,17 @@ impl Apply {
             {
                 d.path = abs.display().to_string();
             }
+        }
+        match provenance::openlineage::try_run_event(&rec, namespace, &job) {
+            Ok(event) => return Ok(event),
+            // A partitioned run over no rows writes no file: an event with no output dataset
+            // says exactly that.
+            Err(problems)
+                if !wrote_files && problems.iter().all(|p| p.starts_with("no output dataset")) =>
+            {
+                return Ok(provenance::openlineage::run_event(&rec, namespace, &job));
+            }
+            Err(_) => {}
         }
         provenance::openlineage::try_run_event(&rec, namespace, &job).map_err(|problems| {
             Error::data(
