@@ -1155,12 +1155,24 @@ impl RemoteRelease {
         let len = std::fs::metadata(path)
             .map_err(|e| Error::io(path, e))?
             .len();
-        match self.streams.take(rel).await {
+        let clock = std::time::Instant::now();
+        let streamed = self.streams.take(rel).await;
+        tracing::debug!(
+            seconds = clock.elapsed().as_secs_f64(),
+            "publish: waited for the streamed parts"
+        );
+        match streamed {
             Some(Streamed::Parts { bytes, control }) if bytes == len => {
+                let clock = std::time::Instant::now();
                 control
                     .complete()
                     .await
                     .map_err(|e| self.out.err(key, "completing the multipart upload", e))?;
+                tracing::debug!(
+                    seconds = clock.elapsed().as_secs_f64(),
+                    bytes,
+                    "publish: streamed upload completed"
+                );
                 return Ok(true);
             }
             Some(Streamed::Parts { control, .. }) => control.abort().await,
