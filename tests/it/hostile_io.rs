@@ -100,6 +100,26 @@ fn a_file_reached_twice_is_refused() {
     expect(&apply(&policy, &data, &out, &[]), 2, &["same file"]);
 }
 
+#[test]
+fn two_inputs_with_one_output_name_are_refused_not_overwritten() {
+    // Regression: `a.csv` and `a.csv.gz` both became `a.parquet`, the second replacing the
+    // first while the run reported both files' rows.
+    let (dir, policy, _) = setup("");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.csv"), CSV).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, CSV.as_bytes()).unwrap();
+    std::fs::write(data.join("a.csv.gz"), gz.finish().unwrap()).unwrap();
+    let out = dir.path().join("out");
+    expect(
+        &apply(&policy, &data, &out, &[]),
+        2,
+        &["a.csv", "a.csv.gz", "a.parquet", "rename one"],
+    );
+    assert!(!out.exists());
+}
+
 // ---- 3: --overwrite -------------------------------------------------------------------
 
 #[test]

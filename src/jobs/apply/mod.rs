@@ -385,10 +385,30 @@ impl Apply {
                     &self.keyring,
                     &f.display().to_string(),
                 )?;
-                let rel = crate::io::output_file_name(
-                    f.strip_prefix(&self.input).unwrap_or(&f),
-                    out_format,
-                );
+                let in_rel = f.strip_prefix(&self.input).unwrap_or(&f);
+                let rel = crate::io::output_file_name(in_rel, out_format);
+                // `a.csv` and `a.csv.gz` (or `a.ndjson`) would both become `a.parquet`: the
+                // second would replace the first. Files under partition directories are
+                // named by their values later, never over one another.
+                if parts.is_empty()
+                    && let Some(other) = jobs.iter().find(|j: &&Job| {
+                        j.partitions.is_empty() && j.out_rel.as_ref() == Some(&rel)
+                    })
+                {
+                    let other = other
+                        .input
+                        .path
+                        .strip_prefix(&self.input)
+                        .unwrap_or(&other.input.path);
+                    return Err(Error::Usage(format!(
+                        "--input {}: {} and {} would both be written to {}; rename one of them \
+                         or move it out of the directory",
+                        self.shown.show(&self.input.display().to_string()),
+                        other.display(),
+                        in_rel.display(),
+                        rel.display()
+                    )));
+                }
                 jobs.push(Job {
                     input,
                     plan,
