@@ -102,6 +102,7 @@ impl Check {
         let ctx = cluster_context(cluster, &self.keyring, &self.storage).await?;
         // A URL is listed here and read by the executors in place; a local path must be one
         // every executor sees (a shared filesystem), as for `sql --cluster`.
+        let mut listed = None;
         let (shown, objects) = match &self.input {
             Location::Url(url) => {
                 let table = super::cluster_input::list("--input", url, &self.storage).await?;
@@ -116,7 +117,9 @@ impl Check {
                 )
                 .await?;
                 let shown = crate::io::store::Remote::open(url, &self.storage)?.shown();
-                (shown, table.objects.len())
+                let n = table.objects.len();
+                listed = Some((url, table.objects));
+                (shown, n)
             }
             Location::Local(path) => {
                 let files = crate::io::table_files(path)?;
@@ -140,7 +143,12 @@ impl Check {
             shown: &shown,
             scheduler: Some(cluster),
         };
-        privacy::check_registered(&self.policy, &self.keyring, at, self.preview).await
+        let report =
+            privacy::check_registered(&self.policy, &self.keyring, at, self.preview).await?;
+        if let Some((url, objects)) = listed {
+            super::cluster_input::unchanged("--input", url, &self.storage, &objects).await?;
+        }
+        Ok(report)
     }
 }
 

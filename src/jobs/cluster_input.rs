@@ -87,3 +87,67 @@ pub(crate) async fn register(
     let ext = first.and_then(extension).unwrap_or_default();
     crate::sql::tables::register_url(ctx, name, &url, format, &ext, read).await
 }
+
+/// Whether two listings name the same objects, of the same sizes, ETags and versions.
+fn same_objects(a: &[Listed], b: &[Listed]) -> bool {
+    let key = |o: &Listed| (o.shown.clone(), o.e_tag.clone(), o.version.clone(), o.size);
+    let mut x: Vec<_> = a.iter().map(key).collect();
+    let mut y: Vec<_> = b.iter().map(key).collect();
+    x.sort();
+    y.sort();
+    x == y
+}
+
+/// Fail unless the objects at `url` are still those listed before the cluster read them:
+/// executors read by ranges, unpinned, so an object replaced meanwhile could give a result
+/// mixing two versions. Checked after the query, before anything is kept.
+pub(crate) async fn unchanged(
+    what: &str,
+    url: &str,
+    storage: &StorageOptions,
+    before: &[Listed],
+) -> Result<()> {
+    let now = list(what, url, storage).await?;
+    if same_objects(before, &now.objects) {
+        return Ok(());
+    }
+    Err(Error::Storage {
+        location: Remote::open(url, storage)?.shown(),
+        message: format!(
+            "{what}: its objects changed while the cluster read them (added, removed or \
+             replaced since they were listed), so the result could mix two versions; nothing \
+             was kept: run again once the table is stable"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(name: &str, e_tag: Option<&str>, size: u64) -> Listed {
+        Listed {
+            shown: format!("s3://b/t/{name}"),
+            e_tag: e_tag.map(str::to_string),
+            version: None,
+            size,
+        }
+    }
+
+    #[test]
+    fn listings_match_in_any_order_and_differ_on_any_change() {
+        let a = vec![
+            o("1.parquet", Some("e1"), 10),
+            o("2.parquet", Some("e2"), 20),
+        ];
+        let reordered = vec![a[1].clone(), a[0].clone()];
+        assert!(same_objects(&a, &reordered));
+        let replaced = vec![o("1.parquet", Some("e9"), 10), a[1].clone()];
+        assert!(!same_objects(&a, &replaced), "a new ETag is a new object");
+        let resized = vec![o("1.parquet", None, 11), a[1].clone()];
+        assert!(!same_objects(&a, &resized));
+        let added = vec![a[0].clone(), a[1].clone(), o("3.parquet", Some("e3"), 1)];
+        assert!(!same_objects(&a, &added));
+        assert!(!same_objects(&a, &a[..1]), "a removed object");
+    }
+}

@@ -450,6 +450,7 @@ impl SqlJob {
         let used = functions_used(df.logical_plan(), view.as_deref());
         let Some(output) = self.output.clone() else {
             let batches = df.collect().await.map_err(|e| self.exec_error(e))?;
+            self.tables_unchanged().await?;
             tracing::debug!(batches = batches.len(), "sql: result collected");
             return Ok(QueryOutcome::Rows(batches));
         };
@@ -478,12 +479,29 @@ impl SqlJob {
         let record = self.record(started, &used, view_info, &output, format, &written)?;
         let (sidecar, side) = crate::provenance::stage_sidecar(&output, &record.to_json())?;
         // The same commit as `apply`: data and sidecar together, or neither.
+        self.tables_unchanged().await?;
         commit_all(vec![af.stage()?, side.stage()?])?;
         Ok(QueryOutcome::Written {
             rows: written.rows,
             output,
             provenance: sidecar,
         })
+    }
+
+    /// On a cluster: the URL tables' objects are still those listed (and recorded).
+    async fn tables_unchanged(&self) -> Result<()> {
+        for (name, _, objects) in &self.listed {
+            let url = self
+                .tables
+                .iter()
+                .find(|t| t.name == *name)
+                .and_then(|t| t.path.to_str());
+            if let Some(url) = url {
+                let what = format!("--table {name}");
+                super::cluster_input::unchanged(&what, url, &self.storage, objects).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The query planned under the safety options (no DDL, DML or statements unless allowed).

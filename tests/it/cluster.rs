@@ -62,12 +62,20 @@ fn ready(port: u16) -> bool {
 impl Cluster {
     /// A scheduler and `n` executors of one task slot each, ready to run.
     pub fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, |_| {})
+    }
+
+    /// [`Cluster::start`], each process's command first passed through `setup` (global
+    /// flags, environment).
+    pub fn start_with(n: usize, setup: impl Fn(&mut std::process::Command)) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let logs = dir.path().to_path_buf();
         let log =
             move |name: &str| std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
-        let scheduler = bin()
+        let mut scheduler = bin();
+        setup(&mut scheduler);
+        let scheduler = scheduler
             .args([
                 "cluster",
                 "scheduler",
@@ -88,7 +96,9 @@ impl Cluster {
         for i in 0..n {
             let work = c.dir.path().join(format!("work-{i}"));
             std::fs::create_dir_all(&work).unwrap();
-            let e = bin()
+            let mut e = bin();
+            setup(&mut e);
+            let e = e
                 .args([
                     "cluster",
                     "executor",
@@ -464,4 +474,75 @@ fn check_on_the_cluster_decides_as_a_local_check_on_adult_split_into_files() {
     let r = comparable(&remote.stdout);
     assert_eq!(r["assessment"]["smallestClass"], 1, "{r}");
     assert_eq!(r, comparable(&local.stdout));
+}
+
+/// Adult's header and rows (`;`-separated).
+fn adult_rows() -> (String, Vec<String>) {
+    let text = std::fs::read_to_string(root().join("examples/adult.csv")).unwrap();
+    let mut lines = text.lines().map(str::to_string);
+    let header = lines.next().unwrap();
+    (header, lines.collect())
+}
+
+#[test]
+fn url_tables_are_read_in_place_by_the_executors_and_check_as_locally() {
+    let Some(s3) = crate::storage::S3::start() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start_with(2, |cmd| s3.configure(cmd));
+    s3.bucket("raw");
+    // Adult in 3 objects under a prefix, and the same 3 files in a local directory.
+    let (header, rows) = adult_rows();
+    let local = c.dir.path().join("adult");
+    std::fs::create_dir_all(&local).unwrap();
+    for (i, chunk) in rows.chunks(rows.len().div_ceil(3)).enumerate() {
+        let body = format!("{header}\n{}\n", chunk.join("\n"));
+        s3.put(&format!("raw/adult/part-{i}.csv"), body.as_bytes());
+        std::fs::write(local.join(format!("part-{i}.csv")), body).unwrap();
+    }
+    let policy = root().join("policies/adult.yaml");
+    let check = |input: &str, cluster: bool| {
+        let mut cmd = bin();
+        s3.configure(&mut cmd);
+        cmd.args([
+            "check",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--input",
+            input,
+        ])
+        .args(["--delimiter", ";", "--json"]);
+        if cluster {
+            cmd.args(["--cluster", &c.url()]);
+        }
+        cmd.output().unwrap()
+    };
+    let here = check(local.to_str().unwrap(), false);
+    assert!(here.status.success(), "{}", stderr(&here));
+    let there = check("s3://raw/adult/", true);
+    assert!(there.status.success(), "{}\n{}", stderr(&there), c.logs());
+    assert_eq!(comparable(&there.stdout), comparable(&here.stdout));
+    // SQL over the same prefix on the cluster counts every row once.
+    let mut q = bin();
+    s3.configure(&mut q);
+    let o = q
+        .args([
+            "sql",
+            "SELECT count(*) AS n FROM t",
+            "--table",
+            "t=s3://raw/adult/",
+            "--delimiter",
+            ";",
+            "--cluster",
+            &c.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&rows.len().to_string()),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }

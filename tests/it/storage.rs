@@ -197,6 +197,14 @@ impl S3 {
     /// `cloakline ARGS` with credentials in the environment and the endpoint as options.
     pub fn cloakline(&self, args: &[&str]) -> Output {
         let mut c = bin();
+        self.configure(&mut c);
+        c.args(args);
+        c.output().expect("run cloakline")
+    }
+
+    /// Point a cloakline command at this server (credentials in its environment, the
+    /// endpoint as storage options).
+    pub fn configure(&self, c: &mut std::process::Command) {
         c.env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env("AWS_REGION", "us-east-1")
@@ -204,9 +212,7 @@ impl S3 {
             .env_remove("AWS_PROFILE")
             .args(["--storage-option", &format!("endpoint={}", self.endpoint())])
             .args(["--storage-option", "allow_http=true"])
-            .args(["--storage-option", "max_retries=2"])
-            .args(args);
-        c.output().expect("run cloakline")
+            .args(["--storage-option", "max_retries=2"]);
     }
 }
 
