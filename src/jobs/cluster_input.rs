@@ -18,6 +18,38 @@ pub(crate) struct ListedTable {
     pub objects: Vec<Listed>,
 }
 
+impl ListedTable {
+    /// The Hive partition keys (`year=2025/…`) every object lies under, in order; the same
+    /// for every object, or an error (a table is one layout). `url` is the listed location.
+    fn partition_keys(&self, what: &str, url: &str) -> Result<Vec<String>> {
+        if self.object {
+            return Ok(Vec::new());
+        }
+        let base = format!("{}/", url.trim_end_matches('/'));
+        let mut keys: Option<Vec<String>> = None;
+        for o in &self.objects {
+            let rel = o.shown.strip_prefix(&base).unwrap_or(&o.shown);
+            let dirs: Vec<&str> = rel.split('/').collect();
+            let these: Vec<String> = dirs[..dirs.len().saturating_sub(1)]
+                .iter()
+                .filter_map(|d| d.split_once('=').map(|(k, _)| k.to_string()))
+                .collect();
+            match &keys {
+                None => keys = Some(these),
+                Some(k) if *k == these => {}
+                Some(_) => {
+                    return Err(Error::Usage(format!(
+                        "{what}: its objects lie under different partition directories \
+                         (key=value/ in some, other keys or none in others); a table is one \
+                         layout"
+                    )));
+                }
+            }
+        }
+        Ok(keys.unwrap_or_default())
+    }
+}
+
 /// What every object's name ends with after its stem (`csv.gz`, `parquet`).
 fn extension(o: &Listed) -> Option<String> {
     o.shown
@@ -85,7 +117,9 @@ pub(crate) async fn register(
         false => url.to_string(),
     };
     let ext = first.and_then(extension).unwrap_or_default();
-    crate::sql::tables::register_url(ctx, name, &url, format, &ext, read).await
+    // Partition keys are columns, as for a local directory: the policy must cover them.
+    let partitions = table.partition_keys(what, &url)?;
+    crate::sql::tables::register_url(ctx, name, &url, format, &ext, read, &partitions).await
 }
 
 /// Whether two listings name the same objects, of the same sizes, ETags and versions.

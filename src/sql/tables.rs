@@ -75,6 +75,7 @@ pub async fn register_url(
     format: Format,
     extension: &str,
     read: &ReadOptions,
+    partitions: &[String],
 ) -> Result<()> {
     use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
     use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions};
@@ -87,12 +88,19 @@ pub async fn register_url(
     } else {
         FileCompressionType::UNCOMPRESSED
     };
+    // Hive partition keys as text columns, as a local directory's are.
+    let cols: Vec<(String, arrow::datatypes::DataType)> = partitions
+        .iter()
+        .map(|k| (k.clone(), arrow::datatypes::DataType::Utf8))
+        .collect();
     let r = match format {
         Format::Parquet => {
             ctx.register_parquet(
                 name,
                 url,
-                ParquetReadOptions::default().file_extension(&file_extension),
+                ParquetReadOptions::default()
+                    .file_extension(&file_extension)
+                    .table_partition_cols(cols),
             )
             .await
         }
@@ -110,6 +118,7 @@ pub async fn register_url(
                     .file_extension(&file_extension)
                     .delimiter(delimiter)
                     .schema_infer_max_records(infer_records(read))
+                    .table_partition_cols(cols)
                     .file_compression_type(compression),
             )
             .await
@@ -121,6 +130,7 @@ pub async fn register_url(
                 JsonReadOptions::default()
                     .file_extension(&file_extension)
                     .schema_infer_max_records(infer_records(read))
+                    .table_partition_cols(cols)
                     .file_compression_type(compression),
             )
             .await

@@ -545,4 +545,50 @@ fn url_tables_are_read_in_place_by_the_executors_and_check_as_locally() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+
+    // A Hive-partitioned prefix: its keys are columns on the cluster too, which a policy
+    // must cover.
+    for (cur, base) in [("CNY", 0), ("USD", 10)] {
+        let body: String = (0..3)
+            .map(|i| format!("{},{}\n", base + i, 100 + i))
+            .collect();
+        s3.put(
+            &format!("raw/orders/currency={cur}/part-0.csv"),
+            format!("order_id,amount\n{body}").as_bytes(),
+        );
+    }
+    let sql = |policy: Option<&std::path::Path>| {
+        let mut q = bin();
+        s3.configure(&mut q);
+        q.args([
+            "sql",
+            "SELECT currency, count(*) AS n FROM t GROUP BY currency ORDER BY currency",
+            "--table",
+            "t=s3://raw/orders/",
+            "--cluster",
+            &c.url(),
+        ]);
+        if let Some(p) = policy {
+            q.args(["--policy", p.to_str().unwrap()]);
+        }
+        q.output().unwrap()
+    };
+    let o = sql(None);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("CNY") && text.contains("USD"), "{text}");
+    let uncovered = c.dir.path().join("orders.yaml");
+    std::fs::write(
+        &uncovered,
+        "policy: orders\nversion: 1\ncontroller: Example\njurisdictions: [EU]\npurpose: test\n\
+         unlisted: error\nfields:\n  order_id: { action: keep, basis: contract }\n  \
+         amount: { action: keep, basis: contract }\n",
+    )
+    .unwrap();
+    let o = sql(Some(&uncovered));
+    assert!(
+        !o.status.success(),
+        "an uncovered partition key was let through"
+    );
+    assert!(stderr(&o).contains("currency"), "{}", stderr(&o));
 }
