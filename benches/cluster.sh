@@ -31,13 +31,14 @@ start_cluster() {
   local n=$1
   sport=$(free_port)
   "$BIN" -q cluster scheduler --bind "127.0.0.1:$sport" --executor-timeout 5 \
-    --min-executors "$n" >/dev/null 2>&1 &
+    --min-executors "$n" >"$WORK/scheduler.log" 2>&1 &
   pids+=($!)
   for i in $(seq 0 $((n - 1))); do
     mkdir -p "$WORK/exec-$i"
     taskset -c "$i" "$BIN" -q cluster executor --scheduler "127.0.0.1:$sport" \
       --flight-port "$(free_port)" --grpc-port "$(free_port)" --task-slots 1 \
-      --work-dir "$WORK/exec-$i" --keyring examples/demo-keyring.json >/dev/null 2>&1 &
+      --work-dir "$WORK/exec-$i" --keyring examples/demo-keyring.json \
+      >"$WORK/executor-$i.log" 2>&1 &
     pids+=($!)
   done
   for _ in $(seq 150); do
