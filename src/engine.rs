@@ -81,7 +81,7 @@ pub trait Progress: Send + Sync {
 type Done<T> = (u64, Result<Unit<T>>);
 
 /// Per-output-column counts.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ColumnCounts {
     /// Non-null values passed through a transforming action (0 for `keep`).

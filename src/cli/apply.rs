@@ -64,6 +64,12 @@ pub(crate) struct ApplyArgs {
     /// OpenLineage namespace of the job and datasets.
     #[arg(long, default_value = "file", value_name = "NS")]
     openlineage_namespace: String,
+    /// Write on a cluster (`df://HOST:PORT`, the scheduler of `cloakline cluster`): each
+    /// executor reads input objects in place and writes their output files with its own
+    /// keyring; this process records and commits the release. --input and --output must be
+    /// object-store URLs (docs/CLUSTER.md).
+    #[arg(long, env = "CLOAKLINE_CLUSTER", value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
@@ -94,7 +100,8 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
         .with_partition_by(a.partition_by.clone())
         .with_cancel(cancel.clone())
         .with_sign_key(a.sign_key.clone())
-        .with_openlineage(a.openlineage.clone(), &a.openlineage_namespace);
+        .with_openlineage(a.openlineage.clone(), &a.openlineage_namespace)
+        .with_cluster(a.cluster.clone());
     if io.scratch.is_some() {
         if a.input.as_os_str() == "-" {
             job = job.with_input_shown_as("stdin");

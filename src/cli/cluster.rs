@@ -81,6 +81,11 @@ pub(crate) fn run(command: ClusterCommand, cancel: &Cancel) -> Result<()> {
                     storage: storage(),
                     executor_timeout_seconds: executor_timeout,
                     min_executors,
+                    // Plans only: a scheduler holds no key material.
+                    nodes: cloakline::jobs::apply::cluster::cluster_nodes(
+                        Arc::new(cloakline::keys::Keyring::planning_only()),
+                        storage(),
+                    ),
                 };
                 errln!("cluster scheduler listening on {bind}");
                 cloakline::cluster::run_scheduler(o).await
@@ -109,6 +114,7 @@ pub(crate) fn run(command: ClusterCommand, cancel: &Cancel) -> Result<()> {
                             .into(),
                     )
                 })?;
+                let keyring = Arc::new(load_keyring(&path)?);
                 let o = ExecutorOptions {
                     scheduler_host: host,
                     scheduler_port: port,
@@ -120,9 +126,10 @@ pub(crate) fn run(command: ClusterCommand, cancel: &Cancel) -> Result<()> {
                     task_slots: task_slots
                         .map(|n| n as usize)
                         .unwrap_or_else(cloakline::engine::default_threads),
-                    keyring: Arc::new(load_keyring(&path)?),
+                    keyring: Arc::clone(&keyring),
                     storage: storage(),
                     heartbeat_seconds: heartbeat,
+                    nodes: cloakline::jobs::apply::cluster::cluster_nodes(keyring, storage()),
                 };
                 errln!("cluster executor: flight port {flight_port}, scheduler {scheduler}");
                 cloakline::cluster::run_executor(o).await

@@ -117,11 +117,28 @@ impl LogicalExtensionCodec for LogicalCodec {
     }
 }
 
+/// An operator of a layer above this one (`apply`'s release writer) that travels in
+/// physical plans: its bytes start with [`NodeCodec::tag`]. The door that starts a process
+/// hands its codecs in, so this layer never depends on the jobs it carries.
+pub trait NodeCodec: std::fmt::Debug + Send + Sync {
+    /// A prefix no other plan bytes start with (e.g. `b"cloakline-release/1\n"`).
+    fn tag(&self) -> &'static [u8];
+    /// Encode `node` after the tag, or `Ok(false)` when it is not this codec's.
+    fn encode(&self, node: &Arc<dyn ExecutionPlan>, buf: &mut Vec<u8>) -> DFResult<bool>;
+    /// Decode bytes that followed the tag.
+    fn decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+    ) -> DFResult<Arc<dyn ExecutionPlan>>;
+}
+
 /// The physical codec (scheduler → executors).
 #[derive(Debug)]
 pub struct PhysicalCodec {
     inner: BallistaPhysicalExtensionCodec,
     keyring: Arc<Keyring>,
+    nodes: Vec<Arc<dyn NodeCodec>>,
 }
 
 impl PhysicalCodec {
@@ -129,7 +146,14 @@ impl PhysicalCodec {
         PhysicalCodec {
             inner: BallistaPhysicalExtensionCodec::default(),
             keyring,
+            nodes: Vec::new(),
         }
+    }
+
+    /// Also carry these operators.
+    pub fn with_nodes(mut self, nodes: Vec<Arc<dyn NodeCodec>>) -> Self {
+        self.nodes = nodes;
+        self
     }
 }
 
@@ -141,6 +165,11 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        for n in &self.nodes {
+            if let Some(rest) = buf.strip_prefix(n.tag()) {
+                return n.decode(rest, inputs);
+            }
+        }
         self.inner.try_decode(buf, inputs, ctx, proto_converter)
     }
     fn try_encode(
@@ -149,6 +178,14 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> DFResult<()> {
+        for n in &self.nodes {
+            let start = buf.len();
+            buf.extend_from_slice(n.tag());
+            if n.encode(&node, buf)? {
+                return Ok(());
+            }
+            buf.truncate(start);
+        }
         self.inner.try_encode(node, buf, proto_converter)
     }
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DFResult<Arc<ScalarUDF>> {

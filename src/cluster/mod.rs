@@ -16,8 +16,10 @@ mod codec;
 mod process;
 mod stores;
 
-pub use codec::{LogicalCodec, PhysicalCodec};
-pub use process::{ExecutorOptions, SchedulerOptions, connect, run_executor, run_scheduler};
+pub use codec::{LogicalCodec, NodeCodec, PhysicalCodec};
+pub use process::{
+    ExecutorOptions, SchedulerOptions, connect, run_executor, run_scheduler, submit_physical,
+};
 pub use stores::StoreRegistry;
 
 #[cfg(doc)]

@@ -16,7 +16,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use super::{LogicalCodec, PhysicalCodec, StoreRegistry};
+use super::{LogicalCodec, NodeCodec, PhysicalCodec, StoreRegistry};
 use crate::error::{Error, Result};
 use crate::io::store::StorageOptions;
 use crate::keys::Keyring;
@@ -59,6 +59,8 @@ pub struct SchedulerOptions {
     pub executor_timeout_seconds: u64,
     /// Executors alive before `/readyz` on the scheduler's port answers 200.
     pub min_executors: usize,
+    /// Operators of upper layers that travel in plans (`apply`'s release writer).
+    pub nodes: Vec<Arc<dyn NodeCodec>>,
 }
 
 /// Run a scheduler until the process ends. It holds no key material.
@@ -77,7 +79,9 @@ pub async fn run_scheduler(o: SchedulerOptions) -> Result<()> {
             session_state(c, Arc::clone(&ring), Arc::clone(&registry))
         })),
         override_logical_codec: Some(Arc::new(LogicalCodec::new(Arc::clone(&keyring)))),
-        override_physical_codec: Some(Arc::new(PhysicalCodec::new(keyring))),
+        override_physical_codec: Some(Arc::new(
+            PhysicalCodec::new(keyring).with_nodes(o.nodes.clone()),
+        )),
         ..Default::default()
     };
     tracing::info!(bind = %o.bind, "cluster: scheduler starting");
@@ -108,6 +112,8 @@ pub struct ExecutorOptions {
     pub storage: StorageOptions,
     /// Seconds between heartbeats to the scheduler.
     pub heartbeat_seconds: u64,
+    /// Operators of upper layers that travel in plans, built with this executor's keyring.
+    pub nodes: Vec<Arc<dyn NodeCodec>>,
 }
 
 /// Run an executor until the process ends (or the scheduler goes away).
@@ -147,7 +153,9 @@ pub async fn run_executor(o: ExecutorOptions) -> Result<()> {
                 .build_arc()
         })),
         override_logical_codec: Some(Arc::new(LogicalCodec::new(Arc::clone(&o.keyring)))),
-        override_physical_codec: Some(Arc::new(PhysicalCodec::new(Arc::clone(&o.keyring)))),
+        override_physical_codec: Some(Arc::new(
+            PhysicalCodec::new(Arc::clone(&o.keyring)).with_nodes(o.nodes.clone()),
+        )),
         ..Default::default()
     };
     tracing::info!(scheduler = %format!("{}:{}", o.scheduler_host, o.scheduler_port), flight = o.flight_port, "cluster: executor starting");
@@ -198,4 +206,41 @@ pub async fn connect(
     // client's optimizer must not fold a keyed function with the client's keys.
     crate::sql::register(&ctx, Arc::new(keyring.ids_only()));
     Ok(ctx)
+}
+
+/// Run a physical plan built here (one holding operators with no logical form, such as
+/// `apply`'s release writer) on the scheduler at `url`, in the session of `ctx` (from
+/// [`connect`]). The plan travels with `nodes` besides the usual codecs.
+pub async fn submit_physical(
+    url: &str,
+    ctx: &SessionContext,
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    keyring: Arc<Keyring>,
+    nodes: Vec<Arc<dyn NodeCodec>>,
+) -> Result<datafusion::execution::SendableRecordBatchStream> {
+    use ballista_core::extension::SessionConfigExt as _;
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "df" && u.host().is_some())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--cluster {url}: expected df://HOST:PORT (the scheduler's address)"
+            ))
+        })?;
+    let host = parsed.host_str().unwrap_or_default();
+    let scheduler = format!("http://{host}:{}", parsed.port().unwrap_or(50050));
+    let config = ctx.copied_config();
+    let codec = PhysicalCodec::new(keyring).with_nodes(nodes);
+    ballista_core::execution_plans::execute_physical_plan::<
+        datafusion_proto::protobuf::PhysicalPlanNode,
+    >(
+        scheduler,
+        &config.ballista_config(),
+        plan,
+        &codec,
+        ctx.session_id(),
+        config,
+    )
+    .await
+    .map_err(|e| cluster_error(url, e))
 }

@@ -132,7 +132,7 @@ pub fn check_output(path: &Path, format: Format) -> Result<()> {
 }
 
 /// Options for reading text formats.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ReadOptions {
     pub batch_size: usize,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjPath;
 use object_store::{
     ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
@@ -127,6 +128,9 @@ enum Kind {
 #[derive(Clone)]
 pub struct Remote {
     store: Arc<dyn ObjectStore>,
+    /// The same store's multipart API, for uploads another process completes (a cluster's
+    /// executors write, the client commits); every writable store has one.
+    multipart: Option<Arc<dyn MultipartStore>>,
     kind: Kind,
     /// The key, without a trailing `/`.
     key: ObjPath,
@@ -264,6 +268,7 @@ impl Remote {
             location: shown.clone(),
             message: describe(&e, &[]),
         };
+        let mut multipart: Option<Arc<dyn MultipartStore>> = None;
         let store: Arc<dyn ObjectStore> = match kind {
             Kind::S3 => {
                 let mut b = object_store::aws::AmazonS3Builder::from_env()
@@ -272,7 +277,9 @@ impl Remote {
                 for (k, v) in options.pairs.iter().filter(|(k, _)| !own(k)) {
                     b = b.with_config(k.parse().map_err(|_| unknown(k))?, v);
                 }
-                Arc::new(b.build().map_err(fail)?)
+                let built = Arc::new(b.build().map_err(fail)?);
+                multipart = Some(built.clone());
+                built
             }
             Kind::Azure => {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
@@ -281,7 +288,9 @@ impl Remote {
                 for (k, v) in options.pairs.iter().filter(|(k, _)| !own(k)) {
                     b = b.with_config(k.parse().map_err(|_| unknown(k))?, v);
                 }
-                Arc::new(b.build().map_err(fail)?)
+                let built = Arc::new(b.build().map_err(fail)?);
+                multipart = Some(built.clone());
+                built
             }
             Kind::Gcs => {
                 let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -290,7 +299,9 @@ impl Remote {
                 for (k, v) in options.pairs.iter().filter(|(k, _)| !own(k)) {
                     b = b.with_config(k.parse().map_err(|_| unknown(k))?, v);
                 }
-                Arc::new(b.build().map_err(fail)?)
+                let built = Arc::new(b.build().map_err(fail)?);
+                multipart = Some(built.clone());
+                built
             }
             Kind::Http => {
                 let origin = &parsed[..url::Position::BeforePath];
@@ -320,6 +331,7 @@ impl Remote {
         };
         Ok(Remote {
             store,
+            multipart,
             kind,
             key,
             base,
@@ -784,6 +796,136 @@ impl Remote {
             tracing::warn!(location = %self.withheld_key(key), error = %describe(&e, &self.secrets), "cleanup: could not delete");
         }
     }
+
+    /// Fetch the object this location names, as it was listed (`e_tag`, `version`, `size`),
+    /// to `local`: pinned to that version and hashed while streaming, as [`Remote::fetch`]
+    /// does. An object replaced since the listing is an error.
+    pub async fn fetch_listed(
+        &self,
+        e_tag: Option<String>,
+        version: Option<String>,
+        size: u64,
+        local: PathBuf,
+    ) -> Result<FetchedObject> {
+        let meta = ObjectMeta {
+            location: self.key.clone(),
+            last_modified: chrono::Utc::now(),
+            size,
+            e_tag,
+            version,
+        };
+        self.download(meta, local).await
+    }
+
+    /// Discard an upload [`Remote::upload_pending`] left (quietly: it is a cleanup).
+    pub async fn abort_pending(&self, p: &PendingUpload) {
+        if let Some(store) = &self.multipart {
+            let _ = store.abort_multipart(&self.child(&p.rel), &p.id).await;
+        }
+    }
+
+    /// Upload `src` to `rel` under this prefix as a multipart upload left **uncompleted**:
+    /// nothing is visible until [`RemoteRelease::publish`] completes it (a cluster's
+    /// executors write, the client commits). Parts of 8 MiB, at most 4 in flight; a failure
+    /// aborts the upload.
+    pub async fn upload_pending(
+        &self,
+        src: &Path,
+        rel: &str,
+        sha256: &str,
+    ) -> Result<PendingUpload> {
+        use tokio::io::AsyncReadExt;
+        let store = self.multipart.clone().ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: this store cannot take uploads completed by another process; write to \
+                 s3://, az:// or gs://",
+                self.shown()
+            ))
+        })?;
+        check_rel(rel).map_err(|m| Error::Internal(format!("an output named {m}")))?;
+        let key = self.child(rel);
+        let id = store
+            .create_multipart(&key)
+            .await
+            .map_err(|e| self.err(&key, "starting a multipart upload", e))?;
+        let sent = async {
+            let mut file = tokio::fs::File::open(src)
+                .await
+                .map_err(|e| Error::io(src, e))?;
+            let mut in_flight = futures::stream::FuturesOrdered::new();
+            let mut parts: Vec<PartId> = Vec::new();
+            let mut bytes = 0u64;
+            let mut index = 0;
+            loop {
+                let mut buf = Vec::with_capacity(PART);
+                (&mut file)
+                    .take(PART as u64)
+                    .read_to_end(&mut buf)
+                    .await
+                    .map_err(|e| Error::io(src, e))?;
+                let n = buf.len();
+                // An empty file is one empty part; otherwise the end is an empty read.
+                if n == 0 && index > 0 {
+                    break;
+                }
+                bytes += n as u64;
+                in_flight.push_back(store.put_part(&key, &id, index, PutPayload::from(buf)));
+                index += 1;
+                while in_flight.len() >= 4 {
+                    if let Some(p) = in_flight.next().await {
+                        parts.push(p.map_err(|e| self.err(&key, "uploading a part", e))?);
+                    }
+                }
+                if n < PART {
+                    break;
+                }
+            }
+            while let Some(p) = in_flight.next().await {
+                parts.push(p.map_err(|e| self.err(&key, "uploading a part", e))?);
+            }
+            Ok::<_, Error>((parts, bytes))
+        }
+        .await;
+        match sent {
+            Ok((parts, bytes)) => Ok(PendingUpload {
+                rel: rel.to_string(),
+                id,
+                parts: parts.into_iter().map(|p| p.content_id).collect(),
+                bytes,
+                sha256: sha256.to_string(),
+            }),
+            Err(e) => {
+                let _ = store.abort_multipart(&key, &id).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A data object uploaded by another process (a cluster executor) and not yet completed:
+/// the client's [`RemoteRelease`] completes it at publish, or aborts it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingUpload {
+    /// Path under the release (`/` separators).
+    pub rel: String,
+    pub id: String,
+    /// The parts' ids, in order.
+    pub parts: Vec<String>,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A release-relative object path cloakline may write: non-empty `/`-separated segments,
+/// none hidden, `.` or `..`.
+fn check_rel(rel: &str) -> std::result::Result<(), String> {
+    let ok = !rel.is_empty()
+        && rel
+            .split('/')
+            .all(|s| safe_segment(s).is_some() && !s.starts_with('.'));
+    match ok {
+        true => Ok(()),
+        false => Err("with an empty, hidden or `..` segment".into()),
+    }
 }
 
 /// A key segment usable as a local file name, or None.
@@ -908,6 +1050,8 @@ pub struct RemoteRelease {
     uploaded: Vec<ObjPath>,
     /// Objects streamed while the run writes them, completed at publish.
     streams: Streams,
+    /// Uploads other processes left pending for this release, completed at publish.
+    adopted: Vec<PendingUpload>,
     done: bool,
 }
 
@@ -969,6 +1113,7 @@ impl RemoteRelease {
             withdrawn: false,
             uploaded: Vec::new(),
             streams,
+            adopted: Vec::new(),
             done: false,
         };
         if let Err(e) = rel.check_destination(is_dir, overwrite).await {
@@ -1016,6 +1161,20 @@ impl RemoteRelease {
             )));
         }
         self.previous = previous;
+        Ok(())
+    }
+
+    /// Take over an upload another process left pending under this output (a cluster
+    /// executor's file): `publish` completes it, a failure or `abort` discards it.
+    pub fn adopt(&mut self, upload: PendingUpload) -> Result<()> {
+        check_rel(&upload.rel)
+            .map_err(|m| Error::Internal(format!("an executor reported an output named {m}")))?;
+        if self.adopted.iter().any(|a| a.rel == upload.rel) {
+            return Err(Error::Internal(
+                "two pending uploads for one output object".into(),
+            ));
+        }
+        self.adopted.push(upload);
         Ok(())
     }
 
@@ -1094,6 +1253,49 @@ impl RemoteRelease {
             let was_streamed = self.place(path, rel, &key).await?;
             streamed += usize::from(was_streamed);
             shown.push(self.out.withheld_key(&key));
+        }
+        // Uploads other processes wrote: completed now, each checked against its size.
+        while let Some(p) = self.adopted.first().cloned() {
+            check()?;
+            if local.iter().any(|(_, r)| *r == p.rel) {
+                return Err(Error::Internal("a pending upload over a local file".into()));
+            }
+            let key = self.out.child(&p.rel);
+            let store = self.out.multipart.clone().ok_or_else(|| {
+                Error::Internal("pending uploads on a store without multipart".into())
+            })?;
+            self.uploaded.push(key.clone());
+            let parts: Vec<PartId> = p
+                .parts
+                .iter()
+                .map(|c| PartId {
+                    content_id: c.clone(),
+                })
+                .collect();
+            store
+                .complete_multipart(&key, &p.id, parts)
+                .await
+                .map_err(|e| self.out.err(&key, "completing an executor's upload", e))?;
+            self.adopted.remove(0);
+            let size = self
+                .out
+                .store
+                .head(&key)
+                .await
+                .map_err(|e| self.out.err(&key, "checking an executor's upload", e))?
+                .size;
+            if size != p.bytes {
+                return Err(Error::Storage {
+                    location: self.out.withheld_key(&key),
+                    message: format!(
+                        "the executor wrote {} bytes and the store holds {size}; nothing was \
+                         committed",
+                        p.bytes
+                    ),
+                });
+            }
+            shown.push(self.out.withheld_key(&key));
+            local.push((PathBuf::new(), p.rel));
         }
         // Streams publish did not take (a file the run wrote and then left out).
         self.streams.abort_all().await;
@@ -1200,6 +1402,12 @@ impl RemoteRelease {
     /// Delete what this run finished uploading, and its lock.
     pub async fn abort(mut self) {
         self.streams.abort_all().await;
+        if let Some(store) = self.out.multipart.clone() {
+            for p in std::mem::take(&mut self.adopted) {
+                let key = self.out.child(&p.rel);
+                let _ = store.abort_multipart(&key, &p.id).await;
+            }
+        }
         for k in std::mem::take(&mut self.uploaded) {
             self.out.delete_quietly(&k).await;
         }
@@ -1226,8 +1434,18 @@ impl Drop for RemoteRelease {
         // touched here.
         let (store, keys) = (self.out.store.clone(), std::mem::take(&mut self.uploaded));
         let (lock, run_id) = (self.lock.clone(), self.run_id.clone());
+        let pending: Vec<(ObjPath, String)> = std::mem::take(&mut self.adopted)
+            .into_iter()
+            .map(|p| (self.out.child(&p.rel), p.id))
+            .collect();
+        let multipart = self.out.multipart.clone();
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             h.spawn(async move {
+                if let Some(m) = multipart {
+                    for (k, id) in pending {
+                        let _ = m.abort_multipart(&k, &id).await;
+                    }
+                }
                 for k in keys {
                     let _ = store.delete(&k).await;
                 }
@@ -1557,6 +1775,7 @@ mod tests {
                 .unwrap();
             let remote = Remote {
                 store: Arc::new(store),
+                multipart: None,
                 kind: Kind::S3,
                 key: key.clone(),
                 base: "s3://raw".into(),

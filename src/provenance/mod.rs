@@ -139,7 +139,7 @@ fn params_of(action: &Action) -> Value {
 }
 
 /// One input or output file.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct DatasetRecord {
     pub path: String,
     /// A file of a directory release: its path relative to the release directory.

@@ -279,16 +279,8 @@ impl TravellingPolicy {
         input: &DataType,
         output: &DataType,
     ) -> Option<ColumnSpec> {
-        use crate::policy::Action;
         let theirs = &self.reparsed.as_ref()?.fields.get(field)?.action;
-        // Recognizer sets compare by identity; the text they came from is the same.
-        let same = match (theirs, action) {
-            (Action::Scrub(a), Action::Scrub(b)) => {
-                a.mode == b.mode && a.recognizers == b.recognizers
-            }
-            (a, b) => a == b,
-        };
-        same.then(|| ColumnSpec {
+        same_action(theirs, action).then(|| ColumnSpec {
             policy: self.text.clone().unwrap_or_default(),
             source: self.source.clone(),
             field: field.to_string(),
@@ -296,6 +288,31 @@ impl TravellingPolicy {
             output_type: output.to_string(),
         })
     }
+}
+
+fn same_action(a: &crate::policy::Action, b: &crate::policy::Action) -> bool {
+    use crate::policy::Action;
+    // Recognizer sets compare by identity; the text they came from is the same.
+    match (a, b) {
+        (Action::Scrub(a), Action::Scrub(b)) => a.mode == b.mode && a.recognizers == b.recognizers,
+        (a, b) => a == b,
+    }
+}
+
+/// The policy as it travels in a plan (JSON without its `privacy:` block, so loading it
+/// reads no file), or `None` when it cannot travel (its YAML does not convert to JSON, or
+/// it was changed after loading and no longer gives the same rules).
+pub fn travelling_text(policy: &Policy) -> Option<String> {
+    let t = TravellingPolicy::of(policy);
+    let reparsed = t.reparsed.as_ref()?;
+    let same = policy.fields.len() == reparsed.fields.len()
+        && policy.fields.iter().all(|(name, f)| {
+            reparsed
+                .fields
+                .get(name)
+                .is_some_and(|r| same_action(&r.action, &f.action))
+        });
+    same.then_some(t.text).flatten()
 }
 
 /// `text` (a policy) as JSON without its `privacy:` block; `None` when it does not parse.

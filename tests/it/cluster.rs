@@ -592,3 +592,187 @@ fn url_tables_are_read_in_place_by_the_executors_and_check_as_locally() {
     );
     assert!(stderr(&o).contains("currency"), "{}", stderr(&o));
 }
+
+/// `examples/customers.csv` grown to `rows` rows (fresh customer ids) in `files` CSV files,
+/// written to `dir` and put under `raw/<prefix>/` in `s3`.
+fn customers_split(
+    s3: &crate::storage::S3,
+    dir: &std::path::Path,
+    prefix: &str,
+    rows: usize,
+    files: usize,
+) {
+    let text = std::fs::read_to_string(customers()).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let base: Vec<&str> = lines.collect();
+    std::fs::create_dir_all(dir).unwrap();
+    let per = rows.div_ceil(files);
+    for f in 0..files {
+        let mut body = format!("{header}\n");
+        for i in f * per..((f + 1) * per).min(rows) {
+            let line = base[i % base.len()];
+            let rest = line.split_once(',').unwrap().1;
+            body.push_str(&format!("{},{rest}\n", 1_000_000 + i));
+        }
+        std::fs::write(dir.join(format!("part-{f}.csv")), &body).unwrap();
+        s3.put(&format!("raw/{prefix}/part-{f}.csv"), body.as_bytes());
+    }
+}
+
+/// A record's facts that must not depend on where the run ran: per field its rule, action,
+/// parameters, key and counts; the datasets' names (below their roots), rows and schemas.
+fn run_facts(doc: &serde_json::Value, roots: &[&str]) -> serde_json::Value {
+    // The run's id, as every node id spells it.
+    let text = doc.to_string();
+    let run = text
+        .split("urn:cloakline:run:")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap_or("")
+        .to_string();
+    let mut roots: Vec<&str> = roots.to_vec();
+    if !run.is_empty() {
+        roots.push(&run);
+    }
+    let roots = &roots[..];
+    fn walk(v: &serde_json::Value, roots: &[&str]) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| {
+                        !matches!(
+                            k.as_str(),
+                            "@id"
+                                | "cl:runId"
+                                | "startedAtTime"
+                                | "endedAtTime"
+                                | "generatedAtTime"
+                                | "cl:sha256"
+                                | "cl:bytes"
+                                | "cl:etag"
+                                | "cl:version"
+                                | "used"
+                                | "wasGeneratedBy"
+                                | "wasDerivedFrom"
+                                | "wasAssociatedWith"
+                                | "cl:seconds"
+                        )
+                    })
+                    .map(|(k, v)| (k.clone(), walk(v, roots)))
+                    .collect(),
+            ),
+            Value::Array(a) => {
+                let mut items: Vec<Value> = a.iter().map(|x| walk(x, roots)).collect();
+                items.sort_by_key(|x| x.to_string());
+                Value::Array(items)
+            }
+            Value::String(s) => {
+                let mut s = s.clone();
+                for r in roots {
+                    s = s.replace(r, "<root>");
+                }
+                Value::String(s)
+            }
+            v => v.clone(),
+        }
+    }
+    walk(doc, roots)
+}
+
+#[test]
+fn apply_on_the_cluster_writes_what_a_local_run_writes() {
+    let Some(s3) = crate::storage::S3::start() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start_with(2, |cmd| s3.configure(cmd));
+    s3.bucket("raw");
+    s3.bucket("share");
+    let local = c.dir.path().join("customers");
+    customers_split(&s3, &local, "customers", 200_000, 8);
+    let here = c.dir.path().join("released");
+    let o = s3.apply_customers(local.to_str().unwrap(), here.to_str().unwrap(), &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = s3.apply_customers(
+        "s3://raw/customers/",
+        "s3://share/customers/",
+        &["--cluster", &c.url(), "--json"],
+    );
+    assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["rowsOut"], 200_000, "{summary}");
+    assert_eq!(summary["files"], 8, "{summary}");
+
+    // Every file: the same rows in the same order, every deterministic column equal.
+    let there = c.dir.path().join("fetched");
+    std::fs::create_dir_all(&there).unwrap();
+    for f in 0..8 {
+        let name = format!("part-{f}.parquet");
+        let body = s3
+            .get(&format!("share/customers/{name}"))
+            .unwrap_or_else(|| panic!("{name} is not in the release"));
+        std::fs::write(there.join(&name), body).unwrap();
+        let (a, _) = crate::util::read_parquet(&here.join(&name));
+        let (b, _) = crate::util::read_parquet(&there.join(&name));
+        let a = arrow::compute::concat_batches(&a[0].schema(), &a).unwrap();
+        let b = arrow::compute::concat_batches(&b[0].schema(), &b).unwrap();
+        assert_eq!(a.schema(), b.schema(), "{name}");
+        assert_eq!(a.num_rows(), 25_000);
+        for (i, field) in a.schema().fields().iter().enumerate() {
+            if field.name() == "national_id" {
+                continue; // encrypted: fresh nonces
+            }
+            assert_eq!(a.column(i), b.column(i), "{name}: column {}", field.name());
+        }
+        // Encrypted columns decrypt to what the local release decrypts to.
+        let (da, db) = (
+            there.join(format!("a-{f}.csv")),
+            there.join(format!("b-{f}.csv")),
+        );
+        let o = crate::util::decrypt_demo(&here.join(&name), &da, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = crate::util::decrypt_demo(&there.join(&name), &db, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            crate::util::read_csv_strings(&da),
+            crate::util::read_csv_strings(&db)
+        );
+    }
+    // The record: the same facts as the local run's, and it verifies.
+    let local_doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(c.dir.path().join("released.provenance.json")).unwrap(),
+    )
+    .unwrap();
+    let remote_doc: serde_json::Value =
+        serde_json::from_slice(&s3.get("share/customers.provenance.json").unwrap()).unwrap();
+    let (a, b) = (
+        run_facts(&remote_doc, &["s3://raw/customers", "s3://share/customers"]),
+        run_facts(
+            &local_doc,
+            &[local.to_str().unwrap(), here.to_str().unwrap()],
+        ),
+    );
+    if a != b {
+        let (a, b) = (
+            serde_json::to_string_pretty(&a).unwrap(),
+            serde_json::to_string_pretty(&b).unwrap(),
+        );
+        let diff: Vec<String> = a
+            .lines()
+            .zip(b.lines())
+            .filter(|(x, y)| x != y)
+            .take(10)
+            .map(|(x, y)| format!("cluster: {x}\nlocal:   {y}"))
+            .collect();
+        panic!("the records differ:\n{}", diff.join("\n"));
+    }
+    let o = s3.cloakline(&["verify", "s3://share/customers/"]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        stderr(&o),
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

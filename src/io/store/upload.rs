@@ -415,6 +415,7 @@ mod tests {
 
     fn remote(store: Arc<InMemory>) -> Remote {
         Remote {
+            multipart: Some(store.clone()),
             store,
             kind: super::super::Kind::S3,
             key: ObjPath::from("share/out.parquet"),

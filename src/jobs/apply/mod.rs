@@ -39,6 +39,8 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod layout;
 mod record;
 mod release;
@@ -98,6 +100,8 @@ pub struct Apply {
     streams: Option<crate::io::store::Streams>,
     /// Output columns whose transformed values name the output's directories.
     partition_by: Vec<String>,
+    /// A cluster's scheduler (`df://host:port`): its executors write the files.
+    cluster: Option<String>,
 }
 
 /// What a run did (the CLI prints it with `--json`).
@@ -204,6 +208,7 @@ impl Apply {
             run_id: None,
             streams: None,
             partition_by: Vec::new(),
+            cluster: None,
             input_format: None,
             output_format: None,
             read: ReadOptions::default(),
@@ -330,6 +335,14 @@ impl Apply {
     /// output columns' *transformed* values; the output is then a directory.
     pub fn with_partition_by(mut self, columns: Vec<String>) -> Self {
         self.partition_by = columns;
+        self
+    }
+
+    /// Write on the cluster whose scheduler is at `url` (`df://host:port`): the executors
+    /// read each input object in place and write its output file; this process records and
+    /// commits the release (docs/CLUSTER.md). Input and output must be object-store URLs.
+    pub fn with_cluster(mut self, url: Option<String>) -> Self {
+        self.cluster = url;
         self
     }
 
@@ -573,6 +586,9 @@ impl Apply {
             Error::Usage("Apply::run must be awaited inside a Tokio runtime".into())
         })?;
         let mut this = self;
+        if let Some(url) = this.cluster.take() {
+            return this.run_on_cluster(url).await;
+        }
         let remote = remote::RemoteRun::prepare(&mut this).await?;
         let shown = this.shown.clone();
         let cancel = this.cancel.clone();
@@ -587,6 +603,21 @@ impl Apply {
             });
         on_drop.disarm();
         remote.finish(&shown, &cancel, result).await
+    }
+
+    #[cfg(feature = "cluster")]
+    async fn run_on_cluster(self, url: String) -> Result<RunSummary> {
+        let on_drop = CancelOnDrop(Some(self.cancel.clone()));
+        let r = self.run_cluster(url).await;
+        on_drop.disarm();
+        r
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    async fn run_on_cluster(self, url: String) -> Result<RunSummary> {
+        Err(Error::Usage(format!(
+            "--cluster {url}: this cloakline was built without the `cluster` feature"
+        )))
     }
 
     fn run_on(self, handle: &tokio::runtime::Handle) -> Result<RunSummary> {
@@ -749,18 +780,22 @@ impl Apply {
             policy: PolicySummary::of(&self.policy),
             privacy: privacy_evidence,
             out_format,
-            write: WriteOptions {
-                format: out_format,
-                delimiter: match self.read.delimiter_given {
-                    true => self.out_delimiter,
-                    false => default_delimiter(&self.output, self.out_delimiter),
-                },
-                zstd_level: self.zstd_level,
-                no_dictionary,
-            },
+            write: self.write_options(out_format, no_dictionary),
             is_dir,
         };
         Ok((ctx, privacy_assessment))
+    }
+
+    fn write_options(&self, format: Format, no_dictionary: Vec<String>) -> WriteOptions {
+        WriteOptions {
+            format,
+            delimiter: match self.read.delimiter_given {
+                true => self.out_delimiter,
+                false => default_delimiter(&self.output, self.out_delimiter),
+            },
+            zstd_level: self.zstd_level,
+            no_dictionary,
+        }
     }
 
     /// Transform one input file into its staged output (or outputs, when partitioned).

@@ -30,7 +30,7 @@ struct Output {
 #[derive(Clone, Default)]
 pub(super) struct Shown {
     pairs: Vec<(String, String)>,
-    fetched: Option<Fetched>,
+    pub(super) fetched: Option<Fetched>,
 }
 
 impl Shown {

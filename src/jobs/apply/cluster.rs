@@ -1,0 +1,929 @@
+//! `apply --cluster`: a directory run whose files are written by a Ballista cluster.
+//!
+//! The client lists the input, claims the output (the commit protocol of
+//! [`RemoteRelease`]) and submits one physical operator, [`ReleaseExec`], with one partition
+//! per input object. Each executor fetches its object pinned to the listed ETag, then plans,
+//! transforms and writes it exactly as a local directory run writes a file (the same planner,
+//! kernels, writer and footer record, with its own keyring), and uploads the file as a
+//! multipart upload it does not complete. Only per-file facts come back: counts, checksums,
+//! key fingerprints and the pending uploads. The client checks them, builds the sidecar as a
+//! local run does, and commits: it completes the uploads and writes the sidecar last.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result as DFResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::record::run_record;
+use super::release::{Staging, StagingDir};
+use super::{Apply, FieldSummary, JobOutput, RunContext, RunSummary};
+use crate::cluster::NodeCodec;
+use crate::engine::ColumnCounts;
+use crate::error::{Error, Result};
+use crate::io::store::{Fetched, PendingUpload, Remote, RemoteRelease, StorageOptions};
+use crate::io::{Format, Location, ReadOptions, ScratchDir};
+use crate::keys::Keyring;
+use crate::plan::Plan;
+use crate::policy::Policy;
+use crate::provenance::{self, DatasetRecord, FieldRecord, PolicySummary};
+
+/// Marks a release operator (and its version) among plan bytes.
+const TAG: &[u8] = b"cloakline-release/1\n";
+/// Largest release spec a plan may carry.
+const MAX_SPEC: usize = 16 << 20;
+/// How a policy loaded from a plan is named: no path is derived from the plan.
+const FROM_PLAN: &str = "<policy from the plan>";
+
+/// What travels in the plan: what each executor needs to write its files as a local
+/// directory run would. Key ids only (in the policy text), never key material.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ReleaseSpec {
+    run_id: String,
+    started: DateTime<Utc>,
+    /// The policy text (without a `privacy:` block, so loading it reads no file) and the
+    /// path the client loaded it from, for the record.
+    policy: String,
+    policy_path: String,
+    policy_sha256: String,
+    /// The input and output as shown (URLs without secrets).
+    input: String,
+    output: String,
+    /// The output URL as given (the executors open it with their own credentials).
+    output_url: String,
+    input_format: Option<String>,
+    output_format: String,
+    read: ReadOptions,
+    out_delimiter: u8,
+    zstd_level: i32,
+    /// Worker threads per task.
+    threads: usize,
+}
+
+/// One input object, as listed by the client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Assigned {
+    url: String,
+    /// Its path below the input (`/` separators; its name for a single object).
+    rel: String,
+    /// Its place in the listing: temporary names stay unique across the cluster.
+    index: usize,
+    e_tag: Option<String>,
+    version: Option<String>,
+    size: u64,
+}
+
+/// What an executor reports for one input object.
+#[derive(Debug, Serialize, Deserialize)]
+struct FileResult {
+    index: usize,
+    input: DatasetRecord,
+    outputs: Vec<DatasetRecord>,
+    columns: Vec<ColumnCounts>,
+    entities: Vec<Vec<(String, u64)>>,
+    /// Per output column, the fingerprint of the key it used.
+    fingerprints: Vec<Option<String>>,
+    /// The file's schema as read (Arrow IPC, hex): the client plans the record from it.
+    schema: String,
+    uploads: Vec<PendingUpload>,
+    /// Which executor wrote it (host and process).
+    executor: String,
+}
+
+impl ReleaseSpec {
+    fn to_bytes(&self) -> DFResult<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| DataFusionError::Internal(e.to_string()))
+    }
+
+    /// A spec from a plan, which may be hostile: bounded, and its policy refused unless it
+    /// loads without reading a file.
+    fn from_bytes(b: &[u8]) -> DFResult<ReleaseSpec> {
+        let bad = |m: &str| DataFusionError::Plan(format!("a release operator in the plan: {m}"));
+        if b.len() > MAX_SPEC {
+            return Err(bad("too large"));
+        }
+        let spec: ReleaseSpec = serde_json::from_slice(b).map_err(|_| bad("malformed"))?;
+        spec.load_policy()
+            .map_err(|_| bad("its policy does not load"))?;
+        Ok(spec)
+    }
+
+    fn load_policy(&self) -> Result<Policy> {
+        let doc: Option<serde_json::Value> = serde_json::from_str(&self.policy).ok();
+        match doc.as_ref().and_then(|d| d.as_object()) {
+            Some(o) if !o.contains_key("privacy") => {}
+            _ => {
+                return Err(Error::plan(
+                    FROM_PLAN,
+                    "not a policy this version sends (JSON, no privacy block)",
+                ));
+            }
+        }
+        Policy::from_yaml_str(&self.policy, FROM_PLAN)
+    }
+}
+
+/// The operator: partition `i` writes the objects its input's partition `i` lists (one
+/// [`Assigned`] as JSON per row) and yields one row (JSON) per object. The assignments are
+/// an in-memory scan, which Ballista slices per task: each task writes only its objects.
+#[derive(Debug)]
+pub struct ReleaseExec {
+    spec: Arc<ReleaseSpec>,
+    input: Arc<dyn ExecutionPlan>,
+    keyring: Arc<Keyring>,
+    storage: StorageOptions,
+    properties: Arc<PlanProperties>,
+}
+
+fn assigned_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![ArrowField::new(
+        "object",
+        DataType::Utf8,
+        false,
+    )]))
+}
+
+/// The in-memory scan of the assignments: one partition per list.
+fn assignments(partitions: &[Vec<Assigned>]) -> Result<Arc<dyn ExecutionPlan>> {
+    let mut parts = Vec::new();
+    for p in partitions {
+        let rows = p
+            .iter()
+            .map(|a| serde_json::to_string(a).map_err(|e| Error::Internal(e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        let col: ArrayRef = Arc::new(StringArray::from(rows));
+        parts.push(vec![RecordBatch::try_new(assigned_schema(), vec![col])?]);
+    }
+    let source = datafusion::datasource::memory::MemorySourceConfig::try_new(
+        &parts,
+        assigned_schema(),
+        None,
+    )
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
+}
+
+fn result_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![ArrowField::new(
+        "file",
+        DataType::Utf8,
+        false,
+    )]))
+}
+
+impl ReleaseExec {
+    fn new(
+        spec: Arc<ReleaseSpec>,
+        input: Arc<dyn ExecutionPlan>,
+        keyring: Arc<Keyring>,
+        storage: StorageOptions,
+    ) -> DFResult<Self> {
+        if input.schema() != assigned_schema() {
+            return Err(DataFusionError::Plan(
+                "a release operator over something other than its assignments".into(),
+            ));
+        }
+        let parts = input.properties().output_partitioning().partition_count();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(result_schema()),
+            Partitioning::UnknownPartitioning(parts),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(ReleaseExec {
+            spec,
+            input,
+            keyring,
+            storage,
+            properties: Arc::new(properties),
+        })
+    }
+}
+
+impl DisplayAs for ReleaseExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        // No object names: they may hold partition values.
+        write!(f, "CloaklineReleaseExec: run={}", self.spec.run_id)
+    }
+}
+
+impl ExecutionPlan for ReleaseExec {
+    fn name(&self) -> &str {
+        "CloaklineReleaseExec"
+    }
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![false]
+    }
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
+    ) -> DFResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let [input] = children.as_slice() else {
+            return Err(DataFusionError::Internal(
+                "the release operator has one input".into(),
+            ));
+        };
+        Ok(Arc::new(ReleaseExec::new(
+            Arc::clone(&self.spec),
+            Arc::clone(input),
+            Arc::clone(&self.keyring),
+            self.storage.clone(),
+        )?))
+    }
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DFResult<SendableRecordBatchStream> {
+        let (spec, keyring, storage) = (
+            Arc::clone(&self.spec),
+            Arc::clone(&self.keyring),
+            self.storage.clone(),
+        );
+        let mut input = self.input.execute(partition, context)?;
+        let work = async move {
+            let mut assigned: Vec<Assigned> = Vec::new();
+            while let Some(batch) = input.next().await {
+                let batch = batch?;
+                let col = batch.column(0).as_string::<i32>();
+                for i in 0..col.len() {
+                    assigned.push(serde_json::from_str(col.value(i)).map_err(|_| {
+                        DataFusionError::Plan("a malformed release assignment".into())
+                    })?);
+                }
+            }
+            let rows = write_partition(spec, assigned, keyring, storage)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let col: ArrayRef = Arc::new(StringArray::from(rows));
+            Ok(RecordBatch::try_new(result_schema(), vec![col])?)
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            result_schema(),
+            futures::stream::once(work),
+        )))
+    }
+}
+
+/// Carries [`ReleaseExec`] in plans; built in every cluster process with its own keyring
+/// and store settings (a scheduler's plans only, never runs).
+#[derive(Debug)]
+pub struct ReleaseCodec {
+    keyring: Arc<Keyring>,
+    storage: StorageOptions,
+}
+
+/// The operators `apply` sends to a cluster, for a process holding `keyring` and `storage`.
+pub fn cluster_nodes(keyring: Arc<Keyring>, storage: StorageOptions) -> Vec<Arc<dyn NodeCodec>> {
+    vec![Arc::new(ReleaseCodec { keyring, storage })]
+}
+
+impl NodeCodec for ReleaseCodec {
+    fn tag(&self) -> &'static [u8] {
+        TAG
+    }
+    fn encode(&self, node: &Arc<dyn ExecutionPlan>, buf: &mut Vec<u8>) -> DFResult<bool> {
+        let Some(r) = node.downcast_ref::<ReleaseExec>() else {
+            return Ok(false);
+        };
+        buf.extend(r.spec.to_bytes()?);
+        Ok(true)
+    }
+    fn decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let [input] = inputs else {
+            return Err(DataFusionError::Plan(
+                "a release operator has one input".into(),
+            ));
+        };
+        let spec = ReleaseSpec::from_bytes(buf)?;
+        Ok(Arc::new(ReleaseExec::new(
+            Arc::new(spec),
+            Arc::clone(input),
+            Arc::clone(&self.keyring),
+            self.storage.clone(),
+        )?))
+    }
+}
+
+/// An object's local path under `root`, its segments checked.
+fn local_path(root: &Path, rel: &str) -> Result<PathBuf> {
+    let mut p = root.to_path_buf();
+    for seg in rel.split('/') {
+        let bad = seg.is_empty()
+            || seg == "."
+            || seg == ".."
+            || seg.starts_with('.')
+            || seg.contains(['\\', '\0'])
+            || seg.chars().any(char::is_control);
+        if bad {
+            return Err(Error::Usage(
+                "an input object has a name that cannot be a local file name; rename it".into(),
+            ));
+        }
+        p.push(seg);
+    }
+    Ok(p)
+}
+
+fn schema_to_hex(schema: &Schema) -> Result<String> {
+    let mut buf = Vec::new();
+    let mut w = datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut buf, schema)?;
+    w.finish()?;
+    drop(w);
+    Ok(hex::encode(buf))
+}
+
+fn schema_from_hex(text: &str) -> Result<SchemaRef> {
+    let bad = || Error::Internal("an executor reported an unreadable schema".into());
+    let bytes = hex::decode(text).map_err(|_| bad())?;
+    let r =
+        datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .map_err(|_| bad())?;
+    Ok(r.schema())
+}
+
+/// Executor side: fetch, transform and upload one partition's objects.
+async fn write_partition(
+    spec: Arc<ReleaseSpec>,
+    assigned: Vec<Assigned>,
+    keyring: Arc<Keyring>,
+    storage: StorageOptions,
+) -> Result<Vec<String>> {
+    if assigned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let policy = spec.load_policy()?;
+    let out = Remote::open(&spec.output_url, &storage)?;
+    let scratch = ScratchDir::create()?;
+    let in_root = scratch.path().join("dataset");
+    let out_root = scratch.path().join("release");
+    let mut objects = Vec::new();
+    for a in &assigned {
+        let local = local_path(&in_root, &a.rel)?;
+        let obj = Remote::open(&a.url, &storage)?
+            .fetch_listed(a.e_tag.clone(), a.version.clone(), a.size, local)
+            .await?;
+        objects.push(obj);
+    }
+    let mut apply = Apply::new(
+        policy,
+        keyring,
+        Location::Local(in_root.clone()),
+        Location::Local(out_root.clone()),
+    );
+    apply.read = spec.read.clone();
+    apply.input_format = spec.input_format.as_deref().and_then(|f| f.parse().ok());
+    apply.output_format = spec.output_format.parse().ok();
+    apply.out_delimiter = spec.out_delimiter;
+    apply.zstd_level = spec.zstd_level;
+    apply.threads = spec.threads.max(1);
+    apply.run_id = Some(spec.run_id.clone());
+    apply.shown.push(&in_root, &spec.input);
+    apply.shown.push(&out_root, &spec.output);
+    apply.shown.fetched = Some(Fetched {
+        local: in_root.clone(),
+        is_dir: true,
+        objects,
+    });
+    let task_spec = Arc::clone(&spec);
+    let written = tokio::task::spawn_blocking(move || {
+        let r = apply.write_files(&task_spec, &assigned);
+        (r, apply)
+    })
+    .await
+    .map_err(|_| Error::Internal("a release task panicked; nothing was committed".into()))?;
+    let (done, _apply) = written;
+    let (results, staging) = done?;
+    let executor = format!(
+        "{}:{}",
+        hostname().unwrap_or_else(|| "executor".into()),
+        std::process::id()
+    );
+    let mut rows = Vec::new();
+    let mut pending: Vec<PendingUpload> = Vec::new();
+    let uploaded = async {
+        for mut r in results {
+            for o in &r.outputs {
+                let rel = o.relative_path.clone().ok_or_else(|| {
+                    Error::Internal("a directory run's output without a relative path".into())
+                })?;
+                let local = staging.join(&rel);
+                let sha = o.sha256.clone().unwrap_or_default();
+                let p = out.upload_pending(&local, &rel, &sha).await?;
+                pending.push(p.clone());
+                r.uploads.push(p);
+            }
+            r.executor = executor.clone();
+            rows.push(
+                serde_json::to_string(&r)
+                    .map_err(|e| Error::Internal(format!("a file result: {e}")))?,
+            );
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = uploaded {
+        for p in pending {
+            out.abort_pending(&p).await;
+        }
+        return Err(e);
+    }
+    drop(scratch);
+    Ok(rows)
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+impl Apply {
+    /// Executor side, on a blocking thread: plan and write every fetched file of this
+    /// partition as a local directory run writes it. Returns the per-file results and
+    /// where the files were staged.
+    fn write_files(
+        &self,
+        spec: &ReleaseSpec,
+        assigned: &[Assigned],
+    ) -> Result<(Vec<FileResult>, PathBuf)> {
+        let out_format = self.output_format.unwrap_or(Format::Parquet);
+        let jobs = self.plan_jobs(out_format)?;
+        let no_dictionary = jobs
+            .first()
+            .map(|j| {
+                j.plan
+                    .columns
+                    .iter()
+                    .filter(|c| c.kernel.descriptor().random_output)
+                    .map(|c| c.rule.output_name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut policy = PolicySummary::of(&self.policy);
+        policy.path = spec.policy_path.clone();
+        policy.sha256 = spec.policy_sha256.clone();
+        let ctx = RunContext {
+            run_id: spec.run_id.clone(),
+            started: spec.started,
+            policy,
+            privacy: None,
+            out_format,
+            write: self.write_options(out_format, no_dictionary),
+            is_dir: true,
+        };
+        std::fs::create_dir_all(&self.output).map_err(|e| Error::io(&self.output, e))?;
+        let staging_dir = StagingDir::create(&self.output.join("files"))?;
+        let staged = staging_dir.path.clone();
+        let staging = Staging::Dir(staging_dir);
+        let mut results = Vec::new();
+        for job in jobs {
+            let rel = job
+                .input
+                .path
+                .strip_prefix(&self.input)
+                .map(|r| {
+                    r.components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .unwrap_or_default();
+            let index = assigned
+                .iter()
+                .find(|a| a.rel == rel)
+                .map(|a| a.index)
+                .ok_or_else(|| Error::Internal("a fetched file not assigned".into()))?;
+            let schema = schema_to_hex(&job.input.schema)?;
+            let fingerprints = job
+                .plan
+                .columns
+                .iter()
+                .map(|c| c.key_fingerprint.clone())
+                .collect();
+            let done: JobOutput = self.write_job(job, index, &ctx, &staging)?;
+            results.push(FileResult {
+                index,
+                input: done.input,
+                outputs: done.outputs,
+                columns: done.columns,
+                entities: done.fields.iter().map(|f| f.entities.clone()).collect(),
+                fingerprints,
+                schema,
+                uploads: Vec::new(),
+                executor: String::new(),
+            });
+        }
+        // The staging directory is removed with the scratch directory, after the uploads.
+        if let Staging::Dir(d) = staging {
+            std::mem::forget(d);
+        }
+        Ok((results, staged))
+    }
+
+    /// Client side of `apply --cluster URL`.
+    pub(super) async fn run_cluster(self, cluster: String) -> Result<RunSummary> {
+        let clock = std::time::Instant::now();
+        let started = Utc::now();
+        let Location::Url(input_url) = self.input_loc.clone() else {
+            return Err(Error::Usage(
+                "apply --cluster: --input must be an object-store URL (s3://, az://, gs://) the \
+                 executors read in place"
+                    .into(),
+            ));
+        };
+        let Location::Url(output_url) = self.output_loc.clone() else {
+            return Err(Error::Usage(
+                "apply --cluster: --output must be an object-store prefix (s3://, az://, gs://) \
+                 the executors write to"
+                    .into(),
+            ));
+        };
+        if self.policy.privacy.is_some() {
+            return Err(Error::Usage(format!(
+                "apply --cluster: policy {} has a privacy block; enforcing it on a cluster is \
+                 not supported yet. Measure with `check --cluster`, and apply without \
+                 --cluster",
+                self.policy.source
+            )));
+        }
+        if !self.partition_by.is_empty() {
+            return Err(Error::Usage(
+                "apply --cluster: --partition-by is not supported on a cluster yet".into(),
+            ));
+        }
+        if self.openlineage.is_some() {
+            return Err(Error::Usage(
+                "apply --cluster: --openlineage is not supported on a cluster yet".into(),
+            ));
+        }
+        self.read.check()?;
+        let out_format = self.output_format.unwrap_or(Format::Parquet);
+        let sign_key = match &self.sign_key {
+            Some(id) => Some(self.keyring.get(id)?),
+            None => None,
+        };
+        let input = Remote::open(&input_url, &self.storage)?;
+        let output = Remote::open(&output_url, &self.storage)?;
+        output.writable()?;
+        let (a, b) = (input.shown(), output.shown());
+        let within =
+            |x: &str, y: &str| x == y || x.starts_with(&format!("{}/", y.trim_end_matches('/')));
+        if within(&a, &b) || within(&b, &a) {
+            return Err(Error::Usage(format!(
+                "--output {b} is, holds or lies inside --input {a}; write the release elsewhere"
+            )));
+        }
+        // The objects, as the executors will read them (each pinned to its ETag).
+        let fmt = self.input_format;
+        let table = super::super::cluster_input::list("--input", &input_url, &self.storage).await?;
+        let objects: Vec<_> = table
+            .objects
+            .iter()
+            .filter(|o| match fmt {
+                Some(f) => Format::from_path(Path::new(&o.shown)) == Some(f),
+                None => true,
+            })
+            .cloned()
+            .collect();
+        if objects.is_empty() {
+            return Err(Error::Storage {
+                location: a.clone(),
+                message: "no data object to read; check the URL".into(),
+            });
+        }
+        let base = match table.object {
+            true => a
+                .rsplit_once('/')
+                .map(|(d, _)| d.to_string())
+                .unwrap_or_default(),
+            false => a.trim_end_matches('/').to_string(),
+        };
+        let mut assigned = Vec::new();
+        let mut names = std::collections::HashMap::new();
+        for (index, o) in objects.iter().enumerate() {
+            let rel = o
+                .shown
+                .strip_prefix(&format!("{base}/"))
+                .unwrap_or(&o.shown)
+                .to_string();
+            // `a.csv` and `a.csv.gz` would both become `a.parquet`.
+            let out_rel = crate::io::output_file_name(Path::new(&rel), out_format);
+            if let Some(other) = names.insert(out_rel.clone(), rel.clone()) {
+                return Err(Error::Usage(format!(
+                    "--input {a}: {other} and {rel} would both be written to {}; rename one of \
+                     them or move it out of the prefix",
+                    out_rel.display()
+                )));
+            }
+            assigned.push(Assigned {
+                // URLs carry no credentials (refused): as shown is as given.
+                url: o.shown.clone(),
+                rel,
+                index,
+                e_tag: o.e_tag.clone(),
+                version: o.version.clone(),
+                size: o.size,
+            });
+        }
+        let run_id = self.run_id.clone().unwrap_or_else(provenance::new_run_id);
+        let mut release =
+            RemoteRelease::begin(output.clone(), true, self.overwrite, &run_id).await?;
+        let spec = ReleaseSpec {
+            run_id: run_id.clone(),
+            started,
+            policy: policy_json(&self.policy)?,
+            policy_path: self.policy.source.clone(),
+            policy_sha256: self.policy.sha256.clone(),
+            input: base.clone(),
+            output: b.trim_end_matches('/').to_string(),
+            output_url: output_url.clone(),
+            input_format: self.input_format.map(|f| f.extension().to_string()),
+            output_format: out_format.extension().to_string(),
+            read: self.read.clone(),
+            out_delimiter: self.out_delimiter,
+            zstd_level: self.zstd_level,
+            threads: 1,
+        };
+        let partitions: Vec<Vec<Assigned>> = assigned.into_iter().map(|a| vec![a]).collect();
+        let result = self.gather(&cluster, spec, &partitions).await;
+        let results = match result {
+            Ok(r) => r,
+            Err(e) => {
+                release.abort().await;
+                return Err(e);
+            }
+        };
+        for r in &results {
+            for u in &r.uploads {
+                if let Err(e) = release.adopt(u.clone()) {
+                    release.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        let committed = self
+            .commit(release, results, &run_id, started, out_format, sign_key, &b)
+            .await;
+        let (record, fields, executors) = committed?;
+        let rows_in = record.inputs.iter().map(|d| d.rows).sum();
+        let rows_out = record.outputs.iter().map(|d| d.rows).sum();
+        tracing::info!(
+            executors,
+            "commit: the cluster's files and the sidecar are in place"
+        );
+        Ok(RunSummary {
+            input: PathBuf::from(&a),
+            output: PathBuf::from(&b),
+            provenance: PathBuf::from(output.with_suffix(crate::io::store::SIDECAR_SUFFIX).shown()),
+            files: record.outputs.len(),
+            rows_in,
+            rows_out,
+            suppressed: rows_in - rows_out,
+            privacy: None,
+            seconds: clock.elapsed().as_secs_f64(),
+            fields: fields
+                .iter()
+                .map(|f| FieldSummary {
+                    output: f.rule.output_name.clone(),
+                    source: f.rule.input_name.clone(),
+                    action: f.rule.action.kind().keyword(),
+                    transformed: f.counts.transformed,
+                    nulls: f.counts.nulls,
+                })
+                .collect(),
+            dropped: record.dropped.iter().map(|d| d.0.clone()).collect(),
+        })
+    }
+
+    /// Run the release operator on the cluster and collect every file's result.
+    async fn gather(
+        &self,
+        cluster: &str,
+        spec: ReleaseSpec,
+        partitions: &[Vec<Assigned>],
+    ) -> Result<Vec<FileResult>> {
+        let expected: usize = partitions.iter().map(Vec::len).sum();
+        let ctx =
+            crate::cluster::connect(cluster, Arc::clone(&self.keyring), &self.storage).await?;
+        let planning = Arc::new(Keyring::planning_only());
+        // The job's only stage: one task per partition, whose rows the client fetches (a
+        // coalescing root would run every partition in each task).
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(
+            ReleaseExec::new(
+                Arc::new(spec),
+                assignments(partitions)?,
+                Arc::clone(&planning),
+                self.storage.clone(),
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        let nodes = cluster_nodes(Arc::clone(&planning), self.storage.clone());
+        let fail = |e: DataFusionError| Error::Cluster {
+            scheduler: cluster.to_string(),
+            message: crate::privacy::collect::without_data(&e.to_string()),
+        };
+        tracing::info!(
+            objects = expected,
+            scheduler = cluster,
+            "apply: the cluster writes the release"
+        );
+        let mut stream =
+            crate::cluster::submit_physical(cluster, &ctx, plan, planning, nodes).await?;
+        let mut results = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(fail)?;
+            let col = batch.column(0).as_string::<i32>();
+            for i in 0..col.len() {
+                let r: FileResult = serde_json::from_str(col.value(i)).map_err(|_| {
+                    Error::Internal("an executor reported an unreadable result".into())
+                })?;
+                results.push(r);
+            }
+            self.cancel.check()?;
+        }
+        results.sort_by_key(|r| r.index);
+        let mut seen: Vec<usize> = results.iter().map(|r| r.index).collect();
+        seen.dedup();
+        if seen.len() != results.len() || results.len() != expected {
+            return Err(Error::Cluster {
+                scheduler: cluster.to_string(),
+                message: format!(
+                    "the job reported {} results for {expected} objects; nothing was committed",
+                    results.len()
+                ),
+            });
+        }
+        Ok(results)
+    }
+
+    /// Check the executors' results against this client's plan, record and commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit(
+        &self,
+        release: RemoteRelease,
+        results: Vec<FileResult>,
+        run_id: &str,
+        started: DateTime<Utc>,
+        out_format: Format,
+        sign_key: Option<&crate::keys::Key>,
+        output_shown: &str,
+    ) -> Result<(provenance::RunRecord, Vec<FieldRecord>, usize)> {
+        let built = (|| {
+            let first = results
+                .first()
+                .ok_or_else(|| Error::Internal("no results".into()))?;
+            let schema = schema_from_hex(&first.schema)?;
+            let plan = Plan::new(&self.policy, schema, &self.keyring, &first.input.path)?;
+            let ours: Vec<Option<String>> = plan
+                .columns
+                .iter()
+                .map(|c| c.key_fingerprint.clone())
+                .collect();
+            let mut policy = PolicySummary::of(&self.policy);
+            policy.path = self.policy.source.clone();
+            let ctx = RunContext {
+                run_id: run_id.to_string(),
+                started,
+                policy,
+                privacy: None,
+                out_format,
+                write: self.write_options(out_format, Vec::new()),
+                is_dir: true,
+            };
+            let dropped: Vec<(String, String, &'static str)> = plan
+                .dropped
+                .iter()
+                .map(|d| (d.name.clone(), d.data_type.to_string(), d.reason))
+                .collect();
+            let mut executors = std::collections::BTreeSet::new();
+            let mut done = Vec::new();
+            for r in &results {
+                if r.schema != first.schema {
+                    return Err(Error::data(
+                        &r.input.path,
+                        "its schema differs from the first object's; a prefix must hold one table",
+                    ));
+                }
+                if r.fingerprints != ours {
+                    return Err(Error::Cluster {
+                        scheduler: String::new(),
+                        message: format!(
+                            "executor {} holds keys that differ from this client's (the key \
+                             fingerprints differ); give every executor the same keyring",
+                            r.executor
+                        ),
+                    });
+                }
+                executors.insert(r.executor.clone());
+                let mut fields = FieldRecord::from_plan(&plan, &r.columns);
+                for (f, e) in fields.iter_mut().zip(&r.entities) {
+                    f.entities = e.clone();
+                }
+                for (o, u) in r.outputs.iter().zip(&r.uploads) {
+                    if o.sha256.as_deref() != Some(u.sha256.as_str()) || o.bytes != Some(u.bytes) {
+                        return Err(Error::Internal(
+                            "an executor's upload does not match the file it recorded".into(),
+                        ));
+                    }
+                }
+                done.push(JobOutput {
+                    input: r.input.clone(),
+                    outputs: r.outputs.clone(),
+                    fields,
+                    columns: r.columns.clone(),
+                    dropped: dropped.clone(),
+                    record: provenance::RunRecord {
+                        run_id: run_id.to_string(),
+                        started,
+                        ended: Utc::now(),
+                        policy: ctx.policy.clone(),
+                        inputs: Vec::new(),
+                        outputs: Vec::new(),
+                        fields: Vec::new(),
+                        dropped: Vec::new(),
+                        privacy: None,
+                        directory: true,
+                        demo_keys: self.keyring.is_demo(),
+                    },
+                });
+            }
+            let (record, fields) = run_record(&ctx, done, self.keyring.is_demo());
+            Ok((record, fields, executors.len()))
+        })();
+        let (record, fields, executors) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                release.abort().await;
+                return Err(e);
+            }
+        };
+        let typed = record.to_record(true);
+        let mut doc = typed.to_json();
+        if let Some(key) = sign_key {
+            crate::provenance::sign::sign(&mut doc, key);
+        }
+        let scratch = ScratchDir::create()?;
+        let empty = scratch.path().join("release");
+        std::fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
+        let sidecar = scratch.path().join("sidecar.json");
+        let body = serde_json::to_vec_pretty(&doc)
+            .map_err(|e| Error::Internal(format!("the record: {e}")))?;
+        std::fs::write(&sidecar, body).map_err(|e| Error::io(&sidecar, e))?;
+        let cancel = self.cancel.clone();
+        release
+            .publish(
+                crate::io::store::ReleaseFiles {
+                    data: &empty,
+                    is_dir: true,
+                    sidecar: &sidecar,
+                },
+                &|| cancel.is_cancelled(),
+            )
+            .await?;
+        tracing::info!(output = %output_shown, "commit: sidecar written last, release complete");
+        Ok((record, fields, executors))
+    }
+}
+
+/// The policy as it travels (JSON without a `privacy:` block).
+fn policy_json(policy: &Policy) -> Result<String> {
+    crate::sql::travelling_text(policy).ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: this policy cannot be sent to a cluster (it was changed after loading, or its \
+             YAML does not convert to JSON, e.g. `.nan` or duplicate keys); load it from its file",
+            policy.source
+        ))
+    })
+}
