@@ -1052,6 +1052,9 @@ pub struct RemoteRelease {
     streams: Streams,
     /// Uploads other processes left pending for this release, completed at publish.
     adopted: Vec<PendingUpload>,
+    /// Hidden objects the run's processes share (never part of the release): deleted at
+    /// publish and on failure.
+    scratch: Vec<ObjPath>,
     done: bool,
 }
 
@@ -1114,6 +1117,7 @@ impl RemoteRelease {
             uploaded: Vec::new(),
             streams,
             adopted: Vec::new(),
+            scratch: Vec::new(),
             done: false,
         };
         if let Err(e) = rel.check_destination(is_dir, overwrite).await {
@@ -1162,6 +1166,21 @@ impl RemoteRelease {
         }
         self.previous = previous;
         Ok(())
+    }
+
+    /// Put a hidden object beside the release for the run's other processes (a cluster's
+    /// executors) to read: `.<name>` under the output, never listed by the release, deleted
+    /// at publish and on failure (`gc` removes it after a killed run). Returns its URL.
+    pub async fn put_scratch(&mut self, name: &str, body: Vec<u8>) -> Result<String> {
+        check_rel(name).map_err(|m| Error::Internal(format!("a scratch object named {m}")))?;
+        let key = self.out.child(&format!(".{name}"));
+        self.scratch.push(key.clone());
+        self.out
+            .store
+            .put(&key, PutPayload::from(body))
+            .await
+            .map_err(|e| self.out.err(&key, "writing a scratch object", e))?;
+        Ok(self.out.shown_key(&key))
     }
 
     /// Take over an upload another process left pending under this output (a cluster
@@ -1330,6 +1349,9 @@ impl RemoteRelease {
         }
         self.uploaded.clear();
         self.done = true;
+        for k in std::mem::take(&mut self.scratch) {
+            self.out.delete_quietly(&k).await;
+        }
         // After the commit, cleanup failures are warnings: the release stands.
         if let Some(prev) = self.previous.take() {
             let new: std::collections::HashSet<&str> =
@@ -1402,6 +1424,9 @@ impl RemoteRelease {
     /// Delete what this run finished uploading, and its lock.
     pub async fn abort(mut self) {
         self.streams.abort_all().await;
+        for k in std::mem::take(&mut self.scratch) {
+            self.out.delete_quietly(&k).await;
+        }
         if let Some(store) = self.out.multipart.clone() {
             for p in std::mem::take(&mut self.adopted) {
                 let key = self.out.child(&p.rel);
@@ -1432,7 +1457,8 @@ impl Drop for RemoteRelease {
         // A dropped future before the commit (a cancelled run): clean up on the runtime if
         // there is one. After the commit `done` is set, so a committed release is never
         // touched here.
-        let (store, keys) = (self.out.store.clone(), std::mem::take(&mut self.uploaded));
+        let (store, mut keys) = (self.out.store.clone(), std::mem::take(&mut self.uploaded));
+        keys.extend(std::mem::take(&mut self.scratch));
         let (lock, run_id) = (self.lock.clone(), self.run_id.clone());
         let pending: Vec<(ObjPath, String)> = std::mem::take(&mut self.adopted)
             .into_iter()

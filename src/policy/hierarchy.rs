@@ -12,7 +12,7 @@ pub const TOP: &str = "*";
 
 /// An ARX hierarchy file: one row per original value, one column per level, the last level the
 /// single root (usually `*`).
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ArxHierarchy {
     pub path: String,
     /// Number of levels, the original value included.

@@ -567,6 +567,40 @@ fn quasi_identifier(
     }
 }
 
+thread_local! {
+    /// Hierarchies given in memory, by quasi-identifier: see [`with_hierarchies`].
+    static GIVEN: std::cell::RefCell<Option<BTreeMap<String, ArxHierarchy>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` (which loads policies) with ARX hierarchies taken from `given` (by
+/// quasi-identifier) instead of files: a cluster executor rebuilds the client's policy from
+/// its text without reading a file. A quasi-identifier `given` lacks is an error, never a
+/// read from disk.
+pub fn with_hierarchies<T>(given: BTreeMap<String, ArxHierarchy>, f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            GIVEN.with(|g| *g.borrow_mut() = None);
+        }
+    }
+    GIVEN.with(|g| *g.borrow_mut() = Some(given));
+    let _reset = Reset;
+    f()
+}
+
+/// The ARX hierarchies of a loaded policy, by quasi-identifier (what [`with_hierarchies`]
+/// takes).
+pub fn hierarchies_of(spec: &PrivacySpec) -> BTreeMap<String, ArxHierarchy> {
+    spec.quasi_identifiers
+        .iter()
+        .filter_map(|q| match &q.hierarchy {
+            HierarchySource::File(h) => Some((q.field.clone(), (**h).clone())),
+            HierarchySource::Levels(_) => None,
+        })
+        .collect()
+}
+
 /// An ARX hierarchy file, confined to the policy's or the working directory.
 fn file_hierarchy(
     name: &str,
@@ -580,6 +614,16 @@ fn file_hierarchy(
             "quasi-identifier `{name}` has an ARX hierarchy file, which maps the \
              original values; its field rule must be `keep`"
         )));
+    }
+    let given = GIVEN.with(|g| g.borrow().as_ref().map(|m| m.get(name).cloned().ok_or(())));
+    match given {
+        Some(Ok(h)) => return Ok(HierarchySource::File(Arc::new(h))),
+        Some(Err(())) => {
+            return Err(Problem(format!(
+                "quasi-identifier `{name}`: its hierarchy was not sent with the policy"
+            )));
+        }
+        None => {}
     }
     let path = confine(&resolve(base_dir, file), base_dir)?;
     let delim = q.delimiter.unwrap_or(';');

@@ -160,12 +160,113 @@ pub fn decide(prep: &Prepared, spec: &PrivacySpec, input: &str) -> Result<Decisi
 }
 
 /// One quasi-identifier's release at its chosen level, shared by every file's plan.
+#[derive(Clone, Debug)]
 struct QiRelease {
+    name: String,
+    level: usize,
+    max_level: usize,
     labels: Arc<HashMap<String, Option<Arc<str>>>>,
     null_label: Option<Option<Arc<str>>>,
     /// Codes of the level's labels, for the row filter.
     codes: HashMap<String, u32>,
     null_code: u32,
+}
+
+/// A decision as the release needs it, without the grouped table: per quasi-identifier its
+/// level, the labels of the values seen and the label codes, and the suppressed classes.
+/// A cluster's executors enforce from it. It holds quasi-identifier values (as the field
+/// rules release them): it is data, and travels as data does, never in a plan.
+#[derive(Clone, Debug)]
+pub struct ReleaseTable {
+    qis: Vec<QiRelease>,
+    suppressed: Option<Arc<HashSet<Box<[u32]>>>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct QiReleaseWire {
+    name: String,
+    level: usize,
+    max_level: usize,
+    labels: Vec<(String, Option<String>)>,
+    null_label: Option<Option<String>>,
+    codes: Vec<(String, u32)>,
+    null_code: u32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReleaseTableWire {
+    qis: Vec<QiReleaseWire>,
+    suppressed: Option<Vec<Vec<u32>>>,
+}
+
+impl ReleaseTable {
+    /// The table of `decision` over `prep`.
+    pub fn of(prep: &Prepared, decision: &Decision) -> ReleaseTable {
+        let levels = &decision.eval.levels;
+        let qis = prep
+            .qis
+            .iter()
+            .enumerate()
+            .map(|(qi_index, q)| qi_release(prep, qi_index, q, levels[qi_index]))
+            .collect();
+        let suppressed = decision
+            .suppress
+            .then(|| Arc::new(suppressed_keys(prep, decision)));
+        ReleaseTable { qis, suppressed }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let wire = ReleaseTableWire {
+            qis: self
+                .qis
+                .iter()
+                .map(|q| QiReleaseWire {
+                    name: q.name.clone(),
+                    level: q.level,
+                    max_level: q.max_level,
+                    labels: q
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_deref().map(str::to_string)))
+                        .collect(),
+                    null_label: q
+                        .null_label
+                        .as_ref()
+                        .map(|l| l.as_deref().map(str::to_string)),
+                    codes: q.codes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                    null_code: q.null_code,
+                })
+                .collect(),
+            suppressed: self
+                .suppressed
+                .as_ref()
+                .map(|s| s.iter().map(|k| k.to_vec()).collect()),
+        };
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// A table another process sent; `None` when it is not one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<ReleaseTable> {
+        let wire: ReleaseTableWire = serde_json::from_slice(bytes).ok()?;
+        let label = |l: Option<String>| l.map(|s| Arc::<str>::from(s.as_str()));
+        let qis = wire
+            .qis
+            .into_iter()
+            .map(|q| QiRelease {
+                name: q.name,
+                level: q.level,
+                max_level: q.max_level,
+                labels: Arc::new(q.labels.into_iter().map(|(k, v)| (k, label(v))).collect()),
+                null_label: q.null_label.map(label),
+                codes: q.codes.into_iter().collect(),
+                null_code: q.null_code,
+            })
+            .collect();
+        let suppressed = wire
+            .suppressed
+            .map(|s| Arc::new(s.into_iter().map(Vec::into_boxed_slice).collect()));
+        Some(ReleaseTable { qis, suppressed })
+    }
 }
 
 /// Rewrite each plan (one per file of the table) so it releases the decision: quasi-identifiers
@@ -176,30 +277,36 @@ pub fn enforce<'a>(
     decision: &Decision,
     spec: &PrivacySpec,
 ) -> Result<()> {
-    let levels = &decision.eval.levels;
-    let releases: Vec<QiRelease> = prep
-        .qis
-        .iter()
-        .enumerate()
-        .map(|(qi_index, q)| qi_release(prep, qi_index, q, levels[qi_index]))
-        .collect();
-    let suppressed = decision
-        .suppress
-        .then(|| Arc::new(suppressed_keys(prep, decision)));
+    enforce_table(plans, &ReleaseTable::of(prep, decision), spec)
+}
+
+/// [`enforce`] from a [`ReleaseTable`] (a cluster executor's side).
+pub fn enforce_table<'a>(
+    plans: impl IntoIterator<Item = &'a mut Plan>,
+    table: &ReleaseTable,
+    spec: &PrivacySpec,
+) -> Result<()> {
+    let releases = &table.qis;
+    if releases.len() != spec.quasi_identifiers.len()
+        || releases
+            .iter()
+            .zip(&spec.quasi_identifiers)
+            .any(|(r, q)| r.name != q.field)
+    {
+        return Err(Error::plan(
+            "privacy",
+            "the release table does not fit the policy's quasi-identifiers",
+        ));
+    }
+    let suppressed = table.suppressed.clone();
     let codes: Arc<Vec<HashMap<String, u32>>> =
         Arc::new(releases.iter().map(|r| r.codes.clone()).collect());
     let null_codes: Vec<u32> = releases.iter().map(|r| r.null_code).collect();
 
     for plan in plans {
         let mut filter_cols = Vec::with_capacity(releases.len());
-        for (qi_index, ((q, qspec), release)) in prep
-            .qis
-            .iter()
-            .zip(&spec.quasi_identifiers)
-            .zip(&releases)
-            .enumerate()
-        {
-            filter_cols.push(release_column(plan, q, qspec, release, levels[qi_index])?);
+        for (qspec, release) in spec.quasi_identifiers.iter().zip(releases) {
+            filter_cols.push(release_column(plan, qspec, release)?);
         }
         plan.output_schema = Arc::new(Schema::new(
             plan.columns
@@ -244,6 +351,9 @@ fn qi_release(prep: &Prepared, qi_index: usize, q: &QiHierarchy, level: usize) -
         }
     }
     QiRelease {
+        name: q.name.clone(),
+        level,
+        max_level: q.max_level(),
         labels: Arc::new(labels),
         null_label,
         codes,
@@ -274,22 +384,17 @@ fn suppressed_keys(prep: &Prepared, decision: &Decision) -> HashSet<Box<[u32]>> 
 
 /// Make `plan` release quasi-identifier `q` at `level` (as text, with its level metadata);
 /// returns the column's position.
-fn release_column(
-    plan: &mut Plan,
-    q: &QiHierarchy,
-    qspec: &QuasiIdentifier,
-    release: &QiRelease,
-    level: usize,
-) -> Result<usize> {
+fn release_column(plan: &mut Plan, qspec: &QuasiIdentifier, release: &QiRelease) -> Result<usize> {
+    let (level, max_level) = (release.level, release.max_level);
     let hierarchy = &qspec.hierarchy;
     let Some(pos) = plan
         .columns
         .iter()
-        .position(|c| c.rule.input_name == q.name)
+        .position(|c| c.rule.input_name == release.name)
     else {
         return Err(Error::plan(
             "privacy",
-            format!("quasi-identifier `{}` is not in the output", q.name),
+            format!("quasi-identifier `{}` is not in the output", release.name),
         ));
     };
     let col = &mut plan.columns[pos];
@@ -300,12 +405,12 @@ fn release_column(
         null_label: release.null_label.clone(),
     }));
     let mut md = col.output_field.metadata().clone();
-    md.insert(meta::QI_LEVEL.into(), format!("{level}/{}", q.max_level()));
+    md.insert(meta::QI_LEVEL.into(), format!("{level}/{max_level}"));
     if level > 0 {
         md.insert(meta::ACTION.into(), "generalize".into());
         md.insert(meta::STATUS.into(), "generalized personal data".into());
         // The record (`cl:params`) and summaries describe what the column now holds.
-        col.rule.action = effective_action(qspec, &col.rule.action, level, q.max_level());
+        col.rule.action = effective_action(qspec, &col.rule.action, level, max_level);
     }
     md.insert(
         meta::HIERARCHY.into(),

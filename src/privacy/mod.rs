@@ -58,7 +58,7 @@ use crate::io::ReadOptions;
 use crate::keys::Keyring;
 use crate::policy::Policy;
 pub use collect::{Prepared, Registered, prepare, prepare_registered};
-pub use enforce::{Decision, decide, enforce, evidence};
+pub use enforce::{Decision, ReleaseTable, decide, enforce, enforce_table, evidence};
 pub use models::Assessment;
 
 /// What `cloakline check` reports.

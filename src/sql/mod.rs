@@ -57,7 +57,7 @@ pub use scrub::ScrubFunc;
 pub use tables::{TableArg, register_file, register_files, register_files_under};
 pub use tokenize::TokenizeFunc;
 pub(crate) use view::view_error;
-pub use view::{ColumnSpec, PolicyColumnFunc, register_policy_view, travelling_text};
+pub use view::{ColumnSpec, PolicyColumnFunc, register_policy_view};
 
 use crate::keys::Keyring;
 use crate::recognizers::RecognizerSet;

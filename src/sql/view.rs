@@ -299,22 +299,6 @@ fn same_action(a: &crate::policy::Action, b: &crate::policy::Action) -> bool {
     }
 }
 
-/// The policy as it travels in a plan (JSON without its `privacy:` block, so loading it
-/// reads no file), or `None` when it cannot travel (its YAML does not convert to JSON, or
-/// it was changed after loading and no longer gives the same rules).
-pub fn travelling_text(policy: &Policy) -> Option<String> {
-    let t = TravellingPolicy::of(policy);
-    let reparsed = t.reparsed.as_ref()?;
-    let same = policy.fields.len() == reparsed.fields.len()
-        && policy.fields.iter().all(|(name, f)| {
-            reparsed
-                .fields
-                .get(name)
-                .is_some_and(|r| same_action(&r.action, &f.action))
-        });
-    same.then_some(t.text).flatten()
-}
-
 /// `text` (a policy) as JSON without its `privacy:` block; `None` when it does not parse.
 fn strip_privacy(text: &str) -> Option<String> {
     let mut doc: serde_json::Value = serde_saphyr::from_str(text).ok()?;

@@ -658,6 +658,7 @@ fn run_facts(doc: &serde_json::Value, roots: &[&str]) -> serde_json::Value {
                                 | "wasDerivedFrom"
                                 | "wasAssociatedWith"
                                 | "cl:seconds"
+                                | "seconds"
                         )
                     })
                     .map(|(k, v)| (k.clone(), walk(v, roots)))
@@ -754,20 +755,11 @@ fn apply_on_the_cluster_writes_what_a_local_run_writes() {
             &[local.to_str().unwrap(), here.to_str().unwrap()],
         ),
     );
-    if a != b {
-        let (a, b) = (
-            serde_json::to_string_pretty(&a).unwrap(),
-            serde_json::to_string_pretty(&b).unwrap(),
-        );
-        let diff: Vec<String> = a
-            .lines()
-            .zip(b.lines())
-            .filter(|(x, y)| x != y)
-            .take(10)
-            .map(|(x, y)| format!("cluster: {x}\nlocal:   {y}"))
-            .collect();
-        panic!("the records differ:\n{}", diff.join("\n"));
-    }
+    assert!(
+        a == b,
+        "the records differ:\n{}",
+        first_lines_differing(&a, &b)
+    );
     let o = s3.cloakline(&["verify", "s3://share/customers/"]);
     assert!(
         o.status.success(),
@@ -775,4 +767,122 @@ fn apply_on_the_cluster_writes_what_a_local_run_writes() {
         stderr(&o),
         String::from_utf8_lossy(&o.stdout)
     );
+}
+
+#[test]
+fn k_anonymity_on_the_cluster_releases_what_a_local_run_releases() {
+    let Some(s3) = crate::storage::S3::start() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start_with(2, |cmd| s3.configure(cmd));
+    s3.bucket("raw");
+    s3.bucket("share");
+    // Adult in 4 objects, and the same 4 files in a local directory.
+    let (header, rows) = adult_rows();
+    let local = c.dir.path().join("adult");
+    std::fs::create_dir_all(&local).unwrap();
+    for (i, chunk) in rows.chunks(rows.len().div_ceil(4)).enumerate() {
+        let body = format!("{header}\n{}\n", chunk.join("\n"));
+        s3.put(&format!("raw/adult/part-{i}.csv"), body.as_bytes());
+        std::fs::write(local.join(format!("part-{i}.csv")), body).unwrap();
+    }
+    let policy = root().join("policies/adult.yaml");
+    let apply = |input: &str, output: &str, cluster: bool| {
+        let mut args = vec![
+            "apply",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--input",
+            input,
+            "--output",
+            output,
+            "--delimiter",
+            ";",
+            "--json",
+        ];
+        let url = c.url();
+        if cluster {
+            args.extend(["--cluster", url.as_str()]);
+        }
+        s3.cloakline(&args)
+    };
+    let here = c.dir.path().join("released");
+    let o = apply(local.to_str().unwrap(), here.to_str().unwrap(), false);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let local_summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = apply("s3://raw/adult/", "s3://share/adult/", true);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The same decision: levels, suppression, what was measured.
+    assert!(summary["suppressed"].as_u64().unwrap() > 0, "{summary}");
+    for k in [
+        "privacy",
+        "suppressed",
+        "rowsIn",
+        "rowsOut",
+        "fields",
+        "dropped",
+    ] {
+        assert_eq!(summary[k], local_summary[k], "{k}");
+    }
+    // The same released tuples, file by file.
+    for i in 0..4 {
+        let name = format!("part-{i}.parquet");
+        let body = s3.get(&format!("share/adult/{name}")).unwrap();
+        let there = c.dir.path().join(format!("cluster-{name}"));
+        std::fs::write(&there, body).unwrap();
+        let (a, _) = crate::util::read_parquet(&here.join(&name));
+        let (b, _) = crate::util::read_parquet(&there);
+        let a = arrow::compute::concat_batches(&a[0].schema(), &a).unwrap();
+        let b = arrow::compute::concat_batches(&b[0].schema(), &b).unwrap();
+        assert_eq!(a, b, "{name}");
+    }
+    let local_doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(c.dir.path().join("released.provenance.json")).unwrap(),
+    )
+    .unwrap();
+    let remote_doc: serde_json::Value =
+        serde_json::from_slice(&s3.get("share/adult.provenance.json").unwrap()).unwrap();
+    let (a, b) = (
+        run_facts(&remote_doc, &["s3://raw/adult", "s3://share/adult"]),
+        run_facts(
+            &local_doc,
+            &[local.to_str().unwrap(), here.to_str().unwrap()],
+        ),
+    );
+    assert!(
+        a == b,
+        "the records differ:\n{}",
+        first_lines_differing(&a, &b)
+    );
+    let o = s3.cloakline(&["verify", "s3://share/adult/"]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        stderr(&o),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // The release table the executors read is gone with the run.
+    assert!(
+        s3.keys("share")
+            .iter()
+            .all(|k| !k.contains(".cloakline-release")),
+        "{:?}",
+        s3.keys("share")
+    );
+}
+
+fn first_lines_differing(a: &serde_json::Value, b: &serde_json::Value) -> String {
+    let (a, b) = (
+        serde_json::to_string_pretty(a).unwrap(),
+        serde_json::to_string_pretty(b).unwrap(),
+    );
+    a.lines()
+        .zip(b.lines())
+        .filter(|(x, y)| x != y)
+        .take(10)
+        .map(|(x, y)| format!("cluster: {x}\nlocal:   {y}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -54,11 +54,16 @@ const FROM_PLAN: &str = "<policy from the plan>";
 struct ReleaseSpec {
     run_id: String,
     started: DateTime<Utc>,
-    /// The policy text (without a `privacy:` block, so loading it reads no file) and the
-    /// path the client loaded it from, for the record.
+    /// The policy text as the client loaded it, and its path (the record names it; no file
+    /// is read from it): its ARX hierarchies travel with it, so loading it reads no file.
     policy: String,
     policy_path: String,
-    policy_sha256: String,
+    hierarchies: std::collections::BTreeMap<String, crate::policy::hierarchy::ArxHierarchy>,
+    /// The privacy block's evidence for the record, and where the release table is (an
+    /// object beside the output, with its SHA-256): it holds data values, so it travels as
+    /// data, not in the plan.
+    privacy: Option<crate::provenance::record::PrivacyNode>,
+    release_table: Option<(String, String)>,
     /// The input and output as shown (URLs without secrets).
     input: String,
     output: String,
@@ -71,6 +76,8 @@ struct ReleaseSpec {
     zstd_level: i32,
     /// Worker threads per task.
     threads: usize,
+    /// The client's keyring held the public demo keys.
+    demo_keys: bool,
 }
 
 /// One input object, as listed by the client.
@@ -108,8 +115,8 @@ impl ReleaseSpec {
         serde_json::to_vec(self).map_err(|e| DataFusionError::Internal(e.to_string()))
     }
 
-    /// A spec from a plan, which may be hostile: bounded, and its policy refused unless it
-    /// loads without reading a file.
+    /// A spec from a plan, which may be hostile: bounded, and its policy loaded without
+    /// reading a file.
     fn from_bytes(b: &[u8]) -> DFResult<ReleaseSpec> {
         let bad = |m: &str| DataFusionError::Plan(format!("a release operator in the plan: {m}"));
         if b.len() > MAX_SPEC {
@@ -122,17 +129,10 @@ impl ReleaseSpec {
     }
 
     fn load_policy(&self) -> Result<Policy> {
-        let doc: Option<serde_json::Value> = serde_json::from_str(&self.policy).ok();
-        match doc.as_ref().and_then(|d| d.as_object()) {
-            Some(o) if !o.contains_key("privacy") => {}
-            _ => {
-                return Err(Error::plan(
-                    FROM_PLAN,
-                    "not a policy this version sends (JSON, no privacy block)",
-                ));
-            }
-        }
-        Policy::from_yaml_str(&self.policy, FROM_PLAN)
+        crate::policy::privacy::with_hierarchies(self.hierarchies.clone(), || {
+            Policy::from_yaml_str(&self.policy, &self.policy_path)
+        })
+        .map_err(|_| Error::plan(FROM_PLAN, "the policy sent with the plan does not load"))
     }
 }
 
@@ -384,6 +384,23 @@ async fn write_partition(
     }
     let policy = spec.load_policy()?;
     let out = Remote::open(&spec.output_url, &storage)?;
+    let release_table = match &spec.release_table {
+        Some((url, sha)) => {
+            let (bytes, _) = Remote::open(url, &storage)?.read_small(1 << 30).await?;
+            let ok = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) == *sha;
+            let table = ok
+                .then(|| crate::privacy::ReleaseTable::from_bytes(&bytes))
+                .flatten()
+                .ok_or_else(|| Error::Storage {
+                    location: spec.output.clone(),
+                    message: "the run's release table is not the one the client wrote; \
+                              nothing was committed"
+                        .into(),
+                })?;
+            Some(table)
+        }
+        None => None,
+    };
     let scratch = ScratchDir::create()?;
     let in_root = scratch.path().join("dataset");
     let out_root = scratch.path().join("release");
@@ -417,7 +434,7 @@ async fn write_partition(
     });
     let task_spec = Arc::clone(&spec);
     let written = tokio::task::spawn_blocking(move || {
-        let r = apply.write_files(&task_spec, &assigned);
+        let r = apply.write_files(&task_spec, &assigned, release_table.as_ref());
         (r, apply)
     })
     .await
@@ -477,9 +494,21 @@ impl Apply {
         &self,
         spec: &ReleaseSpec,
         assigned: &[Assigned],
+        release_table: Option<&crate::privacy::ReleaseTable>,
     ) -> Result<(Vec<FileResult>, PathBuf)> {
         let out_format = self.output_format.unwrap_or(Format::Parquet);
-        let jobs = self.plan_jobs(out_format)?;
+        let mut jobs = self.plan_jobs(out_format)?;
+        match (release_table, &self.policy.privacy) {
+            (Some(t), Some(p)) => {
+                crate::privacy::enforce_table(jobs.iter_mut().map(|j| &mut j.plan), t, p)?
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Internal(
+                    "a privacy block without a release table".into(),
+                ));
+            }
+        }
         let no_dictionary = jobs
             .first()
             .map(|j| {
@@ -491,17 +520,15 @@ impl Apply {
                     .collect()
             })
             .unwrap_or_default();
-        let mut policy = PolicySummary::of(&self.policy);
-        policy.path = spec.policy_path.clone();
-        policy.sha256 = spec.policy_sha256.clone();
         let ctx = RunContext {
             run_id: spec.run_id.clone(),
             started: spec.started,
-            policy,
-            privacy: None,
+            policy: PolicySummary::of(&self.policy),
+            privacy: spec.privacy.clone(),
             out_format,
             write: self.write_options(out_format, no_dictionary),
             is_dir: true,
+            demo_keys: spec.demo_keys,
         };
         std::fs::create_dir_all(&self.output).map_err(|e| Error::io(&self.output, e))?;
         let staging_dir = StagingDir::create(&self.output.join("files"))?;
@@ -570,14 +597,6 @@ impl Apply {
                     .into(),
             ));
         };
-        if self.policy.privacy.is_some() {
-            return Err(Error::Usage(format!(
-                "apply --cluster: policy {} has a privacy block; enforcing it on a cluster is \
-                 not supported yet. Measure with `check --cluster`, and apply without \
-                 --cluster",
-                self.policy.source
-            )));
-        }
         if !self.partition_by.is_empty() {
             return Err(Error::Usage(
                 "apply --cluster: --partition-by is not supported on a cluster yet".into(),
@@ -660,12 +679,53 @@ impl Apply {
         let run_id = self.run_id.clone().unwrap_or_else(provenance::new_run_id);
         let mut release =
             RemoteRelease::begin(output.clone(), true, self.overwrite, &run_id).await?;
+        // The privacy block: grouped on the cluster, decided here, enforced by the executors
+        // from the release table.
+        let decided = match &self.policy.privacy {
+            Some(p) => match self
+                .decide_on_cluster(&cluster, p, &input_url, &table, &a)
+                .await
+            {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    release.abort().await;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let (privacy_node, release_table) = match (&decided, &self.policy.privacy) {
+            (Some((prep, decision)), Some(p)) => {
+                let bytes = crate::privacy::ReleaseTable::of(prep, decision).to_bytes();
+                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                let name = format!("cloakline-release-{run_id}.json");
+                let url = match release.put_scratch(&name, bytes).await {
+                    Ok(u) => u,
+                    Err(e) => {
+                        release.abort().await;
+                        return Err(e);
+                    }
+                };
+                (
+                    Some(crate::privacy::evidence(prep, p, decision)),
+                    Some((url, sha)),
+                )
+            }
+            _ => (None, None),
+        };
         let spec = ReleaseSpec {
             run_id: run_id.clone(),
             started,
-            policy: policy_json(&self.policy)?,
+            policy: self.policy.text.to_string(),
             policy_path: self.policy.source.clone(),
-            policy_sha256: self.policy.sha256.clone(),
+            hierarchies: self
+                .policy
+                .privacy
+                .as_ref()
+                .map(crate::policy::privacy::hierarchies_of)
+                .unwrap_or_default(),
+            privacy: privacy_node.clone(),
+            release_table,
             input: base.clone(),
             output: b.trim_end_matches('/').to_string(),
             output_url: output_url.clone(),
@@ -675,9 +735,22 @@ impl Apply {
             out_delimiter: self.out_delimiter,
             zstd_level: self.zstd_level,
             threads: 1,
+            demo_keys: self.keyring.is_demo(),
         };
         let partitions: Vec<Vec<Assigned>> = assigned.into_iter().map(|a| vec![a]).collect();
         let result = self.gather(&cluster, spec, &partitions).await;
+        // The grouping read the objects unpinned: they must be those the executors read.
+        let result = match (result, &decided) {
+            (Ok(r), Some(_)) => super::super::cluster_input::unchanged(
+                "--input",
+                &input_url,
+                &self.storage,
+                &table.objects,
+            )
+            .await
+            .map(|()| r),
+            (r, _) => r,
+        };
         let results = match result {
             Ok(r) => r,
             Err(e) => {
@@ -694,7 +767,14 @@ impl Apply {
             }
         }
         let committed = self
-            .commit(release, results, &run_id, started, out_format, sign_key, &b)
+            .commit(
+                release,
+                results,
+                (&run_id, started, out_format),
+                decided.as_ref().map(|(p, d)| (p, d, privacy_node)),
+                sign_key,
+                &b,
+            )
             .await;
         let (record, fields, executors) = committed?;
         let rows_in = record.inputs.iter().map(|d| d.rows).sum();
@@ -711,7 +791,7 @@ impl Apply {
             rows_in,
             rows_out,
             suppressed: rows_in - rows_out,
-            privacy: None,
+            privacy: decided.map(|(_, d)| d.assessment),
             seconds: clock.elapsed().as_secs_f64(),
             fields: fields
                 .iter()
@@ -725,6 +805,40 @@ impl Apply {
                 .collect(),
             dropped: record.dropped.iter().map(|d| d.0.clone()).collect(),
         })
+    }
+
+    /// Group the input on the cluster and decide the release here, as a local run does.
+    async fn decide_on_cluster(
+        &self,
+        cluster: &str,
+        spec: &crate::policy::PrivacySpec,
+        url: &str,
+        table: &super::super::cluster_input::ListedTable,
+        shown: &str,
+    ) -> Result<(crate::privacy::Prepared, crate::privacy::Decision)> {
+        let ctx =
+            crate::cluster::connect(cluster, Arc::clone(&self.keyring), &self.storage).await?;
+        super::super::cluster_input::register(
+            &ctx,
+            "input",
+            "--input",
+            url,
+            table,
+            Some(&self.policy),
+            &self.read,
+        )
+        .await?;
+        tracing::info!(input = %shown, "privacy pass: grouping on the cluster");
+        let at = crate::privacy::Registered {
+            ctx: &ctx,
+            table: "input",
+            shown,
+            scheduler: Some(cluster),
+        };
+        let prep =
+            crate::privacy::prepare_registered(&self.policy, spec, &self.keyring, at, true).await?;
+        let decision = crate::privacy::decide(&prep, spec, shown)?;
+        Ok((prep, decision))
     }
 
     /// Run the release operator on the cluster and collect every file's result.
@@ -794,9 +908,12 @@ impl Apply {
         &self,
         release: RemoteRelease,
         results: Vec<FileResult>,
-        run_id: &str,
-        started: DateTime<Utc>,
-        out_format: Format,
+        (run_id, started, out_format): (&str, DateTime<Utc>, Format),
+        privacy: Option<(
+            &crate::privacy::Prepared,
+            &crate::privacy::Decision,
+            Option<crate::provenance::record::PrivacyNode>,
+        )>,
         sign_key: Option<&crate::keys::Key>,
         output_shown: &str,
     ) -> Result<(provenance::RunRecord, Vec<FieldRecord>, usize)> {
@@ -805,22 +922,24 @@ impl Apply {
                 .first()
                 .ok_or_else(|| Error::Internal("no results".into()))?;
             let schema = schema_from_hex(&first.schema)?;
-            let plan = Plan::new(&self.policy, schema, &self.keyring, &first.input.path)?;
+            let mut plan = Plan::new(&self.policy, schema, &self.keyring, &first.input.path)?;
+            if let (Some((prep, decision, _)), Some(spec)) = (&privacy, &self.policy.privacy) {
+                crate::privacy::enforce(std::iter::once(&mut plan), prep, decision, spec)?;
+            }
             let ours: Vec<Option<String>> = plan
                 .columns
                 .iter()
                 .map(|c| c.key_fingerprint.clone())
                 .collect();
-            let mut policy = PolicySummary::of(&self.policy);
-            policy.path = self.policy.source.clone();
             let ctx = RunContext {
                 run_id: run_id.to_string(),
                 started,
-                policy,
-                privacy: None,
+                policy: PolicySummary::of(&self.policy),
+                privacy: privacy.as_ref().and_then(|(_, _, n)| n.clone()),
                 out_format,
                 write: self.write_options(out_format, Vec::new()),
                 is_dir: true,
+                demo_keys: self.keyring.is_demo(),
             };
             let dropped: Vec<(String, String, &'static str)> = plan
                 .dropped
@@ -875,11 +994,11 @@ impl Apply {
                         dropped: Vec::new(),
                         privacy: None,
                         directory: true,
-                        demo_keys: self.keyring.is_demo(),
+                        demo_keys: ctx.demo_keys,
                     },
                 });
             }
-            let (record, fields) = run_record(&ctx, done, self.keyring.is_demo());
+            let (record, fields) = run_record(&ctx, done, ctx.demo_keys);
             Ok((record, fields, executors.len()))
         })();
         let (record, fields, executors) = match built {
@@ -915,15 +1034,4 @@ impl Apply {
         tracing::info!(output = %output_shown, "commit: sidecar written last, release complete");
         Ok((record, fields, executors))
     }
-}
-
-/// The policy as it travels (JSON without a `privacy:` block).
-fn policy_json(policy: &Policy) -> Result<String> {
-    crate::sql::travelling_text(policy).ok_or_else(|| {
-        Error::Usage(format!(
-            "{}: this policy cannot be sent to a cluster (it was changed after loading, or its \
-             YAML does not convert to JSON, e.g. `.nan` or duplicate keys); load it from its file",
-            policy.source
-        ))
-    })
 }

@@ -173,6 +173,9 @@ struct RunContext {
     out_format: Format,
     write: WriteOptions,
     is_dir: bool,
+    /// The keyring held public demo keys (a cluster's executors take the client's word,
+    /// their key fingerprints checked against its own).
+    demo_keys: bool,
 }
 
 /// What one file's transform produced.
@@ -675,7 +678,7 @@ impl Apply {
         if let Some(p) = &self.progress {
             p.finish();
         }
-        let (record, fields) = run_record(&ctx, done, self.keyring.is_demo());
+        let (record, fields) = run_record(&ctx, done, ctx.demo_keys);
         let typed = record.to_record(true);
         let mut doc = typed.to_json();
         if let Some(key) = sign_key {
@@ -782,6 +785,7 @@ impl Apply {
             out_format,
             write: self.write_options(out_format, no_dictionary),
             is_dir,
+            demo_keys: self.keyring.is_demo(),
         };
         Ok((ctx, privacy_assessment))
     }
@@ -882,7 +886,7 @@ impl Apply {
                 dropped: dropped.clone(),
                 privacy: ctx.privacy.clone(),
                 directory: ctx.is_dir,
-                demo_keys: self.keyring.is_demo(),
+                demo_keys: ctx.demo_keys,
             };
             let footer = (ctx.out_format == Format::Parquet).then(|| {
                 (
@@ -909,7 +913,7 @@ impl Apply {
             dropped: dropped.clone(),
             privacy: ctx.privacy.clone(),
             directory: ctx.is_dir,
-            demo_keys: self.keyring.is_demo(),
+            demo_keys: ctx.demo_keys,
         });
         Ok(JobOutput {
             input: input_rec,
