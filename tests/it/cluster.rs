@@ -886,3 +886,114 @@ fn first_lines_differing(a: &serde_json::Value, b: &serde_json::Value) -> String
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[test]
+fn apply_survives_the_loss_of_an_executor_and_commits_every_file_once() {
+    let Some(s3) = crate::storage::S3::start() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start_with(2, |cmd| s3.configure(cmd));
+    s3.bucket("raw");
+    s3.bucket("share");
+    let local = c.dir.path().join("customers");
+    customers_split(&s3, &local, "customers", 320_000, 16);
+    let mut cmd = bin();
+    s3.configure(&mut cmd);
+    let ring = demo_keyring();
+    let policy = root().join("policies/customers.yaml");
+    let child = cmd
+        .args(["apply", "--policy", policy.to_str().unwrap()])
+        .args(["--keyring", ring.to_str().unwrap()])
+        .args([
+            "--input",
+            "s3://raw/customers/",
+            "--output",
+            "s3://share/customers/",
+        ])
+        .args(["--cluster", &c.url(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    // Once executor 0 has finished a task (its result is in its work directory), lose it
+    // without a goodbye: the files it wrote are never committed, and its tasks run again.
+    let work = c.dir.path().join("work-0");
+    fn any_file(d: &std::path::Path) -> bool {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let p = e.path();
+                p.is_file() || (p.is_dir() && any_file(&p))
+            })
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !any_file(&work) && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    c.kill_executor(0);
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        still_running,
+        "the job ended before the executor was killed; make it longer"
+    );
+    // Ballista re-runs the lost tasks on the other executor: the release is complete, each
+    // file once, and it verifies.
+    assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["rowsOut"], 320_000, "{summary}");
+    assert_eq!(summary["files"], 16, "{summary}");
+    let mut keys = s3.keys("share");
+    keys.sort();
+    let mut want: Vec<String> = (0..16)
+        .map(|i| format!("customers/part-{i}.parquet"))
+        .collect();
+    want.push("customers.provenance.json".into());
+    want.sort();
+    assert_eq!(keys, want);
+    let v = s3.cloakline(&["verify", "s3://share/customers/"]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}
+
+#[test]
+fn apply_with_a_scheduler_that_cannot_be_reached_writes_nothing() {
+    let Some(s3) = crate::storage::S3::start() else {
+        return;
+    };
+    s3.bucket("raw");
+    s3.bucket("share");
+    let dir = tempfile::tempdir().unwrap();
+    customers_split(&s3, dir.path(), "customers", 100, 2);
+    let port = free_port();
+    let started = Instant::now();
+    let o = s3.apply_customers(
+        "s3://raw/customers/",
+        "s3://share/customers/",
+        &["--cluster", &format!("df://127.0.0.1:{port}")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Not even the run's lock is left.
+    assert_eq!(s3.keys("share"), Vec::<String>::new());
+    // A local output is refused before anything starts: the executors write to a store.
+    let o = s3.apply_customers(
+        "s3://raw/customers/",
+        dir.path().join("out").to_str().unwrap(),
+        &["--cluster", &format!("df://127.0.0.1:{port}")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("object-store prefix"), "{}", stderr(&o));
+}

@@ -1035,3 +1035,114 @@ impl Apply {
         Ok((record, fields, executors))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::PhysicalCodec;
+    use crate::keys::Key;
+
+    fn spec(policy: &Policy) -> ReleaseSpec {
+        ReleaseSpec {
+            run_id: "r".into(),
+            started: Utc::now(),
+            policy: policy.text.to_string(),
+            policy_path: policy.source.clone(),
+            hierarchies: Default::default(),
+            privacy: None,
+            release_table: Some(("s3://b/out/.t".into(), "00".into())),
+            input: "s3://b/in".into(),
+            output: "s3://b/out".into(),
+            output_url: "s3://b/out/".into(),
+            input_format: None,
+            output_format: "parquet".into(),
+            read: ReadOptions::default(),
+            out_delimiter: b',',
+            zstd_level: 1,
+            threads: 1,
+            demo_keys: false,
+        }
+    }
+
+    #[test]
+    fn release_plans_carry_key_ids_and_never_key_material() {
+        let material: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(91) ^ 0x3C);
+        let mut ring = Keyring::default();
+        ring.insert(Key::from_bytes("k1", material).unwrap())
+            .unwrap();
+        let ring = Arc::new(ring);
+        let policy = Policy::from_yaml_str(
+            "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\nunlisted: error\nfields:\n  email: { action: tokenize, key: k1, basis: contract }\n  phone: { action: encrypt, key: k1, basis: contract }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let assigned = vec![vec![Assigned {
+            url: "s3://b/in/a.csv".into(),
+            rel: "a.csv".into(),
+            index: 0,
+            e_tag: None,
+            version: None,
+            size: 1,
+        }]];
+        let exec: Arc<dyn ExecutionPlan> = Arc::new(
+            ReleaseExec::new(
+                Arc::new(spec(&policy)),
+                assignments(&assigned).unwrap(),
+                Arc::clone(&ring),
+                StorageOptions::default(),
+            )
+            .unwrap(),
+        );
+        let codec = PhysicalCodec::new(Arc::clone(&ring))
+            .with_nodes(cluster_nodes(Arc::clone(&ring), StorageOptions::default()));
+        let bytes =
+            datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(exec, &codec)
+                .unwrap();
+        let key = Key::from_bytes("k1", material).unwrap();
+        let mut forms = vec![material.to_vec()];
+        for (a, d) in [("tokenize", "email"), ("encrypt", "phone")] {
+            forms.push(key.subkey(a, d).to_vec());
+        }
+        let find = |hay: &[u8], n: &[u8]| hay.windows(n.len()).any(|w| w == n);
+        for f in forms {
+            assert!(!find(&bytes, &f), "raw key material in the plan");
+            assert!(
+                !find(&bytes, hex::encode(&f).as_bytes()),
+                "hex key material"
+            );
+        }
+        assert!(find(&bytes, b"k1"), "the key id travels");
+        // A scheduler (no keys) decodes it, and the assignments come back as sent.
+        let planning = Arc::new(Keyring::planning_only());
+        let sched = PhysicalCodec::new(Arc::clone(&planning))
+            .with_nodes(cluster_nodes(planning, StorageOptions::default()));
+        let ctx = datafusion::prelude::SessionContext::new();
+        let back = datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
+            &bytes,
+            &ctx.task_ctx(),
+            &sched,
+        )
+        .unwrap();
+        let r = back
+            .downcast_ref::<ReleaseExec>()
+            .expect("a release operator");
+        assert_eq!(r.spec.release_table, spec(&policy).release_table);
+        assert_eq!(back.properties().output_partitioning().partition_count(), 1);
+    }
+
+    #[test]
+    fn hostile_release_specs_are_refused_without_reading_files() {
+        assert!(ReleaseSpec::from_bytes(b"{").is_err());
+        assert!(ReleaseSpec::from_bytes(&vec![b' '; MAX_SPEC + 1]).is_err());
+        // A privacy block whose hierarchy was not sent: refused, not read from disk.
+        let policy = "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\nunlisted: error\nfields:\n  age: { action: keep, basis: contract }\nprivacy:\n  quasi_identifiers:\n    age: { hierarchy: /etc/passwd }\n  k: 2\n";
+        let mut s = spec(&Policy::from_yaml_str(
+            "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\nunlisted: error\nfields:\n  age: { action: keep, basis: contract }\n",
+            "t.yaml",
+        )
+        .unwrap());
+        s.policy = policy.into();
+        let e = ReleaseSpec::from_bytes(&serde_json::to_vec(&s).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("does not load"), "{e}");
+    }
+}
