@@ -178,7 +178,11 @@ impl Fetched {
 /// An object as listed ([`Remote::list_data`]).
 #[derive(Clone, Debug)]
 pub struct Listed {
+    /// As shown: partition values withheld.
     pub shown: String,
+    /// Its key below the listed prefix, as stored (`""` for a single object). Partition
+    /// values included: for reading it, never for messages or records.
+    pub rel: String,
     pub e_tag: Option<String>,
     pub version: Option<String>,
     pub size: u64,
@@ -490,14 +494,15 @@ impl Remote {
     /// does), each shown with partition values withheld.
     /// The flag says whether the location is one object (not a prefix).
     pub async fn list_data(&self, keep: impl Fn(&Path) -> bool) -> Result<(bool, Vec<Listed>)> {
-        let listed = |m: ObjectMeta| Listed {
+        let listed = |m: ObjectMeta, rel: String| Listed {
             shown: self.withheld_key(&m.location),
+            rel,
             e_tag: m.e_tag,
             version: m.version,
             size: m.size,
         };
         if let Some(meta) = self.head().await? {
-            return Ok((true, vec![listed(meta)]));
+            return Ok((true, vec![listed(meta, String::new())]));
         }
         let mut v = Vec::new();
         for meta in self.list().await? {
@@ -511,7 +516,7 @@ impl Remote {
             {
                 continue;
             }
-            v.push(listed(meta));
+            v.push(listed(meta, rel));
         }
         if v.is_empty() {
             return Err(Error::Storage {
@@ -1170,7 +1175,8 @@ impl RemoteRelease {
 
     /// Put a hidden object beside the release for the run's other processes (a cluster's
     /// executors) to read: `.<name>` under the output, never listed by the release, deleted
-    /// at publish and on failure (`gc` removes it after a killed run). Returns its URL.
+    /// before the commit (a failed delete fails the run) and on failure (`gc` removes it
+    /// after a killed run). Returns its URL.
     pub async fn put_scratch(&mut self, name: &str, body: Vec<u8>) -> Result<String> {
         check_rel(name).map_err(|m| Error::Internal(format!("a scratch object named {m}")))?;
         let key = self.out.child(&format!(".{name}"));
@@ -1318,6 +1324,14 @@ impl RemoteRelease {
         }
         // Streams publish did not take (a file the run wrote and then left out).
         self.streams.abort_all().await;
+        // Scratch objects go before the commit: a release never stands beside them.
+        while let Some(k) = self.scratch.last().cloned() {
+            match self.out.store.delete(&k).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.out.err(&k, "deleting a scratch object", e)),
+            }
+            self.scratch.pop();
+        }
         tracing::info!(
             objects = local.len(),
             streamed,
@@ -1349,9 +1363,6 @@ impl RemoteRelease {
         }
         self.uploaded.clear();
         self.done = true;
-        for k in std::mem::take(&mut self.scratch) {
-            self.out.delete_quietly(&k).await;
-        }
         // After the commit, cleanup failures are warnings: the release stands.
         if let Some(prev) = self.previous.take() {
             let new: std::collections::HashSet<&str> =

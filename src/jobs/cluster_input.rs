@@ -162,6 +162,7 @@ mod tests {
     fn o(name: &str, e_tag: Option<&str>, size: u64) -> Listed {
         Listed {
             shown: format!("s3://b/t/{name}"),
+            rel: name.to_string(),
             e_tag: e_tag.map(str::to_string),
             version: None,
             size,

@@ -573,19 +573,20 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Run `f` (which loads policies) with ARX hierarchies taken from `given` (by
-/// quasi-identifier) instead of files: a cluster executor rebuilds the client's policy from
-/// its text without reading a file. A quasi-identifier `given` lacks is an error, never a
-/// read from disk.
+/// Run `f` (which loads policies **on this thread**) with ARX hierarchies taken from `given`
+/// (by quasi-identifier) instead of files: a cluster executor rebuilds the client's policy
+/// from its text without reading a file. A quasi-identifier `given` lacks is an error, never
+/// a read from disk.
 pub fn with_hierarchies<T>(given: BTreeMap<String, ArxHierarchy>, f: impl FnOnce() -> T) -> T {
-    struct Reset;
+    // Restores what was there before (nested calls), even when `f` unwinds.
+    struct Reset(Option<BTreeMap<String, ArxHierarchy>>);
     impl Drop for Reset {
         fn drop(&mut self) {
-            GIVEN.with(|g| *g.borrow_mut() = None);
+            let before = self.0.take();
+            GIVEN.with(|g| *g.borrow_mut() = before);
         }
     }
-    GIVEN.with(|g| *g.borrow_mut() = Some(given));
-    let _reset = Reset;
+    let _reset = Reset(GIVEN.with(|g| g.borrow_mut().replace(given)));
     f()
 }
 

@@ -172,6 +172,8 @@ pub struct RunRecord {
     pub directory: bool,
     /// The keyring held public demo keys ([`crate::keys::Keyring::is_demo`]).
     pub demo_keys: bool,
+    /// A cluster run: the scheduler and how many executors wrote files.
+    pub cluster: Option<record::ClusterFacts>,
 }
 
 /// The policy facts the record needs.
@@ -411,6 +413,7 @@ impl RunRecord {
         let mut record = Record::new(RunKind::Apply, &ids, summary, nodes);
         record.generated_at = ts(&self.ended);
         record.demo_keys = self.demo_keys;
+        record.cluster = self.cluster.clone();
         if self.directory {
             record.output_kind = Some(OutputKind::Directory);
         }
@@ -460,6 +463,7 @@ impl Record {
             generated_by: ids.run.clone(),
             summary,
             demo_keys: false,
+            cluster: None,
             signature: None,
             nodes,
         }

@@ -658,6 +658,7 @@ fn run_facts(doc: &serde_json::Value, roots: &[&str]) -> serde_json::Value {
                                 | "wasDerivedFrom"
                                 | "wasAssociatedWith"
                                 | "cl:seconds"
+                                | "cl:cluster"
                                 | "seconds"
                         )
                     })
@@ -748,6 +749,12 @@ fn apply_on_the_cluster_writes_what_a_local_run_writes() {
     .unwrap();
     let remote_doc: serde_json::Value =
         serde_json::from_slice(&s3.get("share/customers.provenance.json").unwrap()).unwrap();
+    // The record says where the files were written: two executors, one task per object.
+    assert_eq!(
+        remote_doc["cl:cluster"],
+        serde_json::json!({"scheduler": c.url(), "executors": 2, "tasks": 8})
+    );
+    assert!(local_doc.get("cl:cluster").is_none());
     let (a, b) = (
         run_facts(&remote_doc, &["s3://raw/customers", "s3://share/customers"]),
         run_facts(
@@ -996,4 +1003,91 @@ fn apply_with_a_scheduler_that_cannot_be_reached_writes_nothing() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("object-store prefix"), "{}", stderr(&o));
+}
+
+#[test]
+fn apply_on_the_cluster_reads_hive_partitions_as_a_local_run_does() {
+    let Some(s3) = crate::storage::S3::start() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start_with(2, |cmd| s3.configure(cmd));
+    s3.bucket("raw");
+    s3.bucket("share");
+    let local = c.dir.path().join("orders");
+    // The same file name under two partitions: each is its own object and output.
+    for (cur, base) in [("CNY", 0), ("USD", 10)] {
+        let body: String = (0..3)
+            .map(|i| format!("{},{}\n", base + i, 100 + i))
+            .collect();
+        let body = format!("order_id,amount\n{body}");
+        s3.put(
+            &format!("raw/orders/currency={cur}/part-0.csv"),
+            body.as_bytes(),
+        );
+        let dir = local.join(format!("currency={cur}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("part-0.csv"), body).unwrap();
+    }
+    let policy = c.dir.path().join("orders.yaml");
+    std::fs::write(
+        &policy,
+        "policy: orders\nversion: 1\ncontroller: Example\njurisdictions: [EU]\npurpose: test\n\
+         unlisted: error\nfields:\n  order_id: { action: tokenize, key: k1, basis: contract }\n  \
+         amount: { action: keep, basis: contract }\n  currency: { action: keep, basis: contract }\n",
+    )
+    .unwrap();
+    let run = |input: &str, output: &str, cluster: bool| {
+        let ring = demo_keyring();
+        let mut args = vec![
+            "apply",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--keyring",
+            ring.to_str().unwrap(),
+            "--input",
+            input,
+            "--output",
+            output,
+            "--json",
+        ];
+        let url = c.url();
+        if cluster {
+            args.extend(["--cluster", url.as_str()]);
+        }
+        s3.cloakline(&args)
+    };
+    let here = c.dir.path().join("released");
+    let o = run(local.to_str().unwrap(), here.to_str().unwrap(), false);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run("s3://raw/orders/", "s3://share/orders/", true);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());
+    let mut keys = s3.keys("share");
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "orders.provenance.json",
+            "orders/currency=CNY/part-0.parquet",
+            "orders/currency=USD/part-0.parquet"
+        ]
+    );
+    for cur in ["CNY", "USD"] {
+        let name = format!("currency={cur}/part-0.parquet");
+        let there = c.dir.path().join(format!("{cur}.parquet"));
+        std::fs::write(&there, s3.get(&format!("share/orders/{name}")).unwrap()).unwrap();
+        let (a, _) = crate::util::read_parquet(&here.join(&name));
+        let (b, _) = crate::util::read_parquet(&there);
+        assert_eq!(a, b, "{name}");
+    }
+    // The record withholds the input's partition values, as a local run's does (the
+    // output's directories hold released values, named as locally).
+    let doc = String::from_utf8(s3.get("share/orders.provenance.json").unwrap()).unwrap();
+    assert!(
+        doc.contains("s3://raw/orders/currency=(withheld)/part-0.csv"),
+        "{doc}"
+    );
+    assert!(!doc.contains("raw/orders/currency=CNY"), "{doc}");
+    let v = s3.cloakline(&["verify", "s3://share/orders/"]);
+    assert!(v.status.success(), "{}", stderr(&v));
 }

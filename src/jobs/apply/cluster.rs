@@ -63,9 +63,11 @@ struct ReleaseSpec {
     /// object beside the output, with its SHA-256): it holds data values, so it travels as
     /// data, not in the plan.
     privacy: Option<crate::provenance::record::PrivacyNode>,
-    release_table: Option<(String, String)>,
-    /// The input and output as shown (URLs without secrets).
+    release_table: Option<TableRef>,
+    /// The input and output as shown (URLs without secrets, partition values withheld), and
+    /// the input as given: every object an executor reads lies below it.
     input: String,
+    input_url: String,
     output: String,
     /// The output URL as given (the executors open it with their own credentials).
     output_url: String,
@@ -78,6 +80,60 @@ struct ReleaseSpec {
     threads: usize,
     /// The client's keyring held the public demo keys.
     demo_keys: bool,
+}
+
+/// Where the run's release table is: an object beside the output holding it sealed
+/// (AES-256-GCM) under a one-time key that exists only in this plan, so neither readers of
+/// the output's store nor the plan alone see the quasi-identifier values it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct TableRef {
+    url: String,
+    sha256: String,
+    /// The one-time key (hex): not a keyring key; it opens this one object.
+    key: String,
+}
+
+/// Seal the release table for the run's executors; returns the sealed bytes and the key.
+fn seal(mut plain: Vec<u8>, run_id: &str) -> Result<(Vec<u8>, zeroize::Zeroizing<[u8; 32]>)> {
+    use aes_gcm::aead::{AeadInOut, KeyInit};
+    use rand::RngCore;
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(&mut key[..]);
+    let mut nonce = [0u8; 12];
+    rand::rng().fill_bytes(&mut nonce);
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&key[..])
+        .map_err(|_| Error::Internal("a release table key".into()))?;
+    let tag = cipher
+        .encrypt_inout_detached(&nonce.into(), run_id.as_bytes(), (&mut plain[..]).into())
+        .map_err(|_| Error::Internal("sealing the release table".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&plain);
+    out.extend_from_slice(&tag);
+    Ok((out, key))
+}
+
+/// Open a sealed release table; `None` when the key, the run or the bytes do not match.
+fn open_sealed(sealed: &[u8], key_hex: &str, run_id: &str) -> Option<Vec<u8>> {
+    use aes_gcm::aead::{AeadInOut, KeyInit};
+    let key = zeroize::Zeroizing::new(hex::decode(key_hex).ok()?);
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&key).ok()?;
+    if sealed.len() < 12 + 16 {
+        return None;
+    }
+    let (nonce, rest) = sealed.split_at(12);
+    let (body, tag) = rest.split_at(rest.len() - 16);
+    let nonce: [u8; 12] = nonce.try_into().ok()?;
+    let tag: [u8; 16] = tag.try_into().ok()?;
+    let mut body = body.to_vec();
+    cipher
+        .decrypt_inout_detached(
+            &nonce.into(),
+            run_id.as_bytes(),
+            (&mut body[..]).into(),
+            &tag.into(),
+        )
+        .ok()?;
+    Some(body)
 }
 
 /// One input object, as listed by the client.
@@ -123,6 +179,28 @@ impl ReleaseSpec {
             return Err(bad("too large"));
         }
         let spec: ReleaseSpec = serde_json::from_slice(b).map_err(|_| bad("malformed"))?;
+        spec.read.check().map_err(|_| bad("bad read options"))?;
+        if !(1..=64).contains(&spec.threads) {
+            return Err(bad("bad thread count"));
+        }
+        // Stores only (never http(s)://, never another location than the run's output).
+        let store = |u: &str| {
+            url::Url::parse(u).is_ok_and(|u| {
+                matches!(
+                    u.scheme(),
+                    "s3" | "s3a" | "az" | "azure" | "abfs" | "abfss" | "adl" | "gs"
+                )
+            })
+        };
+        if !store(&spec.input_url) || !store(&spec.output_url) {
+            return Err(bad("its input and output must be object stores"));
+        }
+        if let Some(t) = &spec.release_table {
+            let want = format!("{}/.cloakline-release-{}.bin", spec.output, spec.run_id);
+            if t.url != want {
+                return Err(bad("its release table is not beside its output"));
+            }
+        }
         spec.load_policy()
             .map_err(|_| bad("its policy does not load"))?;
         Ok(spec)
@@ -385,12 +463,13 @@ async fn write_partition(
     let policy = spec.load_policy()?;
     let out = Remote::open(&spec.output_url, &storage)?;
     let release_table = match &spec.release_table {
-        Some((url, sha)) => {
-            let (bytes, _) = Remote::open(url, &storage)?.read_small(1 << 30).await?;
-            let ok = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) == *sha;
+        Some(t) => {
+            let (bytes, _) = Remote::open(&t.url, &storage)?.read_small(1 << 30).await?;
+            let ok = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) == t.sha256;
             let table = ok
-                .then(|| crate::privacy::ReleaseTable::from_bytes(&bytes))
+                .then(|| open_sealed(&bytes, &t.key, &spec.run_id))
                 .flatten()
+                .and_then(|plain| crate::privacy::ReleaseTable::from_bytes(&plain))
                 .ok_or_else(|| Error::Storage {
                     location: spec.output.clone(),
                     message: "the run's release table is not the one the client wrote; \
@@ -406,6 +485,11 @@ async fn write_partition(
     let out_root = scratch.path().join("release");
     let mut objects = Vec::new();
     for a in &assigned {
+        if a.url != format!("{}/{}", spec.input_url, a.rel) {
+            return Err(Error::Internal(
+                "a release assignment outside the run's input".into(),
+            ));
+        }
         let local = local_path(&in_root, &a.rel)?;
         let obj = Remote::open(&a.url, &storage)?
             .fetch_listed(a.e_tag.clone(), a.version.clone(), a.size, local)
@@ -477,6 +561,28 @@ async fn write_partition(
     }
     drop(scratch);
     Ok(rows)
+}
+
+/// A file result against the object it was assigned: the same object (ETag, size), and
+/// every output with its own upload.
+fn check_result(r: &FileResult, assigned: Option<&Assigned>) -> Result<()> {
+    let bad = |m: &str| Error::Internal(format!("an executor's result {m}; nothing was committed"));
+    let a = assigned.ok_or_else(|| bad("names an object it was not given"))?;
+    if r.input.e_tag != a.e_tag || r.input.bytes != Some(a.size) {
+        return Err(bad("describes another version of its object"));
+    }
+    if r.outputs.len() != r.uploads.len() {
+        return Err(bad("lists outputs without uploads"));
+    }
+    for (o, u) in r.outputs.iter().zip(&r.uploads) {
+        if o.relative_path.as_deref() != Some(u.rel.as_str())
+            || o.sha256.as_deref() != Some(u.sha256.as_str())
+            || o.bytes != Some(u.bytes)
+        {
+            return Err(bad("does not match its upload"));
+        }
+    }
+    Ok(())
 }
 
 fn hostname() -> Option<String> {
@@ -642,34 +748,35 @@ impl Apply {
                 message: "no data object to read; check the URL".into(),
             });
         }
-        let base = match table.object {
-            true => a
-                .rsplit_once('/')
-                .map(|(d, _)| d.to_string())
-                .unwrap_or_default(),
-            false => a.trim_end_matches('/').to_string(),
-        };
+        if table.object {
+            return Err(Error::Usage(format!(
+                "apply --cluster: --input {a} is one object; a cluster writes one file per \
+                 input object (one task each), so give a prefix of objects, or run apply \
+                 without --cluster"
+            )));
+        }
+        let base = a.trim_end_matches('/').to_string();
+        let input_base = input_url.trim_end_matches('/').to_string();
         let mut assigned = Vec::new();
         let mut names = std::collections::HashMap::new();
         for (index, o) in objects.iter().enumerate() {
-            let rel = o
+            // Messages name objects as shown (partition values withheld).
+            let shown_rel = o
                 .shown
                 .strip_prefix(&format!("{base}/"))
-                .unwrap_or(&o.shown)
-                .to_string();
+                .unwrap_or(&o.shown);
             // `a.csv` and `a.csv.gz` would both become `a.parquet`.
-            let out_rel = crate::io::output_file_name(Path::new(&rel), out_format);
-            if let Some(other) = names.insert(out_rel.clone(), rel.clone()) {
+            let out_rel = crate::io::output_file_name(Path::new(&o.rel), out_format);
+            if let Some(other) = names.insert(out_rel, shown_rel.to_string()) {
                 return Err(Error::Usage(format!(
-                    "--input {a}: {other} and {rel} would both be written to {}; rename one of \
-                     them or move it out of the prefix",
-                    out_rel.display()
+                    "--input {a}: {other} and {shown_rel} would both be written to one output \
+                     file; rename one of them or move it out of the prefix"
                 )));
             }
             assigned.push(Assigned {
-                // URLs carry no credentials (refused): as shown is as given.
-                url: o.shown.clone(),
-                rel,
+                // URLs carry no credentials (refused), so the given one can travel.
+                url: format!("{input_base}/{}", o.rel),
+                rel: o.rel.clone(),
                 index,
                 e_tag: o.e_tag.clone(),
                 version: o.version.clone(),
@@ -696,9 +803,10 @@ impl Apply {
         };
         let (privacy_node, release_table) = match (&decided, &self.policy.privacy) {
             (Some((prep, decision)), Some(p)) => {
-                let bytes = crate::privacy::ReleaseTable::of(prep, decision).to_bytes();
+                let plain = crate::privacy::ReleaseTable::of(prep, decision).to_bytes();
+                let (bytes, key) = seal(plain, &run_id)?;
                 let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-                let name = format!("cloakline-release-{run_id}.json");
+                let name = format!("cloakline-release-{run_id}.bin");
                 let url = match release.put_scratch(&name, bytes).await {
                     Ok(u) => u,
                     Err(e) => {
@@ -708,7 +816,11 @@ impl Apply {
                 };
                 (
                     Some(crate::privacy::evidence(prep, p, decision)),
-                    Some((url, sha)),
+                    Some(TableRef {
+                        url,
+                        sha256: sha,
+                        key: hex::encode(*key),
+                    }),
                 )
             }
             _ => (None, None),
@@ -727,6 +839,7 @@ impl Apply {
             privacy: privacy_node.clone(),
             release_table,
             input: base.clone(),
+            input_url: input_base.clone(),
             output: b.trim_end_matches('/').to_string(),
             output_url: output_url.clone(),
             input_format: self.input_format.map(|f| f.extension().to_string()),
@@ -738,7 +851,7 @@ impl Apply {
             demo_keys: self.keyring.is_demo(),
         };
         let partitions: Vec<Vec<Assigned>> = assigned.into_iter().map(|a| vec![a]).collect();
-        let result = self.gather(&cluster, spec, &partitions).await;
+        let result = self.gather(&cluster, spec, &partitions, &mut release).await;
         // The grouping read the objects unpinned: they must be those the executors read.
         let result = match (result, &decided) {
             (Ok(r), Some(_)) => super::super::cluster_input::unchanged(
@@ -758,14 +871,6 @@ impl Apply {
                 return Err(e);
             }
         };
-        for r in &results {
-            for u in &r.uploads {
-                if let Err(e) = release.adopt(u.clone()) {
-                    release.abort().await;
-                    return Err(e);
-                }
-            }
-        }
         let committed = self
             .commit(
                 release,
@@ -773,6 +878,7 @@ impl Apply {
                 (&run_id, started, out_format),
                 decided.as_ref().map(|(p, d)| (p, d, privacy_node)),
                 sign_key,
+                &cluster,
                 &b,
             )
             .await;
@@ -847,8 +953,20 @@ impl Apply {
         cluster: &str,
         spec: ReleaseSpec,
         partitions: &[Vec<Assigned>],
+        release: &mut RemoteRelease,
     ) -> Result<Vec<FileResult>> {
         let expected: usize = partitions.iter().map(Vec::len).sum();
+        let size = spec.to_bytes().map(|b| b.len()).unwrap_or(usize::MAX);
+        if size > MAX_SPEC {
+            return Err(Error::Usage(format!(
+                "apply --cluster: the policy and its hierarchy files come to {} MiB, more than \
+                 the {} MiB a plan may carry; use smaller hierarchies (or `levels:`)",
+                size >> 20,
+                MAX_SPEC >> 20
+            )));
+        }
+        let by_index: std::collections::HashMap<usize, &Assigned> =
+            partitions.iter().flatten().map(|a| (a.index, a)).collect();
         let ctx =
             crate::cluster::connect(cluster, Arc::clone(&self.keyring), &self.storage).await?;
         let planning = Arc::new(Keyring::planning_only());
@@ -883,6 +1001,11 @@ impl Apply {
                 let r: FileResult = serde_json::from_str(col.value(i)).map_err(|_| {
                     Error::Internal("an executor reported an unreadable result".into())
                 })?;
+                // Adopted at once: any failure from here on aborts its uploads.
+                for u in &r.uploads {
+                    release.adopt(u.clone())?;
+                }
+                check_result(&r, by_index.get(&r.index).copied())?;
                 results.push(r);
             }
             self.cancel.check()?;
@@ -903,6 +1026,7 @@ impl Apply {
     }
 
     /// Check the executors' results against this client's plan, record and commit.
+    /// Every failure aborts the release (its lock, uploads and scratch objects).
     #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
@@ -915,6 +1039,7 @@ impl Apply {
             Option<crate::provenance::record::PrivacyNode>,
         )>,
         sign_key: Option<&crate::keys::Key>,
+        cluster: &str,
         output_shown: &str,
     ) -> Result<(provenance::RunRecord, Vec<FieldRecord>, usize)> {
         let built = (|| {
@@ -949,7 +1074,9 @@ impl Apply {
             let mut executors = std::collections::BTreeSet::new();
             let mut done = Vec::new();
             for r in &results {
-                if r.schema != first.schema {
+                if r.schema != first.schema
+                    && schema_from_hex(&r.schema)?.fields() != plan.input_schema.fields()
+                {
                     return Err(Error::data(
                         &r.input.path,
                         "its schema differs from the first object's; a prefix must hold one table",
@@ -970,13 +1097,6 @@ impl Apply {
                 for (f, e) in fields.iter_mut().zip(&r.entities) {
                     f.entities = e.clone();
                 }
-                for (o, u) in r.outputs.iter().zip(&r.uploads) {
-                    if o.sha256.as_deref() != Some(u.sha256.as_str()) || o.bytes != Some(u.bytes) {
-                        return Err(Error::Internal(
-                            "an executor's upload does not match the file it recorded".into(),
-                        ));
-                    }
-                }
                 done.push(JobOutput {
                     input: r.input.clone(),
                     outputs: r.outputs.clone(),
@@ -995,10 +1115,16 @@ impl Apply {
                         privacy: None,
                         directory: true,
                         demo_keys: ctx.demo_keys,
+                        cluster: None,
                     },
                 });
             }
-            let (record, fields) = run_record(&ctx, done, ctx.demo_keys);
+            let (mut record, fields) = run_record(&ctx, done, ctx.demo_keys);
+            record.cluster = Some(crate::provenance::record::ClusterFacts {
+                scheduler: cluster.to_string(),
+                executors: executors.len() as u64,
+                tasks: results.len() as u64,
+            });
             Ok((record, fields, executors.len()))
         })();
         let (record, fields, executors) = match built {
@@ -1013,13 +1139,23 @@ impl Apply {
         if let Some(key) = sign_key {
             crate::provenance::sign::sign(&mut doc, key);
         }
-        let scratch = ScratchDir::create()?;
-        let empty = scratch.path().join("release");
-        std::fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
-        let sidecar = scratch.path().join("sidecar.json");
-        let body = serde_json::to_vec_pretty(&doc)
-            .map_err(|e| Error::Internal(format!("the record: {e}")))?;
-        std::fs::write(&sidecar, body).map_err(|e| Error::io(&sidecar, e))?;
+        let staged = (|| {
+            let scratch = ScratchDir::create()?;
+            let empty = scratch.path().join("release");
+            std::fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
+            let sidecar = scratch.path().join("sidecar.json");
+            let body = serde_json::to_vec_pretty(&doc)
+                .map_err(|e| Error::Internal(format!("the record: {e}")))?;
+            std::fs::write(&sidecar, body).map_err(|e| Error::io(&sidecar, e))?;
+            Ok::<_, Error>((scratch, empty, sidecar))
+        })();
+        let (_scratch, empty, sidecar) = match staged {
+            Ok(s) => s,
+            Err(e) => {
+                release.abort().await;
+                return Err(e);
+            }
+        };
         let cancel = self.cancel.clone();
         release
             .publish(
@@ -1050,8 +1186,13 @@ mod tests {
             policy_path: policy.source.clone(),
             hierarchies: Default::default(),
             privacy: None,
-            release_table: Some(("s3://b/out/.t".into(), "00".into())),
+            release_table: Some(TableRef {
+                url: "s3://b/out/.cloakline-release-r.bin".into(),
+                sha256: "00".into(),
+                key: "00".into(),
+            }),
             input: "s3://b/in".into(),
+            input_url: "s3://b/in".into(),
             output: "s3://b/out".into(),
             output_url: "s3://b/out/".into(),
             input_format: None,
@@ -1131,7 +1272,52 @@ mod tests {
     }
 
     #[test]
+    fn release_tables_open_only_with_their_key_and_run() {
+        let (sealed, key) = seal(b"secret values".to_vec(), "run-1").unwrap();
+        assert!(
+            !sealed.windows(6).any(|w| w == b"secret"),
+            "sealed in clear"
+        );
+        let k = hex::encode(*key);
+        assert_eq!(open_sealed(&sealed, &k, "run-1").unwrap(), b"secret values");
+        assert!(
+            open_sealed(&sealed, &k, "run-2").is_none(),
+            "another run's table"
+        );
+        let mut altered = sealed.clone();
+        altered[14] ^= 1;
+        assert!(
+            open_sealed(&altered, &k, "run-1").is_none(),
+            "an altered table"
+        );
+        assert!(
+            open_sealed(&sealed, &"00".repeat(32), "run-1").is_none(),
+            "another key"
+        );
+        assert!(open_sealed(&sealed[..10], &k, "run-1").is_none());
+    }
+
+    #[test]
     fn hostile_release_specs_are_refused_without_reading_files() {
+        let plain = Policy::from_yaml_str(
+            "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\nunlisted: error\nfields:\n  age: { action: keep, basis: contract }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let refused = |s: &ReleaseSpec| ReleaseSpec::from_bytes(&serde_json::to_vec(s).unwrap());
+        assert!(refused(&spec(&plain)).is_ok());
+        let mut s = spec(&plain);
+        s.threads = 100_000;
+        assert!(refused(&s).is_err(), "threads");
+        let mut s = spec(&plain);
+        s.read.batch_size = usize::MAX;
+        assert!(refused(&s).is_err(), "batch size");
+        let mut s = spec(&plain);
+        s.input_url = "http://169.254.169.254/latest".into();
+        assert!(refused(&s).is_err(), "an http input");
+        let mut s = spec(&plain);
+        s.release_table.as_mut().unwrap().url = "s3://elsewhere/t.bin".into();
+        assert!(refused(&s).is_err(), "a release table elsewhere");
         assert!(ReleaseSpec::from_bytes(b"{").is_err());
         assert!(ReleaseSpec::from_bytes(&vec![b' '; MAX_SPEC + 1]).is_err());
         // A privacy block whose hierarchy was not sent: refused, not read from disk.

@@ -887,6 +887,7 @@ impl Apply {
                 privacy: ctx.privacy.clone(),
                 directory: ctx.is_dir,
                 demo_keys: ctx.demo_keys,
+                cluster: None,
             };
             let footer = (ctx.out_format == Format::Parquet).then(|| {
                 (
@@ -914,6 +915,7 @@ impl Apply {
             privacy: ctx.privacy.clone(),
             directory: ctx.is_dir,
             demo_keys: ctx.demo_keys,
+            cluster: None,
         });
         Ok(JobOutput {
             input: input_rec,

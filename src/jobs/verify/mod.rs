@@ -880,7 +880,8 @@ fn run_facts(doc: &Value) -> Value {
     let Value::Object(m) = &mut d else {
         return d;
     };
-    for k in [SIGNATURE, "generatedAtTime"] {
+    // `cl:cluster` is known only at a cluster run's commit, after its files were written.
+    for k in [SIGNATURE, "generatedAtTime", "cl:cluster"] {
         m.remove(k);
     }
     if let Some(Value::Object(s)) = m.get_mut("cl:summary") {

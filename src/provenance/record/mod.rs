@@ -78,6 +78,13 @@ pub struct Record {
     /// Present (`true`) when the run's keyring held public demo keys.
     #[serde(rename = "cl:demoKeys", default, skip_serializing_if = "is_false")]
     pub demo_keys: bool,
+    /// Present when a cluster's executors wrote the files (`apply --cluster`).
+    #[serde(
+        rename = "cl:cluster",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster: Option<ClusterFacts>,
     #[serde(
         rename = "cl:signature",
         default,
@@ -88,6 +95,18 @@ pub struct Record {
     /// `rdflib.Graph().parse(format="json-ld")` sees every triple.
     #[serde(rename = "@included")]
     pub nodes: Vec<Node>,
+}
+
+/// `cl:cluster`: where a cluster run's files were written. Only the sidecar holds it (the
+/// files' footer copies are written before the run knows which executors took part).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterFacts {
+    /// The scheduler, as given (`df://host:port`).
+    pub scheduler: String,
+    /// Executors that wrote files, and the files (one task each).
+    pub executors: u64,
+    pub tasks: u64,
 }
 
 /// `cl:summary`: the figures a person looks at first.
