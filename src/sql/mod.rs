@@ -57,7 +57,9 @@ pub use scrub::ScrubFunc;
 pub use tables::{TableArg, register_file, register_files, register_files_under};
 pub use tokenize::TokenizeFunc;
 pub(crate) use view::view_error;
-pub use view::{ColumnSpec, PolicyColumnFunc, register_policy_view};
+pub use view::{
+    ColumnSpec, PolicyColumnFunc, ViewColumn, policy_view_columns, register_policy_view,
+};
 
 use crate::keys::Keyring;
 use crate::recognizers::RecognizerSet;

@@ -187,6 +187,59 @@ impl ScalarUDFImpl for PolicyColumnFunc {
     }
 }
 
+/// One column of a policy view: the input column it reads, its output name, and the
+/// function computing it (`None`: the column is kept as it is).
+pub struct ViewColumn {
+    pub source: String,
+    pub output: String,
+    pub function: Option<ScalarUDF>,
+    pub rule: crate::policy::Field,
+}
+
+/// The columns of a policy view over a table of `schema` (named `table` in messages): the
+/// policy's outputs in input order, each computed by the kernel `apply` uses. Every door
+/// (SQL here, Python through the FFI) builds its views from this.
+pub fn policy_view_columns(
+    policy: &Policy,
+    keyring: &Keyring,
+    schema: SchemaRef,
+    table: &str,
+) -> crate::Result<Vec<ViewColumn>> {
+    let plan = Plan::new(policy, schema, keyring, &format!("table {table}"))?;
+    let input_schema = Arc::clone(&plan.input_schema);
+    let travel = TravellingPolicy::of(policy);
+    let mut columns = Vec::with_capacity(plan.columns.len());
+    for c in plan.columns {
+        let source = input_schema.field(c.input_index).name().clone();
+        let function = match c.kernel {
+            Kernel::Keep => None,
+            kernel => {
+                let name = format!(
+                    "cloakline_{}_{}",
+                    c.rule.action.kind().keyword(),
+                    c.rule.input_name
+                );
+                let input_type = input_schema.field(c.input_index).data_type();
+                let output_type = c.output_field.data_type();
+                let spec = travel.spec(&c.rule.input_name, &c.rule.action, input_type, output_type);
+                Some(ScalarUDF::new_from_impl(PolicyColumnFunc::new(
+                    name,
+                    kernel,
+                    output_type.clone(),
+                    spec,
+                )))
+            }
+        };
+        columns.push(ViewColumn {
+            source,
+            output: c.rule.output_name.clone(),
+            function,
+            rule: c.rule,
+        });
+    }
+    Ok(columns)
+}
+
 /// Register `view` over the registered table `table`: its columns are the policy's outputs
 /// (renamed, in input order), computed by the same kernels as `apply`. Columns the policy
 /// drops are not in the view and cannot be selected through it. Returns the plan, for
@@ -200,40 +253,19 @@ pub async fn register_policy_view(
 ) -> DFResult<Vec<crate::policy::Field>> {
     let df = ctx.table(table).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let plan = Plan::new(policy, schema, keyring, &format!("table {table}"))
-        // Kept whole (not re-worded as a planning error) so the caller can return the
-        // plan's own problems, without a doubled "Error during planning: plan for …".
+    // Kept whole (not re-worded as a planning error) so the caller can return the plan's own
+    // problems, without a doubled "Error during planning: plan for …".
+    let columns = policy_view_columns(policy, keyring, schema, table)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let input_schema = Arc::clone(&plan.input_schema);
-    let travel = TravellingPolicy::of(policy);
-    let mut exprs = Vec::with_capacity(plan.columns.len());
-    let mut fields = Vec::with_capacity(plan.columns.len());
-    for c in plan.columns {
-        let source = Expr::Column(Column::new_unqualified(
-            input_schema.field(c.input_index).name(),
-        ));
-        let out_name = c.rule.output_name.clone();
-        let expr = match c.kernel {
-            Kernel::Keep => source,
-            kernel => {
-                let name = format!(
-                    "cloakline_{}_{}",
-                    c.rule.action.kind().keyword(),
-                    c.rule.input_name
-                );
-                let input_type = input_schema.field(c.input_index).data_type();
-                let output_type = c.output_field.data_type();
-                let spec = travel.spec(&c.rule.input_name, &c.rule.action, input_type, output_type);
-                let udf = ScalarUDF::new_from_impl(PolicyColumnFunc::new(
-                    name,
-                    kernel,
-                    output_type.clone(),
-                    spec,
-                ));
-                udf.call(vec![source])
-            }
+    let mut exprs = Vec::with_capacity(columns.len());
+    let mut fields = Vec::with_capacity(columns.len());
+    for c in columns {
+        let source = Expr::Column(Column::new_unqualified(&c.source));
+        let expr = match c.function {
+            Some(udf) => udf.call(vec![source]),
+            None => source,
         };
-        exprs.push(expr.alias(out_name));
+        exprs.push(expr.alias(c.output));
         fields.push(c.rule);
     }
     if exprs.is_empty() {
