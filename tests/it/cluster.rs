@@ -476,6 +476,20 @@ fn check_on_the_cluster_decides_as_a_local_check_on_adult_split_into_files() {
     assert_eq!(r, comparable(&local.stdout));
 }
 
+/// Adult in `n` objects under `raw/adult/` and the same `n` files in `dir/adult`, which is
+/// returned.
+fn adult_split(s3: &crate::storage::S3, dir: &std::path::Path, n: usize) -> PathBuf {
+    let (header, rows) = adult_rows();
+    let local = dir.join("adult");
+    std::fs::create_dir_all(&local).unwrap();
+    for (i, chunk) in rows.chunks(rows.len().div_ceil(n)).enumerate() {
+        let body = format!("{header}\n{}\n", chunk.join("\n"));
+        s3.put(&format!("raw/adult/part-{i}.csv"), body.as_bytes());
+        std::fs::write(local.join(format!("part-{i}.csv")), body).unwrap();
+    }
+    local
+}
+
 /// Adult's header and rows (`;`-separated).
 fn adult_rows() -> (String, Vec<String>) {
     let text = std::fs::read_to_string(root().join("examples/adult.csv")).unwrap();
@@ -493,14 +507,8 @@ fn url_tables_are_read_in_place_by_the_executors_and_check_as_locally() {
     let c = Cluster::start_with(2, |cmd| s3.configure(cmd));
     s3.bucket("raw");
     // Adult in 3 objects under a prefix, and the same 3 files in a local directory.
-    let (header, rows) = adult_rows();
-    let local = c.dir.path().join("adult");
-    std::fs::create_dir_all(&local).unwrap();
-    for (i, chunk) in rows.chunks(rows.len().div_ceil(3)).enumerate() {
-        let body = format!("{header}\n{}\n", chunk.join("\n"));
-        s3.put(&format!("raw/adult/part-{i}.csv"), body.as_bytes());
-        std::fs::write(local.join(format!("part-{i}.csv")), body).unwrap();
-    }
+    let (_, rows) = adult_rows();
+    let local = adult_split(&s3, c.dir.path(), 3);
     let policy = root().join("policies/adult.yaml");
     let check = |input: &str, cluster: bool| {
         let mut cmd = bin();
@@ -786,14 +794,7 @@ fn k_anonymity_on_the_cluster_releases_what_a_local_run_releases() {
     s3.bucket("raw");
     s3.bucket("share");
     // Adult in 4 objects, and the same 4 files in a local directory.
-    let (header, rows) = adult_rows();
-    let local = c.dir.path().join("adult");
-    std::fs::create_dir_all(&local).unwrap();
-    for (i, chunk) in rows.chunks(rows.len().div_ceil(4)).enumerate() {
-        let body = format!("{header}\n{}\n", chunk.join("\n"));
-        s3.put(&format!("raw/adult/part-{i}.csv"), body.as_bytes());
-        std::fs::write(local.join(format!("part-{i}.csv")), body).unwrap();
-    }
+    let local = adult_split(&s3, c.dir.path(), 4);
     let policy = root().join("policies/adult.yaml");
     let apply = |input: &str, output: &str, cluster: bool| {
         let mut args = vec![

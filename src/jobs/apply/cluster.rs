@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::run_record;
 use super::release::{Staging, StagingDir};
-use super::{Apply, FieldSummary, JobOutput, RunContext, RunSummary};
+use super::{Apply, JobOutput, RunContext, RunSummary};
 use crate::cluster::NodeCodec;
 use crate::engine::ColumnCounts;
 use crate::error::{Error, Result};
@@ -883,34 +883,18 @@ impl Apply {
             )
             .await;
         let (record, fields, executors) = committed?;
-        let rows_in = record.inputs.iter().map(|d| d.rows).sum();
-        let rows_out = record.outputs.iter().map(|d| d.rows).sum();
         tracing::info!(
             executors,
             "commit: the cluster's files and the sidecar are in place"
         );
-        Ok(RunSummary {
-            input: PathBuf::from(&a),
-            output: PathBuf::from(&b),
-            provenance: PathBuf::from(output.with_suffix(crate::io::store::SIDECAR_SUFFIX).shown()),
-            files: record.outputs.len(),
-            rows_in,
-            rows_out,
-            suppressed: rows_in - rows_out,
-            privacy: decided.map(|(_, d)| d.assessment),
-            seconds: clock.elapsed().as_secs_f64(),
-            fields: fields
-                .iter()
-                .map(|f| FieldSummary {
-                    output: f.rule.output_name.clone(),
-                    source: f.rule.input_name.clone(),
-                    action: f.rule.action.kind().keyword(),
-                    transformed: f.counts.transformed,
-                    nulls: f.counts.nulls,
-                })
-                .collect(),
-            dropped: record.dropped.iter().map(|d| d.0.clone()).collect(),
-        })
+        let sidecar = output.with_suffix(crate::io::store::SIDECAR_SUFFIX).shown();
+        Ok(RunSummary::of(
+            (PathBuf::from(&a), PathBuf::from(&b), PathBuf::from(sidecar)),
+            &record,
+            &fields,
+            decided.map(|(_, d)| d.assessment),
+            clock,
+        ))
     }
 
     /// Group the input on the cluster and decide the release here, as a local run does.

@@ -123,6 +123,43 @@ pub struct RunSummary {
     pub dropped: Vec<String>,
 }
 
+impl RunSummary {
+    /// The summary of a committed run's record: `paths` are (input, output, sidecar) as
+    /// shown.
+    fn of(
+        (input, output, provenance): (PathBuf, PathBuf, PathBuf),
+        record: &RunRecord,
+        fields: &[FieldRecord],
+        privacy: Option<crate::privacy::Assessment>,
+        clock: Instant,
+    ) -> RunSummary {
+        let rows_in = record.inputs.iter().map(|d| d.rows).sum();
+        let rows_out = record.outputs.iter().map(|d| d.rows).sum();
+        RunSummary {
+            input,
+            output,
+            provenance,
+            files: record.outputs.len(),
+            rows_in,
+            rows_out,
+            suppressed: rows_in - rows_out,
+            privacy,
+            seconds: clock.elapsed().as_secs_f64(),
+            fields: fields
+                .iter()
+                .map(|f| FieldSummary {
+                    output: f.rule.output_name.clone(),
+                    source: f.rule.input_name.clone(),
+                    action: f.rule.action.kind().keyword(),
+                    transformed: f.counts.transformed,
+                    nulls: f.counts.nulls,
+                })
+                .collect(),
+            dropped: record.dropped.iter().map(|d| d.0.clone()).collect(),
+        }
+    }
+}
+
 /// Per-field counts in the summary.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -703,30 +740,13 @@ impl Apply {
         }
         drop(lock);
 
-        let rows_in = record.inputs.iter().map(|d| d.rows).sum();
-        let rows_out = record.outputs.iter().map(|d| d.rows).sum();
-        Ok(RunSummary {
-            input: self.input.clone(),
-            output: self.output.clone(),
-            provenance: sidecar,
-            files: record.outputs.len(),
-            rows_in,
-            rows_out,
-            suppressed: rows_in - rows_out,
-            privacy: privacy_assessment,
-            seconds: clock.elapsed().as_secs_f64(),
-            fields: fields
-                .iter()
-                .map(|f| FieldSummary {
-                    output: f.rule.output_name.clone(),
-                    source: f.rule.input_name.clone(),
-                    action: f.rule.action.kind().keyword(),
-                    transformed: f.counts.transformed,
-                    nulls: f.counts.nulls,
-                })
-                .collect(),
-            dropped: record.dropped.iter().map(|d| d.0.clone()).collect(),
-        })
+        Ok(RunSummary::of(
+            (self.input.clone(), self.output.clone(), sidecar),
+            &record,
+            &fields,
+            privacy_assessment,
+            clock,
+        ))
     }
 
     /// The privacy decision (which rewrites the plans) and what every file of the run shares.
