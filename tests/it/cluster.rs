@@ -291,6 +291,34 @@ fn texts(dir: &std::path::Path, files: usize, rows: usize) -> PathBuf {
     t
 }
 
+/// Once executor 0 has finished a task (its output is in its work directory), kill it
+/// without a goodbye (SIGKILL) while `child` still runs; `child`'s output when it ends.
+fn kill_executor_after_its_first_task(c: &mut Cluster, mut child: std::process::Child) -> Output {
+    fn any_file(d: &std::path::Path) -> bool {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let p = e.path();
+                p.is_file() || (p.is_dir() && any_file(&p))
+            })
+    }
+    let work = c.dir.path().join("work-0");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !any_file(&work) && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    c.kill_executor(0);
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        still_running,
+        "the job ended before the executor was killed; make it longer"
+    );
+    o
+}
+
 #[test]
 fn a_job_survives_the_loss_of_an_executor_and_writes_nothing_partial() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -298,7 +326,7 @@ fn a_job_survives_the_loss_of_an_executor_and_writes_nothing_partial() {
     let t = texts(c.dir.path(), 16, 50_000);
     let out = c.dir.path().join("counts.csv");
     let ring = demo_keyring();
-    let mut child = bin()
+    let child = bin()
         .args([
             "sql",
             "SELECT count(*) AS n, count(DISTINCT scrub(note)) AS d FROM t",
@@ -317,31 +345,7 @@ fn a_job_survives_the_loss_of_an_executor_and_writes_nothing_partial() {
         .unwrap();
     // Once executor 0 has finished a task (its shuffle output is in its work directory),
     // lose it without a goodbye: its output and its running task must be redone elsewhere.
-    let work = c.dir.path().join("work-0");
-    let has_output = |d: &std::path::Path| {
-        fn any_file(d: &std::path::Path) -> bool {
-            std::fs::read_dir(d)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|e| {
-                    let p = e.path();
-                    p.is_file() || (p.is_dir() && any_file(&p))
-                })
-        }
-        any_file(d)
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !has_output(&work) && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let still_running = child.try_wait().unwrap().is_none();
-    c.kill_executor(0);
-    let o = child.wait_with_output().unwrap();
-    assert!(
-        still_running,
-        "the job ended before the executor was killed; make it longer"
-    );
+    let o = kill_executor_after_its_first_task(&mut c, child);
     // Ballista re-runs the lost executor's tasks on the other one: the job completes, with
     // every row counted once.
     assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());
@@ -763,24 +767,14 @@ fn apply_on_the_cluster_writes_what_a_local_run_writes() {
         serde_json::json!({"scheduler": c.url(), "executors": 2, "tasks": 8})
     );
     assert!(local_doc.get("cl:cluster").is_none());
-    let (a, b) = (
-        run_facts(&remote_doc, &["s3://raw/customers", "s3://share/customers"]),
-        run_facts(
+    same_record_and_verified(
+        &s3,
+        (&remote_doc, &["s3://raw/customers", "s3://share/customers"]),
+        (
             &local_doc,
             &[local.to_str().unwrap(), here.to_str().unwrap()],
         ),
-    );
-    assert!(
-        a == b,
-        "the records differ:\n{}",
-        first_lines_differing(&a, &b)
-    );
-    let o = s3.cloakline(&["verify", "s3://share/customers/"]);
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        stderr(&o),
-        String::from_utf8_lossy(&o.stdout)
+        "s3://share/customers/",
     );
 }
 
@@ -852,24 +846,14 @@ fn k_anonymity_on_the_cluster_releases_what_a_local_run_releases() {
     .unwrap();
     let remote_doc: serde_json::Value =
         serde_json::from_slice(&s3.get("share/adult.provenance.json").unwrap()).unwrap();
-    let (a, b) = (
-        run_facts(&remote_doc, &["s3://raw/adult", "s3://share/adult"]),
-        run_facts(
+    same_record_and_verified(
+        &s3,
+        (&remote_doc, &["s3://raw/adult", "s3://share/adult"]),
+        (
             &local_doc,
             &[local.to_str().unwrap(), here.to_str().unwrap()],
         ),
-    );
-    assert!(
-        a == b,
-        "the records differ:\n{}",
-        first_lines_differing(&a, &b)
-    );
-    let o = s3.cloakline(&["verify", "s3://share/adult/"]);
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        stderr(&o),
-        String::from_utf8_lossy(&o.stdout)
+        "s3://share/adult/",
     );
     // The release table the executors read is gone with the run.
     assert!(
@@ -878,6 +862,29 @@ fn k_anonymity_on_the_cluster_releases_what_a_local_run_releases() {
             .all(|k| !k.contains(".cloakline-release")),
         "{:?}",
         s3.keys("share")
+    );
+}
+
+/// The cluster's record (`there`, with its roots) states the facts of the local one, and
+/// `verify` passes on the cluster's release at `url`.
+fn same_record_and_verified(
+    s3: &crate::storage::S3,
+    there: (&serde_json::Value, &[&str]),
+    here: (&serde_json::Value, &[&str]),
+    url: &str,
+) {
+    let (a, b) = (run_facts(there.0, there.1), run_facts(here.0, here.1));
+    assert!(
+        a == b,
+        "the records differ:\n{}",
+        first_lines_differing(&a, &b)
+    );
+    let o = s3.cloakline(&["verify", url]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        stderr(&o),
+        String::from_utf8_lossy(&o.stdout)
     );
 }
 
@@ -924,31 +931,9 @@ fn apply_survives_the_loss_of_an_executor_and_commits_every_file_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = child;
     // Once executor 0 has finished a task (its result is in its work directory), lose it
     // without a goodbye: the files it wrote are never committed, and its tasks run again.
-    let work = c.dir.path().join("work-0");
-    fn any_file(d: &std::path::Path) -> bool {
-        std::fs::read_dir(d)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| {
-                let p = e.path();
-                p.is_file() || (p.is_dir() && any_file(&p))
-            })
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !any_file(&work) && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let still_running = child.try_wait().unwrap().is_none();
-    c.kill_executor(0);
-    let o = child.wait_with_output().unwrap();
-    assert!(
-        still_running,
-        "the job ended before the executor was killed; make it longer"
-    );
+    let o = kill_executor_after_its_first_task(&mut c, child);
     // Ballista re-runs the lost tasks on the other executor: the release is complete, each
     // file once, and it verifies.
     assert!(o.status.success(), "{}\n{}", stderr(&o), c.logs());

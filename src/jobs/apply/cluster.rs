@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::run_record;
 use super::release::{Staging, StagingDir};
-use super::{Apply, JobOutput, RunContext, RunSummary};
+use super::{Apply, JobOutput, RunContext, RunSummary, no_dictionary};
 use crate::cluster::NodeCodec;
 use crate::engine::ColumnCounts;
 use crate::error::{Error, Result};
@@ -615,17 +615,7 @@ impl Apply {
                 ));
             }
         }
-        let no_dictionary = jobs
-            .first()
-            .map(|j| {
-                j.plan
-                    .columns
-                    .iter()
-                    .filter(|c| c.kernel.descriptor().random_output)
-                    .map(|c| c.rule.output_name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let no_dictionary = no_dictionary(&jobs);
         let ctx = RunContext {
             run_id: spec.run_id.clone(),
             started: spec.started,

@@ -183,6 +183,20 @@ fn object_rel(rel: Option<&Path>) -> String {
     .unwrap_or_default()
 }
 
+/// Output columns whose values are random (envelopes): a dictionary would only grow them.
+fn no_dictionary(jobs: &[Job]) -> Vec<String> {
+    jobs.first()
+        .map(|j| {
+            j.plan
+                .columns
+                .iter()
+                .filter(|c| c.kernel.descriptor().random_output)
+                .map(|c| c.rule.output_name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// One input file and where its output goes (relative to the staging location).
 struct Job {
     input: Input,
@@ -779,17 +793,7 @@ impl Apply {
             privacy_evidence = Some(privacy::evidence(&prep, spec, &decision));
             privacy_assessment = Some(decision.assessment);
         }
-        let no_dictionary = jobs
-            .first()
-            .map(|j| {
-                j.plan
-                    .columns
-                    .iter()
-                    .filter(|c| c.kernel.descriptor().random_output)
-                    .map(|c| c.rule.output_name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let no_dictionary = no_dictionary(jobs);
         // Footer counts are the files' word: a checked sum, no total when it overflows.
         let total_rows: Option<u64> = jobs
             .iter()
