@@ -1,0 +1,73 @@
+"""Exceptions raised by cloakline: one class per kind of failure.
+
+Every message says what failed and what to do; none holds a key byte or a data value.
+``kind`` is the stable name the CLI's ``--json`` errors use, ``exit_code`` the CLI's exit
+status for the same failure.
+"""
+
+import json
+
+
+class CloaklineError(Exception):
+    """Base class of every cloakline failure."""
+
+    def __init__(self, message, kind="internal", exit_code=1, assessment=None):
+        super().__init__(message)
+        self.kind = kind
+        self.exit_code = exit_code
+        self._assessment = assessment
+
+
+class PolicyError(CloaklineError, ValueError):
+    """The policy is invalid (with file, line and column in the message)."""
+
+
+class PlanError(PolicyError):
+    """The policy does not fit the data (a missing column, a wrong type)."""
+
+
+class KeyringError(CloaklineError, ValueError):
+    """The keyring cannot be read or is invalid."""
+
+
+class MissingKey(CloaklineError, KeyError):
+    """A key id the policy or function names is not in the keyring."""
+
+    def __str__(self):  # KeyError quotes its argument; a message reads better plain.
+        return Exception.__str__(self)
+
+
+class UsageError(CloaklineError, ValueError):
+    """An argument is wrong (an unknown option, a bad combination)."""
+
+
+class DataError(CloaklineError):
+    """The data cannot be read or transformed (a file, a value of the wrong type)."""
+
+
+class StorageError(CloaklineError, OSError):
+    """An object store failed or refused."""
+
+
+class ClusterError(CloaklineError):
+    """A cluster's scheduler or executors failed."""
+
+
+class VerificationFailed(CloaklineError):
+    """The release does not match its provenance."""
+
+
+class Interrupted(CloaklineError, KeyboardInterrupt):
+    """The job was cancelled; nothing was committed."""
+
+
+class InternalError(CloaklineError):
+    """A bug in cloakline; please report it."""
+
+
+class PrivacyNotMet(CloaklineError):
+    """The privacy models are not met; ``assessment`` holds what was measured."""
+
+    @property
+    def assessment(self):
+        return json.loads(self._assessment) if self._assessment else None
