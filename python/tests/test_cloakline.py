@@ -93,9 +93,10 @@ def test_polars_series_in_polars_series_out(ring):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="datafusion-ffi 55 does not hand literal arguments to return_field_from_args, and "
-    "cloakline's keyed SQL functions check their key-id literal at planning: to be fixed by "
-    "deferring that check to execution when the literals are absent",
+    reason="datafusion-ffi 55 hands a function its literal arguments as arrays (not as "
+    "scalars at planning, nor as ColumnarValue::Scalar at execution), and cloakline's SQL "
+    "functions refuse a key id or parameter that is not a constant: to be resolved with a "
+    "way to mark constants across the FFI, not by accepting columns as key ids",
 )
 def test_sql_functions_through_the_datafusion_ffi(ring):
     datafusion = pytest.importorskip("datafusion")
