@@ -93,10 +93,9 @@ def test_polars_series_in_polars_series_out(ring):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="datafusion-ffi 55 hands a function its literal arguments as arrays (not as "
-    "scalars at planning, nor as ColumnarValue::Scalar at execution), and cloakline's SQL "
-    "functions refuse a key id or parameter that is not a constant: to be resolved with a "
-    "way to mark constants across the FFI, not by accepting columns as key ids",
+    reason="through datafusion-ffi 55 a literal key id does not reach the function as a "
+    "constant (planning or constant folding), and cloakline's SQL functions refuse a key id "
+    "that is not a constant; not diagnosed further, never to be fixed by accepting columns",
 )
 def test_sql_functions_through_the_datafusion_ffi(ring):
     datafusion = pytest.importorskip("datafusion")
