@@ -205,14 +205,40 @@ pub(crate) fn literal_int(
     }
 }
 
-/// The scalar values of constant arguments at execution time (`None` for arrays).
+/// The scalar values of constant arguments at execution time (`None` for arrays), the
+/// value (argument 1) left out of the check.
+///
+/// DataFusion's FFI (the stock `datafusion` Python wheel) hands a function every argument as
+/// an array, literals included. Planning saw those arguments as literals (a column in a
+/// constant's place is refused there, FFI or not), so an array whose values are all one
+/// value is that literal; any other array stays `None` and is refused as not constant.
 pub(crate) fn scalars(args: &[ColumnarValue]) -> Vec<Option<ScalarValue>> {
     args.iter()
-        .map(|a| match a {
+        .enumerate()
+        .map(|(i, a)| match a {
             ColumnarValue::Scalar(s) => Some(s.clone()),
+            ColumnarValue::Array(arr) if i > 0 => uniform(arr),
             ColumnarValue::Array(_) => None,
         })
         .collect()
+}
+
+/// The one value of an array whose values are all equal (nulls included), else `None`.
+fn uniform(arr: &arrow::array::ArrayRef) -> Option<ScalarValue> {
+    use arrow::array::{Array, Scalar};
+    if arr.is_empty() {
+        return None;
+    }
+    let first = ScalarValue::try_from_array(arr, 0).ok()?;
+    if first.is_null() {
+        return (arr.logical_null_count() == arr.len()).then_some(first);
+    }
+    if arr.logical_null_count() > 0 {
+        return None;
+    }
+    let probe = Scalar::new(first.to_array().ok()?);
+    let eq = arrow::compute::kernels::cmp::eq(arr, &probe).ok()?;
+    (eq.true_count() == arr.len()).then_some(first)
 }
 
 /// The planning-time shape of execution-time constants.
@@ -255,4 +281,36 @@ pub(crate) fn apply_to_value(
 /// The default domain: the value argument's column name.
 pub(crate) fn default_domain(fields: &[FieldRef]) -> String {
     fields.first().map(|f| f.name().clone()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+
+    fn arr(v: Vec<Option<&str>>) -> ColumnarValue {
+        ColumnarValue::Array(Arc::new(StringArray::from(v)) as ArrayRef)
+    }
+
+    #[test]
+    fn literals_handed_over_as_arrays_read_as_constants_and_columns_do_not() {
+        let value = arr(vec![Some("k1"), Some("k1")]);
+        let got = scalars(&[
+            value.clone(),
+            arr(vec![Some("k1"), Some("k1"), Some("k1")]),
+            arr(vec![Some("k1"), Some("k2")]),
+            arr(vec![None, None]),
+            arr(vec![Some("k1"), None]),
+            arr(vec![]),
+            ColumnarValue::Array(Arc::new(Int64Array::from(vec![24, 24])) as ArrayRef),
+        ]);
+        // The value itself is never taken for a constant.
+        assert_eq!(got[0], None);
+        assert_eq!(got[1], Some(ScalarValue::Utf8(Some("k1".into()))));
+        assert_eq!(got[2], None, "two key ids are a column, not a constant");
+        assert_eq!(got[3], Some(ScalarValue::Utf8(None)));
+        assert_eq!(got[4], None);
+        assert_eq!(got[5], None);
+        assert_eq!(got[6], Some(ScalarValue::Int64(Some(24))));
+    }
 }
