@@ -91,12 +91,6 @@ def test_polars_series_in_polars_series_out(ring):
     assert got.to_list() == want.to_pylist()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="through datafusion-ffi 55 a literal key id does not reach the function as a "
-    "constant (planning or constant folding), and cloakline's SQL functions refuse a key id "
-    "that is not a constant; not diagnosed further, never to be fixed by accepting columns",
-)
 def test_sql_functions_through_the_datafusion_ffi(ring):
     datafusion = pytest.importorskip("datafusion")
     ctx = datafusion.SessionContext()
