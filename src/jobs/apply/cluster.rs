@@ -85,12 +85,23 @@ struct ReleaseSpec {
 /// Where the run's release table is: an object beside the output holding it sealed
 /// (AES-256-GCM) under a one-time key that exists only in this plan, so neither readers of
 /// the output's store nor the plan alone see the quasi-identifier values it holds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct TableRef {
     url: String,
     sha256: String,
     /// The one-time key (hex): not a keyring key; it opens this one object.
     key: String,
+}
+
+// The key never reaches a log or an error through `{:?}` of a plan.
+impl fmt::Debug for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableRef")
+            .field("url", &self.url)
+            .field("sha256", &self.sha256)
+            .field("key", &"(withheld)")
+            .finish()
+    }
 }
 
 /// Seal the release table for the run's executors; returns the sealed bytes and the key.
@@ -1243,6 +1254,86 @@ mod tests {
             .expect("a release operator");
         assert_eq!(r.spec.release_table, spec(&policy).release_table);
         assert_eq!(back.properties().output_partitioning().partition_count(), 1);
+    }
+
+    #[test]
+    fn a_plan_printed_for_debugging_withholds_the_table_key() {
+        let plain = Policy::from_yaml_str(
+            "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\nunlisted: error\nfields:\n  age: { action: keep, basis: contract }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let mut s = spec(&plain);
+        let key = "ab".repeat(32);
+        s.release_table.as_mut().unwrap().key = key.clone();
+        let exec = ReleaseExec::new(
+            Arc::new(s),
+            assignments(&[]).unwrap(),
+            Arc::new(Keyring::default()),
+            StorageOptions::default(),
+        )
+        .unwrap();
+        let shown = format!("{exec:?}");
+        assert!(shown.contains("(withheld)"), "{shown}");
+        assert!(
+            !shown.contains(&key[..16]),
+            "the table key in a debug print"
+        );
+    }
+
+    fn result(e_tag: &str, size: u64, out_sha: &str, up_sha: &str, rel: &str) -> FileResult {
+        let ds = |rel: Option<&str>, sha: Option<&str>, bytes| DatasetRecord {
+            path: "p".into(),
+            relative_path: rel.map(str::to_string),
+            format: "parquet".into(),
+            rows: 1,
+            sha256: sha.map(str::to_string),
+            bytes: Some(bytes),
+            schema: Vec::new(),
+            e_tag: Some(e_tag.into()),
+            version: None,
+        };
+        FileResult {
+            index: 0,
+            input: ds(None, None, size),
+            outputs: vec![ds(Some("a.parquet"), Some(out_sha), 5)],
+            columns: Vec::new(),
+            entities: Vec::new(),
+            fingerprints: Vec::new(),
+            schema: String::new(),
+            uploads: vec![PendingUpload {
+                rel: rel.into(),
+                id: "u".into(),
+                parts: Vec::new(),
+                bytes: 5,
+                sha256: up_sha.into(),
+            }],
+            executor: "e".into(),
+        }
+    }
+
+    #[test]
+    fn results_must_match_their_assigned_object_and_their_uploads() {
+        let a = Assigned {
+            url: "s3://b/in/a.csv".into(),
+            rel: "a.csv".into(),
+            index: 0,
+            e_tag: Some("e1".into()),
+            version: None,
+            size: 10,
+        };
+        assert!(check_result(&result("e1", 10, "s", "s", "a.parquet"), Some(&a)).is_ok());
+        assert!(check_result(&result("e1", 10, "s", "s", "a.parquet"), None).is_err());
+        assert!(check_result(&result("e2", 10, "s", "s", "a.parquet"), Some(&a)).is_err());
+        assert!(check_result(&result("e1", 11, "s", "s", "a.parquet"), Some(&a)).is_err());
+        assert!(check_result(&result("e1", 10, "s", "t", "a.parquet"), Some(&a)).is_err());
+        assert!(check_result(&result("e1", 10, "s", "s", "b.parquet"), Some(&a)).is_err());
+        let mut missing = result("e1", 10, "s", "s", "a.parquet");
+        missing.uploads.clear();
+        assert!(
+            check_result(&missing, Some(&a)).is_err(),
+            "an output without its upload"
+        );
     }
 
     #[test]
