@@ -110,7 +110,7 @@ pub enum Error {
     Keyring { path: String, message: String },
 
     /// A key the policy or a call names is not in the keyring.
-    #[error("keyring {keyring}: no key with id {key_id:?} (keys present: {}); add one with `cloakline keys generate --id {key_id}`", present_keys(.present))]
+    #[error("{}: no key with id {key_id:?} (keys present: {}); add one with `cloakline keys generate --id {key_id}`", keyring_shown(.keyring), present_keys(.present))]
     MissingKey {
         keyring: String,
         key_id: String,
@@ -307,6 +307,16 @@ fn join_problems(problems: &[PlanProblem]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n  ")
+}
+
+/// Which keyring an error is about; an empty path is the empty keyring of a caller that gave
+/// none.
+fn keyring_shown(path: &str) -> String {
+    if path.is_empty() {
+        "no keyring was given".to_string()
+    } else {
+        format!("keyring {path}")
+    }
 }
 
 fn present_keys(present: &[String]) -> String {

@@ -17,6 +17,7 @@ from ._cloakline import (
     Keyring,
     Policy,
     ScalarFunction,
+    Table,
     __version__,
 )
 from . import _cloakline as _native
@@ -28,13 +29,14 @@ from .errors import (
     PolicyError,
     PrivacyNotMet,
     UsageError,
+    VerificationFailed,
 )
 
 __all__ = [
-    "Keyring", "Policy", "ScalarFunction", "register", "functions", "register_policy_view",
+    "Keyring", "Policy", "ScalarFunction", "Table", "table", "register", "functions", "register_policy_view",
     "tokenize", "encrypt", "decrypt", "mask", "redact", "generalize", "scrub",
-    "apply", "check", "errors", "CloaklineError", "PolicyError", "PlanError", "MissingKey",
-    "PrivacyNotMet", "DataError", "UsageError",
+    "apply", "check", "scan", "verify", "report", "errors", "CloaklineError", "PolicyError", "PlanError", "MissingKey",
+    "PrivacyNotMet", "DataError", "UsageError", "VerificationFailed",
 ]
 
 
@@ -67,6 +69,17 @@ def register(ctx, keyring=None):
     datafusion = _datafusion()
     for f in functions(keyring):
         ctx.register_udf(datafusion.udf(f))
+
+
+def table(path, policy=None, *, delimiter=None):
+    """``path`` (a file, or a directory of files of one format) read exactly as ``apply``
+    reads it (with ``policy``: its ``type:`` declarations, so a ZIP code stays text), for
+    ``ctx.register_table(name, cloakline.table(...))``."""
+    import os
+
+    if isinstance(policy, (str, os.PathLike)):
+        policy = Policy.load(os.fspath(policy))
+    return _native.table(os.fspath(path), policy, delimiter=delimiter)
 
 
 def _quote(name):
@@ -119,6 +132,35 @@ def _arrow(values):
     )
 
 
+def _keyring(name, key):
+    """A keyring argument: a ``Keyring``, a keyring file's path, or None (no keys)."""
+    import os
+
+    if key is None:
+        return Keyring.empty()
+    if isinstance(key, Keyring):
+        return key
+    if isinstance(key, (str, os.PathLike)):
+        return Keyring.load(os.fspath(key))
+    raise TypeError(
+        f"{name}: key must be a cloakline.Keyring or a keyring file's path, "
+        f"not {type(key).__name__}"
+    )
+
+
+def _expect(name, param, value, kind):
+    """Refuse an argument of the wrong Python type with a TypeError naming it (None means
+    left out)."""
+    if value is None:
+        return
+    ok = isinstance(value, str) if kind is str else (
+        isinstance(value, int) and not isinstance(value, bool)
+    )
+    if not ok:
+        what = "a string" if kind is str else "an integer"
+        raise TypeError(f"{name}: {param} must be {what}, not {type(value).__name__}")
+
+
 def _call(name, keyring, values, *args):
     import pyarrow as pa
 
@@ -132,7 +174,6 @@ def _call(name, keyring, values, *args):
             "usage",
             2,
         )
-    keyring = keyring or Keyring.empty()
     values, back = _arrow(values)
     if isinstance(values, pa.ChunkedArray):
         chunks = [pa.array(_native.call(name, keyring, c, args)) for c in values.chunks]
@@ -144,46 +185,80 @@ def _call(name, keyring, values, *args):
 
 def tokenize(values, key, key_id, domain=None, length=None):
     """Keyed deterministic tokens (HMAC-SHA256), as SQL ``tokenize``."""
-    return _call("tokenize", key, values, key_id, domain, length)
+    _expect("tokenize", "key_id", key_id, str)
+    _expect("tokenize", "domain", domain, str)
+    _expect("tokenize", "length", length, int)
+    return _call("tokenize", _keyring("tokenize", key), values, key_id, domain, length)
 
 
 def encrypt(values, key, key_id, domain=None):
     """AES-256-GCM envelopes, as SQL ``encrypt``."""
-    return _call("encrypt", key, values, key_id, domain)
+    _expect("encrypt", "key_id", key_id, str)
+    _expect("encrypt", "domain", domain, str)
+    return _call("encrypt", _keyring("encrypt", key), values, key_id, domain)
 
 
 def decrypt(values, key, domain=None):
     """The plaintext of ``encrypt``'s envelopes, as SQL ``decrypt``."""
-    return _call("decrypt", key, values, domain)
+    _expect("decrypt", "domain", domain, str)
+    return _call("decrypt", _keyring("decrypt", key), values, domain)
 
 
 def mask(values, keep_first=0, keep_last=0, mask_char=None):
     """Hide all but the first/last characters (graphemes), as SQL ``mask``."""
-    return _call("mask", None, values, keep_first, keep_last, mask_char)
+    _expect("mask", "keep_first", keep_first, int)
+    _expect("mask", "keep_last", keep_last, int)
+    _expect("mask", "mask_char", mask_char, str)
+    return _call("mask", Keyring.empty(), values, keep_first, keep_last, mask_char)
 
 
 def redact(values, replacement=None):
     """Replace every value, as SQL ``redact``."""
-    return _call("redact", None, values, replacement)
+    _expect("redact", "replacement", replacement, str)
+    return _call("redact", Keyring.empty(), values, replacement)
 
 
 def generalize(values, spec):
-    """Coarsen values (``"prefix:3"``, ``"date:year"``, …), as SQL ``generalize``."""
-    return _call("generalize", None, values, spec)
+    """Coarsen values (``"prefix:3"``, ``"bin:10"``, ``"breaks:18,30,65"``), as SQL ``generalize``."""
+    _expect("generalize", "spec", spec, str)
+    return _call("generalize", Keyring.empty(), values, spec)
 
 
 def scrub(values, key=None, replace_with=None, key_id=None, recognizers=None):
     """Find and replace personal data in free text, as SQL ``scrub``."""
-    return _call("scrub", key, values, replace_with, key_id, recognizers)
+    _expect("scrub", "replace_with", replace_with, str)
+    _expect("scrub", "key_id", key_id, str)
+    _expect("scrub", "recognizers", recognizers, str)
+    return _call("scrub", _keyring("scrub", key), values, replace_with, key_id, recognizers)
 
 
 def apply(policy, input, output, keyring=None, **options):
     """Run a policy over a file, directory or object-store prefix, as ``cloakline apply``.
     Returns the run summary (what ``--json`` prints) as a dict."""
-    return _json.loads(_native.apply(policy, input, output, keyring, **options))
+    return _json.loads(_native.apply(policy, str(input), str(output), keyring, **options))
 
 
 def check(policy, input, keyring=None, **options):
     """Measure an input against the policy's privacy models, as ``cloakline check``.
-    Returns the report as a dict (``passes`` says whether the models are met)."""
-    return _json.loads(_native.check(policy, input, keyring, **options))
+    Returns the report as a dict (``meetsModels`` says whether the models are met)."""
+    return _json.loads(_native.check(policy, str(input), keyring, **options))
+
+
+def scan(input, **options):
+    """Find personal data per column, as ``cloakline scan``. Returns the report as a dict;
+    ``draft_policy=path`` also writes a drafted policy (refused over an existing file unless
+    ``overwrite=True``)."""
+    return _json.loads(_native.scan(str(input), **options))
+
+
+def verify(output, **options):
+    """Check a release against its provenance, as ``cloakline verify``. Returns the checks
+    as a dict; a release that does not match raises ``VerificationFailed`` (its ``result``
+    holds the checks)."""
+    return _json.loads(_native.verify(str(output), **options))
+
+
+def report(input, format="html", output=None):
+    """The record of an output rendered for a reviewer (``"html"`` or ``"md"``), as
+    ``cloakline report``. Returns the text; also writes it to ``output`` when given."""
+    return _native.report(str(input), format=format, output=None if output is None else str(output))

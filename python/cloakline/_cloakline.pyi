@@ -58,7 +58,43 @@ def apply(
     partition_by: Optional[list[str]] = None,
     zstd_level: int = 1,
     cluster: Optional[str] = None,
+    delimiter: Optional[str] = None,
 ) -> str: ...
 def check(
-    policy: Any, input: str, keyring: Any = None, *, preview: bool = True, cluster: Optional[str] = None
+    policy: Any,
+    input: str,
+    keyring: Any = None,
+    *,
+    preview: bool = True,
+    cluster: Optional[str] = None,
+    delimiter: Optional[str] = None,
 ) -> str: ...
+def scan(
+    input: str,
+    *,
+    sample: int = 100_000,
+    policy: Any = None,
+    draft_policy: Optional[str] = None,
+    key_id: str = "k1",
+    jurisdictions: Optional[list[str]] = None,
+    overwrite: bool = False,
+    input_format: Optional[str] = None,
+    delimiter: Optional[str] = None,
+) -> str: ...
+def verify(
+    output: str,
+    *,
+    provenance: Optional[str] = None,
+    policy: Optional[str] = None,
+    keyring: Any = None,
+    public_key: Optional[str] = None,
+    require_signature: bool = False,
+    delimiter: Optional[str] = None,
+) -> str: ...
+def report(input: str, *, format: str = "html", output: Optional[str] = None) -> str: ...
+
+class Table:
+    """A file or directory read as `apply` reads it, for `SessionContext.register_table`."""
+    def __datafusion_table_provider__(self, session: object) -> object: ...
+
+def table(path: str, policy: Optional[Policy] = None, *, delimiter: Optional[str] = None) -> Table: ...

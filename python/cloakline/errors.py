@@ -11,11 +11,11 @@ import json
 class CloaklineError(Exception):
     """Base class of every cloakline failure."""
 
-    def __init__(self, message, kind="internal", exit_code=1, assessment=None):
+    def __init__(self, message, kind="internal", exit_code=1, detail=None):
         super().__init__(message)
         self.kind = kind
         self.exit_code = exit_code
-        self._assessment = assessment
+        self._detail = detail
 
 
 class PolicyError(CloaklineError, ValueError):
@@ -54,7 +54,11 @@ class ClusterError(CloaklineError):
 
 
 class VerificationFailed(CloaklineError):
-    """The release does not match its provenance."""
+    """The release does not match its provenance; ``result`` holds every check."""
+
+    @property
+    def result(self):
+        return json.loads(self._detail) if self._detail else None
 
 
 class Interrupted(CloaklineError, KeyboardInterrupt):
@@ -70,4 +74,4 @@ class PrivacyNotMet(CloaklineError):
 
     @property
     def assessment(self):
-        return json.loads(self._assessment) if self._assessment else None
+        return json.loads(self._detail) if self._detail else None

@@ -28,6 +28,21 @@ const DATAFUSION_MAJOR: u32 = 55;
 /// A cloakline error as the Python exception of its kind (`cloakline.errors`), with `kind`,
 /// and for a privacy failure the assessment (as JSON) for `PrivacyNotMet.assessment`.
 fn raise(py: Python<'_>, e: &Error) -> PyErr {
+    let assessment = match e {
+        Error::Privacy {
+            assessment: Some(d),
+            ..
+        } => d
+            .get::<cloakline::privacy::Assessment>()
+            .and_then(|a| serde_json::to_string(a).ok()),
+        _ => None,
+    };
+    raise_with(py, e, assessment)
+}
+
+/// `raise`, with `detail` (JSON) for the exception's structured part: the assessment of a
+/// privacy failure, the checks of a failed verification.
+fn raise_with(py: Python<'_>, e: &Error, detail: Option<String>) -> PyErr {
     let class = match &e {
         Error::Policy { .. } | Error::Rule { .. } => "PolicyError",
         Error::Plan { .. } => "PlanError",
@@ -42,25 +57,11 @@ fn raise(py: Python<'_>, e: &Error) -> PyErr {
         Error::Internal(_) => "InternalError",
         _ => "DataError",
     };
-    let assessment = match e {
-        Error::Privacy {
-            assessment: Some(d),
-            ..
-        } => d
-            .get::<cloakline::privacy::Assessment>()
-            .and_then(|a| serde_json::to_string(a).ok()),
-        _ => None,
-    };
     let made = py
         .import("cloakline.errors")
         .and_then(|m| m.getattr(class))
         .and_then(|c| Ok(c.cast_into::<PyType>()?))
-        .map(|c| {
-            PyErr::from_type(
-                c,
-                (e.to_string(), e.kind(), e.exit_code(), assessment.clone()),
-            )
-        });
+        .map(|c| PyErr::from_type(c, (e.to_string(), e.kind(), e.exit_code(), detail.clone())));
     made.unwrap_or_else(|_| PyValueError::new_err(e.to_string()))
 }
 
@@ -271,10 +272,10 @@ impl PyArrowExport {
 
 /// A literal argument of a SQL function from Python: `str`, `int` or `bool`.
 fn literal(obj: &Bound<'_, PyAny>) -> PyResult<ScalarValue> {
-    if let Ok(b) = obj.extract::<bool>() {
-        if obj.is_instance_of::<pyo3::types::PyBool>() {
-            return Ok(ScalarValue::Boolean(Some(b)));
-        }
+    if let Ok(b) = obj.extract::<bool>()
+        && obj.is_instance_of::<pyo3::types::PyBool>()
+    {
+        return Ok(ScalarValue::Boolean(Some(b)));
     }
     if let Ok(i) = obj.extract::<i64>() {
         return Ok(ScalarValue::Int64(Some(i)));
@@ -359,14 +360,23 @@ fn call(
             datafusion::error::DataFusionError::External(inner) => {
                 match inner.downcast_ref::<Error>() {
                     Some(err) => Err(raise(py, err)),
-                    None => Err(raise(py, &Error::Usage(format!("{name}: {inner}")))),
+                    None => Err(raise(py, &Error::Usage(named(name, &inner.to_string())))),
                 }
             }
             root => Err(raise(
                 py,
-                &Error::Usage(format!("{name}: {}", strip_df(&root.to_string()))),
+                &Error::Usage(named(name, &strip_df(&root.to_string()))),
             )),
         },
+    }
+}
+
+/// A function's message, led by its name once.
+fn named(name: &str, message: &str) -> String {
+    if message.starts_with(&format!("{name}:")) {
+        message.to_string()
+    } else {
+        format!("{name}: {message}")
     }
 }
 
@@ -540,7 +550,7 @@ fn apply(
         job = job.with_explicit_delimiter(d);
     }
     let summary = run_job(py, cancel, job.run())?;
-    serde_json::to_string(&summary).map_err(|e| PyValueError::new_err(e.to_string()))
+    to_json(&summary)
 }
 
 /// `cloakline check`: the report (what `--json` prints), as JSON text.
@@ -568,7 +578,234 @@ fn check(
             .with_read_options(read)
             .with_cluster(cluster);
     let report = run_job(py, Cancel::new(), job.run())?;
-    serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
+    to_json(&report)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// `cloakline scan`: personal data found per column (what `--json` prints), as JSON text;
+/// with `draft_policy`, a drafted policy written there.
+#[pyfunction]
+#[pyo3(signature = (input, *, sample = 100_000, policy = None, draft_policy = None,
+    key_id = "k1", jurisdictions = None, overwrite = false, input_format = None,
+    delimiter = None))]
+#[allow(clippy::too_many_arguments)]
+fn scan(
+    py: Python<'_>,
+    input: String,
+    sample: usize,
+    policy: Option<&Bound<'_, PyAny>>,
+    draft_policy: Option<PathBuf>,
+    key_id: &str,
+    jurisdictions: Option<Vec<String>>,
+    overwrite: bool,
+    input_format: Option<&str>,
+    delimiter: Option<char>,
+) -> PyResult<String> {
+    let mut read = cloakline::io::ReadOptions::default();
+    if let Some(d) = delimiter_byte(delimiter)? {
+        read = read.with_explicit_delimiter(d);
+    }
+    let mut job = cloakline::jobs::scan::Scan::new(cloakline::io::Location::parse(&input))
+        .with_format(format_of(input_format)?)
+        .with_read_options(read)
+        .with_sample(sample);
+    if let Some(p) = policy {
+        job = job.with_recognizers(Arc::clone(&policy_of(py, p)?.recognizers));
+    }
+    if let Some(d) = draft_policy {
+        let jur = jurisdictions.unwrap_or_else(|| vec!["EU".into()]);
+        let jur: Vec<&str> = jur.iter().map(String::as_str).collect();
+        job = job.with_draft_policy(d, key_id, &jur, overwrite);
+    }
+    let report = run_job(py, Cancel::new(), job.run())?;
+    to_json(&report)
+}
+
+/// `cloakline verify`: the checks (what `--json` prints), as JSON text. A release that does
+/// not match its record raises `VerificationFailed` carrying the checks.
+#[pyfunction]
+#[pyo3(signature = (output, *, provenance = None, policy = None, keyring = None,
+    public_key = None, require_signature = false, delimiter = None))]
+#[allow(clippy::too_many_arguments)]
+fn verify(
+    py: Python<'_>,
+    output: String,
+    provenance: Option<String>,
+    policy: Option<String>,
+    keyring: Option<&Bound<'_, PyAny>>,
+    public_key: Option<PathBuf>,
+    require_signature: bool,
+    delimiter: Option<char>,
+) -> PyResult<String> {
+    let mut read = cloakline::io::ReadOptions::default();
+    if let Some(d) = delimiter_byte(delimiter)? {
+        read = read.with_delimiter(d);
+    }
+    let mut job = cloakline::jobs::verify::Verify::new(cloakline::io::Location::parse(&output))
+        .with_read_options(read)
+        .require_signature(require_signature);
+    if keyring.is_some() {
+        job = job.with_keyring(keyring_of(py, keyring)?);
+    }
+    if let Some(p) = public_key {
+        job = job.with_public_key(cloakline::keys::read_public_key(&p).map_err(|e| raise(py, &e))?);
+    }
+    if let Some(p) = provenance {
+        job = job.with_provenance(cloakline::io::Location::parse(&p));
+    }
+    if let Some(p) = policy {
+        job = job.with_policy(cloakline::io::Location::parse(&p));
+    }
+    let result = run_job(py, Cancel::new(), job.run())?;
+    let json = to_json(&result)?;
+    if result.passed() {
+        Ok(json)
+    } else {
+        let e = Error::Verification(format!("{output} does not match its provenance"));
+        Err(raise_with(py, &e, Some(json)))
+    }
+}
+
+/// `cloakline report`: the record of an output rendered as `html` or `md`; also written to
+/// `output` when given (never over an input, a record or a release's file).
+#[pyfunction]
+#[pyo3(signature = (input, *, format = "html", output = None))]
+fn report(py: Python<'_>, input: String, format: &str, output: Option<String>) -> PyResult<String> {
+    let format: cloakline::jobs::report::ReportFormat = format
+        .parse()
+        .map_err(|e: cloakline::error::Problem| PyValueError::new_err(e.to_string()))?;
+    let job = cloakline::jobs::report::Report::new(cloakline::io::Location::parse(&input))
+        .with_format(format)
+        .with_output(output.as_deref().map(cloakline::io::Location::parse));
+    run_job(py, Cancel::new(), job.run())
+}
+
+/// A table provider planned in cloakline's own session: a foreign DataFusion session only
+/// runs the physical plan, so the scan reads the files exactly as `apply` does whatever the
+/// caller's session holds.
+#[derive(Debug)]
+struct PlannedHere {
+    state: datafusion::execution::SessionState,
+    inner: Arc<dyn datafusion::catalog::TableProvider>,
+}
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for PlannedHere {
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        self.inner.schema()
+    }
+    fn table_type(&self) -> datafusion::logical_expr::TableType {
+        datafusion::logical_expr::TableType::Base
+    }
+    async fn scan(
+        &self,
+        _caller: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::prelude::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        self.inner
+            .scan(&self.state, projection, filters, limit)
+            .await
+    }
+}
+
+/// A file or directory read as `apply` reads it (the policy's `type:` declarations, the
+/// delimiter, Hive partitions), for `SessionContext.register_table`.
+#[pyclass(name = "Table", module = "cloakline", frozen)]
+struct PyTable {
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+    shown: String,
+}
+
+#[pymethods]
+impl PyTable {
+    fn __datafusion_table_provider__<'py>(
+        &self,
+        py: Python<'py>,
+        session: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        use datafusion_ffi::proto::logical_extension_codec::FFI_LogicalExtensionCodec;
+        let attr = "__datafusion_logical_extension_codec__";
+        let capsule = if session.hasattr(attr)? {
+            session.getattr(attr)?.call0()?
+        } else {
+            session
+        };
+        let capsule = capsule.cast_into::<PyCapsule>().map_err(|_| {
+            PyTypeError::new_err("expected a datafusion SessionContext (its extension codec)")
+        })?;
+        let ptr = capsule
+            .pointer_checked(Some(c"datafusion_logical_extension_codec"))?
+            .cast::<FFI_LogicalExtensionCodec>();
+        // Safety: `pointer_checked` verified the capsule's name and a non-null pointer; the
+        // datafusion wheel stores an initialised codec under that name.
+        let codec = unsafe { ptr.as_ref() }.clone();
+        let provider = datafusion_ffi::table_provider::FFI_TableProvider::new_with_ffi_codec(
+            Arc::clone(&self.provider),
+            false,
+            Some(runtime().handle().clone()),
+            codec,
+        );
+        PyCapsule::new_with_value(py, provider, c"datafusion_table_provider")
+    }
+
+    fn __repr__(&self) -> String {
+        format!("cloakline.Table({})", self.shown)
+    }
+}
+
+/// The runtime the tables' scans run on (the FFI calls into it from the caller's threads).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a Tokio runtime starts")
+    })
+}
+
+/// `path` (a file, or a directory of files of one format) as a table read as `apply` reads
+/// it: with `policy`, its `type:` declarations hold (a ZIP code stays text).
+#[pyfunction]
+#[pyo3(signature = (path, policy = None, *, delimiter = None))]
+fn table(
+    py: Python<'_>,
+    path: PathBuf,
+    policy: Option<&Bound<'_, PyAny>>,
+    delimiter: Option<char>,
+) -> PyResult<PyTable> {
+    let policy = policy.map(|p| policy_of(py, p)).transpose()?;
+    let mut read = cloakline::io::ReadOptions::default();
+    if let Some(d) = delimiter_byte(delimiter)? {
+        read = read.with_explicit_delimiter(d);
+    }
+    let ctx = datafusion::prelude::SessionContext::new();
+    let arg = cloakline::sql::tables::TableArg {
+        name: "t".into(),
+        path: path.clone(),
+    };
+    let provider = py
+        .detach(|| {
+            runtime().block_on(async {
+                cloakline::sql::tables::register_file(&ctx, &arg, policy.as_deref(), &read).await?;
+                ctx.table_provider("t")
+                    .await
+                    .map_err(|e| Error::Internal(format!("reading back a table: {e}")))
+            })
+        })
+        .map_err(|e| raise(py, &e))?;
+    Ok(PyTable {
+        provider: Arc::new(PlannedHere {
+            state: ctx.state(),
+            inner: provider,
+        }),
+        shown: path.display().to_string(),
+    })
 }
 
 #[pymodule]
@@ -579,10 +816,15 @@ fn _cloakline(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPolicy>()?;
     m.add_class::<PyScalarFunction>()?;
     m.add_class::<PyArrowExport>()?;
+    m.add_class::<PyTable>()?;
+    m.add_function(wrap_pyfunction!(table, m)?)?;
     m.add_function(wrap_pyfunction!(functions, m)?)?;
     m.add_function(wrap_pyfunction!(call, m)?)?;
     m.add_function(wrap_pyfunction!(policy_view_columns, m)?)?;
     m.add_function(wrap_pyfunction!(apply, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(report, m)?)?;
     Ok(())
 }

@@ -107,18 +107,9 @@ def test_policy_view_returns_what_apply_writes(ring, tmp_path):
     out = tmp_path / "c.parquet"
     cloakline.apply(str(POLICY), str(CUSTOMERS), str(out), keyring=ring)
     released = pq.read_table(out)
-    # The same table, typed as apply reads it: from apply's own input schema.
-    import pyarrow.csv as pcsv
-
+    # The same table, read as apply reads it.
     ctx = datafusion.SessionContext()
-    raw = pcsv.read_csv(
-        CUSTOMERS,
-        convert_options=pcsv.ConvertOptions(
-            column_types={"phone": pa.string(), "zip": pa.string(), "national_id": pa.string()},
-            strings_can_be_null=True,
-        ),
-    )
-    ctx.register_record_batches("customers", [raw.to_batches()])
+    ctx.register_table("customers", cloakline.table(CUSTOMERS, str(POLICY)))
     policy = cloakline.Policy.load(str(POLICY))
     cloakline.register_policy_view(ctx, "customers", policy, ring, "customers_shared")
     view = ctx.sql("SELECT * FROM customers_shared").to_arrow_table()

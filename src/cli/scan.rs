@@ -39,39 +39,23 @@ pub(crate) fn run(a: ScanArgs) -> Result<()> {
         None => cloakline::recognizers::RecognizerSet::builtin()
             .map_err(|e| Error::Internal(format!("built-in recognizers: {e}")))?,
     };
-    let jur: Vec<String> = a
+    let jur: Vec<&str> = a
         .jurisdictions
         .split(',')
-        .map(|j| j.trim().to_string())
-        .filter(|j| !j.is_empty())
+        .filter(|j| !j.trim().is_empty())
         .collect();
-    if jur.is_empty() || jur.iter().any(|j| j != "EU" && j != "CN") {
-        return Err(Error::Usage(format!(
-            "--jurisdictions takes EU, CN or EU,CN; got {:?}",
-            a.jurisdictions
-        )));
-    }
-    if let Some(d) = &a.draft_policy
-        && d.exists()
-        && !a.overwrite
-    {
-        return Err(Error::Usage(format!(
-            "{} exists; it may hold a reviewed policy. Choose another name or pass --overwrite",
-            d.display()
-        )));
-    }
     let read = read_options(&a.formats)?;
-    let job = cloakline::jobs::scan::Scan::new(location(&a.input))
+    let mut job = cloakline::jobs::scan::Scan::new(location(&a.input))
         .with_storage_options(storage())
         .with_format(a.formats.input_format)
         .with_read_options(read)
         .with_sample(a.sample)
         .with_recognizers(set);
+    if let Some(d) = &a.draft_policy {
+        job = job.with_draft_policy(d, &a.key_id, &jur, a.overwrite);
+    }
     let report = runtime()?.block_on(job.run())?;
     if let Some(d) = &a.draft_policy {
-        let j: Vec<&str> = jur.iter().map(String::as_str).collect();
-        let text = report.draft_policy(&a.key_id, &j);
-        cloakline::io::write_atomically(d, |f| std::io::Write::write_all(f, text.as_bytes()))?;
         errln!(
             "draft policy written to {} (fill in every TODO, then run `cloakline validate`)",
             d.display()

@@ -124,6 +124,15 @@ pub struct Scan {
     sample: usize,
     seed: u64,
     storage: crate::io::store::StorageOptions,
+    draft: Option<Draft>,
+}
+
+/// Where and how to write a drafted policy after a scan.
+struct Draft {
+    path: std::path::PathBuf,
+    key_id: String,
+    jurisdictions: Vec<String>,
+    overwrite: bool,
 }
 
 const PERSON_NAME: &[&str] = &[
@@ -256,6 +265,7 @@ impl Scan {
             sample: 100_000,
             seed: 0x5ca9,
             storage: Default::default(),
+            draft: None,
         }
     }
     /// Rows examined: all rows up to this many, a uniform reservoir sample beyond it.
@@ -291,8 +301,59 @@ impl Scan {
         self
     }
 
-    /// Read the sample and classify every column.
+    /// Also write a draft policy (`ScanReport::draft_policy`) to `path` once the scan is
+    /// done: refused before any reading if the file exists (it may hold a reviewed policy)
+    /// and `overwrite` is false, or when a jurisdiction is not EU or CN.
+    pub fn with_draft_policy(
+        mut self,
+        path: impl Into<std::path::PathBuf>,
+        key_id: impl Into<String>,
+        jurisdictions: &[&str],
+        overwrite: bool,
+    ) -> Self {
+        self.draft = Some(Draft {
+            path: path.into(),
+            key_id: key_id.into(),
+            jurisdictions: jurisdictions.iter().map(|j| j.trim().to_string()).collect(),
+            overwrite,
+        });
+        self
+    }
+
+    /// Read the sample and classify every column (and write the draft policy, when asked).
     pub async fn run(mut self) -> Result<ScanReport> {
+        let draft = self.draft.take();
+        if let Some(d) = &draft {
+            if d.jurisdictions.is_empty() || d.jurisdictions.iter().any(|j| j != "EU" && j != "CN")
+            {
+                return Err(Error::Usage(format!(
+                    "jurisdictions of a draft policy are EU, CN or both; got {:?}",
+                    d.jurisdictions
+                )));
+            }
+            if d.key_id.trim().is_empty() {
+                return Err(Error::Usage("the draft policy's key id is empty".into()));
+            }
+            if d.path.exists() && !d.overwrite {
+                return Err(Error::Usage(format!(
+                    "{} exists; it may hold a reviewed policy. Choose another name or pass \
+                     --overwrite",
+                    d.path.display()
+                )));
+            }
+        }
+        let report = self.scan().await?;
+        if let Some(d) = &draft {
+            let j: Vec<&str> = d.jurisdictions.iter().map(String::as_str).collect();
+            let text = report.draft_policy(&d.key_id, &j);
+            crate::io::write_atomically(&d.path, |f| {
+                std::io::Write::write_all(f, text.as_bytes())
+            })?;
+        }
+        Ok(report)
+    }
+
+    async fn scan(mut self) -> Result<ScanReport> {
         // A URL: the object fetched to scratch, shown as its URL.
         let local = crate::io::store::Local::of(&self.input, &self.storage, |_| true).await?;
         let remote = local.is_remote();

@@ -17,6 +17,7 @@ pub mod ropa;
 mod findings;
 mod format;
 mod html;
+mod job;
 mod layout;
 mod markdown;
 mod privacy;
@@ -26,6 +27,7 @@ mod svg;
 
 pub use findings::{Finding, Level, findings};
 pub use html::render_html;
+pub use job::{Report, ReportFormat};
 pub(crate) use markdown::md_text;
 pub use markdown::render_markdown;
 pub use read::{load_record, load_record_at};
