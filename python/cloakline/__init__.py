@@ -40,6 +40,32 @@ __all__ = [
 ]
 
 
+def _check_installed_datafusion():
+    """At import: an installed `datafusion` of another major cannot take these functions.
+    Warn now (the Arrow transforms and jobs still work); `register` and friends refuse."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover
+        return
+    try:
+        installed = version("datafusion")
+    except PackageNotFoundError:
+        return
+    if installed.split(".")[0] != str(DATAFUSION_MAJOR):
+        import warnings
+
+        warnings.warn(
+            f"cloakline speaks the FFI of DataFusion {DATAFUSION_MAJOR}, and the installed "
+            f"`datafusion` package is {installed}: its SQL functions and tables cannot be "
+            f"registered there (pip install 'datafusion=={DATAFUSION_MAJOR}.*')",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+_check_installed_datafusion()
+
+
 def _datafusion():
     """The `datafusion` module, checked to speak this build's FFI."""
     try:
@@ -61,6 +87,7 @@ def _datafusion():
 
 def functions(keyring=None):
     """Every cloakline SQL function bound to ``keyring``, as objects DataFusion takes."""
+    _datafusion()
     return _native.functions(keyring or Keyring.empty())
 
 
@@ -77,6 +104,7 @@ def table(path, policy=None, *, delimiter=None):
     ``ctx.register_table(name, cloakline.table(...))``."""
     import os
 
+    _datafusion()  # a table provider of another FFI major must never reach its session
     if isinstance(policy, (str, os.PathLike)):
         policy = Policy.load(os.fspath(policy))
     return _native.table(os.fspath(path), policy, delimiter=delimiter)

@@ -7,6 +7,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -183,3 +184,26 @@ def test_a_datafusion_of_another_major_is_refused(monkeypatch):
     with pytest.raises(ImportError) as e:
         cloakline.register(datafusion.SessionContext())
     assert "55" in str(e.value)
+
+
+def test_a_table_for_another_datafusion_major_is_refused(monkeypatch):
+    datafusion = pytest.importorskip("datafusion")
+    monkeypatch.setattr(datafusion, "__version__", "56.0.0")
+    with pytest.raises(ImportError) as e:
+        cloakline.table(CUSTOMERS)
+    assert "55" in str(e.value)
+    with pytest.raises(ImportError):
+        cloakline.functions()
+
+
+def test_import_warns_about_an_installed_datafusion_of_another_major(tmp_path):
+    # A fake `datafusion` 54 distribution ahead on the path: importing cloakline warns.
+    dist = tmp_path / "datafusion-54.0.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: datafusion\nVersion: 54.0.0\n")
+    r = subprocess.run(
+        [sys.executable, "-W", "always", "-c", "import cloakline"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "DataFusion 55" in r.stderr and "54.0.0" in r.stderr
