@@ -75,3 +75,26 @@ class PrivacyNotMet(CloaklineError):
     @property
     def assessment(self):
         return json.loads(self._detail) if self._detail else None
+
+
+# The CLI's stable error kinds (`--json`'s `kind`), each to its exception class.
+_BY_KIND = {
+    "policy": PolicyError,
+    "rule": PolicyError,
+    "plan": PlanError,
+    "keyring": KeyringError,
+    "missingKey": MissingKey,
+    "usage": UsageError,
+    "privacy": PrivacyNotMet,
+    "storage": StorageError,
+    "cluster": ClusterError,
+    "verification": VerificationFailed,
+    "interrupted": Interrupted,
+    "internal": InternalError,
+}
+
+
+def from_kind(message, kind, exit_code, detail=None):
+    """The exception for an error of ``kind``: data, transform, io, arrow and parquet
+    failures (and any kind added later) are ``DataError``s."""
+    return _BY_KIND.get(kind, DataError)(message, kind, exit_code, detail)

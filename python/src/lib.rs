@@ -15,7 +15,7 @@ use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArg
 use datafusion_ffi::udf::FFI_ScalarUDF;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyCapsule, PyTuple, PyType};
+use pyo3::types::{PyCapsule, PyTuple};
 
 use cloakline::engine::Cancel;
 use cloakline::error::Error;
@@ -41,28 +41,17 @@ fn raise(py: Python<'_>, e: &Error) -> PyErr {
 }
 
 /// `raise`, with `detail` (JSON) for the exception's structured part: the assessment of a
-/// privacy failure, the checks of a failed verification.
+/// privacy failure, the checks of a failed verification. The class comes from the error's
+/// stable `kind` (`cloakline.errors.from_kind`), the one name the CLI's `--json` uses too.
 fn raise_with(py: Python<'_>, e: &Error, detail: Option<String>) -> PyErr {
-    let class = match &e {
-        Error::Policy { .. } | Error::Rule { .. } => "PolicyError",
-        Error::Plan { .. } => "PlanError",
-        Error::Keyring { .. } => "KeyringError",
-        Error::MissingKey { .. } => "MissingKey",
-        Error::Usage(_) => "UsageError",
-        Error::Privacy { .. } => "PrivacyNotMet",
-        Error::Storage { .. } => "StorageError",
-        Error::Cluster { .. } => "ClusterError",
-        Error::Verification(_) => "VerificationFailed",
-        Error::Interrupted => "Interrupted",
-        Error::Internal(_) => "InternalError",
-        _ => "DataError",
-    };
     let made = py
         .import("cloakline.errors")
-        .and_then(|m| m.getattr(class))
-        .and_then(|c| Ok(c.cast_into::<PyType>()?))
-        .map(|c| PyErr::from_type(c, (e.to_string(), e.kind(), e.exit_code(), detail.clone())));
-    made.unwrap_or_else(|_| PyValueError::new_err(e.to_string()))
+        .and_then(|m| m.getattr("from_kind"))
+        .and_then(|f| f.call1((e.to_string(), e.kind(), e.exit_code(), detail)));
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(_) => PyValueError::new_err(e.to_string()),
+    }
 }
 
 /// A keyring, loaded in Rust. Python sees ids and fingerprints, never key bytes.
@@ -239,6 +228,10 @@ fn import_array(obj: &Bound<'_, PyAny>) -> PyResult<(ArrayRef, Field)> {
         .map_err(|e| PyTypeError::new_err(format!("not an Arrow array: {e}")))?;
     let data = unsafe { from_ffi(ffi_array, ffi_schema) }
         .map_err(|e| PyTypeError::new_err(format!("not an Arrow array: {e}")))?;
+    // Offsets and child lengths checked before a kernel indexes them: a faulty producer
+    // gets an error, not an out-of-bounds read.
+    data.validate_data()
+        .map_err(|e| PyTypeError::new_err(format!("not a valid Arrow array: {e}")))?;
     Ok((make_array(data), field))
 }
 
@@ -314,11 +307,11 @@ fn call(
     }
     let scalars = args.iter().map(literal).collect::<PyResult<Vec<_>>>()?;
     // A key id the keyring lacks is a MissingKey, as for a policy.
-    let key_arg = match name {
-        "tokenize" | "encrypt" => Some(0),
-        "scrub" => Some(1),
-        _ => None,
-    };
+    // (The descriptor counts the value as argument 0; `scalars` start after it.)
+    let key_arg = cloakline::kernels::descriptor::sql_transform(name)
+        .and_then(|t| t.sql)
+        .and_then(|sql| sql.key_argument)
+        .and_then(|i| i.checked_sub(1));
     if let Some(ScalarValue::Utf8(Some(id))) = key_arg.and_then(|i| scalars.get(i)) {
         keyring
             .inner
@@ -747,7 +740,7 @@ impl PyTable {
         let provider = datafusion_ffi::table_provider::FFI_TableProvider::new_with_ffi_codec(
             Arc::clone(&self.provider),
             false,
-            Some(runtime().handle().clone()),
+            Some(runtime()?.handle().clone()),
             codec,
         );
         PyCapsule::new_with_value(py, provider, c"datafusion_table_provider")
@@ -759,14 +752,17 @@ impl PyTable {
 }
 
 /// The runtime the tables' scans run on (the FFI calls into it from the caller's threads).
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+/// A runtime that cannot start (no threads left) is an error, never a panic.
+fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
+    static RT: std::sync::OnceLock<std::io::Result<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .expect("a Tokio runtime starts")
     })
+    .as_ref()
+    .map_err(|e| PyValueError::new_err(format!("starting the runtime: {e}")))
 }
 
 /// `path` (a file, or a directory of files of one format) as a table read as `apply` reads
@@ -789,9 +785,10 @@ fn table(
         name: "t".into(),
         path: path.clone(),
     };
+    let rt = runtime()?;
     let provider = py
         .detach(|| {
-            runtime().block_on(async {
+            rt.block_on(async {
                 cloakline::sql::tables::register_file(&ctx, &arg, policy.as_deref(), &read).await?;
                 ctx.table_provider("t")
                     .await

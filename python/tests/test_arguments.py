@@ -72,3 +72,36 @@ def test_jobs_refuse_wrong_options(tmp_path):
     with pytest.raises(TypeError):
         cloakline.apply(42, data, tmp_path / "o.parquet")
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_every_error_kind_has_its_exception_class():
+    e = cloakline.errors
+    for kind, cls in [("policy", e.PolicyError), ("rule", e.PolicyError), ("plan", e.PlanError),
+                      ("keyring", e.KeyringError), ("missingKey", e.MissingKey),
+                      ("usage", e.UsageError), ("privacy", e.PrivacyNotMet),
+                      ("storage", e.StorageError), ("cluster", e.ClusterError),
+                      ("verification", e.VerificationFailed), ("interrupted", e.Interrupted),
+                      ("internal", e.InternalError), ("data", e.DataError),
+                      ("transform", e.DataError), ("io", e.DataError), ("parquet", e.DataError)]:
+        exc = e.from_kind("message", kind, 2)
+        assert type(exc) is cls, kind
+        assert exc.kind == kind and exc.exit_code == 2 and str(exc) == "message"
+
+
+def test_an_array_pyarrow_builds_unchecked_is_refused_not_read(ring):
+    import struct
+
+    # pyarrow's from_buffers checks only that the last offset fits the data; these pass that
+    # check and break Arrow's rules: offsets that go backwards, and bytes that are not UTF-8.
+    backwards = pa.Array.from_buffers(
+        pa.string(), 2, [None, pa.py_buffer(struct.pack("<3i", 0, 3, 1)), pa.py_buffer(b"abc")])
+    not_utf8 = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(struct.pack("<2i", 0, 3)), pa.py_buffer(b"\xff\xfe\xfd")])
+    for bad in (backwards, not_utf8):
+        for call in (
+            lambda: cloakline.tokenize(bad, key=ring, key_id="k1"),
+            lambda: cloakline.mask(bad, keep_last=1),
+        ):
+            with pytest.raises(TypeError) as e:
+                call()
+            assert "not a valid Arrow array" in str(e.value)

@@ -331,8 +331,18 @@ impl Scan {
                     d.jurisdictions
                 )));
             }
-            if d.key_id.trim().is_empty() {
-                return Err(Error::Usage("the draft policy's key id is empty".into()));
+            // The id is written into YAML: plain id characters only.
+            let id_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+            if d.key_id.is_empty() || !d.key_id.chars().all(id_ok) {
+                return Err(Error::Usage(
+                    "the draft policy's key id must be letters, digits, `_`, `-` or `.`".into(),
+                ));
+            }
+            if let Location::Local(input) = &self.input {
+                crate::io::refuse_collisions(
+                    &[("the scanned input", input)],
+                    &[("the draft policy", &d.path)],
+                )?;
             }
             if d.path.exists() && !d.overwrite {
                 return Err(Error::Usage(format!(
