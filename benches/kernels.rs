@@ -5,7 +5,9 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray, StringViewArray};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use cloakline::kernels::{Encryptor, Generalizer, Masker, Redactor, Tokenizer};
+use cloakline::kernels::{
+    Encryptor, Fpe, FpeSpec, Generalizer, Masker, Redactor, SivEncryptor, Tokenizer,
+};
 use cloakline::keys::Keyring;
 use cloakline::policy::{DateLevel, GeneralizeSpec, LabelStyle, NumberBins};
 
@@ -44,6 +46,37 @@ fn bench(c: &mut Criterion) {
     g.bench_function("tokenize/int64", |b| b.iter(|| tok.apply(&ints).unwrap()));
     let enc = Encryptor::new(key, "email").unwrap();
     g.bench_function("encrypt/utf8", |b| b.iter(|| enc.apply(&emails).unwrap()));
+    // The reversible, deterministic transforms of docs/KEYS.md, beside HMAC and AES-GCM above.
+    let siv = SivEncryptor::new(key, "k1", "email").unwrap();
+    g.bench_function("encrypt_deterministic/utf8", |b| {
+        b.iter(|| siv.apply(&emails).unwrap())
+    });
+    let cards: ArrayRef =
+        Arc::new(StringArray::from_iter_values((0..N).map(|i| {
+            format!("{:016}", 4_000_000_000_000_000u64 + i as u64 * 7919)
+        })));
+    let fpe_spec = |alphabet: &str| FpeSpec {
+        key: "k1".into(),
+        domain: "card".into(),
+        alphabet: alphabet.into(),
+        characters: cloakline::kernels::fpe::named_alphabet(alphabet)
+            .unwrap()
+            .into(),
+        separators: String::new(),
+        keep_first: 0,
+        keep_last: 0,
+        luhn: false,
+        on_invalid: cloakline::kernels::fpe::OnInvalid::Error,
+    };
+    let ff1 = Fpe::new(key, &fpe_spec("digits")).unwrap();
+    g.bench_function("fpe/digits16", |b| b.iter(|| ff1.apply(&cards).unwrap()));
+    let ff1_alnum = Fpe::new(key, &fpe_spec("alphanumeric")).unwrap();
+    let words: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..N).map(|i| format!("user{i:08}abc")),
+    ));
+    g.bench_function("fpe/alphanumeric15", |b| {
+        b.iter(|| ff1_alnum.apply(&words).unwrap())
+    });
     let mask = Masker::new(0, 4, '*');
     g.bench_function("mask/utf8", |b| b.iter(|| mask.apply(&emails).unwrap()));
     let red = Redactor::new(&arrow::datatypes::DataType::Utf8, Some("x")).unwrap();

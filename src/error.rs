@@ -110,7 +110,7 @@ pub enum Error {
     Keyring { path: String, message: String },
 
     /// A key the policy or a call names is not in the keyring.
-    #[error("{}: no key with id {key_id:?} (keys present: {}); add one with `cloakline keys generate --id {key_id}`", keyring_shown(.keyring), present_keys(.present))]
+    #[error("{}: no key with id {key_id:?} (keys present: {}); {}", keyring_shown(.keyring), present_keys(.present), missing_key_hint(.key_id))]
     MissingKey {
         keyring: String,
         key_id: String,
@@ -311,6 +311,16 @@ fn join_problems(problems: &[PlanProblem]) -> String {
 
 /// Which keyring an error is about; an empty path is the empty keyring of a caller that gave
 /// none.
+/// How to add a missing key: a new id is generated, a new version is a rotation.
+fn missing_key_hint(key_id: &str) -> String {
+    match key_id.split_once('@') {
+        Some((id, _)) => {
+            format!("add a version with `cloakline keys rotate --id {id}`, or name one that exists")
+        }
+        None => format!("add one with `cloakline keys generate --id {key_id}`"),
+    }
+}
+
 fn keyring_shown(path: &str) -> String {
     if path.is_empty() {
         "no keyring was given".to_string()

@@ -73,6 +73,15 @@ enum Command {
     Scan(ScanArgs),
     /// Decrypt the encrypted columns of a cloakline output.
     Decrypt(DecryptArgs),
+    /// Re-identify encrypted, deterministically encrypted or FPE columns on purpose: who
+    /// asked and why are required, and recorded in a hash-chained audit log and next to the
+    /// output. Tokenized columns are refused (tokens are one-way).
+    Reveal(cli::reveal::RevealArgs),
+    /// Check audit logs.
+    Audit {
+        #[command(subcommand)]
+        command: cli::reveal::AuditCommand,
+    },
     /// Manage keyrings.
     Keys {
         #[command(subcommand)]
@@ -120,6 +129,17 @@ fn main() -> ExitCode {
         Err(e) => return bad_arguments(e),
     };
     cli::set_quiet(cli.quiet);
+    // A wrapped keyring's passphrase or a token's PIN, when its variable is not set: asked
+    // on the terminal, never taken from a flag (shell history).
+    cloakline::keys::wrap::set_prompt(|what| {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        rpassword::prompt_password(format!("cloakline: {what}: "))
+            .ok()
+            .map(zeroize::Zeroizing::new)
+    });
     if let Err(e) = cli::set_storage(&cli.storage_options) {
         return fail(&e, json);
     }
@@ -198,6 +218,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<()> {
         Command::Check(c) => cli::check::run(c),
         Command::Scan(a) => cli::scan::run(a),
         Command::Decrypt(d) => cli::decrypt::run(d),
+        Command::Reveal(r) => cli::reveal::run(r),
+        Command::Audit { command } => cli::reveal::run_audit(command),
         Command::Keys { command } => cli::keys::run(command),
         Command::Schema => cli::schema::run(),
         Command::Gc(g) => cli::gc::run(g),

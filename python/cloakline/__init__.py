@@ -34,7 +34,7 @@ from .errors import (
 
 __all__ = [
     "Keyring", "Policy", "ScalarFunction", "Table", "table", "register", "functions", "register_policy_view",
-    "tokenize", "encrypt", "decrypt", "mask", "redact", "generalize", "scrub",
+    "tokenize", "encrypt", "decrypt", "encrypt_deterministic", "fpe", "fpe_decrypt", "mask", "redact", "generalize", "scrub",
     "apply", "check", "scan", "verify", "report", "errors", "CloaklineError", "PolicyError", "PlanError", "MissingKey",
     "PrivacyNotMet", "DataError", "UsageError", "VerificationFailed",
 ]
@@ -230,6 +230,29 @@ def decrypt(values, key, domain=None):
     """The plaintext of ``encrypt``'s envelopes, as SQL ``decrypt``."""
     _expect("decrypt", "domain", domain, str)
     return _call("decrypt", _keyring("decrypt", key), values, domain)
+
+
+def encrypt_deterministic(values, key, key_id, domain=None):
+    """AES-SIV envelopes (equal values, equal envelopes), as SQL ``encrypt_deterministic``;
+    ``decrypt`` opens them."""
+    _expect("encrypt_deterministic", "key_id", key_id, str)
+    _expect("encrypt_deterministic", "domain", domain, str)
+    return _call("encrypt_deterministic", _keyring("encrypt_deterministic", key), values, key_id, domain)
+
+
+def fpe(values, key, key_id, domain=None, alphabet=None):
+    """NIST FF1 format-preserving encryption over a named alphabet (default ``digits``), as
+    SQL ``fpe``."""
+    for name, v in (("key_id", key_id), ("domain", domain), ("alphabet", alphabet)):
+        _expect("fpe", name, v, str)
+    return _call("fpe", _keyring("fpe", key), values, key_id, domain, alphabet)
+
+
+def fpe_decrypt(values, key, key_id, domain=None, alphabet=None):
+    """The inverse of ``fpe`` with the same arguments, as SQL ``fpe_decrypt``."""
+    for name, v in (("key_id", key_id), ("domain", domain), ("alphabet", alphabet)):
+        _expect("fpe_decrypt", name, v, str)
+    return _call("fpe_decrypt", _keyring("fpe_decrypt", key), values, key_id, domain, alphabet)
 
 
 def mask(values, keep_first=0, keep_last=0, mask_char=None):

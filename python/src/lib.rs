@@ -44,13 +44,24 @@ fn raise(py: Python<'_>, e: &Error) -> PyErr {
 /// privacy failure, the checks of a failed verification. The class comes from the error's
 /// stable `kind` (`cloakline.errors.from_kind`), the one name the CLI's `--json` uses too.
 fn raise_with(py: Python<'_>, e: &Error, detail: Option<String>) -> PyErr {
+    raise_parts(py, &e.to_string(), e.kind(), e.exit_code(), detail)
+}
+
+/// The exception of `kind` (as `cloakline.errors.from_kind` names them) with `message`.
+fn raise_parts(
+    py: Python<'_>,
+    message: &str,
+    kind: &str,
+    code: i32,
+    detail: Option<String>,
+) -> PyErr {
     let made = py
         .import("cloakline.errors")
         .and_then(|m| m.getattr("from_kind"))
-        .and_then(|f| f.call1((e.to_string(), e.kind(), e.exit_code(), detail)));
+        .and_then(|f| f.call1((message, kind, code, detail)));
     match made {
         Ok(exc) => PyErr::from_value(exc),
-        Err(_) => PyValueError::new_err(e.to_string()),
+        Err(_) => PyValueError::new_err(message.to_string()),
     }
 }
 
@@ -351,6 +362,10 @@ fn call(
         // DataFusion wrapping adds nothing for a Python caller.
         Err(e) => match e.find_root() {
             datafusion::error::DataFusionError::External(inner) => {
+                if let Some(v) = inner.downcast_ref::<cloakline::sql::ValueError>() {
+                    // Failing on the values is about the data, not the call.
+                    return Err(raise_parts(py, &v.to_string(), "transform", 1, None));
+                }
                 match inner.downcast_ref::<Error>() {
                     Some(err) => Err(raise(py, err)),
                     None => Err(raise(py, &Error::Usage(named(name, &inner.to_string())))),

@@ -37,6 +37,7 @@ pub(crate) mod gc;
 pub(crate) mod keys;
 pub(crate) mod logging;
 pub(crate) mod report;
+pub(crate) mod reveal;
 pub(crate) mod ropa;
 pub(crate) mod scan;
 pub(crate) mod schema;
@@ -305,6 +306,16 @@ fn load_keyring(path: &Path) -> Result<Keyring> {
     let ring = Keyring::load(path)?;
     for n in ring.notices() {
         errln!("warning: {n}");
+    }
+    if let Some(kek) = ring.kek() {
+        // One unwrap per key per run, whatever the data size: the count shows it.
+        errln!(
+            "keyring {}: {} keys unwrapped under {} ({} key-encryption-key operations)",
+            path.display(),
+            ring.ids().count(),
+            kek.describe(),
+            ring.kek_operations()
+        );
     }
     Ok(ring)
 }

@@ -104,6 +104,20 @@ pub(crate) fn run(v: ValidateArgs) -> Result<()> {
             warnings.push(p);
         }
     }
+    // Plain key material in a file: it works, but a security review wants it wrapped.
+    if let Some(k) = &v.keyring.keyring
+        && let Ok((_, None)) = cloakline::keys::list_file(k)
+        && !cloakline::keys::Keyring::load(k).is_ok_and(|r| r.is_demo())
+    {
+        let p = PolicyProblem::new(format!(
+            "keyring {} holds plain key material; wrap it under a passphrase or an HSM key with `cloakline keys wrap` (docs/KEYS.md)",
+            k.display()
+        ));
+        if !v.json {
+            errln!("warning: {}", p.message);
+        }
+        warnings.push(p);
+    }
     let fits = match against(&v, &policy, &fields) {
         Ok(f) => f,
         Err(e) => {

@@ -201,6 +201,44 @@ pub const ENCRYPT: Transform = Transform {
     }),
 };
 
+pub const ENCRYPT_DETERMINISTIC: Transform = Transform {
+    name: "encrypt_deterministic",
+    deterministic: true,
+    reversible: true,
+    obfuscating: true,
+    status: "deterministically encrypted personal data",
+    status_note: "AES-SIV: equal values give equal ciphertexts, so the column joins and counts like the original, and whoever holds the key can restore it. Personal data protected by a security measure (GDPR Art. 32, PIPL Art. 51); de-identified, not anonymised.",
+    dpv_measures: &[
+        "dpv:SymmetricEncryption",
+        "dpv:DeterministicPseudonymisation",
+    ],
+    lineage_subtype: "TRANSFORMATION",
+    random_output: true,
+    sql: Some(SqlExposure {
+        function: "encrypt_deterministic",
+        key_argument: Some(1),
+    }),
+};
+
+pub const FPE: Transform = Transform {
+    name: "fpe",
+    deterministic: true,
+    reversible: true,
+    obfuscating: true,
+    status: "format-preserving encrypted personal data",
+    status_note: "NIST FF1: each value replaced by one of the same length and alphabet (kept characters and separators shown); equal values stay equal and whoever holds the key can restore them. Personal data protected by a security measure (GDPR Art. 32, PIPL Art. 51); de-identified, not anonymised.",
+    dpv_measures: &[
+        "dpv:SymmetricEncryption",
+        "dpv:DeterministicPseudonymisation",
+    ],
+    lineage_subtype: "TRANSFORMATION",
+    random_output: true,
+    sql: Some(SqlExposure {
+        function: "fpe",
+        key_argument: Some(1),
+    }),
+};
+
 pub const GENERALIZE: Transform = Transform {
     name: "generalize",
     deterministic: true,
@@ -242,7 +280,16 @@ pub const SCRUB_TOKENS: Transform = Transform {
 
 /// Every policy action, in the order the policy documentation lists them.
 pub const TRANSFORMS: &[Transform] = &[
-    KEEP, DROP, REDACT, MASK, TOKENIZE, ENCRYPT, GENERALIZE, SCRUB,
+    KEEP,
+    DROP,
+    REDACT,
+    MASK,
+    TOKENIZE,
+    ENCRYPT,
+    ENCRYPT_DETERMINISTIC,
+    FPE,
+    GENERALIZE,
+    SCRUB,
 ];
 
 /// The transform a policy keyword (or recorded `cl:action`) names, built in or registered
@@ -295,7 +342,10 @@ mod tests {
             .filter(|t| t.random_output)
             .map(|t| t.name)
             .collect();
-        assert_eq!(random, ["tokenize", "encrypt"]);
+        assert_eq!(
+            random,
+            ["tokenize", "encrypt", "encrypt_deterministic", "fpe"]
+        );
     }
 
     #[test]

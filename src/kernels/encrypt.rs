@@ -1,4 +1,5 @@
-//! `encrypt` / decrypt: AES-256-GCM field envelopes.
+//! `encrypt` / decrypt: AES-256-GCM field envelopes (decrypt also opens the AES-SIV envelopes
+//! of `encrypt_deterministic`, version byte 2, see [`super::siv`]).
 //!
 //! envelope = base64url-nopad(0x01 ‖ len(key_id) ‖ key_id ‖ nonce[12] ‖ ciphertext ‖ tag[16]),
 //! under subkey = HKDF-SHA256(key, info = `cloakline/v1/encrypt/<domain>`), with a fresh random
@@ -50,7 +51,8 @@ impl Encryptor {
     pub fn new(key: &Key, domain: &str) -> KernelResult<Self> {
         Ok(Encryptor {
             cipher: cipher_for(key, domain)?,
-            key_id: key.id().to_string(),
+            // The exact version (`k1@v2` after a rotation), so decryption finds it.
+            key_id: key.reference(),
             domain: domain.to_string(),
         })
     }
@@ -148,7 +150,7 @@ impl Encryptor {
 /// Encryption must be reversible: a value whose canonical string does not parse back to the
 /// same value (a date after year 9999, a timestamp in a zone's local mean time) would be
 /// written as an envelope `decrypt` cannot restore. Refuse the array instead, naming no value.
-fn refuse_unrestorable(plain: &ArrayRef, strings: &ArrayRef) -> KernelResult<()> {
+pub(crate) fn refuse_unrestorable(plain: &ArrayRef, strings: &ArrayRef) -> KernelResult<()> {
     let dt = plain.data_type();
     if super::is_string_type(dt) {
         return Ok(());
@@ -193,10 +195,30 @@ impl<'k> Decryptor<'k> {
         let raw = URL_SAFE_NO_PAD
             .decode(envelope.trim())
             .map_err(|_| bad("not base64url without padding"))?;
-        if raw.first() != Some(&ENVELOPE_VERSION) {
+        let version = raw.first().copied();
+        if version != Some(ENVELOPE_VERSION) && version != Some(super::siv::SIV_ENVELOPE_VERSION) {
             return Err(bad("unknown version byte"));
         }
         let id_len = *raw.get(1).ok_or_else(|| bad("too short"))? as usize;
+        if version == Some(super::siv::SIV_ENVELOPE_VERSION) {
+            // encrypt_deterministic: 0x02 ‖ len ‖ key id ‖ V ‖ C.
+            let body_start = 2 + id_len;
+            if raw.len() < body_start + super::siv::SIV_LEN {
+                return Err(bad("too short"));
+            }
+            let key_id =
+                std::str::from_utf8(&raw[2..body_start]).map_err(|_| bad("key id is not UTF-8"))?;
+            let key = self
+                .keyring
+                .data_key_exact(key_id)
+                .map_err(|e| KernelError::Value(e.to_string()))?;
+            return super::siv::open(key, &self.domain, &raw[body_start..]).map_err(|()| {
+                KernelError::Value(format!(
+                    "authentication failed for key {key_id:?} and domain {:?}: wrong key, wrong domain, or altered data",
+                    self.domain
+                ))
+            });
+        }
         let body_start = 2 + id_len + NONCE_LEN;
         if raw.len() < body_start + TAG_LEN {
             return Err(bad("too short"));
@@ -206,7 +228,7 @@ impl<'k> Decryptor<'k> {
         if !self.ciphers.contains_key(key_id) {
             let key = self
                 .keyring
-                .data_key(key_id)
+                .data_key_exact(key_id)
                 .map_err(|e| KernelError::Value(e.to_string()))?;
             self.ciphers
                 .insert(key_id.to_string(), cipher_for(key, &self.domain)?);

@@ -11,10 +11,12 @@
 pub mod custom;
 pub mod descriptor;
 pub mod encrypt;
+pub mod fpe;
 pub mod generalize;
 pub mod mask;
 pub mod redact;
 pub mod scrub;
+pub mod siv;
 pub mod tokenize;
 
 use std::sync::Arc;
@@ -27,10 +29,12 @@ use arrow::util::display::FormatOptions;
 use crate::error::Problem;
 
 pub use encrypt::{Decryptor, Encryptor};
+pub use fpe::{Fpe, FpeSpec};
 pub use generalize::Generalizer;
 pub use mask::Masker;
 pub use redact::Redactor;
 pub use scrub::Scrubber;
+pub use siv::SivEncryptor;
 pub use tokenize::Tokenizer;
 
 /// Errors from building or applying a kernel. The message never contains key material.

@@ -100,7 +100,7 @@ impl Scrubber {
                 length,
                 prefix,
             } => {
-                let k = keyring.data_key(key)?;
+                let k = keyring.deterministic_key(key)?;
                 let mut toks = Vec::new();
                 for r in set.recognizers() {
                     let domain = domains.get(&r.name).unwrap_or(&r.name);

@@ -33,6 +33,9 @@ pub mod meta {
     pub const QI_LEVEL: &str = "cloakline.qi_level";
     /// Where the quasi-identifier's hierarchy came from.
     pub const HIERARCHY: &str = "cloakline.hierarchy";
+    /// An `fpe` column's format (JSON: alphabet, characters, separators, keep_first,
+    /// keep_last, luhn), which `decrypt` needs besides key and domain.
+    pub const FPE: &str = "cloakline.fpe";
 }
 
 /// The compiled transform of one output column.
@@ -45,6 +48,8 @@ pub enum Kernel {
     Tokenize(Tokenizer),
     // Boxed: the AES key schedule makes it far larger than the other variants.
     Encrypt(Box<Encryptor>),
+    EncryptDeterministic(Box<crate::kernels::SivEncryptor>),
+    Fpe(Box<crate::kernels::Fpe>),
     Generalize(Generalizer),
     Scrub(Box<crate::kernels::Scrubber>),
     /// A quasi-identifier at the generalization level the privacy block chose.
@@ -67,6 +72,8 @@ impl Kernel {
             Kernel::Mask(_) => &d::MASK,
             Kernel::Tokenize(_) => &d::TOKENIZE,
             Kernel::Encrypt(_) => &d::ENCRYPT,
+            Kernel::EncryptDeterministic(_) => &d::ENCRYPT_DETERMINISTIC,
+            Kernel::Fpe(_) => &d::FPE,
             Kernel::Generalize(_) | Kernel::Level(_) => &d::GENERALIZE,
             Kernel::Scrub(_) => &d::SCRUB,
             Kernel::Custom(t, _) => t.descriptor(),
@@ -81,6 +88,8 @@ impl Kernel {
             Kernel::Mask(k) => k.apply(array),
             Kernel::Tokenize(k) => k.apply(array),
             Kernel::Encrypt(k) => k.apply(array),
+            Kernel::EncryptDeterministic(k) => k.apply(array),
+            Kernel::Fpe(k) => k.apply(array),
             Kernel::Generalize(k) => k.apply(array),
             Kernel::Level(k) => k.apply(array),
             Kernel::Scrub(k) => k.apply(array),
@@ -114,7 +123,9 @@ impl Kernel {
             }
             Action::Tokenize(t) => {
                 let out = Tokenizer::output_type(input)?;
-                let key = keyring.data_key(&t.key).map_err(KernelBuildError::Key)?;
+                let key = keyring
+                    .deterministic_key(&t.key)
+                    .map_err(KernelBuildError::Key)?;
                 (
                     Kernel::Tokenize(Tokenizer::new(key, &t.domain, t.length, &t.prefix)?),
                     out,
@@ -125,6 +136,30 @@ impl Kernel {
                 let key = keyring.data_key(&e.key).map_err(KernelBuildError::Key)?;
                 (
                     Kernel::Encrypt(Box::new(Encryptor::new(key, &e.domain)?)),
+                    out,
+                )
+            }
+            Action::EncryptDeterministic(e) => {
+                let out = crate::kernels::SivEncryptor::output_type(input)?;
+                let key = keyring
+                    .deterministic_key(&e.key)
+                    .map_err(KernelBuildError::Key)?;
+                (
+                    Kernel::EncryptDeterministic(Box::new(crate::kernels::SivEncryptor::new(
+                        key,
+                        &key.reference(),
+                        &e.domain,
+                    )?)),
+                    out,
+                )
+            }
+            Action::Fpe(f) => {
+                let out = crate::kernels::Fpe::output_type(input)?;
+                let key = keyring
+                    .deterministic_key(&f.key)
+                    .map_err(KernelBuildError::Key)?;
+                (
+                    Kernel::Fpe(Box::new(crate::kernels::Fpe::new(key, f)?)),
                     out,
                 )
             }
@@ -249,9 +284,14 @@ impl Plan {
                         .key_id()
                         .and_then(|id| keyring.get(id).ok())
                         .map(|k| k.fingerprint());
+                    let mut metadata = field_metadata(rule, f.data_type());
+                    // The exact key version used (`k1@v2`), so decryption finds it after a
+                    // later rotation changes the primary.
+                    if let Some(k) = rule.action.key_id().and_then(|id| keyring.get(id).ok()) {
+                        metadata.insert(meta::KEY_ID.into(), k.reference());
+                    }
                     let output_field = Arc::new(
-                        ArrowField::new(&rule.output_name, out_type, true)
-                            .with_metadata(field_metadata(rule, f.data_type())),
+                        ArrowField::new(&rule.output_name, out_type, true).with_metadata(metadata),
                     );
                     columns.push(ColumnPlan {
                         input_index: i,
@@ -336,16 +376,37 @@ fn field_metadata(rule: &Field, input_type: &DataType) -> HashMap<String, String
             }
             let _ = s;
         }
-        Action::Encrypt(e) => {
+        Action::Encrypt(e) | Action::EncryptDeterministic(e) => {
             m.insert(meta::KEY_ID.into(), e.key.clone());
             m.insert(meta::DOMAIN.into(), e.domain.clone());
             // A dictionary's values are what was encrypted; decrypt restores their type.
             let t = crate::kernels::value_type(input_type);
             m.insert(meta::SOURCE_TYPE.into(), t.to_string());
         }
+        Action::Fpe(f) => {
+            m.insert(meta::KEY_ID.into(), f.key.clone());
+            m.insert(meta::DOMAIN.into(), f.domain.clone());
+            let t = crate::kernels::value_type(input_type);
+            m.insert(meta::SOURCE_TYPE.into(), t.to_string());
+            // Everything but the key that deciphering needs.
+            m.insert(meta::FPE.into(), fpe_format(f));
+        }
         _ => {}
     }
     m
+}
+
+/// The `cloakline.fpe` metadata of an `fpe` column.
+pub fn fpe_format(f: &crate::kernels::FpeSpec) -> String {
+    serde_json::json!({
+        "alphabet": f.alphabet,
+        "characters": f.characters,
+        "separators": f.separators,
+        "keep_first": f.keep_first,
+        "keep_last": f.keep_last,
+        "luhn": f.luhn,
+    })
+    .to_string()
 }
 
 /// Apply the policy's `type:` overrides to an inferred text-format schema.

@@ -40,6 +40,11 @@ pub(super) fn validate_action(
             key: required_key(r)?,
             domain: domain(name, r),
         }),
+        ActionKind::EncryptDeterministic => Action::EncryptDeterministic(EncryptSpec {
+            key: required_key(r)?,
+            domain: domain(name, r),
+        }),
+        ActionKind::Fpe => fpe_action(name, r)?,
         ActionKind::Generalize => generalize_action(r)?,
         ActionKind::Custom(name) => custom_action(name, r)?,
     })
@@ -55,8 +60,13 @@ fn custom_action(name: &str, r: &FieldRule) -> std::result::Result<Action, Probl
 }
 
 /// Parameters present, by name, so that a stray one is named in the error.
-fn present_parameters(r: &FieldRule) -> [(&'static str, bool); 19] {
+fn present_parameters(r: &FieldRule) -> [(&'static str, bool); 24] {
     [
+        ("alphabet", r.alphabet.is_some()),
+        ("characters", r.characters.is_some()),
+        ("separators", r.separators.is_some()),
+        ("luhn", r.luhn.is_some()),
+        ("on_invalid", r.on_invalid.is_some()),
         ("key", r.key.is_some()),
         ("domain", r.domain.is_some()),
         ("length", r.length.is_some()),
@@ -87,7 +97,18 @@ fn allowed_parameters(r: &FieldRule) -> &'static [&'static str] {
         ActionKind::Redact => &["replacement"],
         ActionKind::Mask => &["keep_first", "keep_last", "mask_char"],
         ActionKind::Tokenize => &["key", "domain", "length", "prefix"],
-        ActionKind::Encrypt => &["key", "domain"],
+        ActionKind::Encrypt | ActionKind::EncryptDeterministic => &["key", "domain"],
+        ActionKind::Fpe => &[
+            "key",
+            "domain",
+            "alphabet",
+            "characters",
+            "separators",
+            "keep_first",
+            "keep_last",
+            "luhn",
+            "on_invalid",
+        ],
         ActionKind::Scrub => match r.replace_with.unwrap_or(ReplaceWith::Placeholder) {
             ReplaceWith::Placeholder => &["replace_with", "recognizers"],
             ReplaceWith::Token => &[
@@ -135,6 +156,45 @@ fn check_parameters(r: &FieldRule) -> std::result::Result<(), Problem> {
         }
     }
     Ok(())
+}
+
+/// `fpe`: a named alphabet or custom characters (not both), separators, kept characters.
+fn fpe_action(name: &str, r: &FieldRule) -> std::result::Result<Action, Problem> {
+    use crate::kernels::fpe;
+    let (alphabet, characters) = match (&r.alphabet, &r.characters) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "use either `alphabet` (a named one) or `characters` (your own), not both".into(),
+            );
+        }
+        (None, Some(c)) => ("custom".to_string(), c.clone()),
+        (a, None) => {
+            let a = a.as_deref().unwrap_or("digits");
+            let c = fpe::named_alphabet(a).ok_or_else(|| {
+                let names: Vec<&str> = fpe::NAMED_ALPHABETS.iter().map(|(n, _)| *n).collect();
+                Problem(format!(
+                    "unknown `alphabet`; use one of {}, or list your own with `characters`",
+                    names.join(", ")
+                ))
+            })?;
+            (a.to_string(), c.to_string())
+        }
+    };
+    let separators = r.separators.clone().unwrap_or_default();
+    let luhn = r.luhn.unwrap_or(false);
+    fpe::check_alphabet(&characters, &separators, luhn).map_err(Problem)?;
+    let (keep_first, keep_last) = mask_keeps(r)?;
+    Ok(Action::Fpe(crate::kernels::FpeSpec {
+        key: required_key(r)?,
+        domain: domain(name, r),
+        alphabet,
+        characters,
+        separators,
+        keep_first,
+        keep_last,
+        luhn,
+        on_invalid: r.on_invalid.unwrap_or_default(),
+    }))
 }
 
 /// The key-derivation domain: `domain`, or the field name.

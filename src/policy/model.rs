@@ -94,6 +94,11 @@ pub enum ActionKind {
     Tokenize,
     /// AES-256-GCM envelope, reversible with the key, see docs/FORMATS.md.
     Encrypt,
+    /// AES-SIV envelope (RFC 5297): deterministic, so joinable, and reversible with the key.
+    EncryptDeterministic,
+    /// Format-preserving encryption (NIST FF1) over an alphabet: same length and separators,
+    /// reversible with the key.
+    Fpe,
     /// Coarsen: dates to a period (`to`), numbers to bins (`bin_width`/`breaks`, `top`/`bottom`),
     /// strings to a prefix (`keep_prefix`).
     Generalize,
@@ -107,13 +112,15 @@ pub enum ActionKind {
 }
 
 /// The built-in actions, in documentation order.
-const BUILT_IN: [ActionKind; 8] = [
+const BUILT_IN: [ActionKind; 10] = [
     ActionKind::Keep,
     ActionKind::Drop,
     ActionKind::Redact,
     ActionKind::Mask,
     ActionKind::Tokenize,
     ActionKind::Encrypt,
+    ActionKind::EncryptDeterministic,
+    ActionKind::Fpe,
     ActionKind::Generalize,
     ActionKind::Scrub,
 ];
@@ -139,6 +146,8 @@ impl ActionKind {
             ActionKind::Mask => "mask",
             ActionKind::Tokenize => "tokenize",
             ActionKind::Encrypt => "encrypt",
+            ActionKind::EncryptDeterministic => "encrypt_deterministic",
+            ActionKind::Fpe => "fpe",
             ActionKind::Generalize => "generalize",
             ActionKind::Scrub => "scrub",
         }
@@ -229,11 +238,22 @@ pub struct FieldRule {
     /// Free-text note for reviewers, recorded in provenance.
     pub note: Option<String>,
 
-    /// tokenize, encrypt: key id in the keyring.
+    /// tokenize, encrypt, encrypt_deterministic, fpe: key id in the keyring.
     pub key: Option<String>,
-    /// tokenize, encrypt: key-derivation domain (default: the field name). Same key + domain
-    /// gives the same tokens across datasets.
+    /// tokenize, encrypt, encrypt_deterministic, fpe: key-derivation domain (default: the
+    /// field name). Same key + domain gives the same tokens across datasets.
     pub domain: Option<String>,
+    /// fpe: the alphabet enciphered over: `digits`, `hex`, `lower`, `upper`,
+    /// `lower_alphanumeric`, `upper_alphanumeric` or `alphanumeric` (default `digits`).
+    pub alphabet: Option<String>,
+    /// fpe: a custom alphabet instead, its characters in order (2 to 65,536, each once).
+    pub characters: Option<String>,
+    /// fpe: characters kept in place and not enciphered, e.g. `" -"` for card numbers.
+    pub separators: Option<String>,
+    /// fpe: keep the number valid under the Luhn check (card numbers; needs `digits`).
+    pub luhn: Option<bool>,
+    /// fpe: a value outside the alphabet or too short for FF1: `error` (default) or `null`.
+    pub on_invalid: Option<crate::kernels::fpe::OnInvalid>,
     /// tokenize: hex characters kept (1-64, default 32).
     pub length: Option<usize>,
     /// tokenize: text put before every token.
@@ -404,6 +424,8 @@ pub enum Action {
     Mask(MaskSpec),
     Tokenize(TokenizeSpec),
     Encrypt(EncryptSpec),
+    EncryptDeterministic(EncryptSpec),
+    Fpe(crate::kernels::FpeSpec),
     Generalize(GeneralizeSpec),
     Scrub(ScrubSpec),
     /// A registered transform with its (type-checked) parameters.
@@ -453,6 +475,8 @@ impl Action {
             Action::Mask(_) => &d::MASK,
             Action::Tokenize(_) => &d::TOKENIZE,
             Action::Encrypt(_) => &d::ENCRYPT,
+            Action::EncryptDeterministic(_) => &d::ENCRYPT_DETERMINISTIC,
+            Action::Fpe(_) => &d::FPE,
             Action::Generalize(_) => &d::GENERALIZE,
             Action::Scrub(s) if matches!(s.mode, ScrubMode::Token { .. }) => &d::SCRUB_TOKENS,
             Action::Scrub(_) => &d::SCRUB,
@@ -468,6 +492,8 @@ impl Action {
             Action::Mask(_) => ActionKind::Mask,
             Action::Tokenize(_) => ActionKind::Tokenize,
             Action::Encrypt(_) => ActionKind::Encrypt,
+            Action::EncryptDeterministic(_) => ActionKind::EncryptDeterministic,
+            Action::Fpe(_) => ActionKind::Fpe,
             Action::Generalize(_) => ActionKind::Generalize,
             Action::Scrub(_) => ActionKind::Scrub,
             Action::Custom(c) => ActionKind::Custom(c.transform.descriptor().name),
@@ -477,7 +503,8 @@ impl Action {
     pub fn key_id(&self) -> Option<&str> {
         match self {
             Action::Tokenize(t) => Some(&t.key),
-            Action::Encrypt(e) => Some(&e.key),
+            Action::Encrypt(e) | Action::EncryptDeterministic(e) => Some(&e.key),
+            Action::Fpe(f) => Some(&f.key),
             Action::Scrub(ScrubSpec {
                 mode: ScrubMode::Token { key, .. },
                 ..

@@ -517,3 +517,104 @@ fn reading_past_unreadable_rules_stops_after_a_bound() {
         ps[100]
     );
 }
+
+#[test]
+fn fpe_and_deterministic_encryption_load_with_their_parameters() {
+    let p = load(
+        "[EU]",
+        "  card: { action: fpe, key: k1, separators: ' -', keep_last: 4, luhn: true, basis: contract }
+  plate: { action: fpe, key: k1, alphabet: upper_alphanumeric, on_invalid: 'null', basis: contract }
+  code: { action: fpe, key: k1, characters: 'ABCDEFGHJK', domain: codes, basis: contract }
+  nid: { action: encrypt_deterministic, key: k2, basis: contract }
+",
+    )
+    .unwrap();
+    match &p.fields["card"].action {
+        Action::Fpe(f) => {
+            assert_eq!(
+                (
+                    f.alphabet.as_str(),
+                    f.characters.as_str(),
+                    f.separators.as_str()
+                ),
+                ("digits", "0123456789", " -")
+            );
+            assert_eq!((f.keep_last, f.luhn, f.domain.as_str()), (4, true, "card"));
+        }
+        a => panic!("{a:?}"),
+    }
+    match &p.fields["plate"].action {
+        Action::Fpe(f) => assert_eq!(f.on_invalid, crate::kernels::fpe::OnInvalid::Null),
+        a => panic!("{a:?}"),
+    }
+    match &p.fields["code"].action {
+        Action::Fpe(f) => assert_eq!(
+            (f.alphabet.as_str(), f.domain.as_str()),
+            ("custom", "codes")
+        ),
+        a => panic!("{a:?}"),
+    }
+    match &p.fields["nid"].action {
+        Action::EncryptDeterministic(e) => {
+            assert_eq!((e.key.as_str(), e.domain.as_str()), ("k2", "nid"))
+        }
+        a => panic!("{a:?}"),
+    }
+    let s = json_schema().to_string();
+    for word in [
+        "encrypt_deterministic",
+        "fpe",
+        "separators",
+        "luhn",
+        "on_invalid",
+    ] {
+        assert!(s.contains(word), "schema lacks {word}");
+    }
+}
+
+#[test]
+fn bad_fpe_parameters_are_refused_with_their_position() {
+    for (rule, want) in [
+        ("{ action: fpe, basis: contract }", "needs `key`"),
+        (
+            "{ action: fpe, key: k1, alphabet: emoji, basis: contract }",
+            "unknown `alphabet`",
+        ),
+        (
+            "{ action: fpe, key: k1, alphabet: digits, characters: '01', basis: contract }",
+            "not both",
+        ),
+        (
+            "{ action: fpe, key: k1, characters: 'A', basis: contract }",
+            "2 to 65536",
+        ),
+        (
+            "{ action: fpe, key: k1, characters: 'ABA', basis: contract }",
+            "repeats",
+        ),
+        (
+            "{ action: fpe, key: k1, separators: '5', basis: contract }",
+            "separator",
+        ),
+        (
+            "{ action: fpe, key: k1, alphabet: hex, luhn: true, basis: contract }",
+            "needs `alphabet: digits`",
+        ),
+        (
+            "{ action: fpe, key: k1, length: 4, basis: contract }",
+            "`length` is not a parameter of `fpe`",
+        ),
+        (
+            "{ action: encrypt_deterministic, key: k1, luhn: true, basis: contract }",
+            "`luhn` is not a parameter",
+        ),
+        (
+            "{ action: fpe, key: k1, on_invalid: skip, basis: contract }",
+            "on_invalid",
+        ),
+    ] {
+        let e = err("[EU]", &format!("  f: {rule}\n"));
+        assert!(e.contains(want), "{rule}: {e}");
+        assert!(e.contains("line 7"), "{rule}: {e}");
+    }
+}

@@ -24,6 +24,7 @@ use crate::io::AtomicFile;
 use crate::plan::Plan;
 use crate::policy::{Action, Field, Policy};
 
+pub mod audit;
 pub mod openlineage;
 pub mod read;
 pub mod record;
@@ -112,6 +113,16 @@ fn params_of(action: &Action) -> Value {
             "algorithm": "AES-256-GCM", "kdf": "HKDF-SHA256", "kdf_info": format!("cloakline/v1/encrypt/{}", e.domain),
             "domain": e.domain, "nonce": "random 96-bit", "envelope": "cloakline envelope v1, base64url", "deterministic": false
         }),
+        Action::EncryptDeterministic(e) => json!({
+            "algorithm": "AES-SIV-CMAC-512 (RFC 5297)", "kdf": "HKDF-SHA256", "kdf_info": format!("cloakline/v1/encrypt_deterministic/{}", e.domain),
+            "domain": e.domain, "associatedData": "the domain", "envelope": "cloakline envelope v2, base64url", "deterministic": true
+        }),
+        Action::Fpe(f) => json!({
+            "algorithm": "FF1-AES-256 (NIST SP 800-38G)", "kdf": "HKDF-SHA256", "kdf_info": format!("cloakline/v1/fpe/{}", f.domain),
+            "domain": f.domain, "tweak": "the domain", "alphabet": f.alphabet, "radix": f.characters.chars().count(),
+            "separators": f.separators, "keepFirst": f.keep_first, "keepLast": f.keep_last, "luhn": f.luhn,
+            "onInvalid": f.on_invalid, "minimumDomain": crate::kernels::fpe::MIN_DOMAIN, "deterministic": true
+        }),
         Action::Generalize(g) => serde_json::to_value(g).unwrap_or(Value::Null),
         Action::Scrub(s) => {
             let names: Vec<String> = match &s.recognizers {
@@ -172,6 +183,8 @@ pub struct RunRecord {
     pub directory: bool,
     /// The keyring held public demo keys ([`crate::keys::Keyring::is_demo`]).
     pub demo_keys: bool,
+    /// What protected the keys at rest: `plain`, `passphrase` or `pkcs11`.
+    pub key_protection: Option<String>,
     /// A cluster run: the scheduler and how many executors wrote files.
     pub cluster: Option<record::ClusterFacts>,
 }
@@ -413,6 +426,7 @@ impl RunRecord {
         let mut record = Record::new(RunKind::Apply, &ids, summary, nodes);
         record.generated_at = ts(&self.ended);
         record.demo_keys = self.demo_keys;
+        record.key_protection = self.key_protection.clone();
         record.cluster = self.cluster.clone();
         if self.directory {
             record.output_kind = Some(OutputKind::Directory);
@@ -463,6 +477,7 @@ impl Record {
             generated_by: ids.run.clone(),
             summary,
             demo_keys: false,
+            key_protection: None,
             cluster: None,
             signature: None,
             nodes,
@@ -676,7 +691,9 @@ pub(crate) fn field_node(ids: &Ids, f: FieldFacts<'_>, purpose: &str) -> OutputF
     let r = f.rule;
     let mut types = strings(&["prov:Entity", "cl:OutputField"]);
     match (&r.action, r.category.is_some()) {
-        (Action::Tokenize(_), _) => types.push("dpv:PseudonymisedData".into()),
+        (Action::Tokenize(_) | Action::EncryptDeterministic(_) | Action::Fpe(_), _) => {
+            types.push("dpv:PseudonymisedData".into())
+        }
         (Action::Redact { .. }, _) => {}
         (_, true) => types.push("dpv:PersonalData".into()),
         _ => {}

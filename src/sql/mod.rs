@@ -24,6 +24,8 @@
 //! |---|---|
 //! | `tokenize(value, key_id [, domain [, length]])` | keyed deterministic pseudonym |
 //! | `encrypt(value, key_id [, domain])` / `decrypt(ciphertext [, domain])` | AES-256-GCM envelope |
+//! | `encrypt_deterministic(value, key_id [, domain])` | AES-SIV envelope: joinable, `decrypt` opens it |
+//! | `fpe(value, key_id [, domain [, alphabet]])` / `fpe_decrypt(…)` | NIST FF1, same length and alphabet |
 //! | `mask(value, keep_first, keep_last [, mask_char])` | hide characters |
 //! | `redact(value [, replacement])` | null or a constant |
 //! | `scrub(value [, replace_with [, key_id [, recognizers]]])` | replace PII found in free text |
@@ -49,7 +51,7 @@ use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
-pub use crypto::{DecryptFunc, EncryptFunc};
+pub use crypto::{DecryptFunc, EncryptDeterministicFunc, EncryptFunc, FpeFunc};
 pub use custom::CustomFunc;
 pub use generalize::{GeneralizeFunc, parse_generalize_spec};
 pub use mask::{MaskFunc, RedactFunc};
@@ -78,6 +80,9 @@ pub fn functions(keyring: Arc<Keyring>) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(TokenizeFunc::new(ring.clone())),
         ScalarUDF::new_from_impl(EncryptFunc::new(ring.clone())),
         ScalarUDF::new_from_impl(DecryptFunc::new(ring.clone())),
+        ScalarUDF::new_from_impl(EncryptDeterministicFunc::new(ring.clone())),
+        ScalarUDF::new_from_impl(FpeFunc::new(ring.clone(), false)),
+        ScalarUDF::new_from_impl(FpeFunc::new(ring.clone(), true)),
         ScalarUDF::new_from_impl(MaskFunc::new()),
         ScalarUDF::new_from_impl(RedactFunc::new()),
         ScalarUDF::new_from_impl(GeneralizeFunc::new()),
@@ -103,6 +108,9 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "tokenize",
     "encrypt",
     "decrypt",
+    "encrypt_deterministic",
+    "fpe",
+    "fpe_decrypt",
     "mask",
     "redact",
     "generalize",
@@ -251,6 +259,30 @@ pub(crate) fn field_types(fields: &[FieldRef]) -> Vec<DataType> {
     fields.iter().map(|f| f.data_type().clone()).collect()
 }
 
+/// A kernel failed on the values themselves (an envelope that does not authenticate, a value
+/// outside FF1's alphabet), as opposed to a bad argument: the Python door raises a
+/// `DataError` for it. Its text is `function: message`.
+#[derive(Debug)]
+pub struct ValueError(pub String);
+
+impl std::fmt::Display for ValueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+/// A kernel's error at execution: values that fail are a [`ValueError`].
+fn kernel_error(function: &str, e: crate::kernels::KernelError) -> DataFusionError {
+    match e {
+        crate::kernels::KernelError::Value(m) => {
+            DataFusionError::External(Box::new(ValueError(format!("{function}: {m}"))))
+        }
+        other => exec_error(function, other),
+    }
+}
+
 /// Run `kernel` over the value argument (array or scalar); a `Null`-typed value gives nulls of `out`.
 pub(crate) fn apply_to_value(
     function: &str,
@@ -264,7 +296,7 @@ pub(crate) fn apply_to_value(
                 return Ok(ColumnarValue::Array(new_null_array(out, a.len())));
             }
             Ok(ColumnarValue::Array(
-                kernel(a).map_err(|e| exec_error(function, e))?,
+                kernel(a).map_err(|e| kernel_error(function, e))?,
             ))
         }
         ColumnarValue::Scalar(s) => {
@@ -272,7 +304,7 @@ pub(crate) fn apply_to_value(
                 return Ok(ColumnarValue::Scalar(ScalarValue::try_from(out)?));
             }
             let a = s.to_array_of_size(1)?;
-            let r = kernel(&a).map_err(|e| exec_error(function, e))?;
+            let r = kernel(&a).map_err(|e| kernel_error(function, e))?;
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&r, 0)?))
         }
     }

@@ -110,7 +110,7 @@ impl ScalarUDFImpl for TokenizeFunc {
         let key = self
             .keyring
             .0
-            .data_key(&a.key)
+            .deterministic_key(&a.key)
             .map_err(|e| exec_error(self.name(), e))?;
         let t =
             Tokenizer::new(key, &a.domain, a.length, "").map_err(|e| exec_error(self.name(), e))?;

@@ -34,7 +34,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Crates only the command-line door may use.
-const CLI_ONLY_CRATES: &[&str] = &["clap", "indicatif", "ctrlc"];
+const CLI_ONLY_CRATES: &[&str] = &["clap", "indicatif", "ctrlc", "rpassword"];
 
 fn rank(unit: &str) -> Option<usize> {
     LAYERS.iter().position(|l| l.contains(&unit))

@@ -80,6 +80,9 @@ struct ReleaseSpec {
     threads: usize,
     /// The client's keyring held the public demo keys.
     demo_keys: bool,
+    /// What protected the client's keys at rest.
+    #[serde(default)]
+    key_protection: Option<String>,
 }
 
 /// Where the run's release table is: an object beside the output holding it sealed
@@ -636,6 +639,7 @@ impl Apply {
             write: self.write_options(out_format, no_dictionary),
             is_dir: true,
             demo_keys: spec.demo_keys,
+            key_protection: spec.key_protection.clone(),
         };
         std::fs::create_dir_all(&self.output).map_err(|e| Error::io(&self.output, e))?;
         let staging_dir = StagingDir::create(&self.output.join("files"))?;
@@ -850,6 +854,7 @@ impl Apply {
             zstd_level: self.zstd_level,
             threads: 1,
             demo_keys: self.keyring.is_demo(),
+            key_protection: Some(self.keyring.protection().to_string()),
         };
         let partitions: Vec<Vec<Assigned>> = assigned.into_iter().map(|a| vec![a]).collect();
         let result = self.gather(&cluster, spec, &partitions, &mut release).await;
@@ -1050,6 +1055,7 @@ impl Apply {
                 write: self.write_options(out_format, Vec::new()),
                 is_dir: true,
                 demo_keys: self.keyring.is_demo(),
+                key_protection: Some(self.keyring.protection().to_string()),
             };
             let dropped: Vec<(String, String, &'static str)> = plan
                 .dropped
@@ -1100,6 +1106,7 @@ impl Apply {
                         privacy: None,
                         directory: true,
                         demo_keys: ctx.demo_keys,
+                        key_protection: ctx.key_protection.clone(),
                         cluster: None,
                     },
                 });
@@ -1187,6 +1194,7 @@ mod tests {
             zstd_level: 1,
             threads: 1,
             demo_keys: false,
+            key_protection: None,
         }
     }
 

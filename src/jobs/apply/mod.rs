@@ -227,6 +227,8 @@ struct RunContext {
     /// The keyring held public demo keys (a cluster's executors take the client's word,
     /// their key fingerprints checked against its own).
     demo_keys: bool,
+    /// What protected the keys at rest ([`Keyring::protection`]).
+    key_protection: Option<String>,
 }
 
 /// What one file's transform produced.
@@ -810,6 +812,7 @@ impl Apply {
             write: self.write_options(out_format, no_dictionary),
             is_dir,
             demo_keys: self.keyring.is_demo(),
+            key_protection: Some(self.keyring.protection().to_string()),
         };
         Ok((ctx, privacy_assessment))
     }
@@ -911,6 +914,7 @@ impl Apply {
                 privacy: ctx.privacy.clone(),
                 directory: ctx.is_dir,
                 demo_keys: ctx.demo_keys,
+                key_protection: ctx.key_protection.clone(),
                 cluster: None,
             };
             let footer = (ctx.out_format == Format::Parquet).then(|| {
@@ -939,6 +943,7 @@ impl Apply {
             privacy: ctx.privacy.clone(),
             directory: ctx.is_dir,
             demo_keys: ctx.demo_keys,
+            key_protection: ctx.key_protection.clone(),
             cluster: None,
         });
         Ok(JobOutput {

@@ -67,6 +67,7 @@ pub(super) fn run_record(
             privacy: ctx.privacy.clone(),
             directory: ctx.is_dir,
             demo_keys,
+            key_protection: ctx.key_protection.clone(),
             cluster: None,
         },
     };

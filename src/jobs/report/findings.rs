@@ -86,6 +86,7 @@ impl Doc<'_> {
         self.transfer_findings(&mut out);
         self.policy_warning_findings(&mut out);
         self.demo_key_finding(&mut out);
+        self.key_protection_finding(&mut out);
         self.privacy_model_finding(&mut out);
         out
     }
@@ -214,6 +215,18 @@ impl Doc<'_> {
                        recompute its tokens from guessed values, decrypt its encrypted fields \
                        and forge its signature; re-run with your own keys \
                        (`cloakline keys generate`)"
+                    .into(),
+            });
+        }
+    }
+
+    fn key_protection_finding(&self, out: &mut Vec<Finding>) {
+        // Plain key material in a file: whoever copies the file can re-identify everything.
+        if !self.record.demo_keys && self.record.key_protection.as_deref() == Some("plain") {
+            out.push(Finding {
+                level: Level::Warning,
+                field: None,
+                text: "the run's keys were read from a plain keyring file (hex secrets):                        anyone who copies it can recompute the tokens and decrypt the                        encrypted fields; wrap it under a passphrase or an HSM key                        (`cloakline keys wrap`, docs/KEYS.md)"
                     .into(),
             });
         }

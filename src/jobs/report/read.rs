@@ -258,7 +258,7 @@ fn param_details(action: &str, p: &Map<String, Value>) -> Vec<String> {
                 details.push(format!("show {}", shown.join(", ")));
             }
         }
-        "tokenize" | "encrypt" => {
+        "tokenize" | "encrypt" | "encrypt_deterministic" | "fpe" => {
             if let Some(a) = param("algorithm") {
                 details.push(a);
             }

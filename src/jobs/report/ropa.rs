@@ -54,6 +54,8 @@ fn measure(a: &Action) -> Option<&'static str> {
     Some(match a {
         Action::Tokenize(_) => "pseudonymisation (keyed HMAC-SHA256 tokens)",
         Action::Encrypt(_) => "encryption (AES-256-GCM)",
+        Action::EncryptDeterministic(_) => "deterministic encryption (AES-SIV)",
+        Action::Fpe(_) => "format-preserving encryption (NIST FF1)",
         Action::Mask(_) => "masking",
         Action::Redact { .. } => "redaction",
         Action::Generalize(_) => "generalisation",

@@ -78,6 +78,14 @@ pub struct Record {
     /// Present (`true`) when the run's keyring held public demo keys.
     #[serde(rename = "cl:demoKeys", default, skip_serializing_if = "is_false")]
     pub demo_keys: bool,
+    /// What protected the run's keys at rest: `plain` (a file of hex secrets), `passphrase`
+    /// or `pkcs11` (wrapped keyrings, docs/KEYS.md). Absent in records of older versions.
+    #[serde(
+        rename = "cl:keyProtection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub key_protection: Option<String>,
     /// Present when a cluster's executors wrote the files (`apply --cluster`).
     #[serde(
         rename = "cl:cluster",

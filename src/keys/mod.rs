@@ -10,7 +10,7 @@
 //! let key = ring.get("k1").unwrap();
 //! assert_eq!(key.fingerprint().len(), 16);
 //! // Debug output names the key but never shows its material.
-//! assert!(format!("{key:?}").starts_with("Key { id: \"k1\", fingerprint:"));
+//! assert!(format!("{key:?}").starts_with("Key { id: \"k1\", version: 1, fingerprint:"));
 //! ```
 
 use std::collections::BTreeMap;
@@ -23,6 +23,12 @@ use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Problem, Result};
+
+mod pkcs11;
+pub mod wrap;
+
+pub use pkcs11::open_for_wrapping as open_pkcs11_kek;
+pub use wrap::{KekSpec, SecretSource};
 
 /// Identifies the keyring file format.
 pub const KEYRING_FORMAT: &str = "cloakline-keyring/v1";
@@ -54,6 +60,10 @@ const SIGNING_PURPOSE: &str = "signing-ed25519";
 /// One named 256-bit key.
 pub struct Key {
     id: String,
+    /// 1 for a key never rotated; `keys rotate` adds the next.
+    version: u32,
+    /// Marked primary in the file (else the highest version of its id is).
+    primary: bool,
     material: Zeroizing<[u8; 32]>,
     created: Option<String>,
     purpose: KeyPurpose,
@@ -69,10 +79,43 @@ impl Key {
         })?;
         Ok(Key {
             id,
+            version: 1,
+            primary: false,
             material: Zeroizing::new(material),
             created: None,
             purpose: KeyPurpose::Data,
         })
+    }
+
+    /// Version `version` of key `id` (tests; rotation).
+    pub fn versioned_from_bytes(
+        id: impl Into<String>,
+        version: u32,
+        material: [u8; 32],
+    ) -> Result<Self> {
+        let mut key = Key::from_bytes(id, material)?;
+        if version == 0 {
+            return Err(Error::Keyring {
+                path: "<memory>".into(),
+                message: "key versions start at 1".into(),
+            });
+        }
+        key.version = version;
+        Ok(key)
+    }
+
+    /// The key's version (1 unless rotated).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The exact name of this version: `k1` for version 1, `k1@v2` after a rotation. This is
+    /// what envelopes and provenance record.
+    pub fn reference(&self) -> String {
+        match self.version {
+            1 => self.id.clone(),
+            v => format!("{}@v{v}", self.id),
+        }
     }
 
     /// An Ed25519 signing key from its 32-byte seed (tests; `keys generate --signing`).
@@ -128,6 +171,18 @@ impl Key {
         self.derive(&format!("cloakline/v1/{action}/{domain}"))
     }
 
+    /// A 64-byte subkey (AES-SIV's two AES-256 keys): 64 bytes of
+    /// HKDF-SHA256(ikm = key, salt = empty, info = `cloakline/v1/<action>/<domain>`).
+    pub fn subkey64(&self, action: &str, domain: &str) -> Zeroizing<[u8; 64]> {
+        let hk = Hkdf::<Sha256>::new(None, self.material.as_ref());
+        let mut okm = Zeroizing::new([0u8; 64]);
+        let info = format!("cloakline/v1/{action}/{domain}");
+        if hk.expand(info.as_bytes(), okm.as_mut()).is_err() {
+            unreachable!("HKDF output length 64 is always valid");
+        }
+        okm
+    }
+
     fn derive(&self, info: &str) -> Zeroizing<[u8; 32]> {
         let hk = Hkdf::<Sha256>::new(None, self.material.as_ref());
         let mut okm = Zeroizing::new([0u8; 32]);
@@ -143,6 +198,7 @@ impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Key")
             .field("id", &self.id)
+            .field("version", &self.version)
             .field("fingerprint", &self.fingerprint())
             .finish_non_exhaustive()
     }
@@ -203,7 +259,10 @@ pub fn read_public_key(path: &Path) -> Result<ed25519_dalek::VerifyingKey> {
 /// A set of named keys.
 #[derive(Default)]
 pub struct Keyring {
+    /// By exact reference (`k1`, `k1@v2`).
     keys: BTreeMap<String, Key>,
+    /// Each id's primary version, by reference.
+    primary: BTreeMap<String, String>,
     source: String,
     warning: Option<String>,
     /// Notices from loading (loose permissions, demo keys) for the caller to show.
@@ -213,6 +272,10 @@ pub struct Keyring {
     planning_only: bool,
     /// For a planning-only keyring: the key ids it vouches for (`None`: any).
     known_ids: Option<std::collections::BTreeSet<String>>,
+    /// What protects the key material at rest: `None` for a plain keyring.
+    kek: Option<wrap::KekSpec>,
+    /// Wrap and unwrap operations run while loading (one per key, never per value).
+    kek_operations: usize,
 }
 
 impl fmt::Debug for Keyring {
@@ -237,6 +300,12 @@ struct KeyringFile {
 #[serde(deny_unknown_fields)]
 struct KeyEntry {
     id: String,
+    /// Absent for version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<u32>,
+    /// `true` on the primary version of an id that has several (default: the highest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    primary: Option<bool>,
     /// 64 hexadecimal digits.
     secret_hex: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,6 +351,10 @@ impl Keyring {
             message: p.message,
         };
         let (text, mode) = read_bounded(path).map_err(&err)?;
+        if format_of(&text).as_deref() == Some(wrap::WRAPPED_FORMAT) {
+            let (ring, _) = Self::load_wrapped(&shown, &text, mode, &SecretSource::process())?;
+            return Ok(ring);
+        }
         let file: KeyringFile = serde_json::from_str(&text).map_err(|e| {
             // serde_json's own message can quote values, which may be secrets: report position only.
             let what = match e.classify() {
@@ -297,27 +370,26 @@ impl Keyring {
         })?;
         if file.format != KEYRING_FORMAT {
             return Err(err(Problem(format!(
-                "unknown `format`; expected {KEYRING_FORMAT:?}"
+                "unknown `format`; expected {KEYRING_FORMAT:?} (plain) or {:?} (wrapped)",
+                wrap::WRAPPED_FORMAT
             ))));
         }
         let mut ring = Keyring {
             keys: BTreeMap::new(),
+            primary: BTreeMap::new(),
             source: shown.clone(),
             warning: file.warning.clone(),
             notices: Vec::new(),
             planning_only: false,
             known_ids: None,
+            kek: None,
+            kek_operations: 0,
         };
         for (i, entry) in file.keys.iter().enumerate() {
             let key = key_from_entry(entry, i + 1).map_err(&err)?;
-            if ring.keys.contains_key(&key.id) {
-                return Err(err(Problem(format!(
-                    "key #{}: its id is used by an earlier key; ids must be unique",
-                    i + 1
-                ))));
-            }
-            ring.keys.insert(key.id.clone(), key);
+            ring.add_loaded(key, i + 1).map_err(&err)?;
         }
+        ring.index().map_err(&err)?;
         ring.check_permissions(mode).map_err(&err)?;
         if ring.is_demo() {
             ring.notices.push(format!(
@@ -371,21 +443,27 @@ impl Keyring {
     pub fn generate_in_memory(ids: &[&str]) -> Self {
         let mut ring = Keyring {
             keys: BTreeMap::new(),
+            primary: BTreeMap::new(),
             source: "<memory>".into(),
             warning: None,
             notices: Vec::new(),
             planning_only: false,
             known_ids: None,
+            kek: None,
+            kek_operations: 0,
         };
         for id in ids {
             let key = Key {
                 id: (*id).to_string(),
+                version: 1,
+                primary: false,
                 material: random_material(),
                 created: None,
                 purpose: KeyPurpose::Data,
             };
-            ring.keys.insert(key.id.clone(), key);
+            ring.keys.insert(key.reference(), key);
         }
+        let _ = ring.index();
         ring
     }
 
@@ -396,11 +474,14 @@ impl Keyring {
     pub fn planning_only() -> Self {
         Keyring {
             keys: BTreeMap::new(),
+            primary: BTreeMap::new(),
             source: "<key ids only: this process plans, executors hold the keys>".into(),
             warning: None,
             notices: Vec::new(),
             planning_only: true,
             known_ids: None,
+            kek: None,
+            kek_operations: 0,
         }
     }
 
@@ -413,7 +494,7 @@ impl Keyring {
                 self.keys
                     .values()
                     .filter(|k| matches!(k.purpose, KeyPurpose::Data))
-                    .map(|k| k.id.clone())
+                    .flat_map(|k| [k.id.clone(), k.reference()])
                     .collect(),
             ),
             source: self.source.clone(),
@@ -440,31 +521,139 @@ impl Keyring {
         }
     }
 
-    /// Add a key (replacing none: an existing id is an error).
+    /// Add a key (replacing none: an existing id and version is an error).
     pub fn insert(&mut self, key: Key) -> Result<()> {
-        if self.keys.contains_key(&key.id) {
+        let r = key.reference();
+        if self.keys.contains_key(&r) {
             return Err(Error::Keyring {
                 path: self.source.clone(),
-                message: format!("key {:?} already exists; choose another id", key.id),
+                message: format!("key {r:?} already exists; choose another id"),
             });
         }
-        self.keys.insert(key.id.clone(), key);
+        self.keys.insert(r, key);
+        self.index().map_err(|p| Error::Keyring {
+            path: self.source.clone(),
+            message: p.message,
+        })
+    }
+
+    /// A key read from a file (`n`: its position): its id and version must be new.
+    fn add_loaded(&mut self, key: Key, n: usize) -> std::result::Result<(), Problem> {
+        let r = key.reference();
+        if self.keys.contains_key(&r) {
+            return Err(Problem(format!(
+                "key #{n}: its id and version are used by an earlier key; they must be unique"
+            )));
+        }
+        self.keys.insert(r, key);
         Ok(())
     }
 
-    /// Look a key up by id, whatever its purpose; the error lists the ids that exist.
-    pub fn get(&self, id: &str) -> Result<&Key> {
-        self.keys.get(id).ok_or_else(|| Error::MissingKey {
+    /// Each id's primary version: the one marked primary, else the highest.
+    fn index(&mut self) -> std::result::Result<(), Problem> {
+        let mut primary: BTreeMap<String, (u32, bool)> = BTreeMap::new();
+        for k in self.keys.values() {
+            match primary.get(&k.id) {
+                Some((_, true)) if k.primary => {
+                    return Err(Problem(format!(
+                        "two versions of key {:?} are marked primary; mark one",
+                        k.id
+                    )));
+                }
+                Some((v, marked)) if *marked || (!k.primary && *v > k.version) => {}
+                _ => {
+                    primary.insert(k.id.clone(), (k.version, k.primary));
+                }
+            }
+        }
+        self.primary = primary
+            .into_iter()
+            .map(|(id, (v, _))| {
+                let r = if v == 1 {
+                    id.clone()
+                } else {
+                    format!("{id}@v{v}")
+                };
+                (id, r)
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// The versions of key `id`, ascending.
+    pub fn versions(&self, id: &str) -> Vec<u32> {
+        self.keys
+            .values()
+            .filter(|k| k.id == id)
+            .map(|k| k.version)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    fn missing(&self, reference: &str) -> Error {
+        Error::MissingKey {
             keyring: self.source.clone(),
-            key_id: id.to_string(),
+            key_id: reference.to_string(),
             present: self.keys.keys().cloned().collect(),
-        })
+        }
+    }
+
+    /// Look a key up as a policy names it, whatever its purpose: `k1` is the primary version
+    /// of `k1`, `k1@v2` exactly version 2. The error lists the keys that exist.
+    pub fn get(&self, reference: &str) -> Result<&Key> {
+        let exact = match reference.split_once('@') {
+            Some(_) => normalize(reference).ok_or_else(|| self.missing(reference))?,
+            None => self
+                .primary
+                .get(reference)
+                .cloned()
+                .ok_or_else(|| self.missing(reference))?,
+        };
+        self.keys.get(&exact).ok_or_else(|| self.missing(reference))
+    }
+
+    /// Look a key up by its exact reference, as an envelope or a column's metadata records
+    /// it: `k1` is version 1 of `k1`, whichever version is primary now.
+    pub fn get_exact(&self, reference: &str) -> Result<&Key> {
+        normalize(reference)
+            .and_then(|r| self.keys.get(&r))
+            .ok_or_else(|| self.missing(reference))
+    }
+
+    /// [`Keyring::data_key`] by exact reference (decryption).
+    pub fn data_key_exact(&self, reference: &str) -> Result<&Key> {
+        self.require_data(self.get_exact(reference)?, reference)
+    }
+
+    /// A key for a deterministic transform (tokenize, encrypt_deterministic, fpe, scrub
+    /// tokens): when its id has several versions the policy must name one, or its output
+    /// would change silently the day the primary changes.
+    pub fn deterministic_key(&self, reference: &str) -> Result<&Key> {
+        let key = self.data_key(reference)?;
+        let versions = self.versions(&key.id);
+        if !reference.contains('@') && versions.len() > 1 {
+            let list: Vec<String> = versions.iter().map(|v| format!("v{v}")).collect();
+            return Err(Error::Keyring {
+                path: self.source.clone(),
+                message: format!(
+                    "key {reference} has versions {} (primary v{}): a deterministic transform must name one,                      e.g. `key: {reference}@v{}`, or its tokens would change silently when the primary changes;                      name `{reference}@v1` to keep joining with releases made before the rotation",
+                    list.join(", "),
+                    key.version,
+                    key.version
+                ),
+            });
+        }
+        Ok(key)
     }
 
     /// A key to tokenize, encrypt or scrub with: a signing key is refused, so the key whose
     /// public half partners hold never protects data.
     pub fn data_key(&self, id: &str) -> Result<&Key> {
-        let key = self.get(id)?;
+        self.require_data(self.get(id)?, id)
+    }
+
+    fn require_data<'a>(&self, key: &'a Key, id: &str) -> Result<&'a Key> {
         match key.purpose {
             KeyPurpose::Data => Ok(key),
             KeyPurpose::Signing => Err(Error::Keyring {
@@ -481,9 +670,63 @@ impl Keyring {
         &self.source
     }
 
-    /// Ids of all keys, sorted.
+    /// Every key by exact reference (`k1`, `k1@v2`), sorted.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
+    }
+
+    /// Add a new version of key `id` to the keyring file at `path` and make it primary;
+    /// returns the new version and its fingerprint. A wrapped keyring stays wrapped.
+    pub fn rotate_in_file(path: &Path, id: &str) -> Result<(u32, String)> {
+        let shown = path.display().to_string();
+        let kerr = |m: Problem| Error::Keyring {
+            path: shown.clone(),
+            message: m.message,
+        };
+        validate_key_id(id).map_err(|_| {
+            kerr(Problem(format!(
+                "--id {id:?}: name the key without a version (`keys rotate --id k1` adds the next one)"
+            )))
+        })?;
+        let path = &link_target(path).map_err(kerr)?;
+        let (text, mode) = read_bounded(path).map_err(kerr)?;
+        let (mut ring, kek) = if format_of(&text).as_deref() == Some(wrap::WRAPPED_FORMAT) {
+            let (r, k) = Self::load_wrapped(&shown, &text, mode, &SecretSource::process())?;
+            (r, Some(k))
+        } else {
+            (Keyring::load(path)?, None)
+        };
+        let current = ring.get(id)?;
+        let purpose = current.purpose;
+        let version = ring.versions(id).last().copied().unwrap_or(1) + 1;
+        for k in ring.keys.values_mut().filter(|k| k.id == id) {
+            k.primary = false;
+        }
+        let key = Key {
+            id: id.to_string(),
+            version,
+            primary: true,
+            material: random_material(),
+            created: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            purpose,
+        };
+        let fingerprint = key.fingerprint();
+        ring.insert(key)?;
+        match (&kek, ring.kek.clone()) {
+            (Some(k), Some(spec)) => ring.write_wrapped(path, &spec, k.as_ref())?,
+            _ => ring.write(path)?,
+        }
+        Ok((version, fingerprint))
+    }
+
+    /// Whether `key` is the primary version of its id.
+    pub fn is_primary(&self, key: &Key) -> bool {
+        self.primary.get(&key.id) == Some(&key.reference())
+    }
+
+    /// Whether the file should mark `key` primary: its id has several versions.
+    fn marks_primary(&self, key: &Key) -> Option<bool> {
+        (self.versions(&key.id).len() > 1 && self.is_primary(key)).then_some(true)
     }
 
     /// Create or extend the keyring at `path` with a new random key `id`; returns its fingerprint.
@@ -504,28 +747,191 @@ impl Keyring {
             path: shown.clone(),
             message: m.message,
         })?;
+        let mut kek = None;
         let mut ring = if path.exists() {
-            Keyring::load(path)?
+            let (text, mode) = read_bounded(path).map_err(|m| Error::Keyring {
+                path: shown.clone(),
+                message: m.message,
+            })?;
+            if format_of(&text).as_deref() == Some(wrap::WRAPPED_FORMAT) {
+                let (ring, k) = Self::load_wrapped(&shown, &text, mode, &SecretSource::process())?;
+                kek = Some(k);
+                ring
+            } else {
+                Keyring::load(path)?
+            }
         } else {
             Keyring {
                 keys: BTreeMap::new(),
+                primary: BTreeMap::new(),
                 source: path.display().to_string(),
                 warning: None,
                 notices: Vec::new(),
                 planning_only: false,
                 known_ids: None,
+                kek: None,
+                kek_operations: 0,
             }
         };
+        if !ring.versions(id).is_empty() {
+            return Err(Error::Keyring {
+                path: shown.clone(),
+                message: format!(
+                    "key {id:?} already exists; choose another id, or add a version with `cloakline keys rotate --id {id}`"
+                ),
+            });
+        }
         let key = Key {
             id: id.to_string(),
+            version: 1,
+            primary: false,
             material: random_material(),
             created: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             purpose,
         };
         let fingerprint = key.fingerprint();
         ring.insert(key)?;
-        ring.write(path)?;
+        match (&kek, ring.kek.clone()) {
+            (Some(k), Some(spec)) => ring.write_wrapped(path, &spec, k.as_ref())?,
+            _ => ring.write(path)?,
+        }
         Ok(fingerprint)
+    }
+
+    /// What protects the keys at rest (`None`: a plain keyring of hex secrets).
+    pub fn kek(&self) -> Option<&wrap::KekSpec> {
+        self.kek.as_ref()
+    }
+
+    /// What protects the keys at rest, as provenance records it (`cl:keyProtection`):
+    /// `plain`, `passphrase` or `pkcs11`.
+    pub fn protection(&self) -> &'static str {
+        self.kek
+            .as_ref()
+            .map(wrap::KekSpec::provider)
+            .unwrap_or("plain")
+    }
+
+    /// How many KEK operations loading took: one unwrap per key, whatever the data size.
+    pub fn kek_operations(&self) -> usize {
+        self.kek_operations
+    }
+
+    /// Load a wrapped keyring from its text; also returns the opened KEK (to add keys).
+    fn load_wrapped(
+        shown: &str,
+        text: &str,
+        mode: Option<u32>,
+        secret: &SecretSource<'_>,
+    ) -> Result<(Self, Box<dyn wrap::Kek>)> {
+        let err = |p: Problem| Error::Keyring {
+            path: shown.to_string(),
+            message: p.message,
+        };
+        let file: wrap::WrappedFile = parse_json(text).map_err(&err)?;
+        let kek = file.kek.open(secret).map_err(|p| {
+            err(Problem(format!(
+                "cannot open its key-encryption key: {}",
+                p.message
+            )))
+        })?;
+        let mut ring = Keyring {
+            source: shown.to_string(),
+            warning: file.warning.clone(),
+            kek: Some(file.kek.clone()),
+            ..Keyring::default()
+        };
+        for (i, entry) in file.keys.iter().enumerate() {
+            let n = i + 1;
+            let plain = KeyEntry {
+                id: entry.id.clone(),
+                version: entry.version,
+                primary: entry.primary,
+                secret_hex: String::new(),
+                created: entry.created.clone(),
+                purpose: entry.purpose.clone(),
+            };
+            let purpose = plain.purpose.clone().unwrap_or_else(|| "data".into());
+            let wrapped = wrap::decode(&entry.wrapped)
+                .ok_or_else(|| err(Problem(format!("key #{n}: `wrapped` is not base64url"))))?;
+            let reference = match entry.version {
+                None | Some(1) => entry.id.clone(),
+                Some(v) => format!("{}@v{v}", entry.id),
+            };
+            let material = kek
+                .unwrap(&wrap::aad(&reference, &purpose), &wrapped)
+                .map_err(|p| {
+                    err(Problem(format!(
+                        "key #{n}: cannot unwrap it: it {}. The passphrase, PIN or KEK is wrong, or the file was altered",
+                        p.message
+                    )))
+                })?;
+            let key = key_from_material(&plain, n, material).map_err(&err)?;
+            if key.fingerprint() != entry.fingerprint {
+                return Err(err(Problem(format!(
+                    "key #{n}: its recorded fingerprint does not match the unwrapped key; the file was altered"
+                ))));
+            }
+            ring.add_loaded(key, n).map_err(&err)?;
+        }
+        ring.index().map_err(&err)?;
+        ring.kek_operations = kek.operations();
+        if let Some(mode) = mode
+            && mode & 0o022 != 0
+        {
+            return Err(err(Problem(format!(
+                "group or others may write it (mode {:03o}); make it owner-only with `chmod 600 {shown}`",
+                mode & 0o777
+            ))));
+        }
+        Ok((ring, kek))
+    }
+
+    /// Write this keyring wrapped under `kek` (described by `spec`), replacing `path`
+    /// atomically, owner-only.
+    pub fn write_wrapped(
+        &self,
+        path: &Path,
+        spec: &wrap::KekSpec,
+        kek: &dyn wrap::Kek,
+    ) -> Result<()> {
+        let err = |p: Problem| Error::Keyring {
+            path: path.display().to_string(),
+            message: p.message,
+        };
+        let mut keys = Vec::new();
+        for k in self.keys.values() {
+            let purpose = match k.purpose {
+                KeyPurpose::Signing => SIGNING_PURPOSE,
+                KeyPurpose::Data => "data",
+            };
+            let wrapped = kek
+                .wrap(&wrap::aad(&k.reference(), purpose), &k.material)
+                .map_err(&err)?;
+            keys.push(wrap::WrappedEntry {
+                id: k.id.clone(),
+                version: (k.version != 1).then_some(k.version),
+                primary: self.marks_primary(k),
+                created: k.created.clone(),
+                purpose: (k.purpose == KeyPurpose::Signing).then(|| SIGNING_PURPOSE.into()),
+                fingerprint: k.fingerprint(),
+                wrapped: wrap::encode(&wrapped),
+            });
+        }
+        let file = wrap::WrappedFile {
+            format: wrap::WRAPPED_FORMAT.into(),
+            warning: self.warning.clone(),
+            kek: spec.clone(),
+            keys,
+        };
+        let text = serde_json::to_string_pretty(&file)
+            .map_err(|e| err(Problem(format!("cannot serialize: {e}"))))?;
+        write_owner_only(path, &text)
+    }
+
+    /// Write this keyring as a plain file of hex secrets (`keys unwrap`), owner-only.
+    pub fn write_plain(&self, path: &Path) -> Result<()> {
+        self.write(path)
     }
 
     fn write(&self, path: &Path) -> Result<()> {
@@ -537,6 +943,8 @@ impl Keyring {
                 .values()
                 .map(|k| KeyEntry {
                     id: k.id.clone(),
+                    version: (k.version != 1).then_some(k.version),
+                    primary: self.marks_primary(k),
                     secret_hex: hex::encode(k.material.as_ref()),
                     created: k.created.clone(),
                     purpose: (k.purpose == KeyPurpose::Signing).then(|| SIGNING_PURPOSE.into()),
@@ -550,16 +958,122 @@ impl Keyring {
                     message: format!("cannot serialize: {e}"),
                 })?,
             );
-        crate::io::write_atomically(path, |f| {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            }
-            std::io::Write::write_all(f, text.as_bytes())?;
-            std::io::Write::write_all(f, b"\n")
-        })
+        write_owner_only(path, &text)
     }
+}
+
+/// A reference in its exact form: `k1@v1` is `k1`; `k1@v2` stays; anything else after `@`
+/// than `v` and a version from 1 is no reference (`None`).
+fn normalize(reference: &str) -> Option<String> {
+    match reference.split_once('@') {
+        None => Some(reference.to_string()),
+        Some((id, v)) => {
+            let digits = v.strip_prefix('v')?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            match digits.parse::<u32>().ok()? {
+                0 => None,
+                1 => Some(id.to_string()),
+                n => Some(format!("{id}@v{n}")),
+            }
+        }
+    }
+}
+
+/// Replace `path` atomically with `text` and a newline, readable by its owner only.
+fn write_owner_only(path: &Path, text: &str) -> Result<()> {
+    crate::io::write_atomically(path, |f| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        std::io::Write::write_all(f, text.as_bytes())?;
+        std::io::Write::write_all(f, b"\n")
+    })
+}
+
+/// The `format` member of a keyring's JSON, if it has one.
+fn format_of(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Format {
+        format: String,
+    }
+    serde_json::from_str::<Format>(text).ok().map(|f| f.format)
+}
+
+/// Parse keyring JSON, reporting only positions: serde's messages can quote values.
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, Problem> {
+    serde_json::from_str(text).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Syntax => "is not valid JSON",
+            serde_json::error::Category::Eof => "ends too early",
+            _ => "does not have the wrapped-keyring layout ({\"format\", \"kek\", \"keys\": [{\"id\", \"fingerprint\", \"wrapped\"}]})",
+        };
+        Problem(format!("{what} at line {} column {}", e.line(), e.column()))
+    })
+}
+
+/// What `keys list` shows of one key; read without any secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub version: u32,
+    pub primary: bool,
+    pub purpose: String,
+    pub fingerprint: Option<String>,
+    pub created: Option<String>,
+}
+
+/// The keys of a keyring file and what protects them, without unwrapping anything. A
+/// plain keyring's fingerprints are computed from its material; a wrapped one's are read
+/// from the file.
+pub fn list_file(path: &Path) -> Result<(Vec<KeyInfo>, Option<wrap::KekSpec>)> {
+    let shown = path.display().to_string();
+    let err = |p: Problem| Error::Keyring {
+        path: shown.clone(),
+        message: p.message,
+    };
+    let (text, _) = read_bounded(path).map_err(&err)?;
+    if format_of(&text).as_deref() == Some(wrap::WRAPPED_FORMAT) {
+        let file: wrap::WrappedFile = parse_json(&text).map_err(&err)?;
+        let keys = file
+            .keys
+            .iter()
+            .map(|e| KeyInfo {
+                id: e.id.clone(),
+                version: e.version.unwrap_or(1),
+                primary: e.primary.unwrap_or(false)
+                    || !file.keys.iter().any(|o| {
+                        o.id == e.id
+                            && (o.primary == Some(true)
+                                || o.version.unwrap_or(1) > e.version.unwrap_or(1))
+                    }),
+                purpose: e.purpose.clone().unwrap_or_else(|| "data".into()),
+                fingerprint: Some(e.fingerprint.clone()),
+                created: e.created.clone(),
+            })
+            .collect();
+        return Ok((keys, Some(file.kek)));
+    }
+    let ring = Keyring::load(path)?;
+    let keys = ring
+        .keys
+        .values()
+        .map(|k| KeyInfo {
+            id: k.id.clone(),
+            version: k.version,
+            primary: ring.is_primary(k),
+            purpose: match k.purpose {
+                KeyPurpose::Signing => SIGNING_PURPOSE.into(),
+                KeyPurpose::Data => "data".into(),
+            },
+            fingerprint: Some(k.fingerprint()),
+            created: k.created.clone(),
+        })
+        .collect();
+    Ok((keys, None))
 }
 
 /// The file a chain of symlinks ends at (which may not exist yet); `path` itself otherwise.
@@ -645,6 +1159,20 @@ fn key_from_entry(entry: &KeyEntry, n: usize) -> std::result::Result<Key, Proble
             "key #{n}: secret_hex must be exactly 64 hexadecimal digits (a 256-bit key)"
         )));
     }
+    key_from_material(entry, n, material)
+}
+
+/// The key of one entry with its material (from hex, or unwrapped).
+fn key_from_material(
+    entry: &KeyEntry,
+    n: usize,
+    material: Zeroizing<[u8; 32]>,
+) -> std::result::Result<Key, Problem> {
+    if validate_key_id(&entry.id).is_err() || looks_like_material(&entry.id) {
+        return Err(Problem(format!(
+            "key #{n}: its id is invalid; use 1 to 64 characters from A-Z a-z 0-9 . _ - :"
+        )));
+    }
     if degenerate(&material) {
         return Err(Problem(format!(
             "key #{n}: secret_hex is not a random key (all bytes equal, a short repeated pattern or a counting sequence); replace it with `cloakline keys generate`"
@@ -659,8 +1187,14 @@ fn key_from_entry(entry: &KeyEntry, n: usize) -> std::result::Result<Key, Proble
             )));
         }
     };
+    let version = entry.version.unwrap_or(1);
+    if version == 0 {
+        return Err(Problem(format!("key #{n}: `version` must be 1 or more")));
+    }
     Ok(Key {
         id: entry.id.clone(),
+        version,
+        primary: entry.primary.unwrap_or(false),
         material,
         created: entry.created.clone(),
         purpose,
