@@ -2,35 +2,55 @@
 
 use super::*;
 
+/// What `decrypt` and `reveal` share: the file, where it goes, which columns, the keys.
+#[derive(Args)]
+pub(crate) struct RestoreArgs {
+    #[command(flatten)]
+    pub(crate) keyring: KeyringArg,
+    /// A cloakline output file (.parquet or .csv).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) input: PathBuf,
+    /// Where to write the restored file (owner-only).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+    /// Column to restore, as NAME or NAME=DOMAIN (repeatable). Default: every encrypt,
+    /// encrypt_deterministic and fpe column the file's metadata marks (Parquet); required
+    /// for CSV.
+    #[arg(long = "column", value_name = "NAME[=DOMAIN]")]
+    pub(crate) columns: Vec<String>,
+    #[command(flatten)]
+    pub(crate) formats: FormatArgs,
+    /// Output format; default: from the output extension.
+    #[arg(long, value_parser = format_parser(), value_name = "FORMAT")]
+    pub(crate) output_format: Option<Format>,
+}
+
+impl RestoreArgs {
+    /// Refuse an output that is one of the inputs (`extra` names more of them); load the
+    /// keyring and the read options.
+    pub(crate) fn prepare(&self, extra: &[(&str, &Path)]) -> Result<(Keyring, ReadOptions)> {
+        let mut ins = vec![("--input", self.input.as_path())];
+        if let Some(k) = &self.keyring.keyring {
+            ins.push(("--keyring", k));
+        }
+        ins.extend_from_slice(extra);
+        refuse_collisions(&ins, &[("--output", &self.output)])?;
+        Ok((
+            keyring_for(None, &self.keyring)?,
+            read_options(&self.formats)?,
+        ))
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct DecryptArgs {
     #[command(flatten)]
-    keyring: KeyringArg,
-    /// A cloakline output file (.parquet or .csv).
-    #[arg(long, value_name = "FILE")]
-    input: PathBuf,
-    /// Where to write the decrypted file.
-    #[arg(long, value_name = "FILE")]
-    output: PathBuf,
-    /// Column to decrypt, as NAME or NAME=DOMAIN (repeatable). Default: every column that
-    /// the file's metadata marks as encrypted (Parquet); required for CSV.
-    #[arg(long = "column", value_name = "NAME[=DOMAIN]")]
-    columns: Vec<String>,
-    #[command(flatten)]
-    formats: FormatArgs,
-    /// Output format; default: from the output extension.
-    #[arg(long, value_parser = format_parser(), value_name = "FORMAT")]
-    output_format: Option<Format>,
+    io: RestoreArgs,
 }
 
 pub(crate) fn run(d: DecryptArgs) -> Result<()> {
-    let mut ins = vec![("--input", d.input.as_path())];
-    if let Some(k) = &d.keyring.keyring {
-        ins.push(("--keyring", k));
-    }
-    refuse_collisions(&ins, &[("--output", &d.output)])?;
-    let keyring = keyring_for(None, &d.keyring)?;
-    let read = read_options(&d.formats)?;
+    let d = d.io;
+    let (keyring, read) = d.prepare(&[])?;
     let cols = cloakline::jobs::decrypt::decrypt_file(
         &d.input,
         &d.output,

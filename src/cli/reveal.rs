@@ -5,13 +5,7 @@ use super::*;
 #[derive(Args)]
 pub(crate) struct RevealArgs {
     #[command(flatten)]
-    keyring: KeyringArg,
-    /// A cloakline output file (.parquet or .csv).
-    #[arg(long, value_name = "FILE")]
-    input: PathBuf,
-    /// Where to write the re-identified file (owner-only).
-    #[arg(long, value_name = "FILE")]
-    output: PathBuf,
+    io: super::decrypt::RestoreArgs,
     /// Why the data is re-identified, in words (recorded).
     #[arg(long, value_name = "TEXT")]
     purpose: String,
@@ -22,46 +16,24 @@ pub(crate) struct RevealArgs {
     /// created when missing.
     #[arg(long, env = "CLOAKLINE_AUDIT_LOG", value_name = "FILE")]
     audit_log: PathBuf,
-    /// Column to reveal, as NAME or NAME=DOMAIN (repeatable). Default: every encrypt,
-    /// encrypt_deterministic and fpe column the file's metadata marks.
-    #[arg(
-        long = "column",
-        alias = "columns",
-        value_name = "NAME[=DOMAIN]",
-        value_delimiter = ','
-    )]
-    columns: Vec<String>,
-    #[command(flatten)]
-    formats: FormatArgs,
-    /// Output format; default: from the output extension.
-    #[arg(long, value_parser = format_parser(), value_name = "FORMAT")]
-    output_format: Option<Format>,
 }
 
 pub(crate) fn run(r: RevealArgs) -> Result<()> {
-    let mut ins = vec![
-        ("--input", r.input.as_path()),
-        ("--audit-log", r.audit_log.as_path()),
-    ];
-    if let Some(k) = &r.keyring.keyring {
-        ins.push(("--keyring", k));
-    }
-    refuse_collisions(&ins, &[("--output", &r.output)])?;
-    let keyring = keyring_for(None, &r.keyring)?;
-    let read = read_options(&r.formats)?;
+    let (keyring, read) = r.io.prepare(&[("--audit-log", r.audit_log.as_path())])?;
     let request = cloakline::jobs::decrypt::RevealRequest {
         purpose: r.purpose,
         requested_by: r.requested_by,
         audit_log: r.audit_log.clone(),
     };
+    let io = &r.io;
     let done = cloakline::jobs::decrypt::reveal_file(
-        &r.input,
-        &r.output,
+        &io.input,
+        &io.output,
         &keyring,
-        &r.columns,
+        &io.columns,
         &read,
-        r.formats.input_format,
-        r.output_format,
+        io.formats.input_format,
+        io.output_format,
         &request,
     )?;
     let cols: Vec<String> = done
@@ -72,7 +44,7 @@ pub(crate) fn run(r: RevealArgs) -> Result<()> {
     errln!(
         "revealed {} into {}; recorded as entry {} of {} and in {}",
         cols.join(", "),
-        r.output.display(),
+        io.output.display(),
         done.entry
             .get("seq")
             .map(|v| v.to_string())

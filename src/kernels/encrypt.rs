@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 
-use super::{KernelError, KernelResult, canonical_strings, has_canonical_string, map_strings};
+use super::{KernelError, KernelResult, canonical_strings, map_strings};
 use crate::keys::{Key, Keyring};
 
 /// Envelope format version byte.
@@ -59,15 +59,7 @@ impl Encryptor {
 
     /// The output type for an input type, or why it is not accepted.
     pub fn output_type(input: &DataType) -> KernelResult<DataType> {
-        if has_canonical_string(super::value_type(input)) {
-            Ok(DataType::Utf8)
-        } else {
-            Err(KernelError::UnsupportedType {
-                action: "encrypt",
-                data_type: input.clone(),
-                hint: "encrypt accepts strings, integers, floats, decimals, booleans, dates and timestamps".into(),
-            })
-        }
+        super::canonical_output("encrypt", input)
     }
 
     /// Encrypt one plaintext into an envelope appended to `out`; `buf` is scratch space.

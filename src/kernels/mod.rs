@@ -123,6 +123,21 @@ pub fn has_canonical_string(dt: &DataType) -> bool {
         )
 }
 
+/// `Utf8` for a type with a canonical string (what the keyed transforms read), else why not.
+pub(crate) fn canonical_output(action: &'static str, input: &DataType) -> KernelResult<DataType> {
+    if has_canonical_string(value_type(input)) {
+        Ok(DataType::Utf8)
+    } else {
+        Err(KernelError::UnsupportedType {
+            action,
+            data_type: input.clone(),
+            hint: format!(
+                "{action} accepts strings, integers, floats, decimals, booleans, dates and timestamps"
+            ),
+        })
+    }
+}
+
 /// The canonical strings of an array's values: string arrays are returned as they are;
 /// other types are cast to `Utf8` with Arrow's display rules (ISO-8601 dates and timestamps).
 pub fn canonical_strings(array: &ArrayRef) -> KernelResult<ArrayRef> {

@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use zeroize::Zeroizing;
 
-use super::{KernelError, KernelResult, canonical_strings, has_canonical_string, map_strings};
+use super::{KernelError, KernelResult, canonical_strings, map_strings};
 use crate::keys::Key;
 
 /// The version byte of an AES-SIV envelope (AES-GCM envelopes have 1).
@@ -68,15 +68,7 @@ impl SivEncryptor {
 
     /// The output type for an input type, or why it is not accepted.
     pub fn output_type(input: &DataType) -> KernelResult<DataType> {
-        if has_canonical_string(super::value_type(input)) {
-            Ok(DataType::Utf8)
-        } else {
-            Err(KernelError::UnsupportedType {
-                action: "encrypt_deterministic",
-                data_type: input.clone(),
-                hint: "encrypt_deterministic accepts strings, integers, floats, decimals, booleans, dates and timestamps".into(),
-            })
-        }
+        super::canonical_output("encrypt_deterministic", input)
     }
 
     /// The envelope of one plaintext, appended to `out`; `buf` is scratch space.

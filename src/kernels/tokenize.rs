@@ -9,7 +9,7 @@ use arrow::datatypes::DataType;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{KernelError, KernelResult, canonical_strings, has_canonical_string, map_strings};
+use super::{KernelError, KernelResult, canonical_strings, map_strings};
 use crate::keys::Key;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -53,15 +53,7 @@ impl Tokenizer {
 
     /// The output type for an input type, or why the type is not accepted.
     pub fn output_type(input: &DataType) -> KernelResult<DataType> {
-        if has_canonical_string(super::value_type(input)) {
-            Ok(DataType::Utf8)
-        } else {
-            Err(KernelError::UnsupportedType {
-                action: "tokenize",
-                data_type: input.clone(),
-                hint: "tokenize accepts strings, integers, floats, decimals, booleans, dates and timestamps".into(),
-            })
-        }
+        super::canonical_output("tokenize", input)
     }
 
     /// The token of one value's bytes, appended to `out`.

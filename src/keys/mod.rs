@@ -104,6 +104,18 @@ impl Key {
         Ok(key)
     }
 
+    /// A new random key (`keys generate`, `keys rotate`); a version above 1 is primary.
+    fn fresh(id: &str, version: u32, purpose: KeyPurpose) -> Key {
+        Key {
+            id: id.to_string(),
+            version,
+            primary: version > 1,
+            material: random_material(),
+            created: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            purpose,
+        }
+    }
+
     /// The key's version (1 unless rotated).
     pub fn version(&self) -> u32 {
         self.version
@@ -255,6 +267,9 @@ pub fn read_public_key(path: &Path) -> Result<ed25519_dalek::VerifyingKey> {
         err("is not an Ed25519 public key in PEM form (-----BEGIN PUBLIC KEY-----); export one with `cloakline keys export-public`".into())
     })
 }
+
+/// A keyring opened to change: the keys, the KEK when it is wrapped, the file to write.
+type ForUpdate = (Keyring, Option<Box<dyn wrap::Kek>>, std::path::PathBuf);
 
 /// A set of named keys.
 #[derive(Default)]
@@ -678,45 +693,51 @@ impl Keyring {
     /// Add a new version of key `id` to the keyring file at `path` and make it primary;
     /// returns the new version and its fingerprint. A wrapped keyring stays wrapped.
     pub fn rotate_in_file(path: &Path, id: &str) -> Result<(u32, String)> {
+        let (mut ring, kek, path) = Self::open_for_update(path, id, false)?;
+        let purpose = ring.get(id)?.purpose;
+        let version = ring.versions(id).last().copied().unwrap_or(1) + 1;
+        for k in ring.keys.values_mut().filter(|k| k.id == id) {
+            k.primary = false;
+        }
+        let key = Key::fresh(id, version, purpose);
+        let fingerprint = key.fingerprint();
+        ring.insert(key)?;
+        ring.save(&path, kek.as_deref())?;
+        Ok((version, fingerprint))
+    }
+
+    /// The keyring at `path` (where its symlinks lead) to change and write back, with its
+    /// KEK when it is wrapped; a missing file is an empty keyring when `create`. `id` must be
+    /// a plain key id (no version).
+    fn open_for_update(path: &Path, id: &str, create: bool) -> Result<ForUpdate> {
         let shown = path.display().to_string();
         let kerr = |m: Problem| Error::Keyring {
             path: shown.clone(),
             message: m.message,
         };
-        validate_key_id(id).map_err(|_| {
-            kerr(Problem(format!(
-                "--id {id:?}: name the key without a version (`keys rotate --id k1` adds the next one)"
-            )))
-        })?;
-        let path = &link_target(path).map_err(kerr)?;
-        let (text, mode) = read_bounded(path).map_err(kerr)?;
-        let (mut ring, kek) = if format_of(&text).as_deref() == Some(wrap::WRAPPED_FORMAT) {
-            let (r, k) = Self::load_wrapped(&shown, &text, mode, &SecretSource::process())?;
-            (r, Some(k))
-        } else {
-            (Keyring::load(path)?, None)
-        };
-        let current = ring.get(id)?;
-        let purpose = current.purpose;
-        let version = ring.versions(id).last().copied().unwrap_or(1) + 1;
-        for k in ring.keys.values_mut().filter(|k| k.id == id) {
-            k.primary = false;
+        validate_key_id(id).map_err(kerr)?;
+        let path = link_target(path).map_err(kerr)?;
+        if create && !path.exists() {
+            let ring = Keyring {
+                source: path.display().to_string(),
+                ..Keyring::default()
+            };
+            return Ok((ring, None, path));
         }
-        let key = Key {
-            id: id.to_string(),
-            version,
-            primary: true,
-            material: random_material(),
-            created: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            purpose,
-        };
-        let fingerprint = key.fingerprint();
-        ring.insert(key)?;
-        match (&kek, ring.kek.clone()) {
-            (Some(k), Some(spec)) => ring.write_wrapped(path, &spec, k.as_ref())?,
-            _ => ring.write(path)?,
+        let (text, mode) = read_bounded(&path).map_err(kerr)?;
+        if format_of(&text).as_deref() == Some(wrap::WRAPPED_FORMAT) {
+            let (ring, kek) = Self::load_wrapped(&shown, &text, mode, &SecretSource::process())?;
+            return Ok((ring, Some(kek), path));
         }
-        Ok((version, fingerprint))
+        Ok((Keyring::load(&path)?, None, path))
+    }
+
+    /// Write the keyring back as it was stored: wrapped under `kek`, or plain.
+    fn save(&self, path: &Path, kek: Option<&dyn wrap::Kek>) -> Result<()> {
+        match (kek, &self.kek) {
+            (Some(k), Some(spec)) => self.write_wrapped(path, spec, k),
+            _ => self.write(path),
+        }
     }
 
     /// Whether `key` is the primary version of its id.
@@ -738,63 +759,19 @@ impl Keyring {
 
     /// [`Keyring::generate_into_file`] for a key of the given purpose.
     pub fn generate_into_file_as(path: &Path, id: &str, purpose: KeyPurpose) -> Result<String> {
-        let shown = path.display().to_string();
-        validate_key_id(id).map_err(|m| Error::Keyring {
-            path: shown.clone(),
-            message: m.message,
-        })?;
-        let path = &link_target(path).map_err(|m| Error::Keyring {
-            path: shown.clone(),
-            message: m.message,
-        })?;
-        let mut kek = None;
-        let mut ring = if path.exists() {
-            let (text, mode) = read_bounded(path).map_err(|m| Error::Keyring {
-                path: shown.clone(),
-                message: m.message,
-            })?;
-            if format_of(&text).as_deref() == Some(wrap::WRAPPED_FORMAT) {
-                let (ring, k) = Self::load_wrapped(&shown, &text, mode, &SecretSource::process())?;
-                kek = Some(k);
-                ring
-            } else {
-                Keyring::load(path)?
-            }
-        } else {
-            Keyring {
-                keys: BTreeMap::new(),
-                primary: BTreeMap::new(),
-                source: path.display().to_string(),
-                warning: None,
-                notices: Vec::new(),
-                planning_only: false,
-                known_ids: None,
-                kek: None,
-                kek_operations: 0,
-            }
-        };
+        let (mut ring, kek, path) = Self::open_for_update(path, id, true)?;
         if !ring.versions(id).is_empty() {
             return Err(Error::Keyring {
-                path: shown.clone(),
+                path: ring.source.clone(),
                 message: format!(
                     "key {id:?} already exists; choose another id, or add a version with `cloakline keys rotate --id {id}`"
                 ),
             });
         }
-        let key = Key {
-            id: id.to_string(),
-            version: 1,
-            primary: false,
-            material: random_material(),
-            created: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            purpose,
-        };
+        let key = Key::fresh(id, 1, purpose);
         let fingerprint = key.fingerprint();
         ring.insert(key)?;
-        match (&kek, ring.kek.clone()) {
-            (Some(k), Some(spec)) => ring.write_wrapped(path, &spec, k.as_ref())?,
-            _ => ring.write(path)?,
-        }
+        ring.save(&path, kek.as_deref())?;
         Ok(fingerprint)
     }
 

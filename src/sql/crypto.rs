@@ -15,16 +15,20 @@ use super::{
 };
 use crate::kernels::{Decryptor, Encryptor, Fpe, FpeSpec, SivEncryptor, is_string_type};
 
-/// AES-256-GCM envelope of the value's canonical string (docs/FORMATS.md). Volatile: a fresh
-/// random nonce per value, so the same input encrypts differently each time.
+/// `encrypt`: the AES-256-GCM envelope of the value's canonical string (docs/FORMATS.md).
+/// Volatile: a fresh random nonce per value, so the same input encrypts differently each
+/// time. `encrypt_deterministic` ([`EncryptFunc::deterministic`]): the AES-SIV envelope,
+/// equal for equal values, so the column still joins. `decrypt` opens both.
 ///
 /// ```sql
-/// SELECT encrypt(national_id, 'k2') FROM customers;   -- domain 'national_id'
+/// SELECT encrypt(national_id, 'k2') FROM customers;                 -- domain 'national_id'
+/// SELECT encrypt_deterministic(national_id, 'k2') FROM customers;
 /// ```
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct EncryptFunc {
     signature: Signature,
     keyring: KeyringRef,
+    deterministic: bool,
 }
 
 /// Opens envelopes made by `encrypt` (or `cloakline apply`); the key id is read from the
@@ -45,6 +49,16 @@ impl EncryptFunc {
         EncryptFunc {
             signature: Signature::variadic_any(Volatility::Volatile),
             keyring,
+            deterministic: false,
+        }
+    }
+
+    /// `encrypt_deterministic`.
+    pub fn deterministic(keyring: KeyringRef) -> Self {
+        EncryptFunc {
+            signature: Signature::variadic_any(Volatility::Immutable),
+            keyring,
+            deterministic: true,
         }
     }
 }
@@ -72,38 +86,31 @@ fn domain_arg(
     }
 }
 
-fn encrypt_args(
-    fields: &[FieldRef],
-    scalars: &[Option<&ScalarValue>],
-) -> DFResult<(String, String)> {
-    let f = "encrypt";
-    let key = literal_string(f, 2, "key_id", scalars.get(1).copied().flatten())?
-        .ok_or_else(|| plan_error(f, "argument 2 (key_id) is null; name a key of the keyring"))?;
-    Ok((key, domain_arg(f, 3, fields, scalars)?))
-}
-
 impl ScalarUDFImpl for EncryptFunc {
     fn name(&self) -> &str {
-        "encrypt"
+        if self.deterministic {
+            "encrypt_deterministic"
+        } else {
+            "encrypt"
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
     fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
-        check_arity(
-            self.name(),
-            arg_types.len(),
-            2,
-            3,
-            "encrypt(value, key_id [, domain])",
-        )?;
+        let usage = if self.deterministic {
+            "encrypt_deterministic(value, key_id [, domain])"
+        } else {
+            "encrypt(value, key_id [, domain])"
+        };
+        check_arity(self.name(), arg_types.len(), 2, 3, usage)?;
         check_value_type(self.name(), &arg_types[0])?;
         Ok(DataType::Utf8)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
         let types = super::field_types(args.arg_fields);
         self.return_type(&types)?;
-        let (key, _) = encrypt_args(args.arg_fields, args.scalar_arguments)?;
+        let (key, _) = key_and_domain(self.name(), args.arg_fields, args.scalar_arguments)?;
         self.keyring
             .0
             .check_data_key(&key)
@@ -113,16 +120,22 @@ impl ScalarUDFImpl for EncryptFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let sc = super::scalars(&args.args);
         let refs = super::scalar_refs(&sc);
-        let (key, domain) = encrypt_args(&args.arg_fields, &refs)?;
-        let key = self
-            .keyring
-            .0
-            .data_key(&key)
-            .map_err(|e| exec_error(self.name(), e))?;
-        let enc = Encryptor::new(key, &domain).map_err(|e| exec_error(self.name(), e))?;
-        apply_to_value(self.name(), &args.args[0], &DataType::Utf8, |v| {
-            enc.apply(v)
-        })
+        let (key_id, domain) = key_and_domain(self.name(), &args.arg_fields, &refs)?;
+        let ring = &self.keyring.0;
+        let fail = |e: &dyn std::fmt::Display| exec_error(self.name(), e);
+        if self.deterministic {
+            let key = ring.deterministic_key(&key_id).map_err(|e| fail(&e))?;
+            let enc = SivEncryptor::new(key, &key.reference(), &domain).map_err(|e| fail(&e))?;
+            apply_to_value(self.name(), &args.args[0], &DataType::Utf8, |v| {
+                enc.apply(v)
+            })
+        } else {
+            let key = ring.data_key(&key_id).map_err(|e| fail(&e))?;
+            let enc = Encryptor::new(key, &domain).map_err(|e| fail(&e))?;
+            apply_to_value(self.name(), &args.args[0], &DataType::Utf8, |v| {
+                enc.apply(v)
+            })
+        }
     }
 }
 
@@ -169,27 +182,6 @@ impl ScalarUDFImpl for DecryptFunc {
     }
 }
 
-/// AES-SIV envelope (RFC 5297) of the value's canonical string: the same value always gives
-/// the same envelope, so the column still joins; `decrypt` opens it.
-///
-/// ```sql
-/// SELECT encrypt_deterministic(national_id, 'k2') FROM customers;   -- domain 'national_id'
-/// ```
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct EncryptDeterministicFunc {
-    signature: Signature,
-    keyring: KeyringRef,
-}
-
-impl EncryptDeterministicFunc {
-    pub fn new(keyring: KeyringRef) -> Self {
-        EncryptDeterministicFunc {
-            signature: Signature::variadic_any(Volatility::Immutable),
-            keyring,
-        }
-    }
-}
-
 fn key_and_domain(
     f: &str,
     fields: &[FieldRef],
@@ -198,51 +190,6 @@ fn key_and_domain(
     let key = literal_string(f, 2, "key_id", scalars.get(1).copied().flatten())?
         .ok_or_else(|| plan_error(f, "argument 2 (key_id) is null; name a key of the keyring"))?;
     Ok((key, domain_arg(f, 3, fields, scalars)?))
-}
-
-impl ScalarUDFImpl for EncryptDeterministicFunc {
-    fn name(&self) -> &str {
-        "encrypt_deterministic"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
-        check_arity(
-            self.name(),
-            arg_types.len(),
-            2,
-            3,
-            "encrypt_deterministic(value, key_id [, domain])",
-        )?;
-        check_value_type(self.name(), &arg_types[0])?;
-        Ok(DataType::Utf8)
-    }
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        let types = super::field_types(args.arg_fields);
-        self.return_type(&types)?;
-        let (key, _) = key_and_domain(self.name(), args.arg_fields, args.scalar_arguments)?;
-        self.keyring
-            .0
-            .check_data_key(&key)
-            .map_err(|e| plan_error(self.name(), e))?;
-        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let sc = super::scalars(&args.args);
-        let refs = super::scalar_refs(&sc);
-        let (key_id, domain) = key_and_domain(self.name(), &args.arg_fields, &refs)?;
-        let key = self
-            .keyring
-            .0
-            .deterministic_key(&key_id)
-            .map_err(|e| exec_error(self.name(), e))?;
-        let enc = SivEncryptor::new(key, &key.reference(), &domain)
-            .map_err(|e| exec_error(self.name(), e))?;
-        apply_to_value(self.name(), &args.args[0], &DataType::Utf8, |v| {
-            enc.apply(v)
-        })
-    }
 }
 
 /// NIST FF1 format-preserving encryption over a named alphabet (default `digits`); the

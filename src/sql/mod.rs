@@ -51,7 +51,7 @@ use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
-pub use crypto::{DecryptFunc, EncryptDeterministicFunc, EncryptFunc, FpeFunc};
+pub use crypto::{DecryptFunc, EncryptFunc, FpeFunc};
 pub use custom::CustomFunc;
 pub use generalize::{GeneralizeFunc, parse_generalize_spec};
 pub use mask::{MaskFunc, RedactFunc};
@@ -80,7 +80,7 @@ pub fn functions(keyring: Arc<Keyring>) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(TokenizeFunc::new(ring.clone())),
         ScalarUDF::new_from_impl(EncryptFunc::new(ring.clone())),
         ScalarUDF::new_from_impl(DecryptFunc::new(ring.clone())),
-        ScalarUDF::new_from_impl(EncryptDeterministicFunc::new(ring.clone())),
+        ScalarUDF::new_from_impl(EncryptFunc::deterministic(ring.clone())),
         ScalarUDF::new_from_impl(FpeFunc::new(ring.clone(), false)),
         ScalarUDF::new_from_impl(FpeFunc::new(ring.clone(), true)),
         ScalarUDF::new_from_impl(MaskFunc::new()),
