@@ -140,10 +140,14 @@ pub fn transform_batch(
                 ),
             });
         }
-        let out = col.kernel.apply(input).map_err(|e| Error::Transform {
-            field: col.rule.input_name.clone(),
-            message: e.to_string(),
-        })?;
+        let keyed_by = col.keyed_by.map(|j| batch.column(j));
+        let out = col
+            .kernel
+            .apply_keyed(input, keyed_by)
+            .map_err(|e| Error::Transform {
+                field: col.rule.input_name.clone(),
+                message: e.to_string(),
+            })?;
         arrays.push(out);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));

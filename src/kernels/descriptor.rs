@@ -239,6 +239,38 @@ pub const FPE: Transform = Transform {
     }),
 };
 
+pub const SHIFT_DATE: Transform = Transform {
+    name: "shift_date",
+    deterministic: true,
+    reversible: true,
+    obfuscating: true,
+    status: "date-shifted personal data",
+    status_note: "Every date of one subject moved by the same keyed offset (never zero, within the declared bound): intervals within a subject survive, calendar dates do not. Whoever holds the key and the keyed_by column can undo it. Still personal data.",
+    dpv_measures: &["cl:DateShifting", "dpv:DeterministicPseudonymisation"],
+    lineage_subtype: "TRANSFORMATION",
+    random_output: false,
+    sql: Some(SqlExposure {
+        function: "shift_date",
+        key_argument: Some(2),
+    }),
+};
+
+pub const NOISE: Transform = Transform {
+    name: "noise",
+    deterministic: true,
+    reversible: true,
+    obfuscating: true,
+    status: "perturbed personal data",
+    status_note: "Keyed Laplace or Gaussian noise of the declared scale added to each value: aggregates stay close, single values are blurred. Reproducible, so no differential-privacy guarantee; whoever holds the key and the keyed_by column can remove it. Still personal data.",
+    dpv_measures: &["cl:NoiseAddition"],
+    lineage_subtype: "TRANSFORMATION",
+    random_output: false,
+    sql: Some(SqlExposure {
+        function: "noise",
+        key_argument: Some(2),
+    }),
+};
+
 pub const GENERALIZE: Transform = Transform {
     name: "generalize",
     deterministic: true,
@@ -288,6 +320,8 @@ pub const TRANSFORMS: &[Transform] = &[
     ENCRYPT,
     ENCRYPT_DETERMINISTIC,
     FPE,
+    SHIFT_DATE,
+    NOISE,
     GENERALIZE,
     SCRUB,
 ];

@@ -17,6 +17,7 @@ pub mod mask;
 pub mod redact;
 pub mod scrub;
 pub mod siv;
+pub mod subject;
 pub mod tokenize;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use mask::Masker;
 pub use redact::Redactor;
 pub use scrub::Scrubber;
 pub use siv::SivEncryptor;
+pub use subject::{DateShifter, Noiser};
 pub use tokenize::Tokenizer;
 
 /// Errors from building or applying a kernel. The message never contains key material.

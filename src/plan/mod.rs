@@ -50,6 +50,10 @@ pub enum Kernel {
     Encrypt(Box<Encryptor>),
     EncryptDeterministic(Box<crate::kernels::SivEncryptor>),
     Fpe(Box<crate::kernels::Fpe>),
+    /// Keyed by another input column ([`ColumnPlan::keyed_by`]).
+    ShiftDate(Box<crate::kernels::DateShifter>),
+    /// Keyed by another input column ([`ColumnPlan::keyed_by`]).
+    Noise(Box<crate::kernels::Noiser>),
     Generalize(Generalizer),
     Scrub(Box<crate::kernels::Scrubber>),
     /// A quasi-identifier at the generalization level the privacy block chose.
@@ -74,6 +78,8 @@ impl Kernel {
             Kernel::Encrypt(_) => &d::ENCRYPT,
             Kernel::EncryptDeterministic(_) => &d::ENCRYPT_DETERMINISTIC,
             Kernel::Fpe(_) => &d::FPE,
+            Kernel::ShiftDate(_) => &d::SHIFT_DATE,
+            Kernel::Noise(_) => &d::NOISE,
             Kernel::Generalize(_) | Kernel::Level(_) => &d::GENERALIZE,
             Kernel::Scrub(_) => &d::SCRUB,
             Kernel::Custom(t, _) => t.descriptor(),
@@ -90,10 +96,28 @@ impl Kernel {
             Kernel::Encrypt(k) => k.apply(array),
             Kernel::EncryptDeterministic(k) => k.apply(array),
             Kernel::Fpe(k) => k.apply(array),
+            Kernel::ShiftDate(_) | Kernel::Noise(_) => Err(KernelError::Parameter(format!(
+                "{} needs its keyed_by column beside the values",
+                self.descriptor().name
+            ))),
             Kernel::Generalize(k) => k.apply(array),
             Kernel::Level(k) => k.apply(array),
             Kernel::Scrub(k) => k.apply(array),
             Kernel::Custom(_, k) => k.apply(array),
+        }
+    }
+
+    /// Apply with the row-aligned `keyed_by` column, for the kernels keyed by one
+    /// ([`Kernel::ShiftDate`], [`Kernel::Noise`]); the others ignore it.
+    pub fn apply_keyed(
+        &self,
+        array: &ArrayRef,
+        keyed_by: Option<&ArrayRef>,
+    ) -> std::result::Result<ArrayRef, KernelError> {
+        match (self, keyed_by) {
+            (Kernel::ShiftDate(k), Some(s)) => k.apply_with(array, s),
+            (Kernel::Noise(k), Some(s)) => k.apply_with(array, s),
+            _ => self.apply(array),
         }
     }
 
@@ -163,6 +187,26 @@ impl Kernel {
                     out,
                 )
             }
+            Action::ShiftDate(s) => {
+                let out = crate::kernels::DateShifter::output_type(input)?;
+                let key = keyring
+                    .deterministic_key(&s.key)
+                    .map_err(KernelBuildError::Key)?;
+                (
+                    Kernel::ShiftDate(Box::new(crate::kernels::DateShifter::new(key, s)?)),
+                    out,
+                )
+            }
+            Action::Noise(n) => {
+                let out = crate::kernels::Noiser::output_type(input)?;
+                let key = keyring
+                    .deterministic_key(&n.key)
+                    .map_err(KernelBuildError::Key)?;
+                (
+                    Kernel::Noise(Box::new(crate::kernels::Noiser::new(key, n)?)),
+                    out,
+                )
+            }
             Action::Scrub(spec) => {
                 let t = crate::kernels::Scrubber::output_type(input)?;
                 let k = crate::kernels::Scrubber::new(
@@ -218,6 +262,8 @@ pub struct ColumnPlan {
     pub output_field: Arc<ArrowField>,
     /// Fingerprint of the key used, if any.
     pub key_fingerprint: Option<String>,
+    /// The input column keying the kernel's draws (`shift_date`, `noise`).
+    pub keyed_by: Option<usize>,
 }
 
 /// An input column left out of the output, and why.
@@ -279,6 +325,23 @@ impl Plan {
             }
             match Kernel::build(&rule.action, f.data_type(), keyring) {
                 Ok((kernel, out_type)) => {
+                    let keyed_by = match rule.action.keyed_by() {
+                        None => None,
+                        Some(c) => match schema.index_of(c) {
+                            Ok(j) => Some(j),
+                            Err(_) => {
+                                problems.push(PlanProblem::Misfit {
+                                    field: rule.input_name.clone(),
+                                    line: rule.line,
+                                    column: rule.column,
+                                    message: format!(
+                                        "`keyed_by` names {c:?}, which is not a column of the input"
+                                    ),
+                                });
+                                continue;
+                            }
+                        },
+                    };
                     let key_fingerprint = rule
                         .action
                         .key_id()
@@ -300,6 +363,7 @@ impl Plan {
                         kernel,
                         output_field,
                         key_fingerprint,
+                        keyed_by,
                     });
                 }
                 Err(KernelBuildError::Key(e)) => {
@@ -382,6 +446,11 @@ fn field_metadata(rule: &Field, input_type: &DataType) -> HashMap<String, String
             // A dictionary's values are what was encrypted; decrypt restores their type.
             let t = crate::kernels::value_type(input_type);
             m.insert(meta::SOURCE_TYPE.into(), t.to_string());
+        }
+        Action::ShiftDate(crate::kernels::subject::ShiftDateSpec { key, domain, .. })
+        | Action::Noise(crate::kernels::subject::NoiseSpec { key, domain, .. }) => {
+            m.insert(meta::KEY_ID.into(), key.clone());
+            m.insert(meta::DOMAIN.into(), domain.clone());
         }
         Action::Fpe(f) => {
             m.insert(meta::KEY_ID.into(), f.key.clone());

@@ -45,6 +45,41 @@ pub(super) fn validate_action(
             domain: domain(name, r),
         }),
         ActionKind::Fpe => fpe_action(name, r)?,
+        ActionKind::ShiftDate => {
+            let max_days = r
+                .max_days
+                .ok_or("`shift_date` needs `max_days`: the largest shift, in days (e.g. 30)")?;
+            if !(1..=crate::kernels::subject::MAX_SHIFT_DAYS).contains(&max_days) {
+                return Err(Problem(format!(
+                    "`max_days` is {max_days}; it must be 1 to {}",
+                    crate::kernels::subject::MAX_SHIFT_DAYS
+                )));
+            }
+            // One shift per subject across all its date columns: the domain defaults to
+            // the keyed_by column, not the field.
+            let keyed_by = keyed_by(name, r)?;
+            Action::ShiftDate(crate::kernels::subject::ShiftDateSpec {
+                key: required_key(r)?,
+                domain: r.domain.clone().unwrap_or_else(|| keyed_by.clone()),
+                keyed_by,
+                max_days,
+            })
+        }
+        ActionKind::Noise => {
+            let scale = r
+                .scale
+                .ok_or("`noise` needs `scale`: the noise's size in the column's unit")?;
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err("`scale` must be a positive number".into());
+            }
+            Action::Noise(crate::kernels::subject::NoiseSpec {
+                key: required_key(r)?,
+                domain: domain(name, r),
+                keyed_by: keyed_by(name, r)?,
+                distribution: r.distribution.unwrap_or_default(),
+                scale,
+            })
+        }
         ActionKind::Generalize => generalize_action(r)?,
         ActionKind::Custom(name) => custom_action(name, r)?,
     })
@@ -60,8 +95,12 @@ fn custom_action(name: &str, r: &FieldRule) -> std::result::Result<Action, Probl
 }
 
 /// Parameters present, by name, so that a stray one is named in the error.
-fn present_parameters(r: &FieldRule) -> [(&'static str, bool); 24] {
+fn present_parameters(r: &FieldRule) -> [(&'static str, bool); 28] {
     [
+        ("keyed_by", r.keyed_by.is_some()),
+        ("max_days", r.max_days.is_some()),
+        ("distribution", r.distribution.is_some()),
+        ("scale", r.scale.is_some()),
         ("alphabet", r.alphabet.is_some()),
         ("characters", r.characters.is_some()),
         ("separators", r.separators.is_some()),
@@ -98,6 +137,8 @@ fn allowed_parameters(r: &FieldRule) -> &'static [&'static str] {
         ActionKind::Mask => &["keep_first", "keep_last", "mask_char"],
         ActionKind::Tokenize => &["key", "domain", "length", "prefix"],
         ActionKind::Encrypt | ActionKind::EncryptDeterministic => &["key", "domain"],
+        ActionKind::ShiftDate => &["key", "domain", "keyed_by", "max_days"],
+        ActionKind::Noise => &["key", "domain", "keyed_by", "distribution", "scale"],
         ActionKind::Fpe => &[
             "key",
             "domain",
@@ -195,6 +236,20 @@ fn fpe_action(name: &str, r: &FieldRule) -> std::result::Result<Action, Problem>
         luhn,
         on_invalid: r.on_invalid.unwrap_or_default(),
     }))
+}
+
+/// `keyed_by`: required, and another column than the field itself.
+fn keyed_by(name: &str, r: &FieldRule) -> std::result::Result<String, Problem> {
+    let c = r.keyed_by.clone().ok_or_else(|| {
+        Problem(format!(
+            "`{}` needs `keyed_by`: the column whose value keys it (a subject or record id)",
+            r.action.keyword()
+        ))
+    })?;
+    if c == name {
+        return Err("`keyed_by` names the field itself; name the subject's id column".into());
+    }
+    Ok(c)
 }
 
 /// The key-derivation domain: `domain`, or the field name.

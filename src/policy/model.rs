@@ -99,6 +99,12 @@ pub enum ActionKind {
     /// Format-preserving encryption (NIST FF1) over an alphabet: same length and separators,
     /// reversible with the key.
     Fpe,
+    /// Move each subject's dates by one keyed offset within ±`max_days` (`keyed_by`: the
+    /// subject's id column): intervals within a subject survive.
+    ShiftDate,
+    /// Add keyed Laplace or Gaussian noise of `scale` (`keyed_by`: the column whose value
+    /// keys each row's draw).
+    Noise,
     /// Coarsen: dates to a period (`to`), numbers to bins (`bin_width`/`breaks`, `top`/`bottom`),
     /// strings to a prefix (`keep_prefix`).
     Generalize,
@@ -112,7 +118,7 @@ pub enum ActionKind {
 }
 
 /// The built-in actions, in documentation order.
-const BUILT_IN: [ActionKind; 10] = [
+const BUILT_IN: [ActionKind; 12] = [
     ActionKind::Keep,
     ActionKind::Drop,
     ActionKind::Redact,
@@ -121,6 +127,8 @@ const BUILT_IN: [ActionKind; 10] = [
     ActionKind::Encrypt,
     ActionKind::EncryptDeterministic,
     ActionKind::Fpe,
+    ActionKind::ShiftDate,
+    ActionKind::Noise,
     ActionKind::Generalize,
     ActionKind::Scrub,
 ];
@@ -148,6 +156,8 @@ impl ActionKind {
             ActionKind::Encrypt => "encrypt",
             ActionKind::EncryptDeterministic => "encrypt_deterministic",
             ActionKind::Fpe => "fpe",
+            ActionKind::ShiftDate => "shift_date",
+            ActionKind::Noise => "noise",
             ActionKind::Generalize => "generalize",
             ActionKind::Scrub => "scrub",
         }
@@ -254,6 +264,16 @@ pub struct FieldRule {
     pub luhn: Option<bool>,
     /// fpe: a value outside the alphabet or too short for FF1: `error` (default) or `null`.
     pub on_invalid: Option<crate::kernels::fpe::OnInvalid>,
+    /// shift_date, noise: the input column whose value keys the shift or the noise (a
+    /// subject or record id); rows where it is null give null.
+    pub keyed_by: Option<String>,
+    /// shift_date: the largest shift in days, 1 to 36500 (every date moves by 1 to this many
+    /// days, earlier or later).
+    pub max_days: Option<u32>,
+    /// noise: `laplace` (default) or `gaussian`.
+    pub distribution: Option<crate::kernels::subject::Distribution>,
+    /// noise: the distribution's scale (Laplace b, Gaussian σ), in the column's unit.
+    pub scale: Option<f64>,
     /// tokenize: hex characters kept (1-64, default 32).
     pub length: Option<usize>,
     /// tokenize: text put before every token.
@@ -426,6 +446,8 @@ pub enum Action {
     Encrypt(EncryptSpec),
     EncryptDeterministic(EncryptSpec),
     Fpe(crate::kernels::FpeSpec),
+    ShiftDate(crate::kernels::subject::ShiftDateSpec),
+    Noise(crate::kernels::subject::NoiseSpec),
     Generalize(GeneralizeSpec),
     Scrub(ScrubSpec),
     /// A registered transform with its (type-checked) parameters.
@@ -477,6 +499,8 @@ impl Action {
             Action::Encrypt(_) => &d::ENCRYPT,
             Action::EncryptDeterministic(_) => &d::ENCRYPT_DETERMINISTIC,
             Action::Fpe(_) => &d::FPE,
+            Action::ShiftDate(_) => &d::SHIFT_DATE,
+            Action::Noise(_) => &d::NOISE,
             Action::Generalize(_) => &d::GENERALIZE,
             Action::Scrub(s) if matches!(s.mode, ScrubMode::Token { .. }) => &d::SCRUB_TOKENS,
             Action::Scrub(_) => &d::SCRUB,
@@ -494,17 +518,30 @@ impl Action {
             Action::Encrypt(_) => ActionKind::Encrypt,
             Action::EncryptDeterministic(_) => ActionKind::EncryptDeterministic,
             Action::Fpe(_) => ActionKind::Fpe,
+            Action::ShiftDate(_) => ActionKind::ShiftDate,
+            Action::Noise(_) => ActionKind::Noise,
             Action::Generalize(_) => ActionKind::Generalize,
             Action::Scrub(_) => ActionKind::Scrub,
             Action::Custom(c) => ActionKind::Custom(c.transform.descriptor().name),
         }
     }
+    /// The input column that keys the action's draws (`shift_date`, `noise`).
+    pub fn keyed_by(&self) -> Option<&str> {
+        match self {
+            Action::ShiftDate(s) => Some(&s.keyed_by),
+            Action::Noise(n) => Some(&n.keyed_by),
+            _ => None,
+        }
+    }
+
     /// The key id the action uses, if any.
     pub fn key_id(&self) -> Option<&str> {
         match self {
             Action::Tokenize(t) => Some(&t.key),
             Action::Encrypt(e) | Action::EncryptDeterministic(e) => Some(&e.key),
             Action::Fpe(f) => Some(&f.key),
+            Action::ShiftDate(s) => Some(&s.key),
+            Action::Noise(n) => Some(&n.key),
             Action::Scrub(ScrubSpec {
                 mode: ScrubMode::Token { key, .. },
                 ..

@@ -123,6 +123,18 @@ fn params_of(action: &Action) -> Value {
             "separators": f.separators, "keepFirst": f.keep_first, "keepLast": f.keep_last, "luhn": f.luhn,
             "onInvalid": f.on_invalid, "minimumDomain": crate::kernels::fpe::MIN_DOMAIN, "deterministic": true
         }),
+        Action::ShiftDate(s) => json!({
+            "algorithm": "HMAC-SHA256 draw per keyed_by value", "kdf": "HKDF-SHA256",
+            "kdf_info": format!("cloakline/v1/shift_date/{}", s.domain), "domain": s.domain,
+            "keyedBy": s.keyed_by, "maxDays": s.max_days, "unit": "day", "zeroShift": false,
+            "deterministic": true
+        }),
+        Action::Noise(n) => json!({
+            "algorithm": "HMAC-SHA256 draw per keyed_by value", "kdf": "HKDF-SHA256",
+            "kdf_info": format!("cloakline/v1/noise/{}", n.domain), "domain": n.domain,
+            "keyedBy": n.keyed_by, "distribution": n.distribution, "scale": n.scale,
+            "integersRounded": true, "deterministic": true
+        }),
         Action::Generalize(g) => serde_json::to_value(g).unwrap_or(Value::Null),
         Action::Scrub(s) => {
             let names: Vec<String> = match &s.recognizers {

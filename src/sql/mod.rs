@@ -26,6 +26,8 @@
 //! | `encrypt(value, key_id [, domain])` / `decrypt(ciphertext [, domain])` | AES-256-GCM envelope |
 //! | `encrypt_deterministic(value, key_id [, domain])` | AES-SIV envelope: joinable, `decrypt` opens it |
 //! | `fpe(value, key_id [, domain [, alphabet]])` / `fpe_decrypt(…)` | NIST FF1, same length and alphabet |
+//! | `shift_date(value, keyed_by, key_id, max_days [, domain])` | one keyed shift per subject |
+//! | `noise(value, keyed_by, key_id, scale [, distribution [, domain]])` | keyed Laplace/Gaussian noise |
 //! | `mask(value, keep_first, keep_last [, mask_char])` | hide characters |
 //! | `redact(value [, replacement])` | null or a constant |
 //! | `scrub(value [, replace_with [, key_id [, recognizers]]])` | replace PII found in free text |
@@ -38,6 +40,7 @@ mod custom;
 mod generalize;
 mod mask;
 mod scrub;
+mod subject;
 pub mod tables;
 mod tokenize;
 mod view;
@@ -56,6 +59,7 @@ pub use custom::CustomFunc;
 pub use generalize::{GeneralizeFunc, parse_generalize_spec};
 pub use mask::{MaskFunc, RedactFunc};
 pub use scrub::ScrubFunc;
+pub use subject::SubjectKeyedFunc;
 pub use tables::{TableArg, register_file, register_files, register_files_under};
 pub use tokenize::TokenizeFunc;
 pub(crate) use view::view_error;
@@ -83,6 +87,8 @@ pub fn functions(keyring: Arc<Keyring>) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(EncryptFunc::deterministic(ring.clone())),
         ScalarUDF::new_from_impl(FpeFunc::new(ring.clone(), false)),
         ScalarUDF::new_from_impl(FpeFunc::new(ring.clone(), true)),
+        ScalarUDF::new_from_impl(SubjectKeyedFunc::shift_date(ring.clone())),
+        ScalarUDF::new_from_impl(SubjectKeyedFunc::noise(ring.clone())),
         ScalarUDF::new_from_impl(MaskFunc::new()),
         ScalarUDF::new_from_impl(RedactFunc::new()),
         ScalarUDF::new_from_impl(GeneralizeFunc::new()),
@@ -111,6 +117,8 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "encrypt_deterministic",
     "fpe",
     "fpe_decrypt",
+    "shift_date",
+    "noise",
     "mask",
     "redact",
     "generalize",

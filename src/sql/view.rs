@@ -84,7 +84,15 @@ impl Hash for PolicyColumnFunc {
 }
 
 impl PolicyColumnFunc {
-    fn new(name: String, kernel: Kernel, output: DataType, spec: Option<ColumnSpec>) -> Self {
+    /// `keyed`: the function also takes the row-aligned `keyed_by` column (`shift_date`,
+    /// `noise`).
+    fn new(
+        name: String,
+        kernel: Kernel,
+        output: DataType,
+        spec: Option<ColumnSpec>,
+        keyed: bool,
+    ) -> Self {
         let volatility = if kernel.descriptor().deterministic {
             Volatility::Immutable
         } else {
@@ -94,7 +102,7 @@ impl PolicyColumnFunc {
             name,
             kernel: Some(Arc::new(kernel)),
             output,
-            signature: Signature::new(TypeSignature::Any(1), volatility),
+            signature: Signature::new(TypeSignature::Any(1 + usize::from(keyed)), volatility),
             spec: spec.map(Arc::new),
         }
     }
@@ -156,11 +164,12 @@ impl PolicyColumnFunc {
             true => Volatility::Immutable,
             false => Volatility::Volatile,
         };
+        let arity = 1 + usize::from(field.action.keyed_by().is_some());
         Ok(PolicyColumnFunc {
             name: name.to_string(),
             kernel,
             output,
-            signature: Signature::new(TypeSignature::Any(1), volatility),
+            signature: Signature::new(TypeSignature::Any(arity), volatility),
             spec: Some(Arc::new(spec)),
         })
     }
@@ -183,6 +192,16 @@ impl ScalarUDFImpl for PolicyColumnFunc {
                 self.name
             )));
         };
+        if let Some(keyed_by) = args.args.get(1) {
+            // Both row-aligned: the values and the column keying their draws.
+            let rows = args.number_rows;
+            let values = args.args[0].to_array(rows)?;
+            let keys = keyed_by.to_array(rows)?;
+            let out = kernel
+                .apply_keyed(&values, Some(&keys))
+                .map_err(|e| super::exec_error(&self.name, e))?;
+            return Ok(ColumnarValue::Array(out));
+        }
         apply_to_value(&self.name, &args.args[0], &self.output, |v| kernel.apply(v))
     }
 }
@@ -191,6 +210,9 @@ impl ScalarUDFImpl for PolicyColumnFunc {
 /// function computing it (`None`: the column is kept as it is).
 pub struct ViewColumn {
     pub source: String,
+    /// The input column keying the function's draws (`shift_date`, `noise`): its second
+    /// argument.
+    pub keyed_by: Option<String>,
     pub output: String,
     pub function: Option<ScalarUDF>,
     pub rule: crate::policy::Field,
@@ -211,6 +233,7 @@ pub fn policy_view_columns(
     let mut columns = Vec::with_capacity(plan.columns.len());
     for c in plan.columns {
         let source = input_schema.field(c.input_index).name().clone();
+        let keyed_by = c.keyed_by.map(|j| input_schema.field(j).name().clone());
         let function = match c.kernel {
             Kernel::Keep => None,
             kernel => {
@@ -227,11 +250,13 @@ pub fn policy_view_columns(
                     kernel,
                     output_type.clone(),
                     spec,
+                    keyed_by.is_some(),
                 )))
             }
         };
         columns.push(ViewColumn {
             source,
+            keyed_by,
             output: c.rule.output_name.clone(),
             function,
             rule: c.rule,
@@ -262,7 +287,15 @@ pub async fn register_policy_view(
     for c in columns {
         let source = Expr::Column(Column::new_unqualified(&c.source));
         let expr = match c.function {
-            Some(udf) => udf.call(vec![source]),
+            Some(udf) => {
+                let mut args = vec![source];
+                args.extend(
+                    c.keyed_by
+                        .as_deref()
+                        .map(|k| Expr::Column(Column::new_unqualified(k))),
+                );
+                udf.call(args)
+            }
             None => source,
         };
         exprs.push(expr.alias(c.output));

@@ -28,6 +28,7 @@ mod sql;
 mod sqllogic;
 mod storage;
 mod storage_azure;
+mod subject;
 mod util;
 mod validate;
 mod vectors;

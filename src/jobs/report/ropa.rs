@@ -56,6 +56,8 @@ fn measure(a: &Action) -> Option<&'static str> {
         Action::Encrypt(_) => "encryption (AES-256-GCM)",
         Action::EncryptDeterministic(_) => "deterministic encryption (AES-SIV)",
         Action::Fpe(_) => "format-preserving encryption (NIST FF1)",
+        Action::ShiftDate(_) => "date shifting per subject (keyed)",
+        Action::Noise(_) => "noise addition (keyed)",
         Action::Mask(_) => "masking",
         Action::Redact { .. } => "redaction",
         Action::Generalize(_) => "generalisation",
