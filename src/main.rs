@@ -77,6 +77,10 @@ enum Command {
     /// asked and why are required, and recorded in a hash-chained audit log and next to the
     /// output. Tokenized columns are refused (tokens are one-way).
     Reveal(cli::reveal::RevealArgs),
+    /// Re-encrypt a release's encrypt, encrypt_deterministic and fpe columns under another
+    /// key version (`--to k1@v2`) without the raw data. HMAC token columns cannot be
+    /// converted (a token needs the value it came from): re-run `apply` on the raw input.
+    Retokenize(cli::decrypt::RetokenizeArgs),
     /// Check audit logs.
     Audit {
         #[command(subcommand)]
@@ -219,6 +223,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<()> {
         Command::Scan(a) => cli::scan::run(a),
         Command::Decrypt(d) => cli::decrypt::run(d),
         Command::Reveal(r) => cli::reveal::run(r),
+        Command::Retokenize(r) => cli::decrypt::run_retokenize(r),
         Command::Audit { command } => cli::reveal::run_audit(command),
         Command::Keys { command } => cli::keys::run(command),
         Command::Schema => cli::schema::run(),

@@ -450,3 +450,157 @@ fn fpe_from_meta(m: &HashMap<String, String>, domain: &str) -> Option<crate::ker
     crate::kernels::fpe::check_alphabet(&spec.characters, &spec.separators, spec.luhn).ok()?;
     Some(spec)
 }
+
+/// `retokenize`: re-encrypt a release's `encrypt`, `encrypt_deterministic` and `fpe` columns
+/// under another key version (`to`, e.g. `k1@v2`) without the raw data: each value is opened
+/// with the version recorded in the file and sealed again with `to`, keeping domain and format;
+/// the column metadata then names `to`. Columns of HMAC tokens (`tokenize`, `scrub`) are
+/// refused: a token cannot be recomputed without the value it came from. `columns` names the
+/// columns (default: every reversible column whose key has `to`'s id). Parquet only: the
+/// metadata says how each column was made. Returns the converted columns.
+pub fn retokenize_file(
+    input: &Path,
+    output: &Path,
+    keyring: &Keyring,
+    to: &str,
+    columns: &[String],
+) -> Result<Vec<String>> {
+    let target_key = keyring.data_key(to)?;
+    let to_ref = target_key.reference();
+    let to_id = to_ref.split('@').next().unwrap_or(&to_ref).to_string();
+    let fmt = format_of(input, None, "--input-format")?;
+    if fmt != Format::Parquet {
+        return Err(Error::Usage(format!(
+            "{}: retokenize reads Parquet, whose column metadata records how each column was made",
+            input.display()
+        )));
+    }
+    let src = Input::open(input, fmt, &ReadOptions::default(), &|s: &Schema| {
+        Arc::new(s.clone())
+    })?;
+    let schema = src.schema.clone();
+    let id_of = |r: &str| r.split('@').next().unwrap_or(r).to_string();
+    let mut chosen: Vec<usize> = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let m = f.metadata();
+        let action = m.get(meta::ACTION).map(String::as_str).unwrap_or("");
+        let key = m.get(meta::KEY_ID).map(|k| id_of(k));
+        let named = columns.iter().any(|c| c == f.name());
+        let under_key = columns.is_empty() && key.as_deref() == Some(to_id.as_str());
+        if !(named || under_key) {
+            continue;
+        }
+        match action {
+            "encrypt" | "encrypt_deterministic" | "fpe" => chosen.push(i),
+            "tokenize" | "scrub" => {
+                return Err(Error::Usage(format!(
+                    "column `{}` holds keyed HMAC tokens: a token cannot be converted to \
+                     another key version without the value it came from. Re-run `apply` on \
+                     the raw input with `key: {to_ref}`",
+                    f.name()
+                )));
+            }
+            _ if named => {
+                return Err(Error::Usage(format!(
+                    "column `{}` is not encrypted (its metadata says `{}`); nothing to convert",
+                    f.name(),
+                    if action.is_empty() { "nothing" } else { action }
+                )));
+            }
+            _ => {}
+        }
+    }
+    for c in columns {
+        if schema.column_with_name(c).is_none() {
+            return Err(Error::Usage(format!(
+                "{} has no column `{c}`",
+                input.display()
+            )));
+        }
+    }
+    if chosen.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} has no encrypted column under key {to_id}; name them with --column",
+            input.display()
+        )));
+    }
+    // Per column: how to open it (from the file) and how to seal it again (with `to`).
+    let mut work = Vec::new();
+    for &i in &chosen {
+        let f = schema.field(i);
+        let t = target_from_meta(input, i, f)?;
+        let (opener, action) = match &t.fpe {
+            Some(spec) => {
+                let key = keyring.data_key_exact(&spec.key)?;
+                let opener = crate::kernels::Fpe::new(key, spec).map_err(|e| Error::Transform {
+                    field: f.name().clone(),
+                    message: e.to_string(),
+                })?;
+                let mut again = spec.clone();
+                again.key = to_ref.clone();
+                (
+                    Opener::Fpe(Box::new(opener)),
+                    crate::policy::Action::Fpe(again),
+                )
+            }
+            None => {
+                let spec = crate::policy::EncryptSpec {
+                    key: to_ref.clone(),
+                    domain: t.domain.clone(),
+                };
+                let action = match t.action.as_str() {
+                    "encrypt_deterministic" => crate::policy::Action::EncryptDeterministic(spec),
+                    _ => crate::policy::Action::Encrypt(spec),
+                };
+                (Opener::Envelope(Decryptor::new(keyring, &t.domain)), action)
+            }
+        };
+        let (sealer, _) =
+            crate::plan::Kernel::build(&action, &DataType::Utf8, keyring).map_err(|e| {
+                Error::Transform {
+                    field: f.name().clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        work.push((i, opener, sealer));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if !chosen.contains(&i) {
+                return f.as_ref().clone();
+            }
+            let mut m = f.metadata().clone();
+            m.insert(meta::KEY_ID.into(), to_ref.clone());
+            Field::new(f.name(), DataType::Utf8, true).with_metadata(m)
+        })
+        .collect();
+    let out_schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let af = AtomicFile::create(output)?;
+    let write = WriteOptions {
+        format: Format::Parquet,
+        ..Default::default()
+    };
+    let mut writer = BatchWriter::new(af.file()?, out_schema.clone(), &write)?;
+    for batch in src.batches()? {
+        let mut arrays: Vec<ArrayRef> = batch?.columns().to_vec();
+        for (i, opener, sealer) in work.iter_mut() {
+            let name = schema.field(*i).name().clone();
+            let fail = |e: crate::kernels::KernelError| Error::Transform {
+                field: name.clone(),
+                message: e.to_string(),
+            };
+            let plain = opener.apply(&arrays[*i]).map_err(fail)?;
+            arrays[*i] = sealer.apply(&plain).map_err(fail)?;
+        }
+        writer.write(&RecordBatch::try_new(out_schema.clone(), arrays)?)?;
+    }
+    writer.finish(None)?;
+    af.commit()?;
+    Ok(chosen
+        .iter()
+        .map(|&i| schema.field(i).name().clone())
+        .collect())
+}

@@ -227,4 +227,24 @@ mod tests {
                 .contains("not terminated")
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Any one byte of a log changed to another is found (or the line no longer parses),
+        /// and never panics.
+        #[test]
+        fn any_changed_byte_breaks_the_chain(at in 0usize..10_000, to in 0u8..=255) {
+            let dir = tempfile::tempdir().unwrap();
+            let log = dir.path().join("audit.jsonl");
+            for who in ["a", "b", "c"] {
+                append(&log, entry(who)).unwrap();
+            }
+            let mut bytes = std::fs::read(&log).unwrap();
+            let at = at % bytes.len();
+            proptest::prop_assume!(bytes[at] != to);
+            bytes[at] = to;
+            std::fs::write(&log, &bytes).unwrap();
+            proptest::prop_assert!(verify(&log).is_err());
+        }
+    }
 }

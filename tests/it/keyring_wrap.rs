@@ -633,3 +633,93 @@ fn rotating_a_wrapped_keyring_keeps_it_wrapped() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("3 keys unwrapped"), "{}", stderr(&o));
 }
+
+#[test]
+fn retokenize_moves_envelopes_to_a_new_version_and_refuses_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = dir.path().join("keys.json");
+    generate_ring(&ring, &["k1", "k2"]);
+    let policy = root().join("policies/customers.yaml");
+    let before = dir.path().join("before.parquet");
+    assert!(apply_policy(&policy, &ring, &before, &[]).status.success());
+    let o = cl(
+        &["keys", "rotate", "--id", "k2", "--keyring", s(&ring)],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let moved = dir.path().join("moved.parquet");
+    let o = cl(
+        &[
+            "retokenize",
+            "--keyring",
+            s(&ring),
+            "--input",
+            s(&before),
+            "--output",
+            s(&moved),
+            "--to",
+            "k2@v2",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("national_id"), "{}", stderr(&o));
+    let (batches, _) = read_parquet(&moved);
+    let f = batches[0]
+        .schema()
+        .field_with_name("national_id")
+        .unwrap()
+        .clone();
+    assert_eq!(f.metadata()["cloakline.key_id"], "k2@v2");
+    assert_ne!(
+        column_strings(&before, "national_id"),
+        column_strings(&moved, "national_id")
+    );
+    // The other columns are untouched, and the new envelopes decrypt to the same values.
+    assert_eq!(
+        column_strings(&before, "email"),
+        column_strings(&moved, "email")
+    );
+    let plain = dir.path().join("plain.parquet");
+    let o = cl(
+        &[
+            "decrypt",
+            "--keyring",
+            s(&ring),
+            "--input",
+            s(&moved),
+            "--output",
+            s(&plain),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        column_strings(&plain, "national_id")[0].as_deref(),
+        Some("267242198711277969")
+    );
+    // Tokens cannot be converted: the message says why and what to do.
+    let o = cl(
+        &[
+            "retokenize",
+            "--keyring",
+            s(&ring),
+            "--input",
+            s(&before),
+            "--output",
+            s(&dir.path().join("t.parquet")),
+            "--to",
+            "k2@v2",
+            "--column",
+            "email",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("HMAC tokens") && stderr(&o).contains("Re-run `apply`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("t.parquet").exists());
+}
