@@ -772,14 +772,12 @@ fn view_fields(
         nodes.push(Node::InputField(
             ids.input_field(&f.input_name, &input_type),
         ));
+        let key = f.action.key_id().and_then(|id| keyring.get(id).ok());
         let facts = FieldFacts {
             rule: f,
             output_type,
-            key_fingerprint: f
-                .action
-                .key_id()
-                .and_then(|id| keyring.get(id).ok())
-                .map(|k| k.fingerprint()),
+            key_fingerprint: key.map(|k| k.fingerprint()),
+            key_ref: key.map(|k| k.reference()),
             counts: None,
             quasi_identifier: None,
             entities: None,

@@ -244,6 +244,8 @@ pub struct FieldRecord {
     pub output_type: String,
     pub input_type: String,
     pub key_fingerprint: Option<String>,
+    /// The exact key version used (`k1@v2`), when the plan resolved it.
+    pub key_ref: Option<String>,
     pub counts: ColumnCounts,
     /// For a quasi-identifier: (chosen level, highest level, hierarchy source).
     pub quasi_identifier: Option<(usize, usize, String)>,
@@ -262,6 +264,11 @@ impl FieldRecord {
                 output_type: c.output_field.data_type().to_string(),
                 input_type: c.input_type.to_string(),
                 key_fingerprint: c.key_fingerprint.clone(),
+                key_ref: c
+                    .output_field
+                    .metadata()
+                    .get(crate::plan::meta::KEY_ID)
+                    .cloned(),
                 counts: counts.get(i).cloned().unwrap_or_default(),
                 quasi_identifier: quasi_identifier(c.output_field.metadata()),
                 entities: match &c.kernel {
@@ -677,6 +684,8 @@ pub(crate) struct FieldFacts<'a> {
     pub rule: &'a Field,
     pub output_type: String,
     pub key_fingerprint: Option<String>,
+    /// The exact key version used (`k1@v2`); `None`: the policy's key id as written.
+    pub key_ref: Option<String>,
     pub counts: Option<Counts>,
     pub quasi_identifier: Option<(usize, usize, String)>,
     pub entities: Option<&'a [(String, u64)]>,
@@ -688,6 +697,7 @@ impl<'a> FieldFacts<'a> {
             rule: &f.rule,
             output_type: f.output_type.clone(),
             key_fingerprint: f.key_fingerprint.clone(),
+            key_ref: f.key_ref.clone(),
             counts: Some(Counts {
                 values_transformed: f.counts.transformed,
                 nulls: f.counts.nulls,
@@ -735,7 +745,11 @@ pub(crate) fn field_node(ids: &Ids, f: FieldFacts<'_>, purpose: &str) -> OutputF
     if let Some(c) = &art9_condition {
         legal_terms.push(c.term.clone());
     }
-    let key_id = r.action.key_id().map(str::to_string);
+    // The exact version (`k2@v2`), so a reviewer sees which version protected the field.
+    let key_id = r
+        .action
+        .key_id()
+        .map(|k| f.key_ref.clone().unwrap_or_else(|| k.to_string()));
     OutputFieldNode {
         id: ids.out_field(&r.output_name),
         types,

@@ -563,6 +563,9 @@ fn rotation_keeps_old_envelopes_readable_and_makes_deterministic_transforms_name
         .unwrap()
         .clone();
     assert_eq!(f.metadata()["cloakline.key_id"], "k2@v2");
+    // Provenance names the version too (version 1 keeps its bare id, as envelopes do).
+    let side = std::fs::read_to_string(format!("{}.provenance.json", after.display())).unwrap();
+    assert!(side.contains("\"cl:keyId\": \"k2@v2\""), "{side}");
     let (batches, _) = read_parquet(&before);
     let f = batches[0]
         .schema()
