@@ -513,7 +513,18 @@ impl Keyring {
                     .collect(),
             ),
             source: self.source.clone(),
+            // Which version each id means, so a cluster client records what executors use.
+            primary: self.primary.clone(),
             ..Keyring::planning_only()
+        }
+    }
+
+    /// The exact reference (`k1`, `k1@v2`) a policy's key id resolves to, also for a keyring
+    /// that only names keys ([`Keyring::ids_only`]); `None` when it names no key.
+    pub fn resolve(&self, reference: &str) -> Option<String> {
+        match reference.split_once('@') {
+            Some(_) => normalize(reference),
+            None => self.primary.get(reference).cloned(),
         }
     }
 
@@ -1496,5 +1507,32 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn references_resolve_to_exact_versions_also_for_a_key_ids_only_keyring() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.json");
+        Keyring::generate_into_file(&p, "k1").unwrap();
+        Keyring::generate_into_file(&p, "k2").unwrap();
+        let (v, _) = Keyring::rotate_in_file(&p, "k2").unwrap();
+        assert_eq!(v, 2);
+        let ring = Keyring::load(&p).unwrap();
+        let ids = ring.ids_only();
+        for r in [&ring, &ids] {
+            assert_eq!(r.resolve("k2").as_deref(), Some("k2@v2"));
+            assert_eq!(r.resolve("k2@v1").as_deref(), Some("k2"));
+            assert_eq!(r.resolve("k1").as_deref(), Some("k1"));
+            assert_eq!(r.resolve("k9"), None);
+            assert_eq!(r.resolve("k2@x"), None);
+        }
+        assert_eq!(ring.get("k2").unwrap().reference(), "k2@v2");
+        assert_eq!(ring.get_exact("k2").unwrap().version(), 1);
+        assert_eq!(ring.get("k2@v1").unwrap().version(), 1);
+        assert!(ring.get("k2@v0").is_err() && ring.get("k2@v3").is_err());
+        // A deterministic transform must name a version of a rotated key.
+        let e = ring.deterministic_key("k2").unwrap_err().to_string();
+        assert!(e.contains("has versions v1, v2 (primary v2)"), "{e}");
+        assert!(ring.deterministic_key("k2@v1").is_ok() && ring.deterministic_key("k1").is_ok());
     }
 }

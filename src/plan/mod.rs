@@ -350,8 +350,8 @@ impl Plan {
                     let mut metadata = field_metadata(rule, f.data_type());
                     // The exact key version used (`k1@v2`), so decryption finds it after a
                     // later rotation changes the primary.
-                    if let Some(k) = rule.action.key_id().and_then(|id| keyring.get(id).ok()) {
-                        metadata.insert(meta::KEY_ID.into(), k.reference());
+                    if let Some(r) = rule.action.key_id().and_then(|id| keyring.resolve(id)) {
+                        metadata.insert(meta::KEY_ID.into(), r);
                     }
                     let output_field = Arc::new(
                         ArrowField::new(&rule.output_name, out_type, true).with_metadata(metadata),
@@ -751,5 +751,25 @@ mod tests {
         assert_eq!(parse_type_name("String").unwrap(), DataType::Utf8);
         assert!(parse_type_name("decimal(40,2)").is_err());
         assert!(parse_type_name("blob").is_err());
+    }
+
+    #[test]
+    fn metadata_names_the_exact_key_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.json");
+        Keyring::generate_into_file(&p, "k1").unwrap();
+        Keyring::rotate_in_file(&p, "k1").unwrap();
+        let ring = Keyring::load(&p).unwrap();
+        let pol = policy(
+            "  e: { action: encrypt, key: k1, basis: contract }\n",
+            "error",
+        );
+        let sch = schema(&[("e", DataType::Utf8)]);
+        let plan = Plan::new(&pol, sch, &ring, "t").unwrap();
+        assert_eq!(
+            plan.output_schema.field(0).metadata()[meta::KEY_ID],
+            "k1@v2"
+        );
+        assert_eq!(ring.ids_only().resolve("k1").as_deref(), Some("k1@v2"));
     }
 }
