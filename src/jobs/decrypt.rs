@@ -52,6 +52,22 @@ impl Opener<'_> {
     }
 }
 
+/// What opens column `name`: its envelopes name their key; an `fpe` column's key and
+/// format come from its metadata.
+fn opener<'k>(keyring: &'k Keyring, name: &str, t: &Target) -> Result<Opener<'k>> {
+    Ok(match &t.fpe {
+        None => Opener::Envelope(Decryptor::new(keyring, &t.domain)),
+        Some(spec) => {
+            let key = keyring.data_key_exact(&spec.key)?;
+            let f = crate::kernels::Fpe::new(key, spec).map_err(|e| Error::Transform {
+                field: name.to_string(),
+                message: e.to_string(),
+            })?;
+            Opener::Fpe(Box::new(f))
+        }
+    })
+}
+
 /// The actions whose output `decrypt` restores.
 pub const REVERSIBLE: &[&str] = &["encrypt", "encrypt_deterministic", "fpe"];
 
@@ -139,18 +155,7 @@ fn decrypt_into(
     let mut writer = BatchWriter::new(af.file()?, out_schema.clone(), &write)?;
     let mut decryptors: HashMap<String, Opener> = HashMap::new();
     for (n, t) in &targets {
-        let opener = match &t.fpe {
-            None => Opener::Envelope(Decryptor::new(keyring, &t.domain)),
-            Some(spec) => {
-                let key = keyring.data_key_exact(&spec.key)?;
-                let f = crate::kernels::Fpe::new(key, spec).map_err(|e| Error::Transform {
-                    field: n.clone(),
-                    message: e.to_string(),
-                })?;
-                Opener::Fpe(Box::new(f))
-            }
-        };
-        decryptors.insert(n.clone(), opener);
+        decryptors.insert(n.clone(), opener(keyring, n, t)?);
     }
     let mut counts: HashMap<String, u64> = HashMap::new();
     for batch in src.batches()? {
@@ -529,30 +534,22 @@ pub fn retokenize_file(
     for &i in &chosen {
         let f = schema.field(i);
         let t = target_from_meta(input, i, f)?;
-        let (opener, action) = match &t.fpe {
+        let opener = opener(keyring, f.name(), &t)?;
+        let action = match &t.fpe {
             Some(spec) => {
-                let key = keyring.data_key_exact(&spec.key)?;
-                let opener = crate::kernels::Fpe::new(key, spec).map_err(|e| Error::Transform {
-                    field: f.name().clone(),
-                    message: e.to_string(),
-                })?;
                 let mut again = spec.clone();
                 again.key = to_ref.clone();
-                (
-                    Opener::Fpe(Box::new(opener)),
-                    crate::policy::Action::Fpe(again),
-                )
+                crate::policy::Action::Fpe(again)
             }
             None => {
                 let spec = crate::policy::EncryptSpec {
                     key: to_ref.clone(),
                     domain: t.domain.clone(),
                 };
-                let action = match t.action.as_str() {
+                match t.action.as_str() {
                     "encrypt_deterministic" => crate::policy::Action::EncryptDeterministic(spec),
                     _ => crate::policy::Action::Encrypt(spec),
-                };
-                (Opener::Envelope(Decryptor::new(keyring, &t.domain)), action)
+                }
             }
         };
         let (sealer, _) =

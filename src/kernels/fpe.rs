@@ -27,6 +27,10 @@ use crate::keys::Key;
 /// NIST SP 800-38G Rev. 1: the smallest domain (radix^length) FF1 may encipher.
 pub const MIN_DOMAIN: u64 = 1_000_000;
 
+/// The longest value FF1 enciphers, in characters: FF1's cost grows with the square of the
+/// length (big-number arithmetic), and it is made for identifiers, not free text.
+pub const MAX_CHARS: usize = 4096;
+
 /// The largest alphabet: FF1 numerals are below 2^16.
 pub const MAX_RADIX: usize = 1 << 16;
 
@@ -154,6 +158,7 @@ enum Invalid {
     OutsideAlphabet,
     TooShort,
     NotLuhn,
+    TooLong,
 }
 
 impl Fpe {
@@ -217,7 +222,10 @@ impl Fpe {
             return Ok(());
         }
         // Positions (char index) and numerals of the alphabet characters.
-        let chars: Vec<char> = value.chars().collect();
+        let chars: Vec<char> = value.chars().take(MAX_CHARS + 1).collect();
+        if chars.len() > MAX_CHARS {
+            return Err(Invalid::TooLong);
+        }
         let mut positions = Vec::with_capacity(chars.len());
         let mut numerals: Vec<u16> = Vec::with_capacity(chars.len());
         for (i, c) in chars.iter().enumerate() {
@@ -277,7 +285,7 @@ impl Fpe {
         if !decrypt {
             super::encrypt::refuse_unrestorable(&plain, &strings)?;
         }
-        let mut counts = [0usize; 3];
+        let mut counts = [0usize; 4];
         let mut tmp = String::new();
         let null = self.on_invalid == OnInvalid::Null;
         let out = map_strings(
@@ -295,8 +303,8 @@ impl Fpe {
                 Ok(())
             },
         )?;
-        let [outside, short, not_luhn] = counts;
-        if !null && outside + short + not_luhn > 0 {
+        let [outside, short, not_luhn, long] = counts;
+        if !null && outside + short + not_luhn + long > 0 {
             let mut why = Vec::new();
             if outside > 0 {
                 why.push(format!(
@@ -318,10 +326,13 @@ impl Fpe {
             if not_luhn > 0 {
                 why.push(format!("{not_luhn} failing the Luhn check"));
             }
+            if long > 0 {
+                why.push(format!("{long} longer than {MAX_CHARS} characters"));
+            }
             return Err(KernelError::Value(format!(
                 "{} value(s) cannot be {}: {}. Values are not shown; set `on_invalid: null` to \
                  write null for them",
-                outside + short + not_luhn,
+                outside + short + not_luhn + long,
                 if decrypt {
                     "deciphered"
                 } else {
@@ -339,17 +350,18 @@ impl Fpe {
 
     /// One value, enciphered (tests, the SQL function on literals).
     pub fn encrypt_str(&self, value: &str) -> KernelResult<String> {
-        let mut out = String::new();
-        self.transform_into(value, false, &mut out)
-            .map_err(|w| KernelError::Value(format!("the value cannot be enciphered ({w:?})")))?;
-        Ok(out)
+        self.one(value, false)
     }
 
     /// One value, deciphered.
     pub fn decrypt_str(&self, value: &str) -> KernelResult<String> {
+        self.one(value, true)
+    }
+
+    fn one(&self, value: &str, decrypt: bool) -> KernelResult<String> {
         let mut out = String::new();
-        self.transform_into(value, true, &mut out)
-            .map_err(|w| KernelError::Value(format!("the value cannot be deciphered ({w:?})")))?;
+        self.transform_into(value, decrypt, &mut out)
+            .map_err(|w| KernelError::Value(format!("the value cannot be transformed ({w:?})")))?;
         Ok(out)
     }
 }
@@ -558,6 +570,21 @@ mod tests {
         assert_eq!(out[1], None);
         assert_eq!(out[2].as_ref().map(String::len), Some(6));
         assert_eq!(out[3], None);
+    }
+
+    #[test]
+    fn an_overlong_value_is_refused_before_any_work() {
+        let ring = Keyring::generate_in_memory(&["k1"]);
+        let f = Fpe::new(ring.get("k1").unwrap(), &spec("digits")).unwrap();
+        let arr: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![
+            "7".repeat(MAX_CHARS + 1),
+        ]));
+        let e = f.apply(&arr).unwrap_err().to_string();
+        assert!(
+            e.contains("1 longer than 4096 characters") && !e.contains("777"),
+            "{e}"
+        );
+        assert!(f.encrypt_str(&"7".repeat(MAX_CHARS)).is_ok());
     }
 
     #[test]

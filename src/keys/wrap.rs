@@ -36,7 +36,7 @@ pub const PIN_ENV: &str = "CLOAKLINE_PKCS11_PIN";
 /// Argon2id bounds: below OWASP's floor a stolen file is cheap to brute-force; above the
 /// ceiling a hostile file could exhaust memory.
 pub const MIN_M_COST_KIB: u32 = 19_456;
-pub const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
+pub const MAX_M_COST_KIB: u32 = 1024 * 1024;
 pub const MIN_T_COST: u32 = 2;
 pub const MAX_T_COST: u32 = 64;
 pub const MAX_P_COST: u32 = 16;
