@@ -14,6 +14,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::error::{Error, Result};
 use crate::io::BatchIter;
+use crate::plan::consent::{ConsentCounts, Withhold};
 use crate::plan::{Kernel, Plan};
 
 /// Run a job's blocking work (file I/O and CPU) on Tokio's blocking pool, for the async job
@@ -99,13 +100,23 @@ pub struct StreamStats {
     pub suppressed: u64,
     pub batches: u64,
     pub columns: Vec<ColumnCounts>,
+    /// What the consent gate did (zero without one).
+    pub consent: ConsentCounts,
 }
 
 impl StreamStats {
-    fn add(&mut self, rows: usize, suppressed: usize, batches: usize, counts: &[ColumnCounts]) {
-        self.rows += rows as u64;
-        self.suppressed += suppressed as u64;
-        self.batches += batches as u64;
+    fn add(&mut self, unit: &UnitCounts) {
+        let UnitCounts {
+            rows,
+            suppressed,
+            batches,
+            counts,
+            consent,
+        } = unit;
+        self.consent.add(consent);
+        self.rows += *rows as u64;
+        self.suppressed += *suppressed as u64;
+        self.batches += *batches as u64;
         if self.columns.len() < counts.len() {
             self.columns.resize(counts.len(), ColumnCounts::default());
         }
@@ -121,15 +132,49 @@ pub fn transform_batch(
     plan: &Plan,
     batch: &RecordBatch,
 ) -> Result<(RecordBatch, Vec<ColumnCounts>)> {
+    transform_gated(plan, batch).map(|t| (t.batch, t.counts))
+}
+
+/// One batch's result: the released rows, per-column counts and what consent removed.
+struct Transformed {
+    batch: RecordBatch,
+    counts: Vec<ColumnCounts>,
+    /// Rows the consent gate removed or withheld fields of.
+    consent: ConsentCounts,
+    /// Rows after the consent gate (the privacy filter's input).
+    gated_rows: usize,
+}
+
+/// Consent first (rows of subjects without consent leave before any kernel sees them, their
+/// consent-based fields are nulled), then the kernels, then the privacy block's row filter.
+fn transform_gated(plan: &Plan, batch: &RecordBatch) -> Result<Transformed> {
     if batch.schema().fields().len() != plan.input_schema.fields().len() {
         return Err(Error::Data {
             path: "<stream>".into(),
             message: "a batch's columns differ from the planned schema".into(),
         });
     }
+    let mut consent = ConsentCounts::default();
+    let mut verdict = None;
+    let gated;
+    let batch = match &plan.consent {
+        None => batch,
+        Some(gate) => {
+            let v = gate.decide(batch)?;
+            consent = v.counts.clone();
+            gated = match &v.keep {
+                Some(keep) => arrow::compute::filter_record_batch(batch, keep)?,
+                None => batch.clone(),
+            };
+            verdict = Some((gate, v));
+            &gated
+        }
+    };
+    let gated_rows = batch.num_rows();
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(plan.columns.len());
-    for col in &plan.columns {
-        let input = batch.column(col.input_index);
+    let mut withheld: Vec<Option<&arrow::array::BooleanArray>> = vec![None; plan.columns.len()];
+    for (n, col) in plan.columns.iter().enumerate() {
+        let mut input = Arc::clone(batch.column(col.input_index));
         if input.data_type() != &col.input_type {
             return Err(Error::Transform {
                 field: col.rule.input_name.clone(),
@@ -140,14 +185,30 @@ pub fn transform_batch(
                 ),
             });
         }
+        if let Some((gate, v)) = &verdict {
+            withheld[n] = match gate.withhold[n] {
+                Withhold::Never => None,
+                Withhold::General => v.general_null.as_ref(),
+                Withhold::Separate => v.separate_null.as_ref(),
+            };
+        }
+        // The kernel never sees a withheld value.
+        if let Some(mask) = withheld[n] {
+            input = arrow::compute::nullif(&input, mask)?;
+        }
         let keyed_by = col.keyed_by.map(|j| batch.column(j));
-        let out = col
+        let mut out = col
             .kernel
-            .apply_keyed(input, keyed_by)
+            .apply_keyed(&input, keyed_by)
             .map_err(|e| Error::Transform {
                 field: col.rule.input_name.clone(),
                 message: e.to_string(),
             })?;
+        // A kernel that writes a constant for null (redact with a replacement) writes none
+        // where consent withheld the field.
+        if let Some(mask) = withheld[n] {
+            out = arrow::compute::nullif(&out, mask)?;
+        }
         arrays.push(out);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
@@ -164,12 +225,15 @@ pub fn transform_batch(
         mask = Some(keep);
     }
     let mut counts = Vec::with_capacity(plan.columns.len());
-    for col in &plan.columns {
-        let input = batch.column(col.input_index);
+    for (n, col) in plan.columns.iter().enumerate() {
+        let mut input = Arc::clone(batch.column(col.input_index));
+        if let Some(m) = withheld[n] {
+            input = arrow::compute::nullif(&input, m)?;
+        }
         let (len, nulls) = match &mask {
             None => (input.len(), input.logical_null_count()),
             Some(m) => {
-                let kept = arrow::compute::filter(input, m)?;
+                let kept = arrow::compute::filter(&input, m)?;
                 (kept.len(), kept.logical_null_count())
             }
         };
@@ -182,7 +246,12 @@ pub fn transform_batch(
             nulls: nulls as u64,
         });
     }
-    Ok((out, counts))
+    Ok(Transformed {
+        batch: out,
+        counts,
+        consent,
+        gated_rows,
+    })
 }
 
 /// Run `batches` through `plan` on `threads` workers. Batches are grouped into units of at
@@ -304,35 +373,40 @@ fn transform_group<T>(
     encode: &impl Fn(&[RecordBatch]) -> Result<T>,
 ) -> Result<Unit<T>> {
     let mut out = Vec::with_capacity(group.len());
-    let mut counts = vec![ColumnCounts::default(); plan.columns.len()];
-    let mut rows = 0;
-    let mut suppressed = 0;
+    let mut c = UnitCounts {
+        counts: vec![ColumnCounts::default(); plan.columns.len()],
+        batches: group.len(),
+        ..Default::default()
+    };
     for b in group {
-        let (t, c) = transform_batch(plan, b)?;
-        rows += t.num_rows();
-        suppressed += b.num_rows() - t.num_rows();
-        for (a, x) in counts.iter_mut().zip(&c) {
+        let t = transform_gated(plan, b)?;
+        c.rows += t.batch.num_rows();
+        c.suppressed += t.gated_rows - t.batch.num_rows();
+        c.consent.add(&t.consent);
+        for (a, x) in c.counts.iter_mut().zip(&t.counts) {
             a.transformed += x.transformed;
             a.nulls += x.nulls;
         }
-        out.push(t);
+        out.push(t.batch);
     }
     let payload = encode(&out)?;
-    Ok(Unit {
-        rows,
-        suppressed,
-        batches: group.len(),
-        counts,
-        payload,
-    })
+    Ok(Unit { counts: c, payload })
+}
+
+/// What one unit did.
+#[derive(Default)]
+struct UnitCounts {
+    rows: usize,
+    /// Removed by the privacy block (consent removals are counted in `consent`).
+    suppressed: usize,
+    batches: usize,
+    counts: Vec<ColumnCounts>,
+    consent: ConsentCounts,
 }
 
 /// A transformed and encoded group.
 struct Unit<T> {
-    rows: usize,
-    suppressed: usize,
-    batches: usize,
-    counts: Vec<ColumnCounts>,
+    counts: UnitCounts,
     payload: T,
 }
 
@@ -352,7 +426,7 @@ fn write_in_order<T>(
         pending.insert(seq, result?);
         while let Some(unit) = pending.remove(&next) {
             cancel.check()?;
-            stats.add(unit.rows, unit.suppressed, unit.batches, &unit.counts);
+            stats.add(&unit.counts);
             sink(unit.payload)?;
             next += 1;
             let _ = permit_tx.send(());

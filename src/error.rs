@@ -161,6 +161,11 @@ pub enum Error {
     #[error("{location}: {message}")]
     Storage { location: String, message: String },
 
+    /// The consent ledger is unreadable or refuses the run (docs/CONSENT.md). `ledger` is
+    /// shown without credentials; messages name rows, never subject ids.
+    #[error("consent ledger {ledger}: {message}")]
+    Consent { ledger: String, message: String },
+
     /// A cluster failed: its scheduler could not be reached, or a job failed there.
     #[error("cluster {scheduler}: {message}")]
     Cluster { scheduler: String, message: String },
@@ -212,7 +217,7 @@ impl Error {
 
     /// A stable name of the variant, for machines (the CLI's `--json` error object):
     /// `policy`, `rule`, `keyring`, `missingKey`, `plan`, `usage`, `data`, `transform`, `io`,
-    /// `storage`, `cluster`, `privacy`, `verification`, `interrupted`, `internal`, `arrow`,
+    /// `storage`, `cluster`, `consent`, `privacy`, `verification`, `interrupted`, `internal`, `arrow`,
     /// `parquet`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -227,6 +232,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Storage { .. } => "storage",
             Error::Cluster { .. } => "cluster",
+            Error::Consent { .. } => "consent",
             Error::Privacy { .. } => "privacy",
             Error::Verification(_) => "verification",
             Error::Interrupted => "interrupted",

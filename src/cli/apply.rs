@@ -70,6 +70,14 @@ pub(crate) struct ApplyArgs {
     /// object-store URLs (docs/CLUSTER.md).
     #[arg(long, env = "CLOAKLINE_CLUSTER", value_name = "df://HOST:PORT")]
     cluster: Option<String>,
+    /// Read the consent ledger from here instead of the policy's `consent.ledger` (a path or
+    /// URL, e.g. a dated snapshot); see docs/CONSENT.md.
+    #[arg(long, value_name = "PATH|URL")]
+    consent_ledger: Option<String>,
+    /// Judge consent as of this time (RFC 3339, or a date meaning its midnight UTC) instead of
+    /// the run's start: ledger events after it are ignored.
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
 }
 
 pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
@@ -88,6 +96,18 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
             "--partition-by writes a directory; name an --output directory, not `-`".into(),
         ));
     }
+    let as_of = a
+        .as_of
+        .as_deref()
+        .map(cloakline::plan::consent::parse_as_of)
+        .transpose()?;
+    if (a.as_of.is_some() || a.consent_ledger.is_some()) && policy.consent.is_none() {
+        return Err(Error::Usage(format!(
+            "--as-of and --consent-ledger apply to a policy with a `consent:` block, and {} has \
+             none (docs/CONSENT.md)",
+            a.policy.display()
+        )));
+    }
     let io = StdIo::prepare(&a)?;
     let mut job = Apply::new(policy, keyring, location(&io.input), location(&io.output))
         .with_storage_options(storage())
@@ -101,7 +121,13 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
         .with_cancel(cancel.clone())
         .with_sign_key(a.sign_key.clone())
         .with_openlineage(a.openlineage.clone(), &a.openlineage_namespace)
-        .with_cluster(a.cluster.clone());
+        .with_cluster(a.cluster.clone())
+        .with_consent_ledger(
+            a.consent_ledger
+                .as_deref()
+                .map(cloakline::io::Location::parse),
+        )
+        .with_as_of(as_of);
     if io.scratch.is_some() {
         if a.input.as_os_str() == "-" {
             job = job.with_input_shown_as("stdin");
@@ -140,6 +166,19 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
                 p.suppressed,
                 p.suppressed_fraction * 100.0,
                 levels.join(" ")
+            );
+        }
+        if let Some(c) = &summary.consent {
+            let nulled: u64 = c.fields_nulled.values().copied().max().unwrap_or(0);
+            errln!(
+                "consent ({} as of {}): {} rows in, {} removed for withdrawn consent, {} for \
+                 missing consent, {} released with consent-based fields nulled",
+                c.purpose,
+                c.as_of,
+                c.rows_in,
+                c.rows_removed_withdrawn,
+                c.rows_removed_missing,
+                nulled
             );
         }
         errln!(

@@ -23,6 +23,11 @@ mod write;
 pub use commit::*;
 pub use files::*;
 pub use location::Location;
+
+/// A URL as shown in messages and records: without user info or query string.
+pub fn location_redacted(url: &str) -> String {
+    location::redact_url(url)
+}
 pub(crate) use location::redact_url;
 pub use read::*;
 pub use write::*;

@@ -17,6 +17,7 @@ use crate::keys::Keyring;
 pub use crate::policy::parse_type_name;
 use crate::policy::{Action, Field, Policy, Unlisted};
 
+pub mod consent;
 mod level;
 pub use level::{LevelLookup, RowFilter};
 
@@ -284,6 +285,8 @@ pub struct Plan {
     pub dropped: Vec<DroppedColumn>,
     /// Rows to drop (classes the privacy block suppresses), applied after the kernels.
     pub row_filter: Option<Arc<RowFilter>>,
+    /// Consent enforcement, applied before the kernels (docs/CONSENT.md).
+    pub consent: Option<Arc<consent::ConsentGate>>,
 }
 
 impl Plan {
@@ -410,6 +413,7 @@ impl Plan {
             columns,
             dropped,
             row_filter: None,
+            consent: None,
         })
     }
 }

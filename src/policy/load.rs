@@ -15,7 +15,7 @@ use super::action::validate_action;
 use super::basis::{self, Basis, Jurisdiction};
 use super::jurisdiction::{REGIMES, eu};
 use super::model::{Action, ActionKind, BasisSpec, Field, FieldRule, Policy, PolicyFile};
-use super::{PolicyProblem, parse_type_name, privacy, rules};
+use super::{PolicyProblem, consent, parse_type_name, privacy, rules};
 use crate::error::{Error, Problem, Result};
 use crate::recognizers::RecognizerSet;
 
@@ -576,6 +576,30 @@ fn validate(file: PolicyFile, source: &str, sha256: String, found: &mut Found) -
             }
         },
     };
+    let consent = match &file.consent {
+        None => None,
+        Some(b) => match consent::validate_consent(&b.value, &fields) {
+            Ok(s) => Some(s),
+            Err(problems) => {
+                push_block(found, "consent", &b.referenced, problems);
+                None
+            }
+        },
+    };
+    let release = match &file.release {
+        None => None,
+        Some(b) => match consent::validate_release(&b.value) {
+            Ok(s) => Some(s),
+            Err(problems) => {
+                push_block(found, "release", &b.referenced, problems);
+                None
+            }
+        },
+    };
+    let mut warnings = warnings;
+    if file.consent.is_none() {
+        warnings.extend(consent_not_enforced(&output_fields));
+    }
     Some(Policy {
         name: file.policy,
         version: file.version,
@@ -592,9 +616,43 @@ fn validate(file: PolicyFile, source: &str, sha256: String, found: &mut Found) -
         sha256,
         text: Arc::from(""),
         privacy,
+        consent,
+        release,
         recognizers: set,
         warnings,
     })
+}
+
+/// Problems of a top-level block, placed at the block.
+fn push_block(
+    found: &mut Found,
+    name: &str,
+    loc: &serde_saphyr::Location,
+    problems: Vec<crate::error::Problem>,
+) {
+    for p in problems {
+        let p = p.context(format_args!(
+            "{name} (line {} column {})",
+            loc.line(),
+            loc.column()
+        ));
+        found.push(p, Some((loc.line(), loc.column())), None);
+    }
+}
+
+/// The CONSENT rule: fields on consent with nothing that enforces withdrawals.
+fn consent_not_enforced(fields: &[&Field]) -> Vec<rules::RuleWarning> {
+    fields
+        .iter()
+        .filter(|f| consent::relies_on_consent(f))
+        .map(|f| {
+            super::jurisdiction::CONSENT.warn(
+                Some(f.input_name.clone()),
+                "relies on consent, but the policy has no `consent:` ledger: consent asserted,                  not enforced (withdrawn or missing consent is not removed; docs/CONSENT.md)"
+                    .into(),
+            )
+        })
+        .collect()
 }
 
 /// The policy-wide entries: jurisdictions (sorted, without repeats; none when they could not

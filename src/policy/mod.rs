@@ -21,6 +21,7 @@
 
 mod action;
 pub mod basis;
+pub mod consent;
 pub mod hierarchy;
 pub mod jurisdiction;
 mod load;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use super::basis::{Art9Condition, Basis, Jurisdiction, SpecialCategory};
+use super::consent;
 use super::privacy::{self, PrivacySpec};
 use super::rules;
 use crate::kernels::generalize::{DateLevel, GeneralizeSpec, LabelStyle};
@@ -62,6 +63,13 @@ pub struct PolicyFile {
     /// Dataset-level privacy models (k-anonymity, l-diversity, t-closeness), see docs/PRIVACY.md.
     #[schemars(with = "Option<privacy::PrivacyBlock>")]
     pub privacy: Option<Spanned<privacy::PrivacyBlock>>,
+    /// A consent ledger the run enforces for fields on consent (docs/CONSENT.md).
+    #[schemars(with = "Option<consent::ConsentBlock>")]
+    pub consent: Option<Spanned<consent::ConsentBlock>>,
+    /// The release record: recipient, release model, threat model, risk threshold, approver,
+    /// re-evaluation date (docs/CONSENT.md).
+    #[schemars(with = "Option<consent::ReleaseBlock>")]
+    pub release: Option<Spanned<consent::ReleaseBlock>>,
 }
 
 /// Handling of columns the policy does not mention.
@@ -363,6 +371,10 @@ pub struct Policy {
     pub text: Arc<str>,
     /// Dataset-level privacy requirements, if the policy sets any.
     pub privacy: Option<PrivacySpec>,
+    /// The consent ledger the run enforces, if the policy has one.
+    pub consent: Option<consent::ConsentSpec>,
+    /// The release record, if the policy has one.
+    pub release: Option<consent::ReleaseSpec>,
     /// Built-in plus the policy's own recognizers.
     pub recognizers: Arc<RecognizerSet>,
     /// Rule outcomes a reviewer must see (docs/RULES.md); errors stop loading instead.

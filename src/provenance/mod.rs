@@ -199,6 +199,8 @@ pub struct RunRecord {
     pub key_protection: Option<String>,
     /// A cluster run: the scheduler and how many executors wrote files.
     pub cluster: Option<record::ClusterFacts>,
+    /// What the consent ledger removed, when the policy has one.
+    pub consent: Option<record::ConsentRecord>,
 }
 
 /// The policy facts the record needs.
@@ -216,6 +218,7 @@ pub struct PolicySummary {
     pub retention: Option<String>,
     pub transfers: Vec<crate::policy::rules::Transfer>,
     pub warnings: Vec<crate::policy::rules::RuleWarning>,
+    pub release: Option<record::ReleaseRecord>,
 }
 
 impl PolicySummary {
@@ -233,6 +236,7 @@ impl PolicySummary {
             retention: p.retention.clone(),
             transfers: p.transfers.clone(),
             warnings: p.warnings.clone(),
+            release: p.release.as_ref().map(record::ReleaseRecord::of),
         }
     }
 }
@@ -478,6 +482,8 @@ impl RunRecord {
                 message: w.message.clone(),
             })
             .collect();
+        node.consent = self.consent.clone();
+        node.release = p.release.clone();
         node
     }
 }
@@ -632,6 +638,8 @@ impl Ids {
             raw_tables_read: None,
             keys: None,
             basis_note: None,
+            consent: None,
+            release: None,
         }
     }
 

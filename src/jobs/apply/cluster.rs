@@ -637,6 +637,7 @@ impl Apply {
             privacy: spec.privacy.clone(),
             out_format,
             write: self.write_options(out_format, no_dictionary),
+            consent: None,
             is_dir: true,
             demo_keys: spec.demo_keys,
             key_protection: spec.key_protection.clone(),
@@ -716,6 +717,13 @@ impl Apply {
         if self.openlineage.is_some() {
             return Err(Error::Usage(
                 "apply --cluster: --openlineage is not supported on a cluster yet".into(),
+            ));
+        }
+        if self.policy.consent.is_some() {
+            return Err(Error::Usage(
+                "apply --cluster: a policy with a `consent:` ledger runs only without --cluster \
+                 for now (the executors would need the ledger's state); run it on one machine"
+                    .into(),
             ));
         }
         self.read.check()?;
@@ -1053,6 +1061,7 @@ impl Apply {
                 privacy: privacy.as_ref().and_then(|(_, _, n)| n.clone()),
                 out_format,
                 write: self.write_options(out_format, Vec::new()),
+                consent: None,
                 is_dir: true,
                 demo_keys: self.keyring.is_demo(),
                 key_protection: Some(self.keyring.protection().to_string()),
@@ -1094,7 +1103,9 @@ impl Apply {
                     fields,
                     columns: r.columns.clone(),
                     dropped: dropped.clone(),
+                    consent: Default::default(),
                     record: provenance::RunRecord {
+                        consent: None,
                         run_id: run_id.to_string(),
                         started,
                         ended: Utc::now(),

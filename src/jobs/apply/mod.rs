@@ -102,6 +102,10 @@ pub struct Apply {
     partition_by: Vec<String>,
     /// A cluster's scheduler (`df://host:port`): its executors write the files.
     cluster: Option<String>,
+    /// The consent ledger instead of the policy's `consent.ledger`.
+    consent_ledger: Option<Location>,
+    /// The instant consent is judged at (default: the run's start).
+    as_of: Option<DateTime<Utc>>,
 }
 
 /// What a run did (the CLI prints it with `--json`).
@@ -118,6 +122,8 @@ pub struct RunSummary {
     pub suppressed: u64,
     /// What the privacy block achieved, when the policy has one.
     pub privacy: Option<crate::privacy::Assessment>,
+    /// What the consent ledger removed, when the policy has one.
+    pub consent: Option<crate::provenance::record::ConsentRecord>,
     pub seconds: f64,
     pub fields: Vec<FieldSummary>,
     pub dropped: Vec<String>,
@@ -142,8 +148,15 @@ impl RunSummary {
             files: record.outputs.len(),
             rows_in,
             rows_out,
-            suppressed: rows_in - rows_out,
+            suppressed: rows_in
+                - rows_out
+                - record
+                    .consent
+                    .as_ref()
+                    .map(|c| c.rows_removed_withdrawn + c.rows_removed_missing)
+                    .unwrap_or(0),
             privacy,
+            consent: record.consent.clone(),
             seconds: clock.elapsed().as_secs_f64(),
             fields: fields
                 .iter()
@@ -229,6 +242,11 @@ struct RunContext {
     demo_keys: bool,
     /// What protected the keys at rest ([`Keyring::protection`]).
     key_protection: Option<String>,
+    /// The consent ledger the gates use, with the policy's block.
+    consent: Option<(
+        Arc<crate::plan::consent::Ledger>,
+        crate::policy::consent::ConsentSpec,
+    )>,
 }
 
 /// What one file's transform produced.
@@ -240,6 +258,7 @@ struct JobOutput {
     columns: Vec<ColumnCounts>,
     dropped: Vec<(String, String, &'static str)>,
     record: RunRecord,
+    consent: crate::plan::consent::ConsentCounts,
 }
 
 impl Apply {
@@ -265,6 +284,8 @@ impl Apply {
             streams: None,
             partition_by: Vec::new(),
             cluster: None,
+            consent_ledger: None,
+            as_of: None,
             input_format: None,
             output_format: None,
             read: ReadOptions::default(),
@@ -397,6 +418,50 @@ impl Apply {
     /// Write on the cluster whose scheduler is at `url` (`df://host:port`): the executors
     /// read each input object in place and write its output file; this process records and
     /// commits the release (docs/CLUSTER.md). Input and output must be object-store URLs.
+    /// Read the consent ledger from `loc` instead of the policy's `consent.ledger` (e.g. a
+    /// dated snapshot of it).
+    pub fn with_consent_ledger(mut self, loc: Option<Location>) -> Self {
+        self.consent_ledger = loc;
+        self
+    }
+
+    /// Judge consent as of `at` (default: when the run starts): later ledger events are
+    /// ignored.
+    pub fn with_as_of(mut self, at: Option<DateTime<Utc>>) -> Self {
+        self.as_of = at;
+        self
+    }
+
+    /// The consent ledger's location and how records and messages show it.
+    fn ledger_location(
+        &self,
+        spec: &crate::policy::consent::ConsentSpec,
+    ) -> Result<(Location, String)> {
+        let loc = match &self.consent_ledger {
+            Some(l) => l.clone(),
+            None => match Location::parse(&spec.ledger) {
+                Location::Local(p) if p.is_relative() => {
+                    // Relative to the policy file, like its hierarchy files.
+                    let policy = Path::new(&self.policy.source);
+                    if Location::parse(&self.policy.source) != Location::Local(policy.into()) {
+                        return Err(Error::Usage(format!(
+                            "consent.ledger `{}` is a relative path, but the policy was read \
+                             from a store; give the ledger as a URL or pass --consent-ledger",
+                            spec.ledger
+                        )));
+                    }
+                    Location::Local(policy.parent().unwrap_or(Path::new("")).join(p))
+                }
+                l => l,
+            },
+        };
+        let shown = match &loc {
+            Location::Local(p) => p.display().to_string(),
+            Location::Url(u) => crate::io::location_redacted(u),
+        };
+        Ok((loc, shown))
+    }
+
     pub fn with_cluster(mut self, url: Option<String>) -> Self {
         self.cluster = url;
         self
@@ -557,6 +622,11 @@ impl Apply {
                     v.push((role, PathBuf::from(&h.path)));
                 }
             }
+        }
+        if let Some(spec) = &self.policy.consent
+            && let Ok((Location::Local(p), _)) = self.ledger_location(spec)
+        {
+            v.push(("the consent ledger".to_string(), p));
         }
         v.extend(self.read_files.iter().cloned());
         v
@@ -728,6 +798,7 @@ impl Apply {
         for (n, job) in jobs.into_iter().enumerate() {
             done.push(self.write_job(job, n, &ctx, &staging)?);
         }
+        consent_matched(&ctx, &done)?;
         if let Some(p) = &self.progress {
             p.finish();
         }
@@ -774,6 +845,7 @@ impl Apply {
         is_dir: bool,
         started: DateTime<Utc>,
     ) -> Result<(RunContext, Option<privacy::Assessment>)> {
+        let consent = self.consent_gates(handle, jobs, started)?;
         // The privacy block: group the input, decide levels and suppression, rewrite the plan.
         let mut privacy_evidence = None;
         let mut privacy_assessment = None;
@@ -813,8 +885,50 @@ impl Apply {
             is_dir,
             demo_keys: self.keyring.is_demo(),
             key_protection: Some(self.keyring.protection().to_string()),
+            consent,
         };
         Ok((ctx, privacy_assessment))
+    }
+
+    /// Read the consent ledger and put a gate on every file's plan.
+    #[allow(clippy::type_complexity)]
+    fn consent_gates(
+        &self,
+        handle: &tokio::runtime::Handle,
+        jobs: &mut [Job],
+        started: DateTime<Utc>,
+    ) -> Result<
+        Option<(
+            Arc<crate::plan::consent::Ledger>,
+            crate::policy::consent::ConsentSpec,
+        )>,
+    > {
+        use crate::plan::consent::{ConsentGate, Ledger};
+        let Some(spec) = &self.policy.consent else {
+            return Ok(None);
+        };
+        let (loc, shown) = self.ledger_location(spec)?;
+        let as_of = self.as_of.unwrap_or(started);
+        tracing::info!(ledger = %shown, purpose = %spec.purpose, "consent: reading the ledger");
+        let ledger = handle.block_on(Ledger::load(&loc, &shown, spec, as_of, &self.storage))?;
+        tracing::info!(
+            events = ledger.events,
+            subjects = ledger.subjects,
+            "consent: ledger read"
+        );
+        let ledger = Arc::new(ledger);
+        for j in jobs.iter_mut() {
+            let input = self.shown.show(&j.input.path.display().to_string());
+            let gate = ConsentGate::new(
+                &self.policy,
+                &j.plan,
+                Arc::clone(&ledger),
+                &self.keyring,
+                &input,
+            )?;
+            j.plan.consent = Some(Arc::new(gate));
+        }
+        Ok(Some((ledger, spec.clone())))
     }
 
     fn write_options(&self, format: Format, no_dictionary: Vec<String>) -> WriteOptions {
@@ -880,7 +994,10 @@ impl Apply {
             path: in_shown,
             relative_path: None,
             format: in_format.extension().into(),
-            rows: stats.rows + stats.suppressed,
+            rows: stats.rows
+                + stats.suppressed
+                + stats.consent.removed_withdrawn
+                + stats.consent.removed_missing,
             sha256: Some(input_hash.0),
             bytes: Some(input_hash.1),
             schema: in_schema,
@@ -916,6 +1033,7 @@ impl Apply {
                 demo_keys: ctx.demo_keys,
                 key_protection: ctx.key_protection.clone(),
                 cluster: None,
+                consent: ctx.consent_record(&stats.consent),
             };
             let footer = (ctx.out_format == Format::Parquet).then(|| {
                 (
@@ -945,6 +1063,7 @@ impl Apply {
             demo_keys: ctx.demo_keys,
             key_protection: ctx.key_protection.clone(),
             cluster: None,
+            consent: ctx.consent_record(&stats.consent),
         });
         Ok(JobOutput {
             input: input_rec,
@@ -953,6 +1072,7 @@ impl Apply {
             columns: stats.columns,
             dropped,
             record,
+            consent: stats.consent,
         })
     }
 
@@ -1227,6 +1347,34 @@ impl Apply {
 
 /// Cancels a run whose future was dropped before it finished (the blocking part would
 /// otherwise go on and commit).
+/// A ledger that matches none of a non-empty input's subjects is almost always keyed
+/// differently (tokenized with another key or domain, or raw against tokens): refuse rather
+/// than release nothing, or everything withheld, without saying why.
+fn consent_matched(ctx: &RunContext, done: &[JobOutput]) -> Result<()> {
+    let Some((ledger, spec)) = &ctx.consent else {
+        return Ok(());
+    };
+    let rows: u64 = done.iter().map(|j| j.consent.rows_in).sum();
+    let matched: u64 = done.iter().map(|j| j.consent.matched).sum();
+    if rows > 0 && matched == 0 {
+        let ids = match spec.subject_ids {
+            crate::policy::consent::SubjectIds::Raw => "raw",
+            crate::policy::consent::SubjectIds::Tokenized => "tokenized",
+        };
+        return Err(Error::Consent {
+            ledger: ledger.shown.clone(),
+            message: format!(
+                "none of the {rows} input rows has a subject with an event for purpose `{}` \
+                 (column `{}`, `subject_ids: {ids}`); nothing was written. The ledger's ids \
+                 are most likely tokenized with another key or domain, or stored raw where \
+                 the policy says tokenized (or the reverse)",
+                spec.purpose, spec.subject
+            ),
+        });
+    }
+    Ok(())
+}
+
 struct CancelOnDrop(Option<Cancel>);
 
 impl CancelOnDrop {

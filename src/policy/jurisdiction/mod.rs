@@ -35,7 +35,15 @@ pub enum Jurisdiction {
 pub static REGIMES: &[&Regime] = &[&cn::PIPL, &eu::GDPR];
 
 /// Rules no single law owns.
-pub static COMMON_RULES: &[Rule] = &[DRAFT];
+pub static COMMON_RULES: &[Rule] = &[DRAFT, CONSENT];
+
+/// Fields on consent with no ledger enforcing withdrawals (docs/CONSENT.md).
+pub const CONSENT: Rule = Rule {
+    id: "CONSENT",
+    article: "GDPR Art. 7(3); PIPL Art. 15",
+    summary: "a field relies on consent but no `consent:` ledger enforces it",
+    outcome: Outcome::Warning,
+};
 
 /// `cloakline scan --draft-policy` leaves `TODO` for a person to fill in.
 pub const DRAFT: Rule = Rule {

@@ -364,6 +364,101 @@ pub struct RunNode {
         skip_serializing_if = "Option::is_none"
     )]
     pub basis_note: Option<String>,
+    /// What the consent ledger removed (docs/CONSENT.md), when the policy has one.
+    #[serde(
+        rename = "cl:consent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub consent: Option<ConsentRecord>,
+    /// The policy's release record (docs/CONSENT.md), when it has one.
+    #[serde(
+        rename = "cl:release",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub release: Option<ReleaseRecord>,
+}
+
+/// `cl:consent` of a run: the ledger, the as-of time, the purpose and what was removed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ConsentRecord {
+    /// The ledger's location as given (no credentials).
+    pub ledger: String,
+    /// SHA-256 of the ledger file, or of its files' manifest for a directory.
+    pub ledger_sha256: String,
+    pub ledger_files: u64,
+    /// Events in the ledger (all purposes).
+    pub ledger_events: u64,
+    /// Events for the purpose at or before `asOf`, and after it (ignored).
+    pub purpose_events: u64,
+    pub later_events: u64,
+    /// Repeated identical events, counted once.
+    pub duplicate_events: u64,
+    /// Subjects with an event for the purpose as of `asOf`.
+    pub ledger_subjects: u64,
+    /// RFC 3339, UTC.
+    pub as_of: String,
+    pub purpose: String,
+    /// The input column matched against the ledger.
+    pub subject: String,
+    /// `raw` or `tokenized`.
+    pub subject_ids: String,
+    /// `drop` or `fail`.
+    pub on_missing: String,
+    /// `drop_row` or `null_fields`.
+    pub on_withdrawn: String,
+    /// Output fields relying on consent (input names), and those needing separate consent.
+    pub consent_fields: Vec<String>,
+    pub separate_consent_fields: Vec<String>,
+    pub rows_in: u64,
+    /// Rows passed on to the kernels (rows in minus both removals).
+    pub rows_released: u64,
+    pub rows_removed_withdrawn: u64,
+    pub rows_removed_missing: u64,
+    /// Per consent-based field (input name): rows released with it nulled.
+    pub fields_nulled: std::collections::BTreeMap<String, u64>,
+}
+
+/// `cl:release`: the release record a DPO signs (ISO/IEC 27559 context and governance).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ReleaseRecord {
+    pub recipient: String,
+    /// `public`, `data_sharing_agreement` or `enclave`.
+    pub model: String,
+    pub threat_model: String,
+    pub risk_threshold: f64,
+    pub approver: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_on: Option<String>,
+    pub re_evaluate_by: String,
+    /// `de_identified` or `anonymised` (the controller's claim).
+    pub claim: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance: Option<String>,
+}
+
+impl ReleaseRecord {
+    pub fn of(r: &crate::policy::consent::ReleaseSpec) -> Self {
+        ReleaseRecord {
+            recipient: r.recipient.clone(),
+            model: r.model.keyword().into(),
+            threat_model: r.threat_model.clone(),
+            risk_threshold: r.risk_threshold,
+            approver: r.approver.clone(),
+            approved_on: r.approved_on.clone(),
+            re_evaluate_by: r.re_evaluate_by.clone(),
+            claim: r.claim.keyword().into(),
+            context: r.context.clone(),
+            governance: r.governance.clone(),
+        }
+    }
 }
 
 /// One column of a dataset's schema.

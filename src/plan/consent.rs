@@ -1,0 +1,787 @@
+//! Consent enforcement (docs/CONSENT.md): the ledger's state as of the run, and the gate the
+//! engine runs on every batch before any kernel, which drops rows or nulls consent-based
+//! fields of subjects whose consent is withdrawn or missing.
+//!
+//! The ledger is read once into a hash map (subject id → the latest event of each consent
+//! type for the policy's purpose); the gate looks each row's subject up in it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch};
+use arrow::datatypes::{DataType, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+
+use super::Kernel;
+use crate::error::{Error, Result};
+use crate::io::{Format, Input, Location, ReadOptions};
+use crate::keys::Keyring;
+use crate::policy::consent::{ConsentSpec, OnMissing, OnWithdrawn, SubjectIds};
+use crate::policy::{Policy, Unlisted};
+
+/// The ledger's state for one purpose, as of one instant.
+#[derive(Debug)]
+pub struct Ledger {
+    /// The location as given (no credentials, no query string).
+    pub shown: String,
+    /// SHA-256 of the ledger file, or of the manifest of a directory's files (docs/CONSENT.md).
+    pub sha256: String,
+    pub files: usize,
+    /// Events read, all purposes.
+    pub events: u64,
+    /// Events for the purpose at or before `as_of`.
+    pub purpose_events: u64,
+    /// Events for the purpose after `as_of` (ignored).
+    pub later_events: u64,
+    /// Identical events repeated (same subject, purpose, type, time and event): counted once.
+    pub duplicates: u64,
+    pub purpose: String,
+    pub as_of: DateTime<Utc>,
+    /// Subjects with at least one event for the purpose as of `as_of`.
+    pub subjects: u64,
+    state: HashMap<Box<str>, [Slot; 2]>,
+}
+
+/// The latest event of one consent type.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    /// Microseconds since the epoch (UTC); meaningful when `given` is set.
+    at: i64,
+    /// `None`: no event; `Some(true)`: given; `Some(false)`: withdrawn.
+    given: Option<bool>,
+}
+
+/// A subject's standing for one consent type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    Given,
+    Withdrawn,
+    Missing,
+}
+
+const GENERAL: usize = 0;
+const SEPARATE: usize = 1;
+
+impl Ledger {
+    /// The standing of `subject` for (general, separate) consent.
+    pub fn standing(&self, subject: &str) -> (Standing, Standing) {
+        let of = |s: &Slot| match s.given {
+            None => Standing::Missing,
+            Some(true) => Standing::Given,
+            Some(false) => Standing::Withdrawn,
+        };
+        match self.state.get(subject) {
+            None => (Standing::Missing, Standing::Missing),
+            Some(slots) => (of(&slots[GENERAL]), of(&slots[SEPARATE])),
+        }
+    }
+
+    /// As-of time as recorded (RFC 3339, UTC).
+    pub fn as_of_text(&self) -> String {
+        self.as_of.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
+    /// Read the ledger at `loc` (a URL is fetched first) for `spec`'s purpose as of `as_of`.
+    pub async fn load(
+        loc: &Location,
+        shown: &str,
+        spec: &ConsentSpec,
+        as_of: DateTime<Utc>,
+        storage: &crate::io::store::StorageOptions,
+    ) -> Result<Ledger> {
+        match loc {
+            Location::Local(p) => {
+                let files = ledger_files(p, spec.format, shown)?;
+                let mut hashed = Vec::with_capacity(files.len());
+                for (rel, f) in files {
+                    let (sha, _) = crate::io::sha256_file(&f)?;
+                    hashed.push((rel, f, sha));
+                }
+                read_ledger(shown, &hashed, spec, as_of)
+            }
+            Location::Url(u) => {
+                let remote = crate::io::store::Remote::open(u, storage)?;
+                let scratch = crate::io::ScratchDir::create()?;
+                let want = spec.format;
+                let fetched = remote
+                    .fetch(scratch.path(), |p| {
+                        want.or_else(|| Format::from_path(p)).is_some()
+                            && Format::from_path(p).is_some()
+                    })
+                    .await?;
+                let mut hashed: Vec<(String, PathBuf, String)> = fetched
+                    .objects
+                    .iter()
+                    .map(|o| {
+                        let rel = o
+                            .local
+                            .strip_prefix(&fetched.local)
+                            .map(slash)
+                            .unwrap_or_default();
+                        (rel, o.local.clone(), o.sha256.clone())
+                    })
+                    .collect();
+                hashed.sort();
+                let ledger = read_ledger(shown, &hashed, spec, as_of);
+                drop(scratch);
+                ledger
+            }
+        }
+    }
+}
+
+fn slash(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The ledger's data files with their paths relative to it (`""` for a single file).
+fn ledger_files(p: &Path, format: Option<Format>, shown: &str) -> Result<Vec<(String, PathBuf)>> {
+    let meta = std::fs::metadata(p).map_err(|e| Error::Consent {
+        ledger: shown.to_string(),
+        message: format!(
+            "cannot read the consent ledger ({e}); check `consent.ledger` in the policy or \
+             --consent-ledger"
+        ),
+    })?;
+    if meta.is_file() {
+        return Ok(vec![(String::new(), p.to_path_buf())]);
+    }
+    let files = crate::io::data_files(p, format)?;
+    if files.is_empty() {
+        return Err(Error::Consent {
+            ledger: shown.to_string(),
+            message: "the ledger directory holds no Parquet, CSV or NDJSON file".into(),
+        });
+    }
+    let mut v: Vec<(String, PathBuf)> = files
+        .into_iter()
+        .map(|f| (slash(f.strip_prefix(p).unwrap_or(&f)), f))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The ledger's digest: a single file's SHA-256, or the SHA-256 of a directory's manifest
+/// (one `relative/path<TAB>sha256<LF>` line per file, sorted by path).
+pub fn ledger_digest(files: &[(String, String)]) -> String {
+    if let [(rel, sha)] = files
+        && rel.is_empty()
+    {
+        return sha.clone();
+    }
+    let mut h = Sha256::new();
+    for (rel, sha) in files {
+        h.update(rel.as_bytes());
+        h.update(b"\t");
+        h.update(sha.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// The digest of the ledger at a local path, as [`Ledger`] records it (for `verify`).
+pub fn local_ledger_digest(p: &Path, format: Option<Format>, shown: &str) -> Result<String> {
+    let mut v = Vec::new();
+    for (rel, f) in ledger_files(p, format, shown)? {
+        v.push((rel, crate::io::sha256_file(&f)?.0));
+    }
+    Ok(ledger_digest(&v))
+}
+
+/// A ledger problem at a row (1-based, counting data rows) of one of its files.
+fn at_row(shown: &str, rel: &str, row: u64, what: String) -> Error {
+    let file = if rel.is_empty() {
+        String::new()
+    } else {
+        format!(" file {rel},")
+    };
+    Error::Consent {
+        ledger: shown.to_string(),
+        message: format!("{file} row {row}: {what}"),
+    }
+}
+
+fn read_ledger(
+    shown: &str,
+    files: &[(String, PathBuf, String)],
+    spec: &ConsentSpec,
+    as_of: DateTime<Utc>,
+) -> Result<Ledger> {
+    let cols = &spec.columns;
+    let as_of_us = as_of.timestamp_micros();
+    // Text formats are read as text: an id like `007` stays `007`.
+    let read = ReadOptions {
+        all_strings: true,
+        ..ReadOptions::default()
+    };
+    let mut state: HashMap<Box<str>, [Slot; 2]> = HashMap::new();
+    let mut known_purposes = BTreeSet::new();
+    let (mut events, mut purpose_events, mut later_events, mut duplicates) = (0u64, 0, 0, 0);
+    let mut any_for_purpose = false;
+    for (rel, path, _) in files {
+        let format = spec
+            .format
+            .or_else(|| Format::from_path(path))
+            .ok_or_else(|| Error::Consent {
+                ledger: shown.to_string(),
+                message: format!(
+                    "cannot tell the format of {} from its extension; set `consent.format`",
+                    if rel.is_empty() { "the ledger" } else { rel }
+                ),
+            })?;
+        let input = Input::open(path, format, &read, &|s| Arc::new(s.clone()))
+            .map_err(|e| relocated(e, path, shown, rel))?;
+        let schema = input.schema.clone();
+        let index = |name: &str, required: bool| -> Result<Option<usize>> {
+            match schema.index_of(name) {
+                Ok(i) => Ok(Some(i)),
+                Err(_) if !required => Ok(None),
+                Err(_) => Err(Error::Consent {
+                    ledger: shown.to_string(),
+                    message: format!(
+                        "{}has no column `{name}`; its columns are {}. Name the ledger's \
+                         columns under `consent.columns` (docs/CONSENT.md)",
+                        if rel.is_empty() {
+                            String::new()
+                        } else {
+                            format!("file {rel} ")
+                        },
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| format!("`{}`", f.name()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+            }
+        };
+        let c_subject = index(&cols.subject, true)?.unwrap_or_default();
+        let c_purpose = index(&cols.purpose, true)?.unwrap_or_default();
+        let c_event = index(&cols.event, true)?.unwrap_or_default();
+        let c_time = index(&cols.timestamp, true)?.unwrap_or_default();
+        let c_type = index(&cols.consent_type, false)?;
+        let mut row = 0u64;
+        for batch in input
+            .batches()
+            .map_err(|e| relocated(e, path, shown, rel))?
+        {
+            let batch = batch.map_err(|e| relocated(e, path, shown, rel))?;
+            let n = batch.num_rows();
+            let subject = text(batch.column(c_subject), shown, &cols.subject)?;
+            let purpose = text(batch.column(c_purpose), shown, &cols.purpose)?;
+            let event = text(batch.column(c_event), shown, &cols.event)?;
+            let kind = c_type
+                .map(|c| text(batch.column(c), shown, &cols.consent_type))
+                .transpose()?;
+            let times = micros(batch.column(c_time)).map_err(|r| {
+                at_row(
+                    shown,
+                    rel,
+                    row + r as u64 + 1,
+                    timestamp_problem(&cols.timestamp),
+                )
+            })?;
+            let (subject, purpose, event) = (
+                subject.as_string::<i32>(),
+                purpose.as_string::<i32>(),
+                event.as_string::<i32>(),
+            );
+            let kind = kind.as_ref().map(|k| k.as_string::<i32>());
+            for r in 0..n {
+                row += 1;
+                events += 1;
+                if purpose.is_null(r) {
+                    return Err(at_row(
+                        shown,
+                        rel,
+                        row,
+                        format!("`{}` is empty", cols.purpose),
+                    ));
+                }
+                let p = purpose.value(r);
+                if p != spec.purpose {
+                    if known_purposes.len() < 50 {
+                        known_purposes.insert(p.to_string());
+                    }
+                    continue;
+                }
+                any_for_purpose = true;
+                let Some(at) = times[r] else {
+                    return Err(at_row(
+                        shown,
+                        rel,
+                        row,
+                        format!("`{}` is empty", cols.timestamp),
+                    ));
+                };
+                if at > as_of_us {
+                    later_events += 1;
+                    continue;
+                }
+                if subject.is_null(r) || subject.value(r).is_empty() {
+                    return Err(at_row(
+                        shown,
+                        rel,
+                        row,
+                        format!("`{}` is empty", cols.subject),
+                    ));
+                }
+                let given = match event
+                    .is_null(r)
+                    .then_some("")
+                    .unwrap_or(event.value(r))
+                    .trim()
+                {
+                    e if e.eq_ignore_ascii_case("given") => true,
+                    e if e.eq_ignore_ascii_case("withdrawn") => false,
+                    _ => {
+                        return Err(at_row(
+                            shown,
+                            rel,
+                            row,
+                            format!("`{}` is neither `given` nor `withdrawn`", cols.event),
+                        ));
+                    }
+                };
+                let slot = match kind {
+                    None => GENERAL,
+                    Some(k) => match (!k.is_null(r)).then(|| k.value(r).trim()) {
+                        None | Some("") => GENERAL,
+                        Some(t) if t.eq_ignore_ascii_case("consent") => GENERAL,
+                        Some(t) if t.eq_ignore_ascii_case("separate_consent") => SEPARATE,
+                        Some(_) => {
+                            return Err(at_row(
+                                shown,
+                                rel,
+                                row,
+                                format!(
+                                    "`{}` is neither `consent` nor `separate_consent`",
+                                    cols.consent_type
+                                ),
+                            ));
+                        }
+                    },
+                };
+                purpose_events += 1;
+                let s = subject.value(r);
+                let slots = match state.get_mut(s) {
+                    Some(v) => v,
+                    None => state.entry(Box::from(s)).or_default(),
+                };
+                let cur = &mut slots[slot];
+                match cur.given {
+                    None => {
+                        *cur = Slot {
+                            at,
+                            given: Some(given),
+                        }
+                    }
+                    Some(_) if at > cur.at => {
+                        *cur = Slot {
+                            at,
+                            given: Some(given),
+                        }
+                    }
+                    Some(g) if at == cur.at => {
+                        if g == given {
+                            duplicates += 1;
+                        } else {
+                            // Which came first is unknowable: refuse rather than guess.
+                            return Err(at_row(
+                                shown,
+                                rel,
+                                row,
+                                "this subject has both `given` and `withdrawn` for the purpose \
+                                 at the same timestamp; the ledger must order them (give one a \
+                                 later timestamp, or remove the wrong one)"
+                                    .into(),
+                            ));
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    if !any_for_purpose {
+        let known: Vec<String> = known_purposes.iter().map(|p| format!("`{p}`")).collect();
+        return Err(Error::Consent {
+            ledger: shown.to_string(),
+            message: format!(
+                "purpose `{}` is unknown to the ledger (no event names it); its purposes are {}. \
+                 The policy's `consent.purpose` must be a purpose id the ledger uses",
+                spec.purpose,
+                if known.is_empty() {
+                    "none (the ledger is empty)".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        });
+    }
+    let digest = ledger_digest(
+        &files
+            .iter()
+            .map(|(r, _, s)| (r.clone(), s.clone()))
+            .collect::<Vec<_>>(),
+    );
+    Ok(Ledger {
+        shown: shown.to_string(),
+        sha256: digest,
+        files: files.len(),
+        events,
+        purpose_events,
+        later_events,
+        duplicates,
+        purpose: spec.purpose.clone(),
+        as_of,
+        subjects: state.len() as u64,
+        state,
+    })
+}
+
+fn timestamp_problem(col: &str) -> String {
+    format!(
+        "`{col}` is not a time cloakline can read (a timestamp, a date, or RFC 3339 text such as \
+         2026-05-01T12:00:00Z)"
+    )
+}
+
+/// A reader's error, naming the ledger as given rather than a scratch copy.
+fn relocated(e: Error, path: &Path, shown: &str, rel: &str) -> Error {
+    let place = if rel.is_empty() {
+        shown.to_string()
+    } else {
+        format!("{shown} (file {rel})")
+    };
+    let m = e.to_string().replace(&path.display().to_string(), &place);
+    Error::Consent {
+        ledger: shown.to_string(),
+        message: m,
+    }
+}
+
+/// A column as `Utf8` (ids of any type compare as their text: integers in decimal).
+fn text(a: &ArrayRef, shown: &str, col: &str) -> Result<ArrayRef> {
+    crate::kernels::utf8(a).map_err(|_| Error::Consent {
+        ledger: shown.to_string(),
+        message: format!(
+            "column `{col}` has type {}, which cloakline cannot compare as text",
+            a.data_type()
+        ),
+    })
+}
+
+/// Microseconds since the epoch (UTC) of each row; `Err(row)` for the first unreadable one.
+/// Timestamps without a time zone are taken as UTC.
+fn micros(a: &ArrayRef) -> std::result::Result<Vec<Option<i64>>, usize> {
+    let a = match a.data_type() {
+        DataType::Dictionary(_, _) => {
+            arrow::compute::cast(a, &DataType::Utf8).map_err(|_| 0usize)?
+        }
+        _ => Arc::clone(a),
+    };
+    let scale = |v: i64, unit: &TimeUnit| -> Option<i64> {
+        match unit {
+            TimeUnit::Second => v.checked_mul(1_000_000),
+            TimeUnit::Millisecond => v.checked_mul(1_000),
+            TimeUnit::Microsecond => Some(v),
+            TimeUnit::Nanosecond => Some(v.div_euclid(1_000)),
+        }
+    };
+    let mut out = Vec::with_capacity(a.len());
+    match a.data_type() {
+        DataType::Timestamp(unit, _) => {
+            let v = arrow::compute::cast(&a, &DataType::Int64).map_err(|_| 0usize)?;
+            let v = v.as_primitive::<arrow::datatypes::Int64Type>();
+            for i in 0..v.len() {
+                if v.is_null(i) {
+                    out.push(None);
+                } else {
+                    out.push(Some(scale(v.value(i), unit).ok_or(i)?));
+                }
+            }
+        }
+        DataType::Date32 => {
+            let v = a.as_primitive::<arrow::datatypes::Date32Type>();
+            for i in 0..v.len() {
+                out.push((!v.is_null(i)).then(|| i64::from(v.value(i)) * 86_400_000_000));
+            }
+        }
+        DataType::Date64 => {
+            let v = a.as_primitive::<arrow::datatypes::Date64Type>();
+            for i in 0..v.len() {
+                out.push((!v.is_null(i)).then(|| v.value(i).saturating_mul(1_000)));
+            }
+        }
+        _ => {
+            let s = crate::kernels::utf8(&a).map_err(|_| 0usize)?;
+            let s = s.as_string::<i32>();
+            for i in 0..s.len() {
+                if s.is_null(i) || s.value(i).trim().is_empty() {
+                    out.push(None);
+                } else {
+                    out.push(Some(parse_time(s.value(i).trim()).ok_or(i)?));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (UTC) or `YYYY-MM-DD` (midnight UTC).
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+/// Parse `--as-of` (RFC 3339, or a date meaning its midnight UTC).
+pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>> {
+    parse_time(s.trim())
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--as-of {s}: not a time; give RFC 3339 (2026-05-01T12:00:00Z) or a date \
+                 (2026-05-01, meaning its midnight UTC)"
+            ))
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gate.
+// ---------------------------------------------------------------------------------------------
+
+/// What the gate does to a plan column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Withhold {
+    /// Not consent-based.
+    Never,
+    /// Needs the purpose's consent.
+    General,
+    /// Needs the purpose's consent and separate consent.
+    Separate,
+}
+
+/// Consent enforcement for one plan: built from the policy's `consent:` block and the
+/// ledger, run by the engine on each batch before the kernels.
+#[derive(Debug)]
+pub struct ConsentGate {
+    pub(crate) subject: usize,
+    /// `subject_ids: tokenized`: the subject field's tokenizer.
+    tokenizer: Option<Kernel>,
+    pub ledger: Arc<Ledger>,
+    /// Per plan column.
+    pub(crate) withhold: Vec<Withhold>,
+    drop_rows: bool,
+    fail_missing: bool,
+    /// Every consent-based column needs separate consent: missing it removes them all.
+    separate_only: bool,
+    /// Some consent-based column needs separate consent.
+    has_separate: bool,
+}
+
+/// What the gate did, summed over batches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsentCounts {
+    pub rows_in: u64,
+    pub removed_withdrawn: u64,
+    pub removed_missing: u64,
+    /// Rows kept with their general consent-based fields null (`on_withdrawn: null_fields`).
+    pub general_withheld: u64,
+    /// Rows kept with their separate-consent fields null.
+    pub separate_withheld: u64,
+    /// Rows whose subject has an event for the purpose.
+    pub matched: u64,
+}
+
+impl ConsentCounts {
+    pub fn add(&mut self, o: &ConsentCounts) {
+        self.rows_in += o.rows_in;
+        self.removed_withdrawn += o.removed_withdrawn;
+        self.removed_missing += o.removed_missing;
+        self.general_withheld += o.general_withheld;
+        self.separate_withheld += o.separate_withheld;
+        self.matched += o.matched;
+    }
+}
+
+/// The gate's verdict on one batch.
+pub(crate) struct Verdict {
+    /// Rows to keep; `None`: all.
+    pub keep: Option<BooleanArray>,
+    /// Over the kept rows: `true` where general consent-based fields are nulled.
+    pub general_null: Option<BooleanArray>,
+    /// Over the kept rows: `true` where separate-consent fields are nulled.
+    pub separate_null: Option<BooleanArray>,
+    pub counts: ConsentCounts,
+}
+
+impl ConsentGate {
+    /// The gate for `plan` (built from `policy`), or a plan error when the subject column is
+    /// absent from the input.
+    pub fn new(
+        policy: &Policy,
+        plan: &super::Plan,
+        ledger: Arc<Ledger>,
+        keyring: &Keyring,
+        input: &str,
+    ) -> Result<ConsentGate> {
+        let spec = policy
+            .consent
+            .as_ref()
+            .ok_or_else(|| Error::Internal("a consent gate without a consent block".into()))?;
+        let subject = plan.input_schema.index_of(&spec.subject).map_err(|_| {
+            Error::plan(
+                input,
+                format!(
+                    "the consent block's subject column `{}` is not in the input; the ledger \
+                     cannot be matched without it",
+                    spec.subject
+                ),
+            )
+        })?;
+        let tokenizer = match spec.subject_ids {
+            SubjectIds::Raw => None,
+            SubjectIds::Tokenized => {
+                let rule = &policy.fields[&spec.subject];
+                let t = plan.input_schema.field(subject).data_type();
+                let (k, _) = Kernel::build(&rule.action, t, keyring).map_err(|e| match e {
+                    super::KernelBuildError::Key(e) => e,
+                    super::KernelBuildError::Kernel(e) => Error::plan(input, e.to_string()),
+                })?;
+                Some(k)
+            }
+        };
+        let withhold = plan
+            .columns
+            .iter()
+            .map(|c| {
+                let name = &c.rule.input_name;
+                if spec.separate_fields.contains(name) {
+                    Withhold::Separate
+                } else if spec.consent_fields.contains(name) {
+                    Withhold::General
+                } else {
+                    Withhold::Never
+                }
+            })
+            .collect::<Vec<_>>();
+        let separate_only = !withhold.contains(&Withhold::General);
+        let has_separate = withhold.contains(&Withhold::Separate);
+        // Unlisted columns are either refused or dropped by the plan, never copied: nothing to
+        // withhold there.
+        debug_assert!(matches!(policy.unlisted, Unlisted::Error | Unlisted::Drop));
+        Ok(ConsentGate {
+            subject,
+            tokenizer,
+            ledger,
+            withhold,
+            drop_rows: spec.on_withdrawn == OnWithdrawn::DropRow,
+            fail_missing: spec.on_missing == OnMissing::Fail,
+            separate_only,
+            has_separate,
+        })
+    }
+
+    /// Decide every row of `batch` (the plan's input).
+    pub(crate) fn decide(&self, batch: &RecordBatch) -> Result<Verdict> {
+        let n = batch.num_rows();
+        let raw = batch.column(self.subject);
+        let ids = match &self.tokenizer {
+            None => Arc::clone(raw),
+            Some(k) => k.apply(raw).map_err(|e| Error::Consent {
+                ledger: self.ledger.shown.clone(),
+                message: format!("tokenizing the subject column to match the ledger: {e}"),
+            })?,
+        };
+        let ids = crate::kernels::utf8(&ids).map_err(|_| Error::Consent {
+            ledger: self.ledger.shown.clone(),
+            message: format!(
+                "the subject column has type {}, which cannot be matched as text",
+                raw.data_type()
+            ),
+        })?;
+        let ids = ids.as_string::<i32>();
+        let mut c = ConsentCounts {
+            rows_in: n as u64,
+            ..Default::default()
+        };
+        let mut keep = BooleanBufferBuilder::new(n);
+        let mut g_null = BooleanBufferBuilder::new(n);
+        let mut s_null = BooleanBufferBuilder::new(n);
+        let mut missing_fail = 0u64;
+        for r in 0..n {
+            let (g, s) = if ids.is_null(r) {
+                (Standing::Missing, Standing::Missing)
+            } else {
+                self.ledger.standing(ids.value(r))
+            };
+            if g != Standing::Missing {
+                c.matched += 1;
+            }
+            let general_ok = g == Standing::Given;
+            let separate_ok = general_ok && (!self.has_separate || s == Standing::Given);
+            let all_removed = !general_ok || (self.separate_only && !separate_ok);
+            // The reason a row loses its fields: the general standing, else the separate one.
+            let reason = if general_ok { s } else { g };
+            if all_removed && self.fail_missing && reason == Standing::Missing {
+                missing_fail += 1;
+            }
+            if all_removed && self.drop_rows {
+                keep.append(false);
+                match reason {
+                    Standing::Missing => c.removed_missing += 1,
+                    _ => c.removed_withdrawn += 1,
+                }
+                continue;
+            }
+            keep.append(true);
+            g_null.append(!general_ok);
+            s_null.append(!separate_ok);
+            if !general_ok {
+                c.general_withheld += 1;
+            }
+            if !separate_ok && self.has_separate {
+                c.separate_withheld += 1;
+            }
+        }
+        if missing_fail > 0 {
+            return Err(Error::Consent {
+                ledger: self.ledger.shown.clone(),
+                message: format!(
+                    "{missing_fail} rows belong to subjects with no consent event for purpose \
+                     `{}` as of {} (`on_missing: fail`); nothing was written. Record their \
+                     consent in the ledger, or set `on_missing: drop`",
+                    self.ledger.purpose,
+                    self.ledger.as_of_text()
+                ),
+            });
+        }
+        let keep = BooleanArray::new(keep.finish(), None);
+        let all_kept = keep.true_count() == n;
+        let g_null = BooleanArray::new(g_null.finish(), None);
+        let s_null = BooleanArray::new(s_null.finish(), None);
+        Ok(Verdict {
+            keep: (!all_kept).then_some(keep),
+            general_null: (g_null.true_count() > 0).then_some(g_null),
+            separate_null: (s_null.true_count() > 0).then_some(s_null),
+            counts: c,
+        })
+    }
+}
