@@ -28,6 +28,9 @@ pub(crate) struct VerifyArgs {
     /// fails when --keyring is given).
     #[arg(long)]
     require_signature: bool,
+    /// Also check that this is the consent ledger the run read (by SHA-256; a path or URL).
+    #[arg(long, value_name = "PATH|URL")]
+    consent_ledger: Option<PathBuf>,
     /// Print the checks as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -49,6 +52,9 @@ pub(crate) fn run(v: VerifyArgs) -> Result<()> {
     }
     if let Some(p) = &v.policy {
         job = job.with_policy(location(p));
+    }
+    if let Some(p) = &v.consent_ledger {
+        job = job.with_consent_ledger(location(p));
     }
     let result = runtime()?.block_on(job.run())?;
     show(v.json, &result, || result.to_text());

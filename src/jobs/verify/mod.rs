@@ -101,6 +101,8 @@ pub struct VerifyOptions<'a> {
     pub require_signature: bool,
     /// Check an Ed25519 signature with this public key; an unsigned record then fails.
     pub public_key: Option<&'a ed25519_dalek::VerifyingKey>,
+    /// The consent ledger given (as shown) and its digest: it must be the recorded one.
+    pub consent_ledger: Option<(&'a str, &'a str)>,
 }
 
 impl<'a> VerifyOptions<'a> {
@@ -138,6 +140,14 @@ impl<'a> VerifyOptions<'a> {
         self.public_key = public_key;
         self
     }
+
+    /// Check that the ledger with this digest (see `plan::consent::ledger_digest`), shown as
+    /// `shown`, is the recorded consent ledger.
+    #[must_use]
+    pub fn with_consent_ledger(mut self, ledger: Option<(&'a str, &'a str)>) -> Self {
+        self.consent_ledger = ledger;
+        self
+    }
 }
 
 /// Verify an output against its record: an owned job builder, like `Apply`.
@@ -160,6 +170,7 @@ pub struct Verify {
     read: ReadOptions,
     require_signature: bool,
     storage: crate::io::store::StorageOptions,
+    consent_ledger: Option<Location>,
 }
 
 impl Verify {
@@ -174,6 +185,53 @@ impl Verify {
             read: ReadOptions::default(),
             require_signature: false,
             storage: Default::default(),
+            consent_ledger: None,
+        }
+    }
+
+    /// Also check that this is the consent ledger the run read (its SHA-256, or its files'
+    /// manifest digest for a directory; docs/CONSENT.md).
+    pub fn with_consent_ledger(mut self, ledger: impl Into<Location>) -> Self {
+        self.consent_ledger = Some(ledger.into());
+        self
+    }
+
+    /// The given consent ledger's digest, as shown.
+    async fn ledger_digest(&self) -> Result<Option<(String, String)>> {
+        use crate::plan::consent::{ledger_digest, local_ledger_digest};
+        match &self.consent_ledger {
+            None => Ok(None),
+            Some(Location::Local(p)) => {
+                let shown = p.display().to_string();
+                let d = local_ledger_digest(p, None, &shown)?;
+                Ok(Some((shown, d)))
+            }
+            Some(Location::Url(u)) => {
+                let remote = crate::io::store::Remote::open(u, &self.storage)?;
+                let scratch = crate::io::ScratchDir::create()?;
+                let f = remote
+                    .fetch(scratch.path(), |p| Format::from_path(p).is_some())
+                    .await?;
+                let mut files: Vec<(String, String)> = f
+                    .objects
+                    .iter()
+                    .map(|o| {
+                        let rel = o
+                            .local
+                            .strip_prefix(&f.local)
+                            .map(|r| {
+                                r.components()
+                                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                                    .collect::<Vec<_>>()
+                                    .join("/")
+                            })
+                            .unwrap_or_default();
+                        (rel, o.sha256.clone())
+                    })
+                    .collect();
+                files.sort();
+                Ok(Some((remote.shown(), ledger_digest(&files))))
+            }
         }
     }
 
@@ -223,6 +281,7 @@ impl Verify {
     /// Run every check. A failed check is in the result, not an error; errors are for what
     /// could not be read at all.
     pub async fn run(self) -> Result<Verification> {
+        let ledger = self.ledger_digest().await?;
         // URLs: the release (or the one object) and its record fetched to scratch first.
         let fetched = remote::fetch(&self).await?;
         let (this, pairs, scratch) = match fetched {
@@ -235,7 +294,7 @@ impl Verify {
             }
             None => (self, Vec::new(), None),
         };
-        let result = this.run_local().await;
+        let result = this.run_local(ledger).await;
         drop(scratch);
         let show = |t: &str| {
             pairs.iter().fold(t.to_string(), |t, (a, b)| {
@@ -255,7 +314,7 @@ impl Verify {
         }
     }
 
-    async fn run_local(&self) -> Result<Verification> {
+    async fn run_local(&self, ledger: Option<(String, String)>) -> Result<Verification> {
         let v = self.clone();
         run_blocking("Verify::run", move || {
             tracing::info!(output = %v.output.local()?.display(), "verify: checking against the record");
@@ -270,6 +329,7 @@ impl Verify {
                     keyring: v.keyring.as_deref(),
                     require_signature: v.require_signature,
                     public_key: v.public_key.as_ref(),
+                    consent_ledger: ledger.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
                 },
             )
         })
@@ -407,6 +467,7 @@ pub fn verify(
             keyring,
             require_signature: false,
             public_key: None,
+            consent_ledger: None,
         },
     )
 }
@@ -490,12 +551,82 @@ pub fn verify_with(
         }
     }
     checks.extend(policy_check(&rec, opts)?);
+    checks.extend(consent_checks(&rec, opts));
     checks.push(signature_check(&doc, opts));
     Ok(Verification {
         output: output.display().to_string(),
         provenance: side_path.display().to_string(),
         checks,
     })
+}
+
+/// The consent record's counts add up (rows in = released + removed; released rows less the
+/// privacy block's suppressions are the rows out), and a given ledger is the recorded one.
+fn consent_checks(rec: &Record, opts: &VerifyOptions) -> Vec<Check> {
+    let consent = rec.run().and_then(|r| r.consent.as_ref());
+    let mut out = Vec::new();
+    if let Some(c) = consent {
+        let suppressed = rec
+            .summary
+            .privacy
+            .as_ref()
+            .map_or(0, |p| p.suppressed_records);
+        let removed = c.rows_removed_withdrawn.checked_add(c.rows_removed_missing);
+        let adds = removed.and_then(|r| r.checked_add(c.rows_released)) == Some(c.rows_in)
+            && rec.summary.rows_in.is_none_or(|n| n == c.rows_in)
+            && c.rows_released.checked_sub(suppressed) == Some(rec.summary.rows_out)
+            && c.fields_nulled.values().all(|&n| n <= c.rows_released);
+        out.push(check(
+            "consent counts",
+            adds,
+            if adds {
+                format!(
+                    "{} rows in = {} released + {} removed for withdrawn + {} for missing \
+                     consent (purpose {}, as of {})",
+                    c.rows_in,
+                    c.rows_released,
+                    c.rows_removed_withdrawn,
+                    c.rows_removed_missing,
+                    shown(&c.purpose),
+                    shown(&c.as_of)
+                )
+            } else {
+                format!(
+                    "the consent counts do not add up: {} rows in, {} released, {} and {} \
+                     removed, {} rows recorded in and {} out",
+                    c.rows_in,
+                    c.rows_released,
+                    c.rows_removed_withdrawn,
+                    c.rows_removed_missing,
+                    shown_opt(rec.summary.rows_in),
+                    rec.summary.rows_out
+                )
+            },
+        ));
+    }
+    if let Some((shown_as, digest)) = opts.consent_ledger {
+        let (ok, detail) = match consent {
+            None => (
+                false,
+                "the record has no consent ledger (the run enforced no consent)".to_string(),
+            ),
+            Some(c) if c.ledger_sha256 == digest => (
+                true,
+                format!("{} is the recorded consent ledger", shown(shown_as)),
+            ),
+            Some(c) => (
+                false,
+                format!(
+                    "{} has digest {digest}, the run read {} with {}",
+                    shown(shown_as),
+                    shown(&c.ledger),
+                    shown(&c.ledger_sha256)
+                ),
+            ),
+        };
+        out.push(check("consent ledger", ok, detail));
+    }
+    out
 }
 
 /// The policy line, when `opts` names a policy file.
@@ -626,6 +757,7 @@ fn verify_dir(
         },
     ));
     checks.extend(policy_check(&rec, opts)?);
+    checks.extend(consent_checks(&rec, opts));
     checks.push(signature_check(doc, opts));
     Ok(done(checks))
 }
