@@ -51,7 +51,7 @@ pub fn findings(record: &Record) -> Vec<Finding> {
 }
 
 /// Categories that single a person out on their own.
-const DIRECT_IDENTIFIERS: &[&str] = &[
+pub(super) const DIRECT_IDENTIFIERS: &[&str] = &[
     "pd:EmailAddress",
     "pd:TelephoneNumber",
     "pd:Name",
@@ -88,6 +88,7 @@ impl Doc<'_> {
         self.demo_key_finding(&mut out);
         self.key_protection_finding(&mut out);
         self.privacy_model_finding(&mut out);
+        self.release_findings(&mut out);
         out
     }
 

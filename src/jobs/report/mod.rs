@@ -22,6 +22,7 @@ mod layout;
 mod markdown;
 mod privacy;
 mod read;
+mod release;
 mod sections;
 mod svg;
 

@@ -33,6 +33,7 @@ pub(super) fn build(d: &Doc) -> Report {
             summary_section(d, policy, &findings),
             fields_section(d),
             privacy_section(d),
+            super::release::release_section(d),
             findings_section(findings),
         ],
         footer: "This report restates the provenance record. It does not check the output's \
