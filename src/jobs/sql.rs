@@ -306,9 +306,47 @@ impl SqlJob {
                 .first()
                 .ok_or_else(|| Error::Usage("--policy needs a --table to apply to".into()))?;
             let name = format!("{}_shared", first.name);
-            crate::sql::register_policy_view(&ctx, &first.name, p, &self.keyring, &name)
-                .await
-                .map_err(|e| crate::sql::view_error(&first.path.display().to_string(), e))?;
+            let shown = first.path.display().to_string();
+            // The ledger's removals hold in the view as in `apply` (judged as of now).
+            let gate = match &p.consent {
+                None => None,
+                Some(_) if self.cluster.is_some() => {
+                    return Err(Error::Usage(
+                        "sql --cluster: a policy with a `consent:` ledger is not supported on a \
+                         cluster yet; run the query without --cluster"
+                            .into(),
+                    ));
+                }
+                Some(c) => {
+                    use crate::plan::consent::{ConsentGate, Ledger, ledger_location};
+                    let (loc, ledger_shown) = ledger_location(c, &p.source, None)?;
+                    let ledger =
+                        Ledger::load(&loc, &ledger_shown, c, chrono::Utc::now(), &self.storage)
+                            .await?;
+                    let df = ctx
+                        .table(first.name.as_str())
+                        .await
+                        .map_err(|e| crate::sql::view_error(&shown, e))?;
+                    let schema = df.schema().as_arrow().clone();
+                    Some(Arc::new(ConsentGate::for_schema(
+                        p,
+                        &schema,
+                        Arc::new(ledger),
+                        &self.keyring,
+                        &shown,
+                    )?))
+                }
+            };
+            crate::sql::register_policy_view_gated(
+                &ctx,
+                &first.name,
+                p,
+                &self.keyring,
+                &name,
+                gate,
+            )
+            .await
+            .map_err(|e| crate::sql::view_error(&shown, e))?;
             view = Some(name);
         }
         Ok((ctx, view))

@@ -139,6 +139,38 @@ fn slash(p: &Path) -> String {
         .join("/")
 }
 
+/// Where the ledger of `spec` is (`given` overrides it; a relative path is relative to the
+/// policy file at `policy_source`, like hierarchy files), and how records and messages show
+/// it (a URL without credentials or query).
+pub fn ledger_location(
+    spec: &ConsentSpec,
+    policy_source: &str,
+    given: Option<&Location>,
+) -> Result<(Location, String)> {
+    let loc = match given {
+        Some(l) => l.clone(),
+        None => match Location::parse(&spec.ledger) {
+            Location::Local(p) if p.is_relative() => {
+                let policy = Path::new(policy_source);
+                if Location::parse(policy_source) != Location::Local(policy.into()) {
+                    return Err(Error::Usage(format!(
+                        "consent.ledger `{}` is a relative path, but the policy was read from a \
+                         store; give the ledger as a URL or pass --consent-ledger",
+                        spec.ledger
+                    )));
+                }
+                Location::Local(policy.parent().unwrap_or(Path::new("")).join(p))
+            }
+            l => l,
+        },
+    };
+    let shown = match &loc {
+        Location::Local(p) => p.display().to_string(),
+        Location::Url(u) => crate::io::location_redacted(u),
+    };
+    Ok((loc, shown))
+}
+
 /// The ledger's data files with their paths relative to it (`""` for a single file).
 fn ledger_files(p: &Path, format: Option<Format>, shown: &str) -> Result<Vec<(String, PathBuf)>> {
     let meta = std::fs::metadata(p).map_err(|e| Error::Consent {
@@ -569,7 +601,7 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>> {
 
 /// What the gate does to a plan column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Withhold {
+pub enum Withhold {
     /// Not consent-based.
     Never,
     /// Needs the purpose's consent.
@@ -578,16 +610,20 @@ pub(crate) enum Withhold {
     Separate,
 }
 
-/// Consent enforcement for one plan: built from the policy's `consent:` block and the
-/// ledger, run by the engine on each batch before the kernels.
+/// Consent enforcement over one input schema: built from the policy's `consent:` block and
+/// the ledger. The engine runs it on each batch before the kernels; a policy view runs it as
+/// a filter and `CASE` expressions.
 #[derive(Debug)]
 pub struct ConsentGate {
+    /// Input column of the subject.
     pub(crate) subject: usize,
     /// `subject_ids: tokenized`: the subject field's tokenizer.
     tokenizer: Option<Kernel>,
     pub ledger: Arc<Ledger>,
-    /// Per plan column.
+    /// Per plan column (empty for a gate built for a schema alone).
     pub(crate) withhold: Vec<Withhold>,
+    consent_fields: Vec<String>,
+    separate_fields: Vec<String>,
     drop_rows: bool,
     fail_missing: bool,
     /// Every consent-based column needs separate consent: missing it removes them all.
@@ -632,6 +668,35 @@ pub(crate) struct Verdict {
     pub counts: ConsentCounts,
 }
 
+/// One row's fate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    DropWithdrawn,
+    DropMissing,
+    Keep {
+        general_null: bool,
+        separate_null: bool,
+    },
+}
+
+impl Fate {
+    /// The code a policy view's filter reads: 0 drop, 1 all released, 2 every consent-based
+    /// field null, 3 only separate-consent fields null.
+    pub fn code(self) -> i8 {
+        match self {
+            Fate::DropWithdrawn | Fate::DropMissing => 0,
+            Fate::Keep {
+                general_null: false,
+                separate_null: false,
+            } => 1,
+            Fate::Keep {
+                general_null: true, ..
+            } => 2,
+            Fate::Keep { .. } => 3,
+        }
+    }
+}
+
 impl ConsentGate {
     /// The gate for `plan` (built from `policy`), or a plan error when the subject column is
     /// absent from the input.
@@ -642,11 +707,28 @@ impl ConsentGate {
         keyring: &Keyring,
         input: &str,
     ) -> Result<ConsentGate> {
+        let mut gate = Self::for_schema(policy, &plan.input_schema, ledger, keyring, input)?;
+        gate.withhold = plan
+            .columns
+            .iter()
+            .map(|c| gate.withhold_of(&c.rule.input_name))
+            .collect();
+        Ok(gate)
+    }
+
+    /// The gate over an input of `schema` (a policy view's table).
+    pub fn for_schema(
+        policy: &Policy,
+        schema: &arrow::datatypes::Schema,
+        ledger: Arc<Ledger>,
+        keyring: &Keyring,
+        input: &str,
+    ) -> Result<ConsentGate> {
         let spec = policy
             .consent
             .as_ref()
             .ok_or_else(|| Error::Internal("a consent gate without a consent block".into()))?;
-        let subject = plan.input_schema.index_of(&spec.subject).map_err(|_| {
+        let subject = schema.index_of(&spec.subject).map_err(|_| {
             Error::plan(
                 input,
                 format!(
@@ -659,8 +741,10 @@ impl ConsentGate {
         let tokenizer = match spec.subject_ids {
             SubjectIds::Raw => None,
             SubjectIds::Tokenized => {
-                let rule = &policy.fields[&spec.subject];
-                let t = plan.input_schema.field(subject).data_type();
+                let rule = policy.fields.get(&spec.subject).ok_or_else(|| {
+                    Error::Internal("the consent subject has no field rule".into())
+                })?;
+                let t = schema.field(subject).data_type();
                 let (k, _) = Kernel::build(&rule.action, t, keyring).map_err(|e| match e {
                     super::KernelBuildError::Key(e) => e,
                     super::KernelBuildError::Kernel(e) => Error::plan(input, e.to_string()),
@@ -668,22 +752,10 @@ impl ConsentGate {
                 Some(k)
             }
         };
-        let withhold = plan
-            .columns
+        let has_general = spec
+            .consent_fields
             .iter()
-            .map(|c| {
-                let name = &c.rule.input_name;
-                if spec.separate_fields.contains(name) {
-                    Withhold::Separate
-                } else if spec.consent_fields.contains(name) {
-                    Withhold::General
-                } else {
-                    Withhold::Never
-                }
-            })
-            .collect::<Vec<_>>();
-        let separate_only = !withhold.contains(&Withhold::General);
-        let has_separate = withhold.contains(&Withhold::Separate);
+            .any(|f| !spec.separate_fields.contains(f));
         // Unlisted columns are either refused or dropped by the plan, never copied: nothing to
         // withhold there.
         debug_assert!(matches!(policy.unlisted, Unlisted::Error | Unlisted::Drop));
@@ -691,18 +763,34 @@ impl ConsentGate {
             subject,
             tokenizer,
             ledger,
-            withhold,
+            withhold: Vec::new(),
+            consent_fields: spec.consent_fields.clone(),
+            separate_fields: spec.separate_fields.clone(),
             drop_rows: spec.on_withdrawn == OnWithdrawn::DropRow,
             fail_missing: spec.on_missing == OnMissing::Fail,
-            separate_only,
-            has_separate,
+            separate_only: !has_general,
+            has_separate: !spec.separate_fields.is_empty(),
         })
     }
 
-    /// Decide every row of `batch` (the plan's input).
-    pub(crate) fn decide(&self, batch: &RecordBatch) -> Result<Verdict> {
-        let n = batch.num_rows();
-        let raw = batch.column(self.subject);
+    /// How the field with this input name is gated.
+    pub fn withhold_of(&self, input_name: &str) -> Withhold {
+        if self.separate_fields.iter().any(|f| f == input_name) {
+            Withhold::Separate
+        } else if self.consent_fields.iter().any(|f| f == input_name) {
+            Withhold::General
+        } else {
+            Withhold::Never
+        }
+    }
+
+    /// Input column index of the subject.
+    pub fn subject_column(&self) -> usize {
+        self.subject
+    }
+
+    /// Judge every row of the subject column `raw`, in order; returns the rows matched.
+    pub fn judge(&self, raw: &ArrayRef, mut each: impl FnMut(Fate)) -> Result<u64> {
         let ids = match &self.tokenizer {
             None => Arc::clone(raw),
             Some(k) => k.apply(raw).map_err(|e| Error::Consent {
@@ -718,22 +806,16 @@ impl ConsentGate {
             ),
         })?;
         let ids = ids.as_string::<i32>();
-        let mut c = ConsentCounts {
-            rows_in: n as u64,
-            ..Default::default()
-        };
-        let mut keep = BooleanBufferBuilder::new(n);
-        let mut g_null = BooleanBufferBuilder::new(n);
-        let mut s_null = BooleanBufferBuilder::new(n);
+        let mut matched = 0u64;
         let mut missing_fail = 0u64;
-        for r in 0..n {
+        for r in 0..ids.len() {
             let (g, s) = if ids.is_null(r) {
                 (Standing::Missing, Standing::Missing)
             } else {
                 self.ledger.standing(ids.value(r))
             };
             if g != Standing::Missing {
-                c.matched += 1;
+                matched += 1;
             }
             let general_ok = g == Standing::Given;
             let separate_ok = general_ok && (!self.has_separate || s == Standing::Given);
@@ -743,23 +825,17 @@ impl ConsentGate {
             if all_removed && self.fail_missing && reason == Standing::Missing {
                 missing_fail += 1;
             }
-            if all_removed && self.drop_rows {
-                keep.append(false);
+            each(if all_removed && self.drop_rows {
                 match reason {
-                    Standing::Missing => c.removed_missing += 1,
-                    _ => c.removed_withdrawn += 1,
+                    Standing::Missing => Fate::DropMissing,
+                    _ => Fate::DropWithdrawn,
                 }
-                continue;
-            }
-            keep.append(true);
-            g_null.append(!general_ok);
-            s_null.append(!separate_ok);
-            if !general_ok {
-                c.general_withheld += 1;
-            }
-            if !separate_ok && self.has_separate {
-                c.separate_withheld += 1;
-            }
+            } else {
+                Fate::Keep {
+                    general_null: !general_ok,
+                    separate_null: self.has_separate && !separate_ok,
+                }
+            });
         }
         if missing_fail > 0 {
             return Err(Error::Consent {
@@ -772,6 +848,42 @@ impl ConsentGate {
                     self.ledger.as_of_text()
                 ),
             });
+        }
+        Ok(matched)
+    }
+
+    /// Decide every row of `batch` (the plan's input).
+    pub(crate) fn decide(&self, batch: &RecordBatch) -> Result<Verdict> {
+        let n = batch.num_rows();
+        let mut c = ConsentCounts {
+            rows_in: n as u64,
+            ..Default::default()
+        };
+        let mut keep = BooleanBufferBuilder::new(n);
+        let mut g_null = BooleanBufferBuilder::new(n);
+        let mut s_null = BooleanBufferBuilder::new(n);
+        c.matched = self.judge(batch.column(self.subject), |fate| match fate {
+            Fate::DropWithdrawn => {
+                keep.append(false);
+                c.removed_withdrawn += 1;
+            }
+            Fate::DropMissing => {
+                keep.append(false);
+                c.removed_missing += 1;
+            }
+            Fate::Keep {
+                general_null,
+                separate_null,
+            } => {
+                keep.append(true);
+                g_null.append(general_null);
+                s_null.append(general_null || separate_null);
+                c.general_withheld += u64::from(general_null);
+                c.separate_withheld += u64::from(general_null || separate_null);
+            }
+        })?;
+        if !self.has_separate {
+            c.separate_withheld = 0;
         }
         let keep = BooleanArray::new(keep.finish(), None);
         let all_kept = keep.true_count() == n;

@@ -27,7 +27,7 @@ use crate::keys::Keyring;
 use crate::plan::Kernel;
 use crate::policy::hierarchy::{QiHierarchy, TOP};
 use crate::policy::{HierarchySource, Policy, PrivacySpec};
-use crate::sql::{register_files_under, register_policy_view};
+use crate::sql::{register_files_under, register_policy_view_gated};
 use datafusion::prelude::SessionContext;
 
 /// The grouped input with its hierarchies and models.
@@ -47,6 +47,7 @@ fn quote(name: &str) -> String {
 /// Group `files` (one table; `input` names it in messages) for the policy's privacy block.
 /// With `hierarchies`, also build every quasi-identifier's generalization levels (needed to
 /// enforce, not to check).
+#[allow(clippy::too_many_arguments)]
 pub async fn prepare(
     policy: &Policy,
     spec: &PrivacySpec,
@@ -55,17 +56,41 @@ pub async fn prepare(
     files: &[PathBuf],
     read: &ReadOptions,
     hierarchies: bool,
+    consent: Option<Arc<crate::plan::consent::Ledger>>,
 ) -> Result<Prepared> {
     let shown = input.display().to_string();
     let ctx = SessionContext::new();
     let root = input.is_dir().then_some(input);
     register_files_under(&ctx, "input", root, files, Some(policy), read).await?;
-    let grouped = group(&ctx, "input", &shown, policy, spec, keyring, Coding::InScan)
-        .await
-        .map_err(|e| match e {
-            Grouping::Engine(e) => grouping_error(policy, files, read, &shown, e),
-            Grouping::Other(e) => e,
-        })?;
+    // The models judge what is released: rows the consent ledger removes are not counted.
+    let gate = match consent {
+        None => None,
+        Some(ledger) => {
+            let df = ctx
+                .table("input")
+                .await
+                .map_err(|e| grouping_error(policy, files, read, &shown, e))?;
+            let schema = df.schema().as_arrow().clone();
+            Some(Arc::new(crate::plan::consent::ConsentGate::for_schema(
+                policy, &schema, ledger, keyring, &shown,
+            )?))
+        }
+    };
+    let grouped = group(
+        &ctx,
+        "input",
+        &shown,
+        policy,
+        spec,
+        keyring,
+        Coding::InScan,
+        gate,
+    )
+    .await
+    .map_err(|e| match e {
+        Grouping::Engine(e) => grouping_error(policy, files, read, &shown, e),
+        Grouping::Other(e) => e,
+    })?;
     finish(
         &ctx,
         "input",
@@ -99,6 +124,13 @@ pub async fn prepare_registered(
     at: Registered<'_>,
     hierarchies: bool,
 ) -> Result<Prepared> {
+    if policy.consent.is_some() {
+        return Err(Error::Usage(format!(
+            "{}: a policy with a `consent:` ledger is not supported on a cluster yet; run it \
+             on one machine",
+            at.shown
+        )));
+    }
     let grouped = group(
         at.ctx,
         at.table,
@@ -107,6 +139,7 @@ pub async fn prepare_registered(
         spec,
         keyring,
         Coding::Here,
+        None,
     )
     .await
     .map_err(|e| match (e, at.scheduler) {
@@ -153,6 +186,7 @@ impl From<Error> for Grouping {
 }
 
 /// The base table of `table` (registered in `ctx`).
+#[allow(clippy::too_many_arguments)]
 async fn group(
     ctx: &SessionContext,
     table: &str,
@@ -161,10 +195,11 @@ async fn group(
     spec: &PrivacySpec,
     keyring: &Keyring,
     coding: Coding,
+    gate: Option<Arc<crate::plan::consent::ConsentGate>>,
 ) -> std::result::Result<BaseTable, Grouping> {
     let grouping = grouping_policy(policy, spec);
     let view = format!("{table}_shared");
-    register_policy_view(ctx, table, &grouping, keyring, &view)
+    register_policy_view_gated(ctx, table, &grouping, keyring, &view, gate)
         .await
         .map_err(|e| crate::sql::view_error(shown, e))?;
     let qi_names: Vec<String> = spec

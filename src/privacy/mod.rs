@@ -119,7 +119,33 @@ pub async fn check(
     let spec = privacy_block(policy)?;
     let files = crate::io::table_files(input)?;
     let (preview, hierarchies) = check_needs(spec, preview);
-    let prep = prepare(policy, spec, keyring, input, &files, read, hierarchies).await?;
+    // What `apply` would release now: the consent ledger's removals first.
+    let consent = match &policy.consent {
+        None => None,
+        Some(c) => {
+            let (loc, shown) = crate::plan::consent::ledger_location(c, &policy.source, None)?;
+            let ledger = crate::plan::consent::Ledger::load(
+                &loc,
+                &shown,
+                c,
+                chrono::Utc::now(),
+                &Default::default(),
+            )
+            .await?;
+            Some(std::sync::Arc::new(ledger))
+        }
+    };
+    let prep = prepare(
+        policy,
+        spec,
+        keyring,
+        input,
+        &files,
+        read,
+        hierarchies,
+        consent,
+    )
+    .await?;
     report(
         policy,
         spec,

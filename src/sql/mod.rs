@@ -64,7 +64,8 @@ pub use tables::{TableArg, register_file, register_files, register_files_under};
 pub use tokenize::TokenizeFunc;
 pub(crate) use view::view_error;
 pub use view::{
-    ColumnSpec, PolicyColumnFunc, ViewColumn, policy_view_columns, register_policy_view,
+    ColumnSpec, ConsentFunc, PolicyColumnFunc, ViewColumn, policy_view_columns,
+    register_policy_view, register_policy_view_gated,
 };
 
 use crate::keys::Keyring;

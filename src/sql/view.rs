@@ -13,6 +13,7 @@ use datafusion::prelude::SessionContext;
 
 use super::{apply_to_value, plan_error};
 use crate::keys::Keyring;
+use crate::plan::consent::{ConsentGate, Withhold};
 use crate::plan::{Kernel, Plan};
 use crate::policy::Policy;
 
@@ -227,6 +228,28 @@ pub fn policy_view_columns(
     schema: SchemaRef,
     table: &str,
 ) -> crate::Result<Vec<ViewColumn>> {
+    if policy.consent.is_some() {
+        return Err(consent_refused(policy, table));
+    }
+    view_columns(policy, keyring, schema, table)
+}
+
+/// A door that cannot enforce the consent ledger refuses the policy rather than release what
+/// the ledger would withhold.
+fn consent_refused(policy: &Policy, table: &str) -> crate::Error {
+    crate::Error::Usage(format!(
+        "policy {} has a `consent:` ledger, which a view of {table} here cannot enforce; run \
+         `cloakline apply` or `cloakline sql --policy` (docs/CONSENT.md)",
+        policy.name
+    ))
+}
+
+fn view_columns(
+    policy: &Policy,
+    keyring: &Keyring,
+    schema: SchemaRef,
+    table: &str,
+) -> crate::Result<Vec<ViewColumn>> {
     let plan = Plan::new(policy, schema, keyring, &format!("table {table}"))?;
     let input_schema = Arc::clone(&plan.input_schema);
     let travel = TravellingPolicy::of(policy);
@@ -276,12 +299,41 @@ pub async fn register_policy_view(
     keyring: &Keyring,
     view: &str,
 ) -> DFResult<Vec<crate::policy::Field>> {
-    let df = ctx.table(table).await?;
+    if policy.consent.is_some() {
+        return Err(DataFusionError::External(Box::new(consent_refused(
+            policy, table,
+        ))));
+    }
+    register_policy_view_gated(ctx, table, policy, keyring, view, None).await
+}
+
+/// The output column of the consent gate's verdict inside a gated view (never selected).
+const CONSENT_COLUMN: &str = "__cloakline_consent";
+
+/// [`register_policy_view`] with the consent gate of the policy's `consent:` block: rows the
+/// ledger removes are filtered out and withheld fields are null, as `apply` writes them.
+pub async fn register_policy_view_gated(
+    ctx: &SessionContext,
+    table: &str,
+    policy: &Policy,
+    keyring: &Keyring,
+    view: &str,
+    gate: Option<Arc<ConsentGate>>,
+) -> DFResult<Vec<crate::policy::Field>> {
+    let mut df = ctx.table(table).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     // Kept whole (not re-worded as a planning error) so the caller can return the plan's own
     // problems, without a doubled "Error during planning: plan for …".
-    let columns = policy_view_columns(policy, keyring, schema, table)
+    let columns = view_columns(policy, keyring, Arc::clone(&schema), table)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    if let Some(g) = &gate {
+        let subject = schema.field(g.subject_column()).name().clone();
+        let verdict = ScalarUDF::new_from_impl(ConsentFunc::new(Arc::clone(g)))
+            .call(vec![Expr::Column(Column::new_unqualified(subject))]);
+        df = df
+            .with_column(CONSENT_COLUMN, verdict)?
+            .filter(consent_code().not_eq(datafusion::prelude::lit(0i8)))?;
+    }
     let mut exprs = Vec::with_capacity(columns.len());
     let mut fields = Vec::with_capacity(columns.len());
     for c in columns {
@@ -298,6 +350,20 @@ pub async fn register_policy_view(
             }
             None => source,
         };
+        // Withheld fields are null: code 2 withholds every consent-based field, 3 only the
+        // separate-consent ones.
+        let expr = match gate.as_ref().map(|g| g.withhold_of(&c.rule.input_name)) {
+            None | Some(Withhold::Never) => expr,
+            Some(w) => {
+                let released = match w {
+                    Withhold::Separate => consent_code().eq(datafusion::prelude::lit(1i8)),
+                    _ => consent_code().not_eq(datafusion::prelude::lit(2i8)),
+                };
+                datafusion::logical_expr::when(released, expr).otherwise(
+                    datafusion::prelude::lit(datafusion::common::ScalarValue::Null),
+                )?
+            }
+        };
         exprs.push(expr.alias(c.output));
         fields.push(c.rule);
     }
@@ -313,6 +379,59 @@ pub async fn register_policy_view(
     let projected = df.select(exprs)?;
     ctx.register_table(view, projected.into_view())?;
     Ok(fields)
+}
+
+fn consent_code() -> Expr {
+    Expr::Column(Column::new_unqualified(CONSENT_COLUMN))
+}
+
+/// The consent gate over the subject column: each row's [`crate::plan::consent::Fate`] code.
+#[derive(Debug)]
+pub struct ConsentFunc {
+    gate: Arc<ConsentGate>,
+    signature: Signature,
+}
+
+impl ConsentFunc {
+    pub fn new(gate: Arc<ConsentGate>) -> Self {
+        ConsentFunc {
+            gate,
+            // Stable: the ledger was read once, before the query.
+            signature: Signature::new(TypeSignature::Any(1), Volatility::Stable),
+        }
+    }
+}
+
+impl PartialEq for ConsentFunc {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.gate, &other.gate)
+    }
+}
+impl Eq for ConsentFunc {}
+impl Hash for ConsentFunc {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        CONSENT_COLUMN.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for ConsentFunc {
+    fn name(&self) -> &str {
+        "cloakline_consent"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Int8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let ids = args.args[0].to_array(args.number_rows)?;
+        let mut b = arrow::array::Int8Builder::with_capacity(ids.len());
+        self.gate
+            .judge(&ids, |f| b.append_value(f.code()))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(ColumnarValue::Array(Arc::new(b.finish())))
+    }
 }
 
 /// The policy as it travels to other processes: its text without the `privacy:` block,

@@ -437,29 +437,11 @@ impl Apply {
         &self,
         spec: &crate::policy::consent::ConsentSpec,
     ) -> Result<(Location, String)> {
-        let loc = match &self.consent_ledger {
-            Some(l) => l.clone(),
-            None => match Location::parse(&spec.ledger) {
-                Location::Local(p) if p.is_relative() => {
-                    // Relative to the policy file, like its hierarchy files.
-                    let policy = Path::new(&self.policy.source);
-                    if Location::parse(&self.policy.source) != Location::Local(policy.into()) {
-                        return Err(Error::Usage(format!(
-                            "consent.ledger `{}` is a relative path, but the policy was read \
-                             from a store; give the ledger as a URL or pass --consent-ledger",
-                            spec.ledger
-                        )));
-                    }
-                    Location::Local(policy.parent().unwrap_or(Path::new("")).join(p))
-                }
-                l => l,
-            },
-        };
-        let shown = match &loc {
-            Location::Local(p) => p.display().to_string(),
-            Location::Url(u) => crate::io::location_redacted(u),
-        };
-        Ok((loc, shown))
+        crate::plan::consent::ledger_location(
+            spec,
+            &self.policy.source,
+            self.consent_ledger.as_ref(),
+        )
     }
 
     pub fn with_cluster(mut self, url: Option<String>) -> Self {
@@ -861,6 +843,7 @@ impl Apply {
                 &files,
                 &self.read,
                 true,
+                consent.as_ref().map(|(l, _)| Arc::clone(l)),
             ))?;
             let decision = privacy::decide(&prep, spec, &self.input.display().to_string())?;
             privacy::enforce(jobs.iter_mut().map(|j| &mut j.plan), &prep, &decision, spec)?;
