@@ -226,7 +226,7 @@ pub fn reveal_file(
         let t = v.trim();
         if t.is_empty() || t.len() > 1000 || t.chars().any(char::is_control) {
             return Err(Error::Usage(format!(
-                "{flag} must say it in words: 1 to 1000 characters, no control characters;                  re-identification is recorded with who asked and why"
+                "{flag} must say it in words: 1 to 1000 characters, no control characters; re-identification is recorded with who asked and why"
             )));
         }
     }
@@ -243,7 +243,7 @@ pub fn reveal_file(
             let action = f.metadata().get(meta::ACTION).map(String::as_str);
             if let Some(a @ ("tokenize" | "scrub")) = action {
                 return Err(Error::Usage(format!(
-                    "column `{name}` was {a}d: keyed tokens are one-way (HMAC-SHA256), so no key                      reverses them. To re-identify a person, tokenize candidate values with the                      same key and domain and compare; to release reversibly, use encrypt,                      encrypt_deterministic or fpe"
+                    "column `{name}` was {a}d: keyed tokens are one-way (HMAC-SHA256), so no key reverses them. To re-identify a person, tokenize candidate values with the same key and domain and compare; to release reversibly, use encrypt, encrypt_deterministic or fpe"
                 )));
             }
         }
@@ -414,7 +414,7 @@ fn target_from_meta(input: &Path, index: usize, f: &Field) -> Result<Target> {
     let fpe = match m.get(meta::ACTION).map(String::as_str) {
         Some("fpe") => Some(fpe_from_meta(m, &domain).ok_or_else(|| {
             Error::Usage(format!(
-                "{}: column `{}` was enciphered with fpe, but its metadata (`{}`, `{}`) is                  missing or malformed; FF1 output names neither key nor format, so it can only                  be restored from the Parquet file `apply` wrote",
+                "{}: column `{}` was enciphered with fpe, but its metadata (`{}`, `{}`) is missing or malformed; FF1 output names neither key nor format, so it can only be restored from the Parquet file `apply` wrote",
                 input.display(),
                 f.name(),
                 meta::KEY_ID,

@@ -648,7 +648,7 @@ fn consent_not_enforced(fields: &[&Field]) -> Vec<rules::RuleWarning> {
         .map(|f| {
             super::jurisdiction::CONSENT.warn(
                 Some(f.input_name.clone()),
-                "relies on consent, but the policy has no `consent:` ledger: consent asserted,                  not enforced (withdrawn or missing consent is not removed; docs/CONSENT.md)"
+                "relies on consent, but the policy has no `consent:` ledger: consent asserted, not enforced (withdrawn or missing consent is not removed; docs/CONSENT.md)"
                     .into(),
             )
         })

@@ -5,6 +5,7 @@ mod cli_usage;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod compliance;
+mod consent;
 mod custom_transform;
 mod examples;
 mod formats;

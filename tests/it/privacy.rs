@@ -212,6 +212,7 @@ fn prepare(policy_text: &str) -> privacy::Prepared {
         std::slice::from_ref(&data),
         &read_opts(),
         true,
+        None,
     ))
     .unwrap()
 }

@@ -227,7 +227,7 @@ impl Doc<'_> {
             out.push(Finding {
                 level: Level::Warning,
                 field: None,
-                text: "the run's keys were read from a plain keyring file (hex secrets):                        anyone who copies it can recompute the tokens and decrypt the                        encrypted fields; wrap it under a passphrase or an HSM key                        (`cloakline keys wrap`, docs/KEYS.md)"
+                text: "the run's keys were read from a plain keyring file (hex secrets): anyone who copies it can recompute the tokens and decrypt the encrypted fields; wrap it under a passphrase or an HSM key (`cloakline keys wrap`, docs/KEYS.md)"
                     .into(),
             });
         }

@@ -1,0 +1,545 @@
+//! The consent ledger (docs/CONSENT.md): withdrawals, re-consent, as-of times, tokenized ids,
+//! PIPL separate consent, per-field nulling, the counts in provenance, verify, the report and
+//! bad ledgers.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+const DATA: &str = "\
+customer_id,email,city,score
+c1,a@x.com,Paris,1
+c2,b@x.com,Paris,2
+c3,c@x.com,Lyon,3
+c4,d@x.com,Lyon,4
+c5,,Nice,5
+";
+
+/// c1 gave; c2 gave then withdrew in March; c3 withdrew then gave again in February; c4 has
+/// events for another purpose only; c5 gave.
+const LEDGER: &str = "\
+subject_id,purpose,event,timestamp,consent_type
+c1,churn,given,2026-01-01T00:00:00Z,consent
+c2,churn,given,2026-01-01T00:00:00Z,consent
+c2,churn,withdrawn,2026-03-01T00:00:00Z,consent
+c3,churn,withdrawn,2026-01-01T00:00:00Z,consent
+c3,churn,given,2026-02-01T00:00:00Z,consent
+c4,marketing,given,2026-01-01T00:00:00Z,consent
+c5,churn,given,2026-01-01T00:00:00Z,consent
+";
+
+fn policy_text(consent_extra: &str, fields_extra: &str) -> String {
+    format!(
+        "{HEAD}consent:\n  ledger: ledger.csv\n  subject: customer_id\n  purpose: churn\n{consent_extra}\
+fields:\n  customer_id: {{ action: keep, basis: legitimate_interests }}\n  \
+email: {{ action: tokenize, key: k1, basis: consent }}\n  \
+city: {{ action: keep, basis: legitimate_interests }}\n  \
+score: {{ action: keep, basis: consent }}\n{fields_extra}"
+    )
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+    ring: PathBuf,
+}
+
+impl Case {
+    fn new(data: &str, ledger: &str, policy: &str) -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data.csv"), data).unwrap();
+        std::fs::write(dir.path().join("ledger.csv"), ledger).unwrap();
+        write_policy(dir.path(), policy);
+        let ring = dir.path().join("keys.json");
+        generate_ring(&ring, &["k1", "k2"]);
+        Case { dir, ring }
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn apply(&self, out: &str, extra: &[&str]) -> std::process::Output {
+        apply_files(
+            &self.p("p.yaml"),
+            Some(&self.ring),
+            &self.p("data.csv"),
+            &self.p(out),
+            extra,
+        )
+    }
+    fn apply_ok(&self, out: &str, extra: &[&str]) -> Vec<Vec<String>> {
+        let o = self.apply(out, extra);
+        assert!(o.status.success(), "{}", stderr(&o));
+        read_csv_strings(&self.p(out))
+    }
+    fn consent(&self, out: &str) -> Value {
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.p(&format!("{out}.provenance.json"))).unwrap(),
+        )
+        .unwrap();
+        doc["@included"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|n| n.get("cl:consent").cloned())
+            .expect("a cl:consent on the run")
+    }
+}
+
+/// The `customer_id` column of released rows.
+fn ids(rows: &[Vec<String>]) -> Vec<&str> {
+    rows[1..].iter().map(|r| r[0].as_str()).collect()
+}
+
+fn nothing_written(dir: &Path) {
+    let names = dir_names(dir);
+    assert!(
+        !names.iter().any(|n| n.starts_with("out")),
+        "stray output: {names:?}"
+    );
+}
+
+#[test]
+fn withdrawal_after_giving_removes_the_subjects_rows() {
+    let c = Case::new(DATA, LEDGER, &policy_text("", ""));
+    let rows = c.apply_ok("out.csv", &["--as-of", "2026-04-01"]);
+    // c2 withdrew in March; c4 has no event for churn.
+    assert_eq!(ids(&rows), ["c1", "c3", "c5"]);
+    let rec = c.consent("out.csv");
+    assert_eq!(rec["rowsIn"], 5);
+    assert_eq!(rec["rowsReleased"], 3);
+    assert_eq!(rec["rowsRemovedWithdrawn"], 1);
+    assert_eq!(rec["rowsRemovedMissing"], 1);
+    assert_eq!(rec["purpose"], "churn");
+    assert_eq!(rec["asOf"], "2026-04-01T00:00:00Z");
+    assert_eq!(rec["consentFields"], serde_json::json!(["email", "score"]));
+    assert_eq!(rec["ledgerEvents"], 7);
+    assert_eq!(rec["purposeEvents"], 6);
+}
+
+#[test]
+fn as_of_times_on_both_sides_of_an_event() {
+    let c = Case::new(DATA, LEDGER, &policy_text("", ""));
+    // Before c2's withdrawal and before c3's re-consent.
+    assert_eq!(
+        ids(&c.apply_ok("out1.csv", &["--as-of", "2026-01-15T00:00:00Z"])),
+        ["c1", "c2", "c5"]
+    );
+    // The instant of c2's withdrawal counts: an event at the as-of time applies.
+    assert_eq!(
+        ids(&c.apply_ok("out2.csv", &["--as-of", "2026-03-01T00:00:00Z"])),
+        ["c1", "c3", "c5"]
+    );
+    // One second earlier it has not happened yet.
+    assert_eq!(
+        ids(&c.apply_ok("out3.csv", &["--as-of", "2026-02-28T23:59:59Z"])),
+        ["c1", "c2", "c3", "c5"]
+    );
+    // Before any event, no one has consented: nothing released, nothing matched → error.
+    let o = c.apply("out4.csv", &["--as-of", "2025-12-31"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("none of the 5 input rows"),
+        "{}",
+        stderr(&o)
+    );
+    let rec = c.consent("out3.csv");
+    assert_eq!(rec["laterEvents"], 1);
+}
+
+#[test]
+fn re_consent_after_withdrawal_releases_the_subject_again() {
+    let c = Case::new(DATA, LEDGER, &policy_text("", ""));
+    let rows = c.apply_ok("out.csv", &["--as-of", "2026-02-01"]);
+    assert!(ids(&rows).contains(&"c3"), "{rows:?}");
+    let rows = c.apply_ok("early.csv", &["--as-of", "2026-01-20"]);
+    assert!(!ids(&rows).contains(&"c3"), "{rows:?}");
+}
+
+#[test]
+fn null_fields_keeps_the_row_and_removes_only_consent_based_fields() {
+    let c = Case::new(
+        DATA,
+        LEDGER,
+        &policy_text("  on_withdrawn: null_fields\n", ""),
+    );
+    let rows = c.apply_ok("out.csv", &["--as-of", "2026-04-01"]);
+    assert_eq!(ids(&rows), ["c1", "c2", "c3", "c4", "c5"]);
+    for r in &rows[1..] {
+        let withdrawn = r[0] == "c2" || r[0] == "c4";
+        // email and score rely on consent; city and the id on legitimate interests.
+        assert_eq!(r[1].is_empty(), withdrawn || r[0] == "c5", "{r:?}");
+        assert_eq!(r[3].is_empty(), withdrawn, "{r:?}");
+        assert!(!r[2].is_empty());
+    }
+    let rec = c.consent("out.csv");
+    assert_eq!(rec["rowsReleased"], 5);
+    assert_eq!(rec["fieldsNulled"]["email"], 2);
+    assert_eq!(rec["fieldsNulled"]["score"], 2);
+    // The sidecar's per-field counts see those values as nulls, not as transformed ones.
+    let v = run(&[
+        "verify",
+        c.p("out.csv").to_str().unwrap(),
+        "--consent-ledger",
+        c.p("ledger.csv").to_str().unwrap(),
+    ]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+#[test]
+fn tokenized_ledger_ids_match_and_another_key_is_named_as_the_likely_cause() {
+    // The consent system holds only tokens: the subject field's tokenize rule (key k1,
+    // domain customer_id) reproduces them.
+    let tokenized = |key: &str| {
+        format!(
+            "{HEAD}consent:\n  ledger: ledger.csv\n  subject: customer_id\n  purpose: churn\n  \
+             subject_ids: tokenized\nfields:\n  customer_id: {{ action: tokenize, key: {key}, \
+             domain: customer_id, basis: legitimate_interests }}\n  email: {{ action: tokenize, \
+             key: k1, basis: consent }}\n  city: {{ action: keep, basis: legitimate_interests }}\n  \
+             score: {{ action: keep, basis: consent }}\n"
+        )
+    };
+    let c = Case::new(
+        DATA,
+        LEDGER,
+        &format!(
+            "{HEAD}unlisted: drop\nfields:\n  customer_id: {{ action: tokenize, key: k1, domain: customer_id, basis: legitimate_interests }}\n"
+        ),
+    );
+    // The tokens the consent system would hold.
+    let toks = c.apply_ok("tokens.csv", &[]);
+    let tok: Vec<String> = toks[1..].iter().map(|r| r[0].clone()).collect();
+    let ledger: String = LEDGER
+        .lines()
+        .map(|l| {
+            let mut l = l.to_string();
+            for (i, t) in tok.iter().enumerate() {
+                l = l.replace(&format!("c{},", i + 1), &format!("{t},"));
+            }
+            l + "\n"
+        })
+        .collect();
+    std::fs::write(c.p("ledger.csv"), &ledger).unwrap();
+    assert!(!ledger.contains("c1,"));
+    write_policy(c.dir.path(), &tokenized("k1"));
+    let rows = c.apply_ok("out.csv", &["--as-of", "2026-04-01"]);
+    let released: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(released, [&tok[0], &tok[2], &tok[4]]);
+    assert_eq!(c.consent("out.csv")["subjectIds"], "tokenized");
+
+    // The same ledger against tokens of another key: no subject matches.
+    write_policy(c.dir.path(), &tokenized("k2"));
+    let o = c.apply("out2.csv", &["--as-of", "2026-04-01"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("tokenized with another key or domain"), "{e}");
+    assert!(!c.p("out2.csv").exists());
+    // Raw ids against a tokenized ledger: the same diagnosis.
+    write_policy(c.dir.path(), &policy_text("", ""));
+    let o = c.apply("out3.csv", &["--as-of", "2026-04-01"]);
+    assert!(
+        stderr(&o).contains("none of the 5 input rows"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn pipl_separate_consent_for_sensitive_fields() {
+    let data = "customer_id,email,health\nc1,a@x.com,ok\nc2,b@x.com,ill\nc3,c@x.com,ok\n";
+    let ledger = "\
+subject_id,purpose,event,timestamp,consent_type
+c1,care,given,2026-01-01,consent
+c1,care,given,2026-01-01,separate_consent
+c2,care,given,2026-01-01,consent
+c3,care,given,2026-01-01,consent
+c3,care,given,2026-01-01,separate_consent
+c3,care,withdrawn,2026-02-01,separate_consent
+";
+    let policy = "policy: t\nversion: 1\ncontroller: C\njurisdictions: [CN]\npurpose: care\n\
+consent:\n  ledger: ledger.csv\n  subject: customer_id\n  purpose: care\n\
+fields:\n  customer_id: { action: keep, basis: contract }\n  \
+email: { action: tokenize, key: k1, basis: consent }\n  \
+health: { action: keep, basis: consent, sensitive: true, separate_consent: true }\n";
+    let c = Case::new(data, ledger, policy);
+    let rows = c.apply_ok("out.csv", &["--as-of", "2026-03-01"]);
+    // Every subject keeps the general consent-based field; only c1 still has separate
+    // consent for the sensitive one (c2 never gave it, c3 withdrew it).
+    assert_eq!(ids(&rows), ["c1", "c2", "c3"]);
+    assert_eq!(rows[1][2], "ok");
+    assert_eq!(rows[2][2], "");
+    assert_eq!(rows[3][2], "");
+    assert!(rows[1..].iter().all(|r| !r[1].is_empty()));
+    let rec = c.consent("out.csv");
+    assert_eq!(rec["separateConsentFields"], serde_json::json!(["health"]));
+    assert_eq!(rec["fieldsNulled"]["health"], 2);
+    assert_eq!(rec["fieldsNulled"]["email"], 0);
+
+    // When every consent-based field needs separate consent, missing it removes the row.
+    let only_sensitive = policy.replace(
+        "email: { action: tokenize, key: k1, basis: consent }",
+        "email: { action: tokenize, key: k1, basis: contract }",
+    );
+    write_policy(c.dir.path(), &only_sensitive);
+    let rows = c.apply_ok("out2.csv", &["--as-of", "2026-03-01"]);
+    assert_eq!(ids(&rows), ["c1"]);
+    let rec = c.consent("out2.csv");
+    assert_eq!(rec["rowsRemovedMissing"], 1);
+    assert_eq!(rec["rowsRemovedWithdrawn"], 1);
+}
+
+#[test]
+fn k_anonymity_is_judged_on_what_consent_releases() {
+    let policy = policy_text(
+        "",
+        "privacy:\n  quasi_identifiers:\n    city: { levels: [{ keep_prefix: 1 }] }\n  k: 2\n",
+    );
+    let data = "customer_id,email,city,score\nc1,a@x.com,Paris,1\nc2,b@x.com,Paris,2\nc3,c@x.com,Lyon,3\nc4,d@x.com,Lyon,4\nc5,e@x.com,Lyon,5\n";
+    let c = Case::new(data, LEDGER, &policy);
+    // The input is 2-anonymous (Paris 2, Lyon 3), but as of mid-January only c1, c2 and c5
+    // consented: Lyon's released class is c5 alone.
+    let o = c.apply("out.csv", &["--as-of", "2026-01-15"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    nothing_written(c.dir.path());
+    // As of mid-February c3 is back: Paris 2 (c1, c2), Lyon 2 (c3, c5).
+    let rows = c.apply_ok("out2.csv", &["--as-of", "2026-02-15"]);
+    assert_eq!(ids(&rows), ["c1", "c2", "c3", "c5"]);
+}
+
+#[test]
+fn sql_policy_view_releases_what_apply_releases() {
+    let c = Case::new(
+        DATA,
+        LEDGER,
+        &policy_text("  on_withdrawn: null_fields\n", ""),
+    );
+    let applied = c.apply_ok("out.csv", &[]);
+    let o = run(&[
+        "sql",
+        "--policy",
+        c.p("p.yaml").to_str().unwrap(),
+        "--keyring",
+        c.ring.to_str().unwrap(),
+        "--table",
+        &format!("c={}", c.p("data.csv").display()),
+        "--output",
+        c.p("sql.csv").to_str().unwrap(),
+        "SELECT * FROM c_shared ORDER BY customer_id",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_csv_strings(&c.p("sql.csv")), applied);
+}
+
+#[test]
+fn verify_checks_the_ledger_digest_and_the_counts() {
+    let c = Case::new(DATA, LEDGER, &policy_text("", ""));
+    c.apply_ok("out.csv", &["--as-of", "2026-04-01"]);
+    let out = c.p("out.csv");
+    let verify = |extra: &[&str]| {
+        let mut a = vec!["verify", out.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    let ledger = c.p("ledger.csv");
+    let ok = verify(&["--consent-ledger", ledger.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(ok.status.success(), "{out}");
+    assert!(out.contains("PASS consent ledger"), "{out}");
+    assert!(out.contains("PASS consent counts"), "{out}");
+    // A ledger edited after the run (a withdrawal added) is not the recorded one.
+    std::fs::write(
+        &ledger,
+        format!("{LEDGER}c1,churn,withdrawn,2026-03-05T00:00:00Z,consent\n"),
+    )
+    .unwrap();
+    let bad = verify(&["--consent-ledger", ledger.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL consent ledger"));
+    // Counts edited in the sidecar do not add up.
+    let side = c.p("out.csv.provenance.json");
+    let text = std::fs::read_to_string(&side).unwrap();
+    std::fs::write(
+        &side,
+        text.replace("\"rowsRemovedMissing\": 1", "\"rowsRemovedMissing\": 0"),
+    )
+    .unwrap();
+    let bad = verify(&[]);
+    assert_eq!(bad.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL consent counts"));
+}
+
+#[test]
+fn report_shows_consent_and_release_and_never_claims_anonymity_without_evidence() {
+    let release = "release:\n  recipient: Acme Research\n  model: public\n  threat_model: \
+                   a journalist linking with public registers\n  risk_threshold: 0.2\n  \
+                   approver: J. Doe, DPO\n  approved_on: 2026-11-01\n  re_evaluate_by: \
+                   2027-05-01\n  claim: anonymised\n";
+    let c = Case::new(DATA, LEDGER, &format!("{}{release}", policy_text("", "")));
+    c.apply_ok("out.csv", &["--as-of", "2026-04-01"]);
+    let o = run(&[
+        "report",
+        c.p("out.csv.provenance.json").to_str().unwrap(),
+        "--format",
+        "md",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = String::from_utf8_lossy(&o.stdout).to_string();
+    for want in [
+        "Consent enforcement",
+        "| **Removed, consent withdrawn** | 1 |",
+        "Release record (ISO/IEC 27559)",
+        "Context: threat model",
+        "Governance: re-evaluate by** | 2027-05-01",
+        "去标识化",
+        "claim of anonymisation is not supported",
+        "public release",
+    ] {
+        assert!(md.contains(want), "missing {want:?} in\n{md}");
+    }
+    assert!(!md.contains("匿名化"), "{md}");
+    // Messages are single-spaced (a line continuation once left runs of spaces in them).
+    assert!(md.contains("(hex secrets): anyone who copies it"), "{md}");
+    // Without a release record: a finding says so.
+    let c2 = Case::new(DATA, LEDGER, &policy_text("", ""));
+    c2.apply_ok("out.csv", &[]);
+    let o = run(&[
+        "report",
+        c2.p("out.csv.provenance.json").to_str().unwrap(),
+        "--format",
+        "md",
+    ]);
+    let md = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(md.contains("no release record"), "{md}");
+}
+
+#[test]
+fn consent_asserted_but_not_enforced_is_a_warning_and_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_policy(
+        dir.path(),
+        &format!("{HEAD}fields:\n  email: {{ action: redact, basis: consent }}\n"),
+    );
+    let o = run(&["validate", "--policy", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(text.contains("CONSENT"), "{text}");
+    assert!(
+        text.contains("consent asserted, not enforced (withdrawn"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_ledgers_fail_clearly_and_write_nothing() {
+    let cases: &[(&str, &str, &str)] = &[
+        // (ledger text, policy extra, expected message part)
+        (
+            "subject_id,purpose,event,timestamp\nc1,churn,given,2026-01-01\nc1,churn,withdrawn,2026-01-01\n",
+            "",
+            "row 2: this subject has both `given` and `withdrawn`",
+        ),
+        (
+            "subject_id,purpose,event,timestamp\nc1,churn,maybe,2026-01-01\n",
+            "",
+            "row 1: `event` is neither `given` nor `withdrawn`",
+        ),
+        (
+            "subject_id,purpose,event,timestamp\nc1,churn,given,last tuesday\n",
+            "",
+            "row 1: `timestamp` is not a time",
+        ),
+        (
+            "subject_id,purpose,event,timestamp\nc1,marketing,given,2026-01-01\n",
+            "",
+            "purpose `churn` is unknown to the ledger",
+        ),
+        (
+            "who,purpose,event,timestamp\nc1,churn,given,2026-01-01\n",
+            "",
+            "has no column `subject_id`",
+        ),
+        (LEDGER, "  on_missing: fail\n", "`on_missing: fail`"),
+    ];
+    for (ledger, extra, want) in cases {
+        let c = Case::new(DATA, ledger, &policy_text(extra, ""));
+        let o = c.apply("out.csv", &["--as-of", "2026-04-01"]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{want}: {e}");
+        assert!(e.contains(want), "{want}: {e}");
+        assert!(e.contains("ledger.csv"), "{e}");
+        // Subject ids are data: never in a message.
+        assert!(
+            !e.contains("c1,") && !e.contains(" c1 ") && !e.contains("`c1`"),
+            "{e}"
+        );
+        nothing_written(c.dir.path());
+    }
+    // Identical repeated events are one event.
+    let c = Case::new(
+        DATA,
+        &format!("{LEDGER}c1,churn,given,2026-01-01T00:00:00Z,consent\n"),
+        &policy_text("", ""),
+    );
+    c.apply_ok("out.csv", &["--as-of", "2026-04-01"]);
+    assert_eq!(c.consent("out.csv")["duplicateEvents"], 1);
+
+    // A missing ledger file, and a subject column the data lacks.
+    let c = Case::new(DATA, LEDGER, &policy_text("", ""));
+    std::fs::remove_file(c.p("ledger.csv")).unwrap();
+    let o = c.apply("out.csv", &[]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("cannot read the consent ledger"),
+        "{}",
+        stderr(&o)
+    );
+    nothing_written(c.dir.path());
+    let c = Case::new(
+        "id,email,city,score\nc1,a@x.com,Paris,1\n",
+        LEDGER,
+        &policy_text("", ""),
+    );
+    let o = c.apply("out.csv", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("customer_id"), "{}", stderr(&o));
+    nothing_written(c.dir.path());
+}
+
+#[test]
+fn policy_blocks_are_checked_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = [
+        (
+            "consent:\n  ledger: l.csv\n  subject: nobody\n  purpose: p\nfields:\n  email: { action: redact, basis: consent }\n",
+            "`subject: nobody` is not a field of the policy",
+        ),
+        (
+            "consent:\n  ledger: l.csv\n  subject: email\n  purpose: p\n  subject_ids: tokenized\nfields:\n  email: { action: redact, basis: consent }\n",
+            "is not tokenized",
+        ),
+        (
+            "consent:\n  ledger: l.csv\n  subject: email\n  purpose: p\nfields:\n  email: { action: redact, basis: contract }\n",
+            "no output field relies on consent",
+        ),
+        (
+            "release:\n  recipient: R\n  model: public\n  threat_model: t\n  risk_threshold: 1.5\n  approver: A\n  re_evaluate_by: 2027-01-01\nfields:\n  email: { action: redact, basis: contract }\n",
+            "`risk_threshold: 1.5` must be a probability",
+        ),
+        (
+            "release:\n  recipient: R\n  model: public\n  threat_model: t\n  risk_threshold: 0.1\n  approver: A\n  approved_on: 2027-02-01\n  re_evaluate_by: 2027-01-01\nfields:\n  email: { action: redact, basis: contract }\n",
+            "`re_evaluate_by` must come after `approved_on`",
+        ),
+        (
+            "release:\n  recipient: R\n  model: sometimes\n  threat_model: t\n  risk_threshold: 0.1\n  approver: A\n  re_evaluate_by: 2027-01-01\nfields:\n  email: { action: redact, basis: contract }\n",
+            "sometimes",
+        ),
+    ];
+    for (body, want) in bad {
+        let p = write_policy(dir.path(), &format!("{HEAD}{body}"));
+        let o = run(&["validate", "--policy", p.to_str().unwrap()]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{want}: {e}");
+        assert!(e.contains(want), "{want}: {e}");
+        assert!(e.contains("line "), "no place in: {e}");
+    }
+}
