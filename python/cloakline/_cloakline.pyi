@@ -59,6 +59,8 @@ def apply(
     zstd_level: int = 1,
     cluster: Optional[str] = None,
     delimiter: Optional[str] = None,
+    consent_ledger: Optional[str] = None,
+    as_of: Optional[str] = None,
 ) -> str: ...
 def check(
     policy: Any,
@@ -90,6 +92,7 @@ def verify(
     public_key: Optional[str] = None,
     require_signature: bool = False,
     delimiter: Optional[str] = None,
+    consent_ledger: Optional[str] = None,
 ) -> str: ...
 def report(input: str, *, format: str = "html", output: Optional[str] = None) -> str: ...
 

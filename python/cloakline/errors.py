@@ -45,6 +45,11 @@ class DataError(CloaklineError):
     """The data cannot be read or transformed (a file, a value of the wrong type)."""
 
 
+class ConsentError(DataError):
+    """The consent ledger is missing or unreadable, or refuses the run (an unknown purpose,
+    conflicting events, ``on_missing: fail``, no subject matched)."""
+
+
 class StorageError(CloaklineError, OSError):
     """An object store failed or refused."""
 
@@ -87,6 +92,7 @@ _BY_KIND = {
     "usage": UsageError,
     "privacy": PrivacyNotMet,
     "storage": StorageError,
+    "consent": ConsentError,
     "cluster": ClusterError,
     "verification": VerificationFailed,
     "interrupted": Interrupted,

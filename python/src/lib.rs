@@ -516,7 +516,8 @@ fn delimiter_byte(d: Option<char>) -> PyResult<Option<u8>> {
 #[pyfunction]
 #[pyo3(signature = (policy, input, output, keyring = None, *, overwrite = false,
     input_format = None, output_format = None, threads = None, sign_key = None,
-    partition_by = None, zstd_level = 1, cluster = None, delimiter = None))]
+    partition_by = None, zstd_level = 1, cluster = None, delimiter = None,
+    consent_ledger = None, as_of = None))]
 #[allow(clippy::too_many_arguments)]
 fn apply(
     py: Python<'_>,
@@ -533,9 +534,16 @@ fn apply(
     zstd_level: i32,
     cluster: Option<String>,
     delimiter: Option<char>,
+    consent_ledger: Option<String>,
+    as_of: Option<String>,
 ) -> PyResult<String> {
     let policy = policy_of(py, policy)?;
     let ring = keyring_of(py, keyring)?;
+    let as_of = as_of
+        .as_deref()
+        .map(cloakline::plan::consent::parse_as_of)
+        .transpose()
+        .map_err(|e| raise(py, &e))?;
     let cancel = Cancel::new();
     let mut job = cloakline::jobs::apply::Apply::new(
         policy,
@@ -550,6 +558,12 @@ fn apply(
     .with_partition_by(partition_by.unwrap_or_default())
     .with_zstd_level(zstd_level)
     .with_cluster(cluster)
+    .with_consent_ledger(
+        consent_ledger
+            .as_deref()
+            .map(cloakline::io::Location::parse),
+    )
+    .with_as_of(as_of)
     .with_cancel(cancel.clone());
     if let Some(t) = threads {
         job = job.with_threads(t);
@@ -636,7 +650,7 @@ fn scan(
 /// not match its record raises `VerificationFailed` carrying the checks.
 #[pyfunction]
 #[pyo3(signature = (output, *, provenance = None, policy = None, keyring = None,
-    public_key = None, require_signature = false, delimiter = None))]
+    public_key = None, require_signature = false, delimiter = None, consent_ledger = None))]
 #[allow(clippy::too_many_arguments)]
 fn verify(
     py: Python<'_>,
@@ -647,6 +661,7 @@ fn verify(
     public_key: Option<PathBuf>,
     require_signature: bool,
     delimiter: Option<char>,
+    consent_ledger: Option<String>,
 ) -> PyResult<String> {
     let mut read = cloakline::io::ReadOptions::default();
     if let Some(d) = delimiter_byte(delimiter)? {
@@ -666,6 +681,9 @@ fn verify(
     }
     if let Some(p) = policy {
         job = job.with_policy(cloakline::io::Location::parse(&p));
+    }
+    if let Some(p) = consent_ledger {
+        job = job.with_consent_ledger(cloakline::io::Location::parse(&p));
     }
     let result = run_job(py, Cancel::new(), job.run())?;
     let json = to_json(&result)?;

@@ -188,3 +188,38 @@ def test_a_draft_policy_never_replaces_the_scanned_input_nor_takes_a_hostile_key
         cloakline.scan(data, draft_policy=tmp_path / "d.yaml", key_id="k1\nfields: {}")
     assert "key id" in str(e.value)
     assert not (tmp_path / "d.yaml").exists()
+
+
+def test_consent_ledger_through_python(tmp_path):
+    (tmp_path / "data.csv").write_text("id,email\nc1,a@x.com\nc2,b@x.com\nc3,c@x.com\n")
+    (tmp_path / "ledger.csv").write_text(
+        "subject_id,purpose,event,timestamp\n"
+        "c1,p,given,2026-01-01\nc2,p,given,2026-01-01\nc2,p,withdrawn,2026-03-01\n"
+    )
+    (tmp_path / "p.yaml").write_text(textwrap.dedent("""\
+        policy: t
+        version: 1
+        controller: C
+        jurisdictions: [EU]
+        purpose: p
+        consent: { ledger: ledger.csv, subject: id, purpose: p }
+        fields:
+          id: { action: keep, basis: contract }
+          email: { action: keep, basis: consent }
+        """))
+    out = tmp_path / "out.csv"
+    s = cloakline.apply(tmp_path / "p.yaml", tmp_path / "data.csv", out, as_of="2026-02-01")
+    assert s["consent"]["rowsRemovedMissing"] == 1 and s["rowsOut"] == 2
+    assert cloakline.verify(out, consent_ledger=str(tmp_path / "ledger.csv"))["passed"]
+    s = cloakline.apply(tmp_path / "p.yaml", tmp_path / "data.csv", tmp_path / "later.csv")
+    assert s["consent"]["rowsRemovedWithdrawn"] == 1 and s["rowsOut"] == 1
+    with pytest.raises(cloakline.errors.ConsentError) as e:
+        cloakline.apply(tmp_path / "p.yaml", tmp_path / "data.csv", tmp_path / "x.csv",
+                        consent_ledger=str(tmp_path / "missing.csv"))
+    assert e.value.exit_code == 1 and not (tmp_path / "x.csv").exists()
+    # A policy view cannot enforce the ledger: refused rather than released unchecked.
+    datafusion = pytest.importorskip("datafusion")
+    ctx = datafusion.SessionContext()
+    ctx.register_csv("t", str(tmp_path / "data.csv"))
+    with pytest.raises(cloakline.UsageError, match="consent"):
+        cloakline.register_policy_view(ctx, "t", str(tmp_path / "p.yaml"))

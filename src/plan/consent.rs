@@ -5,7 +5,11 @@
 //! The ledger is read once into a hash map (subject id → the latest event of each consent
 //! type for the policy's purpose); the gate looks each row's subject up in it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// DataFusion's map (hashbrown with a fast hasher): a million-subject ledger is built and
+// probed once per row.
+use datafusion::common::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,6 +55,8 @@ struct Slot {
     at: i64,
     /// `None`: no event; `Some(true)`: given; `Some(false)`: withdrawn.
     given: Option<bool>,
+    /// Both `given` and `withdrawn` at `at`: an error unless a later event decides.
+    conflict: bool,
 }
 
 /// A subject's standing for one consent type.
@@ -251,7 +257,9 @@ fn read_ledger(
         all_strings: true,
         ..ReadOptions::default()
     };
-    let mut state: HashMap<Box<str>, [Slot; 2]> = HashMap::new();
+    let mut state: HashMap<Box<str>, [Slot; 2]> = HashMap::default();
+    // Undecided conflicts (subject, type) → where the second of them is.
+    let mut conflicts: HashMap<(Box<str>, usize), (String, u64)> = HashMap::default();
     let mut known_purposes = BTreeSet::new();
     let (mut events, mut purpose_events, mut later_events, mut duplicates) = (0u64, 0, 0, 0);
     let mut any_for_purpose = false;
@@ -268,6 +276,10 @@ fn read_ledger(
             })?;
         let input = Input::open(path, format, &read, &|s| Arc::new(s.clone()))
             .map_err(|e| relocated(e, path, shown, rel))?;
+        // A Parquet footer tells the size: one allocation instead of repeated growth.
+        if let Some(n) = input.rows {
+            state.reserve(usize::try_from(n).unwrap_or(0).min(1 << 26));
+        }
         let schema = input.schema.clone();
         let index = |name: &str, required: bool| -> Result<Option<usize>> {
             match schema.index_of(name) {
@@ -408,38 +420,41 @@ fn read_ledger(
                 };
                 let cur = &mut slots[slot];
                 match cur.given {
-                    None => {
-                        *cur = Slot {
-                            at,
-                            given: Some(given),
-                        }
-                    }
-                    Some(_) if at > cur.at => {
-                        *cur = Slot {
-                            at,
-                            given: Some(given),
-                        }
-                    }
+                    Some(_) if at < cur.at => {}
                     Some(g) if at == cur.at => {
                         if g == given {
                             duplicates += 1;
-                        } else {
-                            // Which came first is unknowable: refuse rather than guess.
-                            return Err(at_row(
-                                shown,
-                                rel,
-                                row,
-                                "this subject has both `given` and `withdrawn` for the purpose \
-                                 at the same timestamp; the ledger must order them (give one a \
-                                 later timestamp, or remove the wrong one)"
-                                    .into(),
-                            ));
+                        } else if !cur.conflict {
+                            // Which came first is unknowable; it matters only if no later
+                            // event decides, which is known at the end.
+                            cur.conflict = true;
+                            conflicts.insert((Box::from(s), slot), (rel.clone(), row));
                         }
                     }
-                    Some(_) => {}
+                    _ => {
+                        if cur.conflict {
+                            conflicts.remove(&(Box::from(s), slot));
+                        }
+                        *cur = Slot {
+                            at,
+                            given: Some(given),
+                            conflict: false,
+                        };
+                    }
                 }
             }
         }
+    }
+    if let Some((rel, row)) = conflicts.into_values().min() {
+        return Err(at_row(
+            shown,
+            &rel,
+            row,
+            "this subject's latest events for the purpose are both `given` and `withdrawn` at \
+             the same timestamp; the ledger must order them (give one a later timestamp, or \
+             remove the wrong one)"
+                .into(),
+        ));
     }
     if !any_for_purpose {
         let known: Vec<String> = known_purposes.iter().map(|p| format!("`{p}`")).collect();
@@ -895,5 +910,81 @@ impl ConsentGate {
             separate_null: (s_null.true_count() > 0).then_some(s_null),
             counts: c,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_every_accepted_spelling_and_none_else() {
+        let jan = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
+        assert_eq!(parse_time("2026-01-01T00:00:00Z"), Some(jan));
+        assert_eq!(parse_time("2026-01-01T01:00:00+01:00"), Some(jan));
+        assert_eq!(parse_time("2026-01-01 00:00:00"), Some(jan));
+        assert_eq!(parse_time("2026-01-01T00:00:00.000001"), Some(jan + 1));
+        assert_eq!(parse_time("2026-01-01"), Some(jan));
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "01/02/2026",
+            "2026-01-01T25:00:00Z",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+        assert!(parse_as_of("soon").is_err());
+        assert_eq!(parse_as_of("2026-01-01").unwrap().timestamp_micros(), jan);
+    }
+
+    #[test]
+    fn a_single_file_digest_is_its_sha256_and_a_directory_hashes_its_manifest() {
+        let one = vec![(String::new(), "ab".repeat(32))];
+        assert_eq!(ledger_digest(&one), "ab".repeat(32));
+        let two = vec![
+            ("a/x.csv".to_string(), "00".repeat(32)),
+            ("b.csv".to_string(), "11".repeat(32)),
+        ];
+        let manifest = format!("a/x.csv\t{}\nb.csv\t{}\n", "00".repeat(32), "11".repeat(32));
+        assert_eq!(
+            ledger_digest(&two),
+            hex::encode(Sha256::digest(manifest.as_bytes()))
+        );
+        // One file of a directory is not the bare file: its path is part of the digest.
+        let nested = vec![("x.csv".to_string(), "ab".repeat(32))];
+        assert_ne!(ledger_digest(&nested), "ab".repeat(32));
+    }
+
+    #[test]
+    fn fate_codes_are_what_policy_views_filter_on() {
+        assert_eq!(Fate::DropWithdrawn.code(), 0);
+        assert_eq!(Fate::DropMissing.code(), 0);
+        let keep = |g, s| Fate::Keep {
+            general_null: g,
+            separate_null: s,
+        };
+        assert_eq!(keep(false, false).code(), 1);
+        assert_eq!(keep(true, true).code(), 2);
+        assert_eq!(keep(true, false).code(), 2);
+        assert_eq!(keep(false, true).code(), 3);
+    }
+
+    #[test]
+    fn microseconds_of_every_time_type() {
+        use arrow::array::{Date32Array, StringArray, TimestampMillisecondArray};
+        let ms: ArrayRef = Arc::new(
+            TimestampMillisecondArray::from(vec![Some(1_000), None]).with_timezone("+08:00"),
+        );
+        assert_eq!(micros(&ms).unwrap(), [Some(1_000_000), None]);
+        let d: ArrayRef = Arc::new(Date32Array::from(vec![1]));
+        assert_eq!(micros(&d).unwrap(), [Some(86_400_000_000)]);
+        let s: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("1970-01-01T00:00:01Z"),
+            Some(" "),
+        ]));
+        assert_eq!(micros(&s).unwrap(), [Some(1_000_000), None]);
+        let bad: ArrayRef = Arc::new(StringArray::from(vec!["1970-01-01", "never"]));
+        assert_eq!(micros(&bad), Err(1));
     }
 }

@@ -436,7 +436,7 @@ fn bad_ledgers_fail_clearly_and_write_nothing() {
         (
             "subject_id,purpose,event,timestamp\nc1,churn,given,2026-01-01\nc1,churn,withdrawn,2026-01-01\n",
             "",
-            "row 2: this subject has both `given` and `withdrawn`",
+            "row 2: this subject's latest events for the purpose are both `given` and `withdrawn`",
         ),
         (
             "subject_id,purpose,event,timestamp\nc1,churn,maybe,2026-01-01\n",
@@ -541,5 +541,266 @@ fn policy_blocks_are_checked_with_their_place() {
         assert_eq!(o.status.code(), Some(2), "{want}: {e}");
         assert!(e.contains(want), "{want}: {e}");
         assert!(e.contains("line "), "no place in: {e}");
+    }
+}
+
+/// The gate over Arrow arrays directly: dictionary-encoded, sliced, Unicode, empty and null
+/// subject ids, integer ids compared in decimal.
+mod arrays {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        Array, ArrayRef, AsArray, DictionaryArray, Int64Array, RecordBatch, StringArray,
+    };
+    use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+    use chrono::TimeZone;
+    use cloakline::keys::Keyring;
+    use cloakline::plan::Plan;
+    use cloakline::plan::consent::{ConsentGate, Ledger};
+    use cloakline::policy::Policy;
+
+    use crate::util::*;
+
+    const LEDGER: &str = "subject_id,purpose,event,timestamp\n\
+        ünï-1,p,given,2026-01-01\n\
+        ,p,given,2026-01-01\n\
+        c2,p,withdrawn,2026-01-01\n\
+        42,p,given,2026-01-01\n\
+        c3,p,given,2026-01-01\n";
+
+    fn setup(subject_type: &str) -> (tempfile::TempDir, Policy) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ledger.csv"), LEDGER).unwrap();
+        let text = format!(
+            "{HEAD}consent:\n  ledger: ledger.csv\n  subject: id\n  purpose: p\n  \
+             on_withdrawn: null_fields\nfields:\n  id: {{ action: keep, basis: contract, \
+             type: {subject_type} }}\n  v: {{ action: keep, basis: consent }}\n"
+        );
+        let p = write_policy(dir.path(), &text);
+        (dir, Policy::load(&p).unwrap())
+    }
+
+    fn released(
+        policy: &Policy,
+        dir: &std::path::Path,
+        batch: &RecordBatch,
+    ) -> Vec<Option<String>> {
+        let spec = policy.consent.as_ref().unwrap();
+        let at = chrono::Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+        let ledger_path = dir.join("ledger.csv");
+        let loc = cloakline::io::Location::Local(ledger_path.clone());
+        let ledger = block_on(Ledger::load(
+            &loc,
+            "ledger.csv",
+            spec,
+            at,
+            &Default::default(),
+        ))
+        .unwrap_or_else(|e| {
+            // The ledger's row with an empty subject id is refused; see below.
+            panic!("{e}")
+        });
+        let ring = Keyring::default();
+        let mut plan = Plan::new(policy, batch.schema(), &ring, "memory").unwrap();
+        let gate = ConsentGate::new(policy, &plan, Arc::new(ledger), &ring, "memory").unwrap();
+        plan.consent = Some(Arc::new(gate));
+        let (out, _) = cloakline::engine::transform_batch(&plan, batch).unwrap();
+        let v = out.column_by_name("v").unwrap();
+        let v = v.as_string::<i32>();
+        (0..v.len())
+            .map(|i| (!v.is_null(i)).then(|| v.value(i).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_subject_id_in_the_ledger_is_refused_with_its_row() {
+        let (dir, policy) = setup("string");
+        let spec = policy.consent.as_ref().unwrap();
+        let loc = cloakline::io::Location::Local(dir.path().join("ledger.csv"));
+        let e = block_on(Ledger::load(
+            &loc,
+            "ledger.csv",
+            spec,
+            chrono::Utc::now(),
+            &Default::default(),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("row 2: `subject_id` is empty"), "{e}");
+    }
+
+    fn fixed_ledger(dir: &std::path::Path) {
+        std::fs::write(
+            dir.join("ledger.csv"),
+            LEDGER.replace(
+                ",p,given,2026-01-01\n,p,given",
+                ",p,given,2026-01-01\nzz,p,given",
+            ),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn dictionary_sliced_unicode_and_null_subjects() {
+        let (dir, policy) = setup("string");
+        fixed_ledger(dir.path());
+        let keys = StringArray::from(vec![Some("c2"), Some("ünï-1"), Some("c3"), Some(""), None]);
+        let dict: DictionaryArray<Int32Type> = DictionaryArray::new(
+            arrow::array::Int32Array::from(vec![0, 1, 2, 3, 4, 1, 0]),
+            Arc::new(keys),
+        );
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", dict.data_type().clone(), true),
+            Field::new("v", DataType::Utf8, true),
+        ]));
+        let v: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "c", "d", "e", "f", "g"]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(dict), v]).unwrap();
+        // c2 withdrew; ünï-1 and c3 gave; "" and the null id (index 4 is a null value
+        // in the dictionary) have no record.
+        assert_eq!(
+            released(&policy, dir.path(), &batch),
+            [
+                None,
+                Some("b".into()),
+                Some("c".into()),
+                None,
+                None,
+                Some("f".into()),
+                None
+            ]
+        );
+        // A slice starts mid-array: the verdict follows the slice's own rows.
+        assert_eq!(
+            released(&policy, dir.path(), &batch.slice(1, 3)),
+            [Some("b".into()), Some("c".into()), None]
+        );
+    }
+
+    #[test]
+    fn integer_subjects_compare_in_decimal() {
+        let (dir, policy) = setup("int64");
+        fixed_ledger(dir.path());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![Some(42), Some(7), None])),
+                Arc::new(StringArray::from(vec!["x", "y", "z"])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            released(&policy, dir.path(), &batch),
+            [Some("x".into()), None, None]
+        );
+    }
+}
+
+/// Against a model written from CONSENT.md: whatever the ledger, a released row's subject has
+/// `given` as its latest event for the purpose at or before the as-of time, a removed one does
+/// not, conflicting same-time events stop the run, and the counts add up.
+mod props {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use chrono::TimeZone;
+    use cloakline::keys::Keyring;
+    use cloakline::plan::Plan;
+    use cloakline::plan::consent::{ConsentGate, Ledger};
+    use cloakline::policy::Policy;
+    use proptest::prelude::*;
+
+    use crate::util::*;
+
+    type Event = (u8, bool, bool, u8); // subject, purpose p (else q), given, day
+
+    /// Subject → given, from the latest day at or before `as_of`; `None` when some subject's
+    /// latest day has both events.
+    fn model(events: &[Event], as_of: u8) -> Option<HashMap<u8, bool>> {
+        let mut days: HashMap<u8, (u8, Vec<bool>)> = HashMap::new();
+        for &(s, p, g, d) in events.iter().filter(|e| e.1 && e.3 <= as_of) {
+            let _ = p;
+            let e = days.entry(s).or_insert((d, Vec::new()));
+            if d > e.0 {
+                *e = (d, Vec::new());
+            }
+            if d == e.0 {
+                e.1.push(g);
+            }
+        }
+        let mut out = HashMap::new();
+        for (s, (_, gs)) in days {
+            if gs.contains(&true) && gs.contains(&false) {
+                return None;
+            }
+            out.insert(s, gs[0]);
+        }
+        Some(out)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn released_rows_are_exactly_the_consenting_ones(
+            events in prop::collection::vec((0u8..6, any::<bool>(), any::<bool>(), 1u8..10), 1..30),
+            data in prop::collection::vec(0u8..8, 0..40),
+            as_of in 0u8..11,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut ledger = String::from("subject_id,purpose,event,timestamp\n");
+            for (s, p, g, d) in &events {
+                ledger.push_str(&format!(
+                    "s{s},{},{},2026-01-{d:02}\n",
+                    if *p { "p" } else { "q" },
+                    if *g { "given" } else { "withdrawn" }
+                ));
+            }
+            // The purpose must be known to the ledger: one event of `p` after any as-of time.
+            ledger.push_str("s9,p,given,2026-02-01\n");
+            std::fs::write(dir.path().join("ledger.csv"), ledger).unwrap();
+            let text = format!(
+                "{HEAD}consent:\n  ledger: ledger.csv\n  subject: id\n  purpose: p\n\
+                 fields:\n  id: {{ action: keep, basis: contract }}\n  v: {{ action: keep, basis: consent }}\n"
+            );
+            let policy = Policy::load(&write_policy(dir.path(), &text)).unwrap();
+            let at = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+                + chrono::Duration::days(i64::from(as_of) - 1);
+            let loc = cloakline::io::Location::Local(dir.path().join("ledger.csv"));
+            let loaded = block_on(Ledger::load(&loc, "ledger.csv", policy.consent.as_ref().unwrap(), at, &Default::default()));
+            let expected = model(&events, as_of);
+            let Some(expected) = expected else {
+                prop_assert!(loaded.is_err(), "a conflict must stop the run");
+                return Ok(());
+            };
+            let ledger = loaded.unwrap();
+            let ids: Vec<String> = data.iter().map(|s| format!("s{s}")).collect();
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Utf8, true),
+                Field::new("v", DataType::Utf8, true),
+            ]));
+            let batch = RecordBatch::try_new(schema, vec![
+                Arc::new(StringArray::from(ids.clone())),
+                Arc::new(StringArray::from(ids.clone())),
+            ]).unwrap();
+            let ring = Keyring::default();
+            let mut plan = Plan::new(&policy, batch.schema(), &ring, "memory").unwrap();
+            plan.consent = Some(Arc::new(ConsentGate::new(&policy, &plan, Arc::new(ledger), &ring, "memory").unwrap()));
+            let (out, _) = cloakline::engine::transform_batch(&plan, &batch).unwrap();
+            let got: Vec<String> = {
+                let v = out.column(0).as_string::<i32>();
+                (0..v.len()).map(|i| v.value(i).to_string()).collect()
+            };
+            let want: Vec<String> = data
+                .iter()
+                .filter(|s| expected.get(s) == Some(&true))
+                .map(|s| format!("s{s}"))
+                .collect();
+            prop_assert_eq!(got, want);
+        }
     }
 }
