@@ -100,12 +100,24 @@ impl Ledger {
         match loc {
             Location::Local(p) => {
                 let files = ledger_files(p, spec.format, shown)?;
-                let mut hashed = Vec::with_capacity(files.len());
-                for (rel, f) in files {
-                    let (sha, _) = crate::io::sha256_file(&f)?;
-                    hashed.push((rel, f, sha));
-                }
-                read_ledger(shown, &hashed, spec, as_of)
+                // Hashed while it is read: the file is in the page cache once.
+                std::thread::scope(|scope| {
+                    let hashing = scope.spawn(|| {
+                        files
+                            .iter()
+                            .map(|(rel, f)| Ok((rel.clone(), crate::io::sha256_file(f)?.0)))
+                            .collect::<Result<Vec<_>>>()
+                    });
+                    let read = read_ledger(shown, &files, spec, as_of);
+                    let digests = hashing.join().unwrap_or_else(|_| {
+                        Err(Error::Internal(
+                            "hashing the consent ledger panicked".into(),
+                        ))
+                    });
+                    let mut ledger = read?;
+                    ledger.sha256 = ledger_digest(&digests?);
+                    Ok(ledger)
+                })
             }
             Location::Url(u) => {
                 let remote = crate::io::store::Remote::open(u, storage)?;
@@ -130,9 +142,20 @@ impl Ledger {
                     })
                     .collect();
                 hashed.sort();
-                let ledger = read_ledger(shown, &hashed, spec, as_of);
+                let files: Vec<(String, PathBuf)> = hashed
+                    .iter()
+                    .map(|(r, p, _)| (r.clone(), p.clone()))
+                    .collect();
+                let ledger = read_ledger(shown, &files, spec, as_of);
                 drop(scratch);
-                ledger
+                let mut ledger = ledger?;
+                ledger.sha256 = ledger_digest(
+                    &hashed
+                        .into_iter()
+                        .map(|(r, _, s)| (r, s))
+                        .collect::<Vec<_>>(),
+                );
+                Ok(ledger)
             }
         }
     }
@@ -153,18 +176,20 @@ pub fn ledger_location(
     policy_source: &str,
     given: Option<&Location>,
 ) -> Result<(Location, String)> {
+    let policy = Path::new(policy_source);
+    let remote_policy = Location::parse(policy_source) != Location::Local(policy.into());
     let loc = match given {
         Some(l) => l.clone(),
         None => match Location::parse(&spec.ledger) {
+            // A policy read from a store reaches no local file through its ledger.
+            Location::Local(_) if remote_policy => {
+                return Err(Error::Usage(format!(
+                    "consent.ledger `{}` is a local path, but the policy was read from a store; \
+                     give the ledger as a URL or pass --consent-ledger",
+                    spec.ledger
+                )));
+            }
             Location::Local(p) if p.is_relative() => {
-                let policy = Path::new(policy_source);
-                if Location::parse(policy_source) != Location::Local(policy.into()) {
-                    return Err(Error::Usage(format!(
-                        "consent.ledger `{}` is a relative path, but the policy was read from a \
-                         store; give the ledger as a URL or pass --consent-ledger",
-                        spec.ledger
-                    )));
-                }
                 Location::Local(policy.parent().unwrap_or(Path::new("")).join(p))
             }
             l => l,
@@ -244,9 +269,11 @@ fn at_row(shown: &str, rel: &str, row: u64, what: String) -> Error {
     }
 }
 
+/// The ledger's state from its files (its digest is the caller's: computed meanwhile, or
+/// while the store streamed it).
 fn read_ledger(
     shown: &str,
-    files: &[(String, PathBuf, String)],
+    files: &[(String, PathBuf)],
     spec: &ConsentSpec,
     as_of: DateTime<Utc>,
 ) -> Result<Ledger> {
@@ -263,7 +290,7 @@ fn read_ledger(
     let mut known_purposes = BTreeSet::new();
     let (mut events, mut purpose_events, mut later_events, mut duplicates) = (0u64, 0, 0, 0);
     let mut any_for_purpose = false;
-    for (rel, path, _) in files {
+    for (rel, path) in files {
         let format = spec
             .format
             .or_else(|| Format::from_path(path))
@@ -311,139 +338,152 @@ fn read_ledger(
         let c_time = index(&cols.timestamp, true)?.unwrap_or_default();
         let c_type = index(&cols.consent_type, false)?;
         let mut row = 0u64;
-        for batch in input
+        let batches = input
             .batches()
-            .map_err(|e| relocated(e, path, shown, rel))?
-        {
-            let batch = batch.map_err(|e| relocated(e, path, shown, rel))?;
-            let n = batch.num_rows();
-            let subject = text(batch.column(c_subject), shown, &cols.subject)?;
-            let purpose = text(batch.column(c_purpose), shown, &cols.purpose)?;
-            let event = text(batch.column(c_event), shown, &cols.event)?;
-            let kind = c_type
-                .map(|c| text(batch.column(c), shown, &cols.consent_type))
-                .transpose()?;
-            let times = micros(batch.column(c_time)).map_err(|r| {
-                at_row(
-                    shown,
-                    rel,
-                    row + r as u64 + 1,
-                    timestamp_problem(&cols.timestamp),
-                )
-            })?;
-            let (subject, purpose, event) = (
-                subject.as_string::<i32>(),
-                purpose.as_string::<i32>(),
-                event.as_string::<i32>(),
-            );
-            let kind = kind.as_ref().map(|k| k.as_string::<i32>());
-            for r in 0..n {
-                row += 1;
-                events += 1;
-                if purpose.is_null(r) {
-                    return Err(at_row(
-                        shown,
-                        rel,
-                        row,
-                        format!("`{}` is empty", cols.purpose),
-                    ));
-                }
-                let p = purpose.value(r);
-                if p != spec.purpose {
-                    if known_purposes.len() < 50 {
-                        known_purposes.insert(p.to_string());
+            .map_err(|e| relocated(e, path, shown, rel))?;
+        // Decoding on one core, the map on the other.
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(4);
+            scope.spawn(move || {
+                for b in batches {
+                    let failed = b.is_err();
+                    if tx.send(b).is_err() || failed {
+                        return;
                     }
-                    continue;
                 }
-                any_for_purpose = true;
-                let Some(at) = times[r] else {
-                    return Err(at_row(
+            });
+            for batch in rx {
+                let batch = batch.map_err(|e| relocated(e, path, shown, rel))?;
+                let n = batch.num_rows();
+                let subject = text(batch.column(c_subject), shown, &cols.subject)?;
+                let purpose = text(batch.column(c_purpose), shown, &cols.purpose)?;
+                let event = text(batch.column(c_event), shown, &cols.event)?;
+                let kind = c_type
+                    .map(|c| text(batch.column(c), shown, &cols.consent_type))
+                    .transpose()?;
+                let times = micros(batch.column(c_time)).map_err(|r| {
+                    at_row(
                         shown,
                         rel,
-                        row,
-                        format!("`{}` is empty", cols.timestamp),
-                    ));
-                };
-                if at > as_of_us {
-                    later_events += 1;
-                    continue;
-                }
-                if subject.is_null(r) || subject.value(r).is_empty() {
-                    return Err(at_row(
-                        shown,
-                        rel,
-                        row,
-                        format!("`{}` is empty", cols.subject),
-                    ));
-                }
-                let given = match event
-                    .is_null(r)
-                    .then_some("")
-                    .unwrap_or(event.value(r))
-                    .trim()
-                {
-                    e if e.eq_ignore_ascii_case("given") => true,
-                    e if e.eq_ignore_ascii_case("withdrawn") => false,
-                    _ => {
+                        row + r as u64 + 1,
+                        timestamp_problem(&cols.timestamp),
+                    )
+                })?;
+                let (subject, purpose, event) = (
+                    subject.as_string::<i32>(),
+                    purpose.as_string::<i32>(),
+                    event.as_string::<i32>(),
+                );
+                let kind = kind.as_ref().map(|k| k.as_string::<i32>());
+                for r in 0..n {
+                    row += 1;
+                    events += 1;
+                    if purpose.is_null(r) {
                         return Err(at_row(
                             shown,
                             rel,
                             row,
-                            format!("`{}` is neither `given` nor `withdrawn`", cols.event),
+                            format!("`{}` is empty", cols.purpose),
                         ));
                     }
-                };
-                let slot = match kind {
-                    None => GENERAL,
-                    Some(k) => match (!k.is_null(r)).then(|| k.value(r).trim()) {
-                        None | Some("") => GENERAL,
-                        Some(t) if t.eq_ignore_ascii_case("consent") => GENERAL,
-                        Some(t) if t.eq_ignore_ascii_case("separate_consent") => SEPARATE,
-                        Some(_) => {
+                    let p = purpose.value(r);
+                    if p != spec.purpose {
+                        if known_purposes.len() < 50 && !known_purposes.contains(p) {
+                            known_purposes.insert(p.to_string());
+                        }
+                        continue;
+                    }
+                    any_for_purpose = true;
+                    let Some(at) = times[r] else {
+                        return Err(at_row(
+                            shown,
+                            rel,
+                            row,
+                            format!("`{}` is empty", cols.timestamp),
+                        ));
+                    };
+                    if at > as_of_us {
+                        later_events += 1;
+                        continue;
+                    }
+                    if subject.is_null(r) || subject.value(r).is_empty() {
+                        return Err(at_row(
+                            shown,
+                            rel,
+                            row,
+                            format!("`{}` is empty", cols.subject),
+                        ));
+                    }
+                    let given = match event
+                        .is_null(r)
+                        .then_some("")
+                        .unwrap_or(event.value(r))
+                        .trim()
+                    {
+                        e if e.eq_ignore_ascii_case("given") => true,
+                        e if e.eq_ignore_ascii_case("withdrawn") => false,
+                        _ => {
                             return Err(at_row(
                                 shown,
                                 rel,
                                 row,
-                                format!(
-                                    "`{}` is neither `consent` nor `separate_consent`",
-                                    cols.consent_type
-                                ),
+                                format!("`{}` is neither `given` nor `withdrawn`", cols.event),
                             ));
                         }
-                    },
-                };
-                purpose_events += 1;
-                let s = subject.value(r);
-                let slots = match state.get_mut(s) {
-                    Some(v) => v,
-                    None => state.entry(Box::from(s)).or_default(),
-                };
-                let cur = &mut slots[slot];
-                match cur.given {
-                    Some(_) if at < cur.at => {}
-                    Some(g) if at == cur.at => {
-                        if g == given {
-                            duplicates += 1;
-                        } else if !cur.conflict {
-                            // Which came first is unknowable; it matters only if no later
-                            // event decides, which is known at the end.
-                            cur.conflict = true;
-                            conflicts.insert((Box::from(s), slot), (rel.clone(), row));
+                    };
+                    let slot = match kind {
+                        None => GENERAL,
+                        Some(k) => match (!k.is_null(r)).then(|| k.value(r).trim()) {
+                            None | Some("") => GENERAL,
+                            Some(t) if t.eq_ignore_ascii_case("consent") => GENERAL,
+                            Some(t) if t.eq_ignore_ascii_case("separate_consent") => SEPARATE,
+                            Some(_) => {
+                                return Err(at_row(
+                                    shown,
+                                    rel,
+                                    row,
+                                    format!(
+                                        "`{}` is neither `consent` nor `separate_consent`",
+                                        cols.consent_type
+                                    ),
+                                ));
+                            }
+                        },
+                    };
+                    purpose_events += 1;
+                    let s = subject.value(r);
+                    let slots = match state.get_mut(s) {
+                        Some(v) => v,
+                        None => state.entry(Box::from(s)).or_default(),
+                    };
+                    let cur = &mut slots[slot];
+                    match cur.given {
+                        Some(_) if at < cur.at => {}
+                        Some(g) if at == cur.at => {
+                            if g == given {
+                                duplicates += 1;
+                            } else if !cur.conflict {
+                                // Which came first is unknowable; it matters only if no later
+                                // event decides, which is known at the end.
+                                cur.conflict = true;
+                                conflicts.insert((Box::from(s), slot), (rel.clone(), row));
+                            }
                         }
-                    }
-                    _ => {
-                        if cur.conflict {
-                            conflicts.remove(&(Box::from(s), slot));
+                        _ => {
+                            if cur.conflict {
+                                conflicts.remove(&(Box::from(s), slot));
+                            }
+                            *cur = Slot {
+                                at,
+                                given: Some(given),
+                                conflict: false,
+                            };
                         }
-                        *cur = Slot {
-                            at,
-                            given: Some(given),
-                            conflict: false,
-                        };
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
     }
     if let Some((rel, row)) = conflicts.into_values().min() {
         return Err(at_row(
@@ -457,7 +497,22 @@ fn read_ledger(
         ));
     }
     if !any_for_purpose {
-        let known: Vec<String> = known_purposes.iter().map(|p| format!("`{p}`")).collect();
+        // Only id-like values are shown: a file that is not a ledger may hold data there.
+        let id_like = |p: &&String| {
+            p.len() <= 64
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:-/".contains(c))
+        };
+        let mut known: Vec<String> = known_purposes
+            .iter()
+            .filter(id_like)
+            .take(20)
+            .map(|p| format!("`{p}`"))
+            .collect();
+        let hidden = known_purposes.len() - known.len();
+        if hidden > 0 {
+            known.push(format!("{hidden} other values not shown"));
+        }
         return Err(Error::Consent {
             ledger: shown.to_string(),
             message: format!(
@@ -472,15 +527,9 @@ fn read_ledger(
             ),
         });
     }
-    let digest = ledger_digest(
-        &files
-            .iter()
-            .map(|(r, _, s)| (r.clone(), s.clone()))
-            .collect::<Vec<_>>(),
-    );
     Ok(Ledger {
         shown: shown.to_string(),
-        sha256: digest,
+        sha256: String::new(),
         files: files.len(),
         events,
         purpose_events,

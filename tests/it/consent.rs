@@ -474,6 +474,21 @@ fn bad_ledgers_fail_clearly_and_write_nothing() {
         );
         nothing_written(c.dir.path());
     }
+    // A conflict a later event decides is no conflict, in whichever order the file lists
+    // them.
+    let c = Case::new(
+        DATA,
+        "subject_id,purpose,event,timestamp\nc1,churn,given,2026-02-01\nc1,churn,given,2026-01-01\n\
+         c1,churn,withdrawn,2026-01-01\n",
+        &policy_text("  on_missing: drop\n", ""),
+    );
+    assert_eq!(
+        ids(&c.apply_ok("out.csv", &["--as-of", "2026-04-01"])),
+        ["c1"]
+    );
+    // ...but as of before that later event, it is.
+    let o = c.apply("out2.csv", &["--as-of", "2026-01-15"]);
+    assert!(stderr(&o).contains("row 3:"), "{}", stderr(&o));
     // Identical repeated events are one event.
     let c = Case::new(
         DATA,
@@ -803,4 +818,41 @@ mod props {
             prop_assert_eq!(got, want);
         }
     }
+}
+
+#[test]
+fn a_directory_release_counts_every_file_and_verifies() {
+    let c = Case::new(DATA, LEDGER, &policy_text("", ""));
+    let input = c.p("in");
+    std::fs::create_dir_all(input.join("b")).unwrap();
+    let lines: Vec<&str> = DATA.lines().collect();
+    std::fs::write(
+        input.join("a.csv"),
+        format!("{}\n{}\n{}\n", lines[0], lines[1], lines[2]),
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("b/c.csv"),
+        format!("{}\n{}\n{}\n{}\n", lines[0], lines[3], lines[4], lines[5]),
+    )
+    .unwrap();
+    let o = apply_files(
+        &c.p("p.yaml"),
+        Some(&c.ring),
+        &input,
+        &c.p("out"),
+        &["--as-of", "2026-04-01"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rec = c.consent("out");
+    assert_eq!(rec["rowsIn"], 5);
+    assert_eq!(rec["rowsRemovedWithdrawn"], 1);
+    assert_eq!(rec["rowsRemovedMissing"], 1);
+    let v = run(&[
+        "verify",
+        c.p("out").to_str().unwrap(),
+        "--consent-ledger",
+        c.p("ledger.csv").to_str().unwrap(),
+    ]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }

@@ -1037,3 +1037,83 @@ fn an_output_over_the_part_size_goes_up_in_parts_and_reads_back_whole() {
     );
     ok(&s3.cloakline(&["verify", "s3://share/big.parquet"]));
 }
+
+#[test]
+fn a_consent_ledger_in_a_bucket_gates_a_partitioned_prefix_and_verify_checks_it_by_url() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("crm");
+    s3.bucket("share");
+    put_partitioned(&s3);
+    // Orders 0..3 (CNY) and 10..13 (USD): 1 withdrew, 11 never consented.
+    let mut ledger = String::from("subject_id,purpose,event,timestamp\n");
+    for id in [0, 1, 2, 10, 12] {
+        ledger.push_str(&format!("{id},billing,given,2026-01-01\n"));
+    }
+    ledger.push_str("1,billing,withdrawn,2026-02-01\n");
+    s3.put("crm/consent/ledger.csv", ledger.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    std::fs::write(
+        &p,
+        ORDERS.replace("amount: { action: keep, basis: contract }", "amount: { action: keep, basis: consent }")
+            .replace(
+                "unlisted: error\n",
+                "unlisted: error\nconsent: { ledger: s3://crm/consent/ledger.csv, subject: order_id, purpose: billing }\n",
+            )
+            + "  currency: { action: keep, basis: contract }\n",
+    )
+    .unwrap();
+    let o = s3.cloakline(&[
+        "apply",
+        "--policy",
+        str(&p),
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://share/orders/",
+        "--json",
+    ]);
+    ok(&o);
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["rowsOut"], 4, "{summary}");
+    assert_eq!(summary["consent"]["rowsRemovedWithdrawn"], 1);
+    assert_eq!(summary["consent"]["rowsRemovedMissing"], 1);
+    assert_eq!(summary["consent"]["ledger"], "s3://crm/consent/ledger.csv");
+    let v = s3.cloakline(&[
+        "verify",
+        "s3://share/orders/",
+        "--consent-ledger",
+        "s3://crm/consent/ledger.csv",
+    ]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    // The ledger changed after the release: verify says so.
+    s3.put(
+        "crm/consent/ledger.csv",
+        format!("{ledger}0,billing,withdrawn,2026-03-01\n").as_bytes(),
+    );
+    let v = s3.cloakline(&[
+        "verify",
+        "s3://share/orders/",
+        "--consent-ledger",
+        "s3://crm/consent/ledger.csv",
+    ]);
+    assert_eq!(v.status.code(), Some(4), "{}", stderr(&v));
+    // A policy read from a bucket reaches no local ledger.
+    let remote = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("s3://crm/consent/ledger.csv", "/etc/passwd");
+    s3.put("crm/p.yaml", remote.as_bytes());
+    let e = s3.cloakline(&[
+        "apply",
+        "--policy",
+        "s3://crm/p.yaml",
+        "--input",
+        "s3://raw/orders/",
+        "--output",
+        "s3://share/other/",
+    ]);
+    assert_eq!(e.status.code(), Some(2), "{}", stderr(&e));
+    assert!(stderr(&e).contains("is a local path"), "{}", stderr(&e));
+    assert!(s3.keys("share").iter().all(|k| !k.starts_with("other")));
+}

@@ -1032,6 +1032,18 @@ fn run_facts(doc: &Value) -> Value {
             ] {
                 n.remove(k);
             }
+            // A file's copy counts that file's rows; the ledger facts are the run's.
+            if let Some(Value::Object(c)) = n.get_mut("cl:consent") {
+                for k in [
+                    "rowsIn",
+                    "rowsReleased",
+                    "rowsRemovedWithdrawn",
+                    "rowsRemovedMissing",
+                    "fieldsNulled",
+                ] {
+                    c.remove(k);
+                }
+            }
             if let Some(Value::Array(used)) = n.get_mut("used") {
                 used.retain(|u| !dataset_ids.contains(u));
             }
