@@ -164,6 +164,38 @@ pub(crate) fn run(v: ValidateArgs) -> Result<()> {
             }
         }
     }
+    if let Some(c) = &policy.consent {
+        outln!(
+            "consent: ledger {}, purpose {}, subject {} ({} ids); withdrawn or missing consent \
+             removes {} (on_withdrawn: {}, on_missing: {})",
+            c.ledger,
+            c.purpose,
+            c.subject,
+            match c.subject_ids {
+                cloakline::policy::consent::SubjectIds::Raw => "raw",
+                cloakline::policy::consent::SubjectIds::Tokenized => "tokenized",
+            },
+            c.consent_fields.join(", "),
+            match c.on_withdrawn {
+                cloakline::policy::consent::OnWithdrawn::DropRow => "drop_row",
+                cloakline::policy::consent::OnWithdrawn::NullFields => "null_fields",
+            },
+            match c.on_missing {
+                cloakline::policy::consent::OnMissing::Drop => "drop",
+                cloakline::policy::consent::OnMissing::Fail => "fail",
+            }
+        );
+    }
+    if let Some(r) = &policy.release {
+        outln!(
+            "release: to {} ({}), risk threshold {}, approved by {}, re-evaluate by {}",
+            r.recipient,
+            r.model.keyword(),
+            r.risk_threshold,
+            r.approver,
+            r.re_evaluate_by
+        );
+    }
     Ok(())
 }
 

@@ -47,11 +47,12 @@ fn words(cmd: &str) -> Vec<String> {
     out
 }
 
-#[test]
-fn the_adult_policy_commands_run_on_the_bundled_extract() {
-    let text = std::fs::read_to_string(root().join("policies/adult.yaml")).unwrap();
+/// Run the commands documented in `policies/NAME` from the project root, outputs in a
+/// temporary directory (returned).
+fn run_documented(name: &str, at_least: usize) -> tempfile::TempDir {
+    let text = std::fs::read_to_string(root().join("policies").join(name)).unwrap();
     let commands = documented_commands(&text);
-    assert!(commands.len() >= 2, "{commands:?}");
+    assert!(commands.len() >= at_least, "{commands:?}");
     let dir = tempfile::tempdir().unwrap();
     for c in commands {
         assert!(!c.contains("../shared"), "{c}");
@@ -66,4 +67,35 @@ fn the_adult_policy_commands_run_on_the_bundled_extract() {
         let o = bin().current_dir(root()).args(&args).output().unwrap();
         assert!(o.status.success(), "`{c}` failed: {}", stderr(&o));
     }
+    dir
+}
+
+#[test]
+fn the_adult_policy_commands_run_on_the_bundled_extract() {
+    run_documented("adult.yaml", 2);
+}
+
+#[test]
+fn the_consent_example_removes_withdrawn_and_missing_customers() {
+    let dir = run_documented("consent.yaml", 1);
+    let side = dir.path().join("consented.parquet.provenance.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(side).unwrap()).unwrap();
+    let run = doc["@included"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n.get("cl:consent").is_some())
+        .unwrap();
+    let c = &run["cl:consent"];
+    // 100003 and 100042 withdrew; 100007 withdrew and gave again; 100011 was never asked
+    // and 100015 consented to another purpose only.
+    assert_eq!(c["rowsIn"], 60);
+    assert_eq!(c["rowsRemovedWithdrawn"], 2);
+    assert_eq!(c["rowsRemovedMissing"], 2);
+    assert_eq!(c["rowsReleased"], 56);
+    assert_eq!(
+        run["cl:release"]["approver"],
+        "J. Doe, Data Protection Officer"
+    );
 }
