@@ -44,8 +44,147 @@ pub struct Ledger {
     pub as_of: DateTime<Utc>,
     /// Subjects with at least one event for the purpose as of `as_of`.
     pub subjects: u64,
-    state: IdMap<[Slot; 2]>,
+    /// By the key's top bits ([`part`]): built partition by partition, cache-sized.
+    maps: Vec<IdMap<[Slot; 2]>>,
     ids: IdHasher,
+}
+
+/// Partitions of the subject map.
+const PARTS: usize = 64;
+/// Events buffered before they are applied: bounded memory for any ledger.
+const BUFFERED: usize = if cfg!(test) { 7 } else { 1 << 21 };
+
+fn part(key: u128) -> usize {
+    (key >> (128 - 6)) as usize % PARTS
+}
+
+/// One event for the purpose, waiting to be applied to its partition.
+#[derive(Clone, Copy)]
+struct Ev {
+    key: u128,
+    at: i64,
+    row: u64,
+    file: u32,
+    slot: u8,
+    given: bool,
+}
+
+/// The subject map under construction. Events are appended to their partition (sequential
+/// writes) and applied one partition at a time, so each probe hits a map that fits in cache;
+/// partitions are applied on every core. The outcome does not depend on event order.
+struct Build {
+    maps: Vec<IdMap<[Slot; 2]>>,
+    parts: Vec<Vec<Ev>>,
+    buffered: usize,
+    duplicates: u64,
+    /// Undecided conflicts (subject, type) → (file index, row) of the second event.
+    conflicts: HashMap<(u128, u8), (u32, u64)>,
+}
+
+impl Build {
+    fn new() -> Self {
+        Build {
+            maps: (0..PARTS).map(|_| IdMap::default()).collect(),
+            parts: (0..PARTS).map(|_| Vec::new()).collect(),
+            buffered: 0,
+            duplicates: 0,
+            conflicts: HashMap::new(),
+        }
+    }
+
+    fn push(&mut self, ev: Ev) -> Result<()> {
+        self.parts[part(ev.key)].push(ev);
+        self.buffered += 1;
+        if self.buffered >= BUFFERED {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, PARTS);
+        let per = PARTS.div_ceil(threads);
+        type Applied = (u64, Vec<((u128, u8), Option<(u32, u64)>)>);
+        let results: Vec<Option<Applied>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .maps
+                .chunks_mut(per)
+                .zip(self.parts.chunks_mut(per))
+                .map(|(maps, parts)| {
+                    scope.spawn(move || {
+                        let mut dup = 0;
+                        let mut changes = Vec::new();
+                        for (map, evs) in maps.iter_mut().zip(parts.iter_mut()) {
+                            map.reserve(evs.len());
+                            for ev in evs.drain(..) {
+                                apply(map, ev, &mut dup, &mut changes);
+                            }
+                            evs.shrink_to(evs.len().max(1024));
+                        }
+                        (dup, changes)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().ok()).collect()
+        });
+        for r in results {
+            // A lost partition would release people the ledger withholds: stop instead.
+            let (dup, changes) = r.ok_or_else(|| {
+                Error::Internal("building the consent ledger's map failed".into())
+            })?;
+            self.duplicates += dup;
+            for (k, v) in changes {
+                match v {
+                    Some(at) => {
+                        self.conflicts.entry(k).or_insert(at);
+                    }
+                    None => {
+                        self.conflicts.remove(&k);
+                    }
+                }
+            }
+        }
+        self.buffered = 0;
+        Ok(())
+    }
+}
+
+/// Apply one event: a later one replaces (and settles a conflict), an equal one is a
+/// duplicate or a conflict, an earlier one is ignored. Conflict changes go to `changes`
+/// (`Some`: raised at that place, `None`: settled), in order.
+fn apply(
+    map: &mut IdMap<[Slot; 2]>,
+    ev: Ev,
+    duplicates: &mut u64,
+    changes: &mut Vec<((u128, u8), Option<(u32, u64)>)>,
+) {
+    let slots = map.entry(ev.key).or_default();
+    let cur = &mut slots[usize::from(ev.slot)];
+    match cur.given {
+        Some(_) if ev.at < cur.at => {}
+        Some(g) if ev.at == cur.at => {
+            if g == ev.given {
+                *duplicates += 1;
+            } else if !cur.conflict {
+                // Which came first is unknowable; it matters only if no later event decides.
+                cur.conflict = true;
+                changes.push(((ev.key, ev.slot), Some((ev.file, ev.row))));
+            }
+        }
+        _ => {
+            if cur.conflict {
+                changes.push(((ev.key, ev.slot), None));
+            }
+            *cur = Slot {
+                at: ev.at,
+                given: Some(ev.given),
+                conflict: false,
+            };
+        }
+    }
 }
 
 /// Subject ids as 128-bit keys: two SipHash-1-3 digests under random per-run keys. A
@@ -112,7 +251,8 @@ impl Ledger {
             Some(true) => Standing::Given,
             Some(false) => Standing::Withdrawn,
         };
-        match self.state.get(&self.ids.key(subject)) {
+        let key = self.ids.key(subject);
+        match self.maps[part(key)].get(&key) {
             None => (Standing::Missing, Standing::Missing),
             Some(slots) => (of(&slots[GENERAL]), of(&slots[SEPARATE])),
         }
@@ -319,13 +459,12 @@ fn read_ledger(
         ..ReadOptions::default()
     };
     let ids = IdHasher::default();
-    let mut state: IdMap<[Slot; 2]> = IdMap::default();
-    // Undecided conflicts (subject, type) → where the second of them is.
-    let mut conflicts: HashMap<(u128, usize), (String, u64)> = HashMap::new();
+    let mut build = Build::new();
     let mut known_purposes = BTreeSet::new();
-    let (mut events, mut purpose_events, mut later_events, mut duplicates) = (0u64, 0, 0, 0);
+    let (mut events, mut purpose_events, mut later_events) = (0u64, 0u64, 0u64);
     let mut any_for_purpose = false;
-    for (rel, path) in files {
+    for (file, (rel, path)) in files.iter().enumerate() {
+        let file = u32::try_from(file).unwrap_or(u32::MAX);
         let format = spec
             .format
             .or_else(|| Format::from_path(path))
@@ -338,11 +477,6 @@ fn read_ledger(
             })?;
         let input = Input::open(path, format, &read, &|s| Arc::new(s.clone()))
             .map_err(|e| relocated(e, path, shown, rel))?;
-        // A Parquet footer tells the size: one allocation instead of repeated growth.
-        if let Some(n) = input.rows {
-            // Capped: a hostile footer may claim any count.
-            state.reserve(usize::try_from(n).unwrap_or(0).min(1 << 21));
-        }
         let schema = input.schema.clone();
         let index = |name: &str, required: bool| -> Result<Option<usize>> {
             match schema.index_of(name) {
@@ -487,42 +621,25 @@ fn read_ledger(
                         },
                     };
                     purpose_events += 1;
-                    let s = subject.value(r);
-                    let key = ids.key(s);
-                    let slots = state.entry(key).or_default();
-                    let cur = &mut slots[slot];
-                    match cur.given {
-                        Some(_) if at < cur.at => {}
-                        Some(g) if at == cur.at => {
-                            if g == given {
-                                duplicates += 1;
-                            } else if !cur.conflict {
-                                // Which came first is unknowable; it matters only if no later
-                                // event decides, which is known at the end.
-                                cur.conflict = true;
-                                conflicts.insert((key, slot), (rel.clone(), row));
-                            }
-                        }
-                        _ => {
-                            if cur.conflict {
-                                conflicts.remove(&(key, slot));
-                            }
-                            *cur = Slot {
-                                at,
-                                given: Some(given),
-                                conflict: false,
-                            };
-                        }
-                    }
+                    build.push(Ev {
+                        key: ids.key(subject.value(r)),
+                        at,
+                        row,
+                        file,
+                        slot: slot as u8,
+                        given,
+                    })?;
                 }
             }
             Ok(())
         })?;
     }
-    if let Some((rel, row)) = conflicts.into_values().min() {
+    build.flush()?;
+    if let Some((file, row)) = build.conflicts.values().min().copied() {
+        let rel = files.get(file as usize).map(|f| f.0.as_str()).unwrap_or("");
         return Err(at_row(
             shown,
-            &rel,
+            rel,
             row,
             "this subject's latest events for the purpose are both `given` and `withdrawn` at \
              the same timestamp; the ledger must order them (give one a later timestamp, or \
@@ -568,11 +685,11 @@ fn read_ledger(
         events,
         purpose_events,
         later_events,
-        duplicates,
+        duplicates: build.duplicates,
         purpose: spec.purpose.clone(),
         as_of,
-        subjects: state.len() as u64,
-        state,
+        subjects: build.maps.iter().map(|m| m.len() as u64).sum(),
+        maps: build.maps,
         ids,
     })
 }
@@ -1038,6 +1155,47 @@ mod tests {
         // One file of a directory is not the bare file: its path is part of the digest.
         let nested = vec![("x.csv".to_string(), "ab".repeat(32))];
         assert_ne!(ledger_digest(&nested), "ab".repeat(32));
+    }
+
+    /// Events straddle several flushes (7 events each under test): the outcome is the
+    /// one-pass rule's, and a conflict settled in a later flush is gone.
+    #[test]
+    fn the_partitioned_build_agrees_across_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = String::from("subject_id,purpose,event,timestamp\n");
+        for i in 0..40 {
+            csv.push_str(&format!("s{i},p,given,2026-01-01\n"));
+        }
+        // s1: conflict at Jan 1, settled by a withdrawal in February, many rows later.
+        csv.push_str("s1,p,withdrawn,2026-01-01\n");
+        for i in 0..20 {
+            csv.push_str(&format!("s{i},p,given,2026-01-01\n"));
+        }
+        csv.push_str("s1,p,withdrawn,2026-02-01\ns2,p,withdrawn,2026-03-01\n");
+        let path = dir.path().join("l.csv");
+        std::fs::write(&path, &csv).unwrap();
+        let policy = crate::policy::Policy::from_yaml_str(
+            "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\n\
+             consent: { ledger: l.csv, subject: id, purpose: p }\nfields:\n  \
+             id: { action: keep, basis: contract }\n  v: { action: keep, basis: consent }\n",
+            "p.yaml",
+        )
+        .unwrap();
+        let spec = policy.consent.as_ref().unwrap();
+        let files = vec![(String::new(), path.clone())];
+        let at = |d: &str| parse_as_of(d).unwrap();
+        let l = read_ledger("l.csv", &files, spec, at("2026-06-01")).unwrap();
+        assert_eq!(l.subjects, 40);
+        assert_eq!(l.duplicates, 20);
+        assert_eq!(l.standing("s1").0, Standing::Withdrawn);
+        assert_eq!(l.standing("s2").0, Standing::Withdrawn);
+        assert_eq!(l.standing("s3").0, Standing::Given);
+        assert_eq!(l.standing("s40").0, Standing::Missing);
+        // Before the settling event, s1's conflict decides: an error at its row (41).
+        let e = read_ledger("l.csv", &files, spec, at("2026-01-15"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("row 41:"), "{e}");
     }
 
     #[test]
