@@ -25,7 +25,6 @@ use crate::policy::consent::{ConsentSpec, OnMissing, OnWithdrawn, SubjectIds};
 use crate::policy::{Policy, Unlisted};
 
 /// The ledger's state for one purpose, as of one instant.
-#[derive(Debug)]
 pub struct Ledger {
     /// The location as given (no credentials, no query string).
     pub shown: String,
@@ -47,6 +46,20 @@ pub struct Ledger {
     /// By the key's top bits ([`part`]): built partition by partition, cache-sized.
     maps: Vec<IdMap<[Slot; 2]>>,
     ids: IdHasher,
+}
+
+// Summarised: the map is large, and a dump of it helps no one.
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("shown", &self.shown)
+            .field("sha256", &self.sha256)
+            .field("purpose", &self.purpose)
+            .field("as_of", &self.as_of)
+            .field("events", &self.events)
+            .field("subjects", &self.subjects)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Partitions of the subject map.
@@ -191,7 +204,7 @@ fn apply(
 /// million-subject map then holds no strings (one cache miss per probe, no allocation per
 /// id); two ids collide with probability about n²/2¹²⁹, under 2⁻⁶⁸ for 10⁹ ids, and keys an
 /// attacker cannot see cannot be aimed.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct IdHasher(RandomState, RandomState);
 
 impl IdHasher {
