@@ -29,6 +29,7 @@ fn bench(c: &mut Criterion) {
             std::slice::from_ref(&data),
             &read,
             true,
+            None,
         ))
         .unwrap()
     };

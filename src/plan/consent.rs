@@ -120,7 +120,7 @@ impl Build {
             .unwrap_or(1)
             .clamp(1, PARTS);
         let per = PARTS.div_ceil(threads);
-        type Applied = (u64, Vec<((u128, u8), Option<(u32, u64)>)>);
+        type Applied = (u64, Vec<ConflictChange>);
         let results: Vec<Option<Applied>> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .maps
@@ -165,6 +165,9 @@ impl Build {
     }
 }
 
+/// A conflict raised (`Some`: where) or settled (`None`) for a (subject, type).
+type ConflictChange = ((u128, u8), Option<(u32, u64)>);
+
 /// Apply one event: a later one replaces (and settles a conflict), an equal one is a
 /// duplicate or a conflict, an earlier one is ignored. Conflict changes go to `changes`
 /// (`Some`: raised at that place, `None`: settled), in order.
@@ -172,7 +175,7 @@ fn apply(
     map: &mut IdMap<[Slot; 2]>,
     ev: Ev,
     duplicates: &mut u64,
-    changes: &mut Vec<((u128, u8), Option<(u32, u64)>)>,
+    changes: &mut Vec<ConflictChange>,
 ) {
     let slots = map.entry(ev.key).or_default();
     let cur = &mut slots[usize::from(ev.slot)];
@@ -558,6 +561,7 @@ fn read_ledger(
                     event.as_string::<i32>(),
                 );
                 let kind = kind.as_ref().map(|k| k.as_string::<i32>());
+                #[allow(clippy::needless_range_loop)] // r indexes four arrays
                 for r in 0..n {
                     row += 1;
                     events += 1;
@@ -597,12 +601,7 @@ fn read_ledger(
                             format!("`{}` is empty", cols.subject),
                         ));
                     }
-                    let given = match event
-                        .is_null(r)
-                        .then_some("")
-                        .unwrap_or(event.value(r))
-                        .trim()
-                    {
+                    let given = match (if event.is_null(r) { "" } else { event.value(r) }).trim() {
                         e if e.eq_ignore_ascii_case("given") => true,
                         e if e.eq_ignore_ascii_case("withdrawn") => false,
                         _ => {
