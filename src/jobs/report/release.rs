@@ -101,6 +101,12 @@ impl<'a> Doc<'a> {
             });
         }
         let Some(r) = self.release() else {
+            // Only `apply` records a release; a record without a run says nothing of one.
+            if self.run.is_none()
+                || self.record.run_kind != crate::provenance::record::RunKind::Apply
+            {
+                return;
+            }
             out.push(Finding {
                 level: Level::Warning,
                 field: None,
