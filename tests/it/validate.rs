@@ -131,7 +131,10 @@ fn strict_fails_on_a_warning_and_passes_without() {
         "{v}"
     );
     // Without the warnings (no recipient), --strict passes.
-    let clean = warned.replace("recipients: [Partner]\n", "");
+    // (and no field on consent, which without a `consent:` ledger is the CONSENT warning)
+    let clean = warned
+        .replace("recipients: [Partner]\n", "")
+        .replace("basis: consent", "basis: contract");
     let o = validate(dir.path(), &clean, &["--strict"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));

@@ -93,7 +93,7 @@ impl Doc<'_> {
     }
 
     /// Whether the record carries a warning under `rule` for the field `f`.
-    fn recorded(&self, rule: &Rule, f: &Field) -> bool {
+    pub(super) fn recorded(&self, rule: &Rule, f: &Field) -> bool {
         let warnings = self.run.map(|r| &r.warnings[..]).unwrap_or_default();
         warnings.iter().any(|w| {
             w.rule.trim() == rule.id

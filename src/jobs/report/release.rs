@@ -81,6 +81,26 @@ impl<'a> Doc<'a> {
     }
 
     pub(super) fn release_findings(&self, out: &mut Vec<Finding>) {
+        // CONSENT, for records made before the rule existed (a recorded warning is listed
+        // among the policy's warnings already).
+        let rule = &crate::policy::jurisdiction::CONSENT;
+        if self.consent().is_none()
+            && self.record.run_kind == crate::provenance::record::RunKind::Apply
+        {
+            for f in &self.fields {
+                if !f.consent_bases().is_empty() && !self.recorded(rule, f) {
+                    out.push(Finding {
+                        level: Level::Warning,
+                        field: Some(f.output.clone()),
+                        text: format!(
+                            "[{}] relies on consent, but no consent ledger was enforced: consent \
+                             asserted, not enforced (withdrawn or missing consent was not removed)",
+                            rule.id
+                        ),
+                    });
+                }
+            }
+        }
         if let Some(c) = self.consent() {
             let removed = c.rows_removed_withdrawn + c.rows_removed_missing;
             let nulled = c.fields_nulled.values().copied().max().unwrap_or(0);
