@@ -35,6 +35,13 @@ pub(crate) struct CheckArgs {
     /// executors read the input (a URL) in place and group it; the models are evaluated here.
     #[arg(long, env = "CLOAKLINE_CLUSTER", value_name = "df://HOST:PORT")]
     cluster: Option<String>,
+    /// Read the consent ledger from here instead of the policy's `consent.ledger`
+    /// (docs/CONSENT.md).
+    #[arg(long, value_name = "PATH|URL")]
+    consent_ledger: Option<String>,
+    /// Judge consent as of this time (RFC 3339, or a date) instead of now.
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
 }
 
 pub(crate) fn run(c: CheckArgs) -> Result<()> {
@@ -55,7 +62,16 @@ pub(crate) fn run(c: CheckArgs) -> Result<()> {
         .with_storage_options(storage())
         .with_read_options(read)
         .with_preview(!c.no_preview)
-        .with_cluster(c.cluster.clone());
+        .with_cluster(c.cluster.clone())
+        .with_consent(
+            c.consent_ledger
+                .as_deref()
+                .map(cloakline::io::Location::parse),
+            c.as_of
+                .as_deref()
+                .map(cloakline::plan::consent::parse_as_of)
+                .transpose()?,
+        );
     let report = runtime()?.block_on(job.run())?;
     show(c.json, &report, || report.to_text());
     if report.passes() {

@@ -22,6 +22,8 @@ pub struct Check {
     storage: StorageOptions,
     /// A cluster's scheduler (`df://host:port`): the grouping runs there.
     cluster: Option<String>,
+    consent_ledger: Option<Location>,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Check {
@@ -38,7 +40,21 @@ impl Check {
             preview: true,
             storage: StorageOptions::default(),
             cluster: None,
+            consent_ledger: None,
+            as_of: None,
         }
+    }
+
+    /// With a `consent:` block: read the ledger from `ledger` instead of the policy's, and
+    /// judge consent as of `as_of` instead of now.
+    pub fn with_consent(
+        mut self,
+        ledger: Option<Location>,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Self {
+        self.consent_ledger = ledger;
+        self.as_of = as_of;
+        self
     }
 
     /// Group on the cluster whose scheduler is at `url` (`df://host:port`): the executors
@@ -85,7 +101,28 @@ impl Check {
         let input = local.path.as_path();
         tracing::info!(input = %self.input, "check: grouping the input");
         let shown = |t: &str| local.show(t);
-        match privacy::check(&self.policy, &self.keyring, input, &self.read, self.preview).await {
+        let consent = match &self.policy.consent {
+            None => None,
+            Some(c) => {
+                use crate::plan::consent::{Ledger, ledger_location};
+                let (loc, ledger_shown) =
+                    ledger_location(c, &self.policy.source, self.consent_ledger.as_ref())?;
+                let at = self.as_of.unwrap_or_else(chrono::Utc::now);
+                Some(Arc::new(
+                    Ledger::load(&loc, &ledger_shown, c, at, &self.storage).await?,
+                ))
+            }
+        };
+        match privacy::check(
+            &self.policy,
+            &self.keyring,
+            input,
+            &self.read,
+            self.preview,
+            consent,
+        )
+        .await
+        {
             Ok(mut report) => {
                 report.input = shown(&report.input);
                 Ok(report)

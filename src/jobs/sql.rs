@@ -58,6 +58,9 @@ pub struct SqlJob {
     fetched: Vec<crate::io::store::FetchedObject>,
     /// A cluster's scheduler (`df://host:port`): the query runs there.
     cluster: Option<String>,
+    /// The consent ledger instead of the policy's, and the time consent is judged at.
+    consent_ledger: Option<Location>,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
     /// On a cluster, URL tables are read in place: their objects as listed (URL, ETag,
     /// version, size), recorded without a SHA-256 (nothing streams them whole).
     listed: Vec<(String, bool, Vec<crate::io::store::Listed>)>,
@@ -79,8 +82,22 @@ impl SqlJob {
             shown: Vec::new(),
             fetched: Vec::new(),
             cluster: None,
+            consent_ledger: None,
+            as_of: None,
             listed: Vec::new(),
         }
+    }
+
+    /// With a policy that has a `consent:` block: read the ledger from `ledger` instead of
+    /// the policy's, and judge consent as of `as_of` instead of now.
+    pub fn with_consent(
+        mut self,
+        ledger: Option<Location>,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Self {
+        self.consent_ledger = ledger;
+        self.as_of = as_of;
+        self
     }
 
     /// Run on the cluster whose scheduler is at `url` (`df://host:port`): tables are read
@@ -319,10 +336,10 @@ impl SqlJob {
                 }
                 Some(c) => {
                     use crate::plan::consent::{ConsentGate, Ledger, ledger_location};
-                    let (loc, ledger_shown) = ledger_location(c, &p.source, None)?;
-                    let ledger =
-                        Ledger::load(&loc, &ledger_shown, c, chrono::Utc::now(), &self.storage)
-                            .await?;
+                    let (loc, ledger_shown) =
+                        ledger_location(c, &p.source, self.consent_ledger.as_ref())?;
+                    let at = self.as_of.unwrap_or_else(chrono::Utc::now);
+                    let ledger = Ledger::load(&loc, &ledger_shown, c, at, &self.storage).await?;
                     let df = ctx
                         .table(first.name.as_str())
                         .await

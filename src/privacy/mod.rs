@@ -108,33 +108,27 @@ pub struct Preview {
 
 /// Measure the input against the policy's privacy block without writing anything. With
 /// `preview` and `on_violation: suppress` or `generalize`, also decide as `apply` would.
+/// With a `consent:` block, `consent` is the ledger read for the check: rows it removes are
+/// not counted, as `apply` would not release them.
 pub async fn check(
     policy: &Policy,
     keyring: &Keyring,
     input: &Path,
     read: &ReadOptions,
     preview: bool,
+    consent: Option<std::sync::Arc<crate::plan::consent::Ledger>>,
 ) -> Result<CheckReport> {
     let clock = std::time::Instant::now();
     let spec = privacy_block(policy)?;
     let files = crate::io::table_files(input)?;
     let (preview, hierarchies) = check_needs(spec, preview);
-    // What `apply` would release now: the consent ledger's removals first.
-    let consent = match &policy.consent {
-        None => None,
-        Some(c) => {
-            let (loc, shown) = crate::plan::consent::ledger_location(c, &policy.source, None)?;
-            let ledger = crate::plan::consent::Ledger::load(
-                &loc,
-                &shown,
-                c,
-                chrono::Utc::now(),
-                &Default::default(),
-            )
-            .await?;
-            Some(std::sync::Arc::new(ledger))
-        }
-    };
+    if policy.consent.is_some() && consent.is_none() {
+        return Err(Error::Usage(
+            "the policy has a `consent:` ledger: read it (plan::consent::Ledger::load) and pass \
+             it, so the check counts what apply would release"
+                .into(),
+        ));
+    }
     let prep = prepare(
         policy,
         spec,

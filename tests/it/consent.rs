@@ -304,6 +304,25 @@ fn k_anonymity_is_judged_on_what_consent_releases() {
     // As of mid-February c3 is back: Paris 2 (c1, c2), Lyon 2 (c3, c5).
     let rows = c.apply_ok("out2.csv", &["--as-of", "2026-02-15"]);
     assert_eq!(ids(&rows), ["c1", "c2", "c3", "c5"]);
+    // `check` measures the same release at the same times.
+    let check = |at: &str| {
+        run(&[
+            "check",
+            "--policy",
+            c.p("p.yaml").to_str().unwrap(),
+            "--input",
+            c.p("data.csv").to_str().unwrap(),
+            "--as-of",
+            at,
+            "--json",
+        ])
+    };
+    let o = check("2026-01-15");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = check("2026-02-15");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["assessment"]["records"], 4, "{v}");
 }
 
 #[test]
@@ -328,6 +347,26 @@ fn sql_policy_view_releases_what_apply_releases() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read_csv_strings(&c.p("sql.csv")), applied);
+    // As of January c3 had withdrawn and c2 had not yet: the view says so too.
+    let o = run(&[
+        "sql",
+        "--policy",
+        c.p("p.yaml").to_str().unwrap(),
+        "--keyring",
+        c.ring.to_str().unwrap(),
+        "--table",
+        &format!("c={}", c.p("data.csv").display()),
+        "--as-of",
+        "2026-01-15",
+        "--output",
+        c.p("jan.csv").to_str().unwrap(),
+        "SELECT customer_id, score FROM c_shared ORDER BY customer_id",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let jan = read_csv_strings(&c.p("jan.csv"));
+    let score = |id: &str| jan.iter().find(|r| r[0] == id).map(|r| r[1].clone());
+    assert_eq!(score("c2").as_deref(), Some("2"));
+    assert_eq!(score("c3").as_deref(), Some(""));
 }
 
 #[test]
