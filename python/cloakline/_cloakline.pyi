@@ -70,6 +70,8 @@ def check(
     preview: bool = True,
     cluster: Optional[str] = None,
     delimiter: Optional[str] = None,
+    consent_ledger: Optional[str] = None,
+    as_of: Optional[str] = None,
 ) -> str: ...
 def scan(
     input: str,

@@ -578,7 +578,8 @@ fn apply(
 /// `cloakline check`: the report (what `--json` prints), as JSON text.
 #[pyfunction]
 #[pyo3(signature = (policy, input, keyring = None, *, preview = true, cluster = None,
-    delimiter = None))]
+    delimiter = None, consent_ledger = None, as_of = None))]
+#[allow(clippy::too_many_arguments)]
 fn check(
     py: Python<'_>,
     policy: &Bound<'_, PyAny>,
@@ -587,7 +588,14 @@ fn check(
     preview: bool,
     cluster: Option<String>,
     delimiter: Option<char>,
+    consent_ledger: Option<String>,
+    as_of: Option<String>,
 ) -> PyResult<String> {
+    let as_of = as_of
+        .as_deref()
+        .map(cloakline::plan::consent::parse_as_of)
+        .transpose()
+        .map_err(|e| raise(py, &e))?;
     let mut read = cloakline::io::ReadOptions::default();
     if let Some(d) = delimiter_byte(delimiter)? {
         read = read.with_explicit_delimiter(d);
@@ -598,7 +606,13 @@ fn check(
         cloakline::jobs::check::Check::new(policy, ring, cloakline::io::Location::parse(&input))
             .with_preview(preview)
             .with_read_options(read)
-            .with_cluster(cluster);
+            .with_cluster(cluster)
+            .with_consent(
+                consent_ledger
+                    .as_deref()
+                    .map(cloakline::io::Location::parse),
+                as_of,
+            );
     let report = run_job(py, Cancel::new(), job.run())?;
     to_json(&report)
 }
