@@ -537,6 +537,12 @@ fn bad_ledgers_fail_clearly_and_write_nothing() {
     c.apply_ok("out.csv", &["--as-of", "2026-04-01"]);
     assert_eq!(c.consent("out.csv")["duplicateEvents"], 1);
 
+    // The ledger is an input: no output may replace it, even with --overwrite.
+    let c = Case::new(DATA, LEDGER, &policy_text("", ""));
+    let o = c.apply("ledger.csv", &["--overwrite"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("consent ledger"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(c.p("ledger.csv")).unwrap(), LEDGER);
     // A missing ledger file, and a subject column the data lacks.
     let c = Case::new(DATA, LEDGER, &policy_text("", ""));
     std::fs::remove_file(c.p("ledger.csv")).unwrap();
