@@ -61,6 +61,8 @@ pub struct SqlJob {
     /// The consent ledger instead of the policy's, and the time consent is judged at.
     consent_ledger: Option<Location>,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// The policy view's consent gate, once registered: its tally goes into the record.
+    gate: Arc<std::sync::Mutex<Option<Arc<crate::plan::consent::ConsentGate>>>>,
     /// On a cluster, URL tables are read in place: their objects as listed (URL, ETag,
     /// version, size), recorded without a SHA-256 (nothing streams them whole).
     listed: Vec<(String, bool, Vec<crate::io::store::Listed>)>,
@@ -84,6 +86,7 @@ impl SqlJob {
             cluster: None,
             consent_ledger: None,
             as_of: None,
+            gate: Default::default(),
             listed: Vec::new(),
         }
     }
@@ -354,6 +357,9 @@ impl SqlJob {
                     )?))
                 }
             };
+            if let (Some(g), Ok(mut held)) = (&gate, self.gate.lock()) {
+                *held = Some(Arc::clone(g));
+            }
             crate::sql::register_policy_view_gated(
                 &ctx,
                 &first.name,
@@ -671,6 +677,16 @@ impl SqlJob {
         key_ids.dedup();
         let raw = self.raw_tables(used);
         run.basis_note = Some(basis_note(policy.is_some(), raw.is_empty()).into());
+        // Rows the query read through the view, judged by its consent gate.
+        if let (Some(p), Some(g)) = (policy, self.gate.lock().ok().and_then(|g| g.clone()))
+            && let Some(spec) = &p.consent
+        {
+            run.consent = Some(crate::provenance::consent_record(
+                &g.ledger,
+                spec,
+                &g.tally.counts(),
+            ));
+        }
         run.query = Some(self.query.clone());
         run.functions_used = Some(used.functions.clone());
         run.raw_tables_read = Some(raw);

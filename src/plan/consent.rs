@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit};
@@ -858,6 +859,44 @@ pub struct ConsentGate {
     separate_only: bool,
     /// Some consent-based column needs separate consent.
     has_separate: bool,
+    /// What a policy view's function judged (the engine sums its own counts).
+    pub tally: ConsentTally,
+}
+
+/// What a gate did where no caller sums it (a policy view's function, on DataFusion's
+/// threads): counts added once per call.
+#[derive(Debug, Default)]
+pub struct ConsentTally {
+    rows_in: AtomicU64,
+    removed_withdrawn: AtomicU64,
+    removed_missing: AtomicU64,
+    general_withheld: AtomicU64,
+    separate_withheld: AtomicU64,
+    matched: AtomicU64,
+}
+
+impl ConsentTally {
+    pub fn add(&self, c: &ConsentCounts) {
+        let add = |a: &AtomicU64, n: u64| a.fetch_add(n, Ordering::Relaxed);
+        add(&self.rows_in, c.rows_in);
+        add(&self.removed_withdrawn, c.removed_withdrawn);
+        add(&self.removed_missing, c.removed_missing);
+        add(&self.general_withheld, c.general_withheld);
+        add(&self.separate_withheld, c.separate_withheld);
+        add(&self.matched, c.matched);
+    }
+
+    pub fn counts(&self) -> ConsentCounts {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ConsentCounts {
+            rows_in: get(&self.rows_in),
+            removed_withdrawn: get(&self.removed_withdrawn),
+            removed_missing: get(&self.removed_missing),
+            general_withheld: get(&self.general_withheld),
+            separate_withheld: get(&self.separate_withheld),
+            matched: get(&self.matched),
+        }
+    }
 }
 
 /// What the gate did, summed over batches.
@@ -998,6 +1037,7 @@ impl ConsentGate {
             fail_missing: spec.on_missing == OnMissing::Fail,
             separate_only: !has_general,
             has_separate: !spec.separate_fields.is_empty(),
+            tally: ConsentTally::default(),
         })
     }
 
@@ -1080,39 +1120,45 @@ impl ConsentGate {
         Ok(matched)
     }
 
-    /// Decide every row of `batch` (the plan's input).
-    pub(crate) fn decide(&self, batch: &RecordBatch) -> Result<Verdict> {
-        let n = batch.num_rows();
-        let mut c = ConsentCounts {
-            rows_in: n as u64,
-            ..Default::default()
-        };
-        let mut keep = BooleanBufferBuilder::new(n);
-        let mut g_null = BooleanBufferBuilder::new(n);
-        let mut s_null = BooleanBufferBuilder::new(n);
-        c.matched = self.judge(batch.column(self.subject), |fate| match fate {
-            Fate::DropWithdrawn => {
-                keep.append(false);
-                c.removed_withdrawn += 1;
-            }
-            Fate::DropMissing => {
-                keep.append(false);
-                c.removed_missing += 1;
-            }
+    /// Fold one row's fate into `c` (rows in, removals, withheld fields).
+    pub fn count(&self, c: &mut ConsentCounts, fate: Fate) {
+        c.rows_in += 1;
+        match fate {
+            Fate::DropWithdrawn => c.removed_withdrawn += 1,
+            Fate::DropMissing => c.removed_missing += 1,
             Fate::Keep {
                 general_null,
                 separate_null,
             } => {
-                keep.append(true);
-                g_null.append(general_null);
-                s_null.append(general_null || separate_null);
                 c.general_withheld += u64::from(general_null);
-                c.separate_withheld += u64::from(general_null || separate_null);
+                if self.has_separate {
+                    c.separate_withheld += u64::from(general_null || separate_null);
+                }
+            }
+        }
+    }
+
+    /// Decide every row of `batch` (the plan's input).
+    pub(crate) fn decide(&self, batch: &RecordBatch) -> Result<Verdict> {
+        let n = batch.num_rows();
+        let mut c = ConsentCounts::default();
+        let mut keep = BooleanBufferBuilder::new(n);
+        let mut g_null = BooleanBufferBuilder::new(n);
+        let mut s_null = BooleanBufferBuilder::new(n);
+        c.matched = self.judge(batch.column(self.subject), |fate| {
+            self.count(&mut c, fate);
+            match fate {
+                Fate::DropWithdrawn | Fate::DropMissing => keep.append(false),
+                Fate::Keep {
+                    general_null,
+                    separate_null,
+                } => {
+                    keep.append(true);
+                    g_null.append(general_null);
+                    s_null.append(general_null || separate_null);
+                }
             }
         })?;
-        if !self.has_separate {
-            c.separate_withheld = 0;
-        }
         let keep = BooleanArray::new(keep.finish(), None);
         let all_kept = keep.true_count() == n;
         let g_null = BooleanArray::new(g_null.finish(), None);

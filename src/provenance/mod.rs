@@ -851,3 +851,54 @@ pub fn new_run_id() -> String {
         &h[20..32]
     )
 }
+
+/// `cl:consent`: the ledger read, how consent was judged, and what the gate did (`c`).
+pub fn consent_record(
+    ledger: &crate::plan::consent::Ledger,
+    spec: &crate::policy::consent::ConsentSpec,
+    c: &crate::plan::consent::ConsentCounts,
+) -> record::ConsentRecord {
+    let fields_nulled = spec
+        .consent_fields
+        .iter()
+        .map(|f| {
+            let n = if spec.separate_fields.contains(f) {
+                c.separate_withheld
+            } else {
+                c.general_withheld
+            };
+            (f.clone(), n)
+        })
+        .collect();
+    record::ConsentRecord {
+        ledger: ledger.shown.clone(),
+        ledger_sha256: ledger.sha256.clone(),
+        ledger_files: ledger.files as u64,
+        ledger_events: ledger.events,
+        purpose_events: ledger.purpose_events,
+        later_events: ledger.later_events,
+        duplicate_events: ledger.duplicates,
+        ledger_subjects: ledger.subjects,
+        as_of: ledger.as_of_text(),
+        purpose: spec.purpose.clone(),
+        subject: spec.subject.clone(),
+        subject_ids: keyword(&spec.subject_ids),
+        on_missing: keyword(&spec.on_missing),
+        on_withdrawn: keyword(&spec.on_withdrawn),
+        consent_fields: spec.consent_fields.clone(),
+        separate_consent_fields: spec.separate_fields.clone(),
+        rows_in: c.rows_in,
+        rows_released: c.rows_in - c.removed_withdrawn - c.removed_missing,
+        rows_removed_withdrawn: c.removed_withdrawn,
+        rows_removed_missing: c.removed_missing,
+        fields_nulled,
+    }
+}
+
+/// A policy keyword as the policy spells it.
+fn keyword<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}

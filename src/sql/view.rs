@@ -396,8 +396,9 @@ impl ConsentFunc {
     pub fn new(gate: Arc<ConsentGate>) -> Self {
         ConsentFunc {
             gate,
-            // Stable: the ledger was read once, before the query.
-            signature: Signature::new(TypeSignature::Any(1), Volatility::Stable),
+            // Deterministic, but volatile: the optimizer then neither copies nor moves it, so
+            // each row is judged (and counted in the gate's tally) once.
+            signature: Signature::new(TypeSignature::Any(1), Volatility::Volatile),
         }
     }
 }
@@ -427,9 +428,15 @@ impl ScalarUDFImpl for ConsentFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let ids = args.args[0].to_array(args.number_rows)?;
         let mut b = arrow::array::Int8Builder::with_capacity(ids.len());
-        self.gate
-            .judge(&ids, |f| b.append_value(f.code()))
+        let mut counts = crate::plan::consent::ConsentCounts::default();
+        counts.matched = self
+            .gate
+            .judge(&ids, |f| {
+                self.gate.count(&mut counts, f);
+                b.append_value(f.code())
+            })
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.gate.tally.add(&counts);
         Ok(ColumnarValue::Array(Arc::new(b.finish())))
     }
 }

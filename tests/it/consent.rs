@@ -349,6 +349,19 @@ fn sql_policy_view_releases_what_apply_releases() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read_csv_strings(&c.p("sql.csv")), applied);
+    // The query's record says what the view's gate judged: every row once, as apply did.
+    let (by_sql, by_apply) = (c.consent("sql.csv"), c.consent("out.csv"));
+    for k in [
+        "rowsIn",
+        "rowsReleased",
+        "rowsRemovedWithdrawn",
+        "fieldsNulled",
+        "ledgerSha256",
+    ] {
+        assert_eq!(by_sql[k], by_apply[k], "{k}");
+    }
+    let v = run(&["verify", c.p("sql.csv").to_str().unwrap()]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     // As of January c3 had withdrawn and c2 had not yet: the view says so too.
     let o = run(&[
         "sql",

@@ -86,50 +86,8 @@ impl RunContext {
         c: &crate::plan::consent::ConsentCounts,
     ) -> Option<crate::provenance::record::ConsentRecord> {
         let (ledger, spec) = self.consent.as_ref()?;
-        let fields_nulled = spec
-            .consent_fields
-            .iter()
-            .map(|f| {
-                let n = if spec.separate_fields.contains(f) {
-                    c.separate_withheld
-                } else {
-                    c.general_withheld
-                };
-                (f.clone(), n)
-            })
-            .collect();
-        Some(crate::provenance::record::ConsentRecord {
-            ledger: ledger.shown.clone(),
-            ledger_sha256: ledger.sha256.clone(),
-            ledger_files: ledger.files as u64,
-            ledger_events: ledger.events,
-            purpose_events: ledger.purpose_events,
-            later_events: ledger.later_events,
-            duplicate_events: ledger.duplicates,
-            ledger_subjects: ledger.subjects,
-            as_of: ledger.as_of_text(),
-            purpose: spec.purpose.clone(),
-            subject: spec.subject.clone(),
-            subject_ids: word(&spec.subject_ids),
-            on_missing: word(&spec.on_missing),
-            on_withdrawn: word(&spec.on_withdrawn),
-            consent_fields: spec.consent_fields.clone(),
-            separate_consent_fields: spec.separate_fields.clone(),
-            rows_in: c.rows_in,
-            rows_released: c.rows_in - c.removed_withdrawn - c.removed_missing,
-            rows_removed_withdrawn: c.removed_withdrawn,
-            rows_removed_missing: c.removed_missing,
-            fields_nulled,
-        })
+        Some(crate::provenance::consent_record(ledger, spec, c))
     }
-}
-
-/// A policy keyword as the policy spells it.
-fn word<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 pub(super) fn schema_pairs(schema: &SchemaRef) -> Vec<(String, String)> {
