@@ -61,6 +61,7 @@ def apply(
     delimiter: Optional[str] = None,
     consent_ledger: Optional[str] = None,
     as_of: Optional[str] = None,
+    ledger_memory: Optional[int] = None,
 ) -> str: ...
 def check(
     policy: Any,
@@ -72,6 +73,7 @@ def check(
     delimiter: Optional[str] = None,
     consent_ledger: Optional[str] = None,
     as_of: Optional[str] = None,
+    ledger_memory: Optional[int] = None,
 ) -> str: ...
 def scan(
     input: str,

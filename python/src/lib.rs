@@ -517,7 +517,7 @@ fn delimiter_byte(d: Option<char>) -> PyResult<Option<u8>> {
 #[pyo3(signature = (policy, input, output, keyring = None, *, overwrite = false,
     input_format = None, output_format = None, threads = None, sign_key = None,
     partition_by = None, zstd_level = 1, cluster = None, delimiter = None,
-    consent_ledger = None, as_of = None))]
+    consent_ledger = None, as_of = None, ledger_memory = None))]
 #[allow(clippy::too_many_arguments)]
 fn apply(
     py: Python<'_>,
@@ -536,14 +536,11 @@ fn apply(
     delimiter: Option<char>,
     consent_ledger: Option<String>,
     as_of: Option<String>,
+    ledger_memory: Option<u64>,
 ) -> PyResult<String> {
     let policy = policy_of(py, policy)?;
     let ring = keyring_of(py, keyring)?;
-    let as_of = as_of
-        .as_deref()
-        .map(cloakline::plan::consent::parse_as_of)
-        .transpose()
-        .map_err(|e| raise(py, &e))?;
+    let consent = consent_options(py, consent_ledger, as_of, ledger_memory)?;
     let cancel = Cancel::new();
     let mut job = cloakline::jobs::apply::Apply::new(
         policy,
@@ -558,12 +555,7 @@ fn apply(
     .with_partition_by(partition_by.unwrap_or_default())
     .with_zstd_level(zstd_level)
     .with_cluster(cluster)
-    .with_consent_ledger(
-        consent_ledger
-            .as_deref()
-            .map(cloakline::io::Location::parse),
-    )
-    .with_as_of(as_of)
+    .with_consent(consent)
     .with_cancel(cancel.clone());
     if let Some(t) = threads {
         job = job.with_threads(t);
@@ -575,10 +567,28 @@ fn apply(
     to_json(&summary)
 }
 
+/// The consent keywords of `apply` and `check`.
+fn consent_options(
+    py: Python<'_>,
+    ledger: Option<String>,
+    as_of: Option<String>,
+    memory: Option<u64>,
+) -> PyResult<cloakline::plan::consent::ConsentOptions> {
+    Ok(cloakline::plan::consent::ConsentOptions {
+        ledger: ledger.as_deref().map(cloakline::io::Location::parse),
+        as_of: as_of
+            .as_deref()
+            .map(cloakline::plan::consent::parse_as_of)
+            .transpose()
+            .map_err(|e| raise(py, &e))?,
+        memory,
+    })
+}
+
 /// `cloakline check`: the report (what `--json` prints), as JSON text.
 #[pyfunction]
 #[pyo3(signature = (policy, input, keyring = None, *, preview = true, cluster = None,
-    delimiter = None, consent_ledger = None, as_of = None))]
+    delimiter = None, consent_ledger = None, as_of = None, ledger_memory = None))]
 #[allow(clippy::too_many_arguments)]
 fn check(
     py: Python<'_>,
@@ -590,12 +600,9 @@ fn check(
     delimiter: Option<char>,
     consent_ledger: Option<String>,
     as_of: Option<String>,
+    ledger_memory: Option<u64>,
 ) -> PyResult<String> {
-    let as_of = as_of
-        .as_deref()
-        .map(cloakline::plan::consent::parse_as_of)
-        .transpose()
-        .map_err(|e| raise(py, &e))?;
+    let consent = consent_options(py, consent_ledger, as_of, ledger_memory)?;
     let mut read = cloakline::io::ReadOptions::default();
     if let Some(d) = delimiter_byte(delimiter)? {
         read = read.with_explicit_delimiter(d);
@@ -607,12 +614,7 @@ fn check(
             .with_preview(preview)
             .with_read_options(read)
             .with_cluster(cluster)
-            .with_consent(
-                consent_ledger
-                    .as_deref()
-                    .map(cloakline::io::Location::parse),
-                as_of,
-            );
+            .with_consent(consent);
     let report = run_job(py, Cancel::new(), job.run())?;
     to_json(&report)
 }

@@ -70,14 +70,8 @@ pub(crate) struct ApplyArgs {
     /// object-store URLs (docs/CLUSTER.md).
     #[arg(long, env = "CLOAKLINE_CLUSTER", value_name = "df://HOST:PORT")]
     cluster: Option<String>,
-    /// Read the consent ledger from here instead of the policy's `consent.ledger` (a path or
-    /// URL, e.g. a dated snapshot); see docs/CONSENT.md.
-    #[arg(long, value_name = "PATH|URL")]
-    consent_ledger: Option<String>,
-    /// Judge consent as of this time (RFC 3339, or a date meaning its midnight UTC) instead of
-    /// the run's start: ledger events after it are ignored.
-    #[arg(long, value_name = "TIME")]
-    as_of: Option<String>,
+    #[command(flatten)]
+    consent: super::ConsentArgs,
 }
 
 pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
@@ -96,18 +90,7 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
             "--partition-by writes a directory; name an --output directory, not `-`".into(),
         ));
     }
-    let as_of = a
-        .as_of
-        .as_deref()
-        .map(cloakline::plan::consent::parse_as_of)
-        .transpose()?;
-    if (a.as_of.is_some() || a.consent_ledger.is_some()) && policy.consent.is_none() {
-        return Err(Error::Usage(format!(
-            "--as-of and --consent-ledger apply to a policy with a `consent:` block, and {} has \
-             none (docs/CONSENT.md)",
-            a.policy.display()
-        )));
-    }
+    let consent = a.consent.options(Some((&policy, &a.policy)))?;
     let io = StdIo::prepare(&a)?;
     let mut job = Apply::new(policy, keyring, location(&io.input), location(&io.output))
         .with_storage_options(storage())
@@ -122,12 +105,7 @@ pub(crate) fn run(a: ApplyArgs, cancel: &Cancel) -> Result<()> {
         .with_sign_key(a.sign_key.clone())
         .with_openlineage(a.openlineage.clone(), &a.openlineage_namespace)
         .with_cluster(a.cluster.clone())
-        .with_consent_ledger(
-            a.consent_ledger
-                .as_deref()
-                .map(cloakline::io::Location::parse),
-        )
-        .with_as_of(as_of);
+        .with_consent(consent);
     if io.scratch.is_some() {
         if a.input.as_os_str() == "-" {
             job = job.with_input_shown_as("stdin");

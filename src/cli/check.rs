@@ -35,13 +35,8 @@ pub(crate) struct CheckArgs {
     /// executors read the input (a URL) in place and group it; the models are evaluated here.
     #[arg(long, env = "CLOAKLINE_CLUSTER", value_name = "df://HOST:PORT")]
     cluster: Option<String>,
-    /// Read the consent ledger from here instead of the policy's `consent.ledger`
-    /// (docs/CONSENT.md).
-    #[arg(long, value_name = "PATH|URL")]
-    consent_ledger: Option<String>,
-    /// Judge consent as of this time (RFC 3339, or a date) instead of now.
-    #[arg(long, value_name = "TIME")]
-    as_of: Option<String>,
+    #[command(flatten)]
+    consent: super::ConsentArgs,
 }
 
 pub(crate) fn run(c: CheckArgs) -> Result<()> {
@@ -58,20 +53,13 @@ pub(crate) fn run(c: CheckArgs) -> Result<()> {
     if let Some(d) = &c.delimiter {
         read = read.with_explicit_delimiter(delimiter(d)?);
     }
+    let consent = c.consent.options(Some((&policy, &c.policy)))?;
     let job = cloakline::jobs::check::Check::new(policy, keyring, location(&c.input))
         .with_storage_options(storage())
         .with_read_options(read)
         .with_preview(!c.no_preview)
         .with_cluster(c.cluster.clone())
-        .with_consent(
-            c.consent_ledger
-                .as_deref()
-                .map(cloakline::io::Location::parse),
-            c.as_of
-                .as_deref()
-                .map(cloakline::plan::consent::parse_as_of)
-                .transpose()?,
-        );
+        .with_consent(consent);
     let report = runtime()?.block_on(job.run())?;
     show(c.json, &report, || report.to_text());
     if report.passes() {

@@ -82,6 +82,68 @@ pub(crate) struct FormatArgs {
     all_strings: bool,
 }
 
+/// How `apply`, `check` and `sql --policy` read and judge a policy's consent ledger.
+#[derive(Args)]
+pub(crate) struct ConsentArgs {
+    /// Read the consent ledger from here instead of the policy's `consent.ledger` (a path or
+    /// URL, e.g. a dated snapshot); see docs/CONSENT.md.
+    #[arg(long, value_name = "PATH|URL")]
+    consent_ledger: Option<String>,
+    /// Judge consent as of this time (RFC 3339, or a date meaning its midnight UTC) instead of
+    /// the run's start: ledger events after it are ignored.
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
+    /// Memory the consent ledger's subject map may take (e.g. 512MiB, 4GiB); a larger ledger
+    /// is reduced on disk in the temporary directory instead, and looked up there.
+    #[arg(
+        long,
+        env = "CLOAKLINE_LEDGER_MEMORY",
+        value_name = "SIZE",
+        default_value = "1GiB"
+    )]
+    ledger_memory: String,
+}
+
+impl ConsentArgs {
+    /// The job's options; an error when they are given for a policy without a `consent:`
+    /// block (`policy`: its path, `None` without a policy).
+    pub(crate) fn options(
+        &self,
+        policy: Option<(&Policy, &Path)>,
+    ) -> Result<cloakline::plan::consent::ConsentOptions> {
+        use cloakline::plan::consent::{parse_as_of, parse_size};
+        let memory = parse_size(&self.ledger_memory)
+            .map_err(|e| Error::Usage(format!("--ledger-memory: {e}")))?;
+        let given = self.as_of.is_some() || self.consent_ledger.is_some();
+        match policy {
+            Some((p, _)) if p.consent.is_some() => {}
+            _ if !given => {}
+            Some((_, path)) => {
+                return Err(Error::Usage(format!(
+                    "--as-of and --consent-ledger apply to a policy with a `consent:` block, \
+                     and {} has none (docs/CONSENT.md)",
+                    path.display()
+                )));
+            }
+            None => {
+                return Err(Error::Usage(
+                    "--as-of and --consent-ledger apply to a policy view (--policy) whose policy \
+                     has a `consent:` block"
+                        .into(),
+                ));
+            }
+        }
+        Ok(cloakline::plan::consent::ConsentOptions {
+            ledger: self
+                .consent_ledger
+                .as_deref()
+                .map(cloakline::io::Location::parse),
+            as_of: self.as_of.as_deref().map(parse_as_of).transpose()?,
+            memory: Some(memory),
+        })
+    }
+}
+
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static JSON_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

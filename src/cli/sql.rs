@@ -28,13 +28,8 @@ pub(crate) struct SqlArgs {
     /// all; the result comes back here. Executors transform with their own keyrings.
     #[arg(long, env = "CLOAKLINE_CLUSTER", value_name = "df://HOST:PORT")]
     cluster: Option<String>,
-    /// With --policy whose policy has a `consent:` block: read the ledger from here instead
-    /// of the policy's `consent.ledger` (docs/CONSENT.md).
-    #[arg(long, value_name = "PATH|URL")]
-    consent_ledger: Option<String>,
-    /// Judge consent as of this time (RFC 3339, or a date) instead of now.
-    #[arg(long, value_name = "TIME")]
-    as_of: Option<String>,
+    #[command(flatten)]
+    consent: super::ConsentArgs,
     /// Also run DDL (CREATE EXTERNAL TABLE), DML (COPY … TO, INSERT) and statements (SET).
     /// Off by default: they read and write arbitrary files with no policy and no provenance.
     #[arg(long)]
@@ -54,6 +49,9 @@ pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
         refuse_collisions(&ins, &[("--output", o), ("its provenance", &side)])?;
     }
     let policy = q.policy.as_deref().map(load_policy).transpose()?;
+    let consent = q
+        .consent
+        .options(policy.as_ref().zip(q.policy.as_deref()))?;
     let keyring = match &q.keyring.keyring {
         Some(p) => load_keyring(p)?,
         None => Keyring::default(),
@@ -63,15 +61,7 @@ pub(crate) fn run(q: SqlArgs, cancel: &Cancel) -> Result<()> {
         .with_policy(policy.map(Arc::new))
         .allow_unsafe(q.allow_unsafe_sql)
         .with_cluster(q.cluster.clone())
-        .with_consent(
-            q.consent_ledger
-                .as_deref()
-                .map(cloakline::io::Location::parse),
-            q.as_of
-                .as_deref()
-                .map(cloakline::plan::consent::parse_as_of)
-                .transpose()?,
-        )
+        .with_consent(consent)
         .with_cancel(cancel.clone())
         .with_storage_options(storage())
         .with_read_options(ReadOptions::default().with_delimiter(delimiter(&q.delimiter)?));

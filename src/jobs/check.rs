@@ -22,8 +22,7 @@ pub struct Check {
     storage: StorageOptions,
     /// A cluster's scheduler (`df://host:port`): the grouping runs there.
     cluster: Option<String>,
-    consent_ledger: Option<Location>,
-    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    consent: crate::plan::consent::ConsentOptions,
 }
 
 impl Check {
@@ -40,20 +39,14 @@ impl Check {
             preview: true,
             storage: StorageOptions::default(),
             cluster: None,
-            consent_ledger: None,
-            as_of: None,
+            consent: Default::default(),
         }
     }
 
-    /// With a `consent:` block: read the ledger from `ledger` instead of the policy's, and
-    /// judge consent as of `as_of` instead of now.
-    pub fn with_consent(
-        mut self,
-        ledger: Option<Location>,
-        as_of: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Self {
-        self.consent_ledger = ledger;
-        self.as_of = as_of;
+    /// With a `consent:` block: read the ledger from `o.ledger` instead of the policy's,
+    /// judge consent as of `o.as_of` instead of now, keep its map within `o.memory`.
+    pub fn with_consent(mut self, o: crate::plan::consent::ConsentOptions) -> Self {
+        self.consent = o;
         self
     }
 
@@ -106,10 +99,18 @@ impl Check {
             Some(c) => {
                 use crate::plan::consent::{Ledger, ledger_location};
                 let (loc, ledger_shown) =
-                    ledger_location(c, &self.policy.source, self.consent_ledger.as_ref())?;
-                let at = self.as_of.unwrap_or_else(chrono::Utc::now);
+                    ledger_location(c, &self.policy.source, self.consent.ledger.as_ref())?;
+                let at = self.consent.as_of.unwrap_or_else(chrono::Utc::now);
                 Some(Arc::new(
-                    Ledger::load(&loc, &ledger_shown, c, at, &self.storage).await?,
+                    Ledger::load(
+                        &loc,
+                        &ledger_shown,
+                        c,
+                        at,
+                        self.consent.budget(),
+                        &self.storage,
+                    )
+                    .await?,
                 ))
             }
         };

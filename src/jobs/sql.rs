@@ -59,8 +59,7 @@ pub struct SqlJob {
     /// A cluster's scheduler (`df://host:port`): the query runs there.
     cluster: Option<String>,
     /// The consent ledger instead of the policy's, and the time consent is judged at.
-    consent_ledger: Option<Location>,
-    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    consent: crate::plan::consent::ConsentOptions,
     /// The policy view's consent gate, once registered: its tally goes into the record.
     gate: Arc<std::sync::Mutex<Option<Arc<crate::plan::consent::ConsentGate>>>>,
     /// On a cluster, URL tables are read in place: their objects as listed (URL, ETag,
@@ -84,22 +83,17 @@ impl SqlJob {
             shown: Vec::new(),
             fetched: Vec::new(),
             cluster: None,
-            consent_ledger: None,
-            as_of: None,
+            consent: Default::default(),
             gate: Default::default(),
             listed: Vec::new(),
         }
     }
 
-    /// With a policy that has a `consent:` block: read the ledger from `ledger` instead of
-    /// the policy's, and judge consent as of `as_of` instead of now.
-    pub fn with_consent(
-        mut self,
-        ledger: Option<Location>,
-        as_of: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Self {
-        self.consent_ledger = ledger;
-        self.as_of = as_of;
+    /// With a policy that has a `consent:` block: read the ledger from `o.ledger` instead of
+    /// the policy's, judge consent as of `o.as_of` instead of now, keep its map within
+    /// `o.memory`.
+    pub fn with_consent(mut self, o: crate::plan::consent::ConsentOptions) -> Self {
+        self.consent = o;
         self
     }
 
@@ -340,9 +334,17 @@ impl SqlJob {
                 Some(c) => {
                     use crate::plan::consent::{ConsentGate, Ledger, ledger_location};
                     let (loc, ledger_shown) =
-                        ledger_location(c, &p.source, self.consent_ledger.as_ref())?;
-                    let at = self.as_of.unwrap_or_else(chrono::Utc::now);
-                    let ledger = Ledger::load(&loc, &ledger_shown, c, at, &self.storage).await?;
+                        ledger_location(c, &p.source, self.consent.ledger.as_ref())?;
+                    let at = self.consent.as_of.unwrap_or_else(chrono::Utc::now);
+                    let ledger = Ledger::load(
+                        &loc,
+                        &ledger_shown,
+                        c,
+                        at,
+                        self.consent.budget(),
+                        &self.storage,
+                    )
+                    .await?;
                     let df = ctx
                         .table(first.name.as_str())
                         .await

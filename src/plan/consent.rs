@@ -3,12 +3,16 @@
 //! fields of subjects whose consent is withdrawn or missing.
 //!
 //! The ledger is read once into a hash map (subject id → the latest event of each consent
-//! type for the policy's purpose); the gate looks each row's subject up in it.
+//! type for the policy's purpose); the gate looks each row's subject up in it. A ledger whose
+//! map would exceed the memory budget is reduced on disk instead ([`spill`]), by the same rule.
+
+mod spill;
 
 use std::collections::BTreeSet;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,9 +48,68 @@ pub struct Ledger {
     pub as_of: DateTime<Utc>,
     /// Subjects with at least one event for the purpose as of `as_of`.
     pub subjects: u64,
-    /// By the key's top bits ([`part`]): built partition by partition, cache-sized.
-    maps: Vec<IdMap<[Slot; 2]>>,
+    /// Bytes of the state on disk when it exceeded the memory budget (`None`: in memory).
+    pub spilled: Option<u64>,
+    state: State,
     ids: IdHasher,
+}
+
+/// Where the subjects' standings are.
+enum State {
+    /// By the key's top bits ([`part`]): built partition by partition, cache-sized.
+    Memory(Vec<IdMap<[Slot; 2]>>),
+    /// Sorted on disk, larger than the memory budget.
+    Disk(spill::DiskState),
+}
+
+/// Memory the ledger's map may take before it is reduced on disk instead (`--ledger-memory`).
+pub const DEFAULT_LEDGER_MEMORY: u64 = 1 << 30;
+
+/// How a job reads and judges the consent ledger; every part is optional.
+#[derive(Clone, Debug, Default)]
+pub struct ConsentOptions {
+    /// Read the ledger here instead of the policy's `consent.ledger` (e.g. a dated snapshot).
+    pub ledger: Option<Location>,
+    /// Judge consent as of this instant instead of the run's start.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Bytes the ledger's map may take before it is reduced on disk instead (default
+    /// [`DEFAULT_LEDGER_MEMORY`]).
+    pub memory: Option<u64>,
+}
+
+impl ConsentOptions {
+    /// Whether anything was given (a policy without a `consent:` block takes none).
+    pub fn is_set(&self) -> bool {
+        self.ledger.is_some() || self.as_of.is_some() || self.memory.is_some()
+    }
+
+    pub fn budget(&self) -> u64 {
+        self.memory.unwrap_or(DEFAULT_LEDGER_MEMORY)
+    }
+}
+
+/// A size such as `512MiB`, `2GiB`, `64M` or `1000000` (bytes); `K`, `M`, `G` and `T` are
+/// powers of 1024, with or without `iB`/`B`.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => Some(0),
+        "K" | "KB" | "KIB" => Some(10),
+        "M" | "MB" | "MIB" => Some(20),
+        "G" | "GB" | "GIB" => Some(30),
+        "T" | "TB" | "TIB" => Some(40),
+        _ => None,
+    };
+    match (n.parse::<u64>().ok(), shift) {
+        (Some(n), Some(shift)) => n
+            .checked_mul(1u64 << shift)
+            .ok_or_else(|| Error::Usage(format!("size {s}: too large"))),
+        _ => Err(Error::Usage(format!(
+            "size {s}: give a number of bytes with an optional unit (512MiB, 2GiB, 64M)"
+        ))),
+    }
 }
 
 // Summarised: the map is large, and a dump of it helps no one.
@@ -59,6 +122,7 @@ impl std::fmt::Debug for Ledger {
             .field("as_of", &self.as_of)
             .field("events", &self.events)
             .field("subjects", &self.subjects)
+            .field("spilled", &self.spilled)
             .finish_non_exhaustive()
     }
 }
@@ -90,29 +154,54 @@ struct Build {
     maps: Vec<IdMap<[Slot; 2]>>,
     parts: Vec<Vec<Ev>>,
     buffered: usize,
+    /// Events buffered before a flush: [`BUFFERED`], or less under a small budget.
+    flush_at: usize,
+    budget: u64,
     duplicates: u64,
     /// Undecided conflicts (subject, type) → (file index, row) of the second event.
     conflicts: HashMap<(u128, u8), (u32, u64)>,
 }
 
 impl Build {
-    fn new() -> Self {
+    fn new(budget: u64) -> Self {
+        let per_event = std::mem::size_of::<Ev>() as u64;
         Build {
             maps: (0..PARTS).map(|_| IdMap::default()).collect(),
             parts: (0..PARTS).map(|_| Vec::new()).collect(),
             buffered: 0,
+            flush_at: usize::try_from(budget / per_event / 2)
+                .unwrap_or(usize::MAX)
+                .clamp(1, BUFFERED),
+            budget,
             duplicates: 0,
             conflicts: HashMap::new(),
         }
     }
 
-    fn push(&mut self, ev: Ev) -> Result<()> {
+    /// Buffer one event; `Break` once the map outgrows the budget.
+    fn push(&mut self, ev: Ev) -> Result<ControlFlow<()>> {
         self.parts[part(ev.key)].push(ev);
         self.buffered += 1;
-        if self.buffered >= BUFFERED {
+        if self.buffered >= self.flush_at {
             self.flush()?;
+            if self.bytes() > self.budget {
+                return Ok(ControlFlow::Break(()));
+            }
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Memory held: the maps' tables (entry and control byte per bucket), the buffers and
+    /// the open conflicts.
+    fn bytes(&self) -> u64 {
+        let entry = std::mem::size_of::<(u128, [Slot; 2])>() as u64 + 1;
+        let maps: u64 = self.maps.iter().map(|m| m.capacity() as u64 * entry).sum();
+        let bufs: u64 = self
+            .parts
+            .iter()
+            .map(|p| (p.capacity() * std::mem::size_of::<Ev>()) as u64)
+            .sum();
+        maps + bufs + self.conflicts.len() as u64 * 64
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -262,17 +351,23 @@ const SEPARATE: usize = 1;
 
 impl Ledger {
     /// The standing of `subject` for (general, separate) consent.
-    pub fn standing(&self, subject: &str) -> (Standing, Standing) {
-        let of = |s: &Slot| match s.given {
+    pub fn standing(&self, subject: &str) -> Result<(Standing, Standing)> {
+        let of = |s: Option<bool>| match s {
             None => Standing::Missing,
             Some(true) => Standing::Given,
             Some(false) => Standing::Withdrawn,
         };
         let key = self.ids.key(subject);
-        match self.maps[part(key)].get(&key) {
+        let slots = match &self.state {
+            State::Memory(maps) => maps[part(key)]
+                .get(&key)
+                .map(|s| [s[GENERAL].given, s[SEPARATE].given]),
+            State::Disk(d) => d.get(key)?,
+        };
+        Ok(match slots {
             None => (Standing::Missing, Standing::Missing),
-            Some(slots) => (of(&slots[GENERAL]), of(&slots[SEPARATE])),
-        }
+            Some([g, s]) => (of(g), of(s)),
+        })
     }
 
     /// As-of time as recorded (RFC 3339, UTC).
@@ -280,12 +375,14 @@ impl Ledger {
         self.as_of.to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 
-    /// Read the ledger at `loc` (a URL is fetched first) for `spec`'s purpose as of `as_of`.
+    /// Read the ledger at `loc` (a URL is fetched first) for `spec`'s purpose as of `as_of`,
+    /// in memory up to `budget` bytes and on disk beyond.
     pub async fn load(
         loc: &Location,
         shown: &str,
         spec: &ConsentSpec,
         as_of: DateTime<Utc>,
+        budget: u64,
         storage: &crate::io::store::StorageOptions,
     ) -> Result<Ledger> {
         match loc {
@@ -299,7 +396,7 @@ impl Ledger {
                             .map(|(rel, f)| Ok((rel.clone(), crate::io::sha256_file(f)?.0)))
                             .collect::<Result<Vec<_>>>()
                     });
-                    let read = read_ledger(shown, &files, spec, as_of);
+                    let read = read_ledger(shown, &files, spec, as_of, budget);
                     let digests = hashing.join().unwrap_or_else(|_| {
                         Err(Error::Internal(
                             "hashing the consent ledger panicked".into(),
@@ -337,7 +434,7 @@ impl Ledger {
                     .iter()
                     .map(|(r, p, _)| (r.clone(), p.clone()))
                     .collect();
-                let ledger = read_ledger(shown, &files, spec, as_of);
+                let ledger = read_ledger(shown, &files, spec, as_of, budget);
                 drop(scratch);
                 let mut ledger = ledger?;
                 ledger.sha256 = ledger_digest(
@@ -461,13 +558,140 @@ fn at_row(shown: &str, rel: &str, row: u64, what: String) -> Error {
 }
 
 /// The ledger's state from its files (its digest is the caller's: computed meanwhile, or
-/// while the store streamed it).
+/// while the store streamed it). The map is built in memory; if it outgrows `budget` bytes
+/// the files are read again and reduced on disk ([`spill`]), by the same rule.
 fn read_ledger(
     shown: &str,
     files: &[(String, PathBuf)],
     spec: &ConsentSpec,
     as_of: DateTime<Utc>,
+    budget: u64,
 ) -> Result<Ledger> {
+    let ids = IdHasher::default();
+    let mut build = Build::new(budget);
+    let mut scanned = scan(shown, files, spec, as_of, &ids, &mut |ev| build.push(ev))?;
+    let over = scanned.stopped || {
+        build.flush()?;
+        build.bytes() > budget
+    };
+    let (state, subjects, duplicates, conflict, spilled) = if !over {
+        let subjects = build.maps.iter().map(|m| m.len() as u64).sum();
+        let conflict = build.conflicts.values().min().copied();
+        (
+            State::Memory(build.maps),
+            subjects,
+            build.duplicates,
+            conflict,
+            None,
+        )
+    } else {
+        drop(build);
+        tracing::info!(
+            budget_bytes = budget,
+            "consent: the ledger's map exceeds the memory budget (--ledger-memory); reducing it on disk"
+        );
+        let mut spill = spill::Spill::create()?;
+        scanned = scan(shown, files, spec, as_of, &ids, &mut |ev| spill.push(ev))?;
+        let r = spill.finish()?;
+        let state = r
+            .state
+            .ok_or_else(|| Error::Internal("the spilled consent ledger has no state".into()))?;
+        tracing::info!(
+            subjects = r.subjects,
+            state_bytes = r.bytes,
+            index_bytes = state.index_bytes(),
+            "consent: ledger reduced on disk"
+        );
+        (
+            State::Disk(state),
+            r.subjects,
+            r.duplicates,
+            r.conflict,
+            Some(r.bytes),
+        )
+    };
+    if let Some((file, row)) = conflict {
+        let rel = files.get(file as usize).map(|f| f.0.as_str()).unwrap_or("");
+        return Err(at_row(
+            shown,
+            rel,
+            row,
+            "this subject's latest events for the purpose are both `given` and `withdrawn` at \
+             the same timestamp; the ledger must order them (give one a later timestamp, or \
+             remove the wrong one)"
+                .into(),
+        ));
+    }
+    if !scanned.any_for_purpose {
+        // Only id-like values are shown: a file that is not a ledger may hold data there.
+        let id_like = |p: &&String| {
+            p.len() <= 64
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:-/".contains(c))
+        };
+        let mut known: Vec<String> = scanned
+            .known_purposes
+            .iter()
+            .filter(id_like)
+            .take(20)
+            .map(|p| format!("`{p}`"))
+            .collect();
+        let hidden = scanned.known_purposes.len() - known.len();
+        if hidden > 0 {
+            known.push(format!("{hidden} other values not shown"));
+        }
+        return Err(Error::Consent {
+            ledger: shown.to_string(),
+            message: format!(
+                "purpose `{}` is unknown to the ledger (no event names it); its purposes are {}. \
+                 The policy's `consent.purpose` must be a purpose id the ledger uses",
+                spec.purpose,
+                if known.is_empty() {
+                    "none (the ledger is empty)".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        });
+    }
+    Ok(Ledger {
+        shown: shown.to_string(),
+        sha256: String::new(),
+        files: files.len(),
+        events: scanned.events,
+        purpose_events: scanned.purpose_events,
+        later_events: scanned.later_events,
+        duplicates,
+        purpose: spec.purpose.clone(),
+        as_of,
+        subjects,
+        spilled,
+        state,
+        ids,
+    })
+}
+
+/// What one pass over the ledger's files saw.
+struct Scanned {
+    events: u64,
+    purpose_events: u64,
+    later_events: u64,
+    any_for_purpose: bool,
+    known_purposes: BTreeSet<String>,
+    /// The sink stopped the pass early.
+    stopped: bool,
+}
+
+/// Read every event of the ledger's files, in order, validating each; the purpose's events
+/// as of `as_of` go to `sink` until it breaks.
+fn scan(
+    shown: &str,
+    files: &[(String, PathBuf)],
+    spec: &ConsentSpec,
+    as_of: DateTime<Utc>,
+    ids: &IdHasher,
+    sink: &mut dyn FnMut(Ev) -> Result<ControlFlow<()>>,
+) -> Result<Scanned> {
     let cols = &spec.columns;
     let as_of_us = as_of.timestamp_micros();
     // Text formats are read as text: an id like `007` stays `007`.
@@ -475,11 +699,10 @@ fn read_ledger(
         all_strings: true,
         ..ReadOptions::default()
     };
-    let ids = IdHasher::default();
-    let mut build = Build::new();
     let mut known_purposes = BTreeSet::new();
     let (mut events, mut purpose_events, mut later_events) = (0u64, 0u64, 0u64);
     let mut any_for_purpose = false;
+    let mut stopped = false;
     for (file, (rel, path)) in files.iter().enumerate() {
         let file = u32::try_from(file).unwrap_or(u32::MAX);
         let format = spec
@@ -634,76 +857,33 @@ fn read_ledger(
                         },
                     };
                     purpose_events += 1;
-                    build.push(Ev {
+                    let ev = Ev {
                         key: ids.key(subject.value(r)),
                         at,
                         row,
                         file,
                         slot: slot as u8,
                         given,
-                    })?;
+                    };
+                    if sink(ev)?.is_break() {
+                        stopped = true;
+                        return Ok(());
+                    }
                 }
             }
             Ok(())
         })?;
-    }
-    build.flush()?;
-    if let Some((file, row)) = build.conflicts.values().min().copied() {
-        let rel = files.get(file as usize).map(|f| f.0.as_str()).unwrap_or("");
-        return Err(at_row(
-            shown,
-            rel,
-            row,
-            "this subject's latest events for the purpose are both `given` and `withdrawn` at \
-             the same timestamp; the ledger must order them (give one a later timestamp, or \
-             remove the wrong one)"
-                .into(),
-        ));
-    }
-    if !any_for_purpose {
-        // Only id-like values are shown: a file that is not a ledger may hold data there.
-        let id_like = |p: &&String| {
-            p.len() <= 64
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._:-/".contains(c))
-        };
-        let mut known: Vec<String> = known_purposes
-            .iter()
-            .filter(id_like)
-            .take(20)
-            .map(|p| format!("`{p}`"))
-            .collect();
-        let hidden = known_purposes.len() - known.len();
-        if hidden > 0 {
-            known.push(format!("{hidden} other values not shown"));
+        if stopped {
+            break;
         }
-        return Err(Error::Consent {
-            ledger: shown.to_string(),
-            message: format!(
-                "purpose `{}` is unknown to the ledger (no event names it); its purposes are {}. \
-                 The policy's `consent.purpose` must be a purpose id the ledger uses",
-                spec.purpose,
-                if known.is_empty() {
-                    "none (the ledger is empty)".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        });
     }
-    Ok(Ledger {
-        shown: shown.to_string(),
-        sha256: String::new(),
-        files: files.len(),
+    Ok(Scanned {
         events,
         purpose_events,
         later_events,
-        duplicates: build.duplicates,
-        purpose: spec.purpose.clone(),
-        as_of,
-        subjects: build.maps.iter().map(|m| m.len() as u64).sum(),
-        maps: build.maps,
-        ids,
+        any_for_purpose,
+        known_purposes,
+        stopped,
     })
 }
 
@@ -1080,7 +1260,7 @@ impl ConsentGate {
             let (g, s) = if ids.is_null(r) {
                 (Standing::Missing, Standing::Missing)
             } else {
-                self.ledger.standing(ids.value(r))
+                self.ledger.standing(ids.value(r))?
             };
             if g != Standing::Missing {
                 matched += 1;
@@ -1242,15 +1422,15 @@ mod tests {
         let spec = policy.consent.as_ref().unwrap();
         let files = vec![(String::new(), path.clone())];
         let at = |d: &str| parse_as_of(d).unwrap();
-        let l = read_ledger("l.csv", &files, spec, at("2026-06-01")).unwrap();
+        let l = read_ledger("l.csv", &files, spec, at("2026-06-01"), 1 << 30).unwrap();
         assert_eq!(l.subjects, 40);
         assert_eq!(l.duplicates, 20);
-        assert_eq!(l.standing("s1").0, Standing::Withdrawn);
-        assert_eq!(l.standing("s2").0, Standing::Withdrawn);
-        assert_eq!(l.standing("s3").0, Standing::Given);
-        assert_eq!(l.standing("s40").0, Standing::Missing);
+        assert_eq!(l.standing("s1").unwrap().0, Standing::Withdrawn);
+        assert_eq!(l.standing("s2").unwrap().0, Standing::Withdrawn);
+        assert_eq!(l.standing("s3").unwrap().0, Standing::Given);
+        assert_eq!(l.standing("s40").unwrap().0, Standing::Missing);
         // Before the settling event, s1's conflict decides: an error at its row (41).
-        let e = read_ledger("l.csv", &files, spec, at("2026-01-15"))
+        let e = read_ledger("l.csv", &files, spec, at("2026-01-15"), 1 << 30)
             .unwrap_err()
             .to_string();
         assert!(e.contains("row 41:"), "{e}");

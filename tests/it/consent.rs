@@ -384,6 +384,87 @@ fn sql_policy_view_releases_what_apply_releases() {
     assert_eq!(score("c3").as_deref(), Some(""));
 }
 
+/// A ledger over `--ledger-memory` is reduced on disk: the release, its record and the SQL
+/// view are the in-memory run's, and the scratch files are gone afterwards.
+#[test]
+fn a_ledger_over_its_memory_budget_is_reduced_on_disk_with_the_same_release() {
+    let c = Case::new(
+        DATA,
+        LEDGER,
+        &policy_text("  on_withdrawn: null_fields\n", ""),
+    );
+    let tmp = c.p("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let spilled = |args: &[&str]| {
+        let mut cmd = bin();
+        cmd.env("TMPDIR", &tmp)
+            .env("CLOAKLINE_LOG", "info")
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let in_memory = c.apply_ok("mem.csv", &["--as-of", "2026-04-01"]);
+    let o = spilled(&[
+        "apply",
+        "--policy",
+        c.p("p.yaml").to_str().unwrap(),
+        "--keyring",
+        c.ring.to_str().unwrap(),
+        "--input",
+        c.p("data.csv").to_str().unwrap(),
+        "--output",
+        c.p("disk.csv").to_str().unwrap(),
+        "--as-of",
+        "2026-04-01",
+        "--ledger-memory",
+        "1B",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("reducing it on disk"), "{}", stderr(&o));
+    // Tokens are deterministic: the two releases are byte-identical.
+    assert_eq!(read_csv_strings(&c.p("disk.csv")), in_memory);
+    let (mem, disk) = (c.consent("mem.csv"), c.consent("disk.csv"));
+    for k in [
+        "rowsIn",
+        "rowsReleased",
+        "rowsRemovedWithdrawn",
+        "rowsRemovedMissing",
+        "fieldsNulled",
+        "ledgerSha256",
+        "ledgerSubjects",
+        "duplicateEvents",
+    ] {
+        assert_eq!(mem[k], disk[k], "{k}");
+    }
+    let o = spilled(&[
+        "sql",
+        "--policy",
+        c.p("p.yaml").to_str().unwrap(),
+        "--keyring",
+        c.ring.to_str().unwrap(),
+        "--table",
+        &format!("c={}", c.p("data.csv").display()),
+        "--as-of",
+        "2026-04-01",
+        "--ledger-memory",
+        "1",
+        "--output",
+        c.p("sql.csv").to_str().unwrap(),
+        "SELECT * FROM c_shared ORDER BY customer_id",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_csv_strings(&c.p("sql.csv")), in_memory);
+    assert!(
+        dir_names(&tmp).is_empty(),
+        "scratch left behind: {:?}",
+        dir_names(&tmp)
+    );
+    // A size that is not one is a usage error (exit 2), before anything is read.
+    let o = c.apply("bad.csv", &["--ledger-memory", "lots"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--ledger-memory"), "{}", stderr(&o));
+    nothing_written(c.dir.path());
+}
+
 #[test]
 fn verify_checks_the_ledger_digest_and_the_counts() {
     let c = Case::new(DATA, LEDGER, &policy_text("", ""));
@@ -669,6 +750,7 @@ mod arrays {
             "ledger.csv",
             spec,
             at,
+            1 << 30,
             &Default::default(),
         ))
         .unwrap_or_else(|e| {
@@ -697,6 +779,7 @@ mod arrays {
             "ledger.csv",
             spec,
             chrono::Utc::now(),
+            1 << 30,
             &Default::default(),
         ))
         .unwrap_err()
@@ -825,6 +908,7 @@ mod props {
             events in prop::collection::vec((0u8..6, any::<bool>(), any::<bool>(), 1u8..10), 1..30),
             data in prop::collection::vec(0u8..8, 0..40),
             as_of in 0u8..11,
+            spill in any::<bool>(),
         ) {
             let dir = tempfile::tempdir().unwrap();
             let mut ledger = String::from("subject_id,purpose,event,timestamp\n");
@@ -846,13 +930,17 @@ mod props {
             let at = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
                 + chrono::Duration::days(i64::from(as_of) - 1);
             let loc = cloakline::io::Location::Local(dir.path().join("ledger.csv"));
-            let loaded = block_on(Ledger::load(&loc, "ledger.csv", policy.consent.as_ref().unwrap(), at, &Default::default()));
+            // A budget of one byte reduces the ledger on disk; either way the model decides.
+            let budget = if spill { 1 } else { 1 << 30 };
+            let loaded = block_on(Ledger::load(&loc, "ledger.csv", policy.consent.as_ref().unwrap(), at, budget, &Default::default()));
             let expected = model(&events, as_of);
             let Some(expected) = expected else {
                 prop_assert!(loaded.is_err(), "a conflict must stop the run");
                 return Ok(());
             };
             let ledger = loaded.unwrap();
+            // An empty map fits any budget.
+            prop_assert_eq!(ledger.spilled.is_some(), spill && ledger.subjects > 0);
             let ids: Vec<String> = data.iter().map(|s| format!("s{s}")).collect();
             let schema = Arc::new(Schema::new(vec![
                 Field::new("id", DataType::Utf8, true),
@@ -876,6 +964,52 @@ mod props {
                 .map(|s| format!("s{s}"))
                 .collect();
             prop_assert_eq!(got, want);
+        }
+
+        /// In memory and on disk, a ledger yields the same standings, counts and errors,
+        /// duplicates and conflicts included (both reduce events by one rule, in read order).
+        #[test]
+        fn a_ledger_reduced_on_disk_agrees_with_the_map(
+            events in prop::collection::vec((0u8..40, any::<bool>(), any::<bool>(), 1u8..6, any::<bool>()), 1..120),
+            as_of in 0u8..7,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut ledger = String::from("subject_id,purpose,event,timestamp,consent_type\n");
+            for (s, p, g, d, sep) in &events {
+                ledger.push_str(&format!(
+                    "s{s},{},{},2026-01-{d:02},{}\n",
+                    if *p { "p" } else { "q" },
+                    if *g { "given" } else { "withdrawn" },
+                    if *sep { "separate_consent" } else { "consent" },
+                ));
+            }
+            ledger.push_str("s99,p,given,2026-02-01,consent\n");
+            std::fs::write(dir.path().join("ledger.csv"), ledger).unwrap();
+            let text = format!(
+                "{HEAD}consent:\n  ledger: ledger.csv\n  subject: id\n  purpose: p\n\
+                 fields:\n  id: {{ action: keep, basis: contract }}\n  v: {{ action: keep, basis: consent }}\n"
+            );
+            let policy = Policy::load(&write_policy(dir.path(), &text)).unwrap();
+            let at = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+                + chrono::Duration::days(i64::from(as_of) - 1);
+            let loc = cloakline::io::Location::Local(dir.path().join("ledger.csv"));
+            let load = |budget| block_on(Ledger::load(&loc, "ledger.csv", policy.consent.as_ref().unwrap(), at, budget, &Default::default()));
+            match (load(1 << 30), load(1)) {
+                (Ok(m), Ok(d)) => {
+                    prop_assert!(m.spilled.is_none());
+                    prop_assert_eq!(d.spilled.is_some(), d.subjects > 0);
+                    prop_assert_eq!(
+                        (m.subjects, m.duplicates, m.events, m.purpose_events, m.later_events),
+                        (d.subjects, d.duplicates, d.events, d.purpose_events, d.later_events)
+                    );
+                    for i in (0..40).chain([99, 1000]) {
+                        let id = format!("s{i}");
+                        prop_assert_eq!(m.standing(&id).unwrap(), d.standing(&id).unwrap(), "{}", id);
+                    }
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => prop_assert!(false, "memory {:?} but disk {:?}", a.map(|_| ()), b.map(|_| ())),
+            }
         }
     }
 }

@@ -102,10 +102,9 @@ pub struct Apply {
     partition_by: Vec<String>,
     /// A cluster's scheduler (`df://host:port`): its executors write the files.
     cluster: Option<String>,
-    /// The consent ledger instead of the policy's `consent.ledger`.
-    consent_ledger: Option<Location>,
-    /// The instant consent is judged at (default: the run's start).
-    as_of: Option<DateTime<Utc>>,
+    /// The consent ledger to read instead of the policy's, the instant consent is judged at
+    /// (default: the run's start) and the ledger's memory budget.
+    consent: crate::plan::consent::ConsentOptions,
 }
 
 /// What a run did (the CLI prints it with `--json`).
@@ -284,8 +283,7 @@ impl Apply {
             streams: None,
             partition_by: Vec::new(),
             cluster: None,
-            consent_ledger: None,
-            as_of: None,
+            consent: Default::default(),
             input_format: None,
             output_format: None,
             read: ReadOptions::default(),
@@ -418,17 +416,11 @@ impl Apply {
     /// Write on the cluster whose scheduler is at `url` (`df://host:port`): the executors
     /// read each input object in place and write its output file; this process records and
     /// commits the release (docs/CLUSTER.md). Input and output must be object-store URLs.
-    /// Read the consent ledger from `loc` instead of the policy's `consent.ledger` (e.g. a
-    /// dated snapshot of it).
-    pub fn with_consent_ledger(mut self, loc: Option<Location>) -> Self {
-        self.consent_ledger = loc;
-        self
-    }
-
-    /// Judge consent as of `at` (default: when the run starts): later ledger events are
-    /// ignored.
-    pub fn with_as_of(mut self, at: Option<DateTime<Utc>>) -> Self {
-        self.as_of = at;
+    /// With a `consent:` block: read the ledger from `o.ledger` instead of the policy's
+    /// `consent.ledger` (e.g. a dated snapshot), judge consent as of `o.as_of` (default: when
+    /// the run starts; later events are ignored), keep the ledger's map within `o.memory`.
+    pub fn with_consent(mut self, o: crate::plan::consent::ConsentOptions) -> Self {
+        self.consent = o;
         self
     }
 
@@ -440,7 +432,7 @@ impl Apply {
         crate::plan::consent::ledger_location(
             spec,
             &self.policy.source,
-            self.consent_ledger.as_ref(),
+            self.consent.ledger.as_ref(),
         )
     }
 
@@ -891,9 +883,16 @@ impl Apply {
             return Ok(None);
         };
         let (loc, shown) = self.ledger_location(spec)?;
-        let as_of = self.as_of.unwrap_or(started);
+        let as_of = self.consent.as_of.unwrap_or(started);
         tracing::info!(ledger = %shown, purpose = %spec.purpose, "consent: reading the ledger");
-        let ledger = handle.block_on(Ledger::load(&loc, &shown, spec, as_of, &self.storage))?;
+        let ledger = handle.block_on(Ledger::load(
+            &loc,
+            &shown,
+            spec,
+            as_of,
+            self.consent.budget(),
+            &self.storage,
+        ))?;
         tracing::info!(
             events = ledger.events,
             subjects = ledger.subjects,
