@@ -213,6 +213,11 @@ def test_consent_ledger_through_python(tmp_path):
     assert cloakline.verify(out, consent_ledger=str(tmp_path / "ledger.csv"))["passed"]
     s = cloakline.apply(tmp_path / "p.yaml", tmp_path / "data.csv", tmp_path / "later.csv")
     assert s["consent"]["rowsRemovedWithdrawn"] == 1 and s["rowsOut"] == 1
+    # A one-byte budget reduces the ledger on disk: the same release.
+    s = cloakline.apply(tmp_path / "p.yaml", tmp_path / "data.csv", tmp_path / "disk.csv",
+                        ledger_memory=1)
+    assert s["consent"]["rowsRemovedWithdrawn"] == 1 and s["rowsOut"] == 1
+    assert (tmp_path / "disk.csv").read_bytes() == (tmp_path / "later.csv").read_bytes()
     with pytest.raises(cloakline.errors.ConsentError) as e:
         cloakline.apply(tmp_path / "p.yaml", tmp_path / "data.csv", tmp_path / "x.csv",
                         consent_ledger=str(tmp_path / "missing.csv"))

@@ -624,32 +624,17 @@ fn read_ledger(
     }
     if !scanned.any_for_purpose {
         // Only id-like values are shown: a file that is not a ledger may hold data there.
-        let id_like = |p: &&String| {
-            p.len() <= 64
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._:-/".contains(c))
-        };
-        let mut known: Vec<String> = scanned
-            .known_purposes
-            .iter()
-            .filter(id_like)
-            .take(20)
-            .map(|p| format!("`{p}`"))
-            .collect();
-        let hidden = scanned.known_purposes.len() - known.len();
-        if hidden > 0 {
-            known.push(format!("{hidden} other values not shown"));
-        }
+        let known = shown_names(scanned.known_purposes.iter().map(String::as_str));
         return Err(Error::Consent {
             ledger: shown.to_string(),
             message: format!(
                 "purpose `{}` is unknown to the ledger (no event names it); its purposes are {}. \
                  The policy's `consent.purpose` must be a purpose id the ledger uses",
                 spec.purpose,
-                if known.is_empty() {
+                if scanned.known_purposes.is_empty() {
                     "none (the ledger is empty)".to_string()
                 } else {
-                    known.join(", ")
+                    known
                 }
             ),
         });
@@ -718,28 +703,40 @@ fn scan(
         let input = Input::open(path, format, &read, &|s| Arc::new(s.clone()))
             .map_err(|e| relocated(e, path, shown, rel))?;
         let schema = input.schema.clone();
+        // The file's own names are not shown: a file without a header (or not a ledger) has
+        // data values there. Which of the expected names it has is safe to say.
+        let expected = [&cols.subject, &cols.purpose, &cols.event, &cols.timestamp];
         let index = |name: &str, required: bool| -> Result<Option<usize>> {
             match schema.index_of(name) {
                 Ok(i) => Ok(Some(i)),
                 Err(_) if !required => Ok(None),
-                Err(_) => Err(Error::Consent {
-                    ledger: shown.to_string(),
-                    message: format!(
-                        "{}has no column `{name}`; its columns are {}. Name the ledger's \
-                         columns under `consent.columns` (docs/CONSENT.md)",
-                        if rel.is_empty() {
-                            String::new()
-                        } else {
-                            format!("file {rel} ")
-                        },
-                        schema
-                            .fields()
-                            .iter()
-                            .map(|f| format!("`{}`", f.name()))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                }),
+                Err(_) => {
+                    let present: Vec<String> = expected
+                        .iter()
+                        .filter(|n| schema.index_of(n).is_ok())
+                        .map(|n| format!("`{n}`"))
+                        .collect();
+                    Err(Error::Consent {
+                        ledger: shown.to_string(),
+                        message: format!(
+                            "{}has no column `{name}` ({} of its {} columns {}; their names are \
+                             not shown, since a file without a header has data there). Name \
+                             the ledger's columns under `consent.columns` (docs/CONSENT.md)",
+                            if rel.is_empty() {
+                                String::new()
+                            } else {
+                                format!("file {rel} ")
+                            },
+                            present.len(),
+                            schema.fields().len(),
+                            if present.is_empty() {
+                                "are expected ones".to_string()
+                            } else {
+                                format!("are expected ones: {}", present.join(", "))
+                            },
+                        ),
+                    })
+                }
             }
         };
         let c_subject = index(&cols.subject, true)?.unwrap_or_default();
@@ -885,6 +882,28 @@ fn scan(
         known_purposes,
         stopped,
     })
+}
+
+/// Names from a ledger file for a message: only id-like ones, at most 20. A file that is not
+/// a ledger (a data file, a CSV without a header) may hold data values where names belong.
+fn shown_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let id_like = |p: &&str| {
+        p.len() <= 64
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:-/".contains(c))
+    };
+    let (mut shown, mut hidden) = (Vec::new(), 0);
+    for n in names {
+        if shown.len() < 20 && id_like(&n) {
+            shown.push(format!("`{n}`"));
+        } else {
+            hidden += 1;
+        }
+    }
+    if hidden > 0 {
+        shown.push(format!("{hidden} other names not shown"));
+    }
+    shown.join(", ")
 }
 
 fn timestamp_problem(col: &str) -> String {

@@ -594,6 +594,12 @@ fn bad_ledgers_fail_clearly_and_write_nothing() {
             "has no column `subject_id`",
         ),
         (LEDGER, "  on_missing: fail\n", "`on_missing: fail`"),
+        // A data file without a header given as the ledger: its first row is not named.
+        (
+            "c1,churn@example.org,given,2026-01-01\n",
+            "",
+            "has no column `subject_id` (0 of its 4 columns are expected ones;",
+        ),
     ];
     for (ledger, extra, want) in cases {
         let c = Case::new(DATA, ledger, &policy_text(extra, ""));
@@ -607,6 +613,7 @@ fn bad_ledgers_fail_clearly_and_write_nothing() {
             !e.contains("c1,") && !e.contains(" c1 ") && !e.contains("`c1`"),
             "{e}"
         );
+        assert!(!e.contains("@example.org"), "{e}");
         nothing_written(c.dir.path());
     }
     // A conflict a later event decides is no conflict, in whichever order the file lists
