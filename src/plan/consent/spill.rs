@@ -79,7 +79,10 @@ impl Spill {
             .open(&state_path)
             .map_err(|e| Error::io(&state_path, e))?;
         let mut state = BufWriter::new(state_file);
-        let threads = crate::engine::default_threads().clamp(1, PARTS);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, PARTS);
         let mut parts = Vec::with_capacity(PARTS);
         let mut reduced = Reduced::default();
         let mut written = 0u64;
