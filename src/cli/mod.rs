@@ -112,8 +112,6 @@ impl ConsentArgs {
         policy: Option<(&Policy, &Path)>,
     ) -> Result<cloakline::plan::consent::ConsentOptions> {
         use cloakline::plan::consent::{parse_as_of, parse_size};
-        let memory = parse_size(&self.ledger_memory)
-            .map_err(|e| Error::Usage(format!("--ledger-memory: {e}")))?;
         let given = self.as_of.is_some() || self.consent_ledger.is_some();
         match policy {
             Some((p, _)) if p.consent.is_some() => {}
@@ -133,13 +131,21 @@ impl ConsentArgs {
                 ));
             }
         }
+        // Read only where a ledger is: the variable may be set for every run.
+        let memory = match policy {
+            Some((p, _)) if p.consent.is_some() => Some(
+                parse_size(&self.ledger_memory)
+                    .map_err(|e| Error::Usage(format!("--ledger-memory: {e}")))?,
+            ),
+            _ => None,
+        };
         Ok(cloakline::plan::consent::ConsentOptions {
             ledger: self
                 .consent_ledger
                 .as_deref()
                 .map(cloakline::io::Location::parse),
             as_of: self.as_of.as_deref().map(parse_as_of).transpose()?,
-            memory: Some(memory),
+            memory,
         })
     }
 }

@@ -208,9 +208,10 @@ impl ScratchDir {
         let mut last = None;
         for _ in 0..16 {
             let path = base.join(format!(
-                "cloakline-{}-{:016x}",
+                "cloakline-{}-{:08x}{:08x}",
                 std::process::id(),
-                rand::random::<u64>()
+                pid_namespace().unwrap_or(0),
+                rand::random::<u32>()
             ));
             let mut b = std::fs::DirBuilder::new();
             #[cfg(unix)]
@@ -232,14 +233,26 @@ impl ScratchDir {
     }
 }
 
-/// Scratch directories of runs that were killed (`cloakline-<pid>-<16 hex>` whose process is
-/// gone): they may hold fetched input, so the next run removes them. Linux only (`/proc`);
-/// elsewhere nothing is removed.
+/// The low 32 bits of this process's pid namespace (Linux), which scratch names carry: a pid
+/// is only meaningful in its namespace, and containers sharing a temporary directory each
+/// have their own.
+fn pid_namespace() -> Option<u32> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let text = link.to_str()?;
+    let inode = text.strip_prefix("pid:[")?.strip_suffix(']')?;
+    inode.parse::<u64>().ok().map(|i| i as u32)
+}
+
+/// Scratch directories of runs that were killed (`cloakline-<pid>-<8 hex namespace><8 hex>`
+/// whose process is gone from this pid namespace): they may hold fetched input, so the next
+/// run removes them. Linux only (`/proc`); elsewhere, or from another namespace (another
+/// container sharing the directory, whose pids this one cannot see), nothing is removed.
 fn remove_dead_scratch(base: &Path) {
     let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
+    let Some(ns) = pid_namespace() else {
         return;
-    }
+    };
+    let ours = format!("{ns:08x}");
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
@@ -254,7 +267,8 @@ fn remove_dead_scratch(base: &Path) {
         let well_formed = !pid.is_empty()
             && pid.bytes().all(|b| b.is_ascii_digit())
             && tail.len() == 16
-            && tail.bytes().all(|b| b.is_ascii_hexdigit());
+            && tail.bytes().all(|b| b.is_ascii_hexdigit())
+            && tail[..8] == ours;
         // Only our own directories (not links), of processes that no longer exist.
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if well_formed && is_dir && !proc.join(pid).exists() {
@@ -294,12 +308,21 @@ mod tests {
     fn only_dead_runs_scratch_directories_are_removed() {
         let base = tempfile::tempdir().unwrap();
         let b = base.path();
+        let ns = format!("{:08x}", super::pid_namespace().unwrap());
         // No process has this pid (above Linux's pid_max limit of 2^22).
-        let dead = b.join("cloakline-99999999-0123456789abcdef");
-        let alive = b.join(format!("cloakline-{}-0123456789abcdef", std::process::id()));
+        let dead = b.join(format!("cloakline-99999999-{ns}89abcdef"));
+        let alive = b.join(format!("cloakline-{}-{ns}89abcdef", std::process::id()));
         let user = b.join("cloakline-99999999-notours");
-        let file = b.join("cloakline-99999999-fedcba9876543210");
-        for d in [&dead, &alive, &user] {
+        let file = b.join(format!("cloakline-99999999-{ns}76543210"));
+        // Another pid namespace's run (a container sharing the directory): its pid means
+        // nothing here, so it is kept.
+        let other = if ns == "00000001" {
+            "00000002"
+        } else {
+            "00000001"
+        };
+        let foreign = b.join(format!("cloakline-99999999-{other}89abcdef"));
+        for d in [&dead, &alive, &user, &foreign] {
             std::fs::create_dir(d).unwrap();
             std::fs::write(d.join("x"), "x").unwrap();
         }
@@ -308,12 +331,13 @@ mod tests {
         let target = b.join("users-data");
         std::fs::create_dir(&target).unwrap();
         std::fs::write(target.join("keep"), "x").unwrap();
-        let link = b.join("cloakline-99999998-0123456789abcdef");
+        let link = b.join(format!("cloakline-99999998-{ns}89abcdef"));
         std::os::unix::fs::symlink(&target, &link).unwrap();
         super::remove_dead_scratch(b);
         assert!(!dead.exists(), "a dead run's scratch is removed");
         assert!(alive.join("x").exists(), "a live run's is kept");
         assert!(user.join("x").exists(), "a name not ours is kept");
+        assert!(foreign.join("x").exists(), "another namespace's is kept");
         assert!(file.exists(), "a file is kept");
         assert!(
             target.join("keep").exists() && link.exists(),

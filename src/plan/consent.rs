@@ -195,7 +195,12 @@ impl Build {
     /// the open conflicts.
     fn bytes(&self) -> u64 {
         let entry = std::mem::size_of::<(u128, [Slot; 2])>() as u64 + 1;
-        let maps: u64 = self.maps.iter().map(|m| m.capacity() as u64 * entry).sum();
+        // `capacity` counts items; a table has 8 buckets per 7 of them.
+        let maps: u64 = self
+            .maps
+            .iter()
+            .map(|m| m.capacity() as u64 * 8 / 7 * entry)
+            .sum();
         let bufs: u64 = self
             .parts
             .iter()
@@ -388,6 +393,19 @@ impl Ledger {
         match loc {
             Location::Local(p) => {
                 let files = ledger_files(p, spec.format, shown)?;
+                // Read once or twice (on disk) and hashed meanwhile: all of it must be the
+                // same bytes, or the record's digest would not describe what was enforced.
+                let stamp = || -> Vec<Option<(u64, std::time::SystemTime)>> {
+                    files
+                        .iter()
+                        .map(|(_, f)| {
+                            std::fs::metadata(f)
+                                .and_then(|m| Ok((m.len(), m.modified()?)))
+                                .ok()
+                        })
+                        .collect()
+                };
+                let before = stamp();
                 // Hashed while it is read: the file is in the page cache once.
                 std::thread::scope(|scope| {
                     let hashing = scope.spawn(|| {
@@ -404,6 +422,15 @@ impl Ledger {
                     });
                     let mut ledger = read?;
                     ledger.sha256 = ledger_digest(&digests?);
+                    if stamp() != before {
+                        return Err(Error::Consent {
+                            ledger: shown.to_string(),
+                            message: "the ledger changed while it was read; nothing was \
+                                      written. Run again once it is no longer being written \
+                                      (or give a snapshot with --consent-ledger)"
+                                .into(),
+                        });
+                    }
                     Ok(ledger)
                 })
             }
@@ -592,7 +619,7 @@ fn read_ledger(
         );
         let mut spill = spill::Spill::create()?;
         scanned = scan(shown, files, spec, as_of, &ids, &mut |ev| spill.push(ev))?;
-        let r = spill.finish()?;
+        let r = spill.finish(budget)?;
         let state = r
             .state
             .ok_or_else(|| Error::Internal("the spilled consent ledger has no state".into()))?;
@@ -623,8 +650,17 @@ fn read_ledger(
         ));
     }
     if !scanned.any_for_purpose {
-        // Only id-like values are shown: a file that is not a ledger may hold data there.
-        let known = shown_names(scanned.known_purposes.iter().map(String::as_str));
+        // Only a few id-like values are shown: a column with many values is not a ledger's
+        // purposes but data (a wrong column, or a file that is not a ledger).
+        let known = if scanned.known_purposes.len() > 20 {
+            format!(
+                "not shown: `{}` has more than 20 different values, more than a ledger has \
+                 purposes; check which column `consent.columns.purpose` names",
+                spec.columns.purpose
+            )
+        } else {
+            shown_names(scanned.known_purposes.iter().map(String::as_str))
+        };
         return Err(Error::Consent {
             ledger: shown.to_string(),
             message: format!(
@@ -971,13 +1007,19 @@ fn micros(a: &ArrayRef) -> std::result::Result<Vec<Option<i64>>, usize> {
         DataType::Date32 => {
             let v = a.as_primitive::<arrow::datatypes::Date32Type>();
             for i in 0..v.len() {
-                out.push((!v.is_null(i)).then(|| i64::from(v.value(i)) * 86_400_000_000));
+                out.push(match v.is_null(i) {
+                    true => None,
+                    false => Some(i64::from(v.value(i)).checked_mul(86_400_000_000).ok_or(i)?),
+                });
             }
         }
         DataType::Date64 => {
             let v = a.as_primitive::<arrow::datatypes::Date64Type>();
             for i in 0..v.len() {
-                out.push((!v.is_null(i)).then(|| v.value(i).saturating_mul(1_000)));
+                out.push(match v.is_null(i) {
+                    true => None,
+                    false => Some(v.value(i).checked_mul(1_000).ok_or(i)?),
+                });
             }
         }
         _ => {
@@ -1453,6 +1495,119 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("row 41:"), "{e}");
+    }
+
+    fn policy_p() -> crate::policy::Policy {
+        crate::policy::Policy::from_yaml_str(
+            "policy: t\nversion: 1\ncontroller: C\njurisdictions: [EU]\npurpose: p\n\
+             consent: { ledger: l.csv, subject: id, purpose: p }\nfields:\n  \
+             id: { action: keep, basis: contract }\n  v: { action: keep, basis: consent }\n",
+            "p.yaml",
+        )
+        .unwrap()
+    }
+
+    /// Enough subjects for several blocks in every partition on disk (128 records a block,
+    /// 256 partitions), with withdrawals, separate consent, duplicates and later events: every
+    /// subject's standing and every count is the map's.
+    #[test]
+    fn a_ledger_reduced_on_disk_spans_blocks_and_agrees_with_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 100_000;
+        let mut csv = String::from("subject_id,purpose,event,timestamp,consent_type\n");
+        for i in 0..n {
+            csv.push_str(&format!("s{i},p,given,2026-01-01,consent\n"));
+            if i % 3 == 0 {
+                let ev = if i % 2 == 0 { "withdrawn" } else { "given" };
+                csv.push_str(&format!("s{i},p,{ev},2026-02-01,consent\n"));
+            }
+            if i % 5 == 0 {
+                csv.push_str(&format!("s{i},p,given,2026-01-01,separate_consent\n"));
+            }
+            if i % 11 == 0 {
+                csv.push_str(&format!("s{i},p,given,2026-01-01,consent\n"));
+            }
+            if i % 13 == 0 {
+                csv.push_str(&format!("s{i},p,withdrawn,2027-01-01,consent\n"));
+            }
+        }
+        let path = dir.path().join("l.csv");
+        std::fs::write(&path, &csv).unwrap();
+        let policy = policy_p();
+        let spec = policy.consent.as_ref().unwrap();
+        let files = vec![(String::new(), path)];
+        let at = parse_as_of("2026-06-01").unwrap();
+        let mem = read_ledger("l.csv", &files, spec, at, 1 << 30).unwrap();
+        let disk = read_ledger("l.csv", &files, spec, at, 0).unwrap();
+        assert!(mem.spilled.is_none());
+        assert_eq!(disk.spilled, Some(n * 17));
+        let State::Disk(d) = &disk.state else {
+            panic!("not on disk")
+        };
+        assert!(d.blocks().iter().all(|b| *b >= 2), "{:?}", d.blocks());
+        let counts = |l: &Ledger| {
+            (
+                l.subjects,
+                l.duplicates,
+                l.events,
+                l.purpose_events,
+                l.later_events,
+            )
+        };
+        assert_eq!(counts(&mem), counts(&disk));
+        assert_eq!(mem.subjects, n);
+        assert!(mem.duplicates > 0 && mem.later_events > 0);
+        let mut withdrawn = 0;
+        for i in 0..n + 1000 {
+            let id = format!("s{i}");
+            let (m, d) = (mem.standing(&id).unwrap(), disk.standing(&id).unwrap());
+            assert_eq!(m, d, "{id}");
+            withdrawn += usize::from(m.0 == Standing::Withdrawn);
+        }
+        // Every sixth subject withdrew in February.
+        assert_eq!(withdrawn, (0..n).filter(|i| i % 6 == 0).count());
+    }
+
+    /// A directory ledger with a conflict in each file: both paths name the same file and row
+    /// (the first in reading order).
+    #[test]
+    fn conflicts_across_files_are_named_alike_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = "subject_id,purpose,event,timestamp\n";
+        let a = format!(
+            "{head}s0,p,given,2026-01-01\ns1,p,given,2026-01-01\ns1,p,withdrawn,2026-01-01\n"
+        );
+        let b = format!("{head}s2,p,withdrawn,2026-01-01\ns2,p,given,2026-01-01\n");
+        std::fs::write(dir.path().join("a.csv"), a).unwrap();
+        std::fs::write(dir.path().join("b.csv"), b).unwrap();
+        let files = vec![
+            ("a.csv".to_string(), dir.path().join("a.csv")),
+            ("b.csv".to_string(), dir.path().join("b.csv")),
+        ];
+        let policy = policy_p();
+        let spec = policy.consent.as_ref().unwrap();
+        let at = parse_as_of("2026-06-01").unwrap();
+        let e = |budget| {
+            read_ledger("l", &files, spec, at, budget)
+                .unwrap_err()
+                .to_string()
+        };
+        let (mem, disk) = (e(1 << 30), e(0));
+        assert_eq!(mem, disk);
+        assert!(mem.contains("file a.csv, row 3:"), "{mem}");
+    }
+
+    #[test]
+    fn sizes_in_bytes_and_binary_units() {
+        assert_eq!(parse_size("1").unwrap(), 1);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size(" 2 GiB ").unwrap(), 2 << 30);
+        assert_eq!(parse_size("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1tb").unwrap(), 1 << 40);
+        for bad in ["", "lots", "1.5GiB", "-1", "1PiB", "99999999999999999999"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("20000000T").is_err());
     }
 
     #[test]

@@ -388,9 +388,10 @@ fn sql_policy_view_releases_what_apply_releases() {
 /// view are the in-memory run's, and the scratch files are gone afterwards.
 #[test]
 fn a_ledger_over_its_memory_budget_is_reduced_on_disk_with_the_same_release() {
+    // One duplicated event, so the duplicate count is compared too.
     let c = Case::new(
         DATA,
-        LEDGER,
+        &format!("{LEDGER}c1,churn,given,2026-01-01T00:00:00Z,consent\n"),
         &policy_text("  on_withdrawn: null_fields\n", ""),
     );
     let tmp = c.p("tmp");
@@ -429,12 +430,13 @@ fn a_ledger_over_its_memory_budget_is_reduced_on_disk_with_the_same_release() {
         "rowsRemovedWithdrawn",
         "rowsRemovedMissing",
         "fieldsNulled",
-        "ledgerSha256",
         "ledgerSubjects",
         "duplicateEvents",
     ] {
         assert_eq!(mem[k], disk[k], "{k}");
     }
+    assert_eq!(disk["duplicateEvents"], 1);
+    assert_eq!(disk["ledgerSubjects"], 4);
     let o = spilled(&[
         "sql",
         "--policy",
@@ -453,6 +455,30 @@ fn a_ledger_over_its_memory_budget_is_reduced_on_disk_with_the_same_release() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read_csv_strings(&c.p("sql.csv")), in_memory);
+    // A run that fails after reducing on disk (a conflict) leaves no scratch either.
+    std::fs::write(
+        c.p("conflict.csv"),
+        "subject_id,purpose,event,timestamp\nc1,churn,given,2026-01-01\nc1,churn,withdrawn,2026-01-01\n",
+    )
+    .unwrap();
+    let o = spilled(&[
+        "apply",
+        "--policy",
+        c.p("p.yaml").to_str().unwrap(),
+        "--keyring",
+        c.ring.to_str().unwrap(),
+        "--input",
+        c.p("data.csv").to_str().unwrap(),
+        "--output",
+        c.p("out-conflict.csv").to_str().unwrap(),
+        "--consent-ledger",
+        c.p("conflict.csv").to_str().unwrap(),
+        "--ledger-memory",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("reducing it on disk"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("row 2:"), "{}", stderr(&o));
     assert!(
         dir_names(&tmp).is_empty(),
         "scratch left behind: {:?}",
@@ -942,7 +968,8 @@ mod props {
             let loaded = block_on(Ledger::load(&loc, "ledger.csv", policy.consent.as_ref().unwrap(), at, budget, &Default::default()));
             let expected = model(&events, as_of);
             let Some(expected) = expected else {
-                prop_assert!(loaded.is_err(), "a conflict must stop the run");
+                let e = loaded.err().map(|e| e.to_string()).unwrap_or_default();
+                prop_assert!(e.contains("both `given` and `withdrawn`"), "a conflict must stop the run: {}", e);
                 return Ok(());
             };
             let ledger = loaded.unwrap();

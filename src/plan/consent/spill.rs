@@ -3,8 +3,9 @@
 //! by the same rule as in memory ([`super::apply`], in read order) and written sorted, and
 //! the gate looks subjects up with one positioned read of a small block.
 //!
-//! Memory is then one partition's map at a time (1/256 of the subjects) while building, and
-//! a sparse index (16 bytes per [`BLOCK`] subjects) while looking up.
+//! Memory is then the maps of the partitions reduced at once (one, or one per core when the
+//! budget allows) while building, and a sparse index (16 bytes per [`BLOCK`] subjects) while
+//! looking up.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,6 +25,9 @@ const BLOCK: usize = 128;
 const REC: usize = 17;
 /// A spilled event: key, time, row, file, slot, given.
 const EV: usize = 16 + 8 + 8 + 4 + 1 + 1;
+/// Peak bytes per subject while a partition is reduced: the map (an entry and a control byte
+/// per bucket, at worst half full after growing) and the sorted records.
+pub(super) const PER_SUBJECT: u64 = 2 * 49 + 32;
 
 fn part(key: u128) -> usize {
     (key >> 120) as usize
@@ -31,9 +35,10 @@ fn part(key: u128) -> usize {
 
 /// Events on their way to the partition files.
 pub(super) struct Spill {
-    dir: ScratchDir,
+    // Fields drop in order: the writers close before their directory is removed.
     out: Vec<BufWriter<File>>,
     paths: Vec<PathBuf>,
+    dir: ScratchDir,
 }
 
 impl Spill {
@@ -65,8 +70,9 @@ impl Spill {
         Ok(ControlFlow::Continue(()))
     }
 
-    /// Reduce every partition to its sorted state, on every core.
-    pub(super) fn finish(mut self) -> Result<Reduced> {
+    /// Reduce every partition to its sorted state: as many at once as the budget allows
+    /// (up to one per core).
+    pub(super) fn finish(mut self, budget: u64) -> Result<Reduced> {
         for (w, p) in self.out.drain(..).zip(&self.paths) {
             w.into_inner().map_err(|e| Error::io(p, e.into_error()))?;
         }
@@ -79,10 +85,27 @@ impl Spill {
             .open(&state_path)
             .map_err(|e| Error::io(&state_path, e))?;
         let mut state = BufWriter::new(state_file);
-        let threads = std::thread::available_parallelism()
+        let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, PARTS);
+        // A partition's reduction holds at most one map entry and one record per event.
+        let largest = self
+            .paths
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .map(|m| m.len())
+                    .map_err(|e| Error::io(p, e))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        let peak = largest / EV as u64 * PER_SUBJECT;
+        let threads = usize::try_from(budget / peak.max(1))
+            .unwrap_or(usize::MAX)
+            .clamp(1, cores);
         let mut parts = Vec::with_capacity(PARTS);
         let mut reduced = Reduced::default();
         let mut written = 0u64;
@@ -150,10 +173,17 @@ struct Part {
 /// in-memory build's), then sort its subjects; the partition file is removed.
 fn reduce(path: &Path) -> Result<Part> {
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len % EV as u64 != 0 {
+        // Written by this run a moment ago: a short file means the disk lost it.
+        return Err(Error::Internal(format!(
+            "the consent ledger's scratch file {} is truncated",
+            path.display()
+        )));
+    }
     let mut r = BufReader::with_capacity(256 << 10, f);
+    // Not reserved from the event count: the map grows with subjects, which may be far fewer.
     let mut map: IdMap<[Slot; 2]> = IdMap::default();
-    map.reserve((len / EV as u64 / 2) as usize);
     let mut duplicates = 0;
     let mut changes: Vec<ConflictChange> = Vec::new();
     let mut conflicts: HashMap<(u128, u8), (u32, u64)> = HashMap::new();
@@ -183,7 +213,9 @@ fn reduce(path: &Path) -> Result<Part> {
     }
     drop(r);
     let _ = std::fs::remove_file(path);
-    let mut records: Vec<(u128, u8)> = map.into_iter().map(|(k, s)| (k, code(&s))).collect();
+    let mut records: Vec<(u128, u8)> = Vec::with_capacity(map.len());
+    records.extend(map.drain().map(|(k, s)| (k, code(&s))));
+    drop(map);
     records.sort_unstable_by_key(|r| r.0);
     Ok(Part {
         records,
@@ -265,6 +297,12 @@ impl DiskState {
             }
         }
         Ok(None)
+    }
+
+    /// Blocks of each partition.
+    #[cfg(test)]
+    pub(super) fn blocks(&self) -> Vec<usize> {
+        self.parts.iter().map(|p| p.index.len()).collect()
     }
 
     /// Memory the lookups hold (the sparse index).
