@@ -10,7 +10,8 @@
 #    `consent:` block over that ledger, best of 3 runs each, alternating, and prints the ratio
 #    (target: at most 1.3);
 # 3. times the same consent run with --ledger-memory 1MiB, which reduces the ledger on disk
-#    (the path for ledgers larger than memory), and prints its ratio too.
+#    (the path for ledgers larger than memory), and prints its ratio too;
+# 4. prints the peak RSS of one run of each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-1000000}
@@ -66,3 +67,14 @@ printf 'with ledger:     %.3f s\n' "$CONSENT"
 printf 'ledger on disk:  %.3f s\n' "$DISK"
 echo "ratio with/without: $(echo "scale=3; $CONSENT / $PLAIN" | bc -l)"
 echo "ratio on disk/without: $(echo "scale=3; $DISK / $PLAIN" | bc -l)"
+rss() { # peak RSS (MiB) of: apply POLICY OUTPUT [FLAG...]
+  local p=$1 o=$2
+  shift 2
+  /usr/bin/time -f '%M' -o "$WORK/rss.txt" "$BIN" apply --policy "$p" --keyring "$KEYS" \
+    --input "$DATA" --output "$o" --no-progress --overwrite -q "$@"
+  echo $(( $(cat "$WORK/rss.txt") / 1024 ))
+}
+echo "peak RSS without ledger: $(rss policies/customers.yaml "$WORK/out-plain.parquet") MiB"
+echo "peak RSS with ledger:    $(rss "$WORK/customers-consent.yaml" "$WORK/out-consent.parquet") MiB"
+echo "peak RSS ledger on disk: $(rss "$WORK/customers-consent.yaml" "$WORK/out-disk.parquet" \
+  --ledger-memory 1MiB) MiB"

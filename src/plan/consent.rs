@@ -1633,6 +1633,11 @@ mod tests {
         assert_eq!(micros(&ms).unwrap(), [Some(1_000_000), None]);
         let d: ArrayRef = Arc::new(Date32Array::from(vec![1]));
         assert_eq!(micros(&d).unwrap(), [Some(86_400_000_000)]);
+        // Dates whose microseconds overflow are unreadable times, not wrapped ones.
+        let far: ArrayRef = Arc::new(Date32Array::from(vec![Some(1), None, Some(i32::MAX)]));
+        assert_eq!(micros(&far), Err(2));
+        let far: ArrayRef = Arc::new(arrow::array::Date64Array::from(vec![i64::MIN]));
+        assert_eq!(micros(&far), Err(0));
         let s: ArrayRef = Arc::new(StringArray::from(vec![
             Some("1970-01-01T00:00:01Z"),
             Some(" "),
