@@ -626,7 +626,8 @@ fn read_ledger(
         tracing::info!(
             subjects = r.subjects,
             state_bytes = r.bytes,
-            index_bytes = state.index_bytes(),
+            lookup_bytes = state.lookup_bytes(),
+            records_in_memory = state.held(),
             "consent: ledger reduced on disk"
         );
         (
@@ -1539,12 +1540,20 @@ mod tests {
         let at = parse_as_of("2026-06-01").unwrap();
         let mem = read_ledger("l.csv", &files, spec, at, 1 << 30).unwrap();
         let disk = read_ledger("l.csv", &files, spec, at, 0).unwrap();
+        // 2 MiB: too small for the map (~11 MB), enough for the sorted records (1.7 MB).
+        let held = read_ledger("l.csv", &files, spec, at, 2 << 20).unwrap();
         assert!(mem.spilled.is_none());
         assert_eq!(disk.spilled, Some(n * 17));
+        assert_eq!(held.spilled, Some(n * 17));
         let State::Disk(d) = &disk.state else {
             panic!("not on disk")
         };
+        assert!(!d.held());
         assert!(d.blocks().iter().all(|b| *b >= 2), "{:?}", d.blocks());
+        let State::Disk(h) = &held.state else {
+            panic!("not on disk")
+        };
+        assert!(h.held());
         let counts = |l: &Ledger| {
             (
                 l.subjects,
@@ -1555,6 +1564,7 @@ mod tests {
             )
         };
         assert_eq!(counts(&mem), counts(&disk));
+        assert_eq!(counts(&mem), counts(&held));
         assert_eq!(mem.subjects, n);
         assert!(mem.duplicates > 0 && mem.later_events > 0);
         let mut withdrawn = 0;
@@ -1562,6 +1572,7 @@ mod tests {
             let id = format!("s{i}");
             let (m, d) = (mem.standing(&id).unwrap(), disk.standing(&id).unwrap());
             assert_eq!(m, d, "{id}");
+            assert_eq!(m, held.standing(&id).unwrap(), "{id}");
             withdrawn += usize::from(m.0 == Standing::Withdrawn);
         }
         // Every sixth subject withdrew in February.

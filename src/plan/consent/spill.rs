@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -152,10 +152,31 @@ impl Spill {
             .map_err(|e| Error::io(&state_path, e.into_error()))?;
         reduced.subjects = written;
         reduced.bytes = written * REC as u64;
+        let index: u64 = parts.iter().map(|p| p.index.len() as u64 * 16).sum();
+        // The sorted records take 17 bytes a subject against the map's ~110: when they fit the
+        // budget they are read back and searched in memory, without a system call per row.
+        let held = match reduced.bytes + index <= budget {
+            true => {
+                let mut v = Vec::new();
+                let mut f = &file;
+                f.seek(std::io::SeekFrom::Start(0))
+                    .and_then(|_| f.read_to_end(&mut v))
+                    .map_err(|e| Error::io(&state_path, e))?;
+                if v.len() as u64 != reduced.bytes {
+                    return Err(Error::Internal(format!(
+                        "the consent ledger's scratch file {} is truncated",
+                        state_path.display()
+                    )));
+                }
+                Some(v)
+            }
+            false => None,
+        };
         reduced.state = Some(DiskState {
             file,
             path: state_path,
             parts,
+            held,
             _dir: self.dir,
         });
         Ok(reduced)
@@ -250,6 +271,8 @@ pub(super) struct DiskState {
     file: File,
     path: PathBuf,
     parts: Vec<DiskPart>,
+    /// The whole file, when it fits the budget.
+    held: Option<Vec<u8>>,
     /// Removed (with the state) when the ledger is dropped.
     _dir: ScratchDir,
 }
@@ -272,10 +295,19 @@ impl DiskState {
         }
         let first = (b - 1) * BLOCK;
         let n = (p.len as usize - first).min(BLOCK);
-        let mut buf = [0u8; BLOCK * REC];
-        let buf = &mut buf[..n * REC];
-        read_at(&self.file, buf, (p.start + first as u64) * REC as u64)
-            .map_err(|e| Error::io(&self.path, e))?;
+        let offset = (p.start + first as u64) * REC as u64;
+        let mut block = [0u8; BLOCK * REC];
+        let buf: &[u8] = match &self.held {
+            Some(all) => usize::try_from(offset)
+                .ok()
+                .and_then(|o| all.get(o..o + n * REC))
+                .ok_or_else(|| Error::Internal("a consent ledger block out of range".into()))?,
+            None => {
+                let buf = &mut block[..n * REC];
+                read_at(&self.file, buf, offset).map_err(|e| Error::io(&self.path, e))?;
+                buf
+            }
+        };
         let key_at = |i: usize| {
             u128::from_le_bytes(buf[i * REC..i * REC + 16].try_into().unwrap_or_default())
         };
@@ -305,9 +337,18 @@ impl DiskState {
         self.parts.iter().map(|p| p.index.len()).collect()
     }
 
-    /// Memory the lookups hold (the sparse index).
-    pub(super) fn index_bytes(&self) -> u64 {
-        self.parts.iter().map(|p| p.index.len() as u64 * 16).sum()
+    /// Memory the lookups hold (the sparse index, and the records when held).
+    pub(super) fn lookup_bytes(&self) -> u64 {
+        self.parts
+            .iter()
+            .map(|p| p.index.len() as u64 * 16)
+            .sum::<u64>()
+            + self.held.as_ref().map_or(0, |v| v.len() as u64)
+    }
+
+    /// Whether lookups search the records in memory rather than read them.
+    pub(super) fn held(&self) -> bool {
+        self.held.is_some()
     }
 }
 
