@@ -13,7 +13,7 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use super::{ConflictChange, Ev, IdMap, Slot, apply};
+use super::{ConflictChange, Ev, IdMap, Slot, apply, code, decode};
 use crate::error::{Error, Result};
 use crate::io::ScratchDir;
 
@@ -245,16 +245,6 @@ fn reduce(path: &Path) -> Result<Part> {
     })
 }
 
-/// (general, separate) standings in one byte: 0 no event, 1 given, 2 withdrawn.
-fn code(s: &[Slot; 2]) -> u8 {
-    let one = |s: &Slot| match s.given {
-        None => 0u8,
-        Some(true) => 1,
-        Some(false) => 2,
-    };
-    one(&s[0]) | (one(&s[1]) << 2)
-}
-
 /// What reducing the spilled events found.
 #[derive(Default)]
 pub(super) struct Reduced {
@@ -318,13 +308,7 @@ impl DiskState {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => {
-                    let c = buf[mid * REC + 16];
-                    let one = |v: u8| match v & 3 {
-                        1 => Some(true),
-                        2 => Some(false),
-                        _ => None,
-                    };
-                    return Ok(Some([one(c), one(c >> 2)]));
+                    return Ok(Some(decode(buf[mid * REC + 16])));
                 }
             }
         }
