@@ -132,7 +132,16 @@ pub(crate) fn run(command: ClusterCommand, cancel: &Cancel) -> Result<()> {
                     nodes: cloakline::jobs::apply::cluster::cluster_nodes(keyring, storage()),
                 };
                 errln!("cluster executor: flight port {flight_port}, scheduler {scheduler}");
-                cloakline::cluster::run_executor(o).await
+                let r = cloakline::cluster::run_executor(o).await;
+                // Ballista returns when the scheduler stops the executor (e.g. heartbeats
+                // later than --executor-timeout): say so rather than exit silently.
+                if r.is_ok() {
+                    errln!(
+                        "cluster executor: stopped (the scheduler ended it, e.g. after missed \
+                         heartbeats, or it shut down); start it again to rejoin"
+                    );
+                }
+                r
             }
         }
     };

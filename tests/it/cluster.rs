@@ -93,37 +93,63 @@ impl Cluster {
             port,
             dir,
         };
-        for i in 0..n {
-            let work = c.dir.path().join(format!("work-{i}"));
+        let dir = c.dir.path().to_path_buf();
+        let spawn = |i: usize, name: &str| {
+            let work = dir.join(format!("work-{i}"));
             std::fs::create_dir_all(&work).unwrap();
             let mut e = bin();
             setup(&mut e);
-            let e = e
-                .args([
-                    "cluster",
-                    "executor",
-                    "--scheduler",
-                    &format!("127.0.0.1:{port}"),
-                ])
-                .args(["--flight-port", &free_port().to_string()])
-                .args(["--grpc-port", &free_port().to_string()])
-                .args(["--task-slots", "1", "--heartbeat", "1"])
-                .args(["--work-dir", work.to_str().unwrap()])
-                .args(["--keyring", demo_keyring().to_str().unwrap()])
-                .stdout(Stdio::null())
-                .stderr(log(&format!("executor-{i}")))
-                .spawn()
-                .unwrap();
+            e.args([
+                "cluster",
+                "executor",
+                "--scheduler",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--flight-port", &free_port().to_string()])
+            .args(["--grpc-port", &free_port().to_string()])
+            .args(["--task-slots", "1", "--heartbeat", "1"])
+            .args(["--work-dir", work.to_str().unwrap()])
+            .args(["--keyring", demo_keyring().to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(log(name))
+            .spawn()
+            .unwrap()
+        };
+        for i in 0..n {
+            let e = spawn(i, &format!("executor-{i}"));
             c.executors.push(Some(e));
         }
+        // An executor whose first heartbeats are late on a loaded machine is expired and told
+        // to stop by the scheduler (3 s timeout): start it again, a few times, and say so.
+        let mut restarts = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(90);
         while !ready(port) {
+            for i in 0..n {
+                let exited = c.executors[i]
+                    .as_mut()
+                    .and_then(|e| e.try_wait().ok().flatten());
+                if let Some(status) = exited
+                    && restarts.len() < 3
+                {
+                    restarts.push(format!("executor-{i} exited ({status}) and was restarted"));
+                    let e = spawn(i, &format!("executor-{i}-restart-{}", restarts.len()));
+                    c.executors[i] = Some(e);
+                }
+            }
             assert!(
                 Instant::now() < deadline,
-                "the cluster was not ready within 90 s:\n{}",
+                "the cluster was not ready within 90 s ({}):\n{}",
+                if restarts.is_empty() {
+                    "no executor exited".to_string()
+                } else {
+                    restarts.join("; ")
+                },
                 c.logs()
             );
             std::thread::sleep(Duration::from_millis(300));
+        }
+        for r in &restarts {
+            eprintln!("cluster start: {r}");
         }
         c
     }
@@ -249,6 +275,42 @@ fn sql_and_policy_views_on_the_cluster_equal_a_local_run() {
     assert_eq!(
         String::from_utf8_lossy(&remote.stdout),
         String::from_utf8_lossy(&local.stdout)
+    );
+}
+
+/// An executor whose heartbeats stop for longer than the scheduler's timeout (here: paused)
+/// is ended by the scheduler; it says so on its way out instead of exiting silently.
+#[cfg(unix)]
+#[test]
+fn an_executor_the_scheduler_ends_says_so() {
+    let mut c = Cluster::start(1);
+    let pid = c.executors[0].as_ref().unwrap().id().to_string();
+    let signal = |s: &str| {
+        std::process::Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .unwrap()
+    };
+    assert!(signal("-STOP").success());
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(signal("-CONT").success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = c.executors[0].as_mut().unwrap().try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the executor did not exit:\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        c.logs().contains("cluster executor: stopped"),
+        "{}",
+        c.logs()
     );
 }
 
