@@ -247,12 +247,21 @@ fn pid_namespace() -> Option<u32> {
 /// whose process is gone from this pid namespace): they may hold fetched input, so the next
 /// run removes them. Linux only (`/proc`); elsewhere, or from another namespace (another
 /// container sharing the directory, whose pids this one cannot see), nothing is removed.
+#[cfg(not(unix))]
+fn remove_dead_scratch(_base: &Path) {}
+
+#[cfg(unix)]
 fn remove_dead_scratch(base: &Path) {
     let proc = Path::new("/proc");
     let Some(ns) = pid_namespace() else {
         return;
     };
     let ours = format!("{ns:08x}");
+    // `/proc/self` belongs to this process's user.
+    let my_uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+    };
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
@@ -269,9 +278,13 @@ fn remove_dead_scratch(base: &Path) {
             && tail.len() == 16
             && tail.bytes().all(|b| b.is_ascii_hexdigit())
             && tail[..8] == ours;
-        // Only our own directories (not links), of processes that no longer exist.
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if well_formed && is_dir && !proc.join(pid).exists() {
+        // Only directories as cloakline makes them (not links; owned by this user, mode 0700),
+        // of processes that no longer exist.
+        let made_by_us = std::fs::symlink_metadata(entry.path()).is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.is_dir() && m.mode() & 0o777 == 0o700 && Some(m.uid()) == my_uid
+        });
+        if well_formed && made_by_us && !proc.join(pid).exists() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -322,9 +335,14 @@ mod tests {
             "00000001"
         };
         let foreign = b.join(format!("cloakline-99999999-{other}89abcdef"));
-        for d in [&dead, &alive, &user, &foreign] {
+        // Named like a dead run's, but not as cloakline makes them (mode 0755).
+        let loose = b.join(format!("cloakline-99999997-{ns}89abcdef"));
+        for d in [&dead, &alive, &user, &foreign, &loose] {
             std::fs::create_dir(d).unwrap();
             std::fs::write(d.join("x"), "x").unwrap();
+            let mode = if d == &loose { 0o755 } else { 0o700 };
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .unwrap();
         }
         std::fs::write(&file, "a user's file").unwrap();
         // A link named like a dead run's directory, pointing at a user's directory.
@@ -338,6 +356,10 @@ mod tests {
         assert!(alive.join("x").exists(), "a live run's is kept");
         assert!(user.join("x").exists(), "a name not ours is kept");
         assert!(foreign.join("x").exists(), "another namespace's is kept");
+        assert!(
+            loose.join("x").exists(),
+            "a directory cloakline did not make is kept"
+        );
         assert!(file.exists(), "a file is kept");
         assert!(
             target.join("keep").exists() && link.exists(),

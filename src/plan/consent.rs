@@ -744,28 +744,21 @@ fn read_ledger(
         ));
     }
     if !scanned.any_for_purpose {
-        // Only a few id-like values are shown: a column with many values is not a ledger's
-        // purposes but data (a wrong column, or a file that is not a ledger).
-        let known = if scanned.known_purposes.len() > 20 {
-            format!(
-                "not shown: `{}` has more than 20 different values, more than a ledger has \
-                 purposes; check which column `consent.columns.purpose` names",
-                spec.columns.purpose
-            )
-        } else {
-            shown_names(scanned.known_purposes.iter().map(String::as_str))
+        // The ledger's own purpose values are not shown: they are the file's values (and a
+        // wrong column or a file that is not a ledger has data there). How to list them is.
+        let others = match scanned.other_purposes.len() {
+            0 => "no event names any purpose (the ledger is empty)".to_string(),
+            n if n >= 50 => "its events name 50 or more other values".to_string(),
+            n => format!("its events name {n} other values"),
         };
         return Err(Error::Consent {
             ledger: shown.to_string(),
             message: format!(
-                "purpose `{}` is unknown to the ledger (no event names it); its purposes are {}. \
-                 The policy's `consent.purpose` must be a purpose id the ledger uses",
-                spec.purpose,
-                if scanned.known_purposes.is_empty() {
-                    "none (the ledger is empty)".to_string()
-                } else {
-                    known
-                }
+                "purpose `{}` is unknown to the ledger: no event names it, and {others} (not \
+                 shown: they are the file's values). The policy's `consent.purpose` must be a \
+                 purpose id the ledger uses; list them with `cloakline sql \"SELECT DISTINCT {} \
+                 FROM l\" --table l=LEDGER`",
+                spec.purpose, spec.columns.purpose
             ),
         });
     }
@@ -792,7 +785,8 @@ struct Scanned {
     purpose_events: u64,
     later_events: u64,
     any_for_purpose: bool,
-    known_purposes: BTreeSet<String>,
+    /// Keyed hashes of other purposes seen (at most 50): counted, never shown.
+    other_purposes: BTreeSet<u128>,
     /// The sink stopped the pass early.
     stopped: bool,
 }
@@ -814,7 +808,7 @@ fn scan(
         all_strings: true,
         ..ReadOptions::default()
     };
-    let mut known_purposes = BTreeSet::new();
+    let mut other_purposes = BTreeSet::new();
     let (mut events, mut purpose_events, mut later_events) = (0u64, 0u64, 0u64);
     let mut any_for_purpose = false;
     let mut stopped = false;
@@ -926,8 +920,8 @@ fn scan(
                     }
                     let p = purpose.value(r);
                     if p != spec.purpose {
-                        if known_purposes.len() < 50 && !known_purposes.contains(p) {
-                            known_purposes.insert(p.to_string());
+                        if other_purposes.len() < 50 {
+                            other_purposes.insert(ids.key(p));
                         }
                         continue;
                     }
@@ -1009,31 +1003,9 @@ fn scan(
         purpose_events,
         later_events,
         any_for_purpose,
-        known_purposes,
+        other_purposes,
         stopped,
     })
-}
-
-/// Names from a ledger file for a message: only id-like ones, at most 20. A file that is not
-/// a ledger (a data file, a CSV without a header) may hold data values where names belong.
-fn shown_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    let id_like = |p: &&str| {
-        p.len() <= 64
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._:-/".contains(c))
-    };
-    let (mut shown, mut hidden) = (Vec::new(), 0);
-    for n in names {
-        if shown.len() < 20 && id_like(&n) {
-            shown.push(format!("`{n}`"));
-        } else {
-            hidden += 1;
-        }
-    }
-    if hidden > 0 {
-        shown.push(format!("{hidden} other names not shown"));
-    }
-    shown.join(", ")
 }
 
 fn timestamp_problem(col: &str) -> String {

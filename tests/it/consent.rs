@@ -67,6 +67,43 @@ impl Case {
             extra,
         )
     }
+    /// `sql --policy p.yaml --keyring … --table c=data.csv EXTRA… --output OUT QUERY`.
+    fn sql_args(&self, out: &str, extra: &[&str], query: &str) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "sql",
+            "--policy",
+            self.p("p.yaml").to_str().unwrap(),
+            "--keyring",
+            self.ring.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .into();
+        a.extend([
+            "--table".into(),
+            format!("c={}", self.p("data.csv").display()),
+        ]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend([
+            "--output".into(),
+            self.p(out).display().to_string(),
+            query.into(),
+        ]);
+        a
+    }
+    /// `apply --policy p.yaml --keyring … --input data.csv --output OUT EXTRA…`.
+    fn apply_args(&self, out: &str, extra: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = vec!["apply".into()];
+        for (flag, path) in [
+            ("--policy", self.p("p.yaml")),
+            ("--keyring", self.ring.clone()),
+            ("--input", self.p("data.csv")),
+            ("--output", self.p(out)),
+        ] {
+            a.extend([flag.to_string(), path.display().to_string()]);
+        }
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
     fn apply_ok(&self, out: &str, extra: &[&str]) -> Vec<Vec<String>> {
         let o = self.apply(out, extra);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -84,6 +121,10 @@ impl Case {
             .find_map(|n| n.get("cl:consent").cloned())
             .expect("a cl:consent on the run")
     }
+}
+
+fn run_owned(args: &[String]) -> std::process::Output {
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// The `customer_id` column of released rows.
@@ -335,18 +376,11 @@ fn sql_policy_view_releases_what_apply_releases() {
         &policy_text("  on_withdrawn: null_fields\n", ""),
     );
     let applied = c.apply_ok("out.csv", &[]);
-    let o = run(&[
-        "sql",
-        "--policy",
-        c.p("p.yaml").to_str().unwrap(),
-        "--keyring",
-        c.ring.to_str().unwrap(),
-        "--table",
-        &format!("c={}", c.p("data.csv").display()),
-        "--output",
-        c.p("sql.csv").to_str().unwrap(),
+    let o = run_owned(&c.sql_args(
+        "sql.csv",
+        &[],
         "SELECT * FROM c_shared ORDER BY customer_id",
-    ]);
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read_csv_strings(&c.p("sql.csv")), applied);
     // The query's record says what the view's gate judged: every row once, as apply did.
@@ -363,20 +397,11 @@ fn sql_policy_view_releases_what_apply_releases() {
     let v = run(&["verify", c.p("sql.csv").to_str().unwrap()]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     // As of January c3 had withdrawn and c2 had not yet: the view says so too.
-    let o = run(&[
-        "sql",
-        "--policy",
-        c.p("p.yaml").to_str().unwrap(),
-        "--keyring",
-        c.ring.to_str().unwrap(),
-        "--table",
-        &format!("c={}", c.p("data.csv").display()),
-        "--as-of",
-        "2026-01-15",
-        "--output",
-        c.p("jan.csv").to_str().unwrap(),
+    let o = run_owned(&c.sql_args(
+        "jan.csv",
+        &["--as-of", "2026-01-15"],
         "SELECT customer_id, score FROM c_shared ORDER BY customer_id",
-    ]);
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     let jan = read_csv_strings(&c.p("jan.csv"));
     let score = |id: &str| jan.iter().find(|r| r[0] == id).map(|r| r[1].clone());
@@ -396,7 +421,7 @@ fn a_ledger_over_its_memory_budget_is_reduced_on_disk_with_the_same_release() {
     );
     let tmp = c.p("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let spilled = |args: &[&str]| {
+    let spilled = |args: Vec<String>| {
         let mut cmd = bin();
         cmd.env("TMPDIR", &tmp)
             .env("CLOAKLINE_LOG", "info")
@@ -404,21 +429,10 @@ fn a_ledger_over_its_memory_budget_is_reduced_on_disk_with_the_same_release() {
         cmd.output().unwrap()
     };
     let in_memory = c.apply_ok("mem.csv", &["--as-of", "2026-04-01"]);
-    let o = spilled(&[
-        "apply",
-        "--policy",
-        c.p("p.yaml").to_str().unwrap(),
-        "--keyring",
-        c.ring.to_str().unwrap(),
-        "--input",
-        c.p("data.csv").to_str().unwrap(),
-        "--output",
-        c.p("disk.csv").to_str().unwrap(),
-        "--as-of",
-        "2026-04-01",
-        "--ledger-memory",
-        "1B",
-    ]);
+    let o = spilled(c.apply_args(
+        "disk.csv",
+        &["--as-of", "2026-04-01", "--ledger-memory", "1B"],
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("reducing it on disk"), "{}", stderr(&o));
     // Tokens are deterministic: the two releases are byte-identical.
@@ -437,22 +451,11 @@ fn a_ledger_over_its_memory_budget_is_reduced_on_disk_with_the_same_release() {
     }
     assert_eq!(disk["duplicateEvents"], 1);
     assert_eq!(disk["ledgerSubjects"], 4);
-    let o = spilled(&[
-        "sql",
-        "--policy",
-        c.p("p.yaml").to_str().unwrap(),
-        "--keyring",
-        c.ring.to_str().unwrap(),
-        "--table",
-        &format!("c={}", c.p("data.csv").display()),
-        "--as-of",
-        "2026-04-01",
-        "--ledger-memory",
-        "1",
-        "--output",
-        c.p("sql.csv").to_str().unwrap(),
+    let o = spilled(c.sql_args(
+        "sql.csv",
+        &["--as-of", "2026-04-01", "--ledger-memory", "1"],
         "SELECT * FROM c_shared ORDER BY customer_id",
-    ]);
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read_csv_strings(&c.p("sql.csv")), in_memory);
     // A run that fails after reducing on disk (a conflict) leaves no scratch either.
@@ -461,21 +464,16 @@ fn a_ledger_over_its_memory_budget_is_reduced_on_disk_with_the_same_release() {
         "subject_id,purpose,event,timestamp\nc1,churn,given,2026-01-01\nc1,churn,withdrawn,2026-01-01\n",
     )
     .unwrap();
-    let o = spilled(&[
-        "apply",
-        "--policy",
-        c.p("p.yaml").to_str().unwrap(),
-        "--keyring",
-        c.ring.to_str().unwrap(),
-        "--input",
-        c.p("data.csv").to_str().unwrap(),
-        "--output",
-        c.p("out-conflict.csv").to_str().unwrap(),
-        "--consent-ledger",
-        c.p("conflict.csv").to_str().unwrap(),
-        "--ledger-memory",
-        "1",
-    ]);
+    let conflict = c.p("conflict.csv");
+    let o = spilled(c.apply_args(
+        "out-conflict.csv",
+        &[
+            "--consent-ledger",
+            conflict.to_str().unwrap(),
+            "--ledger-memory",
+            "1",
+        ],
+    ));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("reducing it on disk"), "{}", stderr(&o));
     assert!(stderr(&o).contains("row 2:"), "{}", stderr(&o));
@@ -640,6 +638,8 @@ fn bad_ledgers_fail_clearly_and_write_nothing() {
             "{e}"
         );
         assert!(!e.contains("@example.org"), "{e}");
+        // Nor are the ledger's purpose values (the file's values).
+        assert!(!e.contains("marketing"), "{e}");
         nothing_written(c.dir.path());
     }
     // A conflict a later event decides is no conflict, in whichever order the file lists
