@@ -218,6 +218,19 @@ def test_consent_ledger_through_python(tmp_path):
                         ledger_memory=1)
     assert s["consent"]["rowsRemovedWithdrawn"] == 1 and s["rowsOut"] == 1
     assert (tmp_path / "disk.csv").read_bytes() == (tmp_path / "later.csv").read_bytes()
+    # Consent keywords for a policy without a `consent:` block would be ignored: refused.
+    (tmp_path / "plain.yaml").write_text(
+        (tmp_path / "p.yaml").read_text().replace(
+            "consent: { ledger: ledger.csv, subject: id, purpose: p }\n", ""
+        ).replace("basis: consent", "basis: contract")
+    )
+    for job in (cloakline.apply, cloakline.check):
+        args = (tmp_path / "plain.yaml", tmp_path / "data.csv")
+        if job is cloakline.apply:
+            args += (tmp_path / "plain-out.csv",)
+        with pytest.raises(cloakline.UsageError, match="consent"):
+            job(*args, as_of="2026-02-01")
+    assert not (tmp_path / "plain-out.csv").exists()
     with pytest.raises(cloakline.errors.ConsentError) as e:
         cloakline.apply(tmp_path / "p.yaml", tmp_path / "data.csv", tmp_path / "x.csv",
                         consent_ledger=str(tmp_path / "missing.csv"))

@@ -112,25 +112,6 @@ impl ConsentArgs {
         policy: Option<(&Policy, &Path)>,
     ) -> Result<cloakline::plan::consent::ConsentOptions> {
         use cloakline::plan::consent::{parse_as_of, parse_size};
-        let given = self.as_of.is_some() || self.consent_ledger.is_some();
-        match policy {
-            Some((p, _)) if p.consent.is_some() => {}
-            _ if !given => {}
-            Some((_, path)) => {
-                return Err(Error::Usage(format!(
-                    "--as-of and --consent-ledger apply to a policy with a `consent:` block, \
-                     and {} has none (docs/CONSENT.md)",
-                    path.display()
-                )));
-            }
-            None => {
-                return Err(Error::Usage(
-                    "--as-of and --consent-ledger apply to a policy view (--policy) whose policy \
-                     has a `consent:` block"
-                        .into(),
-                ));
-            }
-        }
         // Read only where a ledger is: the variable may be set for every run.
         let memory = match policy {
             Some((p, _)) if p.consent.is_some() => Some(
@@ -139,14 +120,16 @@ impl ConsentArgs {
             ),
             _ => None,
         };
-        Ok(cloakline::plan::consent::ConsentOptions {
+        let o = cloakline::plan::consent::ConsentOptions {
             ledger: self
                 .consent_ledger
                 .as_deref()
                 .map(cloakline::io::Location::parse),
             as_of: self.as_of.as_deref().map(parse_as_of).transpose()?,
             memory,
-        })
+        };
+        o.check_for(policy.map(|(p, _)| p))?;
+        Ok(o)
     }
 }
 

@@ -84,6 +84,7 @@ impl Check {
         tokio::runtime::Handle::try_current().map_err(|_| {
             crate::Error::Usage("Check::run must be awaited inside a Tokio runtime".into())
         })?;
+        self.consent.check_for(Some(&self.policy))?;
         if let Some(url) = &self.cluster {
             return self.run_on_cluster(url).await;
         }

@@ -313,6 +313,7 @@ impl SqlJob {
                 _ => register_file(&ctx, t, self.policy.as_deref(), &self.read).await?,
             }
         }
+        self.consent.check_for(self.policy.as_deref())?;
         let mut view = None;
         if let Some(p) = self.policy.as_deref() {
             let first = self

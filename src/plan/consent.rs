@@ -86,6 +86,26 @@ impl ConsentOptions {
     pub fn budget(&self) -> u64 {
         self.memory.unwrap_or(DEFAULT_LEDGER_MEMORY)
     }
+
+    /// A ledger or an as-of time for a policy without a `consent:` block (or for no policy)
+    /// would be ignored silently: refuse it. (The memory budget may be set for every run.)
+    pub fn check_for(&self, policy: Option<&Policy>) -> Result<()> {
+        if policy.is_some_and(|p| p.consent.is_some())
+            || !(self.ledger.is_some() || self.as_of.is_some())
+        {
+            return Ok(());
+        }
+        Err(Error::Usage(match policy {
+            Some(p) => format!(
+                "a consent ledger or as-of time (--consent-ledger, --as-of) applies to a policy \
+                 with a `consent:` block, and {} has none (docs/CONSENT.md)",
+                p.source
+            ),
+            None => "a consent ledger or as-of time (--consent-ledger, --as-of) applies to a \
+                     policy view (--policy) whose policy has a `consent:` block"
+                .into(),
+        }))
+    }
 }
 
 /// A size such as `512MiB`, `2GiB`, `64M` or `1000000` (bytes); `K`, `M`, `G` and `T` are

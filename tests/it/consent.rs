@@ -482,6 +482,15 @@ fn a_ledger_over_its_memory_budget_is_reduced_on_disk_with_the_same_release() {
         "scratch left behind: {:?}",
         dir_names(&tmp)
     );
+    // --as-of for a policy without a `consent:` block would be ignored: refused instead.
+    let o = apply_customers(
+        &demo_keyring(),
+        &root().join("examples/customers.csv"),
+        &c.p("plain.csv"),
+        &["--as-of", "2026-04-01"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("`consent:` block"), "{}", stderr(&o));
     // A size that is not one is a usage error (exit 2), before anything is read.
     let o = c.apply("bad.csv", &["--ledger-memory", "lots"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

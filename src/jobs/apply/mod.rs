@@ -685,6 +685,7 @@ impl Apply {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Usage("Apply::run must be awaited inside a Tokio runtime".into())
         })?;
+        self.consent.check_for(Some(&self.policy))?;
         let mut this = self;
         if let Some(url) = this.cluster.take() {
             return this.run_on_cluster(url).await;
