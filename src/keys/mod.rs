@@ -706,7 +706,19 @@ impl Keyring {
     pub fn rotate_in_file(path: &Path, id: &str) -> Result<(u32, String)> {
         let (mut ring, kek, path) = Self::open_for_update(path, id, false)?;
         let purpose = ring.get(id)?.purpose;
-        let version = ring.versions(id).last().copied().unwrap_or(1) + 1;
+        let version = ring
+            .versions(id)
+            .last()
+            .copied()
+            .unwrap_or(1)
+            .checked_add(1)
+            .ok_or_else(|| Error::Keyring {
+                path: path.display().to_string(),
+                message: format!(
+                    "key `{id}` is at the highest version there is; generate a key under a new \
+                     id instead of rotating this one"
+                ),
+            })?;
         for k in ring.keys.values_mut().filter(|k| k.id == id) {
             k.primary = false;
         }

@@ -502,6 +502,29 @@ fn column_strings(path: &Path, name: &str) -> Vec<Option<String>> {
         .collect()
 }
 
+/// A keyring whose key is at the last version cannot be rotated: a clear error, and the file
+/// is unchanged (no wrapped version 0 that the next load would refuse).
+#[test]
+fn rotating_past_the_last_version_is_an_error_not_a_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = dir.path().join("keys.json");
+    generate_ring(&ring, &["k1"]);
+    let text = std::fs::read_to_string(&ring).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for k in doc["keys"].as_array_mut().unwrap() {
+        k["version"] = serde_json::json!(u32::MAX);
+    }
+    std::fs::write(&ring, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let before = std::fs::read(&ring).unwrap();
+    let o = cl(
+        &["keys", "rotate", "--id", "k1", "--keyring", s(&ring)],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("highest version"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&ring).unwrap(), before);
+}
+
 #[test]
 fn rotation_keeps_old_envelopes_readable_and_makes_deterministic_transforms_name_a_version() {
     let dir = tempfile::tempdir().unwrap();

@@ -102,7 +102,10 @@ impl<'a> Doc<'a> {
             }
         }
         if let Some(c) = self.consent() {
-            let removed = c.rows_removed_withdrawn + c.rows_removed_missing;
+            // Counts come from a record, which may be hostile: no overflow.
+            let removed = c
+                .rows_removed_withdrawn
+                .saturating_add(c.rows_removed_missing);
             let nulled = c.fields_nulled.values().copied().max().unwrap_or(0);
             out.push(Finding {
                 level: Level::Info,
