@@ -155,9 +155,18 @@ fn main() -> ExitCode {
     let cancel = Cancel::new();
     let on_signal = cancel.clone();
     let _ = ctrlc::set_handler(move || on_signal.cancel());
-    match run(cli, &cancel) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e, json),
+    // A panic anywhere (a third-party reader asserting on a hostile file inside DataFusion,
+    // say) ends as an internal error with its exit code, after unwinding has removed what
+    // the run had not committed; the hook above has said where.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, &cancel))) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => fail(&e, json),
+        Err(_) => fail(
+            &cloakline::Error::Internal(
+                "the command stopped on a panic; nothing it had not committed was kept".into(),
+            ),
+            json,
+        ),
     }
 }
 

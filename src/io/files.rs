@@ -7,6 +7,80 @@ use crate::error::{Error, Result};
 
 use super::*;
 
+/// The most a provenance record read from a local file may hold.
+pub const MAX_RECORD_BYTES: u64 = 256 << 20;
+
+/// Why a small local file (a policy, keyring, hierarchy or provenance record) was not read.
+#[derive(Debug)]
+pub enum SmallFile {
+    Io(std::io::Error),
+    /// A directory, FIFO, socket or device.
+    NotRegular,
+    TooBig,
+}
+
+/// Read a regular file of at most `max` bytes into `buf`. Checked before opening (opening a
+/// FIFO would block) and again on the open file, and the read itself is bounded. `buf` is
+/// reserved up front so that a caller holding a secret in a `Zeroizing` buffer leaves no
+/// copy behind in a reallocation. Returns the open file's metadata.
+pub fn read_regular_into(
+    path: &Path,
+    max: u64,
+    buf: &mut Vec<u8>,
+) -> std::result::Result<std::fs::Metadata, SmallFile> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(SmallFile::Io)?;
+    if !meta.is_file() {
+        return Err(SmallFile::NotRegular);
+    }
+    let file = std::fs::File::open(path).map_err(SmallFile::Io)?;
+    let meta = file.metadata().map_err(SmallFile::Io)?;
+    if !meta.is_file() {
+        return Err(SmallFile::NotRegular);
+    }
+    if meta.len() > max {
+        return Err(SmallFile::TooBig);
+    }
+    buf.clear();
+    buf.reserve_exact(meta.len() as usize + 1);
+    file.take(max + 1).read_to_end(buf).map_err(SmallFile::Io)?;
+    if buf.len() as u64 > max {
+        return Err(SmallFile::TooBig);
+    }
+    Ok(meta)
+}
+
+/// [`read_regular_into`] as UTF-8 text, with the problem as a sentence naming `what` the
+/// file should be (`"a policy YAML file"`).
+pub fn read_regular_text(path: &Path, max: u64, what: &str) -> std::result::Result<String, String> {
+    let mut bytes = Vec::new();
+    read_regular_into(path, max, &mut bytes).map_err(|e| small_file_problem(&e, max, what))?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (byte {}); expected {what}",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// A sentence for a [`SmallFile`] error.
+pub fn small_file_problem(e: &SmallFile, max: u64, what: &str) -> String {
+    match e {
+        SmallFile::Io(e) => format!("cannot read it: {e}"),
+        SmallFile::NotRegular => {
+            format!("it is not a regular file (a directory, FIFO or device); give {what}")
+        }
+        SmallFile::TooBig if max >= 1 << 20 => format!(
+            "it is larger than {} MiB; is it the right file? (expected {what})",
+            max >> 20
+        ),
+        SmallFile::TooBig => format!(
+            "it is larger than {} KiB; is it the right file? (expected {what})",
+            max >> 10
+        ),
+    }
+}
+
 /// The data files under `dir`, recursively and sorted, skipping hidden entries; only those of
 /// `format` when given. A directory without data files is an error.
 ///

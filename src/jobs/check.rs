@@ -95,26 +95,11 @@ impl Check {
         let input = local.path.as_path();
         tracing::info!(input = %self.input, "check: grouping the input");
         let shown = |t: &str| local.show(t);
-        let consent = match &self.policy.consent {
-            None => None,
-            Some(c) => {
-                use crate::plan::consent::{Ledger, ledger_location};
-                let (loc, ledger_shown) =
-                    ledger_location(c, &self.policy.source, self.consent.ledger.as_ref())?;
-                let at = self.consent.as_of.unwrap_or_else(chrono::Utc::now);
-                Some(Arc::new(
-                    Ledger::load(
-                        &loc,
-                        &ledger_shown,
-                        c,
-                        at,
-                        self.consent.budget(),
-                        &self.storage,
-                    )
-                    .await?,
-                ))
-            }
-        };
+        let consent = self
+            .consent
+            .load(&self.policy, chrono::Utc::now(), &self.storage)
+            .await?
+            .map(Arc::new);
         match privacy::check(
             &self.policy,
             &self.keyring,

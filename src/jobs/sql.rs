@@ -332,20 +332,15 @@ impl SqlJob {
                             .into(),
                     ));
                 }
-                Some(c) => {
-                    use crate::plan::consent::{ConsentGate, Ledger, ledger_location};
-                    let (loc, ledger_shown) =
-                        ledger_location(c, &p.source, self.consent.ledger.as_ref())?;
-                    let at = self.consent.as_of.unwrap_or_else(chrono::Utc::now);
-                    let ledger = Ledger::load(
-                        &loc,
-                        &ledger_shown,
-                        c,
-                        at,
-                        self.consent.budget(),
-                        &self.storage,
-                    )
-                    .await?;
+                Some(_) => {
+                    use crate::plan::consent::ConsentGate;
+                    let ledger = self
+                        .consent
+                        .load(p, chrono::Utc::now(), &self.storage)
+                        .await?
+                        .ok_or_else(|| {
+                            Error::Internal("a consent block without a ledger".into())
+                        })?;
                     let df = ctx
                         .table(first.name.as_str())
                         .await

@@ -1105,24 +1105,20 @@ fn read_bounded(path: &Path) -> std::result::Result<(Zeroizing<String>, Option<u
             path.display()
         ))
     };
-    // Checked before opening: opening a FIFO would block.
-    let meta = std::fs::metadata(path).map_err(cannot)?;
-    if !meta.is_file() {
-        return Err("is not a regular file; name a keyring JSON file".into());
-    }
-    let file = std::fs::File::open(path).map_err(cannot)?;
     let mut bytes = Zeroizing::new(Vec::new());
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(file, MAX_KEYRING_BYTES + 1),
-        &mut bytes,
-    )
-    .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_KEYRING_BYTES {
-        return Err(Problem(format!(
-            "is larger than {} KiB; a keyring is a small JSON file, is this the right file?",
-            MAX_KEYRING_BYTES / 1024
-        )));
-    }
+    let meta = match crate::io::read_regular_into(path, MAX_KEYRING_BYTES, &mut bytes) {
+        Ok(meta) => meta,
+        Err(crate::io::SmallFile::Io(e)) => return Err(cannot(e)),
+        Err(crate::io::SmallFile::NotRegular) => {
+            return Err("is not a regular file; name a keyring JSON file".into());
+        }
+        Err(crate::io::SmallFile::TooBig) => {
+            return Err(Problem(format!(
+                "is larger than {} KiB; a keyring is a small JSON file, is this the right file?",
+                MAX_KEYRING_BYTES / 1024
+            )));
+        }
+    };
     let text = match std::str::from_utf8(&bytes) {
         Ok(t) => Zeroizing::new(t.to_string()),
         Err(e) => {
@@ -1135,7 +1131,10 @@ fn read_bounded(path: &Path) -> std::result::Result<(Zeroizing<String>, Option<u
     #[cfg(unix)]
     let mode = Some(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()));
     #[cfg(not(unix))]
-    let mode = None;
+    let mode = {
+        let _ = meta;
+        None
+    };
     Ok((text, mode))
 }
 

@@ -87,6 +87,30 @@ impl ConsentOptions {
         self.memory.unwrap_or(DEFAULT_LEDGER_MEMORY)
     }
 
+    /// The ledger `policy`'s `consent:` block names (or `--consent-ledger`), read as of
+    /// `--as-of` or else `now`; `None` for a policy without the block. The one way every
+    /// door (apply, check, sql; CLI and Python) reads it.
+    pub async fn load(
+        &self,
+        policy: &Policy,
+        now: DateTime<Utc>,
+        storage: &crate::io::store::StorageOptions,
+    ) -> Result<Option<Ledger>> {
+        let Some(spec) = &policy.consent else {
+            return Ok(None);
+        };
+        let (loc, shown) = ledger_location(spec, &policy.source, self.ledger.as_ref())?;
+        let as_of = self.as_of.unwrap_or(now);
+        tracing::info!(ledger = %shown, "consent: reading the ledger");
+        let ledger = Ledger::load(&loc, &shown, spec, as_of, self.budget(), storage).await?;
+        tracing::info!(
+            events = ledger.events,
+            subjects = ledger.subjects,
+            "consent: ledger read"
+        );
+        Ok(Some(ledger))
+    }
+
     /// A ledger or an as-of time for a policy without a `consent:` block (or for no policy)
     /// would be ignored silently: refuse it. (The memory budget may be set for every run.)
     pub fn check_for(&self, policy: Option<&Policy>) -> Result<()> {

@@ -121,44 +121,9 @@ impl ArxHierarchy {
     }
 }
 
-/// Read a regular file of at most `max` bytes as UTF-8 text. Checked before opening (opening
-/// a FIFO would block) and again on the open file; the read itself is bounded too.
+/// Read a regular file of at most `max` bytes as UTF-8 text.
 fn read_regular_file(path: &Path, max: u64) -> Result<String, Problem> {
-    use std::io::Read;
-    let not_regular = "it is not a regular file (a device, FIFO or directory); give a CSV file";
-    let meta = std::fs::metadata(path).map_err(|e| Problem(format!("cannot read it: {e}")))?;
-    if !meta.is_file() {
-        return Err(not_regular.into());
-    }
-    let file = std::fs::File::open(path).map_err(|e| Problem(format!("cannot read it: {e}")))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Problem(format!("cannot read it: {e}")))?;
-    if !meta.is_file() {
-        return Err(not_regular.into());
-    }
-    let too_big = || {
-        Problem(format!(
-            "it is larger than {} MiB; is it the right file?",
-            max >> 20
-        ))
-    };
-    if meta.len() > max {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Problem(format!("cannot read it: {e}")))?;
-    if bytes.len() as u64 > max {
-        return Err(too_big());
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        Problem(format!(
-            "not UTF-8 text (byte {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    crate::io::read_regular_text(path, max, "a CSV file").map_err(Problem)
 }
 
 fn unquote(s: &str) -> String {

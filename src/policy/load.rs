@@ -15,7 +15,7 @@ use super::action::validate_action;
 use super::basis::{self, Basis, Jurisdiction};
 use super::jurisdiction::{REGIMES, eu};
 use super::model::{Action, ActionKind, BasisSpec, Field, FieldRule, Policy, PolicyFile};
-use super::{PolicyProblem, consent, parse_type_name, privacy, rules};
+use super::{MAX_POLICY_BYTES, PolicyProblem, consent, parse_type_name, privacy, rules};
 use crate::error::{Error, Problem, Result};
 use crate::recognizers::RecognizerSet;
 
@@ -29,14 +29,8 @@ impl Policy {
     /// Load and validate a policy file; on failure, every problem found, in file order, each
     /// with its line, column and field (what `validate --json` lists).
     pub fn load_collecting(path: &Path) -> std::result::Result<Self, Vec<PolicyProblem>> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| vec![PolicyProblem::new(format!("cannot read it: {e}"))])?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            vec![PolicyProblem::new(format!(
-                "not UTF-8 text (byte {})",
-                e.utf8_error().valid_up_to()
-            ))]
-        })?;
+        let text = crate::io::read_regular_text(path, MAX_POLICY_BYTES, "a policy YAML file")
+            .map_err(|e| vec![PolicyProblem::new(e)])?;
         Self::from_yaml_str_collecting(&text, &path.display().to_string())
     }
 

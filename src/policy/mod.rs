@@ -35,6 +35,9 @@ use arrow::datatypes::{DataType, TimeUnit};
 use crate::error::Problem;
 
 pub use action::MAX_MASK_KEEP;
+
+/// The most a policy file may hold (a policy is a hand-written YAML file).
+pub const MAX_POLICY_BYTES: u64 = 4 << 20;
 pub use basis::{Art9Condition, Basis, BasisRef, Jurisdiction, SpecialCategory};
 pub use load::problems_error;
 pub use model::{

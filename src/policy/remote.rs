@@ -14,7 +14,7 @@ use crate::io::store::{Remote, StorageOptions, relocate};
 use crate::io::{Location, ScratchDir};
 
 /// Larger than any policy written by hand or generated from a schema.
-const MAX_POLICY_BYTES: u64 = 4 << 20;
+use super::MAX_POLICY_BYTES;
 
 impl Policy {
     /// Load a policy from a local path or a URL (its `hierarchy:` files read from beside it).

@@ -576,3 +576,116 @@ fn ndjson_type_overrides_hold_in_the_privacy_pass() {
     // Level 0 (whole dates) does not give k = 2: exit 3, not a planning error.
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 }
+
+/// `cmd` run to completion, or killed (and the test failed) if it is still running after a
+/// minute: a FIFO named as an input file used to block forever.
+fn run_bounded(args: &[&str]) -> Output {
+    let mut child = crate::util::bin()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("{args:?} blocked (still running after 60 s)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A policy, keyring or provenance record named by the user must be a regular file of a
+/// bounded size: a FIFO blocked the run, a directory gave an OS error, `/dev/zero` or a huge
+/// file was read until memory ran out.
+#[test]
+fn small_input_files_must_be_regular_and_bounded() {
+    let (dir, policy, input) = setup("");
+    let out = dir.path().join("out.csv");
+    let fifo = dir.path().join("fifo");
+    let have_fifo = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    let big = dir.path().join("big.json");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let mut odd: Vec<(PathBuf, &str)> = vec![
+        (dir.path().to_path_buf(), "not a regular file"),
+        (big.clone(), "larger than"),
+    ];
+    if have_fifo {
+        odd.push((fifo.clone(), "not a regular file"));
+    }
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    for (path, needle) in &odd {
+        let p = s(path);
+        // As the policy.
+        let o = run_bounded(&[
+            "apply",
+            "--policy",
+            &p,
+            "--input",
+            &s(&input),
+            "--output",
+            &s(&out),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "policy {p}: {err}");
+        assert!(
+            err.contains(needle) && err.contains(&p),
+            "policy {p}: {err}"
+        );
+        // As the keyring.
+        let o = run_bounded(&[
+            "apply",
+            "--policy",
+            &s(&policy),
+            "--keyring",
+            &p,
+            "--input",
+            &s(&input),
+            "--output",
+            &s(&out),
+        ]);
+        let err = stderr(&o);
+        assert_ne!(o.status.code(), Some(0), "keyring {p}: {err}");
+        assert!(
+            err.contains("regular file") || err.contains("larger than"),
+            "keyring {p}: {err}"
+        );
+        assert!(!out.exists());
+        // As the provenance record to verify and to report on.
+        let o = run_bounded(&[
+            "apply",
+            "--policy",
+            &s(&policy),
+            "--input",
+            &s(&input),
+            "--output",
+            &s(&out),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = run_bounded(&["verify", &s(&out), "--provenance", &p]);
+        let err = stderr(&o);
+        assert_ne!(o.status.code(), Some(0), "verify {p}: {err}");
+        assert!(
+            err.contains(needle) && err.contains(&p),
+            "verify {p}: {err}"
+        );
+        let o = run_bounded(&["report", &p]);
+        let err = stderr(&o);
+        assert_ne!(o.status.code(), Some(0), "report {p}: {err}");
+        assert!(
+            err.contains(needle) || err.contains("directory"),
+            "report {p}: {err}"
+        );
+        std::fs::remove_file(&out).unwrap();
+        std::fs::remove_file(dir.path().join("out.csv.provenance.json")).unwrap();
+    }
+}

@@ -879,26 +879,15 @@ impl Apply {
             crate::policy::consent::ConsentSpec,
         )>,
     > {
-        use crate::plan::consent::{ConsentGate, Ledger};
+        use crate::plan::consent::ConsentGate;
         let Some(spec) = &self.policy.consent else {
             return Ok(None);
         };
-        let (loc, shown) = self.ledger_location(spec)?;
-        let as_of = self.consent.as_of.unwrap_or(started);
-        tracing::info!(ledger = %shown, purpose = %spec.purpose, "consent: reading the ledger");
-        let ledger = handle.block_on(Ledger::load(
-            &loc,
-            &shown,
-            spec,
-            as_of,
-            self.consent.budget(),
-            &self.storage,
-        ))?;
-        tracing::info!(
-            events = ledger.events,
-            subjects = ledger.subjects,
-            "consent: ledger read"
-        );
+        let Some(ledger) =
+            handle.block_on(self.consent.load(&self.policy, started, &self.storage))?
+        else {
+            return Ok(None);
+        };
         let ledger = Arc::new(ledger);
         for j in jobs.iter_mut() {
             let input = self.shown.show(&j.input.path.display().to_string());

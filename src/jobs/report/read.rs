@@ -438,7 +438,12 @@ pub fn load_record(path: &std::path::Path) -> crate::Result<Record> {
 }
 
 fn read_file(path: &std::path::Path) -> crate::Result<Record> {
-    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+    let text = crate::io::read_regular_text(
+        path,
+        crate::io::MAX_RECORD_BYTES,
+        "a provenance record (JSON)",
+    )
+    .map_err(|e| crate::Error::data(path.display(), e))?;
     read_text(&text, path)
 }
 
@@ -453,7 +458,7 @@ fn read_text(text: &str, path: &std::path::Path) -> crate::Result<Record> {
 }
 
 /// The largest record read from a store (a release of many thousand files stays far below).
-const RECORD_LIMIT: u64 = 256 << 20;
+const RECORD_LIMIT: u64 = crate::io::MAX_RECORD_BYTES;
 
 /// [`load_record`] for a location. A URL names a record (`.json`), an output with a sidecar
 /// `<URL>.provenance.json`, or one object of a release (the nearest enclosing prefix's
