@@ -29,15 +29,7 @@ pub fn read_regular_into(
     buf: &mut Vec<u8>,
 ) -> std::result::Result<std::fs::Metadata, SmallFile> {
     use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(SmallFile::Io)?;
-    if !meta.is_file() {
-        return Err(SmallFile::NotRegular);
-    }
-    let file = std::fs::File::open(path).map_err(SmallFile::Io)?;
-    let meta = file.metadata().map_err(SmallFile::Io)?;
-    if !meta.is_file() {
-        return Err(SmallFile::NotRegular);
-    }
+    let (file, meta) = open_regular(path)?;
     if meta.len() > max {
         return Err(SmallFile::TooBig);
     }
@@ -48,6 +40,49 @@ pub fn read_regular_into(
         return Err(SmallFile::TooBig);
     }
     Ok(meta)
+}
+
+/// Open a regular file, with its metadata. Checked before opening (opening a FIFO would
+/// block) and again on the open file (it may have been replaced meanwhile).
+pub fn open_regular(
+    path: &Path,
+) -> std::result::Result<(std::fs::File, std::fs::Metadata), SmallFile> {
+    let meta = std::fs::metadata(path).map_err(SmallFile::Io)?;
+    if !meta.is_file() {
+        return Err(SmallFile::NotRegular);
+    }
+    let file = std::fs::File::open(path).map_err(SmallFile::Io)?;
+    let meta = file.metadata().map_err(SmallFile::Io)?;
+    if !meta.is_file() {
+        return Err(SmallFile::NotRegular);
+    }
+    Ok((file, meta))
+}
+
+/// A provenance record named by the user, as text: a missing file is an I/O error (exit 2
+/// at the command line, as any missing named file), a FIFO or an oversized file a data error.
+pub fn read_record_text(path: &Path) -> Result<String> {
+    let what = "a provenance record (JSON)";
+    let mut bytes = Vec::new();
+    match read_regular_into(path, MAX_RECORD_BYTES, &mut bytes) {
+        Ok(_) => {}
+        Err(SmallFile::Io(e)) => return Err(Error::io(path, e)),
+        Err(e) => {
+            return Err(Error::data(
+                path.display(),
+                small_file_problem(&e, MAX_RECORD_BYTES, what),
+            ));
+        }
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::data(
+            path.display(),
+            format!(
+                "not UTF-8 text (byte {}); expected {what}",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
 }
 
 /// [`read_regular_into`] as UTF-8 text, with the problem as a sentence naming `what` the

@@ -208,6 +208,17 @@ pub(crate) fn room_for(written: usize, len: usize) -> KernelResult<()> {
     Ok(())
 }
 
+/// Refuse to append `len` more bytes when they would take a `Utf8` array past its 2 GiB
+/// offset limit (for kernels that build a value before appending it).
+pub(crate) fn fits(written: usize, len: usize) -> KernelResult<()> {
+    if written.saturating_add(len) > i32::MAX as usize {
+        return Err(KernelError::Parameter(
+            "one batch of this column would pass 2 GiB of text; lower --batch-size".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Total bytes of string data in a string array (for output capacity hints).
 pub(crate) fn string_bytes(array: &dyn Array) -> usize {
     match array.data_type() {
@@ -265,6 +276,9 @@ mod tests {
         assert!(super::room_for(0, 100).is_ok());
         assert!(super::room_for(i32::MAX as usize - (32 << 20), 10).is_err());
         assert!(super::room_for(1 << 30, 300 << 20).is_err());
+        assert!(super::fits(i32::MAX as usize - 10, 10).is_ok());
+        assert!(super::fits(i32::MAX as usize - 10, 11).is_err());
+        assert!(super::fits(usize::MAX, 1).is_err());
     }
 
     use super::*;

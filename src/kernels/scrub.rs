@@ -211,6 +211,7 @@ impl Scrubber {
         let out = map_strings(array.as_ref(), hint, |v, out| {
             tmp.clear();
             self.scrub_into(v, &mut matches, &mut tmp, &mut seen);
+            super::fits(out.values_slice().len(), tmp.len())?;
             out.append_value(&tmp);
             Ok(())
         })?;

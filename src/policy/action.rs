@@ -24,7 +24,7 @@ pub(super) fn validate_action(
         ActionKind::Keep => Action::Keep,
         ActionKind::Drop => Action::Drop,
         ActionKind::Redact => Action::Redact {
-            replacement: r.replacement.as_ref().map(Constant::as_text),
+            replacement: replacement(r)?,
         },
         ActionKind::Mask => mask_action(r)?,
         ActionKind::Tokenize => {
@@ -33,7 +33,7 @@ pub(super) fn validate_action(
                 key: required_key(r)?,
                 domain: domain(name, r),
                 length,
-                prefix: r.prefix.clone().unwrap_or_default(),
+                prefix: prefix(r)?,
             })
         }
         ActionKind::Encrypt => Action::Encrypt(EncryptSpec {
@@ -267,6 +267,34 @@ fn required_key(r: &FieldRule) -> std::result::Result<String, Problem> {
 }
 
 /// Token `length` (default 32), bounded by the 64 hex characters of HMAC-SHA256.
+/// The longest token prefix and redact replacement, in characters: each is written once
+/// per row, and a batch's text must stay within Arrow's 2 GiB string offsets.
+pub const MAX_PREFIX: usize = 256;
+pub const MAX_REPLACEMENT: usize = 1000;
+
+fn prefix(r: &FieldRule) -> std::result::Result<String, Problem> {
+    let p = r.prefix.clone().unwrap_or_default();
+    let n = p.chars().count();
+    if n > MAX_PREFIX {
+        return Err(Problem(format!(
+            "`prefix` is {n} characters long; it must be at most {MAX_PREFIX}"
+        )));
+    }
+    Ok(p)
+}
+
+fn replacement(r: &FieldRule) -> std::result::Result<Option<String>, Problem> {
+    let t = r.replacement.as_ref().map(Constant::as_text);
+    if let Some(n) = t.as_ref().map(|t| t.chars().count())
+        && n > MAX_REPLACEMENT
+    {
+        return Err(Problem(format!(
+            "`replacement` is {n} characters long; it must be at most {MAX_REPLACEMENT}"
+        )));
+    }
+    Ok(t)
+}
+
 fn token_length(r: &FieldRule) -> std::result::Result<usize, Problem> {
     let length = r.length.unwrap_or(32);
     if !(1..=64).contains(&length) {
@@ -296,7 +324,7 @@ fn scrub_action(
                 key: required_key(r)?,
                 domains: r.domains.clone().unwrap_or_default(),
                 length,
-                prefix: r.prefix.clone().unwrap_or_default(),
+                prefix: prefix(r)?,
             }
         }
         ReplaceWith::Mask => {

@@ -618,3 +618,47 @@ fn bad_fpe_parameters_are_refused_with_their_position() {
         assert!(e.contains("line 7"), "{rule}: {e}");
     }
 }
+
+/// Text a policy writes once per row (a token prefix, a redact replacement, a recognizer's
+/// placeholder) is bounded: a batch of 1M rows with a megabyte-long prefix passed Arrow's
+/// 2 GiB string offsets and panicked.
+#[test]
+fn text_written_per_row_is_bounded() {
+    let long = "x".repeat(257);
+    for (rule, want) in [
+        (
+            format!("{{ action: tokenize, key: k, prefix: {long}, basis: contract }}"),
+            "`prefix` is 257 characters long; it must be at most 256",
+        ),
+        (
+            format!(
+                "{{ action: scrub, replace_with: token, key: k, prefix: {long}, basis: contract }}"
+            ),
+            "at most 256",
+        ),
+        (
+            format!(
+                "{{ action: redact, replacement: {}, basis: contract }}",
+                "y".repeat(1001)
+            ),
+            "`replacement` is 1001 characters long; it must be at most 1000",
+        ),
+    ] {
+        let e = err("[EU]", &format!("  a: {rule}\n"));
+        assert!(e.contains(want) && e.contains("line 7"), "{e}");
+    }
+    // Characters, not bytes: 256 three-byte characters are allowed.
+    let ok = format!(
+        "  a: {{ action: tokenize, key: k, prefix: {}, basis: contract }}\n",
+        "é".repeat(256)
+    );
+    assert!(load("[EU]", &ok).is_ok());
+    let name = "n".repeat(65);
+    let text = format!(
+        "{HEAD}jurisdictions: [EU]\nrecognizers:\n  - {{ name: {name}, pattern: 'a', category: pd:Identifier }}\nfields:\n  a: {{ action: scrub, basis: contract }}\n"
+    );
+    let e = Policy::from_yaml_str(&text, "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("at most 64") && e.contains("line 7"), "{e}");
+}

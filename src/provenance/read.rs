@@ -79,7 +79,13 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicates {
 
 /// The provenance copy in a Parquet file's footer, if any.
 pub fn embedded(path: &Path) -> std::result::Result<Option<Value>, Problem> {
-    let f = std::fs::File::open(path).map_err(|e| Problem(e.to_string()))?;
+    let (f, _) = crate::io::open_regular(path).map_err(|e| {
+        Problem(crate::io::small_file_problem(
+            &e,
+            u64::MAX,
+            "a Parquet output or its provenance record",
+        ))
+    })?;
     // The Parquet reader asserts on some corrupt metadata: a panic is a damaged file.
     let text = crate::error::catch_panic(|| {
         use parquet::file::reader::FileReader;

@@ -24,6 +24,9 @@ pub struct RecognizerSet {
     recs: Vec<Recognizer>,
 }
 
+/// The longest custom recognizer name.
+pub const MAX_RECOGNIZER_NAME: usize = 64;
+
 impl RecognizerSet {
     /// The built-in recognizers (see the module docs).
     pub fn builtin() -> Result<Self, regex::Error> {
@@ -46,6 +49,14 @@ impl RecognizerSet {
             return Err(Problem::new(
                 "custom recognizer: the name must not be empty",
             ));
+        }
+        // The name is the placeholder (`<NAME>`) written for every match: kept short.
+        if name.chars().count() > MAX_RECOGNIZER_NAME {
+            return Err(Problem(format!(
+                "custom recognizer: the name is {} characters long; it must be at most \
+                 {MAX_RECOGNIZER_NAME}",
+                name.chars().count()
+            )));
         }
         if self.index_of(name).is_some() {
             return Err(Problem(format!(

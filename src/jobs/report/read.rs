@@ -438,12 +438,7 @@ pub fn load_record(path: &std::path::Path) -> crate::Result<Record> {
 }
 
 fn read_file(path: &std::path::Path) -> crate::Result<Record> {
-    let text = crate::io::read_regular_text(
-        path,
-        crate::io::MAX_RECORD_BYTES,
-        "a provenance record (JSON)",
-    )
-    .map_err(|e| crate::Error::data(path.display(), e))?;
+    let text = crate::io::read_record_text(path)?;
     read_text(&text, path)
 }
 

@@ -482,12 +482,7 @@ pub fn verify_with(
         .provenance
         .map(Path::to_path_buf)
         .unwrap_or_else(|| sidecar_path(output));
-    let text = crate::io::read_regular_text(
-        &side_path,
-        crate::io::MAX_RECORD_BYTES,
-        "a provenance record (JSON)",
-    )
-    .map_err(|e| Error::data(side_path.display(), e))?;
+    let text = crate::io::read_record_text(&side_path)?;
     let doc = parse_strict(&text).map_err(|e| Error::data(side_path.display(), e))?;
     if output.is_dir() {
         return verify_dir(output, &side_path, &doc, read, opts);
