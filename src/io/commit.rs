@@ -79,9 +79,19 @@ pub struct AtomicFile {
     dest: PathBuf,
     file: Option<File>,
     committed: bool,
+    /// Synced to disk before the rename (not for a scratch copy that is uploaded and
+    /// deleted: the store holds the durable copy).
+    durable: bool,
 }
 
 impl AtomicFile {
+    /// A scratch copy: staged without waiting for the disk.
+    #[must_use]
+    pub fn scratch(mut self) -> Self {
+        self.durable = false;
+        self
+    }
+
     /// Create a temporary file beside `dest`, creating missing parent directories.
     pub fn create(dest: &Path) -> Result<AtomicFile> {
         let dir = parent_dir(dest);
@@ -95,6 +105,7 @@ impl AtomicFile {
             dest: dest.to_path_buf(),
             file: Some(file),
             committed: false,
+            durable: true,
         })
     }
 
@@ -116,7 +127,9 @@ impl AtomicFile {
 
     /// Flush to disk; [`commit_all`] renames it into place with the run's other outputs.
     pub fn stage(mut self) -> Result<Staged> {
-        if let Some(f) = self.file.take() {
+        if let Some(f) = self.file.take()
+            && self.durable
+        {
             f.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
         }
         self.committed = true;

@@ -200,9 +200,13 @@ pub struct Covering {
 
 /// Objects fetched at once; each streams in chunks, so memory stays bounded.
 const PARALLEL: usize = 4;
-/// Bytes per ranged GET: large enough to stream at full speed, small enough that a failed
-/// range costs little to read again.
+/// Bytes per streamed ranged GET: large enough to stream at full speed, small enough that a
+/// failed range costs little to read again.
 const RANGE: u64 = 64 << 20;
+/// A single object's ranges requested at once, and their size: a GET at a time leaves the
+/// store (and the other core) idle between requests.
+const AHEAD: usize = 4;
+const RANGE_AHEAD: u64 = 8 << 20;
 /// Multipart part size: S3's minimum is 5 MiB.
 const PART: usize = 8 << 20;
 
@@ -602,7 +606,7 @@ impl Remote {
         if let Some(meta) = self.head().await? {
             let name = self.key.filename().unwrap_or("object");
             let local = dir.join(safe_segment(name).ok_or_else(|| self.bad_name())?);
-            let obj = self.download(meta, local.clone()).await?;
+            let obj = self.download(meta, local.clone(), true).await?;
             return Ok(Fetched {
                 local,
                 is_dir: false,
@@ -640,7 +644,7 @@ impl Remote {
         }
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let objects = futures::stream::iter(wanted)
-            .map(|(meta, local)| self.download(meta, local))
+            .map(|(meta, local)| self.download(meta, local, false))
             .buffered(PARALLEL)
             .try_collect::<Vec<_>>()
             .await?;
@@ -660,19 +664,33 @@ impl Remote {
         }
     }
 
-    /// Stream one object to `local` with ranged GETs of [`RANGE`] bytes, in order, hashing as
-    /// it goes. Every range is pinned to the listed ETag (and version): an object replaced
-    /// between two ranges is an error, never a mix of two versions; a failed range is retried
-    /// alone by the store client, not the whole object.
-    async fn download(&self, meta: ObjectMeta, local: PathBuf) -> Result<FetchedObject> {
-        self.download_ranged(meta, local, RANGE).await
+    /// Bring one object to `local` with ranged GETs, hashing in order as it goes. Every
+    /// range is pinned to the listed ETag (and version): an object replaced between two
+    /// ranges is an error, never a mix of two versions; a failed range is retried alone by
+    /// the store client, not the whole object. A single object is read [`AHEAD`] ranges of
+    /// [`RANGE_AHEAD`] bytes at a time (a prefix's objects are already read in parallel); a
+    /// plain web server, which may ignore `Range`, is read one streamed range at a time.
+    async fn download(
+        &self,
+        meta: ObjectMeta,
+        local: PathBuf,
+        single: bool,
+    ) -> Result<FetchedObject> {
+        match (self.kind, single) {
+            (Kind::Http, _) => self.download_ranged(meta, local, RANGE, 1).await,
+            (_, true) => self.download_ranged(meta, local, RANGE_AHEAD, AHEAD).await,
+            (_, false) => self.download_ranged(meta, local, RANGE_AHEAD, 1).await,
+        }
     }
 
+    /// [`Remote::download`] with ranges of `range` bytes, `ahead` of them requested at once
+    /// (then each range is held in memory until its turn; with 1 it is streamed).
     async fn download_ranged(
         &self,
         meta: ObjectMeta,
         local: PathBuf,
         range: u64,
+        ahead: usize,
     ) -> Result<FetchedObject> {
         let key = meta.location.clone();
         if let Some(parent) = local.parent() {
@@ -691,49 +709,86 @@ impl Remote {
                       run again once writers are done"
                 .into(),
         };
+        let short = |start: u64, end: u64, got: u64| Error::Storage {
+            location: self.withheld_key(&key),
+            message: format!(
+                "asked for bytes {start}..{end} and got {got} bytes; it changed while being read"
+            ),
+        };
         // One GET for an object within one range: a web server that ignores Range (and
         // answers 200 with the whole body) still serves small objects.
         let whole = meta.size <= range;
-        while size < meta.size {
-            let end = meta.size.min(size + range);
+        let ranges: Vec<(u64, u64)> = (0..meta.size.div_ceil(range.max(1)))
+            .map(|i| (i * range, meta.size.min((i + 1) * range)))
+            .collect();
+        let request = |(start, end): (u64, u64)| {
             let options = object_store::GetOptions {
                 if_match: meta.e_tag.clone(),
                 version: meta.version.clone(),
-                range: (!whole).then_some(object_store::GetRange::Bounded(size..end)),
+                range: (!whole).then_some(object_store::GetRange::Bounded(start..end)),
                 ..Default::default()
             };
-            let got = self
-                .store
-                .get_opts(&key, options)
-                .await
-                .map_err(|e| match e {
-                    object_store::Error::Precondition { .. } => changed(),
-                    e => self.err(&key, "reading it", e),
-                })?;
-            // A store that ignores If-Match still reports the object's ETag and size.
-            if (meta.e_tag.is_some() && got.meta.e_tag != meta.e_tag) || got.meta.size != meta.size
-            {
-                return Err(changed());
+            let key = &key;
+            let meta = &meta;
+            async move {
+                let got = self
+                    .store
+                    .get_opts(key, options)
+                    .await
+                    .map_err(|e| match e {
+                        object_store::Error::Precondition { .. } => changed(),
+                        e => self.err(key, "reading it", e),
+                    })?;
+                // A store that ignores If-Match still reports the object's ETag and size.
+                if (meta.e_tag.is_some() && got.meta.e_tag != meta.e_tag)
+                    || got.meta.size != meta.size
+                {
+                    return Err(changed());
+                }
+                Ok::<_, Error>(((start, end), got))
             }
-            let mut stream = got.into_stream();
-            let start = size;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| self.err(&key, "reading it", e))?;
-                hash.update(&chunk);
-                size += chunk.len() as u64;
-                file.write_all(&chunk)
+        };
+        if ahead <= 1 {
+            for r in ranges {
+                let ((start, end), got) = request(r).await?;
+                let mut stream = got.into_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| self.err(&key, "reading it", e))?;
+                    hash.update(&chunk);
+                    size += chunk.len() as u64;
+                    file.write_all(&chunk)
+                        .await
+                        .map_err(|e| Error::io(&local, e))?;
+                }
+                if size != end {
+                    return Err(short(start, end, size - start));
+                }
+            }
+        } else {
+            // Ranges requested `ahead` at a time, consumed in order: memory stays within
+            // `ahead` ranges.
+            let key = &key;
+            let request = &request;
+            let mut bodies = futures::stream::iter(ranges)
+                .map(|r| async move {
+                    let ((start, end), got) = request(r).await?;
+                    let bytes = got
+                        .bytes()
+                        .await
+                        .map_err(|e| self.err(key, "reading it", e))?;
+                    Ok::<_, Error>(((start, end), bytes))
+                })
+                .buffered(ahead);
+            while let Some(next) = bodies.next().await {
+                let ((start, end), bytes) = next?;
+                if bytes.len() as u64 != end - start {
+                    return Err(short(start, end, bytes.len() as u64));
+                }
+                hash.update(&bytes);
+                size += bytes.len() as u64;
+                file.write_all(&bytes)
                     .await
                     .map_err(|e| Error::io(&local, e))?;
-            }
-            if size != end {
-                return Err(Error::Storage {
-                    location: self.withheld_key(&key),
-                    message: format!(
-                        "asked for bytes {start}..{end} and got {} bytes; it changed while \
-                         being read",
-                        size - start
-                    ),
-                });
             }
         }
         file.flush().await.map_err(|e| Error::io(&local, e))?;
@@ -819,7 +874,7 @@ impl Remote {
             e_tag,
             version,
         };
-        self.download(meta, local).await
+        self.download(meta, local, false).await
     }
 
     /// Discard an upload [`Remote::upload_pending`] left (quietly: it is a cleanup).
@@ -1110,6 +1165,25 @@ impl RemoteRelease {
                 )));
             }
             Err(e) => return Err(lock.err(&lock.key, "creating the run's lock", e)),
+        }
+        // A store that ignores `If-None-Match: *` (Garage, some MinIO and Ceph versions)
+        // accepts a second create of the lock: then nothing keeps two runs from both
+        // committing. The probe rewrites our own lock with the same bytes, so it is harmless.
+        let again = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        if out
+            .store
+            .put_opts(&lock.key, PutPayload::from(body), again)
+            .await
+            .is_ok()
+        {
+            tracing::warn!(
+                output = %out.shown(),
+                "this store does not enforce conditional writes (If-None-Match): two runs \
+                 writing this output at the same moment are not kept apart; run one at a time"
+            );
         }
         let streams = Streams::new(out.clone(), tokio::runtime::Handle::current());
         let mut rel = RemoteRelease {
@@ -1801,7 +1875,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        for honour_if_match in [true, false] {
+        for (honour_if_match, ahead) in [(true, 1), (false, 1), (true, 3), (false, 3)] {
             let store = Racing {
                 inner: Default::default(),
                 gets: Default::default(),
@@ -1823,7 +1897,7 @@ mod tests {
             let meta = rt.block_on(remote.store.head(&key)).unwrap();
             // Three GETs of 4 bytes: the object changes after the first.
             let e = rt
-                .block_on(remote.download_ranged(meta.clone(), dir.path().join("f"), 4))
+                .block_on(remote.download_ranged(meta.clone(), dir.path().join("f"), 4, ahead))
                 .expect_err("a mixed read passed");
             assert!(e.to_string().contains("changed while being read"), "{e}");
             // Whole ranges in order when nothing changes: same bytes, same hash.
@@ -1839,9 +1913,15 @@ mod tests {
             .unwrap();
             let meta = rt.block_on(quiet.store.head(&key)).unwrap();
             let got = rt
-                .block_on(quiet.download_ranged(meta, dir.path().join("g"), 4))
+                .block_on(quiet.download_ranged(meta.clone(), dir.path().join("g"), 4, 1))
                 .unwrap();
             assert_eq!(std::fs::read(dir.path().join("g")).unwrap(), b"0123456789");
+            assert_eq!(got.sha256, hex::encode(Sha256::digest(b"0123456789")));
+            // Ranges requested ahead arrive in order: the same bytes and hash.
+            let got = rt
+                .block_on(quiet.download_ranged(meta, dir.path().join("h"), 3, 3))
+                .unwrap();
+            assert_eq!(std::fs::read(dir.path().join("h")).unwrap(), b"0123456789");
             assert_eq!(got.sha256, hex::encode(Sha256::digest(b"0123456789")));
         }
     }

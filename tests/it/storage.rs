@@ -301,6 +301,9 @@ fn local_to_s3_to_s3_to_local_round_trip_matches_a_local_run_and_verifies() {
         &["--json"],
     );
     ok(&o);
+    // moto enforces `If-None-Match: *`: the probe after the lock must not warn.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("conditional writes"), "{err}");
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["output"], "s3://share/customers.parquet");
     assert_eq!(

@@ -164,7 +164,7 @@ fn azure_round_trip_through_azurite_verifies_and_refuses_a_second_release() {
         keyring.to_str().unwrap(),
         input.to_str().unwrap(),
     );
-    ok(&az.cloakline(&[
+    let o = az.cloakline(&[
         "apply",
         "--policy",
         p,
@@ -174,7 +174,10 @@ fn azure_round_trip_through_azurite_verifies_and_refuses_a_second_release() {
         i,
         "--output",
         "az://lake/share/customers.parquet",
-    ]));
+    ]);
+    ok(&o);
+    // Azure enforces `If-None-Match: *`: the probe after the lock must not warn.
+    assert!(!stderr(&o).contains("conditional writes"), "{}", stderr(&o));
     let v = az.cloakline(&["verify", "az://lake/share/customers.parquet", "--json"]);
     ok(&v);
     let doc: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();

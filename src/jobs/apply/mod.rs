@@ -761,6 +761,10 @@ impl Apply {
         // Stage every destination first: an unwritable one fails before the long part.
         let staging = match is_dir {
             true => Staging::Dir(StagingDir::create(&self.output)?),
+            // A remote output's scratch copy is uploaded while written: no fsync.
+            false if self.streams.is_some() => {
+                Staging::File(AtomicFile::create(&self.output)?.scratch())
+            }
             false => Staging::File(AtomicFile::create(&self.output)?),
         };
         let side = AtomicFile::create(&sidecar)?;
