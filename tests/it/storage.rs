@@ -205,12 +205,17 @@ impl S3 {
     /// Point a cloakline command at this server (credentials in its environment, the
     /// endpoint as storage options).
     pub fn configure(&self, c: &mut std::process::Command) {
+        Self::configure_at(c, &self.endpoint());
+    }
+
+    /// [`S3::configure`] with another endpoint (a proxy in front of this server).
+    pub fn configure_at(c: &mut std::process::Command, endpoint: &str) {
         c.env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
-            .args(["--storage-option", &format!("endpoint={}", self.endpoint())])
+            .args(["--storage-option", &format!("endpoint={endpoint}")])
             .args(["--storage-option", "allow_http=true"])
             .args(["--storage-option", "max_retries=2"]);
     }
@@ -1119,4 +1124,98 @@ fn a_consent_ledger_in_a_bucket_gates_a_partitioned_prefix_and_verify_checks_it_
     assert_eq!(e.status.code(), Some(2), "{}", stderr(&e));
     assert!(stderr(&e).contains("is a local path"), "{}", stderr(&e));
     assert!(s3.keys("share").iter().all(|k| !k.starts_with("other")));
+}
+
+/// A loopback proxy to moto on `port` that drops `If-None-Match` from every request: an
+/// S3-compatible store that ignores conditional writes, as Garage 2.5 does.
+fn unconditional_proxy(port: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = relay(client, port);
+            });
+        }
+    });
+    at
+}
+
+/// Forward requests one by one (heads without `If-None-Match`, bodies by their length),
+/// and responses as they come.
+fn relay(client: TcpStream, port: u16) -> std::io::Result<()> {
+    use std::io::BufRead;
+    let server = TcpStream::connect(("127.0.0.1", port))?;
+    let (mut back, mut to_client) = (server.try_clone()?, client.try_clone()?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut back, &mut to_client);
+        let _ = to_client.shutdown(std::net::Shutdown::Both);
+    });
+    let mut reader = std::io::BufReader::new(client);
+    let mut to_server = server;
+    loop {
+        let mut head = Vec::new();
+        let mut body = 0u64;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("if-none-match:") {
+                continue;
+            }
+            if let Some(n) = lower.strip_prefix("content-length:") {
+                body = n.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("transfer-encoding:") {
+                return Err(std::io::Error::other("chunked requests are not relayed"));
+            }
+            head.extend_from_slice(line.as_bytes());
+            if line == "\r\n" {
+                break;
+            }
+        }
+        to_server.write_all(&head)?;
+        std::io::copy(&mut (&mut reader).take(body), &mut to_server)?;
+    }
+}
+
+/// A store that accepts a second conditional create cannot keep two runs apart: the run
+/// says so (and still releases), where moto (which enforces it) gets no such warning.
+#[test]
+fn a_store_that_ignores_conditional_writes_is_warned_about() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.bucket("share");
+    let csv = std::fs::read(root().join("examples/customers.csv")).unwrap();
+    s3.put("raw/customers.csv", &csv);
+    let proxy = unconditional_proxy(s3.port);
+    let (policy, keyring) = (policy(), demo_keyring());
+    let mut c = bin();
+    S3::configure_at(&mut c, &format!("http://127.0.0.1:{proxy}"));
+    c.args([
+        "apply",
+        "--policy",
+        str(&policy),
+        "--keyring",
+        str(&keyring),
+        "--input",
+        "s3://raw/customers.csv",
+        "--output",
+        "s3://share/customers.parquet",
+    ]);
+    let o = c.output().unwrap();
+    ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains("does not enforce conditional writes")
+            && err.contains("s3://share/customers.parquet"),
+        "{err}"
+    );
+    assert!(s3.get("share/customers.parquet.provenance.json").is_some());
+    // Straight to moto: no warning (it refuses the second create).
+    let o = s3.apply_customers("s3://raw/customers.csv", "s3://share/again.parquet", &[]);
+    ok(&o);
+    assert!(!stderr(&o).contains("conditional writes"), "{}", stderr(&o));
 }
