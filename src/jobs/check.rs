@@ -97,7 +97,7 @@ impl Check {
         let shown = |t: &str| local.show(t);
         let consent = self
             .consent
-            .load(&self.policy, chrono::Utc::now(), &self.storage)
+            .load(&self.policy, chrono::Utc::now(), None, &self.storage)
             .await?
             .map(Arc::new);
         match privacy::check(

@@ -336,7 +336,7 @@ impl SqlJob {
                     use crate::plan::consent::ConsentGate;
                     let ledger = self
                         .consent
-                        .load(p, chrono::Utc::now(), &self.storage)
+                        .load(p, chrono::Utc::now(), None, &self.storage)
                         .await?
                         .ok_or_else(|| {
                             Error::Internal("a consent block without a ledger".into())

@@ -94,6 +94,7 @@ impl ConsentOptions {
         &self,
         policy: &Policy,
         now: DateTime<Utc>,
+        threads: Option<usize>,
         storage: &crate::io::store::StorageOptions,
     ) -> Result<Option<Ledger>> {
         let Some(spec) = &policy.consent else {
@@ -102,7 +103,9 @@ impl ConsentOptions {
         let (loc, shown) = ledger_location(spec, &policy.source, self.ledger.as_ref())?;
         let as_of = self.as_of.unwrap_or(now);
         tracing::info!(ledger = %shown, "consent: reading the ledger");
-        let ledger = Ledger::load(&loc, &shown, spec, as_of, self.budget(), storage).await?;
+        let threads = threads.unwrap_or_else(all_cores);
+        let ledger =
+            Ledger::load_on(&loc, &shown, spec, as_of, self.budget(), threads, storage).await?;
         tracing::info!(
             events = ledger.events,
             subjects = ledger.subjects,
@@ -201,13 +204,15 @@ struct Build {
     /// Events buffered before a flush: [`BUFFERED`], or less under a small budget.
     flush_at: usize,
     budget: u64,
+    /// Threads a flush applies the partitions on.
+    threads: usize,
     duplicates: u64,
     /// Undecided conflicts (subject, type) → (file index, row) of the second event.
     conflicts: HashMap<(u128, u8), (u32, u64)>,
 }
 
 impl Build {
-    fn new(budget: u64) -> Self {
+    fn new(budget: u64, threads: usize) -> Self {
         let per_event = std::mem::size_of::<Ev>() as u64;
         Build {
             maps: (0..PARTS).map(|_| IdMap::default()).collect(),
@@ -217,6 +222,7 @@ impl Build {
                 .unwrap_or(usize::MAX)
                 .clamp(1, BUFFERED),
             budget,
+            threads: threads.clamp(1, PARTS),
             duplicates: 0,
             conflicts: HashMap::new(),
         }
@@ -254,11 +260,7 @@ impl Build {
     }
 
     fn flush(&mut self) -> Result<()> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, PARTS);
-        let per = PARTS.div_ceil(threads);
+        let per = PARTS.div_ceil(self.threads);
         type Applied = (u64, Vec<ConflictChange>);
         let results: Vec<Option<Applied>> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
@@ -407,12 +409,9 @@ struct Table {
 
 impl Table {
     /// One table per map, on every core; each map is freed as its table is made.
-    fn from_maps(maps: Vec<IdMap<[Slot; 2]>>) -> Result<Vec<Table>> {
+    fn from_maps(maps: Vec<IdMap<[Slot; 2]>>, threads: usize) -> Result<Vec<Table>> {
         let n = maps.len();
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, PARTS);
+        let threads = threads.clamp(1, PARTS);
         let mut maps: Vec<Option<IdMap<[Slot; 2]>>> = maps.into_iter().map(Some).collect();
         let per = maps.len().div_ceil(threads).max(1);
         let tables: Vec<Table> = std::thread::scope(|scope| {
@@ -518,13 +517,26 @@ impl Ledger {
     }
 
     /// Read the ledger at `loc` (a URL is fetched first) for `spec`'s purpose as of `as_of`,
-    /// in memory up to `budget` bytes and on disk beyond.
+    /// in memory up to `budget` bytes and on disk beyond, on every core.
     pub async fn load(
         loc: &Location,
         shown: &str,
         spec: &ConsentSpec,
         as_of: DateTime<Utc>,
         budget: u64,
+        storage: &crate::io::store::StorageOptions,
+    ) -> Result<Ledger> {
+        Self::load_on(loc, shown, spec, as_of, budget, all_cores(), storage).await
+    }
+
+    /// [`Ledger::load`] on at most `threads` threads (a run's `--threads`).
+    pub async fn load_on(
+        loc: &Location,
+        shown: &str,
+        spec: &ConsentSpec,
+        as_of: DateTime<Utc>,
+        budget: u64,
+        threads: usize,
         storage: &crate::io::store::StorageOptions,
     ) -> Result<Ledger> {
         match loc {
@@ -551,7 +563,7 @@ impl Ledger {
                             .map(|(rel, f)| Ok((rel.clone(), crate::io::sha256_file(f)?.0)))
                             .collect::<Result<Vec<_>>>()
                     });
-                    let read = read_ledger(shown, &files, spec, as_of, budget);
+                    let read = read_ledger_on(shown, &files, spec, as_of, budget, threads);
                     let digests = hashing.join().unwrap_or_else(|_| {
                         Err(Error::Internal(
                             "hashing the consent ledger panicked".into(),
@@ -598,7 +610,7 @@ impl Ledger {
                     .iter()
                     .map(|(r, p, _)| (r.clone(), p.clone()))
                     .collect();
-                let ledger = read_ledger(shown, &files, spec, as_of, budget);
+                let ledger = read_ledger_on(shown, &files, spec, as_of, budget, threads);
                 drop(scratch);
                 let mut ledger = ledger?;
                 ledger.sha256 = ledger_digest(
@@ -721,9 +733,14 @@ fn at_row(shown: &str, rel: &str, row: u64, what: String) -> Error {
     }
 }
 
-/// The ledger's state from its files (its digest is the caller's: computed meanwhile, or
-/// while the store streamed it). The map is built in memory; if it outgrows `budget` bytes
-/// the files are read again and reduced on disk ([`spill`]), by the same rule.
+/// Every core of the machine (the default when no `--threads` limit is given).
+fn all_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
 fn read_ledger(
     shown: &str,
     files: &[(String, PathBuf)],
@@ -731,8 +748,23 @@ fn read_ledger(
     as_of: DateTime<Utc>,
     budget: u64,
 ) -> Result<Ledger> {
+    read_ledger_on(shown, files, spec, as_of, budget, all_cores())
+}
+
+/// The ledger's state from its files (its digest is the caller's: computed meanwhile, or
+/// while the store streamed it). The map is built in memory; if it outgrows `budget` bytes
+/// the files are read again and reduced on disk ([`spill`]), by the same rule. Work is
+/// spread over at most `threads` threads.
+fn read_ledger_on(
+    shown: &str,
+    files: &[(String, PathBuf)],
+    spec: &ConsentSpec,
+    as_of: DateTime<Utc>,
+    budget: u64,
+    threads: usize,
+) -> Result<Ledger> {
     let ids = IdHasher::default();
-    let mut build = Build::new(budget);
+    let mut build = Build::new(budget, threads);
     let mut scanned = scan(shown, files, spec, as_of, &ids, &mut |ev| build.push(ev))?;
     let over = scanned.stopped || {
         build.flush()?;
@@ -742,7 +774,7 @@ fn read_ledger(
         let subjects = build.maps.iter().map(|m| m.len() as u64).sum();
         let conflict = build.conflicts.values().min().copied();
         (
-            State::Memory(Table::from_maps(build.maps)?),
+            State::Memory(Table::from_maps(build.maps, threads)?),
             subjects,
             build.duplicates,
             conflict,
@@ -756,7 +788,7 @@ fn read_ledger(
         );
         let mut spill = spill::Spill::create()?;
         scanned = scan(shown, files, spec, as_of, &ids, &mut |ev| spill.push(ev))?;
-        let r = spill.finish(budget)?;
+        let r = spill.finish(budget, threads)?;
         let state = r
             .state
             .ok_or_else(|| Error::Internal("the spilled consent ledger has no state".into()))?;
@@ -1651,6 +1683,9 @@ mod tests {
         let disk = read_ledger("l.csv", &files, spec, at, 0).unwrap();
         // 2 MiB: too small for the map (~11 MB), enough for the sorted records (1.7 MB).
         let held = read_ledger("l.csv", &files, spec, at, 2 << 20).unwrap();
+        // One thread (`--threads 1`), in memory and on disk: the same outcome.
+        let one = read_ledger_on("l.csv", &files, spec, at, 1 << 30, 1).unwrap();
+        let one_disk = read_ledger_on("l.csv", &files, spec, at, 0, 1).unwrap();
         assert!(mem.spilled.is_none());
         assert_eq!(disk.spilled, Some(n * 17));
         assert_eq!(held.spilled, Some(n * 17));
@@ -1674,6 +1709,8 @@ mod tests {
         };
         assert_eq!(counts(&mem), counts(&disk));
         assert_eq!(counts(&mem), counts(&held));
+        assert_eq!(counts(&mem), counts(&one));
+        assert_eq!(counts(&mem), counts(&one_disk));
         assert_eq!(mem.subjects, n);
         assert!(mem.duplicates > 0 && mem.later_events > 0);
         let mut withdrawn = 0;
@@ -1682,6 +1719,8 @@ mod tests {
             let (m, d) = (mem.standing(&id).unwrap(), disk.standing(&id).unwrap());
             assert_eq!(m, d, "{id}");
             assert_eq!(m, held.standing(&id).unwrap(), "{id}");
+            assert_eq!(m, one.standing(&id).unwrap(), "{id}");
+            assert_eq!(m, one_disk.standing(&id).unwrap(), "{id}");
             withdrawn += usize::from(m.0 == Standing::Withdrawn);
         }
         // Every sixth subject withdrew in February.

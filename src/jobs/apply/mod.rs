@@ -887,8 +887,12 @@ impl Apply {
         let Some(spec) = &self.policy.consent else {
             return Ok(None);
         };
-        let Some(ledger) =
-            handle.block_on(self.consent.load(&self.policy, started, &self.storage))?
+        let Some(ledger) = handle.block_on(self.consent.load(
+            &self.policy,
+            started,
+            Some(self.threads),
+            &self.storage,
+        ))?
         else {
             return Ok(None);
         };

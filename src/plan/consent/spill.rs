@@ -72,7 +72,7 @@ impl Spill {
 
     /// Reduce every partition to its sorted state: as many at once as the budget allows
     /// (up to one per core).
-    pub(super) fn finish(mut self, budget: u64) -> Result<Reduced> {
+    pub(super) fn finish(mut self, budget: u64, threads: usize) -> Result<Reduced> {
         for (w, p) in self.out.drain(..).zip(&self.paths) {
             w.into_inner().map_err(|e| Error::io(p, e.into_error()))?;
         }
@@ -85,10 +85,7 @@ impl Spill {
             .open(&state_path)
             .map_err(|e| Error::io(&state_path, e))?;
         let mut state = BufWriter::new(state_file);
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, PARTS);
+        let cores = threads.clamp(1, PARTS);
         // A partition's reduction holds at most one map entry and one record per event.
         let largest = self
             .paths
