@@ -68,8 +68,18 @@ pub(crate) fn unpanicked<T>(shown: &str, f: impl FnOnce() -> T) -> Result<T> {
     })
 }
 
+/// Open a data file. Only a regular file: a FIFO or device would block the open, and its
+/// bytes could not be read again to hash them for the record (stdin is `--input -`).
 pub(super) fn open_file(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| Error::io(path, e))
+    match super::open_regular(path) {
+        Ok((f, _)) => Ok(f),
+        Err(super::SmallFile::Io(e)) => Err(Error::io(path, e)),
+        Err(_) => Err(Error::data(
+            path.display(),
+            "not a regular file (a directory, FIFO or device); give a data file, or `-` for \
+             standard input",
+        )),
+    }
 }
 
 impl Input {

@@ -689,3 +689,57 @@ fn small_input_files_must_be_regular_and_bounded() {
         std::fs::remove_file(dir.path().join("out.csv.provenance.json")).unwrap();
     }
 }
+
+/// A FIFO as a data file: `apply` blocked opening it as input, and `verify` blocked hashing
+/// it as an output (and ignored SIGTERM meanwhile). Both now refuse it at once.
+#[test]
+fn a_fifo_as_a_data_file_is_refused_not_waited_on() {
+    let (dir, policy, input) = setup("");
+    let fifo = dir.path().join("f.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("skipped: mkfifo is not available");
+        return;
+    }
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let out = dir.path().join("out.csv");
+    let o = run_bounded(&[
+        "apply",
+        "--policy",
+        &s(&policy),
+        "--input",
+        &s(&fifo),
+        "--output",
+        &s(&out),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not a regular file") && err.contains("f.csv"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // verify: a record beside a FIFO standing where the output was.
+    let o = run_bounded(&[
+        "apply",
+        "--policy",
+        &s(&policy),
+        "--input",
+        &s(&input),
+        "--output",
+        &s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::copy(
+        dir.path().join("out.csv.provenance.json"),
+        dir.path().join("f.csv.provenance.json"),
+    )
+    .unwrap();
+    let o = run_bounded(&["verify", &s(&fifo)]);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
