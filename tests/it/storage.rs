@@ -179,6 +179,16 @@ impl S3 {
 
     /// `cloakline apply` with the example policy and demo keyring, plus `extra`.
     pub fn apply_customers(&self, input: &str, output: &str, extra: &[&str]) -> Output {
+        Self::apply_customers_via(&self.endpoint(), input, output, extra)
+    }
+
+    /// [`S3::apply_customers`] through another endpoint (a proxy in front of this server).
+    pub fn apply_customers_via(
+        endpoint: &str,
+        input: &str,
+        output: &str,
+        extra: &[&str],
+    ) -> Output {
         let (policy, keyring) = (policy(), demo_keyring());
         let head = [
             "apply",
@@ -191,7 +201,10 @@ impl S3 {
             "--output",
             output,
         ];
-        self.cloakline(&[&head[..], extra].concat())
+        let mut c = bin();
+        Self::configure_at(&mut c, endpoint);
+        c.args([&head[..], extra].concat());
+        c.output().expect("run cloakline")
     }
 
     /// `cloakline ARGS` with credentials in the environment and the endpoint as options.
@@ -1191,21 +1204,12 @@ fn a_store_that_ignores_conditional_writes_is_warned_about() {
     let csv = std::fs::read(root().join("examples/customers.csv")).unwrap();
     s3.put("raw/customers.csv", &csv);
     let proxy = unconditional_proxy(s3.port);
-    let (policy, keyring) = (policy(), demo_keyring());
-    let mut c = bin();
-    S3::configure_at(&mut c, &format!("http://127.0.0.1:{proxy}"));
-    c.args([
-        "apply",
-        "--policy",
-        str(&policy),
-        "--keyring",
-        str(&keyring),
-        "--input",
+    let o = S3::apply_customers_via(
+        &format!("http://127.0.0.1:{proxy}"),
         "s3://raw/customers.csv",
-        "--output",
         "s3://share/customers.parquet",
-    ]);
-    let o = c.output().unwrap();
+        &[],
+    );
     ok(&o);
     let err = stderr(&o);
     assert!(
