@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Object-store runs against local ones, side by side in one script: the full customers policy
 # on ROWS rows (default 1,000,000), local disk → local disk against an S3 server on loopback
-# (SERVER=moto, the default, or s3s) → the same server, best of N (default 3), interleaved.
-# Then the peak RSS of one S3 → S3 run on BIG_ROWS rows (default 10,000,000; 0 skips it).
+# (SERVER=moto, the default, s3s or garage) → the same server, best of N (default 3),
+# interleaved. The input is Parquet in one row group unless GROUP (rows per row group) or
+# FORMAT=csv says otherwise. Then the peak RSS of one S3 → S3 run on BIG_ROWS rows (default
+# 10,000,000; 0 skips it).
 #
 #   benches/storage.sh [BIN] [ROWS] [BIG_ROWS]
 #
@@ -19,8 +21,14 @@ WORK=${BENCH_DIR:-$T/bench}
 GEN=${GEN:-$T/release/examples/generate}
 KEYS=examples/demo-keyring.json
 POLICY=policies/customers.yaml
+# Rows per Parquet row group of the input (GROUP=122880 writes DuckDB's layout); by
+# default Parquet's own, 1,048,576, which makes the 1,000,000-row input one row group.
+GROUP=${GROUP:-}
+# FORMAT=csv reads a CSV input instead (read as it arrives from the store, as Parquet is).
+FORMAT=${FORMAT:-parquet}
+IN=customers-$ROWS${GROUP:+-g$GROUP}.$FORMAT
 mkdir -p "$WORK"
-[ -f "$WORK/customers-$ROWS.parquet" ] || "$GEN" "$ROWS" "$WORK/customers-$ROWS.parquet"
+[ -f "$WORK/$IN" ] || "$GEN" "$ROWS" "$WORK/$IN" $GROUP
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # SERVER=moto (default; Python), SERVER=s3s (s3s-fs, Rust: `cargo install s3s-fs@0.14.1
@@ -82,7 +90,7 @@ except Exception: pass
 s3.upload_file(f, bucket, key)
 EOF
 }
-put "$WORK/customers-$ROWS.parquet" raw "customers-$ROWS.parquet"
+put "$WORK/$IN" raw "$IN"
 python3 - "$port" <<'EOF'
 import sys, boto3
 s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1")
@@ -95,18 +103,18 @@ best_local="" best_s3=""
 for i in $(seq "$N"); do
   rm -rf "$WORK/local-out.parquet" "$WORK/local-out.parquet.provenance.json"
   s=$(now)
-  "$BIN" -q apply --policy $POLICY --keyring $KEYS --input "$WORK/customers-$ROWS.parquet" \
+  "$BIN" -q apply --policy $POLICY --keyring $KEYS --input "$WORK/$IN" \
     --output "$WORK/local-out.parquet"
   t=$(echo "$(now) - $s" | bc -l)
   [ -z "$best_local" ] || [ "$(echo "$t < $best_local" | bc)" = 1 ] && best_local=$t
   s=$(now)
   "$BIN" -q "${S3[@]}" apply --policy $POLICY --keyring $KEYS \
-    --input "s3://raw/customers-$ROWS.parquet" --output "s3://share/out-$i.parquet"
+    --input "s3://raw/$IN" --output "s3://share/out-$i.parquet"
   t=$(echo "$(now) - $s" | bc -l)
   [ -z "$best_s3" ] || [ "$(echo "$t < $best_s3" | bc)" = 1 ] && best_s3=$t
 done
-printf 'apply %s rows, best of %s: local→local %.2fs, S3→S3 (%s, loopback) %.2fs, ratio %.2f\n' \
-  "$ROWS" "$N" "$best_local" "$SERVER" "$best_s3" "$(echo "$best_s3 / $best_local" | bc -l)"
+printf 'apply %s rows (%s), best of %s: local→local %.2fs, S3→S3 (%s, loopback) %.2fs, ratio %.2f\n' \
+  "$ROWS" "$IN" "$N" "$best_local" "$SERVER" "$best_s3" "$(echo "$best_s3 / $best_local" | bc -l)"
 
 if [ "$BIG" -gt 0 ]; then
   [ -f "$WORK/customers-$BIG.parquet" ] || "$GEN" "$BIG" "$WORK/customers-$BIG.parquet"

@@ -68,11 +68,17 @@ const NOTES: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        eprintln!("usage: generate ROWS OUTPUT.(csv|parquet)");
+    if !(3..=4).contains(&args.len()) {
+        eprintln!("usage: generate ROWS OUTPUT.(csv|parquet) [ROWS_PER_ROW_GROUP]");
         std::process::exit(2);
     }
     let rows: usize = args[1].parse()?;
+    // Parquet's default is 1,048,576 rows per row group (pyarrow's too); DuckDB writes
+    // 122,880, Polars 262,144.
+    let group: usize = match args.get(3) {
+        Some(g) => g.parse()?,
+        None => parquet::file::properties::DEFAULT_MAX_ROW_GROUP_ROW_COUNT,
+    };
     let out = std::path::PathBuf::from(&args[2]);
     let schema = Arc::new(Schema::new(vec![
         Field::new("customer_id", DataType::Int64, false),
@@ -103,6 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .set_max_row_group_row_count(Some(group))
             .build();
         Some(parquet::arrow::ArrowWriter::try_new(
             file,

@@ -12,6 +12,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Problem, Result};
 
+pub mod arrival;
 mod commit;
 mod files;
 mod location;

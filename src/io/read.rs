@@ -19,7 +19,7 @@ pub struct Input {
     pub format: Format,
     pub schema: SchemaRef,
     pub rows: Option<u64>,
-    file: File,
+    file: Source,
     compression: Compression,
     options: ReadOptions,
     /// Hive partition columns appended to every batch ([`Input::with_partitions`]).
@@ -68,11 +68,87 @@ pub(crate) fn unpanicked<T>(shown: &str, f: impl FnOnce() -> T) -> Result<T> {
     })
 }
 
+/// An opened data file: a local file, or the scratch copy of an object still being fetched,
+/// whose reads wait for the bytes they need ([`super::arrival`]).
+pub struct Source {
+    file: File,
+    arriving: Option<Arc<super::arrival::Arrival>>,
+}
+
+impl Source {
+    pub fn try_clone(&self) -> std::io::Result<Source> {
+        Ok(Source {
+            file: self.file.try_clone()?,
+            arriving: self.arriving.clone(),
+        })
+    }
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(a) = &self.arriving else {
+            return self.file.read(buf);
+        };
+        let pos = self.file.stream_position()?;
+        let n = a.readable(pos, buf.len())?;
+        self.file.read(&mut buf[..n])
+    }
+}
+
+impl Seek for Source {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.file.seek(to)
+    }
+}
+
+impl parquet::file::reader::Length for Source {
+    fn len(&self) -> u64 {
+        match &self.arriving {
+            Some(a) => a.size(),
+            None => self.file.metadata().map(|m| m.len()).unwrap_or(0),
+        }
+    }
+}
+
+impl parquet::file::reader::ChunkReader for Source {
+    type T = BufReader<Source>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let mut s = self.try_clone()?;
+        s.seek(SeekFrom::Start(start))?;
+        Ok(BufReader::new(s))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        use parquet::file::reader::Length;
+        // A length from a hostile footer is refused before anything is allocated for it.
+        if start
+            .checked_add(length as u64)
+            .is_none_or(|end| end > self.len())
+        {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "asked for {length} bytes at {start}, past the end of the file"
+            )));
+        }
+        if let Some(a) = &self.arriving {
+            a.wait_range(start, length as u64)?;
+        }
+        let mut s = self.try_clone()?;
+        s.seek(SeekFrom::Start(start))?;
+        let mut buf = vec![0u8; length];
+        s.file.read_exact(&mut buf)?;
+        Ok(buf.into())
+    }
+}
+
 /// Open a data file. Only a regular file: a FIFO or device would block the open, and its
 /// bytes could not be read again to hash them for the record (stdin is `--input -`).
-pub(super) fn open_file(path: &Path) -> Result<File> {
+pub(super) fn open_file(path: &Path) -> Result<Source> {
     match super::open_regular(path) {
-        Ok((f, _)) => Ok(f),
+        Ok((file, _)) => Ok(Source {
+            file,
+            arriving: super::arrival::arriving(path),
+        }),
         Err(super::SmallFile::Io(e)) => Err(Error::io(path, e)),
         Err(_) => Err(Error::data(
             path.display(),

@@ -22,8 +22,9 @@ use object_store::{
     ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
 };
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+use super::arrival::{Arrival, Feeding};
 use crate::error::{Error, Result};
 
 mod upload;
@@ -160,6 +161,78 @@ pub struct FetchedObject {
     pub sha256: String,
 }
 
+/// An object being fetched by [`Remote::fetch_arriving`]: readers of `local` wait for its
+/// bytes. Dropping it stops the fetch.
+pub struct ArrivingObject {
+    pub local: PathBuf,
+    /// As shown in records and messages.
+    pub shown: String,
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
+    pub arrival: Arc<Arrival>,
+    task: Option<tokio::task::JoinHandle<Result<FetchedObject>>>,
+    /// Last: unregistered after the task is told to stop.
+    _registered: super::arrival::Registered,
+}
+
+impl ArrivingObject {
+    /// The fetch's outcome (waiting for it): the object as fetched, or why it failed.
+    pub async fn outcome(&mut self) -> Result<FetchedObject> {
+        let Some(task) = self.task.take() else {
+            return Err(Error::Internal(
+                "the fetch's outcome was taken twice".into(),
+            ));
+        };
+        task.await.unwrap_or_else(|_| {
+            Err(Error::Storage {
+                location: self.shown.clone(),
+                message: "the fetch stopped before it was complete".into(),
+            })
+        })
+    }
+
+    /// Stop the fetch if it is still going, and wait until it has let go of the copy.
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Stop the fetch once `cancelled()` says so (checked every 100 ms while it runs): a
+    /// reader waiting for bytes is then woken with an error instead of waiting for the store.
+    pub fn stop_when(&self, cancelled: impl Fn() -> bool + Send + 'static) {
+        let Some(task) = &self.task else { return };
+        let abort = task.abort_handle();
+        let arrival = Arc::clone(&self.arrival);
+        tokio::spawn(async move {
+            while !arrival.is_complete() && !arrival.has_failed() && !abort.is_finished() {
+                if cancelled() {
+                    abort.abort();
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+}
+
+impl Drop for ArrivingObject {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+impl fmt::Debug for ArrivingObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArrivingObject")
+            .field("shown", &self.shown)
+            .finish()
+    }
+}
+
 /// What [`Remote::fetch`] brought: a local file, or a local directory mirroring a prefix.
 #[derive(Clone, Debug)]
 pub struct Fetched {
@@ -207,6 +280,12 @@ const RANGE: u64 = 64 << 20;
 /// store (and the other core) idle between requests.
 const AHEAD: usize = 4;
 const RANGE_AHEAD: u64 = 8 << 20;
+/// A Parquet object read while it arrives has this much of its end fetched first: its
+/// footer, unless the file holds thousands of row groups (then the reader waits for the
+/// rest, as it would without it).
+const TAIL: u64 = 1 << 20;
+/// A streamed range tells its readers how far it got at least this often.
+const ARRIVAL_STEP: u64 = 1 << 20;
 /// Multipart part size: S3's minimum is 5 MiB.
 const PART: usize = 8 << 20;
 
@@ -676,31 +755,92 @@ impl Remote {
         local: PathBuf,
         single: bool,
     ) -> Result<FetchedObject> {
+        self.download_to(meta, local, single, None).await
+    }
+
+    /// [`Remote::download`], telling `arrival` (when given) how far it got.
+    async fn download_to(
+        &self,
+        meta: ObjectMeta,
+        local: PathBuf,
+        single: bool,
+        arrival: Option<&Arrival>,
+    ) -> Result<FetchedObject> {
         match (self.kind, single) {
-            (Kind::Http, _) => self.download_ranged(meta, local, RANGE, 1).await,
-            (_, true) => self.download_ranged(meta, local, RANGE_AHEAD, AHEAD).await,
-            (_, false) => self.download_ranged(meta, local, RANGE_AHEAD, 1).await,
+            (Kind::Http, _) => self.download_ranged(meta, local, RANGE, 1, arrival).await,
+            (_, true) => {
+                self.download_ranged(meta, local, RANGE_AHEAD, AHEAD, arrival)
+                    .await
+            }
+            (_, false) => {
+                self.download_ranged(meta, local, RANGE_AHEAD, 1, arrival)
+                    .await
+            }
         }
     }
 
+    /// Start fetching this location into `dir` when it is a single object, and return at
+    /// once: the scratch copy can be read while it arrives ([`super::arrival`]). `None` for
+    /// a prefix (fetch it with [`Remote::fetch`]).
+    pub async fn fetch_arriving(&self, dir: &Path) -> Result<Option<ArrivingObject>> {
+        let Some(meta) = self.head().await? else {
+            return Ok(None);
+        };
+        let name = self.key.filename().unwrap_or("object");
+        let local = dir.join(safe_segment(name).ok_or_else(|| self.bad_name())?);
+        std::fs::File::create(&local).map_err(|e| Error::io(&local, e))?;
+        let registered = Arrival::register(&local, meta.size);
+        let arrival = Arc::clone(registered.arrival());
+        let (e_tag, version) = (meta.e_tag.clone(), meta.version.clone());
+        let remote = self.clone();
+        let path = local.clone();
+        let shown = self.withheld_key(&self.key);
+        let said = shown.clone();
+        let feeding = Feeding(Arc::clone(&arrival));
+        let task = tokio::spawn(async move {
+            // Dropped with the task (finished, failed or aborted): readers then stop waiting.
+            let feeding = feeding;
+            let got = remote.download_to(meta, path, true, Some(&feeding.0)).await;
+            if let Ok(o) = &got {
+                tracing::info!(input = %said, bytes = o.size, "fetch: the input has arrived");
+            }
+            got
+        });
+        Ok(Some(ArrivingObject {
+            local,
+            shown,
+            e_tag,
+            version,
+            arrival,
+            task: Some(task),
+            _registered: registered,
+        }))
+    }
+
     /// [`Remote::download`] with ranges of `range` bytes, `ahead` of them requested at once
-    /// (then each range is held in memory until its turn; with 1 it is streamed).
+    /// (then each range is held in memory until its turn; with 1 it is streamed). With an
+    /// `arrival`, a Parquet object's last range is fetched first (its footer is read first).
     async fn download_ranged(
         &self,
         meta: ObjectMeta,
         local: PathBuf,
         range: u64,
         ahead: usize,
+        arrival: Option<&Arrival>,
     ) -> Result<FetchedObject> {
         let key = meta.location.clone();
-        if let Some(parent) = local.parent() {
+        if let Some(parent) = local.parent().filter(|_| arrival.is_none()) {
             tokio::fs::create_dir_all(parent)
                 .await
                 .map_err(|e| Error::io(parent, e))?;
         }
-        let mut file = tokio::fs::File::create(&local)
-            .await
-            .map_err(|e| Error::io(&local, e))?;
+        // An arriving copy was created before its readers could open it: written in place
+        // (never created again, so nothing reappears in a scratch directory being removed).
+        let mut file = match arrival {
+            None => tokio::fs::File::create(&local).await,
+            Some(_) => tokio::fs::OpenOptions::new().write(true).open(&local).await,
+        }
+        .map_err(|e| Error::io(&local, e))?;
         let mut hash = Sha256::new();
         let mut size = 0u64;
         let changed = || Error::Storage {
@@ -718,9 +858,22 @@ impl Remote {
         // One GET for an object within one range: a web server that ignores Range (and
         // answers 200 with the whole body) still serves small objects.
         let whole = meta.size <= range;
-        let ranges: Vec<(u64, u64)> = (0..meta.size.div_ceil(range.max(1)))
-            .map(|i| (i * range, meta.size.min((i + 1) * range)))
+        // A Parquet object read while it arrives: its last range first.
+        let tail = match arrival.is_some()
+            && ahead > 1
+            && !whole
+            && super::Format::from_path(Path::new(key.as_ref())) == Some(super::Format::Parquet)
+        {
+            true => TAIL.min(meta.size),
+            false => 0,
+        };
+        let body = meta.size - tail;
+        let ranges: Vec<(u64, u64)> = (tail > 0)
+            .then_some((body, meta.size))
+            .into_iter()
+            .chain((0..body.div_ceil(range.max(1))).map(|i| (i * range, body.min((i + 1) * range))))
             .collect();
+        let mut tail_bytes = None;
         let request = |(start, end): (u64, u64)| {
             let options = object_store::GetOptions {
                 if_match: meta.e_tag.clone(),
@@ -749,6 +902,7 @@ impl Remote {
             }
         };
         if ahead <= 1 {
+            let mut shown_front = 0u64;
             for r in ranges {
                 let ((start, end), got) = request(r).await?;
                 let mut stream = got.into_stream();
@@ -759,6 +913,13 @@ impl Remote {
                     file.write_all(&chunk)
                         .await
                         .map_err(|e| Error::io(&local, e))?;
+                    if let Some(a) = arrival
+                        && size >= shown_front + ARRIVAL_STEP
+                    {
+                        file.flush().await.map_err(|e| Error::io(&local, e))?;
+                        a.advance(size);
+                        shown_front = size;
+                    }
                 }
                 if size != end {
                     return Err(short(start, end, size - start));
@@ -784,21 +945,51 @@ impl Remote {
                 if bytes.len() as u64 != end - start {
                     return Err(short(start, end, bytes.len() as u64));
                 }
+                if tail > 0 && tail_bytes.is_none() {
+                    // The tail goes in place now and into the hash last, in its order.
+                    file.seek(std::io::SeekFrom::Start(start))
+                        .await
+                        .map_err(|e| Error::io(&local, e))?;
+                    file.write_all(&bytes)
+                        .await
+                        .map_err(|e| Error::io(&local, e))?;
+                    file.flush().await.map_err(|e| Error::io(&local, e))?;
+                    file.seek(std::io::SeekFrom::Start(0))
+                        .await
+                        .map_err(|e| Error::io(&local, e))?;
+                    if let Some(a) = arrival {
+                        a.tail_from(start);
+                    }
+                    tail_bytes = Some(bytes);
+                    continue;
+                }
                 hash.update(&bytes);
                 size += bytes.len() as u64;
                 file.write_all(&bytes)
                     .await
                     .map_err(|e| Error::io(&local, e))?;
+                if let Some(a) = arrival {
+                    file.flush().await.map_err(|e| Error::io(&local, e))?;
+                    a.advance(size);
+                }
+            }
+            if let Some(t) = tail_bytes {
+                hash.update(&t);
+                size += t.len() as u64;
             }
         }
         file.flush().await.map_err(|e| Error::io(&local, e))?;
+        let sha256 = hex::encode(hash.finalize());
+        if let Some(a) = arrival {
+            a.finish(sha256.clone());
+        }
         Ok(FetchedObject {
             local,
             shown: self.withheld_key(&key),
             e_tag: meta.e_tag,
             version: meta.version,
             size,
-            sha256: hex::encode(hash.finalize()),
+            sha256,
         })
     }
 
@@ -1685,6 +1876,8 @@ pub async fn gc(out: &Remote, min_age: Duration, dry_run: bool) -> Result<Vec<St
 pub struct Local {
     pub path: PathBuf,
     pub fetched: Option<Fetched>,
+    /// A single object still arriving ([`Local::arriving`]); `fetched` is then `None`.
+    pub arriving: Option<ArrivingObject>,
     /// (scratch path as text, the URL as shown)
     relocate: Option<(String, String)>,
     _scratch: Option<super::ScratchDir>,
@@ -1702,6 +1895,7 @@ impl Local {
             super::Location::Local(p) => Ok(Local {
                 path: p.clone(),
                 fetched: None,
+                arriving: None,
                 relocate: None,
                 _scratch: None,
             }),
@@ -1713,6 +1907,41 @@ impl Local {
                     path: fetched.local.clone(),
                     relocate: Some((fetched.local.display().to_string(), remote.shown())),
                     fetched: Some(fetched),
+                    arriving: None,
+                    _scratch: Some(scratch),
+                })
+            }
+        }
+    }
+
+    /// [`Local::of`], but a single object is returned as soon as its fetch has started: its
+    /// local copy can be read while it arrives (reads wait for their bytes). A prefix is
+    /// fetched whole first, as by [`Local::of`].
+    pub async fn arriving(
+        location: &super::Location,
+        options: &StorageOptions,
+        keep: impl Fn(&Path) -> bool,
+    ) -> Result<Local> {
+        let super::Location::Url(u) = location else {
+            return Local::of(location, options, keep).await;
+        };
+        let remote = Remote::open(u, options)?;
+        let scratch = super::ScratchDir::create()?;
+        match remote.fetch_arriving(scratch.path()).await? {
+            Some(object) => Ok(Local {
+                path: object.local.clone(),
+                relocate: Some((object.local.display().to_string(), remote.shown())),
+                fetched: None,
+                arriving: Some(object),
+                _scratch: Some(scratch),
+            }),
+            None => {
+                let fetched = remote.fetch(scratch.path(), keep).await?;
+                Ok(Local {
+                    path: fetched.local.clone(),
+                    relocate: Some((fetched.local.display().to_string(), remote.shown())),
+                    fetched: Some(fetched),
+                    arriving: None,
                     _scratch: Some(scratch),
                 })
             }
@@ -1897,7 +2126,13 @@ mod tests {
             let meta = rt.block_on(remote.store.head(&key)).unwrap();
             // Three GETs of 4 bytes: the object changes after the first.
             let e = rt
-                .block_on(remote.download_ranged(meta.clone(), dir.path().join("f"), 4, ahead))
+                .block_on(remote.download_ranged(
+                    meta.clone(),
+                    dir.path().join("f"),
+                    4,
+                    ahead,
+                    None,
+                ))
                 .expect_err("a mixed read passed");
             assert!(e.to_string().contains("changed while being read"), "{e}");
             // Whole ranges in order when nothing changes: same bytes, same hash.
@@ -1913,17 +2148,64 @@ mod tests {
             .unwrap();
             let meta = rt.block_on(quiet.store.head(&key)).unwrap();
             let got = rt
-                .block_on(quiet.download_ranged(meta.clone(), dir.path().join("g"), 4, 1))
+                .block_on(quiet.download_ranged(meta.clone(), dir.path().join("g"), 4, 1, None))
                 .unwrap();
             assert_eq!(std::fs::read(dir.path().join("g")).unwrap(), b"0123456789");
             assert_eq!(got.sha256, hex::encode(Sha256::digest(b"0123456789")));
             // Ranges requested ahead arrive in order: the same bytes and hash.
             let got = rt
-                .block_on(quiet.download_ranged(meta, dir.path().join("h"), 3, 3))
+                .block_on(quiet.download_ranged(meta, dir.path().join("h"), 3, 3, None))
                 .unwrap();
             assert_eq!(std::fs::read(dir.path().join("h")).unwrap(), b"0123456789");
             assert_eq!(got.sha256, hex::encode(Sha256::digest(b"0123456789")));
         }
+    }
+
+    /// A Parquet object fetched while it arrives comes end first, yet lands byte for byte
+    /// and hashes in order; its readers learn the tail, then the front, then the digest.
+    #[test]
+    fn an_arriving_parquet_object_comes_tail_first_and_lands_whole() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let body: Vec<u8> = (0..(3 * TAIL + TAIL / 2))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let key = ObjPath::from("w.parquet");
+        let store = Arc::new(object_store::memory::InMemory::new());
+        rt.block_on(store.put(&key, PutPayload::from(body.clone())))
+            .unwrap();
+        let remote = Remote {
+            store,
+            multipart: None,
+            kind: Kind::S3,
+            key: key.clone(),
+            base: "s3://raw".into(),
+            prefix: false,
+            secrets: Default::default(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("w.parquet");
+        std::fs::write(&local, b"").unwrap();
+        let meta = rt.block_on(remote.store.head(&key)).unwrap();
+        let reg = Arrival::register(&local, meta.size);
+        let a = Arc::clone(reg.arrival());
+        let got = rt
+            .block_on(remote.download_ranged(meta, local.clone(), TAIL, 2, Some(&a)))
+            .unwrap();
+        assert_eq!(std::fs::read(&local).unwrap(), body);
+        let sha = hex::encode(Sha256::digest(&body));
+        assert_eq!(got.sha256, sha);
+        assert_eq!(a.wait_all().unwrap(), sha);
+        assert!(a.is_complete());
+        // Not a Parquet name, or no arrival: in order, no tail.
+        let plain = dir.path().join("plain");
+        let meta = rt.block_on(remote.store.head(&key)).unwrap();
+        let got = rt
+            .block_on(remote.download_ranged(meta, plain.clone(), TAIL, 2, None))
+            .unwrap();
+        assert_eq!(std::fs::read(&plain).unwrap(), body);
+        assert_eq!(got.sha256, sha);
     }
 
     #[test]

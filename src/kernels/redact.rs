@@ -11,6 +11,10 @@ use arrow::datatypes::DataType;
 
 use super::{KernelError, KernelResult};
 
+/// The longest replacement, in characters: it is written once per row, and a batch's text
+/// must stay within Arrow's 2 GiB string offsets. The policy and SQL doors both meet it here.
+pub const MAX_REPLACEMENT: usize = 1000;
+
 /// Redacts to null or to a constant.
 #[derive(Debug, Clone)]
 pub struct Redactor {
@@ -25,6 +29,13 @@ impl Redactor {
         let constant = match replacement {
             None => None,
             Some(text) => {
+                let n = text.chars().count();
+                if n > MAX_REPLACEMENT {
+                    return Err(KernelError::Parameter(format!(
+                        "the replacement is {n} characters long; it must be at most \
+                         {MAX_REPLACEMENT}"
+                    )));
+                }
                 let src: ArrayRef = Arc::new(StringArray::from(vec![text]));
                 let options = CastOptions {
                     safe: false,
@@ -73,6 +84,7 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::kernels::test_util::{string_arrays, strings};
     use arrow::array::*;
 
@@ -102,5 +114,20 @@ mod tests {
             strings(&d.apply(&dates).unwrap()),
             vec![Some("1970-01-01".into())]
         );
+    }
+
+    #[test]
+    fn a_replacement_over_the_limit_is_refused_at_build_time() {
+        let at = "é".repeat(MAX_REPLACEMENT);
+        assert!(Redactor::new(&DataType::Utf8, Some(&at)).is_ok());
+        let over = format!("{at}x");
+        let e = Redactor::new(&DataType::Utf8, Some(&over))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1001 characters") && e.contains("at most 1000"),
+            "{e}"
+        );
+        assert!(!e.contains("éé"), "the text is not echoed: {e}");
     }
 }

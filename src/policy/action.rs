@@ -270,7 +270,7 @@ fn required_key(r: &FieldRule) -> std::result::Result<String, Problem> {
 /// The longest token prefix and redact replacement, in characters: each is written once
 /// per row, and a batch's text must stay within Arrow's 2 GiB string offsets.
 pub const MAX_PREFIX: usize = 256;
-pub const MAX_REPLACEMENT: usize = 1000;
+pub use crate::kernels::redact::MAX_REPLACEMENT;
 
 fn prefix(r: &FieldRule) -> std::result::Result<String, Problem> {
     let p = r.prefix.clone().unwrap_or_default();

@@ -738,7 +738,7 @@ fn a_server_killed_mid_run_fails_clearly_and_commits_nothing() {
     };
     s3.put("raw/customers.csv", &big);
     let keyring = demo_keyring();
-    let child = {
+    let mut child = {
         let mut c = bin();
         c.env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -751,6 +751,7 @@ fn a_server_killed_mid_run_fails_clearly_and_commits_nothing() {
                 "max_retries=1",
             ])
             .args([
+                "-v",
                 "apply",
                 "--policy",
                 str(&policy()),
@@ -769,11 +770,31 @@ fn a_server_killed_mid_run_fails_clearly_and_commits_nothing() {
             .stderr(Stdio::piped());
         c.spawn().unwrap()
     };
-    // The lock appears once the input is fetched and the output claimed.
+    let err = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Kill once the input has arrived (it is read while it arrives) and the output is
+    // claimed (its lock exists).
+    let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
+    while !log
+        .iter()
+        .any(|l: &String| l.contains("fetch: the input has arrived"))
+    {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => log.push(l),
+            Err(_) => panic!("the input never arrived: {}", log.join("\n")),
+        }
+    }
     while s3
         .get("share/customers.parquet.provenance.json.lock")
         .is_none()
+        && child.try_wait().unwrap().is_none()
     {
         assert!(
             Instant::now() < deadline,
@@ -784,16 +805,19 @@ fn a_server_killed_mid_run_fails_clearly_and_commits_nothing() {
     let _ = s3.child.kill();
     let _ = s3.child.wait();
     let out = child.wait_with_output().unwrap();
+    log.extend(lines.iter());
+    let log = log.join("\n");
     if out.status.success() {
         eprintln!("note: the run finished before the server was killed; nothing to check");
         return;
     }
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    // The error (not just the log around it, which names the output too) names the output.
     assert!(
-        stderr(&out).contains("s3://share/customers.parquet"),
-        "{}",
-        stderr(&out)
+        error_line(&log).contains("s3://share/customers.parquet"),
+        "{log}"
     );
+    assert!(!log.contains(SECRET));
     assert_no_secret(&out, &[]);
     drop(s3);
 }
@@ -1139,29 +1163,67 @@ fn a_consent_ledger_in_a_bucket_gates_a_partitioned_prefix_and_verify_checks_it_
     assert!(s3.keys("share").iter().all(|k| !k.starts_with("other")));
 }
 
-/// A loopback proxy to moto on `port` that drops `If-None-Match` from every request: an
-/// S3-compatible store that ignores conditional writes, as Garage 2.5 does.
-fn unconditional_proxy(port: u16) -> u16 {
+/// How the loopback proxy in front of moto misbehaves.
+#[derive(Clone, Default)]
+struct Misbehave {
+    /// Counts the response bytes sent, over every connection.
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Drop `If-None-Match` from every request: an S3-compatible store that ignores
+    /// conditional writes, as Garage 2.5 does.
+    unconditional: bool,
+    /// Send responses at most this fast (bytes per second, per connection).
+    rate: Option<u64>,
+    /// Cut a connection once it has carried this many response bytes.
+    cut_after: Option<u64>,
+}
+
+/// A loopback proxy to moto on `port` that misbehaves as told; its port.
+fn proxy(port: u16, how: Misbehave) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let at = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
+            let how = how.clone();
             std::thread::spawn(move || {
-                let _ = relay(client, port);
+                let _ = relay(client, port, how);
             });
         }
     });
     at
 }
 
-/// Forward requests one by one (heads without `If-None-Match`, bodies by their length),
-/// and responses as they come.
-fn relay(client: TcpStream, port: u16) -> std::io::Result<()> {
+/// Forward requests one by one (heads as told, bodies by their length), and responses as
+/// they come (as slowly, or as cut short, as told).
+fn relay(client: TcpStream, port: u16, how: Misbehave) -> std::io::Result<()> {
     use std::io::BufRead;
     let server = TcpStream::connect(("127.0.0.1", port))?;
     let (mut back, mut to_client) = (server.try_clone()?, client.try_clone()?);
+    let cut_server = server.try_clone()?;
+    let (unconditional, total) = (how.unconditional, std::sync::Arc::clone(&how.sent));
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut back, &mut to_client);
+        let mut buf = [0u8; 16 << 10];
+        let mut sent = 0u64;
+        loop {
+            let n = match back.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Some(cut) = how.cut_after
+                && sent + n as u64 > cut
+            {
+                let _ = to_client.write_all(&buf[..(cut - sent) as usize]);
+                let _ = cut_server.shutdown(std::net::Shutdown::Both);
+                break;
+            }
+            if to_client.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            sent += n as u64;
+            total.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+            if let Some(rate) = how.rate {
+                std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+            }
+        }
         let _ = to_client.shutdown(std::net::Shutdown::Both);
     });
     let mut reader = std::io::BufReader::new(client);
@@ -1175,7 +1237,7 @@ fn relay(client: TcpStream, port: u16) -> std::io::Result<()> {
                 return Ok(());
             }
             let lower = line.to_ascii_lowercase();
-            if lower.starts_with("if-none-match:") {
+            if unconditional && lower.starts_with("if-none-match:") {
                 continue;
             }
             if let Some(n) = lower.strip_prefix("content-length:") {
@@ -1203,7 +1265,13 @@ fn a_store_that_ignores_conditional_writes_is_warned_about() {
     s3.bucket("share");
     let csv = std::fs::read(root().join("examples/customers.csv")).unwrap();
     s3.put("raw/customers.csv", &csv);
-    let proxy = unconditional_proxy(s3.port);
+    let proxy = proxy(
+        s3.port,
+        Misbehave {
+            unconditional: true,
+            ..Default::default()
+        },
+    );
     let o = S3::apply_customers_via(
         &format!("http://127.0.0.1:{proxy}"),
         "s3://raw/customers.csv",
@@ -1222,4 +1290,243 @@ fn a_store_that_ignores_conditional_writes_is_warned_about() {
     let o = s3.apply_customers("s3://raw/customers.csv", "s3://share/again.parquet", &[]);
     ok(&o);
     assert!(!stderr(&o).contains("conditional writes"), "{}", stderr(&o));
+}
+
+/// A Parquet object of `rows` rows, ~37 bytes each that do not compress, in row groups of
+/// 50,000: over one 8 MiB range from about 230,000 rows.
+fn wide_parquet(rows: u64) -> Vec<u8> {
+    use arrow::array::{Int64Array, StringArray};
+    use std::sync::Arc;
+    let ids = Int64Array::from_iter_values(0..rows as i64);
+    let secrets = StringArray::from_iter_values((0..rows).map(|i| {
+        let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        format!("{h:016x}{:016x}", h.rotate_left(17))
+    }));
+    let batch = arrow::record_batch::RecordBatch::try_from_iter([
+        ("order_id", Arc::new(ids) as Arc<dyn Array>),
+        ("secret", Arc::new(secrets) as Arc<dyn Array>),
+    ])
+    .unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(50_000))
+        .set_dictionary_enabled(false)
+        .build();
+    let mut out = Vec::new();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    out
+}
+
+/// A policy for [`wide_parquet`] whose output is deterministic (a keyed token).
+fn wide_policy(dir: &Path) -> PathBuf {
+    let p = dir.join("wide.yaml");
+    std::fs::write(
+        &p,
+        "policy: wide\nversion: 1\ncontroller: Example\njurisdictions: [EU]\npurpose: test\nunlisted: error\nfields:\n  order_id: { action: keep, basis: contract }\n  secret: { action: tokenize, key: k1, basis: contract }\n",
+    )
+    .unwrap();
+    p
+}
+
+/// A `cloakline -v apply` of [`wide_policy`] from `input` to the local `output` through
+/// `endpoint` (plus `options`, storage options), with its own `TMPDIR`: its standard error
+/// is read line by line, with a deadline.
+struct WideRun {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: Vec<String>,
+    deadline: Instant,
+}
+
+impl WideRun {
+    fn start(
+        endpoint: &str,
+        options: &[&str],
+        policy: &Path,
+        input: &str,
+        output: &Path,
+        tmp: &Path,
+    ) -> WideRun {
+        let k = demo_keyring();
+        let mut c = bin();
+        S3::configure_at(&mut c, endpoint);
+        for o in options {
+            c.args(["--storage-option", o]);
+        }
+        c.env("TMPDIR", tmp)
+            .args(["-v", "apply", "--policy", str(policy), "--keyring", str(&k)])
+            .args(["--input", input, "--output", str(output)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        WideRun {
+            child,
+            lines,
+            log: Vec::new(),
+            deadline: Instant::now() + Duration::from_secs(120),
+        }
+    }
+
+    /// The next line of standard error; `None` once the run has closed it. Past the
+    /// deadline the run is killed and the test fails (a hang is what this guards against).
+    fn next(&mut self) -> Option<String> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(l) => {
+                self.log.push(l.clone());
+                Some(l)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                panic!("the run hung: {}", self.log.join("\n"));
+            }
+        }
+    }
+
+    /// Read to the end; the exit code and the whole standard error.
+    fn finish(mut self) -> (Option<i32>, String) {
+        while self.next().is_some() {}
+        let status = self.child.wait().unwrap();
+        (status.code(), self.log.join("\n"))
+    }
+}
+
+/// The error a failed run printed (its `error:` line), without the log around it.
+fn error_line(log: &str) -> &str {
+    log.lines()
+        .rev()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or("")
+}
+
+/// A single Parquet object is read while it arrives: its footer is fetched first and the
+/// run plans from it when well under the whole object has come (through a proxy sending
+/// 4 MiB/s per connection); the result is the same as from a local copy, and the record
+/// holds the object's SHA-256 as the store sent it.
+#[test]
+fn a_single_object_is_read_while_it_arrives_and_the_result_is_unchanged() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    let body = wide_parquet(300_000);
+    assert!(body.len() > 9 << 20, "{} bytes", body.len());
+    s3.put("raw/wide.parquet", &body);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = wide_policy(dir.path());
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let how = Misbehave {
+        rate: Some(4 << 20),
+        ..Default::default()
+    };
+    let sent = std::sync::Arc::clone(&how.sent);
+    let slow = proxy(s3.port, how);
+    let out = dir.path().join("out.parquet");
+    let mut run = WideRun::start(
+        &format!("http://127.0.0.1:{slow}"),
+        &[],
+        &policy,
+        "s3://raw/wide.parquet",
+        &out,
+        &tmp,
+    );
+    let mut at_plan = None;
+    while let Some(l) = run.next() {
+        if l.contains("plan: the policy fits every input") {
+            at_plan = Some(sent.load(std::sync::atomic::Ordering::SeqCst));
+        }
+    }
+    let (code, log) = run.finish();
+    assert_eq!(code, Some(0), "{log}");
+    let at_plan = at_plan.unwrap_or_else(|| panic!("no plan line: {log}"));
+    // The footer is at the object's end: planning from it with less than half of the
+    // object sent means its end came first.
+    assert!(
+        at_plan < body.len() as u64 / 2,
+        "planned after {at_plan} of {} bytes: {log}",
+        body.len()
+    );
+    assert!(log.contains("fetch: the input has arrived"), "{log}");
+    // The same run from a local copy writes the same values.
+    let local_in = dir.path().join("wide.parquet");
+    std::fs::write(&local_in, &body).unwrap();
+    let local_out = dir.path().join("local.parquet");
+    let k = demo_keyring();
+    let lo = bin()
+        .args(["apply", "--policy", str(&policy), "--keyring", str(&k)])
+        .args(["--input", str(&local_in), "--output", str(&local_out)])
+        .output()
+        .unwrap();
+    ok(&lo);
+    assert_eq!(
+        deterministic_columns(&out),
+        deterministic_columns(&local_out)
+    );
+    let record = std::fs::read_to_string(dir.path().join("out.parquet.provenance.json")).unwrap();
+    use sha2::Digest as _;
+    assert!(
+        record.contains(&hex::encode(sha2::Sha256::digest(&body))),
+        "the record does not hold the object's SHA-256"
+    );
+    assert!(record.contains("s3://raw/wide.parquet"));
+    ok(&bin().args(["verify", str(&out)]).output().unwrap());
+    let scratch: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(scratch.is_empty(), "scratch left behind: {scratch:?}");
+}
+
+/// A fetch that fails while the run reads the arriving object (the proxy cuts every
+/// connection after 1.5 MiB and no retry is allowed: the footer comes, the rest never does)
+/// ends the run with the store's error naming the input, exit 1, no output and no scratch.
+#[test]
+fn a_fetch_that_fails_while_the_object_is_read_fails_the_run_and_writes_nothing() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.put("raw/wide.parquet", &wide_parquet(300_000));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = wide_policy(dir.path());
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let cut = proxy(
+        s3.port,
+        Misbehave {
+            cut_after: Some(3 << 19),
+            ..Default::default()
+        },
+    );
+    let out = dir.path().join("out.parquet");
+    let run = WideRun::start(
+        &format!("http://127.0.0.1:{cut}"),
+        &["max_retries=0"],
+        &policy,
+        "s3://raw/wide.parquet",
+        &out,
+        &tmp,
+    );
+    let (code, log) = run.finish();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("plan: the policy fits every input"), "{log}");
+    let error = error_line(&log);
+    assert!(
+        error.contains("s3://raw/wide.parquet") && !error.contains("fetch of this object"),
+        "not the store's error naming the input: {log}"
+    );
+    assert!(!log.contains(SECRET));
+    assert!(!out.exists() && !dir.path().join("out.parquet.provenance.json").exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left.len(), 2, "stray files: {left:?}");
+    let scratch: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(scratch.is_empty(), "scratch left behind: {scratch:?}");
 }

@@ -831,6 +831,7 @@ impl Apply {
         if let Some(spec) = &self.policy.privacy {
             // One table, however many files: group them together, release them alike.
             let files: Vec<PathBuf> = jobs.iter().map(|j| j.input.path.clone()).collect();
+            self.shown.input_arrived()?;
             tracing::info!(files = files.len(), "privacy pass: grouping the input");
             let prep = handle.block_on(privacy::prepare(
                 &self.policy,
@@ -953,7 +954,7 @@ impl Apply {
         });
         let (e_tag, version) = self.shown.object_version(&in_path);
         // The record's checksum is of the local copy: it must be what the store streamed.
-        if let Some(streamed) = self.shown.streamed_sha256(&in_path)
+        if let Some(streamed) = self.shown.streamed_sha256(&in_path)?
             && streamed != input_hash.0
         {
             return Err(Error::data(

@@ -4,9 +4,11 @@
 //! [`crate::io::store::RemoteRelease`]. Records name the URLs, never the scratch paths.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::{Apply, RunSummary};
 use crate::error::{Error, Result};
+use crate::io::arrival::Arrival;
 use crate::io::store::{Fetched, Local, ReleaseFiles, Remote, RemoteRelease};
 use crate::io::{Format, Location, ScratchDir};
 
@@ -31,6 +33,16 @@ struct Output {
 pub(super) struct Shown {
     pairs: Vec<(String, String)>,
     pub(super) fetched: Option<Fetched>,
+    /// The input object, when it is read while it arrives.
+    arriving: Option<Arriving>,
+}
+
+#[derive(Clone)]
+struct Arriving {
+    local: PathBuf,
+    e_tag: Option<String>,
+    version: Option<String>,
+    arrival: Arc<Arrival>,
 }
 
 impl Shown {
@@ -50,18 +62,43 @@ impl Shown {
         &self,
         local: &std::path::Path,
     ) -> (Option<String>, Option<String>) {
+        if let Some(a) = self.arriving.as_ref().filter(|a| a.local == local) {
+            return (a.e_tag.clone(), a.version.clone());
+        }
         match self.fetched.as_ref().and_then(|f| f.object(local)) {
             Some(o) => (o.e_tag.clone(), o.version.clone()),
             None => (None, None),
         }
     }
 
-    /// The SHA-256 the fetch computed while streaming the object behind a local input file.
-    pub(super) fn streamed_sha256(&self, local: &std::path::Path) -> Option<&str> {
-        self.fetched
+    /// The SHA-256 the fetch computed while streaming the object behind a local input file
+    /// (waiting for the fetch to end, when it is still arriving).
+    pub(super) fn streamed_sha256(&self, local: &std::path::Path) -> Result<Option<String>> {
+        if let Some(a) = self.arriving.as_ref().filter(|a| a.local == local) {
+            return a
+                .arrival
+                .wait_all()
+                .map(Some)
+                .map_err(|e| Error::io(local, e));
+        }
+        Ok(self
+            .fetched
             .as_ref()
             .and_then(|f| f.object(local))
-            .map(|o| o.sha256.as_str())
+            .map(|o| o.sha256.clone()))
+    }
+
+    /// Wait until the input has fully arrived: for readers other than [`crate::io::Input`]
+    /// (DataFusion's, in the privacy pass), which would take a partial copy for the whole.
+    pub(super) fn input_arrived(&self) -> Result<()> {
+        match &self.arriving {
+            Some(a) => a
+                .arrival
+                .wait_all()
+                .map(|_| ())
+                .map_err(|e| Error::io(&a.local, e)),
+            None => Ok(()),
+        }
     }
 
     fn relocate_error(&self, e: Error) -> Error {
@@ -85,13 +122,24 @@ impl RemoteRun {
                 None => Format::from_path(p).is_some(),
             };
             tracing::info!(input = %job.input_loc, "fetch: reading the input from its store");
-            let local = Local::of(&job.input_loc, &job.storage, keep).await?;
+            // A single object is read while it arrives; a prefix is fetched first.
+            let local = Local::arriving(&job.input_loc, &job.storage, keep).await?;
             job.input = local.path.clone();
             job.shown.pairs.push((
                 local.path.display().to_string(),
                 local.show(&local.path.display().to_string()),
             ));
             job.shown.fetched = local.fetched.clone();
+            if let Some(a) = &local.arriving {
+                let cancel = job.cancel.clone();
+                a.stop_when(move || cancel.is_cancelled());
+            }
+            job.shown.arriving = local.arriving.as_ref().map(|a| Arriving {
+                local: a.local.clone(),
+                e_tag: a.e_tag.clone(),
+                version: a.version.clone(),
+                arrival: Arc::clone(&a.arrival),
+            });
             run.input = Some(local);
             job.cancel.check()?;
         }
@@ -159,7 +207,23 @@ impl RemoteRun {
         cancel: &crate::engine::Cancel,
         result: Result<RunSummary>,
     ) -> Result<RunSummary> {
-        let mut summary = match (result, self.output) {
+        let mut this = self;
+        let result = match result {
+            // Reads that stopped because the fetch was stopped: the run was interrupted.
+            Err(Error::Data { .. } | Error::Io { .. }) if cancel.is_cancelled() => {
+                Err(Error::Interrupted)
+            }
+            // Reads that stopped because the fetch failed: the store's error says why.
+            Err(e @ (Error::Data { .. } | Error::Io { .. })) => {
+                Err(this.fetch_error().await.unwrap_or(e))
+            }
+            other => other,
+        };
+        // The fetch lets go of the scratch copy before the scratch directory goes.
+        if let Some(a) = this.input.as_mut().and_then(|i| i.arriving.as_mut()) {
+            a.stop().await;
+        }
+        let mut summary = match (result, this.output) {
             (Ok(s), None) => s,
             (Err(e), out) => {
                 if let Some(o) = out {
@@ -186,9 +250,20 @@ impl RemoteRun {
                 s
             }
         };
-        if let Some(i) = &self.input {
+        if let Some(i) = &this.input {
             summary.input = PathBuf::from(i.show(&summary.input.display().to_string()));
         }
         Ok(summary)
+    }
+
+    /// When the run failed while its input was arriving and the fetch failed too, the
+    /// fetch's error says why (the run's only says its reads stopped). A fetch still going
+    /// is stopped.
+    pub(super) async fn fetch_error(&mut self) -> Option<Error> {
+        let object = self.input.as_mut()?.arriving.as_mut()?;
+        if !object.arrival.has_failed() {
+            return None;
+        }
+        object.outcome().await.err()
     }
 }
