@@ -76,6 +76,18 @@ EOT
 esac
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
+# LINK=1gbit (root, Linux tc): loopback limited to that rate, both directions sharing it,
+# for the S3 runs only: a store across a network link instead of beside the run.
+if [ -n "${LINK:-}" ]; then
+  trap 'kill $server 2>/dev/null || true; tc qdisc del dev lo root 2>/dev/null || true' EXIT
+fi
+link() {
+  [ -n "${LINK:-}" ] || return 0
+  case $1 in
+    add) tc qdisc add dev lo root tbf rate "$LINK" burst 1mb latency 100ms ;;
+    del) tc qdisc del dev lo root ;;
+  esac
+}
 for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.2; done
 
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=us-east-1
@@ -107,14 +119,16 @@ for i in $(seq "$N"); do
     --output "$WORK/local-out.parquet"
   t=$(echo "$(now) - $s" | bc -l)
   [ -z "$best_local" ] || [ "$(echo "$t < $best_local" | bc)" = 1 ] && best_local=$t
+  link add
   s=$(now)
   "$BIN" -q "${S3[@]}" apply --policy $POLICY --keyring $KEYS \
     --input "s3://raw/$IN" --output "s3://share/out-$i.parquet"
   t=$(echo "$(now) - $s" | bc -l)
+  link del
   [ -z "$best_s3" ] || [ "$(echo "$t < $best_s3" | bc)" = 1 ] && best_s3=$t
 done
-printf 'apply %s rows (%s), best of %s: local→local %.2fs, S3→S3 (%s, loopback) %.2fs, ratio %.2f\n' \
-  "$ROWS" "$IN" "$N" "$best_local" "$SERVER" "$best_s3" "$(echo "$best_s3 / $best_local" | bc -l)"
+printf 'apply %s rows (%s), best of %s: local→local %.2fs, S3→S3 (%s, loopback%s) %.2fs, ratio %.2f\n' \
+  "$ROWS" "$IN" "$N" "$best_local" "$SERVER" "${LINK:+ at $LINK}" "$best_s3" "$(echo "$best_s3 / $best_local" | bc -l)"
 
 if [ "$BIG" -gt 0 ]; then
   [ -f "$WORK/customers-$BIG.parquet" ] || "$GEN" "$BIG" "$WORK/customers-$BIG.parquet"

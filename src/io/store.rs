@@ -280,6 +280,8 @@ const RANGE: u64 = 64 << 20;
 /// store (and the other core) idle between requests.
 const AHEAD: usize = 4;
 const RANGE_AHEAD: u64 = 8 << 20;
+/// The ranges of a single object read while it arrives.
+const RANGE_ARRIVING: u64 = 2 << 20;
 /// A Parquet object read while it arrives has this much of its end fetched first: its
 /// footer, unless the file holds thousands of row groups (then the reader waits for the
 /// rest, as it would without it).
@@ -769,7 +771,13 @@ impl Remote {
         match (self.kind, single) {
             (Kind::Http, _) => self.download_ranged(meta, local, RANGE, 1, arrival).await,
             (_, true) => {
-                self.download_ranged(meta, local, RANGE_AHEAD, AHEAD, arrival)
+                // Read while arriving: smaller ranges, so the front moves on sooner (the
+                // ranges in flight share the link, and each is whole only at its end).
+                let range = match arrival {
+                    Some(_) => RANGE_ARRIVING,
+                    None => RANGE_AHEAD,
+                };
+                self.download_ranged(meta, local, range, AHEAD, arrival)
                     .await
             }
             (_, false) => {

@@ -1530,3 +1530,60 @@ fn a_fetch_that_fails_while_the_object_is_read_fails_the_run_and_writes_nothing(
     let scratch: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
     assert!(scratch.is_empty(), "scratch left behind: {scratch:?}");
 }
+
+/// Ctrl-C while the run waits for an arriving object (the proxy sends 128 KiB/s per
+/// connection: the footer comes in 8 s, the first 8 MiB range would take 64 s) stops the
+/// fetch at once: exit 130, no output, no scratch.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_the_input_arrives_stops_the_fetch_and_the_run() {
+    let Some(s3) = S3::start() else { return };
+    s3.bucket("raw");
+    s3.put("raw/wide.parquet", &wide_parquet(300_000));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = wide_policy(dir.path());
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let slow = proxy(
+        s3.port,
+        Misbehave {
+            rate: Some(128 << 10),
+            ..Default::default()
+        },
+    );
+    let out = dir.path().join("out.parquet");
+    let mut run = WideRun::start(
+        &format!("http://127.0.0.1:{slow}"),
+        &[],
+        &policy,
+        "s3://raw/wide.parquet",
+        &out,
+        &tmp,
+    );
+    // Planned from the footer, then waiting for the rest.
+    while let Some(l) = run.next() {
+        if l.contains("plan: the policy fits every input") {
+            break;
+        }
+    }
+    let asked = Instant::now();
+    let pid = run.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, log) = run.finish();
+    assert_eq!(code, Some(130), "{log}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "the run waited for the store after Ctrl-C ({:?}): {log}",
+        asked.elapsed()
+    );
+    assert!(!log.contains("fetch: the input has arrived"), "{log}");
+    assert!(!out.exists() && !dir.path().join("out.parquet.provenance.json").exists());
+    let scratch: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(scratch.is_empty(), "scratch left behind: {scratch:?}");
+}
