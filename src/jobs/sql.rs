@@ -27,6 +27,7 @@ use crate::provenance::{
     DatasetRecord, FieldFacts, Ids, PolicySummary, Record, field_node, new_run_id,
 };
 use crate::sql::tables::{TableArg, df_err, register_file};
+use crate::sql::withhold_quoted;
 
 /// What a query run produced.
 #[non_exhaustive]
@@ -259,19 +260,6 @@ fn exec_err(e: datafusion::error::DataFusionError) -> Error {
     Error::data("query", withhold_quoted(&e.to_string()))
 }
 
-/// `text` with everything from its first single quote to its last replaced by `'…'` (all of
-/// the rest after the first quote when the quotes do not pair): a quoted value may itself
-/// hold quotes (`'O'Brien'`), so quotes cannot be paired one by one.
-pub(crate) fn withhold_quoted(text: &str) -> String {
-    let (Some(first), Some(last)) = (text.find('\''), text.rfind('\'')) else {
-        return text.to_string();
-    };
-    match text.matches('\'').count().is_multiple_of(2) && last > first {
-        true => format!("{}'…'{}", &text[..first], &text[last + 1..]),
-        false => format!("{}'…'", &text[..first]),
-    }
-}
-
 impl SqlJob {
     /// Register the tables, the functions and (with a policy) the view `<first table>_shared`.
     pub async fn context(&self) -> Result<(SessionContext, Option<String>)> {
@@ -385,6 +373,9 @@ impl SqlJob {
 
     /// A failed query: on a cluster, a cluster error naming the scheduler.
     fn exec_error(&self, e: datafusion::error::DataFusionError) -> Error {
+        if let Some(bad) = self.undecodable_table(&e) {
+            return bad;
+        }
         match &self.cluster {
             Some(url) => Error::Cluster {
                 scheduler: url.clone(),
@@ -392,6 +383,22 @@ impl SqlJob {
             },
             None => exec_err(e),
         }
+    }
+
+    /// A table file DataFusion could not decode, met while planning (statistics) or running
+    /// the query: a data error naming the tables (DataFusion does not say which file), not a
+    /// mistake in the SQL.
+    fn undecodable_table(&self, e: &datafusion::error::DataFusionError) -> Option<Error> {
+        let tables: Vec<String> = self
+            .tables
+            .iter()
+            .map(|t| format!("{} ({})", t.name, self.show(&t.path.display().to_string())))
+            .collect();
+        let which = match tables.len() {
+            1 => format!("table {}", tables[0]),
+            _ => format!("one of the tables {}", tables.join(", ")),
+        };
+        crate::sql::tables::undecodable(e, which)
     }
 
     #[cfg(feature = "cluster")]
@@ -573,6 +580,9 @@ impl SqlJob {
         ctx.sql_with_options(&self.query, options)
             .await
             .map_err(|e| match e {
+                e if self.undecodable_table(&e).is_some() => {
+                    self.undecodable_table(&e).unwrap_or_else(|| df_err(e))
+                }
                 e if !self.allow_unsafe && is_refused_statement(&e) => Error::Usage(
                     "SQL: only queries are allowed: DDL (CREATE, DROP), DML (COPY, INSERT) and \
                      statements (SET) read or write files without a policy or provenance. \
@@ -969,7 +979,7 @@ fn is_refused_statement(e: &datafusion::error::DataFusionError) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::withhold_quoted;
+    use crate::sql::withhold_quoted;
 
     #[test]
     fn quoted_spans_are_withheld() {

@@ -324,6 +324,19 @@ pub(crate) fn default_domain(fields: &[FieldRef]) -> String {
     fields.first().map(|f| f.name().clone()).unwrap_or_default()
 }
 
+/// `text` with everything from its first single quote to its last replaced by `'…'` (all of
+/// the rest after the first quote when the quotes do not pair): a quoted value may itself
+/// hold quotes (`'O'Brien'`), so quotes cannot be paired one by one.
+pub(crate) fn withhold_quoted(text: &str) -> String {
+    let (Some(first), Some(last)) = (text.find('\''), text.rfind('\'')) else {
+        return text.to_string();
+    };
+    match text.matches('\'').count().is_multiple_of(2) && last > first {
+        true => format!("{}'…'{}", &text[..first], &text[last + 1..]),
+        false => format!("{}'…'", &text[..first]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,31 @@ pub(crate) fn df_err(e: datafusion::error::DataFusionError) -> Error {
     Error::Usage(format!("SQL: {e}"))
 }
 
+/// A Parquet file DataFusion could not decode: a data error naming `which` files or tables
+/// (DataFusion's message does not say), not a mistake in the SQL.
+pub(crate) fn undecodable(
+    e: &datafusion::error::DataFusionError,
+    which: impl std::fmt::Display,
+) -> Option<Error> {
+    use datafusion::error::DataFusionError as D;
+    let root = e.find_root();
+    let decoding = match root {
+        D::ParquetError(_) => true,
+        D::ArrowError(a, _) => matches!(**a, arrow::error::ArrowError::ParquetError(_)),
+        _ => false,
+    };
+    decoding.then(|| {
+        Error::data(
+            which,
+            format!(
+                "corrupt or unreadable Parquet data: {}; the file is damaged or not a Parquet \
+                 file",
+                crate::sql::withhold_quoted(&root.to_string())
+            ),
+        )
+    })
+}
+
 /// Register a file, or a directory of files of one format, as table `t.name`: Parquet, CSV
 /// (types inferred as `apply` infers them, with the policy's `type:` overrides) or NDJSON.
 pub async fn register_file(
@@ -355,8 +380,18 @@ async fn read_files(
 ) -> Result<DataFrame> {
     match fmt {
         Format::Parquet => {
-            ctx.read_parquet(paths, ParquetReadOptions::default().file_extension(ext))
+            let which = match paths.len() {
+                1 => first.display().to_string(),
+                n => format!(
+                    "{} (or one of the {} other files of its table)",
+                    first.display(),
+                    n - 1
+                ),
+            };
+            return ctx
+                .read_parquet(paths, ParquetReadOptions::default().file_extension(ext))
                 .await
+                .map_err(|e| undecodable(&e, which).unwrap_or_else(|| df_err(e)));
         }
         Format::Csv => {
             let opts = CsvReadOptions::new()
