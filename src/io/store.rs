@@ -2034,6 +2034,19 @@ impl Error {
 mod tests {
     use super::*;
 
+    /// A remote over `store` at `key`, as `s3://raw/<key>`.
+    fn test_remote(store: Arc<dyn ObjectStore>, key: &ObjPath) -> Remote {
+        Remote {
+            store,
+            multipart: None,
+            kind: Kind::S3,
+            key: key.clone(),
+            base: "s3://raw".into(),
+            prefix: false,
+            secrets: Default::default(),
+        }
+    }
+
     /// An in-memory store whose object is replaced after its first GET: what a writer
     /// racing a reader looks like between two ranged reads.
     #[derive(Debug)]
@@ -2121,15 +2134,7 @@ mod tests {
             let key = ObjPath::from("raw/secret-name.csv");
             rt.block_on(store.inner.put(&key, PutPayload::from(vec![b'x'; 10])))
                 .unwrap();
-            let remote = Remote {
-                store: Arc::new(store),
-                multipart: None,
-                kind: Kind::S3,
-                key: key.clone(),
-                base: "s3://raw".into(),
-                prefix: false,
-                secrets: Default::default(),
-            };
+            let remote = test_remote(Arc::new(store), &key);
             let dir = tempfile::tempdir().unwrap();
             let meta = rt.block_on(remote.store.head(&key)).unwrap();
             // Three GETs of 4 bytes: the object changes after the first.
@@ -2183,15 +2188,7 @@ mod tests {
         let store = Arc::new(object_store::memory::InMemory::new());
         rt.block_on(store.put(&key, PutPayload::from(body.clone())))
             .unwrap();
-        let remote = Remote {
-            store,
-            multipart: None,
-            kind: Kind::S3,
-            key: key.clone(),
-            base: "s3://raw".into(),
-            prefix: false,
-            secrets: Default::default(),
-        };
+        let remote = test_remote(store, &key);
         let dir = tempfile::tempdir().unwrap();
         let local = dir.path().join("w.parquet");
         std::fs::write(&local, b"").unwrap();

@@ -579,17 +579,15 @@ impl SqlJob {
             .with_allow_statements(self.allow_unsafe);
         ctx.sql_with_options(&self.query, options)
             .await
-            .map_err(|e| match e {
-                e if self.undecodable_table(&e).is_some() => {
-                    self.undecodable_table(&e).unwrap_or_else(|| df_err(e))
-                }
-                e if !self.allow_unsafe && is_refused_statement(&e) => Error::Usage(
+            .map_err(|e| match self.undecodable_table(&e) {
+                Some(bad) => bad,
+                None if !self.allow_unsafe && is_refused_statement(&e) => Error::Usage(
                     "SQL: only queries are allowed: DDL (CREATE, DROP), DML (COPY, INSERT) and \
                      statements (SET) read or write files without a policy or provenance. \
                      Pass --allow-unsafe-sql to run them anyway"
                         .into(),
                 ),
-                e => df_err(e),
+                None => df_err(e),
             })
     }
 

@@ -705,24 +705,20 @@ fn a_fifo_as_a_data_file_is_refused_not_waited_on() {
     assert_ne!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("not a regular file"), "{err}");
     // sql: a FIFO as a table, alone or among a directory's files, before DataFusion reads it.
-    let t = format!("t={}", s(&fifo));
-    let o = run_bounded(&["sql", "SELECT COUNT(*) FROM t", "--table", &t]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("not a regular file") && err.contains("f.csv"),
-        "{err}"
-    );
+    let refused = |table: &Path, named: &str| {
+        let t = format!("t={}", s(table));
+        let o = run_bounded(&["sql", "SELECT COUNT(*) FROM t", "--table", &t]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("not a regular file") && err.contains(named),
+            "{err}"
+        );
+    };
+    refused(&fifo, "f.csv");
     let tables = dir.path().join("tables");
     std::fs::create_dir(&tables).unwrap();
     std::fs::copy(&input, tables.join("a.csv")).unwrap();
     assert!(mkfifo(&tables.join("b.csv")));
-    let t = format!("t={}", s(&tables));
-    let o = run_bounded(&["sql", "SELECT COUNT(*) FROM t", "--table", &t]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("not a regular file") && err.contains("b.csv"),
-        "{err}"
-    );
+    refused(&tables, "b.csv");
 }
